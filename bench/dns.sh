@@ -1,0 +1,291 @@
+#!/usr/bin/env bash
+# bench/dns.sh - authoritative DNS benchmark: mailsite vs NSD serving the same example.test zone.
+#
+# Run (as root, from anywhere; needs only loopback):
+#   bash bench/dns.sh                              # mailsite = ../target/release/mailsite (relative to this script)
+#   bash bench/dns.sh /path/to/mailsite            # explicit binary
+#   DURATION=30 bash bench/dns.sh                  # longer dnsperf runs (default 10 s each)
+#   bash bench/dns.sh --peers-only                 # NSD only, with a built-in sample zone
+#
+# What it does:
+#   1. installs what is missing: apt-get dnsperf nsd dnsutils(dig) curl;
+#   2. starts `mailsite --data-dir TMP/data serve` (DNS 127.0.0.1:10053 UDP+TCP), waits for
+#      /readyz, and writes the zone with `mailsite zone export` (--peers-only: a sample zone);
+#   3. checks the zone with nsd-checkzone and starts NSD on 127.0.0.5:10053 with its own
+#      nsd.conf (rrl-ratelimit: 0, pid/db/xfrd/zonelist paths in TMP, foreground -d, backgrounded);
+#   4. checks both answer `dig @ADDR -p 10053 maila.example.test A`, then every distinct
+#      query of the mix (NOERROR, non-empty answer; AA flag and answers identical to NSD's
+#      are warnings only);
+#   5. builds a dnsperf query file: A for maila..mailz, outbox, autoconfig, plus MX example.test
+#      and SRV _imaps._tcp.example.test (each 4x, so ~1/5 of the mix is MX/SRV);
+#   6. runs `dnsperf -s ADDR -p 10053 -d queries -l DURATION -c CLIENTS -T THREADS -Q 1000000`
+#      against each in turn and prints a markdown table (server, queries/s, lost %, avg latency,
+#      ratio vs NSD).
+# All daemons are started by this script, in the background, and stopped by PID on exit.
+#
+# Environment knobs:
+#   DURATION=10            seconds per measured dnsperf run
+#   WARMUP=1               seconds of unmeasured warm-up per server (0 = none)
+#   DNSPERF_CLIENTS=8      dnsperf -c (UDP sockets)
+#   DNSPERF_THREADS=2      dnsperf -T
+#   DNSPERF_OUTSTANDING=500 dnsperf -q (max in-flight queries; default 100 is too few at this rate)
+#   NSD_SERVERS=2          NSD server-count (with reuseport: yes)
+#   KEEP_TMP=1             keep the temp dir (configs, zone, logs, raw dnsperf output)
+#
+# Caveat: dnsperf and the server under test share this machine's cores (2 here): the client
+# costs about as much CPU per query as the server, so absolute qps is client-limited too;
+# compare figures from the same run only.
+set -euo pipefail
+
+# ---------------------------------------------------------------- arguments
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+PEERS_ONLY=0
+MAILSITE_BIN="$SCRIPT_DIR/../target/release/mailsite"
+for arg in "$@"; do
+    case "$arg" in
+        --peers-only) PEERS_ONLY=1 ;;
+        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
+        -*) echo "unknown option: $arg" >&2; exit 2 ;;
+        *) MAILSITE_BIN="$arg" ;;
+    esac
+done
+
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-1}
+DNSPERF_CLIENTS=${DNSPERF_CLIENTS:-8}
+DNSPERF_THREADS=${DNSPERF_THREADS:-2}
+DNSPERF_OUTSTANDING=${DNSPERF_OUTSTANDING:-500}
+NSD_SERVERS=${NSD_SERVERS:-2}
+NCPU=$(nproc)
+
+ZONE=example.test
+PORT=10053
+MAILSITE_IP=127.0.0.1     # fixed by mailsite's embedded default site
+MAILSITE_HTTP=127.0.0.1:8080
+NSD_IP=127.0.0.5
+
+log() { printf '[dns-bench] %s\n' "$*" >&2; }
+die() { printf '[dns-bench] ERROR: %s\n' "$*" >&2; exit 1; }
+
+if [ "$PEERS_ONLY" = 0 ]; then
+    [ -x "$MAILSITE_BIN" ] || die "mailsite binary not found or not executable: $MAILSITE_BIN (build it with 'cargo build --release -p mailsite', pass its path, or use --peers-only)"
+    MAILSITE_BIN=$(cd "$(dirname "$MAILSITE_BIN")" && pwd)/$(basename "$MAILSITE_BIN")
+fi
+
+# ---------------------------------------------------------------- install what is missing
+apt_install() {  # apt_install PKG... ; retries once after 'apt-get update'
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null \
+        || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null; } \
+        || die "apt-get install $* failed"
+}
+export PATH="$PATH:/usr/sbin:/sbin"   # nsd lives in /usr/sbin
+missing=()
+command -v dnsperf       >/dev/null 2>&1 || missing+=(dnsperf)
+command -v nsd           >/dev/null 2>&1 || missing+=(nsd)
+command -v dig           >/dev/null 2>&1 || missing+=(dnsutils)
+command -v curl          >/dev/null 2>&1 || missing+=(curl)
+if [ ${#missing[@]} -gt 0 ]; then log "apt-get install ${missing[*]}"; apt_install "${missing[@]}"; fi
+# Debian's nsd package may try to start the service on install; without systemd/init that is
+# a no-op here. We never use the packaged config.
+
+# ---------------------------------------------------------------- temp dir, process bookkeeping, cleanup
+TMP=$(mktemp -d /tmp/mailsite-bench-dns.XXXXXX)
+PIDS=()            # every daemon we start, stopped in reverse order on exit
+declare -A PID_OF  # server name -> PID
+
+cleanup() {
+    local rc=$? i pid n
+    trap - EXIT INT TERM
+    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+        pid=${PIDS[i]}
+        kill -0 "$pid" 2>/dev/null || continue
+        kill -TERM "$pid" 2>/dev/null || true
+        for n in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done   # <= 5 s
+        kill -0 "$pid" 2>/dev/null && { log "PID $pid ignored SIGTERM, sending SIGKILL"; kill -KILL "$pid" 2>/dev/null || true; }
+        wait "$pid" 2>/dev/null || true
+    done
+    if [ "${KEEP_TMP:-0}" = 1 ] || [ "$rc" != 0 ]; then
+        log "temp dir kept: $TMP (logs: *.log)"
+    else
+        rm -rf "$TMP"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# wait_dns NAME PID IP: poll (0.1 s apart, bounded ~15 s) until IP:PORT answers maila A with NOERROR.
+wait_dns() {
+    local name=$1 pid=$2 ip=$3 i
+    for i in $(seq 1 150); do
+        kill -0 "$pid" 2>/dev/null || die "$name (PID $pid) exited during start-up; see its log in $TMP"
+        dig @"$ip" -p "$PORT" +time=1 +tries=1 "maila.$ZONE" A 2>/dev/null | grep -q 'status: NOERROR' && return 0
+        sleep 0.1
+    done
+    die "$name did not answer maila.$ZONE A on $ip:$PORT within 15 s"
+}
+
+# ---------------------------------------------------------------- 1. mailsite + its zone (or the sample zone)
+ZONEFILE="$TMP/$ZONE.zone"
+if [ "$PEERS_ONLY" = 0 ]; then
+    log "starting mailsite ($MAILSITE_BIN): DNS on $MAILSITE_IP:$PORT"
+    mkdir -p "$TMP/data"
+    "$MAILSITE_BIN" --data-dir "$TMP/data" serve >"$TMP/mailsite.log" 2>&1 &
+    PID_OF[mailsite]=$!
+    PIDS+=("${PID_OF[mailsite]}")
+    for i in $(seq 1 300); do   # HTTP readiness, <= 30 s
+        kill -0 "${PID_OF[mailsite]}" 2>/dev/null || die "mailsite exited during start-up: $(tail -20 "$TMP/mailsite.log")"
+        curl -fsS -o /dev/null --max-time 2 "http://$MAILSITE_HTTP/readyz" 2>/dev/null && break
+        [ "$i" = 300 ] && die "mailsite /readyz not 200 within 30 s"
+        sleep 0.1
+    done
+    wait_dns mailsite "${PID_OF[mailsite]}" "$MAILSITE_IP"
+    "$MAILSITE_BIN" --data-dir "$TMP/data" zone export >"$ZONEFILE" 2>"$TMP/zone-export.log" \
+        || die "mailsite zone export failed: $(cat "$TMP/zone-export.log")"
+else
+    log "--peers-only: NSD serves a built-in sample zone for $ZONE"
+    # Same content as mailsite's export is described to have: SOA, NS, A for maila..mailz,
+    # mail0, outbox, autoconfig, autodiscover, MX and SRV records.
+    {
+        cat <<'EOF'
+$ORIGIN example.test.
+$TTL 300
+@               IN SOA  ns1.example.test. hostmaster.example.test. ( 1 3600 600 604800 300 )
+@               IN NS   ns1.example.test.
+@               IN MX   10 mail0.example.test.
+ns1             IN A    127.0.0.1
+mail0           IN A    127.0.0.1
+outbox          IN A    127.0.0.1
+autoconfig      IN A    127.0.0.1
+autodiscover    IN A    127.0.0.1
+_imaps._tcp     IN SRV  0 1 10993 maila.example.test.
+_imap._tcp      IN SRV  0 1 10143 maila.example.test.
+_pop3s._tcp     IN SRV  0 1 10995 maila.example.test.
+_pop3._tcp      IN SRV  0 1 10110 maila.example.test.
+_submissions._tcp IN SRV 0 1 10465 outbox.example.test.
+_submission._tcp  IN SRV 0 1 10587 outbox.example.test.
+_autodiscover._tcp IN SRV 0 1 8080 autodiscover.example.test.
+EOF
+        for l in {a..z}; do printf 'mail%-11s IN A    127.0.0.1\n' "$l"; done
+    } >"$ZONEFILE"
+fi
+log "zone file: $(grep -c . "$ZONEFILE") lines"
+nsd-checkzone "$ZONE" "$ZONEFILE" >"$TMP/checkzone.log" 2>&1 \
+    || die "nsd-checkzone rejects the zone: $(cat "$TMP/checkzone.log")"
+
+# ---------------------------------------------------------------- 2. NSD
+mkdir -p "$TMP/nsd/xfr"
+cat >"$TMP/nsd/nsd.conf" <<EOF
+# Generated by bench/dns.sh: one zone, no rate limiting, everything under $TMP/nsd.
+server:
+    ip-address: $NSD_IP@$PORT
+    port: $PORT
+    server-count: $NSD_SERVERS
+    reuseport: yes              # one socket per server process
+    username: ""                # don't switch to the 'nsd' user (it couldn't read $TMP)
+    chroot: ""
+    zonesdir: "$TMP"
+    database: ""                # no nsd.db, zones are read from text
+    zonelistfile: "$TMP/nsd/zone.list"
+    pidfile: "$TMP/nsd/nsd.pid"
+    xfrdfile: "$TMP/nsd/xfrd.state"
+    xfrdir: "$TMP/nsd/xfr"
+    cookie-secret-file: "$TMP/nsd/cookiesecrets.txt"
+    logfile: "$TMP/nsd/nsd.log"
+    verbosity: 1
+    hide-version: yes
+    rrl-ratelimit: 0            # response rate limiting off: we are the flood
+    rrl-whitelist-ratelimit: 0
+remote-control:
+    control-enable: no
+zone:
+    name: "$ZONE"
+    zonefile: "$ZONEFILE"
+EOF
+nsd-checkconf "$TMP/nsd/nsd.conf" >"$TMP/nsd/checkconf.log" 2>&1 || die "nsd-checkconf: $(cat "$TMP/nsd/checkconf.log")"
+log "starting NSD on $NSD_IP:$PORT (server-count $NSD_SERVERS)"
+nsd -d -c "$TMP/nsd/nsd.conf" >"$TMP/nsd/stdout.log" 2>&1 &
+PID_OF[NSD]=$!
+PIDS+=("${PID_OF[NSD]}")
+wait_dns NSD "${PID_OF[NSD]}" "$NSD_IP"
+
+# ---------------------------------------------------------------- 3. query mix
+QUERIES="$TMP/queries.txt"
+{
+    for l in {a..z}; do echo "mail$l.$ZONE A"; done
+    echo "outbox.$ZONE A"
+    echo "autoconfig.$ZONE A"
+    for n in 1 2 3 4; do echo "$ZONE MX"; echo "_imaps._tcp.$ZONE SRV"; done
+} >"$QUERIES"
+log "query file: $(wc -l <"$QUERIES") queries ($(sort -u "$QUERIES" | wc -l) distinct)"
+
+# ---------------------------------------------------------------- 4. correctness gate
+TARGETS=("NSD $NSD_IP")
+[ "$PEERS_ONLY" = 0 ] && TARGETS+=("mailsite $MAILSITE_IP")
+for t in "${TARGETS[@]}"; do
+    set -- $t
+    name=$1 ip=$2
+    dig @"$ip" -p "$PORT" +time=2 +tries=2 "maila.$ZONE" A >"$TMP/dig.$name.maila" 2>&1 || true
+    grep -q 'status: NOERROR' "$TMP/dig.$name.maila" && grep -qE '^maila\.example\.test\.[[:space:]].*[[:space:]]A[[:space:]]' "$TMP/dig.$name.maila" \
+        || die "$name: 'dig @$ip -p $PORT maila.$ZONE A' gave no A answer: $(cat "$TMP/dig.$name.maila")"
+    warned_aa=0
+    while read -r qname qtype; do
+        out=$(dig @"$ip" -p "$PORT" +time=2 +tries=2 +norec "$qname" "$qtype" 2>&1) || true
+        grep -q 'status: NOERROR' <<<"$out" || die "$name: $qname $qtype did not return NOERROR: $out"
+        grep -qE 'ANSWER: [1-9]' <<<"$out" || die "$name: $qname $qtype returned an empty answer: $out"
+        if [ "$warned_aa" = 0 ] && ! grep -qE 'flags:[^;]* aa[ ;]' <<<"$out"; then
+            log "WARNING: $name answers $qname $qtype without the AA (authoritative) flag"; warned_aa=1
+        fi
+        dig @"$ip" -p "$PORT" +time=2 +tries=2 +short "$qname" "$qtype" 2>/dev/null | sort >>"$TMP/answers.$name"
+    done < <(sort -u "$QUERIES")
+    log "$name OK: all $(sort -u "$QUERIES" | wc -l) distinct queries answered NOERROR with data"
+done
+if [ "$PEERS_ONLY" = 0 ] && ! cmp -s "$TMP/answers.NSD" "$TMP/answers.mailsite"; then
+    log "WARNING: mailsite and NSD answer differently for the same zone:"
+    diff "$TMP/answers.NSD" "$TMP/answers.mailsite" | head -20 >&2 || true
+fi
+
+# ---------------------------------------------------------------- 5. dnsperf runs
+declare -A QPS LOST LAT NOTE
+for t in "${TARGETS[@]}"; do
+    set -- $t
+    name=$1 ip=$2
+    args=(-s "$ip" -p "$PORT" -d "$QUERIES" -c "$DNSPERF_CLIENTS" -T "$DNSPERF_THREADS" -q "$DNSPERF_OUTSTANDING" -Q 1000000)
+    if [ "$WARMUP" != 0 ]; then
+        log "$name: warm-up ${WARMUP}s"
+        dnsperf "${args[@]}" -l "$WARMUP" >/dev/null 2>&1 || true
+    fi
+    log "$name: dnsperf ${args[*]} -l $DURATION"
+    out="$TMP/dnsperf.$name.txt"
+    dnsperf "${args[@]}" -l "$DURATION" >"$out" 2>&1 || die "dnsperf against $name failed: $(cat "$out")"
+    QPS[$name]=$(awk '/Queries per second:/ { printf "%.0f", $4 }' "$out")
+    LOST[$name]=$(awk '/Queries lost:/ { gsub(/[()%]/, "", $4); print $4 }' "$out")
+    LAT[$name]=$(awk '/Average Latency \(s\):/ { printf "%.3f", $4 * 1000 }' "$out")
+    [ -n "${QPS[$name]}" ] && [ -n "${LOST[$name]}" ] && [ -n "${LAT[$name]}" ] || die "could not parse dnsperf output for $name: $(cat "$out")"
+    NOTE[$name]=$(awk '/Response codes:/ { sub(/^ *Response codes: */, ""); print }' "$out")
+    kill -0 "${PID_OF[$name]}" 2>/dev/null || die "$name (PID ${PID_OF[$name]}) died during the benchmark; see its log in $TMP"
+done
+
+# ---------------------------------------------------------------- 6. report
+echo
+echo "### Authoritative DNS benchmark ($(date -u +%Y-%m-%dT%H:%MZ), $NCPU cores shared with dnsperf, UDP, dnsperf -c $DNSPERF_CLIENTS -T $DNSPERF_THREADS -q $DNSPERF_OUTSTANDING -l $DURATION)"
+echo
+echo "| server | queries/s | lost % | avg latency (ms) | ratio vs NSD |"
+echo "|---|---:|---:|---:|---:|"
+base=${QPS[NSD]}
+for t in "${TARGETS[@]}"; do
+    set -- $t
+    name=$1
+    case $name in
+        NSD) label="NSD $(nsd -v 2>&1 | awk 'NR == 1 { print $3 }') (server-count $NSD_SERVERS)" ;;
+        *)   label=$name ;;
+    esac
+    ratio=$(awk -v a="${QPS[$name]}" -v b="$base" 'BEGIN { r = (b > 0 ? a / b : 0); printf (r >= 0.1 ? "%.2fx" : "%.4fx"), r }')
+    echo "| $label | ${QPS[$name]} | ${LOST[$name]} | ${LAT[$name]} | $ratio |"
+done
+echo
+for t in "${TARGETS[@]}"; do
+    set -- $t
+    printf -- '- %s response codes: %s\n' "$1" "${NOTE[$1]:-?}"
+done

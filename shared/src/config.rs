@@ -1,0 +1,648 @@
+//! The site configuration: one TOML file describes a whole site (domains, servers,
+//! the letter map, ports, TLS, database) and which roles this node runs.
+//!
+//! Parsing is two steps: serde reads the file with spans kept on the values that
+//! validation may reject, then [`SiteConfig::from_toml`] checks what serde cannot
+//! (every letter mapped once, servers named in the letter map exist, addresses unique)
+//! so that each error names the file, the line, the key and the fix.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The embedded default site, as TOML text (also what `check-config --print-default` shows).
+pub const DEFAULT_SITE_TOML: &str = include_str!("default-site.toml");
+
+/// Number of routing buckets: `a`..`z` plus one for every other first character.
+pub const BUCKETS: usize = 27;
+
+/// A role a node can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Autoconfig,
+    Dns,
+    Mailbox,
+    Sorter,
+}
+
+/// Ports clients and sorters use. One set per site: every mailbox server listens on the
+/// same client ports so that a moved letter needs no client change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ports {
+    pub imap: u16,
+    pub imaps: u16,
+    pub pop3: u16,
+    pub pop3s: u16,
+    pub smtp: u16,
+    pub submission: u16,
+    pub submissions: u16,
+    pub lmtp: u16,
+}
+
+impl Default for Ports {
+    fn default() -> Self {
+        Ports {
+            imap: 143,
+            imaps: 993,
+            pop3: 110,
+            pop3s: 995,
+            smtp: 25,
+            submission: 587,
+            submissions: 465,
+            lmtp: 24,
+        }
+    }
+}
+
+/// A mailbox server or sorter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    pub name: String,
+    pub addresses: Vec<IpAddr>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// A validated site configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteConfig {
+    /// The primary mail domain (lower case).
+    pub domain: String,
+    /// Further mail domains served by the same users (lower case).
+    pub other_domains: Vec<String>,
+    pub name: String,
+    pub short_name: String,
+    pub data_dir: PathBuf,
+    /// Database URL; `None` means SQLite in the data directory.
+    pub database: Option<String>,
+    pub roles: Vec<Role>,
+    pub http_listen: SocketAddr,
+    pub http_addresses: Vec<IpAddr>,
+    pub dns_listen: SocketAddr,
+    pub dns_addresses: Vec<IpAddr>,
+    pub ttl: u32,
+    pub alias_ttl: u32,
+    pub outbox_ttl: u32,
+    pub ports: Ports,
+    pub tls: Option<TlsFiles>,
+    pub mailboxes: Vec<Server>,
+    pub sorters: Vec<Server>,
+    /// For each bucket (`a`..`z`, then other), the index into `mailboxes` of its home server.
+    pub letters: [usize; BUCKETS],
+}
+
+/// A configuration error that names where it is and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    /// The file, or `None` for the embedded default.
+    pub file: Option<PathBuf>,
+    pub line: Option<usize>,
+    /// The key at fault, e.g. `letters."n-z"`.
+    pub key: String,
+    pub message: String,
+    pub fix: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let file = self
+            .file
+            .as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "embedded default".to_string());
+        match self.line {
+            Some(line) => write!(f, "{file}:{line}: ")?,
+            None => write!(f, "{file}: ")?,
+        }
+        if !self.key.is_empty() {
+            write!(f, "{}: ", self.key)?;
+        }
+        write!(f, "{}", self.message)?;
+        if !self.fix.is_empty() {
+            write!(f, "\n  fix: {}", self.fix)?;
+        }
+        Ok(())
+    }
+}
+
+// ---- the file as serde reads it -------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    site: RawSite,
+    #[serde(default)]
+    node: RawNode,
+    http: RawHttp,
+    dns: RawDns,
+    #[serde(default)]
+    ports: Ports,
+    tls: Option<RawTls>,
+    #[serde(default)]
+    mailbox: Vec<RawServer>,
+    #[serde(default)]
+    sorter: Vec<RawServer>,
+    letters: Spanned<BTreeMap<Spanned<String>, Spanned<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSite {
+    domain: Spanned<String>,
+    #[serde(default)]
+    other_domains: Vec<Spanned<String>>,
+    name: Option<String>,
+    short_name: Option<String>,
+    data_dir: Option<PathBuf>,
+    database: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNode {
+    roles: Spanned<Vec<Role>>,
+}
+
+impl Default for RawNode {
+    fn default() -> Self {
+        RawNode {
+            roles: Spanned::new(
+                0..0,
+                vec![Role::Autoconfig, Role::Dns, Role::Mailbox, Role::Sorter],
+            ),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    listen: SocketAddr,
+    addresses: Spanned<Vec<IpAddr>>,
+}
+
+fn default_ttl() -> u32 {
+    300
+}
+fn default_alias_ttl() -> u32 {
+    30
+}
+fn default_outbox_ttl() -> u32 {
+    10
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDns {
+    listen: SocketAddr,
+    addresses: Spanned<Vec<IpAddr>>,
+    #[serde(default = "default_ttl")]
+    ttl: u32,
+    #[serde(default = "default_alias_ttl")]
+    alias_ttl: u32,
+    #[serde(default = "default_outbox_ttl")]
+    outbox_ttl: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    name: Spanned<String>,
+    addresses: Spanned<Vec<IpAddr>>,
+}
+
+// ---- validation -------------------------------------------------------------------
+
+struct Source<'a> {
+    file: Option<&'a Path>,
+    text: &'a str,
+}
+
+impl Source<'_> {
+    fn line_of(&self, offset: usize) -> Option<usize> {
+        if offset == 0 && self.text.is_empty() {
+            return None;
+        }
+        let offset = offset.min(self.text.len());
+        Some(self.text[..offset].bytes().filter(|&b| b == b'\n').count() + 1)
+    }
+
+    fn error(
+        &self,
+        span: Option<std::ops::Range<usize>>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> ConfigError {
+        ConfigError {
+            file: self.file.map(Path::to_path_buf),
+            line: span.and_then(|s| self.line_of(s.start)),
+            key: key.into(),
+            message: message.into(),
+            fix: fix.into(),
+        }
+    }
+}
+
+/// Checks a domain name: lower-case ASCII labels of letters, digits and hyphens.
+pub fn valid_domain(domain: &str) -> bool {
+    !domain.is_empty()
+        && domain.len() <= 253
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+/// Parses a key of the letter map: `"a"`, `"a-m"` or `"other"`, into bucket indices.
+fn letter_key(key: &str) -> Option<Vec<usize>> {
+    let key = key.trim().to_ascii_lowercase();
+    if key == "other" {
+        return Some(vec![BUCKETS - 1]);
+    }
+    let bytes = key.as_bytes();
+    let (first, last) = match bytes {
+        [c] => (*c, *c),
+        [a, b'-', b] => (*a, *b),
+        _ => return None,
+    };
+    if !first.is_ascii_lowercase() || !last.is_ascii_lowercase() || first > last {
+        return None;
+    }
+    Some((first..=last).map(|c| (c - b'a') as usize).collect())
+}
+
+/// The printable name of a bucket: `a`..`z`, or `other`.
+pub fn bucket_name(bucket: usize) -> String {
+    if bucket < 26 {
+        ((b'a' + bucket as u8) as char).to_string()
+    } else {
+        "other".to_string()
+    }
+}
+
+fn servers(
+    src: &Source<'_>,
+    kind: &str,
+    raw: Vec<RawServer>,
+    seen_names: &mut BTreeMap<String, String>,
+) -> Result<Vec<Server>, ConfigError> {
+    let mut out = Vec::with_capacity(raw.len());
+    for server in raw {
+        let span = server.name.span();
+        let name = server.name.into_inner().to_ascii_lowercase();
+        let key = format!("[[{kind}]] name");
+        if !valid_domain(&name) || name.contains('.') {
+            return Err(src.error(
+                Some(span),
+                key,
+                format!("{name:?} is not a usable server name"),
+                "use a single DNS label of letters, digits and hyphens, e.g. \"mailbox3\"",
+            ));
+        }
+        if name.len() == 5 && name.starts_with("mail") || name == "mail0" || name == "outbox" {
+            return Err(src.error(
+                Some(span),
+                key,
+                format!("{name:?} collides with a site alias name"),
+                "choose a name that is not mail<letter>, mail0 or outbox",
+            ));
+        }
+        if let Some(other) = seen_names.insert(name.clone(), kind.to_string()) {
+            return Err(src.error(
+                Some(span),
+                key,
+                format!("a {other} server is already named {name:?}"),
+                "give every mailbox server and sorter its own name",
+            ));
+        }
+        if server.addresses.get_ref().is_empty() {
+            return Err(src.error(
+                Some(server.addresses.span()),
+                format!("{kind} {name}: addresses"),
+                "no address given",
+                "list at least one IP address, e.g. addresses = [\"192.0.2.10\"]",
+            ));
+        }
+        out.push(Server {
+            name,
+            addresses: server.addresses.into_inner(),
+        });
+    }
+    Ok(out)
+}
+
+impl SiteConfig {
+    /// The embedded default site.
+    pub fn embedded() -> SiteConfig {
+        SiteConfig::from_toml(DEFAULT_SITE_TOML, None).expect("the embedded default site is valid")
+    }
+
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<SiteConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: Some(path.to_path_buf()),
+            line: None,
+            key: String::new(),
+            message: format!("cannot read the file: {e}"),
+            fix: "check the path given with --config".into(),
+        })?;
+        SiteConfig::from_toml(&text, Some(path))
+    }
+
+    /// Parses and validates configuration text; `file` names it in errors.
+    pub fn from_toml(text: &str, file: Option<&Path>) -> Result<SiteConfig, ConfigError> {
+        let src = Source { file, text };
+        let raw: RawFile = toml::from_str(text).map_err(|e| {
+            let fix = if e.message().contains("unknown field") {
+                "remove or correct the key; `mailsite check-config --print-default` shows every key"
+            } else if e.message().contains("missing field") {
+                "add the key; `mailsite check-config --print-default` shows a complete file"
+            } else {
+                "correct the value at that line"
+            };
+            src.error(e.span(), "", e.message().trim().to_string(), fix)
+        })?;
+
+        let domain_span = raw.site.domain.span();
+        let domain = raw.site.domain.into_inner().to_ascii_lowercase();
+        if !valid_domain(&domain) {
+            return Err(src.error(
+                Some(domain_span),
+                "site.domain",
+                format!("{domain:?} is not a domain name"),
+                "use the mail domain, e.g. domain = \"example.org\"",
+            ));
+        }
+        let mut other_domains = Vec::new();
+        for d in raw.site.other_domains {
+            let span = d.span();
+            let d = d.into_inner().to_ascii_lowercase();
+            if !valid_domain(&d) || d == domain || other_domains.contains(&d) {
+                return Err(src.error(
+                    Some(span),
+                    "site.other_domains",
+                    format!("{d:?} is not a further, distinct domain name"),
+                    "list each extra mail domain once, not the primary domain",
+                ));
+            }
+            other_domains.push(d);
+        }
+
+        let roles = raw.node.roles.get_ref().clone();
+        if roles.is_empty() {
+            return Err(src.error(
+                Some(raw.node.roles.span()),
+                "node.roles",
+                "no role given",
+                "list what this node runs, e.g. roles = [\"autoconfig\", \"dns\"]",
+            ));
+        }
+        for (key, addrs) in [
+            ("http.addresses", &raw.http.addresses),
+            ("dns.addresses", &raw.dns.addresses),
+        ] {
+            if addrs.get_ref().is_empty() {
+                return Err(src.error(
+                    Some(addrs.span()),
+                    key,
+                    "no address given",
+                    "list the public addresses of this service",
+                ));
+            }
+        }
+
+        let mut names = BTreeMap::new();
+        let mailboxes = servers(&src, "mailbox", raw.mailbox, &mut names)?;
+        let sorters = servers(&src, "sorter", raw.sorter, &mut names)?;
+        if mailboxes.is_empty() {
+            return Err(src.error(
+                None,
+                "[[mailbox]]",
+                "the site has no mailbox server",
+                "add a [[mailbox]] table with a name and addresses",
+            ));
+        }
+        if sorters.is_empty() {
+            return Err(src.error(
+                None,
+                "[[sorter]]",
+                "the site has no sorter",
+                "add a [[sorter]] table with a name and addresses",
+            ));
+        }
+
+        let mut letters: [Option<usize>; BUCKETS] = [None; BUCKETS];
+        let letters_span = raw.letters.span();
+        for (key, value) in raw.letters.into_inner() {
+            let key_span = key.span();
+            let key = key.into_inner();
+            let Some(buckets) = letter_key(&key) else {
+                return Err(src.error(
+                    Some(key_span),
+                    format!("letters.{key:?}"),
+                    "not a letter, a range of letters or \"other\"",
+                    "use keys like \"a\", \"a-m\" or other",
+                ));
+            };
+            let server_name = value.get_ref().to_ascii_lowercase();
+            let Some(index) = mailboxes.iter().position(|m| m.name == server_name) else {
+                let known: Vec<&str> = mailboxes.iter().map(|m| m.name.as_str()).collect();
+                return Err(src.error(
+                    Some(value.span()),
+                    format!("letters.{key:?}"),
+                    format!("no mailbox server is named {server_name:?}"),
+                    format!(
+                        "use one of {} or add a [[mailbox]] named {server_name:?}",
+                        known.join(", ")
+                    ),
+                ));
+            };
+            for b in buckets {
+                if letters[b].is_some() {
+                    return Err(src.error(
+                        Some(key_span.clone()),
+                        format!("letters.{key:?}"),
+                        format!("letter {} is mapped twice", bucket_name(b)),
+                        "map every letter exactly once",
+                    ));
+                }
+                letters[b] = Some(index);
+            }
+        }
+        let missing: Vec<String> = (0..BUCKETS)
+            .filter(|&b| letters[b].is_none())
+            .map(bucket_name)
+            .collect();
+        if !missing.is_empty() {
+            return Err(src.error(
+                Some(letters_span),
+                "letters",
+                format!("not mapped to a mailbox server: {}", missing.join(", ")),
+                "add them to a range (e.g. \"a-m\" = \"mailbox1\") or, for digits and other first characters, other = \"mailbox1\"",
+            ));
+        }
+
+        let data_dir = raw
+            .site
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from("mailsite-data"));
+        Ok(SiteConfig {
+            name: raw.site.name.unwrap_or_else(|| format!("{domain} mail")),
+            short_name: raw.site.short_name.unwrap_or_else(|| domain.clone()),
+            domain,
+            other_domains,
+            data_dir,
+            database: raw.site.database,
+            roles,
+            http_listen: raw.http.listen,
+            http_addresses: raw.http.addresses.into_inner(),
+            dns_listen: raw.dns.listen,
+            dns_addresses: raw.dns.addresses.into_inner(),
+            ttl: raw.dns.ttl,
+            alias_ttl: raw.dns.alias_ttl,
+            outbox_ttl: raw.dns.outbox_ttl,
+            ports: raw.ports,
+            tls: raw.tls.map(|t| TlsFiles {
+                cert: t.cert,
+                key: t.key,
+            }),
+            mailboxes,
+            sorters,
+            letters: letters.map(|l| l.unwrap_or(0)),
+        })
+    }
+
+    /// All mail domains of the site, primary first.
+    pub fn domains(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.domain.as_str()).chain(self.other_domains.iter().map(String::as_str))
+    }
+
+    /// Whether `domain` (lower case) is one of the site's mail domains.
+    pub fn serves_domain(&self, domain: &str) -> bool {
+        self.domains().any(|d| d == domain)
+    }
+
+    pub fn runs(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    pub fn mailbox_index(&self, name: &str) -> Option<usize> {
+        self.mailboxes.iter().position(|m| m.name == name)
+    }
+
+    /// The database URL in use: the configured one, or SQLite in the data directory.
+    pub fn database_url(&self) -> String {
+        match &self.database {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("site.db").display()
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_is_the_documented_site() {
+        let c = SiteConfig::embedded();
+        assert_eq!(c.domain, "example.test");
+        assert_eq!(c.mailboxes.len(), 2);
+        assert_eq!(c.mailboxes[0].addresses, vec!["127.0.0.11".parse::<IpAddr>().unwrap()]);
+        assert_eq!(c.sorters[1].addresses, vec!["127.0.0.22".parse::<IpAddr>().unwrap()]);
+        assert_eq!(c.letters[0], 0); // a -> mailbox1
+        assert_eq!(c.letters[12], 0); // m -> mailbox1
+        assert_eq!(c.letters[13], 1); // n -> mailbox2
+        assert_eq!(c.letters[25], 1); // z -> mailbox2
+        assert_eq!(c.letters[26], 0); // other -> mailbox1
+        assert_eq!(c.http_listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(c.dns_listen, "127.0.0.1:10053".parse().unwrap());
+    }
+
+    fn with(replace: &str, by: &str) -> Result<SiteConfig, ConfigError> {
+        assert!(DEFAULT_SITE_TOML.contains(replace), "{replace}");
+        let text = DEFAULT_SITE_TOML.replacen(replace, by, 1);
+        SiteConfig::from_toml(&text, Some(Path::new("site.toml")))
+    }
+
+    fn line_of(needle: &str) -> usize {
+        DEFAULT_SITE_TOML
+            .lines()
+            .position(|l| l.contains(needle))
+            .unwrap()
+            + 1
+    }
+
+    #[test]
+    fn unknown_server_in_letter_map_names_line_and_fix() {
+        let e = with("\"n-z\" = \"mailbox2\"", "\"n-z\" = \"mailbox3\"").unwrap_err();
+        assert_eq!(e.line, Some(line_of("\"n-z\"")));
+        assert!(e.message.contains("mailbox3"), "{e}");
+        assert!(e.fix.contains("mailbox1, mailbox2"), "{e}");
+        assert!(e.to_string().starts_with("site.toml:"), "{e}");
+    }
+
+    #[test]
+    fn missing_letters_are_listed() {
+        let e = with("\"n-z\" = \"mailbox2\"", "\"n-x\" = \"mailbox2\"").unwrap_err();
+        assert!(e.message.ends_with("y, z"), "{e}");
+    }
+
+    #[test]
+    fn letter_mapped_twice_is_refused() {
+        let e = with("other = \"mailbox1\"", "other = \"mailbox1\"\n\"q\" = \"mailbox1\"").unwrap_err();
+        assert!(e.message.contains("letter q is mapped twice"), "{e}");
+    }
+
+    #[test]
+    fn typo_in_key_names_its_line() {
+        let e = with("alias_ttl = 30", "alias_tll = 30").unwrap_err();
+        assert_eq!(e.line, Some(line_of("alias_ttl")));
+        assert!(e.message.contains("alias_tll"), "{e}");
+        assert!(e.fix.contains("print-default"), "{e}");
+    }
+
+    #[test]
+    fn bad_address_names_its_line() {
+        let e = with("\"127.0.0.12\"", "\"127.0.0.300\"").unwrap_err();
+        assert_eq!(e.line, Some(line_of("127.0.0.12")));
+    }
+
+    #[test]
+    fn bad_domain_is_refused() {
+        let e = with("domain = \"example.test\"", "domain = \"exa mple\"").unwrap_err();
+        assert_eq!(e.key, "site.domain");
+    }
+
+    #[test]
+    fn duplicate_server_names_are_refused() {
+        let e = with("name = \"sorter2\"", "name = \"mailbox1\"").unwrap_err();
+        assert!(e.message.contains("already named"), "{e}");
+    }
+}

@@ -1,0 +1,15 @@
+//! The mailsite site model: what every part of mailsite agrees on.
+//!
+//! - [`config`]: the site configuration file and the embedded default site;
+//! - [`route`]: letter -> alias -> server routing, the one place every role asks;
+//! - [`autoconfig`]: the client configuration model and its Thunderbird, Outlook and
+//!   Apple renderings (and parsers, for the desktop helper);
+//! - [`xml`]: bounded XML reading and escaping.
+
+pub mod autoconfig;
+pub mod config;
+pub mod route;
+pub mod xml;
+
+pub use config::{Role, SiteConfig};
+pub use route::{Route, ServerState, SiteMap};
