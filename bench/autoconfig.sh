@@ -24,6 +24,8 @@
 # Environment knobs:
 #   DURATION=10         seconds per measured wrk run
 #   WARMUP=2            seconds of unmeasured wrk warm-up per server (0 = none)
+#   ROUNDS=1            rounds (servers alternate within a round); the table shows each
+#                       server's median-requests/s run. ROUNDS=3 is advisable on a noisy machine.
 #   WRK_THREADS=2 WRK_CONNS=50
 #   AUTOMX2_WORKERS     gunicorn sync workers (default 2*nproc+1, gunicorn's own recommendation)
 #   KEEP_TMP=1          keep the temp dir (configs, logs, bodies, raw wrk output) for inspection
@@ -47,6 +49,7 @@ done
 
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
+ROUNDS=${ROUNDS:-1}
 WRK_THREADS=${WRK_THREADS:-2}
 WRK_CONNS=${WRK_CONNS:-50}
 NCPU=$(nproc)
@@ -99,18 +102,22 @@ chmod 755 "$TMP"   # nginx workers run as an unprivileged user and must traverse
 PIDS=()            # every daemon we start, stopped in reverse order on exit
 declare -A PID_OF  # server name -> PID, to check it survived its wrk run
 
+CLIENT_PID=        # the load generator currently running, if any
+
 cleanup() {
-    local rc=$? i pid n
+    local rc=$? i pid
     trap - EXIT INT TERM
+    if [ -n "$CLIENT_PID" ]; then kill -TERM "$CLIENT_PID" 2>/dev/null || true; wait "$CLIENT_PID" 2>/dev/null || true; fi
     for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
         pid=${PIDS[i]}
         kill -0 "$pid" 2>/dev/null || continue
         kill -TERM "$pid" 2>/dev/null || true
-        for n in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done   # <= 5 s
+        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done   # <= 5 s
         kill -0 "$pid" 2>/dev/null && { log "PID $pid ignored SIGTERM, sending SIGKILL"; kill -KILL "$pid" 2>/dev/null || true; }
         wait "$pid" 2>/dev/null || true
     done
-    if [ "${KEEP_TMP:-0}" = 1 ] || [ "$rc" != 0 ]; then
+    # keep the evidence on failure (not on Ctrl-C/SIGTERM) or on request
+    if [ "${KEEP_TMP:-0}" = 1 ] || { [ "$rc" != 0 ] && [ "$rc" != 130 ] && [ "$rc" != 143 ]; }; then
         log "temp dir kept: $TMP (logs: *.log)"
     else
         rm -rf "$TMP"
@@ -120,6 +127,19 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# run_client OUT CMD...: run a load generator in the background and wait for it, so that
+# SIGINT/SIGTERM to this script interrupt the wait at once (a foreground child would delay
+# the traps until it finished) and cleanup can stop it.
+run_client() {
+    local out=$1 rc=0
+    shift
+    "$@" >"$out" 2>&1 &
+    CLIENT_PID=$!
+    wait "$CLIENT_PID" || rc=$?
+    CLIENT_PID=
+    return "$rc"
+}
 
 # wait_http NAME PID URL [TRIES]: poll URL (0.1 s apart, bounded) until it answers 2xx; fail if PID died.
 wait_http() {
@@ -299,6 +319,7 @@ AUTOMX2_CONF="$TMP/automx2/automx2.conf" "$PYTHON" -m gunicorn "${gunicorn_args[
     >"$TMP/automx2/stdout.log" 2>&1 &
 PID_OF[automx2]=$!
 PIDS+=("${PID_OF[automx2]}")
+# (automx2 logs "no such table: provider" for this GET / until /initdb/ has created the schema; harmless)
 wait_http automx2 "${PID_OF[automx2]}" "http://$AUTOMX2_ADDR/" 300
 curl -fsS --max-time 10 -X POST -H 'Content-Type: application/json' \
      --data-binary "@$TMP/automx2/seed.json" "http://$AUTOMX2_ADDR/initdb/" >"$TMP/automx2/initdb.html" \
@@ -318,8 +339,8 @@ TARGETS+=("nginx $NGINX_ADDR")
 TARGETS+=("automx2 $AUTOMX2_ADDR")
 [ "$PEERS_ONLY" = 0 ] && TARGETS+=("mailsite $MAILSITE_ADDR")
 for t in "${TARGETS[@]}"; do
-    set -- $t
-    check_doc "$1" "http://$2$QUERY_PATH"
+    read -r name addr <<<"$t"
+    check_doc "$name" "http://$addr$QUERY_PATH"
 done
 grep -q '<socketType>SSL</socketType>' "$TMP/body.automx2" || die "automx2 document has no SSL server (socket_type fix-up failed)"
 if [ "$PEERS_ONLY" = 0 ]; then
@@ -335,46 +356,57 @@ to_ms() {
         printf "%.2f", n }'
 }
 
-declare -A RPS P50 P99 NOTE
+# ROUNDS rounds, alternating servers within each round; each server's reported figures are
+# those of its median-requests/s run (this machine's run-to-run noise is easily +-20 %).
+for round in $(seq 1 "$ROUNDS"); do
+    for t in "${TARGETS[@]}"; do
+        read -r name addr <<<"$t"
+        url="http://$addr$QUERY_PATH"
+        if [ "$round" = 1 ] && [ "$WARMUP" != 0 ]; then
+            log "$name: warm-up ${WARMUP}s"
+            run_client /dev/null wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"${WARMUP}s" "$url" || true
+        fi
+        log "$name (round $round/$ROUNDS): wrk -t$WRK_THREADS -c$WRK_CONNS -d${DURATION}s --latency $url"
+        out="$TMP/wrk.$name.$round.txt"
+        run_client "$out" wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"${DURATION}s" --latency "$url" \
+            || die "wrk against $name failed: $(cat "$out")"
+        rps=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")
+        [ -n "$rps" ] || die "could not parse wrk output for $name: $(cat "$out")"
+        echo "$rps $out" >>"$TMP/runs.$name"
+        kill -0 "${PID_OF[$name]}" 2>/dev/null || die "$name (PID ${PID_OF[$name]}) died during the benchmark; see its log in $TMP"
+    done
+done
+
+declare -A RPS P50 P99 NOTE ALL
 for t in "${TARGETS[@]}"; do
-    set -- $t
-    name=$1 url="http://$2$QUERY_PATH"
-    if [ "$WARMUP" != 0 ]; then
-        log "$name: warm-up ${WARMUP}s"
-        wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"${WARMUP}s" "$url" >/dev/null 2>&1 || true
-    fi
-    log "$name: wrk -t$WRK_THREADS -c$WRK_CONNS -d${DURATION}s --latency $url"
-    out="$TMP/wrk.$name.txt"
-    wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"${DURATION}s" --latency "$url" >"$out" 2>&1 \
-        || die "wrk against $name failed: $(cat "$out")"
+    read -r name _ <<<"$t"
+    out=$(sort -n "$TMP/runs.$name" | awk '{ f[NR] = $2 } END { print f[int((NR + 1) / 2)] }')   # median run
+    ALL[$name]=$(awk '{ printf "%s%s", sep, $1; sep = ", " }' "$TMP/runs.$name")
     RPS[$name]=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")
     P50[$name]=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")")
     P99[$name]=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")
-    [ -n "${RPS[$name]}" ] || die "could not parse wrk output for $name: $(cat "$out")"
-    NOTE[$name]=$(awk '/Non-2xx or 3xx responses:/ { printf "non-2xx: %s; ", $NF } /Socket errors:/ { sub(/^ *Socket errors: */, ""); printf "socket errors: %s; ", $0 }' "$out")
-    kill -0 "${PID_OF[$name]}" 2>/dev/null || die "$name (PID ${PID_OF[$name]}) died during the benchmark; see its log in $TMP"
+    NOTE[$name]=$(awk '/Non-2xx or 3xx responses:/ { printf "NON-2XX RESPONSES: %s; ", $NF } /Socket errors:/ { sub(/^ *Socket errors: */, ""); printf "socket errors: %s; ", $0 }' "$out")
 done
 
 # ---------------------------------------------------------------- 6. report
 echo
-echo "### Autoconfig HTTP benchmark ($(date -u +%Y-%m-%dT%H:%MZ), $NCPU cores, wrk -t$WRK_THREADS -c$WRK_CONNS -d${DURATION}s, GET $QUERY_PATH)"
+echo "### Autoconfig HTTP benchmark ($(date -u +%Y-%m-%dT%H:%MZ), $NCPU cores, wrk -t$WRK_THREADS -c$WRK_CONNS -d${DURATION}s, median of $ROUNDS round(s), GET $QUERY_PATH)"
 echo
 echo "| server | requests/s | p50 latency (ms) | p99 latency (ms) | ratio vs nginx |"
 echo "|---|---:|---:|---:|---:|"
 base=${RPS[nginx]}
 for t in "${TARGETS[@]}"; do
-    set -- $t
-    name=$1
+    read -r name _ <<<"$t"
     case $name in
         nginx)    label="nginx $("$NGINX_BIN" -v 2>&1 | sed 's|.*/||') (static file)" ;;
-        automx2)  label="automx2 $("$PYTHON" -c 'import importlib.metadata as m; print(m.version("automx2"))' 2>/dev/null) (gunicorn, $AUTOMX2_WORKERS workers)" ;;
-        *)        label="$name" ;;
+        automx2)  label="automx2 $("$PYTHON" -c 'import importlib.metadata as m; print(m.version("automx2"))' 2>/dev/null || true) (gunicorn, $AUTOMX2_WORKERS workers)" ;;
+        *)        v=$("$MAILSITE_BIN" --version 2>/dev/null | head -1 | awk '{ print $NF }' || true); label="mailsite${v:+ $v}" ;;
     esac
     ratio=$(awk -v a="${RPS[$name]}" -v b="$base" 'BEGIN { r = (b > 0 ? a / b : 0); printf (r >= 0.1 ? "%.2fx" : "%.4fx"), r }')
     echo "| $label | ${RPS[$name]} | ${P50[$name]} | ${P99[$name]} | $ratio |"
 done
 echo
 for t in "${TARGETS[@]}"; do
-    set -- $t
-    printf -- '- %s: %s bytes per response. %s\n' "$1" "$(wc -c <"$TMP/body.$1")" "${NOTE[$1]:-no errors}"
+    read -r name _ <<<"$t"
+    printf -- '- %s: %s bytes per response; %srequests/s of each round: %s\n' "$name" "$(wc -c <"$TMP/body.$name")" "${NOTE[$name]:-no errors; }" "${ALL[$name]}"
 done

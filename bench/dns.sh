@@ -26,6 +26,8 @@
 # Environment knobs:
 #   DURATION=10            seconds per measured dnsperf run
 #   WARMUP=1               seconds of unmeasured warm-up per server (0 = none)
+#   ROUNDS=1               rounds (servers alternate within a round); the table shows each
+#                          server's median-qps run. ROUNDS=3 is advisable on a noisy machine.
 #   DNSPERF_CLIENTS=8      dnsperf -c (UDP sockets)
 #   DNSPERF_THREADS=2      dnsperf -T
 #   DNSPERF_OUTSTANDING=500 dnsperf -q (max in-flight queries; default 100 is too few at this rate)
@@ -52,6 +54,7 @@ done
 
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-1}
+ROUNDS=${ROUNDS:-1}
 DNSPERF_CLIENTS=${DNSPERF_CLIENTS:-8}
 DNSPERF_THREADS=${DNSPERF_THREADS:-2}
 DNSPERF_OUTSTANDING=${DNSPERF_OUTSTANDING:-500}
@@ -93,18 +96,22 @@ TMP=$(mktemp -d /tmp/mailsite-bench-dns.XXXXXX)
 PIDS=()            # every daemon we start, stopped in reverse order on exit
 declare -A PID_OF  # server name -> PID
 
+CLIENT_PID=        # the load generator currently running, if any
+
 cleanup() {
-    local rc=$? i pid n
+    local rc=$? i pid
     trap - EXIT INT TERM
+    if [ -n "$CLIENT_PID" ]; then kill -TERM "$CLIENT_PID" 2>/dev/null || true; wait "$CLIENT_PID" 2>/dev/null || true; fi
     for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
         pid=${PIDS[i]}
         kill -0 "$pid" 2>/dev/null || continue
         kill -TERM "$pid" 2>/dev/null || true
-        for n in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done   # <= 5 s
+        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done   # <= 5 s
         kill -0 "$pid" 2>/dev/null && { log "PID $pid ignored SIGTERM, sending SIGKILL"; kill -KILL "$pid" 2>/dev/null || true; }
         wait "$pid" 2>/dev/null || true
     done
-    if [ "${KEEP_TMP:-0}" = 1 ] || [ "$rc" != 0 ]; then
+    # keep the evidence on failure (not on Ctrl-C/SIGTERM) or on request
+    if [ "${KEEP_TMP:-0}" = 1 ] || { [ "$rc" != 0 ] && [ "$rc" != 130 ] && [ "$rc" != 143 ]; }; then
         log "temp dir kept: $TMP (logs: *.log)"
     else
         rm -rf "$TMP"
@@ -114,6 +121,19 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# run_client OUT CMD...: run a load generator in the background and wait for it, so that
+# SIGINT/SIGTERM to this script interrupt the wait at once (a foreground child would delay
+# the traps until it finished) and cleanup can stop it.
+run_client() {
+    local out=$1 rc=0
+    shift
+    "$@" >"$out" 2>&1 &
+    CLIENT_PID=$!
+    wait "$CLIENT_PID" || rc=$?
+    CLIENT_PID=
+    return "$rc"
+}
 
 # wait_dns NAME PID IP: poll (0.1 s apart, bounded ~15 s) until IP:PORT answers maila A with NOERROR.
 wait_dns() {
@@ -216,7 +236,7 @@ QUERIES="$TMP/queries.txt"
     for l in {a..z}; do echo "mail$l.$ZONE A"; done
     echo "outbox.$ZONE A"
     echo "autoconfig.$ZONE A"
-    for n in 1 2 3 4; do echo "$ZONE MX"; echo "_imaps._tcp.$ZONE SRV"; done
+    for _ in 1 2 3 4; do echo "$ZONE MX"; echo "_imaps._tcp.$ZONE SRV"; done
 } >"$QUERIES"
 log "query file: $(wc -l <"$QUERIES") queries ($(sort -u "$QUERIES" | wc -l) distinct)"
 
@@ -224,8 +244,7 @@ log "query file: $(wc -l <"$QUERIES") queries ($(sort -u "$QUERIES" | wc -l) dis
 TARGETS=("NSD $NSD_IP")
 [ "$PEERS_ONLY" = 0 ] && TARGETS+=("mailsite $MAILSITE_IP")
 for t in "${TARGETS[@]}"; do
-    set -- $t
-    name=$1 ip=$2
+    read -r name ip <<<"$t"
     dig @"$ip" -p "$PORT" +time=2 +tries=2 "maila.$ZONE" A >"$TMP/dig.$name.maila" 2>&1 || true
     grep -q 'status: NOERROR' "$TMP/dig.$name.maila" && grep -qE '^maila\.example\.test\.[[:space:]].*[[:space:]]A[[:space:]]' "$TMP/dig.$name.maila" \
         || die "$name: 'dig @$ip -p $PORT maila.$ZONE A' gave no A answer: $(cat "$TMP/dig.$name.maila")"
@@ -247,45 +266,56 @@ if [ "$PEERS_ONLY" = 0 ] && ! cmp -s "$TMP/answers.NSD" "$TMP/answers.mailsite";
 fi
 
 # ---------------------------------------------------------------- 5. dnsperf runs
-declare -A QPS LOST LAT NOTE
+# ROUNDS rounds, alternating servers within each round; each server's reported figures are
+# those of its median-qps run (this machine's run-to-run noise is easily +-20 %).
+for round in $(seq 1 "$ROUNDS"); do
+    for t in "${TARGETS[@]}"; do
+        read -r name ip <<<"$t"
+        args=(-s "$ip" -p "$PORT" -d "$QUERIES" -c "$DNSPERF_CLIENTS" -T "$DNSPERF_THREADS" -q "$DNSPERF_OUTSTANDING" -Q 1000000)
+        if [ "$round" = 1 ] && [ "$WARMUP" != 0 ]; then
+            log "$name: warm-up ${WARMUP}s"
+            run_client /dev/null dnsperf "${args[@]}" -l "$WARMUP" || true
+        fi
+        log "$name (round $round/$ROUNDS): dnsperf ${args[*]} -l $DURATION"
+        out="$TMP/dnsperf.$name.$round.txt"
+        run_client "$out" dnsperf "${args[@]}" -l "$DURATION" || die "dnsperf against $name failed: $(cat "$out")"
+        qps=$(awk '/Queries per second:/ { printf "%.0f", $4 }' "$out")
+        [ -n "$qps" ] || die "could not parse dnsperf output for $name: $(cat "$out")"
+        echo "$qps $out" >>"$TMP/runs.$name"
+        kill -0 "${PID_OF[$name]}" 2>/dev/null || die "$name (PID ${PID_OF[$name]}) died during the benchmark; see its log in $TMP"
+    done
+done
+
+declare -A QPS LOST LAT NOTE ALL
 for t in "${TARGETS[@]}"; do
-    set -- $t
-    name=$1 ip=$2
-    args=(-s "$ip" -p "$PORT" -d "$QUERIES" -c "$DNSPERF_CLIENTS" -T "$DNSPERF_THREADS" -q "$DNSPERF_OUTSTANDING" -Q 1000000)
-    if [ "$WARMUP" != 0 ]; then
-        log "$name: warm-up ${WARMUP}s"
-        dnsperf "${args[@]}" -l "$WARMUP" >/dev/null 2>&1 || true
-    fi
-    log "$name: dnsperf ${args[*]} -l $DURATION"
-    out="$TMP/dnsperf.$name.txt"
-    dnsperf "${args[@]}" -l "$DURATION" >"$out" 2>&1 || die "dnsperf against $name failed: $(cat "$out")"
+    read -r name _ <<<"$t"
+    out=$(sort -n "$TMP/runs.$name" | awk '{ f[NR] = $2 } END { print f[int((NR + 1) / 2)] }')   # median run
+    ALL[$name]=$(awk '{ printf "%s%s", sep, $1; sep = ", " }' "$TMP/runs.$name")
     QPS[$name]=$(awk '/Queries per second:/ { printf "%.0f", $4 }' "$out")
     LOST[$name]=$(awk '/Queries lost:/ { gsub(/[()%]/, "", $4); print $4 }' "$out")
     LAT[$name]=$(awk '/Average Latency \(s\):/ { printf "%.3f", $4 * 1000 }' "$out")
-    [ -n "${QPS[$name]}" ] && [ -n "${LOST[$name]}" ] && [ -n "${LAT[$name]}" ] || die "could not parse dnsperf output for $name: $(cat "$out")"
+    [ -n "${LOST[$name]}" ] && [ -n "${LAT[$name]}" ] || die "could not parse dnsperf output for $name: $(cat "$out")"
     NOTE[$name]=$(awk '/Response codes:/ { sub(/^ *Response codes: */, ""); print }' "$out")
-    kill -0 "${PID_OF[$name]}" 2>/dev/null || die "$name (PID ${PID_OF[$name]}) died during the benchmark; see its log in $TMP"
 done
 
 # ---------------------------------------------------------------- 6. report
 echo
-echo "### Authoritative DNS benchmark ($(date -u +%Y-%m-%dT%H:%MZ), $NCPU cores shared with dnsperf, UDP, dnsperf -c $DNSPERF_CLIENTS -T $DNSPERF_THREADS -q $DNSPERF_OUTSTANDING -l $DURATION)"
+echo "### Authoritative DNS benchmark ($(date -u +%Y-%m-%dT%H:%MZ), $NCPU cores shared with dnsperf, UDP, dnsperf -c $DNSPERF_CLIENTS -T $DNSPERF_THREADS -q $DNSPERF_OUTSTANDING -l $DURATION, median of $ROUNDS round(s))"
 echo
 echo "| server | queries/s | lost % | avg latency (ms) | ratio vs NSD |"
 echo "|---|---:|---:|---:|---:|"
 base=${QPS[NSD]}
 for t in "${TARGETS[@]}"; do
-    set -- $t
-    name=$1
+    read -r name _ <<<"$t"
     case $name in
         NSD) label="NSD $(nsd -v 2>&1 | awk 'NR == 1 { print $3 }') (server-count $NSD_SERVERS)" ;;
-        *)   label=$name ;;
+        *)   v=$("$MAILSITE_BIN" --version 2>/dev/null | head -1 | awk '{ print $NF }' || true); label="mailsite${v:+ $v}" ;;
     esac
     ratio=$(awk -v a="${QPS[$name]}" -v b="$base" 'BEGIN { r = (b > 0 ? a / b : 0); printf (r >= 0.1 ? "%.2fx" : "%.4fx"), r }')
     echo "| $label | ${QPS[$name]} | ${LOST[$name]} | ${LAT[$name]} | $ratio |"
 done
 echo
 for t in "${TARGETS[@]}"; do
-    set -- $t
-    printf -- '- %s response codes: %s\n' "$1" "${NOTE[$1]:-?}"
+    read -r name _ <<<"$t"
+    printf -- '- %s: response codes %s; queries/s of each round: %s\n' "$name" "${NOTE[$name]:-?}" "${ALL[$name]}"
 done

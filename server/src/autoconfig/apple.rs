@@ -1,0 +1,41 @@
+//! `GET /mobileconfig?emailaddress=`: an Apple configuration profile for one user.
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::response::Response;
+use mailsite_shared::autoconfig::apple;
+
+use super::{App, plain_error, query_param, respond, user_config};
+use crate::metrics::Endpoint;
+
+pub(super) async fn profile(State(app): State<App>, uri: Uri) -> Response {
+    let site = app.site.snapshot();
+    let email = match query_param(uri.query(), "emailaddress") {
+        Ok(Some(email)) => Ok(email),
+        Ok(None) => match query_param(uri.query(), "email") {
+            Ok(Some(email)) => Ok(email),
+            Ok(None) => Err("a profile is made for one user: add ?emailaddress=you@your.domain".to_string()),
+            Err(reason) => Err(reason),
+        },
+        Err(reason) => Err(reason),
+    };
+    let config = email.and_then(|email| {
+        user_config(&site, &email).map_err(|r| format!("emailaddress: {}", r.0))
+    });
+    match config {
+        Ok(config) => {
+            let mut response = respond(
+                Endpoint::Mobileconfig,
+                StatusCode::OK,
+                apple::CONTENT_TYPE,
+                apple::render(&config),
+            );
+            let disposition = format!("attachment; filename=\"{}.mobileconfig\"", config.domain);
+            if let Ok(value) = HeaderValue::from_str(&disposition) {
+                response.headers_mut().insert(header::CONTENT_DISPOSITION, value);
+            }
+            response
+        }
+        Err(reason) => plain_error(Endpoint::Mobileconfig, StatusCode::BAD_REQUEST, &reason),
+    }
+}

@@ -1,0 +1,218 @@
+//! The autoconfig role: the HTTP service mail clients configure themselves from
+//! (Thunderbird, Outlook Autodiscover, Apple profiles), plus health and metrics.
+//!
+//! Every answer comes from the live [`Site`] (routing and user preferences in memory),
+//! so the hot path never touches the database. Unknown users get a realistic answer
+//! (the service must not reveal who has an account); malformed input gets a 400 that
+//! says what is wrong, never a panic and never the hostile input echoed back.
+
+mod apple;
+mod autodiscover;
+mod thunderbird;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use mailsite_shared::autoconfig::{ClientConfig, Preference};
+
+use crate::metrics::{Endpoint, METRICS};
+use crate::state::{Site, Snapshot};
+
+/// Largest Autodiscover request body read; real ones are under 1 KiB.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Shared state of the HTTP service.
+#[derive(Clone)]
+pub struct App {
+    pub site: Arc<Site>,
+    /// Set once every role of this node is listening.
+    pub ready: Arc<AtomicBool>,
+}
+
+/// The router with every endpoint.
+pub fn router(app: App) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/mail/config-v1.1.xml", get(thunderbird::config))
+        .route(
+            "/.well-known/autoconfig/mail/config-v1.1.xml",
+            get(thunderbird::config),
+        )
+        .route(
+            "/autodiscover/autodiscover.xml",
+            post(autodiscover::pox).get(autodiscover::pox_get),
+        )
+        .route(
+            "/Autodiscover/Autodiscover.xml",
+            post(autodiscover::pox).get(autodiscover::pox_get),
+        )
+        .route("/autodiscover/autodiscover.json", get(autodiscover::json))
+        .route(
+            "/autodiscover/autodiscover.json/v1.0/{email}",
+            get(autodiscover::json_path),
+        )
+        .route("/mobileconfig", get(apple::profile))
+        .route("/email.mobileconfig", get(apple::profile))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(fallback)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(app)
+}
+
+/// Why a request cannot be answered with a configuration.
+pub(crate) struct Refusal(pub String);
+
+/// The configuration for an address, or why there is none.
+pub(crate) fn user_config(site: &Snapshot, email: &str) -> Result<ClientConfig, Refusal> {
+    let route = site.map.route(email).map_err(|e| Refusal(e.to_string()))?;
+    let preference = match site.users.get(&route.username) {
+        Some(user) if !user.enabled => {
+            return Err(Refusal("this account is disabled".to_string()));
+        }
+        Some(user) => user.preference,
+        None => Preference::Imap,
+    };
+    Ok(ClientConfig::for_route(site.config(), &route, preference))
+}
+
+/// The value of a query parameter (name compared case-insensitively), percent- and
+/// plus-decoded; an error if it is not UTF-8.
+pub(crate) fn query_param(query: Option<&str>, name: &str) -> Result<Option<String>, String> {
+    let Some(query) = query else { return Ok(None) };
+    for pair in query.split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if key.eq_ignore_ascii_case(name) {
+            let value = value.replace('+', " ");
+            let bytes: Vec<u8> = percent_encoding::percent_decode_str(&value).collect();
+            return String::from_utf8(bytes)
+                .map(Some)
+                .map_err(|_| format!("{name} is not valid UTF-8"));
+        }
+    }
+    Ok(None)
+}
+
+/// The site domain a request's Host names (`autoconfig.<domain>`), if any.
+pub(crate) fn host_domain(site: &Snapshot, headers: &HeaderMap) -> Option<String> {
+    let host = headers.get(header::HOST)?.to_str().ok()?;
+    let host = host.rsplit_once(':').map_or(host, |(h, _)| h).to_ascii_lowercase();
+    let domain = host
+        .strip_prefix("autoconfig.")
+        .or_else(|| host.strip_prefix("autodiscover."))
+        .unwrap_or(&host);
+    site.config().serves_domain(domain).then(|| domain.to_string())
+}
+
+/// Builds a response with a content type, counting it.
+pub(crate) fn respond(
+    endpoint: Endpoint,
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Body>,
+) -> Response {
+    METRICS.http(endpoint, status.as_u16());
+    let mut response = Response::new(body.into());
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+pub(crate) fn plain_error(endpoint: Endpoint, status: StatusCode, message: &str) -> Response {
+    respond(
+        endpoint,
+        status,
+        "text/plain; charset=utf-8",
+        format!("{message}\n"),
+    )
+}
+
+async fn index(State(app): State<App>) -> Response {
+    let site = app.site.snapshot();
+    let d = mailsite_shared::xml::escape(&site.config().domain).into_owned();
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{d} mail settings</title></head><body>\
+         <h1>Mail settings for {d}</h1>\
+         <p>Mail clients set themselves up from this service. Enter your address to see what they are told.</p>\
+         <form action=\"/mail/config-v1.1.xml\"><label>Email address <input name=\"emailaddress\" type=\"email\" required></label> <button>Show settings</button></form>\
+         <ul><li>Thunderbird: <code>/mail/config-v1.1.xml?emailaddress=</code></li>\
+         <li>Outlook: <code>POST /autodiscover/autodiscover.xml</code>, <code>/autodiscover/autodiscover.json</code></li>\
+         <li>Apple Mail: <code>/mobileconfig?emailaddress=</code></li></ul></body></html>"
+    );
+    respond(Endpoint::Other, StatusCode::OK, "text/html; charset=utf-8", body)
+}
+
+async fn healthz() -> Response {
+    respond(Endpoint::Health, StatusCode::OK, "text/plain; charset=utf-8", "ok\n")
+}
+
+async fn readyz(State(app): State<App>) -> Response {
+    if app.ready.load(Ordering::Acquire) {
+        respond(Endpoint::Health, StatusCode::OK, "text/plain; charset=utf-8", "ready\n")
+    } else {
+        plain_error(Endpoint::Health, StatusCode::SERVICE_UNAVAILABLE, "starting")
+    }
+}
+
+async fn metrics(State(app): State<App>) -> Response {
+    let site = app.site.snapshot();
+    let body = METRICS.render(&site);
+    respond(
+        Endpoint::Metrics,
+        StatusCode::OK,
+        "text/plain; version=0.0.4; charset=utf-8",
+        body,
+    )
+}
+
+/// Clients spell the Autodiscover path in many cases; anything else is 404.
+async fn fallback(
+    State(app): State<App>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if uri.path().eq_ignore_ascii_case("/autodiscover/autodiscover.xml") {
+        return if method == Method::POST {
+            autodiscover::pox(State(app), headers, body).await
+        } else {
+            autodiscover::pox_get().await
+        };
+    }
+    if uri.path().eq_ignore_ascii_case("/autodiscover/autodiscover.json") {
+        return autodiscover::json(State(app), uri).await.into_response();
+    }
+    plain_error(Endpoint::Other, StatusCode::NOT_FOUND, "not found")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::query_param;
+
+    #[test]
+    fn query_params_decode_and_refuse_bad_utf8() {
+        let q = Some("a=1&EmailAddress=al%2Bice%40example.test&x");
+        assert_eq!(
+            query_param(q, "emailaddress").unwrap().as_deref(),
+            Some("al+ice@example.test")
+        );
+        assert_eq!(query_param(Some("e=a+b"), "e").unwrap().as_deref(), Some("a b"));
+        assert_eq!(query_param(q, "missing").unwrap(), None);
+        assert!(query_param(Some("e=%ff%fe"), "e").is_err());
+        assert_eq!(query_param(None, "e").unwrap(), None);
+    }
+}

@@ -1,0 +1,538 @@
+//! The `mailsite` command line: run the site, and administer its directory, letters
+//! and servers. Administrative commands act on the site database directly, so they
+//! need what the server itself needs: the configuration and access to the database.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use mailsite_shared::autoconfig::{ClientConfig, Preference, Security};
+use mailsite_shared::config::{BUCKETS, DEFAULT_SITE_TOML, bucket_name};
+use mailsite_shared::route::{alias_label, parse_bucket};
+use mailsite_shared::{ServerState, SiteConfig, SiteMap};
+
+use crate::directory::{Directory, DirectoryError, User};
+
+const ABOUT: &str = "An institution's whole mail site: the autoconfig service mail clients set \
+themselves up from, the alias DNS behind mail<letter>.<domain> and outbox.<domain>, and the \
+mailbox servers and sorters those names point at.";
+
+const AFTER_HELP: &str = "\
+Getting started:
+  mailsite serve                      run the embedded default site example.test on loopback
+  mailsite route alice@example.test   see which server and settings alice gets
+  mailsite user add alice             add a user (the password is asked for, or read from stdin)
+
+Operating a site:
+  mailsite --config site.toml check-config      validate a configuration, naming line and fix
+  mailsite server maintenance mailbox1           drain a mailbox server: its letters move away
+  mailsite server up mailbox1                    bring it back: its letters return
+  mailsite letter move q mailbox2                move one letter for good
+  mailsite zone export > example.test.zone       the live zone as a BIND master file
+
+Environment: MAILSITE_CONFIG and MAILSITE_DATA_DIR stand for --config and --data-dir;
+RUST_LOG sets the log level (default info).";
+
+#[derive(Parser, Debug)]
+#[command(name = "mailsite", version, about = ABOUT, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// Site configuration file (TOML). Without it, the embedded default site example.test.
+    #[arg(long, global = true, env = "MAILSITE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Data directory (database, certificates, mail); overrides the configuration's.
+    #[arg(long, global = true, env = "MAILSITE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Log format on standard error.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the roles this node is configured for (all of them in the embedded default).
+    Serve,
+    /// Add, remove and change users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Show where an address lives: letter, alias, server and the settings clients get.
+    Route {
+        /// An address, e.g. alice@example.test.
+        email: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move letters between mailbox servers.
+    #[command(subcommand)]
+    Letter(LetterCommand),
+    /// Drain mailbox servers and sorters for maintenance, and bring them back.
+    #[command(subcommand)]
+    Server(ServerCommand),
+    /// The site's DNS zone.
+    #[command(subcommand)]
+    Zone(ZoneCommand),
+    /// Check the configuration and report the first problem with its line and fix.
+    CheckConfig {
+        /// Print the embedded default configuration, a complete example, and exit.
+        #[arg(long)]
+        print_default: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Add a user. The password is asked for twice on a terminal, or read as one line
+    /// from standard input (never from the command line, where others could see it).
+    Add {
+        username: String,
+        /// Display name.
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Preferred protocol: imap keeps mail on the server for every device; pop3
+        /// downloads it to one computer.
+        #[arg(long, value_parser = parse_preference, default_value = "imap")]
+        prefer: Preference,
+        /// Let this user sign in to the helpdesk console.
+        #[arg(long)]
+        operator: bool,
+    },
+    /// Remove a user from the directory.
+    Remove { username: String },
+    /// Set a new password (asked for, or one line from standard input).
+    Passwd { username: String },
+    /// Change a user's preferred protocol.
+    Prefer {
+        username: String,
+        #[arg(value_parser = parse_preference)]
+        protocol: Preference,
+    },
+    /// Stop a user from signing in (their mail is kept).
+    Disable { username: String },
+    /// Let a disabled user sign in again.
+    Enable { username: String },
+    /// List users.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one user and where they are served.
+    Show {
+        username: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LetterCommand {
+    /// Make SERVER the home of a letter (a-z, or "other" for digits and the rest).
+    Move { letter: String, server: String },
+    /// Show every letter, its alias and the server serving it.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ServerCommand {
+    /// Drain a server: its letters (or, for a sorter, its share of outbox) move to the others.
+    Maintenance { name: String },
+    /// Bring a server back: its letters return.
+    Up { name: String },
+    /// Show every server and its state.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ZoneCommand {
+    /// Write the live zone as a BIND master file.
+    Export {
+        /// Which site domain (default: the primary one).
+        #[arg(long)]
+        domain: Option<String>,
+        /// Write to this file instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+}
+
+fn parse_preference(s: &str) -> Result<Preference, String> {
+    Preference::parse(s).ok_or_else(|| format!("{s:?} is not a protocol: use imap or pop3"))
+}
+
+/// The configuration this invocation uses.
+pub fn load_config(cli: &Cli) -> anyhow::Result<SiteConfig> {
+    let mut config = match &cli.config {
+        Some(path) => SiteConfig::load(path).map_err(|e| anyhow::anyhow!("{e}"))?,
+        None => SiteConfig::embedded(),
+    };
+    if let Some(dir) = &cli.data_dir {
+        config.data_dir = dir.clone();
+    }
+    Ok(config)
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::CheckConfig { print_default: true } = cli.command {
+        print!("{DEFAULT_SITE_TOML}");
+        return Ok(());
+    }
+    let config = load_config(&cli)?;
+    match cli.command {
+        Command::Serve => crate::serve::serve(config, cli.config.is_none()).await,
+        Command::CheckConfig { .. } => check_config(&cli, &config),
+        Command::User(cmd) => user(&config, cmd).await,
+        Command::Route { email, json } => route(config, &email, json).await,
+        Command::Letter(cmd) => letter(config, cmd).await,
+        Command::Server(cmd) => server(config, cmd).await,
+        Command::Zone(ZoneCommand::Export { domain, out }) => zone_export(config, domain, out).await,
+    }
+}
+
+fn check_config(cli: &Cli, config: &SiteConfig) -> anyhow::Result<()> {
+    let source = cli
+        .config
+        .as_ref()
+        .map_or("the embedded default".to_string(), |p| p.display().to_string());
+    println!("{source}: ok");
+    println!("  site       {} ({})", config.domain, config.name);
+    if !config.other_domains.is_empty() {
+        println!("  also       {}", config.other_domains.join(", "));
+    }
+    let roles: Vec<String> = config.roles.iter().map(|r| format!("{r:?}").to_lowercase()).collect();
+    println!("  roles      {}", roles.join(", "));
+    for m in &config.mailboxes {
+        let letters: Vec<String> = (0..BUCKETS)
+            .filter(|&b| config.mailboxes[config.letters[b]].name == m.name)
+            .map(bucket_name)
+            .collect();
+        println!("  mailbox    {} {:?} letters {}", m.name, m.addresses, letters.join(" "));
+    }
+    for s in &config.sorters {
+        println!("  sorter     {} {:?}", s.name, s.addresses);
+    }
+    println!("  database   {}", crate::directory::redact_url(&config.database_url()));
+    Ok(())
+}
+
+/// Reads a new password: twice from a terminal, or one line from standard input.
+fn read_new_password() -> anyhow::Result<String> {
+    let password = if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("New password: ")?;
+        let second = rpassword::prompt_password("Again: ")?;
+        if first != second {
+            bail!("the two passwords differ; nothing was changed");
+        }
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    };
+    if password.chars().count() < 8 {
+        bail!("the password is too short: use at least 8 characters");
+    }
+    Ok(password)
+}
+
+fn user_json(user: &User, map: &SiteMap) -> serde_json::Value {
+    let route = map.route_user(&user.username, &map.config.domain);
+    serde_json::json!({
+        "username": user.username,
+        "display_name": user.display_name,
+        "preference": user.preference.as_str(),
+        "enabled": user.enabled,
+        "operator": user.operator,
+        "created_at": user.created_at,
+        "letter": route.letter,
+        "alias": route.alias,
+        "server": route.server,
+    })
+}
+
+async fn user(config: &SiteConfig, cmd: UserCommand) -> anyhow::Result<()> {
+    let dir = Directory::open(config).await?;
+    let map = || async { dir.site_map(Arc::new(config.clone())).await };
+    match cmd {
+        UserCommand::Add { username, name, prefer, operator } => {
+            let username = username.to_lowercase();
+            if !mailsite_shared::route::valid_username(&username) {
+                return Err(DirectoryError::BadUsername(username).into());
+            }
+            if dir.user(&username).await.is_ok() {
+                return Err(DirectoryError::UserExists(username).into());
+            }
+            let password = read_new_password()?;
+            dir.add_user(&username, &password, &name, prefer).await?;
+            if operator {
+                dir.set_operator(&username, true).await?;
+            }
+            let route = map().await?.route_user(&username, &config.domain);
+            println!(
+                "added {}@{}: letter {}, served by {} as {}, prefers {}",
+                username, config.domain, route.letter, route.server, route.alias, prefer
+            );
+        }
+        UserCommand::Remove { username } => {
+            dir.remove_user(&username).await?;
+            println!("removed {username} (their stored mail is kept)");
+        }
+        UserCommand::Passwd { username } => {
+            dir.user(&username).await?;
+            let password = read_new_password()?;
+            dir.set_password(&username, &password).await?;
+            println!("password of {username} changed");
+        }
+        UserCommand::Prefer { username, protocol } => {
+            dir.set_preference(&username, protocol).await?;
+            println!("{username} now prefers {protocol}; autoconfig lists it first");
+        }
+        UserCommand::Disable { username } => {
+            dir.set_enabled(&username, false).await?;
+            println!("{username} is disabled");
+        }
+        UserCommand::Enable { username } => {
+            dir.set_enabled(&username, true).await?;
+            println!("{username} is enabled");
+        }
+        UserCommand::List { json } => {
+            let users = dir.users().await?;
+            let map = map().await?;
+            if json {
+                let list: Vec<_> = users.iter().map(|u| user_json(u, &map)).collect();
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                println!("{:<24} {:<6} {:<6} {:<10} {:<8} NAME", "USERNAME", "LETTER", "PREFER", "SERVER", "STATE");
+                for u in &users {
+                    let route = map.route_user(&u.username, &config.domain);
+                    let state = if u.enabled { "enabled" } else { "disabled" };
+                    println!(
+                        "{:<24} {:<6} {:<6} {:<10} {:<8} {}",
+                        u.username, route.letter, u.preference, route.server, state, u.display_name
+                    );
+                }
+                println!("{} users", users.len());
+            }
+        }
+        UserCommand::Show { username, json } => {
+            let u = dir.user(&username).await?;
+            let map = map().await?;
+            let value = user_json(&u, &map);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&value)?);
+            } else if let Some(object) = value.as_object() {
+                for (k, v) in object {
+                    let v = v.as_str().map_or(v.to_string(), str::to_string);
+                    println!("{k:<13} {v}");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn security_name(s: Security) -> &'static str {
+    match s {
+        Security::Tls => "SSL/TLS",
+        Security::StartTls => "STARTTLS",
+        Security::Plain => "none",
+    }
+}
+
+async fn route(config: SiteConfig, email: &str, json: bool) -> anyhow::Result<()> {
+    let dir = Directory::open(&config).await?;
+    let map = dir.site_map(Arc::new(config)).await?;
+    let route = map.route(email).map_err(|e| anyhow::anyhow!("{email:?}: {e}"))?;
+    let user = dir.user(&route.username).await.ok();
+    let preference = user.as_ref().map(|u| u.preference).unwrap_or_default();
+    let settings = ClientConfig::for_route(&map.config, &route, preference);
+    let outbox: Vec<String> = map
+        .outbox_sorters()
+        .iter()
+        .map(|s| format!("{} {:?}", s.name, s.addresses))
+        .collect();
+    if json {
+        let servers: Vec<_> = settings
+            .incoming
+            .iter()
+            .chain(&settings.outgoing)
+            .map(|s| {
+                serde_json::json!({
+                    "protocol": s.protocol.thunderbird_name(),
+                    "host": s.hostname,
+                    "port": s.port,
+                    "security": s.security.thunderbird_name(),
+                    "username": s.username,
+                })
+            })
+            .collect();
+        let value = serde_json::json!({
+            "address": route.address,
+            "username": route.username,
+            "in_directory": user.is_some(),
+            "preference": preference.as_str(),
+            "letter": route.letter,
+            "alias": route.alias,
+            "server": route.server,
+            "server_addresses": route.server_addresses.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            "home": route.home,
+            "home_state": route.home_state.as_str(),
+            "redirected": route.redirected(),
+            "outbox": route.outbox,
+            "outbox_servers": outbox,
+            "settings": servers,
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    println!("address   {}", route.address);
+    match &user {
+        Some(u) => println!(
+            "user      {} ({}, prefers {})",
+            u.username,
+            if u.enabled { "enabled" } else { "disabled" },
+            u.preference
+        ),
+        None => println!("user      {} (not in the directory)", route.username),
+    }
+    println!("letter    {}", route.letter);
+    println!("alias     {}", route.alias);
+    let addrs: Vec<String> = route.server_addresses.iter().map(|a| a.to_string()).collect();
+    println!("server    {} ({})", route.server, addrs.join(", "));
+    if route.redirected() {
+        println!("          home is {}, which is {}: served here until it is back", route.home, route.home_state);
+    }
+    println!("outbox    {} -> {}", route.outbox, outbox.join(", "));
+    println!("settings");
+    for s in settings.incoming.iter().chain(&settings.outgoing) {
+        println!(
+            "  {:<5} {}:{} {}, username {}",
+            s.protocol.thunderbird_name().to_uppercase(),
+            s.hostname,
+            s.port,
+            security_name(s.security),
+            s.username
+        );
+    }
+    Ok(())
+}
+
+fn print_letters(map: &SiteMap) {
+    println!("{:<7} {:<20} {:<10} HOME", "LETTER", "ALIAS", "SERVER");
+    for b in 0..BUCKETS {
+        let home = &map.home(b).name;
+        let owner = &map.owner(b).name;
+        let note = if home == owner { String::new() } else { format!("{home} ({})", map.mailbox_state(home).unwrap_or_default()) };
+        println!("{:<7} {:<20} {:<10} {}", bucket_name(b), format!("{}.{}", alias_label(b), map.config.domain), owner, note);
+    }
+}
+
+/// Prints which letters changed server between two maps.
+fn print_moves(before: &SiteMap, after: &SiteMap) {
+    let mut moved = 0;
+    for b in 0..BUCKETS {
+        let (from, to) = (&before.owner(b).name, &after.owner(b).name);
+        if from != to {
+            println!("  {} ({}.{}): {from} -> {to}", bucket_name(b), alias_label(b), after.config.domain);
+            moved += 1;
+        }
+    }
+    if moved == 0 {
+        println!("  no letter changed server");
+    }
+}
+
+async fn letter(config: SiteConfig, cmd: LetterCommand) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    let dir = Directory::open(&config).await?;
+    match cmd {
+        LetterCommand::List => print_letters(&dir.site_map(config).await?),
+        LetterCommand::Move { letter, server } => {
+            let bucket = parse_bucket(&letter)
+                .with_context(|| format!("{letter:?} is not a letter: use a-z, or other for digits and the rest"))?;
+            let server = server.to_ascii_lowercase();
+            let before = dir.site_map(config.clone()).await?;
+            dir.move_letter(&config, bucket, &server).await?;
+            let after = dir.site_map(config.clone()).await?;
+            println!("letter {} now belongs to {server}; running nodes follow within a second", bucket_name(bucket));
+            print_moves(&before, &after);
+            if after.owner(bucket).name != server {
+                println!(
+                    "  note: {server} is {}, so {} is served by {} until it is up",
+                    after.mailbox_state(&server).unwrap_or_default(),
+                    alias_label(bucket),
+                    after.owner(bucket).name
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn server(config: SiteConfig, cmd: ServerCommand) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    let dir = Directory::open(&config).await?;
+    let (name, state) = match cmd {
+        ServerCommand::List => {
+            let map = dir.site_map(config.clone()).await?;
+            println!("{:<10} {:<8} {:<12} ADDRESSES", "NAME", "ROLE", "STATE");
+            for (s, st) in config.mailboxes.iter().zip(&map.mailbox_states) {
+                println!("{:<10} {:<8} {:<12} {:?}", s.name, "mailbox", st, s.addresses);
+            }
+            for (s, st) in config.sorters.iter().zip(&map.sorter_states) {
+                println!("{:<10} {:<8} {:<12} {:?}", s.name, "sorter", st, s.addresses);
+            }
+            return Ok(());
+        }
+        ServerCommand::Maintenance { name } => (name, ServerState::Maintenance),
+        ServerCommand::Up { name } => (name, ServerState::Up),
+    };
+    let name = name.to_ascii_lowercase();
+    let before = dir.site_map(config.clone()).await?;
+    dir.set_server_state(&config, &name, state).await?;
+    let after = dir.site_map(config.clone()).await?;
+    println!("{name} is now {state}; running nodes follow within a second");
+    if config.mailbox_index(&name).is_some() {
+        print_moves(&before, &after);
+        if state == ServerState::Maintenance && after.serving_mailboxes().iter().all(|s| s.name == name) {
+            println!("  warning: no other mailbox server is up, so its letters stay where they are");
+        }
+    } else {
+        let outbox: Vec<&str> = after.outbox_sorters().iter().map(|s| s.name.as_str()).collect();
+        println!("  outbox.{} -> {}", config.domain, outbox.join(", "));
+    }
+    Ok(())
+}
+
+async fn zone_export(config: SiteConfig, domain: Option<String>, out: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    let dir = Directory::open(&config).await?;
+    let map = dir.site_map(config.clone()).await?;
+    let zone = crate::dns::Zone::build(&map);
+    let domain = domain.unwrap_or_else(|| config.domain.clone()).to_ascii_lowercase();
+    let text = zone
+        .export(&domain)
+        .with_context(|| format!("{domain} is not a domain of this site"))?;
+    match out {
+        Some(path) => {
+            std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("wrote the {domain} zone to {}", path.display());
+        }
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(text.as_bytes())?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,466 @@
+//! The site directory: users (argon2 password hashes, display name, POP/IMAP
+//! preference, enabled), operator letter moves and server states, in one SQL store.
+//!
+//! Written once against sqlx's `Any` driver so that SQLite (the default, a file in the
+//! data directory) and PostgreSQL (multi-node sites) are a connection-string change.
+//! Every change bumps `site_generation`, which running nodes poll to pick it up.
+
+pub mod password;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use mailsite_shared::autoconfig::Preference;
+use mailsite_shared::route::valid_username;
+use mailsite_shared::{ServerState, SiteConfig, SiteMap};
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Row};
+
+/// Directory errors, each with a message an operator can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    #[error("cannot open the database {url}: {source}")]
+    Open { url: String, source: sqlx::Error },
+    #[error("the database schema could not be brought up to date: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("user {0:?} already exists")]
+    UserExists(String),
+    #[error("no user {0:?}")]
+    NoUser(String),
+    #[error(
+        "{0:?} is not a valid username: use 1-64 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit"
+    )]
+    BadUsername(String),
+    #[error("no mailbox server named {0:?} in this site's configuration")]
+    NoServer(String),
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+}
+
+pub type Result<T> = std::result::Result<T, DirectoryError>;
+
+/// A user as the directory holds them (the hash stays inside this module).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub username: String,
+    pub display_name: String,
+    pub preference: Preference,
+    pub enabled: bool,
+    pub operator: bool,
+    pub created_at: i64,
+}
+
+/// What the autoconfig service needs per user, kept in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserEntry {
+    pub preference: Preference,
+    pub enabled: bool,
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// A handle on the site database.
+#[derive(Clone)]
+pub struct Directory {
+    pool: AnyPool,
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+impl Directory {
+    /// Opens the site database (creating the SQLite file and its folder if needed) and
+    /// brings the schema up to date.
+    pub async fn open(config: &SiteConfig) -> Result<Directory> {
+        let url = config.database_url();
+        if config.database.is_none() {
+            std::fs::create_dir_all(&config.data_dir).map_err(|e| DirectoryError::Open {
+                url: url.clone(),
+                source: sqlx::Error::Io(e),
+            })?;
+        }
+        Directory::connect(&url).await
+    }
+
+    pub async fn connect(url: &str) -> Result<Directory> {
+        install_default_drivers();
+        let sqlite = url.starts_with("sqlite:");
+        let pool = AnyPoolOptions::new()
+            .max_connections(if sqlite { 4 } else { 10 })
+            .connect(url)
+            .await
+            .map_err(|source| DirectoryError::Open {
+                url: redact_url(url),
+                source,
+            })?;
+        if sqlite {
+            // WAL lets the CLI write while a running server reads.
+            sqlx::query("PRAGMA journal_mode=WAL").execute(&pool).await?;
+        }
+        MIGRATOR.run(&pool).await?;
+        Ok(Directory { pool })
+    }
+
+    /// The generation counter: it grows with every change made through this module.
+    pub async fn generation(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT generation FROM site_generation WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    async fn bump(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<()> {
+        sqlx::query("UPDATE site_generation SET generation = generation + 1 WHERE id = 1")
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    // ---- users ------------------------------------------------------------------
+
+    pub async fn add_user(
+        &self,
+        username: &str,
+        password: &str,
+        display_name: &str,
+        preference: Preference,
+    ) -> Result<User> {
+        if !valid_username(username) {
+            return Err(DirectoryError::BadUsername(username.to_string()));
+        }
+        let hash = password::hash(password).await?;
+        let created_at = now();
+        let mut tx = self.pool.begin().await?;
+        let exists = sqlx::query("SELECT 1 FROM users WHERE username = $1")
+            .bind(username)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_some() {
+            return Err(DirectoryError::UserExists(username.to_string()));
+        }
+        sqlx::query(
+            "INSERT INTO users (username, password_hash, display_name, preference, enabled, operator, created_at) \
+             VALUES ($1, $2, $3, $4, 1, 0, $5)",
+        )
+        .bind(username)
+        .bind(hash)
+        .bind(display_name)
+        .bind(preference.as_str())
+        .bind(created_at)
+        .execute(&mut *tx)
+        .await?;
+        Directory::bump(&mut tx).await?;
+        tx.commit().await?;
+        Ok(User {
+            username: username.to_string(),
+            display_name: display_name.to_string(),
+            preference,
+            enabled: true,
+            operator: false,
+            created_at,
+        })
+    }
+
+    /// Runs one statement that changes a user's row, failing if there is no such user.
+    async fn update_user(&self, sql: &str, username: &str, value: Option<String>) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let mut q = sqlx::query(sql);
+        if let Some(v) = value {
+            q = q.bind(v);
+        }
+        let done = q.bind(username).execute(&mut *tx).await?;
+        if done.rows_affected() == 0 {
+            return Err(DirectoryError::NoUser(username.to_string()));
+        }
+        Directory::bump(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn remove_user(&self, username: &str) -> Result<()> {
+        self.update_user("DELETE FROM users WHERE username = $1", username, None)
+            .await
+    }
+
+    pub async fn set_password(&self, username: &str, password: &str) -> Result<()> {
+        let hash = password::hash(password).await?;
+        self.update_user(
+            "UPDATE users SET password_hash = $1 WHERE username = $2",
+            username,
+            Some(hash),
+        )
+        .await
+    }
+
+    pub async fn set_preference(&self, username: &str, preference: Preference) -> Result<()> {
+        self.update_user(
+            "UPDATE users SET preference = $1 WHERE username = $2",
+            username,
+            Some(preference.as_str().to_string()),
+        )
+        .await
+    }
+
+    pub async fn set_enabled(&self, username: &str, enabled: bool) -> Result<()> {
+        let sql = if enabled {
+            "UPDATE users SET enabled = 1 WHERE username = $1"
+        } else {
+            "UPDATE users SET enabled = 0 WHERE username = $1"
+        };
+        self.update_user(sql, username, None).await
+    }
+
+    pub async fn set_operator(&self, username: &str, operator: bool) -> Result<()> {
+        let sql = if operator {
+            "UPDATE users SET operator = 1 WHERE username = $1"
+        } else {
+            "UPDATE users SET operator = 0 WHERE username = $1"
+        };
+        self.update_user(sql, username, None).await
+    }
+
+    fn user_from_row(row: &sqlx::any::AnyRow) -> Result<User> {
+        let preference: String = row.try_get("preference")?;
+        Ok(User {
+            username: row.try_get("username")?,
+            display_name: row.try_get("display_name")?,
+            preference: Preference::parse(&preference).unwrap_or_default(),
+            enabled: row.try_get::<i64, _>("enabled")? != 0,
+            operator: row.try_get::<i64, _>("operator")? != 0,
+            created_at: row.try_get("created_at")?,
+        })
+    }
+
+    pub async fn user(&self, username: &str) -> Result<User> {
+        let row = sqlx::query(
+            "SELECT username, display_name, preference, enabled, operator, created_at FROM users WHERE username = $1",
+        )
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| DirectoryError::NoUser(username.to_string()))?;
+        Directory::user_from_row(&row)
+    }
+
+    pub async fn users(&self) -> Result<Vec<User>> {
+        let rows = sqlx::query(
+            "SELECT username, display_name, preference, enabled, operator, created_at FROM users ORDER BY username",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(Directory::user_from_row).collect()
+    }
+
+    /// Checks a password. Unknown users cost the same as known ones (a hash is
+    /// verified either way) so that timing does not reveal who exists.
+    pub async fn verify_password(&self, username: &str, password: &str) -> Result<bool> {
+        let row = sqlx::query("SELECT password_hash, enabled FROM users WHERE username = $1")
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await?;
+        let (hash, enabled) = match &row {
+            Some(row) => (
+                row.try_get::<String, _>("password_hash")?,
+                row.try_get::<i64, _>("enabled")? != 0,
+            ),
+            None => (password::decoy_hash().to_string(), false),
+        };
+        let ok = password::verify(password, &hash).await;
+        Ok(ok && enabled && row.is_some())
+    }
+
+    /// Preference and enabled flag of every user, for the in-memory cache.
+    pub async fn user_entries(&self) -> Result<HashMap<String, UserEntry>> {
+        let rows = sqlx::query("SELECT username, preference, enabled FROM users")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let preference: String = row.try_get("preference")?;
+            out.insert(
+                row.try_get("username")?,
+                UserEntry {
+                    preference: Preference::parse(&preference).unwrap_or_default(),
+                    enabled: row.try_get::<i64, _>("enabled")? != 0,
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    // ---- letters and servers ------------------------------------------------------
+
+    /// Makes `server` the home of `bucket`; moving a letter back to its configured home
+    /// removes the override.
+    pub async fn move_letter(&self, config: &SiteConfig, bucket: usize, server: &str) -> Result<()> {
+        let index = config
+            .mailbox_index(server)
+            .ok_or_else(|| DirectoryError::NoServer(server.to_string()))?;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM letter_overrides WHERE bucket = $1")
+            .bind(bucket as i64)
+            .execute(&mut *tx)
+            .await?;
+        if config.letters[bucket] != index {
+            sqlx::query("INSERT INTO letter_overrides (bucket, server, moved_at) VALUES ($1, $2, $3)")
+                .bind(bucket as i64)
+                .bind(server)
+                .bind(now())
+                .execute(&mut *tx)
+                .await?;
+        }
+        Directory::bump(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn set_server_state(
+        &self,
+        config: &SiteConfig,
+        name: &str,
+        state: ServerState,
+    ) -> Result<()> {
+        let known = config
+            .mailboxes
+            .iter()
+            .chain(&config.sorters)
+            .any(|s| s.name == name);
+        if !known {
+            return Err(DirectoryError::NoServer(name.to_string()));
+        }
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM server_states WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO server_states (name, state, changed_at) VALUES ($1, $2, $3)")
+            .bind(name)
+            .bind(state.as_str())
+            .bind(now())
+            .execute(&mut *tx)
+            .await?;
+        Directory::bump(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The site as the directory says it is now.
+    pub async fn site_map(&self, config: Arc<SiteConfig>) -> Result<SiteMap> {
+        let mut tx = self.pool.begin().await?;
+        let generation: i64 = sqlx::query("SELECT generation FROM site_generation WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        let mut overrides = Vec::new();
+        for row in sqlx::query("SELECT bucket, server FROM letter_overrides")
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            overrides.push((row.try_get::<i64, _>(0)? as usize, row.try_get::<String, _>(1)?));
+        }
+        let mut states = HashMap::new();
+        for row in sqlx::query("SELECT name, state FROM server_states")
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            let state: String = row.try_get(1)?;
+            if let Some(state) = ServerState::parse(&state) {
+                states.insert(row.try_get::<String, _>(0)?, state);
+            }
+        }
+        tx.commit().await?;
+        Ok(SiteMap::new(config, &overrides, &states, generation))
+    }
+}
+
+/// A database URL with any password replaced, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn temp_directory() -> (Directory, Arc<SiteConfig>, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!(
+            "mailsite-dir-test-{}-{}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        let mut config = SiteConfig::embedded();
+        config.data_dir = dir.clone();
+        let d = Directory::open(&config).await.unwrap();
+        (d, Arc::new(config), dir)
+    }
+
+    #[tokio::test]
+    async fn users_round_trip_and_changes_bump_the_generation() {
+        let (d, _, dir) = temp_directory().await;
+        let g0 = d.generation().await.unwrap();
+        d.add_user("alice", "correct horse", "Alice", Preference::Pop3)
+            .await
+            .unwrap();
+        assert!(d.generation().await.unwrap() > g0);
+        assert!(matches!(
+            d.add_user("alice", "x", "", Preference::Imap).await,
+            Err(DirectoryError::UserExists(_))
+        ));
+        assert!(matches!(
+            d.add_user("../x", "x", "", Preference::Imap).await,
+            Err(DirectoryError::BadUsername(_))
+        ));
+        let u = d.user("alice").await.unwrap();
+        assert_eq!(u.preference, Preference::Pop3);
+        assert!(d.verify_password("alice", "correct horse").await.unwrap());
+        assert!(!d.verify_password("alice", "wrong").await.unwrap());
+        assert!(!d.verify_password("nobody", "correct horse").await.unwrap());
+        d.set_enabled("alice", false).await.unwrap();
+        assert!(!d.verify_password("alice", "correct horse").await.unwrap());
+        d.remove_user("alice").await.unwrap();
+        assert!(matches!(d.user("alice").await, Err(DirectoryError::NoUser(_))));
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[tokio::test]
+    async fn letter_moves_and_states_shape_the_site_map() {
+        let (d, config, dir) = temp_directory().await;
+        d.move_letter(&config, 0, "mailbox2").await.unwrap();
+        let map = d.site_map(config.clone()).await.unwrap();
+        assert_eq!(map.owner(0).name, "mailbox2");
+        d.move_letter(&config, 0, "mailbox1").await.unwrap();
+        d.set_server_state(&config, "mailbox2", ServerState::Maintenance)
+            .await
+            .unwrap();
+        let map = d.site_map(config.clone()).await.unwrap();
+        assert_eq!(map.owner(0).name, "mailbox1");
+        assert_eq!(map.owner(25).name, "mailbox1");
+        assert!(d.move_letter(&config, 0, "mailbox9").await.is_err());
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn urls_lose_their_password() {
+        assert_eq!(
+            redact_url("postgres://site:s3cret@db/mailsite"),
+            "postgres://site:***@db/mailsite"
+        );
+        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+}

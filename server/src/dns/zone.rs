@@ -1,0 +1,302 @@
+//! The site's zones, computed from the live [`SiteMap`]: what `mail<letter>`,
+//! `outbox`, MX and SRV records say right now. Rebuilt whenever the site changes;
+//! also written out as a BIND-format file by `mailsite zone export`.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::net::IpAddr;
+
+use hickory_proto::rr::rdata::{A, AAAA, MX, NS, SOA, SRV};
+use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
+use mailsite_shared::SiteMap;
+use mailsite_shared::route::alias_label;
+
+/// One record set of a name, with the records a resolver will want next (the
+/// addresses of MX, SRV and NS targets).
+#[derive(Debug, Default)]
+pub struct RecordSet {
+    pub rtype: Option<RecordType>,
+    pub records: Vec<Record>,
+    pub additionals: Vec<Record>,
+}
+
+/// Every record set of one name.
+#[derive(Debug, Default)]
+pub struct Node {
+    pub sets: Vec<RecordSet>,
+    /// All records of the name, for ANY queries.
+    pub all: Vec<Record>,
+}
+
+impl Node {
+    pub fn set(&self, rtype: RecordType) -> Option<&RecordSet> {
+        self.sets.iter().find(|s| s.rtype == Some(rtype))
+    }
+}
+
+/// The answer to a query, before it is put on the wire.
+pub enum Lookup<'z> {
+    Found(&'z RecordSet),
+    Any(&'z [Record]),
+    /// The name exists but has no records of that type.
+    NoData(&'z Record),
+    NxDomain(&'z Record),
+    /// Not a name this server is authoritative for.
+    Refused,
+}
+
+/// The zones of every site domain.
+#[derive(Debug, Default)]
+pub struct Zone {
+    origins: Vec<(LowerName, Record)>,
+    nodes: HashMap<LowerName, Node>,
+    /// Records in a stable order, for export.
+    ordered: Vec<Record>,
+}
+
+fn name(text: &str) -> Name {
+    // Names here are built from validated domains and server names.
+    Name::from_ascii(text).unwrap_or_else(|_| Name::root())
+}
+
+fn address(owner: &Name, ttl: u32, ip: IpAddr) -> Record {
+    match ip {
+        IpAddr::V4(v4) => Record::from_rdata(owner.clone(), ttl, RData::A(A(v4))),
+        IpAddr::V6(v6) => Record::from_rdata(owner.clone(), ttl, RData::AAAA(AAAA(v6))),
+    }
+}
+
+impl Zone {
+    pub fn build(site: &SiteMap) -> Zone {
+        let config = &site.config;
+        let mut zone = Zone::default();
+        let serial = site.generation.clamp(1, i64::from(u32::MAX)) as u32;
+        for domain in config.domains() {
+            let apex = name(&format!("{domain}."));
+            let at = |label: &str| name(&format!("{label}.{domain}."));
+            let ns_host = at("ns");
+            let soa = Record::from_rdata(
+                apex.clone(),
+                config.ttl,
+                RData::SOA(SOA::new(
+                    ns_host.clone(),
+                    at("hostmaster"),
+                    serial,
+                    3600,
+                    600,
+                    86400,
+                    config.alias_ttl,
+                )),
+            );
+            let mut add = |record: Record| zone.ordered.push(record);
+            add(soa.clone());
+            add(Record::from_rdata(apex.clone(), config.ttl, RData::NS(NS(ns_host.clone()))));
+            for sorter in site.outbox_sorters() {
+                add(Record::from_rdata(
+                    apex.clone(),
+                    config.ttl,
+                    RData::MX(MX::new(10, at(&sorter.name))),
+                ));
+            }
+            for ip in &config.dns_addresses {
+                add(address(&ns_host, config.ttl, *ip));
+            }
+            for server in config.mailboxes.iter().chain(&config.sorters) {
+                for ip in &server.addresses {
+                    add(address(&at(&server.name), config.ttl, *ip));
+                }
+            }
+            for bucket in 0..mailsite_shared::config::BUCKETS {
+                for ip in &site.owner(bucket).addresses {
+                    add(address(&at(&alias_label(bucket)), config.alias_ttl, *ip));
+                }
+            }
+            for sorter in site.outbox_sorters() {
+                for ip in &sorter.addresses {
+                    add(address(&at("outbox"), config.outbox_ttl, *ip));
+                }
+            }
+            for label in ["autoconfig", "autodiscover"] {
+                for ip in &config.http_addresses {
+                    add(address(&at(label), config.ttl, *ip));
+                }
+            }
+            let p = config.ports;
+            for (service, port) in [
+                ("_imap._tcp", p.imap),
+                ("_imaps._tcp", p.imaps),
+                ("_pop3._tcp", p.pop3),
+                ("_pop3s._tcp", p.pop3s),
+            ] {
+                // Domain-wide records cannot know the user's letter: they name the
+                // serving mailbox servers, which refer a login to the right one.
+                for server in site.serving_mailboxes() {
+                    add(Record::from_rdata(
+                        at(service),
+                        config.ttl,
+                        RData::SRV(SRV::new(0, 1, port, at(&server.name))),
+                    ));
+                }
+            }
+            for (service, port, target) in [
+                ("_submission._tcp", p.submission, "outbox"),
+                ("_submissions._tcp", p.submissions, "outbox"),
+                ("_autodiscover._tcp", config.http_listen.port(), "autodiscover"),
+            ] {
+                add(Record::from_rdata(
+                    at(service),
+                    config.ttl,
+                    RData::SRV(SRV::new(0, 1, port, at(target))),
+                ));
+            }
+            zone.origins.push((LowerName::new(&apex), soa));
+        }
+        zone.index();
+        zone
+    }
+
+    fn index(&mut self) {
+        for record in &self.ordered {
+            let node = self.nodes.entry(LowerName::new(&record.name)).or_default();
+            let rtype = record.record_type();
+            match node.sets.iter_mut().find(|s| s.rtype == Some(rtype)) {
+                Some(set) => set.records.push(record.clone()),
+                None => node.sets.push(RecordSet {
+                    rtype: Some(rtype),
+                    records: vec![record.clone()],
+                    additionals: Vec::new(),
+                }),
+            }
+            node.all.push(record.clone());
+        }
+        // Glue: the addresses of every in-zone MX, SRV and NS target.
+        let mut glue: Vec<(LowerName, usize, Vec<Record>)> = Vec::new();
+        for (owner, node) in &self.nodes {
+            for (i, set) in node.sets.iter().enumerate() {
+                let mut extra = Vec::new();
+                for record in &set.records {
+                    let target = match &record.data {
+                        RData::MX(mx) => &mx.exchange,
+                        RData::SRV(srv) => &srv.target,
+                        RData::NS(ns) => &ns.0,
+                        _ => continue,
+                    };
+                    if let Some(target_node) = self.nodes.get(&LowerName::new(target)) {
+                        for t in [RecordType::A, RecordType::AAAA] {
+                            if let Some(s) = target_node.set(t) {
+                                extra.extend(s.records.iter().cloned());
+                            }
+                        }
+                    }
+                }
+                if !extra.is_empty() {
+                    glue.push((owner.clone(), i, extra));
+                }
+            }
+        }
+        for (owner, i, extra) in glue {
+            if let Some(node) = self.nodes.get_mut(&owner) {
+                node.sets[i].additionals = extra;
+            }
+        }
+    }
+
+    /// Answers a question.
+    pub fn lookup(&self, qname: &LowerName, qtype: RecordType) -> Lookup<'_> {
+        let Some((_, soa)) = self.origins.iter().find(|(origin, _)| origin.zone_of(qname)) else {
+            return Lookup::Refused;
+        };
+        let Some(node) = self.nodes.get(qname) else {
+            return Lookup::NxDomain(soa);
+        };
+        if qtype == RecordType::ANY {
+            return Lookup::Any(&node.all);
+        }
+        match node.set(qtype) {
+            Some(set) => Lookup::Found(set),
+            None => Lookup::NoData(soa),
+        }
+    }
+
+    /// The zone of `domain` as a BIND-format master file.
+    pub fn export(&self, domain: &str) -> Option<String> {
+        let apex = LowerName::new(&name(&format!("{domain}.")));
+        let (_, soa) = self.origins.iter().find(|(o, _)| *o == apex)?;
+        let mut out = String::new();
+        let _ = writeln!(out, "; zone {domain}, written by mailsite (serial {})", match &soa.data {
+            RData::SOA(s) => s.serial,
+            _ => 0,
+        });
+        let _ = writeln!(out, "$ORIGIN {domain}.");
+        for record in &self.ordered {
+            if apex.zone_of(&LowerName::new(&record.name)) {
+                let _ = writeln!(out, "{record}");
+            }
+        }
+        Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use mailsite_shared::{ServerState, SiteConfig};
+
+    use super::*;
+
+    fn lower(s: &str) -> LowerName {
+        LowerName::new(&name(s))
+    }
+
+    fn ips(lookup: Lookup<'_>) -> Vec<String> {
+        match lookup {
+            Lookup::Found(set) => set.records.iter().map(|r| r.data.to_string()).collect(),
+            _ => panic!("no records"),
+        }
+    }
+
+    #[test]
+    fn aliases_follow_the_site_map() {
+        let config = Arc::new(SiteConfig::embedded());
+        let zone = Zone::build(&SiteMap::initial(config.clone()));
+        assert_eq!(ips(zone.lookup(&lower("maila.example.test."), RecordType::A)), ["127.0.0.11"]);
+        assert_eq!(ips(zone.lookup(&lower("MAILZ.example.test."), RecordType::A)), ["127.0.0.12"]);
+        assert_eq!(
+            ips(zone.lookup(&lower("outbox.example.test."), RecordType::A)),
+            ["127.0.0.21", "127.0.0.22"]
+        );
+        let mut states = HashMap::new();
+        states.insert("mailbox2".to_string(), ServerState::Maintenance);
+        states.insert("sorter1".to_string(), ServerState::Down);
+        let zone = Zone::build(&SiteMap::new(config, &[], &states, 7));
+        assert_eq!(ips(zone.lookup(&lower("mailz.example.test."), RecordType::A)), ["127.0.0.11"]);
+        assert_eq!(ips(zone.lookup(&lower("outbox.example.test."), RecordType::A)), ["127.0.0.22"]);
+    }
+
+    #[test]
+    fn unknown_names_and_foreign_zones() {
+        let zone = Zone::build(&SiteMap::initial(Arc::new(SiteConfig::embedded())));
+        assert!(matches!(zone.lookup(&lower("nope.example.test."), RecordType::A), Lookup::NxDomain(_)));
+        assert!(matches!(zone.lookup(&lower("example.org."), RecordType::A), Lookup::Refused));
+        assert!(matches!(zone.lookup(&lower("maila.example.test."), RecordType::MX), Lookup::NoData(_)));
+        match zone.lookup(&lower("example.test."), RecordType::MX) {
+            Lookup::Found(set) => {
+                assert_eq!(set.records.len(), 2);
+                assert_eq!(set.additionals.len(), 2);
+            }
+            _ => panic!("no MX"),
+        }
+    }
+
+    #[test]
+    fn export_is_a_master_file() {
+        let zone = Zone::build(&SiteMap::initial(Arc::new(SiteConfig::embedded())));
+        let text = zone.export("example.test").unwrap();
+        assert!(text.contains("$ORIGIN example.test."));
+        assert!(text.contains("maila.example.test. 30 IN A 127.0.0.11"), "{text}");
+        assert!(text.contains("_imaps._tcp.example.test. 300 IN SRV 0 1 10993 mailbox1.example.test."), "{text}");
+        assert!(zone.export("example.org").is_none());
+    }
+}

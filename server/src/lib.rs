@@ -1,0 +1,15 @@
+//! The `mailsite` server: one binary, one module tree per role.
+//!
+//! - [`autoconfig`]: the HTTP service clients configure themselves from;
+//! - [`dns`]: the authoritative alias DNS;
+//! - [`directory`]: users, letter moves and server states in SQL;
+//! - [`state`]: the live site every role reads;
+//! - [`cli`] and [`serve`]: the command line and the process that runs the roles.
+
+pub mod autoconfig;
+pub mod cli;
+pub mod directory;
+pub mod dns;
+pub mod metrics;
+pub mod serve;
+pub mod state;

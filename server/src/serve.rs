@@ -1,0 +1,180 @@
+//! `mailsite serve`: start the roles this node runs, say what was started, and stop
+//! cleanly on SIGINT or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context;
+use mailsite_shared::{Role, SiteConfig};
+use tokio::sync::watch;
+
+use crate::autoconfig::{App, router};
+use crate::directory::{Directory, DirectoryError};
+use crate::state::Site;
+
+/// The demo account of the embedded default site.
+pub const DEMO_USER: &str = "demo";
+
+/// Creates the demo account on first start and returns its password (kept in the data
+/// directory, readable by its owner only, so that every start can print it).
+async fn ensure_demo(config: &SiteConfig, dir: &Directory) -> anyhow::Result<Option<String>> {
+    let file = config.data_dir.join("demo-password");
+    match dir.user(DEMO_USER).await {
+        Ok(_) => Ok(std::fs::read_to_string(&file).ok().map(|s| s.trim().to_string())),
+        Err(DirectoryError::NoUser(_)) => {
+            use rand::Rng;
+            let password: String = rand::rng()
+                .sample_iter(rand::distr::Alphanumeric)
+                .take(16)
+                .map(char::from)
+                .collect();
+            dir.add_user(DEMO_USER, &password, "Demo User", Default::default())
+                .await?;
+            write_private(&file, &password)?;
+            Ok(Some(password))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    writeln!(f, "{text}")?;
+    f.sync_all()?;
+    Ok(())
+}
+
+async fn stop_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn bind_http(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen for HTTP on {addr}: is another mailsite (or another web server) running there? Set [http] listen in the configuration")
+    })
+}
+
+pub async fn serve(config: SiteConfig, embedded: bool) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    let directory = Directory::open(&config).await?;
+    let demo = if embedded {
+        ensure_demo(&config, &directory).await?
+    } else {
+        None
+    };
+    let site = Site::load(config.clone(), directory).await?;
+    site.spawn_watcher();
+    let ready = Arc::new(AtomicBool::new(false));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut started = Vec::new();
+    let mut tasks = tokio::task::JoinSet::new();
+
+    if config.runs(Role::Autoconfig) {
+        let listener = bind_http(config.http_listen).await?;
+        let app = router(App { site: site.clone(), ready: ready.clone() });
+        let mut stop = stop_rx.clone();
+        tasks.spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await
+                .context("the HTTP service failed")
+        });
+        started.push(format!(
+            "autoconfig  http://{}/  (Thunderbird, Autodiscover, Apple profiles, /metrics)",
+            config.http_listen
+        ));
+    }
+    if config.runs(Role::Dns) {
+        let mut dns = crate::dns::start(&site).await?;
+        let mut stop = stop_rx.clone();
+        tasks.spawn(async move {
+            tokio::select! {
+                r = dns.server.block_until_done() => r.context("the DNS service failed"),
+                _ = async { let _ = stop.wait_for(|s| *s).await; } => {
+                    let _ = dns.server.shutdown_gracefully().await;
+                    Ok(())
+                }
+            }
+        });
+        started.push(format!(
+            "dns         {} udp+tcp, authoritative for {}",
+            config.dns_listen,
+            config.domains().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    for (role, kind, servers) in [
+        (Role::Mailbox, "mailbox", &config.mailboxes),
+        (Role::Sorter, "sorter", &config.sorters),
+    ] {
+        if config.runs(role) {
+            let names: Vec<String> = servers
+                .iter()
+                .map(|s| format!("{} {:?}", s.name, s.addresses))
+                .collect();
+            started.push(format!(
+                "{kind:<11} not in this version yet: {} (names resolve; nothing listens there)",
+                names.join(", ")
+            ));
+        }
+    }
+    ready.store(true, Ordering::Release);
+
+    println!("mailsite {} serving {} ({})", env!("CARGO_PKG_VERSION"), config.domain, config.name);
+    for line in &started {
+        println!("  {line}");
+    }
+    println!("  data        {}", config.data_dir.display());
+    if embedded {
+        match &demo {
+            Some(password) => println!("  demo user   {}@{} password {password}", crate::serve::DEMO_USER, config.domain),
+            None => println!("  demo user   {}@{} (password changed by an operator)", DEMO_USER, config.domain),
+        }
+        println!("  try         curl 'http://{}/mail/config-v1.1.xml?emailaddress=demo@{}'", config.http_listen, config.domain);
+        println!("              dig @{} -p {} maild.{} A", config.dns_listen.ip(), config.dns_listen.port(), config.domain);
+    }
+    tracing::info!(domain = %config.domain, "mailsite started");
+
+    tokio::select! {
+        _ = stop_signal() => tracing::info!("stopping"),
+        Some(result) = tasks.join_next() => {
+            match result {
+                Ok(Err(e)) => return Err(e),
+                Err(e) => return Err(anyhow::anyhow!("a service stopped: {e}")),
+                Ok(Ok(())) => {}
+            }
+        }
+    }
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    Ok(())
+}

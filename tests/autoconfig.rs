@@ -1,0 +1,309 @@
+//! The autoconfig service as mail clients use it: Thunderbird clientConfig, Outlook
+//! Autodiscover (POX and JSON v2), Apple profiles, health and metrics, and hostile input.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Site, curl, python};
+use mailsite_shared::autoconfig::{
+    LOCALPART_PLACEHOLDER, Protocol, Security, ServerSetting, autodiscover, thunderbird,
+};
+
+fn setting(protocol: Protocol, host: &str, port: u16, security: Security, user: &str) -> ServerSetting {
+    ServerSetting {
+        protocol,
+        hostname: host.to_string(),
+        port,
+        security,
+        username: user.to_string(),
+    }
+}
+
+/// What a user on `alias` who prefers IMAP (or POP3) must be told, written out by hand.
+fn expected(alias: &str, user: &str, pop_first: bool) -> (Vec<ServerSetting>, Vec<ServerSetting>) {
+    let imap = vec![
+        setting(Protocol::Imap, alias, 10993, Security::Tls, user),
+        setting(Protocol::Imap, alias, 10143, Security::StartTls, user),
+    ];
+    let pop = vec![
+        setting(Protocol::Pop3, alias, 10995, Security::Tls, user),
+        setting(Protocol::Pop3, alias, 10110, Security::StartTls, user),
+    ];
+    let incoming = if pop_first { [pop, imap].concat() } else { [imap, pop].concat() };
+    let outgoing = vec![
+        setting(Protocol::Smtp, "outbox.example.test", 10465, Security::Tls, user),
+        setting(Protocol::Smtp, "outbox.example.test", 10587, Security::StartTls, user),
+    ];
+    (incoming, outgoing)
+}
+
+#[test]
+fn thunderbird_gets_each_user_their_own_server_and_preference() {
+    let site = Site::isolated();
+    site.add_user("alice", "alice-password", &[]);
+    site.add_user("nora", "nora-password", &["--prefer", "pop3"]);
+
+    for (email, alias, user, pop_first) in [
+        ("alice@example.test", "maila.example.test", "alice", false),
+        ("Nora@Example.Test", "mailn.example.test", "nora", true),
+    ] {
+        for path in ["/mail/config-v1.1.xml", "/.well-known/autoconfig/mail/config-v1.1.xml"] {
+            let r = site.get(&format!("{path}?emailaddress={email}"));
+            assert_eq!(r.status, 200, "{path} {email}: {}", r.body);
+            assert!(r.content_type.starts_with("text/xml"), "{}", r.content_type);
+            let doc = thunderbird::parse(&r.body).expect("Thunderbird can read the document");
+            let (incoming, outgoing) = expected(alias, user, pop_first);
+            assert_eq!(doc.domain, "example.test");
+            assert_eq!(doc.incoming, incoming, "{email}");
+            assert_eq!(doc.outgoing, outgoing, "{email}");
+        }
+    }
+    // POP3 entries carry the download options Thunderbird reads.
+    let r = site.get("/mail/config-v1.1.xml?emailaddress=nora@example.test");
+    assert!(r.body.contains("<leaveMessagesOnServer>true</leaveMessagesOnServer>"));
+    assert!(r.body.contains("<daysToLeaveMessagesOnServer>14</daysToLeaveMessagesOnServer>"));
+}
+
+#[test]
+fn a_preference_change_shows_in_the_next_answer() {
+    let site = Site::isolated();
+    site.add_user("bob", "bob-password", &[]);
+    let first = |site: &Site| {
+        let r = site.get("/mail/config-v1.1.xml?emailaddress=bob@example.test");
+        thunderbird::parse(&r.body).unwrap().incoming[0].protocol
+    };
+    assert_eq!(first(&site), Protocol::Imap);
+    site.ok(&["user", "prefer", "bob", "pop3"], None);
+    let took = site.within(Duration::from_secs(2), || first(&site) == Protocol::Pop3);
+    assert!(took.is_some(), "the preference did not reach autoconfig");
+}
+
+#[test]
+fn requests_without_an_address_get_placeholders() {
+    let site = Site::isolated();
+    let r = site.get("/mail/config-v1.1.xml");
+    assert_eq!(r.status, 200);
+    let doc = thunderbird::parse(&r.body).unwrap();
+    assert_eq!(doc.incoming[0].username, LOCALPART_PLACEHOLDER);
+    assert_eq!(doc.incoming[0].hostname, "mail0.example.test");
+    assert_eq!(doc.outgoing[0].hostname, "outbox.example.test");
+}
+
+#[test]
+fn unknown_users_look_like_real_ones_and_disabled_ones_are_refused() {
+    let site = Site::isolated();
+    site.add_user("carol", "carol-password", &[]);
+    let known = site.get("/mail/config-v1.1.xml?emailaddress=carol@example.test");
+    let unknown = site.get("/mail/config-v1.1.xml?emailaddress=cyril@example.test");
+    assert_eq!(unknown.status, 200);
+    // Same document but for the name: nothing tells an account apart from a guess.
+    assert_eq!(known.body.replace("carol", "cyril"), unknown.body);
+
+    site.ok(&["user", "disable", "carol"], None);
+    let refused = site.within(Duration::from_secs(2), || {
+        let r = site.get("/mail/config-v1.1.xml?emailaddress=carol@example.test");
+        r.status == 400 && r.body.contains("disabled")
+    });
+    assert!(refused.is_some());
+}
+
+#[test]
+fn outlook_autodiscover_pox_on_every_spelling_of_the_path() {
+    let site = Site::isolated();
+    site.add_user("nora", "nora-password", &["--prefer", "pop3"]);
+    let request = autodiscover::render_request("nora@example.test");
+    for path in [
+        "/autodiscover/autodiscover.xml",
+        "/Autodiscover/Autodiscover.xml",
+        "/AutoDiscover/AutoDiscover.xml",
+    ] {
+        let r = site.post(path, "text/xml", request.as_bytes());
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        assert!(r.content_type.contains("xml"));
+        assert!(r.body.contains("outlook/responseschema/2006a"));
+        let doc = autodiscover::parse_response(&r.body).unwrap();
+        let (incoming, outgoing) = expected("mailn.example.test", "nora", true);
+        assert_eq!(doc.incoming, incoming);
+        assert_eq!(doc.outgoing, outgoing);
+    }
+    let r = site.post("/autodiscover/autodiscover.xml", "text/xml", request.as_bytes());
+    // SSL on with Encryption naming the kind, per port.
+    assert!(r.body.contains("<Port>10995</Port>\n        <DomainRequired>off</DomainRequired>\n        <LoginName>nora</LoginName>\n        <SPA>off</SPA>\n        <SSL>on</SSL>\n        <Encryption>SSL</Encryption>"));
+    assert!(r.body.contains("<Port>10587</Port>\n        <DomainRequired>off</DomainRequired>\n        <LoginName>nora</LoginName>\n        <SPA>off</SPA>\n        <SSL>on</SSL>\n        <Encryption>TLS</Encryption>"));
+}
+
+#[test]
+fn outlook_autodiscover_json_points_at_the_pox_endpoint() {
+    let site = Site::isolated();
+    let r = site.get("/autodiscover/autodiscover.json?Email=alice@example.test&Protocol=AutodiscoverV1");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.content_type.starts_with("application/json"));
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["Protocol"], "AutodiscoverV1");
+    assert_eq!(v["Url"], "http://autodiscover.example.test:8080/autodiscover/autodiscover.xml");
+
+    let r = site.get("/autodiscover/autodiscover.json/v1.0/alice@example.test?Protocol=AutodiscoverV1");
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let r = site.get("/autodiscover/autodiscover.json?Email=alice@example.test&Protocol=ActiveSync");
+    assert_eq!(r.status, 400);
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["ErrorCode"], "InvalidProtocol");
+
+    let r = site.get("/autodiscover/autodiscover.json?Protocol=AutodiscoverV1");
+    assert_eq!(r.status, 400);
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["ErrorCode"], "InvalidUser");
+}
+
+const READ_PLIST: &str = r#"
+import plistlib, sys, json
+p = plistlib.loads(open(sys.argv[1], 'rb').read())
+print(json.dumps(p))
+"#;
+
+#[test]
+fn apple_profiles_are_valid_plists_for_the_preferred_protocol() {
+    let site = Site::isolated();
+    site.add_user("nora", "nora-password", &["--prefer", "pop3"]);
+    for (email, kind, host, port) in [
+        ("alice@example.test", "EmailTypeIMAP", "maila.example.test", 10993),
+        ("nora@example.test", "EmailTypePOP", "mailn.example.test", 10995),
+    ] {
+        let r = site.get(&format!("/mobileconfig?emailaddress={email}"));
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.content_type, "application/x-apple-aspen-config");
+        let file = site.dir.join("profile.mobileconfig");
+        std::fs::write(&file, &r.body).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&python(READ_PLIST, &[file.to_str().unwrap()])).unwrap();
+        assert_eq!(v["PayloadType"], "Configuration");
+        let account = &v["PayloadContent"][0];
+        assert_eq!(account["PayloadType"], "com.apple.mail.managed");
+        assert_eq!(account["EmailAccountType"], kind);
+        assert_eq!(account["EmailAddress"], email);
+        assert_eq!(account["IncomingMailServerHostName"], host);
+        assert_eq!(account["IncomingMailServerPortNumber"], port);
+        assert_eq!(account["IncomingMailServerUseSSL"], true);
+        assert_eq!(account["OutgoingMailServerHostName"], "outbox.example.test");
+        assert_eq!(account["OutgoingMailServerPortNumber"], 10465);
+    }
+    let r = site.get("/mobileconfig");
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("emailaddress"));
+}
+
+#[test]
+fn markup_in_an_address_never_breaks_a_document() {
+    let site = Site::isolated();
+    let hostile = "a\"<x>&'@example.test";
+    let encoded = "a%22%3Cx%3E%26%27%40example.test";
+
+    let r = site.get(&format!("/mail/config-v1.1.xml?emailaddress={encoded}"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(!r.body.contains("<x>"));
+    assert_eq!(thunderbird::parse(&r.body).unwrap().incoming[0].username, "a\"<x>&'");
+
+    let r = site.post(
+        "/autodiscover/autodiscover.xml",
+        "text/xml",
+        autodiscover::render_request(hostile).as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let doc = autodiscover::parse_response(&r.body).unwrap();
+    assert_eq!(doc.incoming[0].username, "a\"<x>&'");
+
+    let r = site.get(&format!("/mobileconfig?emailaddress={encoded}"));
+    assert_eq!(r.status, 200);
+    let file = site.dir.join("hostile.mobileconfig");
+    std::fs::write(&file, &r.body).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&python(READ_PLIST, &[file.to_str().unwrap()])).unwrap();
+    assert_eq!(v["PayloadContent"][0]["EmailAddress"], "a\"<x>&'@example.test");
+
+    let r = site.get(&format!(
+        "/autodiscover/autodiscover.json?Email={encoded}&Protocol=AutodiscoverV1"
+    ));
+    assert_eq!(r.status, 200);
+    serde_json::from_str::<serde_json::Value>(&r.body).unwrap();
+}
+
+#[test]
+fn malformed_requests_get_clean_errors() {
+    let site = Site::isolated();
+    let long = "a".repeat(10_000);
+    for (query, reason) in [
+        (format!("{long}@example.test"), "longer than"),
+        (long.clone(), "longer than"),
+        ("%ff%fe@example.test".to_string(), "UTF-8"),
+        ("alice".to_string(), "no @domain"),
+        ("alice@example.org".to_string(), "not a mail domain of this site"),
+        ("a%20b@example.test".to_string(), "spaces"),
+        ("a%0a@example.test".to_string(), "control"),
+    ] {
+        for path in ["/mail/config-v1.1.xml?emailaddress=", "/mobileconfig?emailaddress="] {
+            let r = site.get(&format!("{path}{query}"));
+            assert_eq!(r.status, 400, "{path}{}", &query[..query.len().min(40)]);
+            assert!(r.body.contains(reason), "{path}: {}", r.body);
+            assert!(r.body.len() < 200, "the error echoes the input");
+        }
+    }
+
+    // Autodiscover: every bad body is an error document with code 600, never a 401.
+    let bodies: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", Vec::new()),
+        ("not xml", b"hello".to_vec()),
+        ("json", br#"{"EMailAddress": "alice@example.test"}"#.to_vec()),
+        ("non-UTF-8", vec![0x3c, 0xff, 0xfe, 0x3e]),
+        ("no address", b"<Autodiscover><Request></Request></Autodiscover>".to_vec()),
+        ("unclosed", b"<Autodiscover><Request><EMailAddress>a@example.test".to_vec()),
+        (
+            "external entity",
+            b"<!DOCTYPE a [<!ENTITY x SYSTEM \"file:///etc/passwd\">]><Autodiscover><Request><EMailAddress>&x;</EMailAddress></Request></Autodiscover>".to_vec(),
+        ),
+        (
+            "bad address",
+            autodiscover::render_request(&format!("{long}@example.test")).into_bytes(),
+        ),
+    ];
+    for (what, body) in bodies {
+        let r = site.post("/autodiscover/autodiscover.xml", "text/xml", &body);
+        assert_eq!(r.status, 400, "{what}: {}", r.body);
+        assert!(r.body.contains("<ErrorCode>600</ErrorCode>"), "{what}: {}", r.body);
+        assert!(!r.body.contains("root:"), "{what}");
+    }
+    let r = site.post("/autodiscover/autodiscover.xml", "text/xml", &vec![b'x'; 100_000]);
+    assert_eq!(r.status, 413);
+    let r = site.get("/autodiscover/autodiscover.xml");
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("POST"));
+    let r = site.get("/autodiscover/autodiscover.json?Email=%ff&Protocol=AutodiscoverV1");
+    assert_eq!(r.status, 400);
+    serde_json::from_str::<serde_json::Value>(&r.body).unwrap();
+
+    // The server is still serving after all of that.
+    assert_eq!(site.get("/healthz").status, 200);
+    assert!(!site.log().contains("panicked"));
+}
+
+#[test]
+fn health_readiness_and_metrics() {
+    let site = Site::isolated();
+    assert_eq!(site.get("/healthz").body, "ok\n");
+    assert_eq!(site.get("/readyz").status, 200);
+    site.get("/mail/config-v1.1.xml?emailaddress=alice@example.test");
+    site.get("/mail/config-v1.1.xml?emailaddress=bad");
+    let r = site.get("/metrics");
+    assert_eq!(r.status, 200);
+    assert!(r.content_type.starts_with("text/plain"));
+    assert!(r.body.contains("mailsite_http_requests_total{endpoint=\"thunderbird\",status=\"2xx\"} 1"), "{}", r.body);
+    assert!(r.body.contains("mailsite_http_requests_total{endpoint=\"thunderbird\",status=\"4xx\"} 1"));
+    assert!(r.body.contains("mailsite_letter_owner{letter=\"a\",server=\"mailbox1\"} 1"));
+    assert!(r.body.contains("mailsite_server_state{role=\"sorter\",server=\"sorter2\",state=\"up\"} 1"));
+    assert!(r.body.contains("mailsite_users 0"));
+    let r = site.get("/no/such/page");
+    assert_eq!(r.status, 404);
+    let r = curl(&["-X", "DELETE", &site.url("/mail/config-v1.1.xml")]);
+    assert_eq!(r.status, 405);
+}

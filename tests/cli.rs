@@ -1,0 +1,215 @@
+//! The `mailsite` command line as an operator uses it, and `mailsite serve` on the
+//! genuine embedded default.
+
+mod common;
+
+use std::process::Command;
+
+use common::{BIN, Site, run_command};
+
+fn text(out: &std::process::Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn help_teaches_the_first_steps() {
+    let out = run_command(Command::new(BIN).arg("--help"), None);
+    let (stdout, _) = text(&out);
+    assert!(out.status.success());
+    for needle in ["Getting started", "mailsite serve", "user add", "server maintenance", "zone export"] {
+        assert!(stdout.contains(needle), "--help lacks {needle:?}:\n{stdout}");
+    }
+    let out = run_command(Command::new(BIN).args(["user", "add", "--help"]), None);
+    let (stdout, _) = text(&out);
+    assert!(stdout.contains("never from the command line"), "{stdout}");
+}
+
+#[test]
+fn users_are_added_listed_changed_and_removed() {
+    let site = Site::isolated();
+    let out = site.ok(&["user", "add", "alice", "--name", "Alice Liddell"], Some("wonderland-1\n"));
+    assert!(out.contains("letter a, served by mailbox1 as maila.example.test"), "{out}");
+    site.add_user("nora", "nora-password", &["--prefer", "pop3"]);
+
+    let list = site.ok(&["user", "list"], None);
+    assert!(list.contains("alice") && list.contains("Alice Liddell") && list.contains("2 users"), "{list}");
+    let json: serde_json::Value = serde_json::from_str(&site.ok(&["user", "list", "--json"], None)).unwrap();
+    assert_eq!(json[1]["username"], "nora");
+    assert_eq!(json[1]["preference"], "pop3");
+    assert_eq!(json[1]["server"], "mailbox2");
+
+    let show: serde_json::Value =
+        serde_json::from_str(&site.ok(&["user", "show", "alice", "--json"], None)).unwrap();
+    assert_eq!(show["alias"], "maila.example.test");
+    assert_eq!(show["enabled"], true);
+
+    // Mistakes get clear errors and change nothing.
+    for (args, stdin, says) in [
+        (vec!["user", "add", "alice"], "another-pass\n", "already exists"),
+        (vec!["user", "add", "../etc"], "another-pass\n", "not a valid username"),
+        (vec!["user", "add", "bob"], "short\n", "too short"),
+        (vec!["user", "add", "bob", "secret-password"], "", "unexpected argument"),
+        (vec!["user", "remove", "nobody"], "", "no user \"nobody\""),
+        (vec!["user", "prefer", "alice", "smtp"], "", "not a protocol"),
+    ] {
+        let out = site.run(&args, Some(stdin));
+        let (stdout, stderr) = text(&out);
+        assert!(!out.status.success(), "{args:?} succeeded: {stdout}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+    site.ok(&["user", "passwd", "alice"], Some("new-password-2\n"));
+    site.ok(&["user", "remove", "alice"], None);
+    let list = site.ok(&["user", "list"], None);
+    assert!(!list.contains("alice") && list.contains("1 users"), "{list}");
+}
+
+#[test]
+fn passwords_never_reach_the_database_in_clear() {
+    let site = Site::isolated();
+    site.add_user("dora", "plain-text-secret", &[]);
+    let db = std::fs::read(site.dir.join("data/site.db")).unwrap();
+    let wal = std::fs::read(site.dir.join("data/site.db-wal")).unwrap_or_default();
+    for bytes in [db, wal] {
+        let haystack = String::from_utf8_lossy(&bytes);
+        assert!(!haystack.contains("plain-text-secret"));
+    }
+    let hash = Command::new("python3")
+        .args(["-c", "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(\"select password_hash from users where username='dora'\").fetchone()[0])"])
+        .arg(site.dir.join("data/site.db"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&hash.stdout).starts_with("$argon2id$"));
+    assert!(!site.log().contains("plain-text-secret"));
+}
+
+#[test]
+fn route_explains_where_an_address_lives() {
+    let site = Site::isolated();
+    site.add_user("nora", "nora-password", &["--prefer", "pop3"]);
+    let out = site.ok(&["route", "Nora@example.test"], None);
+    for needle in [
+        "letter    n",
+        "alias     mailn.example.test",
+        &format!("server    mailbox2 ({})", site.addr(12)),
+        "prefers pop3",
+        "POP3  mailn.example.test:10995 SSL/TLS, username nora",
+        "SMTP  outbox.example.test:10465 SSL/TLS",
+    ] {
+        assert!(out.contains(needle), "route lacks {needle:?}:\n{out}");
+    }
+    site.ok(&["server", "maintenance", "mailbox2"], None);
+    let v: serde_json::Value =
+        serde_json::from_str(&site.ok(&["route", "nora@example.test", "--json"], None)).unwrap();
+    assert_eq!(v["server"], "mailbox1");
+    assert_eq!(v["home"], "mailbox2");
+    assert_eq!(v["home_state"], "maintenance");
+    assert_eq!(v["redirected"], true);
+    assert_eq!(v["alias"], "mailn.example.test");
+
+    let out = site.run(&["route", "not-an-address"], None);
+    assert!(!out.status.success());
+    assert!(text(&out).1.contains("no @domain"));
+}
+
+#[test]
+fn letters_and_servers_are_moved_with_clear_reports() {
+    let site = Site::isolated();
+    let out = site.ok(&["letter", "move", "q", "mailbox1"], None);
+    assert!(out.contains("q (mailq.example.test): mailbox2 -> mailbox1"), "{out}");
+    let out = site.ok(&["server", "maintenance", "mailbox1"], None);
+    assert!(out.contains("mailbox1 is now maintenance"), "{out}");
+    assert!(out.contains("a (maila.example.test): mailbox1 -> mailbox2"), "{out}");
+    assert!(out.contains("q (mailq.example.test): mailbox1 -> mailbox2"), "{out}");
+    let list = site.ok(&["letter", "list"], None);
+    assert!(list.contains("mailbox1 (maintenance)"), "{list}");
+    let servers = site.ok(&["server", "list"], None);
+    assert!(servers.contains("maintenance"), "{servers}");
+    let out = site.ok(&["server", "up", "mailbox1"], None);
+    assert!(out.contains("a (maila.example.test): mailbox2 -> mailbox1"), "{out}");
+
+    for (args, says) in [
+        (vec!["letter", "move", "7x", "mailbox1"], "not a letter"),
+        (vec!["letter", "move", "a", "mailbox9"], "no mailbox server named \"mailbox9\""),
+        (vec!["server", "maintenance", "nosuch"], "no mailbox server named \"nosuch\""),
+    ] {
+        let out = site.run(&args, None);
+        assert!(!out.status.success());
+        assert!(text(&out).1.contains(says), "{args:?}: {}", text(&out).1);
+    }
+}
+
+#[test]
+fn zone_export_writes_the_live_zone() {
+    let site = Site::isolated();
+    site.ok(&["letter", "move", "b", "mailbox2"], None);
+    let zone = site.ok(&["zone", "export"], None);
+    assert!(zone.starts_with("; zone example.test"), "{zone}");
+    assert!(zone.contains("$ORIGIN example.test."));
+    assert!(zone.contains("example.test. 300 IN SOA ns.example.test. hostmaster.example.test."));
+    assert!(zone.contains(&format!("mailb.example.test. 30 IN A {}", site.addr(12))), "{zone}");
+    assert!(zone.contains(&format!("outbox.example.test. 10 IN A {}", site.addr(21))));
+    assert!(zone.contains("example.test. 300 IN MX 10 sorter1.example.test."));
+    let file = site.dir.join("example.test.zone");
+    site.ok(&["zone", "export", "--out", file.to_str().unwrap()], None);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), zone);
+    let out = site.run(&["zone", "export", "--domain", "example.org"], None);
+    assert!(text(&out).1.contains("not a domain of this site"));
+}
+
+#[test]
+fn check_config_names_the_line_and_the_fix() {
+    let site = Site::isolated();
+    let out = site.ok(&["check-config"], None);
+    assert!(out.contains(": ok") && out.contains("mailbox    mailbox1"), "{out}");
+
+    let default = run_command(Command::new(BIN).args(["check-config", "--print-default"]), None);
+    assert!(text(&default).0.contains("[[mailbox]]"));
+
+    let broken = site.dir.join("broken.toml");
+    let original = std::fs::read_to_string(site.config.as_ref().unwrap()).unwrap();
+    std::fs::write(&broken, original.replace("\"n-z\" = \"mailbox2\"", "\"n-z\" = \"mailbox3\"")).unwrap();
+    let line = original.lines().position(|l| l.contains("\"n-z\"")).unwrap() + 1;
+    let out = run_command(
+        Command::new(BIN).arg("--config").arg(&broken).arg("check-config"),
+        None,
+    );
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(stderr.contains(&format!("broken.toml:{line}:")), "{stderr}");
+    assert!(stderr.contains("no mailbox server is named \"mailbox3\""), "{stderr}");
+    assert!(stderr.contains("fix: use one of mailbox1, mailbox2"), "{stderr}");
+
+    let out = run_command(Command::new(BIN).args(["--config", "/nonexistent/site.toml", "check-config"]), None);
+    assert!(text(&out).1.contains("cannot read the file"));
+}
+
+#[test]
+fn serve_runs_the_embedded_default_and_prints_what_it_started() {
+    let site = Site::embedded();
+    let out = site.stdout();
+    for needle in [
+        "serving example.test",
+        "autoconfig  http://127.0.0.1:8080/",
+        "dns         127.0.0.1:10053",
+        "mailbox1 [127.0.0.11]",
+        "sorter2 [127.0.0.22]",
+        "demo user   demo@example.test password ",
+    ] {
+        assert!(out.contains(needle), "serve output lacks {needle:?}:\n{out}");
+    }
+    let r = site.get("/mail/config-v1.1.xml?emailaddress=demo@example.test");
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("<hostname>maild.example.test</hostname>"));
+    let users = site.ok(&["user", "list"], None);
+    assert!(users.contains("demo"), "{users}");
+    let password = out
+        .split("password ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap();
+    assert_eq!(password.len(), 16);
+    assert!(!site.log().contains(password), "the demo password reached the log");
+}

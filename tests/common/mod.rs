@@ -1,0 +1,346 @@
+//! Test support: start `mailsite serve` as a real process and talk to it with real
+//! clients (curl, dig, Python, hickory-resolver).
+//!
+//! Each [`Site`] gets its own loopback /16 (127.N.0.0) by rewriting the embedded
+//! default configuration, so tests run in parallel without sharing ports or state.
+//! [`Site::embedded`] runs the genuine embedded default (fixed addresses), one at a time.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_mailsite");
+
+/// A running `mailsite serve`, stopped when dropped.
+pub struct Site {
+    child: Child,
+    pub dir: PathBuf,
+    pub config: Option<PathBuf>,
+    pub http: SocketAddr,
+    pub dns: SocketAddr,
+    /// The second octet of this site's loopback addresses.
+    pub net: u8,
+    stdout: Arc<Mutex<String>>,
+    _exclusive: Option<MutexGuard<'static, ()>>,
+}
+
+static NEXT_NET: AtomicU8 = AtomicU8::new(0);
+static EMBEDDED: Mutex<()> = Mutex::new(());
+
+fn temp_dir(tag: &str) -> PathBuf {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "mailsite-test-{tag}-{}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        rand_u32()
+    ));
+    std::fs::create_dir_all(&dir).expect("create a temporary directory");
+    dir
+}
+
+fn rand_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(Instant::now().elapsed().as_nanos());
+    h.finish() as u32
+}
+
+/// A loopback /16 for one site: spread by process id so that test binaries running at
+/// once (nextest) rarely meet, and by a counter within one binary.
+fn next_net() -> u8 {
+    let base = (std::process::id() % 23) as u8 * 10;
+    20 + (base + NEXT_NET.fetch_add(1, Ordering::Relaxed)) % 230
+}
+
+impl Site {
+    /// A site from the embedded default, moved onto its own loopback addresses.
+    pub fn isolated() -> Site {
+        Site::isolated_with(|text| text)
+    }
+
+    /// Like [`Site::isolated`], with the configuration text edited first.
+    pub fn isolated_with(edit: impl FnOnce(String) -> String) -> Site {
+        let net = next_net();
+        let dir = temp_dir("site");
+        let text = mailsite_shared::config::DEFAULT_SITE_TOML
+            .replace("127.0.0.", &format!("127.{net}.0."))
+            .replace("data_dir = \"mailsite-data\"", &format!("data_dir = {:?}", dir.join("data")));
+        let config = dir.join("site.toml");
+        std::fs::write(&config, edit(text)).expect("write the site configuration");
+        let http: SocketAddr = format!("127.{net}.0.1:8080").parse().unwrap();
+        let dns: SocketAddr = format!("127.{net}.0.1:10053").parse().unwrap();
+        Site::start(dir, Some(config), http, dns, net, None)
+    }
+
+    /// The genuine embedded default on its fixed addresses (one at a time).
+    pub fn embedded() -> Site {
+        let guard = EMBEDDED.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = temp_dir("embedded");
+        Site::start(
+            dir,
+            None,
+            "127.0.0.1:8080".parse().unwrap(),
+            "127.0.0.1:10053".parse().unwrap(),
+            0,
+            Some(guard),
+        )
+    }
+
+    fn start(
+        dir: PathBuf,
+        config: Option<PathBuf>,
+        http: SocketAddr,
+        dns: SocketAddr,
+        net: u8,
+        exclusive: Option<MutexGuard<'static, ()>>,
+    ) -> Site {
+        let mut cmd = Command::new(BIN);
+        if let Some(config) = &config {
+            cmd.arg("--config").arg(config);
+        }
+        let log = std::fs::File::create(dir.join("serve.log")).expect("create the log file");
+        let mut child = cmd
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .arg("serve")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("start mailsite serve");
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let mut pipe = child.stdout.take().unwrap();
+        let sink = stdout.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let mut site = Site {
+            child,
+            dir,
+            config,
+            http,
+            dns,
+            net,
+            stdout,
+            _exclusive: exclusive,
+        };
+        site.wait_ready();
+        site
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("mailsite serve exited with {status}:\n{}", self.log());
+            }
+            if raw_get(self.http, "/readyz").is_some_and(|r| r.starts_with("HTTP/1.1 200")) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("mailsite serve did not become ready within 30 s:\n{}", self.log());
+    }
+
+    /// What the server wrote to standard error so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("serve.log")).unwrap_or_default()
+    }
+
+    /// What the server printed on standard output so far.
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    pub fn domain(&self) -> &'static str {
+        "example.test"
+    }
+
+    /// A loopback address of this site: `host` is the last octet (11 = mailbox1, ...).
+    pub fn addr(&self, host: u8) -> String {
+        format!("127.{}.0.{host}", self.net)
+    }
+
+    /// `mailsite` with this site's configuration and data directory.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(BIN);
+        if let Some(config) = &self.config {
+            cmd.arg("--config").arg(config);
+        }
+        cmd.arg("--data-dir").arg(self.dir.join("data"));
+        cmd
+    }
+
+    /// Runs a CLI command with optional standard input.
+    pub fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        run_command(self.command().args(args), stdin)
+    }
+
+    /// Runs a CLI command that must succeed; returns its standard output.
+    pub fn ok(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let out = self.run(args, stdin);
+        assert!(
+            out.status.success(),
+            "mailsite {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Adds a user and waits until the running server has picked the change up (it
+    /// polls the directory), so the next request sees the user.
+    pub fn add_user(&self, username: &str, password: &str, extra: &[&str]) {
+        let mut args = vec!["user", "add", username];
+        args.extend_from_slice(extra);
+        self.ok(&args, Some(&format!("{password}\n")));
+        let count: serde_json::Value =
+            serde_json::from_str(&self.ok(&["user", "list", "--json"], None)).unwrap();
+        let line = format!("mailsite_users {}\n", count.as_array().map_or(0, Vec::len));
+        let seen = self.within(Duration::from_secs(5), || self.get("/metrics").body.contains(&line));
+        assert!(seen.is_some(), "the server did not pick up user {username}");
+    }
+
+    /// A URL on this site's HTTP service.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http)
+    }
+
+    /// GET with curl.
+    pub fn get(&self, path: &str) -> Http {
+        curl(&[&self.url(path)])
+    }
+
+    /// POST a body with curl.
+    pub fn post(&self, path: &str, content_type: &str, body: &[u8]) -> Http {
+        let file = self.dir.join(format!("body-{}", rand_u32()));
+        std::fs::write(&file, body).unwrap();
+        let data = format!("@{}", file.display());
+        curl(&[
+            "-X",
+            "POST",
+            "-H",
+            &format!("Content-Type: {content_type}"),
+            "--data-binary",
+            &data,
+            &self.url(path),
+        ])
+    }
+
+    /// Polls `check` every 50 ms for up to `limit`; returns how long it took.
+    pub fn within(&self, limit: Duration, mut check: impl FnMut() -> bool) -> Option<Duration> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if check() {
+                return Some(start.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                let _ = std::fs::remove_dir_all(&self.dir);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn run_command(cmd: &mut Command, stdin: Option<&str>) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start a command");
+    {
+        let mut pipe = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            let _ = pipe.write_all(text.as_bytes());
+        }
+    }
+    child.wait_with_output().expect("wait for a command")
+}
+
+/// A minimal HTTP/1.1 GET over a socket, for readiness polling only.
+fn raw_get(addr: SocketAddr, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+/// A response as curl saw it.
+#[derive(Debug)]
+pub struct Http {
+    pub status: u16,
+    pub content_type: String,
+    pub body: String,
+}
+
+/// Runs curl with the given arguments; the body and status come back separately.
+pub fn curl(args: &[&str]) -> Http {
+    let out = run_command(
+        Command::new("curl")
+            .args(["-sS", "--max-time", "10", "-o", "-", "-w", "\n%{http_code}\n%{content_type}"])
+            .args(args),
+        None,
+    );
+    assert!(out.status.success(), "curl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut parts = text.rsplitn(3, '\n');
+    let content_type = parts.next().unwrap_or_default().to_string();
+    let status = parts.next().unwrap_or_default().parse().unwrap_or(0);
+    let body = parts.next().unwrap_or_default().to_string();
+    Http { status, content_type, body }
+}
+
+/// Runs a Python 3 program with arguments; returns its standard output.
+pub fn python(program: &str, args: &[&str]) -> String {
+    let out = run_command(Command::new("python3").arg("-c").arg(program).args(args), None);
+    assert!(
+        out.status.success(),
+        "python3 failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs dig; returns its standard output.
+pub fn dig(args: &[&str]) -> String {
+    let out = run_command(Command::new("dig").args(args), None);
+    assert!(out.status.success(), "dig {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn exists(path: &Path) -> bool {
+    path.exists()
+}

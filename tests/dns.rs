@@ -1,0 +1,184 @@
+//! The alias DNS as resolvers see it: answers through hickory-resolver and dig, outbox
+//! rotation, and answers that follow a letter move or a drained server live.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::{Site, dig};
+use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::proto::rr::{RData, RecordType};
+use hickory_resolver::{Resolver, TokioResolver};
+
+fn resolver(site: &Site) -> TokioResolver {
+    let mut udp = ConnectionConfig::udp();
+    udp.port = site.dns.port();
+    let mut tcp = ConnectionConfig::tcp();
+    tcp.port = site.dns.port();
+    let server = NameServerConfig::new(site.dns.ip(), true, vec![udp, tcp]);
+    let config = ResolverConfig::from_parts(None, vec![], vec![server]);
+    let mut opts = ResolverOpts::default();
+    opts.cache_size = 0;
+    opts.attempts = 1;
+    opts.timeout = Duration::from_secs(2);
+    Resolver::builder_with_config(config, TokioRuntimeProvider::default())
+        .with_options(opts)
+        .build()
+        .expect("build a resolver")
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The A records of a name, in the order the server gave them.
+async fn a(resolver: &TokioResolver, name: &str) -> Vec<String> {
+    resolver
+        .lookup(name, RecordType::A)
+        .await
+        .map(|l| l.answers().iter().map(|r| r.data.to_string()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn aliases_outbox_mx_and_srv_records() {
+    let site = Site::isolated();
+    let rt = runtime();
+    let r = resolver(&site);
+    rt.block_on(async {
+        assert_eq!(a(&r, "maila.example.test.").await, [site.addr(11)]);
+        assert_eq!(a(&r, "mailm.example.test.").await, [site.addr(11)]);
+        assert_eq!(a(&r, "mailn.example.test.").await, [site.addr(12)]);
+        assert_eq!(a(&r, "MAILZ.example.test.").await, [site.addr(12)]);
+        assert_eq!(a(&r, "mail0.example.test.").await, [site.addr(11)]);
+        let outbox: BTreeSet<String> = a(&r, "outbox.example.test.").await.into_iter().collect();
+        assert_eq!(outbox, [site.addr(21), site.addr(22)].into_iter().collect());
+        assert_eq!(a(&r, "autoconfig.example.test.").await, [site.addr(1)]);
+        assert_eq!(a(&r, "autodiscover.example.test.").await, [site.addr(1)]);
+        assert_eq!(a(&r, "mailbox2.example.test.").await, [site.addr(12)]);
+
+        // TTLs: aliases short, outbox shorter.
+        let l = r.lookup("maila.example.test.", RecordType::A).await.unwrap();
+        assert_eq!(l.answers()[0].ttl, 30);
+        let l = r.lookup("outbox.example.test.", RecordType::A).await.unwrap();
+        assert_eq!(l.answers()[0].ttl, 10);
+
+        let mx = r.lookup("example.test.", RecordType::MX).await.unwrap();
+        let mut exchanges: Vec<String> = mx
+            .answers()
+            .iter()
+            .filter_map(|rec| match &rec.data {
+                RData::MX(mx) => Some(format!("{} {}", mx.preference, mx.exchange)),
+                _ => None,
+            })
+            .collect();
+        exchanges.sort();
+        assert_eq!(exchanges, ["10 sorter1.example.test.", "10 sorter2.example.test."]);
+
+        for (service, port, targets) in [
+            ("_imaps._tcp", 10993, vec!["mailbox1.example.test.", "mailbox2.example.test."]),
+            ("_imap._tcp", 10143, vec!["mailbox1.example.test.", "mailbox2.example.test."]),
+            ("_pop3s._tcp", 10995, vec!["mailbox1.example.test.", "mailbox2.example.test."]),
+            ("_pop3._tcp", 10110, vec!["mailbox1.example.test.", "mailbox2.example.test."]),
+            ("_submissions._tcp", 10465, vec!["outbox.example.test."]),
+            ("_submission._tcp", 10587, vec!["outbox.example.test."]),
+            ("_autodiscover._tcp", 8080, vec!["autodiscover.example.test."]),
+        ] {
+            let l = r
+                .lookup(format!("{service}.example.test."), RecordType::SRV)
+                .await
+                .unwrap_or_else(|e| panic!("{service}: {e}"));
+            let mut got: Vec<String> = l
+                .answers()
+                .iter()
+                .filter_map(|rec| match &rec.data {
+                    RData::SRV(srv) => {
+                        assert_eq!(srv.port, port, "{service}");
+                        Some(srv.target.to_string())
+                    }
+                    _ => None,
+                })
+                .collect();
+            got.sort();
+            assert_eq!(got, targets, "{service}");
+        }
+        let soa = r.lookup("example.test.", RecordType::SOA).await.unwrap();
+        assert!(matches!(soa.answers()[0].data, RData::SOA(_)));
+    });
+}
+
+#[test]
+fn outbox_answers_rotate() {
+    let site = Site::isolated();
+    let rt = runtime();
+    let r = resolver(&site);
+    let firsts: BTreeSet<String> = rt.block_on(async {
+        let mut firsts = BTreeSet::new();
+        for _ in 0..6 {
+            firsts.insert(a(&r, "outbox.example.test.").await[0].clone());
+        }
+        firsts
+    });
+    assert_eq!(firsts, [site.addr(21), site.addr(22)].into_iter().collect());
+}
+
+#[test]
+fn unknown_names_and_other_zones() {
+    let site = Site::isolated();
+    let server = format!("@{}", site.dns.ip());
+    let port = site.dns.port().to_string();
+    let nx = dig(&[&server, "-p", &port, "nothing.example.test", "A"]);
+    assert!(nx.contains("status: NXDOMAIN"), "{nx}");
+    assert!(nx.contains("flags: qr aa"), "{nx}");
+    assert!(nx.contains("IN\tSOA\tns.example.test. hostmaster.example.test."), "{nx}");
+    let refused = dig(&[&server, "-p", &port, "www.example.org", "A"]);
+    assert!(refused.contains("status: REFUSED"), "{refused}");
+    let nodata = dig(&[&server, "-p", &port, "maila.example.test", "MX"]);
+    assert!(nodata.contains("status: NOERROR") && nodata.contains("ANSWER: 0"), "{nodata}");
+    let tcp = dig(&[&server, "-p", &port, "+tcp", "+short", "mailq.example.test", "A"]);
+    assert_eq!(tcp.trim(), site.addr(12));
+
+    // Garbage on the wire does not stop the server.
+    let socket = std::net::UdpSocket::bind(format!("{}:0", site.dns.ip())).unwrap();
+    for junk in [&b""[..], b"\x00", &[0xffu8; 12], &[0u8; 600]] {
+        socket.send_to(junk, site.dns).unwrap();
+    }
+    let after = dig(&[&server, "-p", &port, "+short", "maila.example.test", "A"]);
+    assert_eq!(after.trim(), site.addr(11));
+}
+
+#[test]
+fn letter_moves_and_maintenance_change_answers_live() {
+    let site = Site::isolated();
+    let rt = runtime();
+    let r = resolver(&site);
+    let answer = |name: &str| rt.block_on(a(&r, name));
+    assert_eq!(answer("maila.example.test."), [site.addr(11)]);
+
+    site.ok(&["letter", "move", "a", "mailbox2"], None);
+    let took = site.within(Duration::from_secs(1), || answer("maila.example.test.") == [site.addr(12)]);
+    assert!(took.is_some(), "maila did not move within 1 s");
+    assert_eq!(answer("mailb.example.test."), [site.addr(11)]);
+
+    site.ok(&["server", "maintenance", "mailbox1"], None);
+    let took = site.within(Duration::from_secs(1), || answer("mailm.example.test.") == [site.addr(12)]);
+    assert!(took.is_some(), "maintenance did not drain mailbox1 within 1 s");
+    assert_eq!(answer("mail0.example.test."), [site.addr(12)]);
+
+    site.ok(&["server", "up", "mailbox1"], None);
+    let took = site.within(Duration::from_secs(1), || answer("mailm.example.test.") == [site.addr(11)]);
+    assert!(took.is_some(), "mailbox1's letters did not return within 1 s");
+    // The operator's move of letter a outlives the maintenance.
+    assert_eq!(answer("maila.example.test."), [site.addr(12)]);
+
+    site.ok(&["server", "maintenance", "sorter1"], None);
+    let took = site.within(Duration::from_secs(1), || answer("outbox.example.test.") == [site.addr(22)]);
+    assert!(took.is_some(), "outbox still lists a drained sorter");
+    let metrics = site.get("/metrics").body;
+    assert!(metrics.contains("mailsite_letter_owner{letter=\"a\",server=\"mailbox2\"} 1"));
+}
