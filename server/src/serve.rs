@@ -1,7 +1,6 @@
 //! `mailsite serve`: start the roles this node runs, say what was started, and stop
 //! cleanly on SIGINT or SIGTERM.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -73,12 +72,6 @@ async fn stop_signal() {
     let _ = ctrl_c.await;
 }
 
-async fn bind_http(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr).await.with_context(|| {
-        format!("cannot listen for HTTP on {addr}: is another mailsite (or another web server) running there? Set [http] listen in the configuration")
-    })
-}
-
 pub async fn serve(config: SiteConfig, embedded: bool) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let directory = Directory::open(&config).await?;
@@ -95,8 +88,11 @@ pub async fn serve(config: SiteConfig, embedded: bool) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
 
     if config.runs(Role::Autoconfig) {
-        let listener = bind_http(config.http_listen).await?;
-        let app = router(App { site: site.clone(), ready: ready.clone() });
+        let addr = config.http_listen;
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+            format!("cannot listen for HTTP on {addr}: is another mailsite (or another web server) running there? Set [http] listen in the configuration")
+        })?;
+        let app = router(App::new(site.clone(), ready.clone()));
         let mut stop = stop_rx.clone();
         tasks.spawn(async move {
             axum::serve(listener, app)
@@ -107,8 +103,7 @@ pub async fn serve(config: SiteConfig, embedded: bool) -> anyhow::Result<()> {
                 .context("the HTTP service failed")
         });
         started.push(format!(
-            "autoconfig  http://{}/  (Thunderbird, Autodiscover, Apple profiles, /metrics)",
-            config.http_listen
+            "autoconfig  http://{addr}/  (Thunderbird, Autodiscover, Apple profiles, /metrics)"
         ));
     }
     if config.runs(Role::Dns) {
@@ -144,8 +139,6 @@ pub async fn serve(config: SiteConfig, embedded: bool) -> anyhow::Result<()> {
             ));
         }
     }
-    ready.store(true, Ordering::Release);
-
     println!("mailsite {} serving {} ({})", env!("CARGO_PKG_VERSION"), config.domain, config.name);
     for line in &started {
         println!("  {line}");
@@ -159,6 +152,7 @@ pub async fn serve(config: SiteConfig, embedded: bool) -> anyhow::Result<()> {
         println!("  try         curl 'http://{}/mail/config-v1.1.xml?emailaddress=demo@{}'", config.http_listen, config.domain);
         println!("              dig @{} -p {} maild.{} A", config.dns_listen.ip(), config.dns_listen.port(), config.domain);
     }
+    ready.store(true, Ordering::Release);
     tracing::info!(domain = %config.domain, "mailsite started");
 
     tokio::select! {

@@ -55,9 +55,14 @@ impl Site {
         Ok(Snapshot { map, users })
     }
 
-    /// The current view.
+    /// The current view, to keep.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.current.load_full()
+    }
+
+    /// The current view, for the length of one request (cheaper than a snapshot).
+    pub fn view(&self) -> arc_swap::Guard<Arc<Snapshot>> {
+        self.current.load()
     }
 
     /// A receiver that sees the generation of every new view.

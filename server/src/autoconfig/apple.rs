@@ -5,11 +5,11 @@ use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::Response;
 use mailsite_shared::autoconfig::apple;
 
-use super::{App, plain_error, query_param, respond, user_config};
+use super::{App, account, client_config, plain_error, query_param, respond};
 use crate::metrics::Endpoint;
 
 pub(super) async fn profile(State(app): State<App>, uri: Uri) -> Response {
-    let site = app.site.snapshot();
+    let site = app.site.view();
     let email = match query_param(uri.query(), "emailaddress") {
         Ok(Some(email)) => Ok(email),
         Ok(None) => match query_param(uri.query(), "email") {
@@ -20,7 +20,9 @@ pub(super) async fn profile(State(app): State<App>, uri: Uri) -> Response {
         Err(reason) => Err(reason),
     };
     let config = email.and_then(|email| {
-        user_config(&site, &email).map_err(|r| format!("emailaddress: {}", r.0))
+        account(&site, &email)
+            .map(|account| client_config(&site, &account))
+            .map_err(|r| format!("emailaddress: {}", r.0))
     });
     match config {
         Ok(config) => {

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use mailsite_shared::autoconfig::autodiscover;
 
-use super::{App, query_param, respond, user_config};
+use super::{App, Kind, account, query_param, respond};
 use crate::metrics::Endpoint;
 use crate::state::Snapshot;
 
@@ -42,13 +42,13 @@ pub(super) async fn pox(State(app): State<App>, _headers: HeaderMap, body: Bytes
             return error(601, "Provider is not available: only the outlook responseschema 2006a is offered");
         }
     }
-    let site = app.site.snapshot();
-    match user_config(&site, &request.email) {
-        Ok(config) => respond(
+    let site = app.site.view();
+    match account(&site, &request.email) {
+        Ok(account) => respond(
             Endpoint::AutodiscoverXml,
             StatusCode::OK,
             XML,
-            autodiscover::render_response(&config),
+            app.document(&site, &account, Kind::Autodiscover),
         ),
         Err(refusal) => error(600, &format!("Invalid Request: EMailAddress: {}", refusal.0)),
     }
@@ -81,14 +81,11 @@ fn json_answer(site: &Snapshot, email: Option<String>, protocol: Option<String>)
         }
         None => return json_error("InvalidProtocol", "Protocol is missing: add &Protocol=AutodiscoverV1"),
     }
-    let route = match site.map.route(&email) {
-        Ok(route) => route,
-        Err(e) => return json_error("InvalidUser", &format!("Email: {e}")),
+    let account = match account(site, &email) {
+        Ok(account) => account,
+        Err(refusal) => return json_error("InvalidUser", &format!("Email: {}", refusal.0)),
     };
-    if let Err(refusal) = user_config(site, &email) {
-        return json_error("InvalidUser", &format!("Email: {}", refusal.0));
-    }
-    let url = site_url(site, &format!("autodiscover.{}", route.domain), "/autodiscover/autodiscover.xml");
+    let url = site_url(site, &format!("autodiscover.{}", account.domain), "/autodiscover/autodiscover.xml");
     respond(Endpoint::AutodiscoverJson, StatusCode::OK, JSON, autodiscover::render_json_v1(&url))
 }
 
@@ -102,7 +99,7 @@ fn site_url(site: &Snapshot, host: &str, path: &str) -> String {
 }
 
 pub(super) async fn json(State(app): State<App>, uri: Uri) -> Response {
-    let site = app.site.snapshot();
+    let site = app.site.view();
     let email = query_param(uri.query(), "Email");
     let protocol = query_param(uri.query(), "Protocol");
     match (email, protocol) {
@@ -112,7 +109,7 @@ pub(super) async fn json(State(app): State<App>, uri: Uri) -> Response {
 }
 
 pub(super) async fn json_path(State(app): State<App>, Path(email): Path<String>, uri: Uri) -> Response {
-    let site = app.site.snapshot();
+    let site = app.site.view();
     match query_param(uri.query(), "Protocol") {
         Ok(protocol) => json_answer(&site, Some(email), protocol),
         Err(reason) => json_error("InvalidRequest", &reason),

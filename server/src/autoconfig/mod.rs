@@ -8,6 +8,7 @@
 
 mod apple;
 mod autodiscover;
+mod template;
 mod thunderbird;
 
 use std::sync::Arc;
@@ -19,10 +20,14 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use mailsite_shared::autoconfig::{ClientConfig, Preference};
+use arc_swap::ArcSwap;
+use mailsite_shared::autoconfig::{ClientConfig, Preference, autodiscover as ad, thunderbird as tb};
+use mailsite_shared::route::{Address, bucket_of};
 
 use crate::metrics::{Endpoint, METRICS};
 use crate::state::{Site, Snapshot};
+pub use template::Kind;
+use template::Templates;
 
 /// Largest Autodiscover request body read; real ones are under 1 KiB.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -33,6 +38,22 @@ pub struct App {
     pub site: Arc<Site>,
     /// Set once every role of this node is listening.
     pub ready: Arc<AtomicBool>,
+    templates: Arc<ArcSwap<Templates>>,
+}
+
+impl App {
+    /// The service's state; its pre-rendered documents follow every site change.
+    pub fn new(site: Arc<Site>, ready: Arc<AtomicBool>) -> App {
+        let templates = Arc::new(ArcSwap::from_pointee(Templates::build(&site.snapshot().map)));
+        let mut changes = site.subscribe();
+        let (live, watched) = (templates.clone(), site.clone());
+        tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                live.store(Arc::new(Templates::build(&watched.snapshot().map)));
+            }
+        });
+        App { site, ready, templates }
+    }
 }
 
 /// The router with every endpoint.
@@ -70,17 +91,58 @@ pub fn router(app: App) -> Router {
 /// Why a request cannot be answered with a configuration.
 pub(crate) struct Refusal(pub String);
 
-/// The configuration for an address, or why there is none.
-pub(crate) fn user_config(site: &Snapshot, email: &str) -> Result<ClientConfig, Refusal> {
-    let route = site.map.route(email).map_err(|e| Refusal(e.to_string()))?;
-    let preference = match site.users.get(&route.username) {
+/// An address that may be configured: a site domain, and not a disabled account.
+pub(crate) struct Account {
+    pub username: String,
+    pub domain: String,
+    pub preference: Preference,
+}
+
+/// Checks an address against the site and the directory.
+pub(crate) fn account(site: &Snapshot, email: &str) -> Result<Account, Refusal> {
+    let address = Address::parse(email).map_err(|e| Refusal(e.to_string()))?;
+    if !site.config().serves_domain(&address.domain) {
+        let e = mailsite_shared::route::AddressError::ForeignDomain(address.domain);
+        return Err(Refusal(e.to_string()));
+    }
+    let preference = match site.users.get(&address.local) {
         Some(user) if !user.enabled => {
             return Err(Refusal("this account is disabled".to_string()));
         }
         Some(user) => user.preference,
+        // Unknown users get what a new user would: nothing tells them apart.
         None => Preference::Imap,
     };
-    Ok(ClientConfig::for_route(site.config(), &route, preference))
+    Ok(Account {
+        username: address.local,
+        domain: address.domain,
+        preference,
+    })
+}
+
+/// The configuration model for an account.
+pub(crate) fn client_config(site: &Snapshot, account: &Account) -> ClientConfig {
+    let route = site.map.route_user(&account.username, &account.domain);
+    ClientConfig::for_route(site.config(), &route, account.preference)
+}
+
+impl App {
+    /// A rendered document for an account: from the templates of the site generation
+    /// being served, or rendered directly in the moment a new generation arrives.
+    pub(crate) fn document(&self, site: &Snapshot, account: &Account, kind: Kind) -> String {
+        let templates = self.templates.load();
+        if templates.generation == site.map.generation {
+            let bucket = bucket_of(&account.username);
+            if let Some(t) = templates.get(&account.domain, bucket, account.preference, kind) {
+                return t.fill(&account.username);
+            }
+        }
+        let doc = client_config(site, account);
+        match kind {
+            Kind::Thunderbird => tb::render(&doc),
+            Kind::Autodiscover => ad::render_response(&doc),
+        }
+    }
 }
 
 /// The value of a query parameter (name compared case-insensitively), percent- and
