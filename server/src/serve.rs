@@ -107,13 +107,14 @@ pub async fn serve(config: SiteConfig, embedded: bool) -> anyhow::Result<()> {
         ));
     }
     if config.runs(Role::Dns) {
-        let mut dns = crate::dns::start(&site).await?;
+        let mut dns = crate::dns::start(&site, stop_rx.clone()).await?;
         let mut stop = stop_rx.clone();
         tasks.spawn(async move {
             tokio::select! {
-                r = dns.server.block_until_done() => r.context("the DNS service failed"),
+                r = dns.tcp.block_until_done() => r.context("the DNS service failed"),
                 _ = async { let _ = stop.wait_for(|s| *s).await; } => {
-                    let _ = dns.server.shutdown_gracefully().await;
+                    let _ = dns.tcp.shutdown_gracefully().await;
+                    while dns.udp.join_next().await.is_some() {}
                     Ok(())
                 }
             }

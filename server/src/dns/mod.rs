@@ -9,17 +9,21 @@
 pub mod zone;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use hickory_proto::op::{Edns, MessageType, Metadata, OpCode, ResponseCode};
+use hickory_proto::op::{Edns, Header, MessageType, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::Record;
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
 use hickory_server::Server;
-use hickory_server::net::runtime::Time;
+use hickory_server::net::NetError;
+use hickory_server::net::runtime::{Time, TokioTime};
+use hickory_server::net::xfer::Protocol as Transport;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponseBuilder;
+use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder};
+use tokio::sync::watch;
 
 use crate::metrics::METRICS;
 use crate::state::Site;
@@ -29,10 +33,11 @@ use zone::Lookup;
 /// How long a TCP client may stay silent before it is dropped.
 const TCP_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Answers queries from the current zone.
+/// Answers queries from the current zone; clones share the zone and the rotation.
+#[derive(Clone)]
 pub struct Handler {
     zone: Arc<ArcSwap<Zone>>,
-    turn: AtomicUsize,
+    turn: Arc<AtomicUsize>,
 }
 
 fn rcode_index(code: ResponseCode) -> usize {
@@ -50,7 +55,7 @@ impl Handler {
     pub fn new(zone: Arc<ArcSwap<Zone>>) -> Handler {
         Handler {
             zone,
-            turn: AtomicUsize::new(0),
+            turn: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -160,34 +165,134 @@ fn udp_socket(addr: SocketAddr) -> std::io::Result<tokio::net::UdpSocket> {
     socket.set_reuse_address(true)?;
     #[cfg(unix)]
     socket.set_reuse_port(true)?;
+    // Room for bursts: a full queue drops queries silently.
+    let _ = socket.set_recv_buffer_size(4 << 20);
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     tokio::net::UdpSocket::from_std(socket.into())
 }
 
-/// A running DNS role.
+/// Collects the encoded response of one UDP query, for the receive loop to send.
+#[derive(Clone, Default)]
+struct Reply {
+    bytes: Arc<Mutex<Vec<u8>>>,
+    max_size: u16,
+}
+
+#[async_trait::async_trait]
+impl ResponseHandler for Reply {
+    async fn send_response<'a>(
+        &mut self,
+        response: MessageResponse<
+            '_,
+            'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+        >,
+    ) -> Result<ResponseInfo, NetError> {
+        let max = response.edns().map_or(512, |e| e.max_payload().max(512)).min(self.max_size);
+        let metadata = *response.metadata();
+        let mut bytes = self.bytes.lock().unwrap_or_else(|e| e.into_inner());
+        bytes.clear();
+        let mut encoder = BinEncoder::new(&mut bytes);
+        encoder.set_max_size(max);
+        match response.destructive_emit(&mut encoder) {
+            Ok(info) => Ok(info),
+            Err(_) => {
+                // Too large for the client's buffer: the header alone, truncated, so
+                // that it retries over TCP.
+                bytes.clear();
+                let mut metadata = metadata;
+                metadata.truncation = true;
+                let header = Header { metadata, counts: Default::default() };
+                header.emit(&mut BinEncoder::new(&mut bytes))?;
+                Ok(ResponseInfo::from(header))
+            }
+        }
+    }
+}
+
+/// Answers one UDP socket's queries in turn, without a task or channel per query:
+/// a query is parsed, answered from the zone and sent back in place.
+async fn udp_loop(socket: tokio::net::UdpSocket, handler: Handler, mut stop: watch::Receiver<bool>) {
+    let mut buf = vec![0u8; 4096];
+    let reply = Reply { bytes: Arc::default(), max_size: 4096 };
+    loop {
+        let (n, src) = tokio::select! {
+            r = socket.recv_from(&mut buf) => match r {
+                Ok(r) => r,
+                Err(error) => {
+                    tracing::debug!(%error, "DNS receive failed");
+                    continue;
+                }
+            },
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        if src.port() == 0 {
+            continue;
+        }
+        let raw = &buf[..n];
+        let request = match Request::from_bytes(raw.to_vec(), src, Transport::Udp) {
+            Ok(request) => request,
+            Err(_) => {
+                // A readable header gets FORMERR; anything shorter is not DNS at all.
+                let Ok(header) = Header::read(&mut BinDecoder::new(raw)) else { continue };
+                if header.metadata.message_type == MessageType::Response {
+                    continue;
+                }
+                METRICS.dns(rcode_index(ResponseCode::FormErr));
+                let mut metadata = Metadata::response_from_request(&header.metadata);
+                metadata.response_code = ResponseCode::FormErr;
+                let mut out = Vec::with_capacity(12);
+                let header = Header { metadata, counts: Default::default() };
+                if header.emit(&mut BinEncoder::new(&mut out)).is_ok() {
+                    let _ = socket.send_to(&out, src).await;
+                }
+                continue;
+            }
+        };
+        // Never answer a response: that would let anyone bounce traffic off us.
+        if request.metadata.message_type == MessageType::Response {
+            continue;
+        }
+        handler.handle_request::<_, TokioTime>(&request, reply.clone()).await;
+        let out = std::mem::take(&mut *reply.bytes.lock().unwrap_or_else(|e| e.into_inner()));
+        if !out.is_empty() {
+            if let Err(error) = socket.send_to(&out, src).await {
+                tracing::debug!(%error, "DNS send failed");
+            }
+        }
+    }
+}
+
+/// A running DNS role: TCP through hickory's server, UDP through [`udp_loop`]s.
 pub struct Dns {
-    pub server: Server<Handler>,
+    pub tcp: Server<Handler>,
+    pub udp: tokio::task::JoinSet<()>,
     pub zone: Arc<ArcSwap<Zone>>,
 }
 
 /// Binds the DNS role on the configured address and keeps its zone current.
-pub async fn start(site: &Arc<Site>) -> anyhow::Result<Dns> {
+pub async fn start(site: &Arc<Site>, stop: watch::Receiver<bool>) -> anyhow::Result<Dns> {
     let snapshot = site.snapshot();
     let addr = snapshot.config().dns_listen;
     let zone = Arc::new(ArcSwap::from_pointee(Zone::build(&snapshot.map)));
-    let mut server = Server::new(Handler::new(zone.clone()));
+    let handler = Handler::new(zone.clone());
     // One receive loop per core: the kernel spreads clients across the sockets.
     let loops = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8);
+    let mut udp = tokio::task::JoinSet::new();
     for _ in 0..loops {
         let socket = udp_socket(addr)
             .map_err(|e| anyhow::anyhow!("cannot listen for DNS on udp {addr}: {e}"))?;
-        server.register_socket(socket);
+        udp.spawn(udp_loop(socket, handler.clone(), stop.clone()));
     }
+    let mut tcp = Server::new(handler);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen for DNS on tcp {addr}: {e}"))?;
-    server.register_listener(listener, TCP_TIMEOUT, 64);
+    tcp.register_listener(listener, TCP_TIMEOUT, 64);
 
     let mut changes = site.subscribe();
     let site = site.clone();
@@ -198,5 +303,5 @@ pub async fn start(site: &Arc<Site>) -> anyhow::Result<Dns> {
             live.store(Arc::new(Zone::build(&snapshot.map)));
         }
     });
-    Ok(Dns { server, zone })
+    Ok(Dns { tcp, udp, zone })
 }
