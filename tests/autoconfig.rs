@@ -10,7 +10,13 @@ use mailsite_shared::autoconfig::{
     LOCALPART_PLACEHOLDER, Protocol, Security, ServerSetting, autodiscover, thunderbird,
 };
 
-fn setting(protocol: Protocol, host: &str, port: u16, security: Security, user: &str) -> ServerSetting {
+fn setting(
+    protocol: Protocol,
+    host: &str,
+    port: u16,
+    security: Security,
+    user: &str,
+) -> ServerSetting {
     ServerSetting {
         protocol,
         hostname: host.to_string(),
@@ -30,10 +36,26 @@ fn expected(alias: &str, user: &str, pop_first: bool) -> (Vec<ServerSetting>, Ve
         setting(Protocol::Pop3, alias, 10995, Security::Tls, user),
         setting(Protocol::Pop3, alias, 10110, Security::StartTls, user),
     ];
-    let incoming = if pop_first { [pop, imap].concat() } else { [imap, pop].concat() };
+    let incoming = if pop_first {
+        [pop, imap].concat()
+    } else {
+        [imap, pop].concat()
+    };
     let outgoing = vec![
-        setting(Protocol::Smtp, "outbox.example.test", 10465, Security::Tls, user),
-        setting(Protocol::Smtp, "outbox.example.test", 10587, Security::StartTls, user),
+        setting(
+            Protocol::Smtp,
+            "outbox.example.test",
+            10465,
+            Security::Tls,
+            user,
+        ),
+        setting(
+            Protocol::Smtp,
+            "outbox.example.test",
+            10587,
+            Security::StartTls,
+            user,
+        ),
     ];
     (incoming, outgoing)
 }
@@ -48,7 +70,10 @@ fn thunderbird_gets_each_user_their_own_server_and_preference() {
         ("alice@example.test", "maila.example.test", "alice", false),
         ("Nora@Example.Test", "mailn.example.test", "nora", true),
     ] {
-        for path in ["/mail/config-v1.1.xml", "/.well-known/autoconfig/mail/config-v1.1.xml"] {
+        for path in [
+            "/mail/config-v1.1.xml",
+            "/.well-known/autoconfig/mail/config-v1.1.xml",
+        ] {
             let r = site.get(&format!("{path}?emailaddress={email}"));
             assert_eq!(r.status, 200, "{path} {email}: {}", r.body);
             assert!(r.content_type.starts_with("text/xml"), "{}", r.content_type);
@@ -61,8 +86,14 @@ fn thunderbird_gets_each_user_their_own_server_and_preference() {
     }
     // POP3 entries carry the download options Thunderbird reads.
     let r = site.get("/mail/config-v1.1.xml?emailaddress=nora@example.test");
-    assert!(r.body.contains("<leaveMessagesOnServer>true</leaveMessagesOnServer>"));
-    assert!(r.body.contains("<daysToLeaveMessagesOnServer>14</daysToLeaveMessagesOnServer>"));
+    assert!(
+        r.body
+            .contains("<leaveMessagesOnServer>true</leaveMessagesOnServer>")
+    );
+    assert!(
+        r.body
+            .contains("<daysToLeaveMessagesOnServer>14</daysToLeaveMessagesOnServer>")
+    );
 }
 
 #[test]
@@ -127,7 +158,11 @@ fn outlook_autodiscover_pox_on_every_spelling_of_the_path() {
         assert_eq!(doc.incoming, incoming);
         assert_eq!(doc.outgoing, outgoing);
     }
-    let r = site.post("/autodiscover/autodiscover.xml", "text/xml", request.as_bytes());
+    let r = site.post(
+        "/autodiscover/autodiscover.xml",
+        "text/xml",
+        request.as_bytes(),
+    );
     // SSL on with Encryption naming the kind, per port.
     assert!(r.body.contains("<Port>10995</Port>\n        <DomainRequired>off</DomainRequired>\n        <LoginName>nora</LoginName>\n        <SPA>off</SPA>\n        <SSL>on</SSL>\n        <Encryption>SSL</Encryption>"));
     assert!(r.body.contains("<Port>10587</Port>\n        <DomainRequired>off</DomainRequired>\n        <LoginName>nora</LoginName>\n        <SPA>off</SPA>\n        <SSL>on</SSL>\n        <Encryption>TLS</Encryption>"));
@@ -136,17 +171,23 @@ fn outlook_autodiscover_pox_on_every_spelling_of_the_path() {
 #[test]
 fn outlook_autodiscover_json_points_at_the_pox_endpoint() {
     let site = Site::isolated();
-    let r = site.get("/autodiscover/autodiscover.json?Email=alice@example.test&Protocol=AutodiscoverV1");
+    let r = site
+        .get("/autodiscover/autodiscover.json?Email=alice@example.test&Protocol=AutodiscoverV1");
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.content_type.starts_with("application/json"));
     let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
     assert_eq!(v["Protocol"], "AutodiscoverV1");
-    assert_eq!(v["Url"], "http://autodiscover.example.test:8080/autodiscover/autodiscover.xml");
+    assert_eq!(
+        v["Url"],
+        "http://autodiscover.example.test:8080/autodiscover/autodiscover.xml"
+    );
 
-    let r = site.get("/autodiscover/autodiscover.json/v1.0/alice@example.test?Protocol=AutodiscoverV1");
+    let r =
+        site.get("/autodiscover/autodiscover.json/v1.0/alice@example.test?Protocol=AutodiscoverV1");
     assert_eq!(r.status, 200, "{}", r.body);
 
-    let r = site.get("/autodiscover/autodiscover.json?Email=alice@example.test&Protocol=ActiveSync");
+    let r =
+        site.get("/autodiscover/autodiscover.json?Email=alice@example.test&Protocol=ActiveSync");
     assert_eq!(r.status, 400);
     let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
     assert_eq!(v["ErrorCode"], "InvalidProtocol");
@@ -168,8 +209,18 @@ fn apple_profiles_are_valid_plists_for_the_preferred_protocol() {
     let site = Site::isolated();
     site.add_user("nora", "nora-password", &["--prefer", "pop3"]);
     for (email, kind, host, port) in [
-        ("alice@example.test", "EmailTypeIMAP", "maila.example.test", 10993),
-        ("nora@example.test", "EmailTypePOP", "mailn.example.test", 10995),
+        (
+            "alice@example.test",
+            "EmailTypeIMAP",
+            "maila.example.test",
+            10993,
+        ),
+        (
+            "nora@example.test",
+            "EmailTypePOP",
+            "mailn.example.test",
+            10995,
+        ),
     ] {
         let r = site.get(&format!("/mobileconfig?emailaddress={email}"));
         assert_eq!(r.status, 200, "{}", r.body);
@@ -203,7 +254,10 @@ fn markup_in_an_address_never_breaks_a_document() {
     let r = site.get(&format!("/mail/config-v1.1.xml?emailaddress={encoded}"));
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(!r.body.contains("<x>"));
-    assert_eq!(thunderbird::parse(&r.body).unwrap().incoming[0].username, "a\"<x>&'");
+    assert_eq!(
+        thunderbird::parse(&r.body).unwrap().incoming[0].username,
+        "a\"<x>&'"
+    );
 
     let r = site.post(
         "/autodiscover/autodiscover.xml",
@@ -220,7 +274,10 @@ fn markup_in_an_address_never_breaks_a_document() {
     std::fs::write(&file, &r.body).unwrap();
     let v: serde_json::Value =
         serde_json::from_str(&python(READ_PLIST, &[file.to_str().unwrap()])).unwrap();
-    assert_eq!(v["PayloadContent"][0]["EmailAddress"], "a\"<x>&'@example.test");
+    assert_eq!(
+        v["PayloadContent"][0]["EmailAddress"],
+        "a\"<x>&'@example.test"
+    );
 
     let r = site.get(&format!(
         "/autodiscover/autodiscover.json?Email={encoded}&Protocol=AutodiscoverV1"
@@ -238,11 +295,17 @@ fn malformed_requests_get_clean_errors() {
         (long.clone(), "longer than"),
         ("%ff%fe@example.test".to_string(), "UTF-8"),
         ("alice".to_string(), "no @domain"),
-        ("alice@example.org".to_string(), "not a mail domain of this site"),
+        (
+            "alice@example.org".to_string(),
+            "not a mail domain of this site",
+        ),
         ("a%20b@example.test".to_string(), "spaces"),
         ("a%0a@example.test".to_string(), "control"),
     ] {
-        for path in ["/mail/config-v1.1.xml?emailaddress=", "/mobileconfig?emailaddress="] {
+        for path in [
+            "/mail/config-v1.1.xml?emailaddress=",
+            "/mobileconfig?emailaddress=",
+        ] {
             let r = site.get(&format!("{path}{query}"));
             assert_eq!(r.status, 400, "{path}{}", &query[..query.len().min(40)]);
             assert!(r.body.contains(reason), "{path}: {}", r.body);
@@ -270,10 +333,18 @@ fn malformed_requests_get_clean_errors() {
     for (what, body) in bodies {
         let r = site.post("/autodiscover/autodiscover.xml", "text/xml", &body);
         assert_eq!(r.status, 400, "{what}: {}", r.body);
-        assert!(r.body.contains("<ErrorCode>600</ErrorCode>"), "{what}: {}", r.body);
+        assert!(
+            r.body.contains("<ErrorCode>600</ErrorCode>"),
+            "{what}: {}",
+            r.body
+        );
         assert!(!r.body.contains("root:"), "{what}");
     }
-    let r = site.post("/autodiscover/autodiscover.xml", "text/xml", &vec![b'x'; 100_000]);
+    let r = site.post(
+        "/autodiscover/autodiscover.xml",
+        "text/xml",
+        &vec![b'x'; 100_000],
+    );
     assert_eq!(r.status, 413);
     let r = site.get("/autodiscover/autodiscover.xml");
     assert_eq!(r.status, 400);
@@ -297,10 +368,24 @@ fn health_readiness_and_metrics() {
     let r = site.get("/metrics");
     assert_eq!(r.status, 200);
     assert!(r.content_type.starts_with("text/plain"));
-    assert!(r.body.contains("mailsite_http_requests_total{endpoint=\"thunderbird\",status=\"2xx\"} 1"), "{}", r.body);
-    assert!(r.body.contains("mailsite_http_requests_total{endpoint=\"thunderbird\",status=\"4xx\"} 1"));
-    assert!(r.body.contains("mailsite_letter_owner{letter=\"a\",server=\"mailbox1\"} 1"));
-    assert!(r.body.contains("mailsite_server_state{role=\"sorter\",server=\"sorter2\",state=\"up\"} 1"));
+    assert!(
+        r.body
+            .contains("mailsite_http_requests_total{endpoint=\"thunderbird\",status=\"2xx\"} 1"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body
+            .contains("mailsite_http_requests_total{endpoint=\"thunderbird\",status=\"4xx\"} 1")
+    );
+    assert!(
+        r.body
+            .contains("mailsite_letter_owner{letter=\"a\",server=\"mailbox1\"} 1")
+    );
+    assert!(
+        r.body
+            .contains("mailsite_server_state{role=\"sorter\",server=\"sorter2\",state=\"up\"} 1")
+    );
     assert!(r.body.contains("mailsite_users 0"));
     let r = site.get("/no/such/page");
     assert_eq!(r.status, 404);

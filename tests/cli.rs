@@ -19,8 +19,17 @@ fn help_teaches_the_first_steps() {
     let out = run_command(Command::new(BIN).arg("--help"), None);
     let (stdout, _) = text(&out);
     assert!(out.status.success());
-    for needle in ["Getting started", "mailsite serve", "user add", "server maintenance", "zone export"] {
-        assert!(stdout.contains(needle), "--help lacks {needle:?}:\n{stdout}");
+    for needle in [
+        "Getting started",
+        "mailsite serve",
+        "user add",
+        "server maintenance",
+        "zone export",
+    ] {
+        assert!(
+            stdout.contains(needle),
+            "--help lacks {needle:?}:\n{stdout}"
+        );
     }
     let out = run_command(Command::new(BIN).args(["user", "add", "--help"]), None);
     let (stdout, _) = text(&out);
@@ -30,13 +39,23 @@ fn help_teaches_the_first_steps() {
 #[test]
 fn users_are_added_listed_changed_and_removed() {
     let site = Site::isolated();
-    let out = site.ok(&["user", "add", "alice", "--name", "Alice Liddell"], Some("wonderland-1\n"));
-    assert!(out.contains("letter a, served by mailbox1 as maila.example.test"), "{out}");
+    let out = site.ok(
+        &["user", "add", "alice", "--name", "Alice Liddell"],
+        Some("wonderland-1\n"),
+    );
+    assert!(
+        out.contains("letter a, served by mailbox1 as maila.example.test"),
+        "{out}"
+    );
     site.add_user("nora", "nora-password", &["--prefer", "pop3"]);
 
     let list = site.ok(&["user", "list"], None);
-    assert!(list.contains("alice") && list.contains("Alice Liddell") && list.contains("2 users"), "{list}");
-    let json: serde_json::Value = serde_json::from_str(&site.ok(&["user", "list", "--json"], None)).unwrap();
+    assert!(
+        list.contains("alice") && list.contains("Alice Liddell") && list.contains("2 users"),
+        "{list}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&site.ok(&["user", "list", "--json"], None)).unwrap();
     assert_eq!(json[1]["username"], "nora");
     assert_eq!(json[1]["preference"], "pop3");
     assert_eq!(json[1]["server"], "mailbox2");
@@ -48,12 +67,28 @@ fn users_are_added_listed_changed_and_removed() {
 
     // Mistakes get clear errors and change nothing.
     for (args, stdin, says) in [
-        (vec!["user", "add", "alice"], "another-pass\n", "already exists"),
-        (vec!["user", "add", "../etc"], "another-pass\n", "not a valid username"),
+        (
+            vec!["user", "add", "alice"],
+            "another-pass\n",
+            "already exists",
+        ),
+        (
+            vec!["user", "add", "../etc"],
+            "another-pass\n",
+            "not a valid username",
+        ),
         (vec!["user", "add", "bob"], "short\n", "too short"),
-        (vec!["user", "add", "bob", "secret-password"], "", "unexpected argument"),
+        (
+            vec!["user", "add", "bob", "secret-password"],
+            "",
+            "unexpected argument",
+        ),
         (vec!["user", "remove", "nobody"], "", "no user \"nobody\""),
-        (vec!["user", "prefer", "alice", "smtp"], "", "not a protocol"),
+        (
+            vec!["user", "prefer", "alice", "smtp"],
+            "",
+            "not a protocol",
+        ),
     ] {
         let out = site.run(&args, Some(stdin));
         let (stdout, stderr) = text(&out);
@@ -63,7 +98,10 @@ fn users_are_added_listed_changed_and_removed() {
     site.ok(&["user", "passwd", "alice"], Some("new-password-2\n"));
     site.ok(&["user", "remove", "alice"], None);
     let list = site.ok(&["user", "list"], None);
-    assert!(!list.contains("alice") && list.contains("1 users"), "{list}");
+    assert!(
+        !list.contains("alice") && list.contains("1 users"),
+        "{list}"
+    );
 }
 
 #[test]
@@ -118,22 +156,40 @@ fn route_explains_where_an_address_lives() {
 fn letters_and_servers_are_moved_with_clear_reports() {
     let site = Site::isolated();
     let out = site.ok(&["letter", "move", "q", "mailbox1"], None);
-    assert!(out.contains("q (mailq.example.test): mailbox2 -> mailbox1"), "{out}");
+    assert!(
+        out.contains("q (mailq.example.test): mailbox2 -> mailbox1"),
+        "{out}"
+    );
     let out = site.ok(&["server", "maintenance", "mailbox1"], None);
     assert!(out.contains("mailbox1 is now maintenance"), "{out}");
-    assert!(out.contains("a (maila.example.test): mailbox1 -> mailbox2"), "{out}");
-    assert!(out.contains("q (mailq.example.test): mailbox1 -> mailbox2"), "{out}");
+    assert!(
+        out.contains("a (maila.example.test): mailbox1 -> mailbox2"),
+        "{out}"
+    );
+    assert!(
+        out.contains("q (mailq.example.test): mailbox1 -> mailbox2"),
+        "{out}"
+    );
     let list = site.ok(&["letter", "list"], None);
     assert!(list.contains("mailbox1 (maintenance)"), "{list}");
     let servers = site.ok(&["server", "list"], None);
     assert!(servers.contains("maintenance"), "{servers}");
     let out = site.ok(&["server", "up", "mailbox1"], None);
-    assert!(out.contains("a (maila.example.test): mailbox2 -> mailbox1"), "{out}");
+    assert!(
+        out.contains("a (maila.example.test): mailbox2 -> mailbox1"),
+        "{out}"
+    );
 
     for (args, says) in [
         (vec!["letter", "move", "7x", "mailbox1"], "not a letter"),
-        (vec!["letter", "move", "a", "mailbox9"], "no mailbox server named \"mailbox9\""),
-        (vec!["server", "maintenance", "nosuch"], "no mailbox server named \"nosuch\""),
+        (
+            vec!["letter", "move", "a", "mailbox9"],
+            "no mailbox server named \"mailbox9\"",
+        ),
+        (
+            vec!["server", "maintenance", "nosuch"],
+            "no mailbox server named \"nosuch\"",
+        ),
     ] {
         let out = site.run(&args, None);
         assert!(!out.status.success());
@@ -149,7 +205,10 @@ fn zone_export_writes_the_live_zone() {
     assert!(zone.starts_with("; zone example.test"), "{zone}");
     assert!(zone.contains("$ORIGIN example.test."));
     assert!(zone.contains("example.test. 300 IN SOA ns.example.test. hostmaster.example.test."));
-    assert!(zone.contains(&format!("mailb.example.test. 30 IN A {}", site.addr(12))), "{zone}");
+    assert!(
+        zone.contains(&format!("mailb.example.test. 30 IN A {}", site.addr(12))),
+        "{zone}"
+    );
     assert!(zone.contains(&format!("outbox.example.test. 10 IN A {}", site.addr(21))));
     assert!(zone.contains("example.test. 300 IN MX 10 sorter1.example.test."));
     let file = site.dir.join("example.test.zone");
@@ -163,26 +222,52 @@ fn zone_export_writes_the_live_zone() {
 fn check_config_names_the_line_and_the_fix() {
     let site = Site::isolated();
     let out = site.ok(&["check-config"], None);
-    assert!(out.contains(": ok") && out.contains("mailbox    mailbox1"), "{out}");
+    assert!(
+        out.contains(": ok") && out.contains("mailbox    mailbox1"),
+        "{out}"
+    );
 
-    let default = run_command(Command::new(BIN).args(["check-config", "--print-default"]), None);
+    let default = run_command(
+        Command::new(BIN).args(["check-config", "--print-default"]),
+        None,
+    );
     assert!(text(&default).0.contains("[[mailbox]]"));
 
     let broken = site.dir.join("broken.toml");
     let original = std::fs::read_to_string(site.config.as_ref().unwrap()).unwrap();
-    std::fs::write(&broken, original.replace("\"n-z\" = \"mailbox2\"", "\"n-z\" = \"mailbox3\"")).unwrap();
-    let line = original.lines().position(|l| l.contains("\"n-z\"")).unwrap() + 1;
+    std::fs::write(
+        &broken,
+        original.replace("\"n-z\" = \"mailbox2\"", "\"n-z\" = \"mailbox3\""),
+    )
+    .unwrap();
+    let line = original
+        .lines()
+        .position(|l| l.contains("\"n-z\""))
+        .unwrap()
+        + 1;
     let out = run_command(
-        Command::new(BIN).arg("--config").arg(&broken).arg("check-config"),
+        Command::new(BIN)
+            .arg("--config")
+            .arg(&broken)
+            .arg("check-config"),
         None,
     );
     let (_, stderr) = text(&out);
     assert!(!out.status.success());
     assert!(stderr.contains(&format!("broken.toml:{line}:")), "{stderr}");
-    assert!(stderr.contains("no mailbox server is named \"mailbox3\""), "{stderr}");
-    assert!(stderr.contains("fix: use one of mailbox1, mailbox2"), "{stderr}");
+    assert!(
+        stderr.contains("no mailbox server is named \"mailbox3\""),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("fix: use one of mailbox1, mailbox2"),
+        "{stderr}"
+    );
 
-    let out = run_command(Command::new(BIN).args(["--config", "/nonexistent/site.toml", "check-config"]), None);
+    let out = run_command(
+        Command::new(BIN).args(["--config", "/nonexistent/site.toml", "check-config"]),
+        None,
+    );
     assert!(text(&out).1.contains("cannot read the file"));
 }
 
@@ -198,7 +283,10 @@ fn serve_runs_the_embedded_default_and_prints_what_it_started() {
         "sorter2 [127.0.0.22]",
         "demo user   demo@example.test password ",
     ] {
-        assert!(out.contains(needle), "serve output lacks {needle:?}:\n{out}");
+        assert!(
+            out.contains(needle),
+            "serve output lacks {needle:?}:\n{out}"
+        );
     }
     let r = site.get("/mail/config-v1.1.xml?emailaddress=demo@example.test");
     assert_eq!(r.status, 200);
@@ -211,5 +299,8 @@ fn serve_runs_the_embedded_default_and_prints_what_it_started() {
         .and_then(|s| s.split_whitespace().next())
         .unwrap();
     assert_eq!(password.len(), 16);
-    assert!(!site.log().contains(password), "the demo password reached the log");
+    assert!(
+        !site.log().contains(password),
+        "the demo password reached the log"
+    );
 }

@@ -63,9 +63,15 @@ fn aliases_outbox_mx_and_srv_records() {
         assert_eq!(a(&r, "mailbox2.example.test.").await, [site.addr(12)]);
 
         // TTLs: aliases short, outbox shorter.
-        let l = r.lookup("maila.example.test.", RecordType::A).await.unwrap();
+        let l = r
+            .lookup("maila.example.test.", RecordType::A)
+            .await
+            .unwrap();
         assert_eq!(l.answers()[0].ttl, 30);
-        let l = r.lookup("outbox.example.test.", RecordType::A).await.unwrap();
+        let l = r
+            .lookup("outbox.example.test.", RecordType::A)
+            .await
+            .unwrap();
         assert_eq!(l.answers()[0].ttl, 10);
 
         let mx = r.lookup("example.test.", RecordType::MX).await.unwrap();
@@ -78,16 +84,39 @@ fn aliases_outbox_mx_and_srv_records() {
             })
             .collect();
         exchanges.sort();
-        assert_eq!(exchanges, ["10 sorter1.example.test.", "10 sorter2.example.test."]);
+        assert_eq!(
+            exchanges,
+            ["10 sorter1.example.test.", "10 sorter2.example.test."]
+        );
 
         for (service, port, targets) in [
-            ("_imaps._tcp", 10993, vec!["mailbox1.example.test.", "mailbox2.example.test."]),
-            ("_imap._tcp", 10143, vec!["mailbox1.example.test.", "mailbox2.example.test."]),
-            ("_pop3s._tcp", 10995, vec!["mailbox1.example.test.", "mailbox2.example.test."]),
-            ("_pop3._tcp", 10110, vec!["mailbox1.example.test.", "mailbox2.example.test."]),
+            (
+                "_imaps._tcp",
+                10993,
+                vec!["mailbox1.example.test.", "mailbox2.example.test."],
+            ),
+            (
+                "_imap._tcp",
+                10143,
+                vec!["mailbox1.example.test.", "mailbox2.example.test."],
+            ),
+            (
+                "_pop3s._tcp",
+                10995,
+                vec!["mailbox1.example.test.", "mailbox2.example.test."],
+            ),
+            (
+                "_pop3._tcp",
+                10110,
+                vec!["mailbox1.example.test.", "mailbox2.example.test."],
+            ),
             ("_submissions._tcp", 10465, vec!["outbox.example.test."]),
             ("_submission._tcp", 10587, vec!["outbox.example.test."]),
-            ("_autodiscover._tcp", 8080, vec!["autodiscover.example.test."]),
+            (
+                "_autodiscover._tcp",
+                8080,
+                vec!["autodiscover.example.test."],
+            ),
         ] {
             let l = r
                 .lookup(format!("{service}.example.test."), RecordType::SRV)
@@ -135,12 +164,26 @@ fn unknown_names_and_other_zones() {
     let nx = dig(&[&server, "-p", &port, "nothing.example.test", "A"]);
     assert!(nx.contains("status: NXDOMAIN"), "{nx}");
     assert!(nx.contains("flags: qr aa"), "{nx}");
-    assert!(nx.contains("IN\tSOA\tns.example.test. hostmaster.example.test."), "{nx}");
+    assert!(
+        nx.contains("IN\tSOA\tns.example.test. hostmaster.example.test."),
+        "{nx}"
+    );
     let refused = dig(&[&server, "-p", &port, "www.example.org", "A"]);
     assert!(refused.contains("status: REFUSED"), "{refused}");
     let nodata = dig(&[&server, "-p", &port, "maila.example.test", "MX"]);
-    assert!(nodata.contains("status: NOERROR") && nodata.contains("ANSWER: 0"), "{nodata}");
-    let tcp = dig(&[&server, "-p", &port, "+tcp", "+short", "mailq.example.test", "A"]);
+    assert!(
+        nodata.contains("status: NOERROR") && nodata.contains("ANSWER: 0"),
+        "{nodata}"
+    );
+    let tcp = dig(&[
+        &server,
+        "-p",
+        &port,
+        "+tcp",
+        "+short",
+        "mailq.example.test",
+        "A",
+    ]);
     assert_eq!(tcp.trim(), site.addr(12));
 
     // Garbage on the wire does not stop the server.
@@ -161,23 +204,37 @@ fn letter_moves_and_maintenance_change_answers_live() {
     assert_eq!(answer("maila.example.test."), [site.addr(11)]);
 
     site.ok(&["letter", "move", "a", "mailbox2"], None);
-    let took = site.within(Duration::from_secs(1), || answer("maila.example.test.") == [site.addr(12)]);
+    let took = site.within(Duration::from_secs(1), || {
+        answer("maila.example.test.") == [site.addr(12)]
+    });
     assert!(took.is_some(), "maila did not move within 1 s");
     assert_eq!(answer("mailb.example.test."), [site.addr(11)]);
 
     site.ok(&["server", "maintenance", "mailbox1"], None);
-    let took = site.within(Duration::from_secs(1), || answer("mailm.example.test.") == [site.addr(12)]);
-    assert!(took.is_some(), "maintenance did not drain mailbox1 within 1 s");
+    let took = site.within(Duration::from_secs(1), || {
+        answer("mailm.example.test.") == [site.addr(12)]
+    });
+    assert!(
+        took.is_some(),
+        "maintenance did not drain mailbox1 within 1 s"
+    );
     assert_eq!(answer("mail0.example.test."), [site.addr(12)]);
 
     site.ok(&["server", "up", "mailbox1"], None);
-    let took = site.within(Duration::from_secs(1), || answer("mailm.example.test.") == [site.addr(11)]);
-    assert!(took.is_some(), "mailbox1's letters did not return within 1 s");
+    let took = site.within(Duration::from_secs(1), || {
+        answer("mailm.example.test.") == [site.addr(11)]
+    });
+    assert!(
+        took.is_some(),
+        "mailbox1's letters did not return within 1 s"
+    );
     // The operator's move of letter a outlives the maintenance.
     assert_eq!(answer("maila.example.test."), [site.addr(12)]);
 
     site.ok(&["server", "maintenance", "sorter1"], None);
-    let took = site.within(Duration::from_secs(1), || answer("outbox.example.test.") == [site.addr(22)]);
+    let took = site.within(Duration::from_secs(1), || {
+        answer("outbox.example.test.") == [site.addr(22)]
+    });
     assert!(took.is_some(), "outbox still lists a drained sorter");
     let metrics = site.get("/metrics").body;
     assert!(metrics.contains("mailsite_letter_owner{letter=\"a\",server=\"mailbox2\"} 1"));

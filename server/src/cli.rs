@@ -184,7 +184,10 @@ pub fn load_config(cli: &Cli) -> anyhow::Result<SiteConfig> {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    if let Command::CheckConfig { print_default: true } = cli.command {
+    if let Command::CheckConfig {
+        print_default: true,
+    } = cli.command
+    {
         print!("{DEFAULT_SITE_TOML}");
         return Ok(());
     }
@@ -196,7 +199,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Route { email, json } => route(config, &email, json).await,
         Command::Letter(cmd) => letter(config, cmd).await,
         Command::Server(cmd) => server(config, cmd).await,
-        Command::Zone(ZoneCommand::Export { domain, out }) => zone_export(config, domain, out).await,
+        Command::Zone(ZoneCommand::Export { domain, out }) => {
+            zone_export(config, domain, out).await
+        }
     }
 }
 
@@ -204,25 +209,39 @@ fn check_config(cli: &Cli, config: &SiteConfig) -> anyhow::Result<()> {
     let source = cli
         .config
         .as_ref()
-        .map_or("the embedded default".to_string(), |p| p.display().to_string());
+        .map_or("the embedded default".to_string(), |p| {
+            p.display().to_string()
+        });
     println!("{source}: ok");
     println!("  site       {} ({})", config.domain, config.name);
     if !config.other_domains.is_empty() {
         println!("  also       {}", config.other_domains.join(", "));
     }
-    let roles: Vec<String> = config.roles.iter().map(|r| format!("{r:?}").to_lowercase()).collect();
+    let roles: Vec<String> = config
+        .roles
+        .iter()
+        .map(|r| format!("{r:?}").to_lowercase())
+        .collect();
     println!("  roles      {}", roles.join(", "));
     for m in &config.mailboxes {
         let letters: Vec<String> = (0..BUCKETS)
             .filter(|&b| config.mailboxes[config.letters[b]].name == m.name)
             .map(bucket_name)
             .collect();
-        println!("  mailbox    {} {:?} letters {}", m.name, m.addresses, letters.join(" "));
+        println!(
+            "  mailbox    {} {:?} letters {}",
+            m.name,
+            m.addresses,
+            letters.join(" ")
+        );
     }
     for s in &config.sorters {
         println!("  sorter     {} {:?}", s.name, s.addresses);
     }
-    println!("  database   {}", crate::directory::redact_url(&config.database_url()));
+    println!(
+        "  database   {}",
+        crate::directory::redact_url(&config.database_url())
+    );
     Ok(())
 }
 
@@ -265,7 +284,12 @@ async fn user(config: &SiteConfig, cmd: UserCommand) -> anyhow::Result<()> {
     let dir = Directory::open(config).await?;
     let map = || async { dir.site_map(Arc::new(config.clone())).await };
     match cmd {
-        UserCommand::Add { username, name, prefer, operator } => {
+        UserCommand::Add {
+            username,
+            name,
+            prefer,
+            operator,
+        } => {
             let username = username.to_lowercase();
             if !mailsite_shared::route::valid_username(&username) {
                 return Err(DirectoryError::BadUsername(username).into());
@@ -313,7 +337,10 @@ async fn user(config: &SiteConfig, cmd: UserCommand) -> anyhow::Result<()> {
                 let list: Vec<_> = users.iter().map(|u| user_json(u, &map)).collect();
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
-                println!("{:<24} {:<6} {:<6} {:<10} {:<8} NAME", "USERNAME", "LETTER", "PREFER", "SERVER", "STATE");
+                println!(
+                    "{:<24} {:<6} {:<6} {:<10} {:<8} NAME",
+                    "USERNAME", "LETTER", "PREFER", "SERVER", "STATE"
+                );
                 for u in &users {
                     let route = map.route_user(&u.username, &config.domain);
                     let state = if u.enabled { "enabled" } else { "disabled" };
@@ -353,7 +380,9 @@ fn security_name(s: Security) -> &'static str {
 async fn route(config: SiteConfig, email: &str, json: bool) -> anyhow::Result<()> {
     let dir = Directory::open(&config).await?;
     let map = dir.site_map(Arc::new(config)).await?;
-    let route = map.route(email).map_err(|e| anyhow::anyhow!("{email:?}: {e}"))?;
+    let route = map
+        .route(email)
+        .map_err(|e| anyhow::anyhow!("{email:?}: {e}"))?;
     let user = dir.user(&route.username).await.ok();
     let preference = user.as_ref().map(|u| u.preference).unwrap_or_default();
     let settings = ClientConfig::for_route(&map.config, &route, preference);
@@ -408,10 +437,17 @@ async fn route(config: SiteConfig, email: &str, json: bool) -> anyhow::Result<()
     }
     println!("letter    {}", route.letter);
     println!("alias     {}", route.alias);
-    let addrs: Vec<String> = route.server_addresses.iter().map(|a| a.to_string()).collect();
+    let addrs: Vec<String> = route
+        .server_addresses
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
     println!("server    {} ({})", route.server, addrs.join(", "));
     if route.redirected() {
-        println!("          home is {}, which is {}: served here until it is back", route.home, route.home_state);
+        println!(
+            "          home is {}, which is {}: served here until it is back",
+            route.home, route.home_state
+        );
     }
     println!("outbox    {} -> {}", route.outbox, outbox.join(", "));
     println!("settings");
@@ -433,8 +469,18 @@ fn print_letters(map: &SiteMap) {
     for b in 0..BUCKETS {
         let home = &map.home(b).name;
         let owner = &map.owner(b).name;
-        let note = if home == owner { String::new() } else { format!("{home} ({})", map.mailbox_state(home).unwrap_or_default()) };
-        println!("{:<7} {:<20} {:<10} {}", bucket_name(b), format!("{}.{}", alias_label(b), map.config.domain), owner, note);
+        let note = if home == owner {
+            String::new()
+        } else {
+            format!("{home} ({})", map.mailbox_state(home).unwrap_or_default())
+        };
+        println!(
+            "{:<7} {:<20} {:<10} {}",
+            bucket_name(b),
+            format!("{}.{}", alias_label(b), map.config.domain),
+            owner,
+            note
+        );
     }
 }
 
@@ -444,7 +490,12 @@ fn print_moves(before: &SiteMap, after: &SiteMap) {
     for b in 0..BUCKETS {
         let (from, to) = (&before.owner(b).name, &after.owner(b).name);
         if from != to {
-            println!("  {} ({}.{}): {from} -> {to}", bucket_name(b), alias_label(b), after.config.domain);
+            println!(
+                "  {} ({}.{}): {from} -> {to}",
+                bucket_name(b),
+                alias_label(b),
+                after.config.domain
+            );
             moved += 1;
         }
     }
@@ -459,13 +510,17 @@ async fn letter(config: SiteConfig, cmd: LetterCommand) -> anyhow::Result<()> {
     match cmd {
         LetterCommand::List => print_letters(&dir.site_map(config).await?),
         LetterCommand::Move { letter, server } => {
-            let bucket = parse_bucket(&letter)
-                .with_context(|| format!("{letter:?} is not a letter: use a-z, or other for digits and the rest"))?;
+            let bucket = parse_bucket(&letter).with_context(|| {
+                format!("{letter:?} is not a letter: use a-z, or other for digits and the rest")
+            })?;
             let server = server.to_ascii_lowercase();
             let before = dir.site_map(config.clone()).await?;
             dir.move_letter(&config, bucket, &server).await?;
             let after = dir.site_map(config.clone()).await?;
-            println!("letter {} now belongs to {server}; running nodes follow within a second", bucket_name(bucket));
+            println!(
+                "letter {} now belongs to {server}; running nodes follow within a second",
+                bucket_name(bucket)
+            );
             print_moves(&before, &after);
             if after.owner(bucket).name != server {
                 println!(
@@ -488,10 +543,16 @@ async fn server(config: SiteConfig, cmd: ServerCommand) -> anyhow::Result<()> {
             let map = dir.site_map(config.clone()).await?;
             println!("{:<10} {:<8} {:<12} ADDRESSES", "NAME", "ROLE", "STATE");
             for (s, st) in config.mailboxes.iter().zip(&map.mailbox_states) {
-                println!("{:<10} {:<8} {:<12} {:?}", s.name, "mailbox", st, s.addresses);
+                println!(
+                    "{:<10} {:<8} {:<12} {:?}",
+                    s.name, "mailbox", st, s.addresses
+                );
             }
             for (s, st) in config.sorters.iter().zip(&map.sorter_states) {
-                println!("{:<10} {:<8} {:<12} {:?}", s.name, "sorter", st, s.addresses);
+                println!(
+                    "{:<10} {:<8} {:<12} {:?}",
+                    s.name, "sorter", st, s.addresses
+                );
             }
             return Ok(());
         }
@@ -505,28 +566,43 @@ async fn server(config: SiteConfig, cmd: ServerCommand) -> anyhow::Result<()> {
     println!("{name} is now {state}; running nodes follow within a second");
     if config.mailbox_index(&name).is_some() {
         print_moves(&before, &after);
-        if state == ServerState::Maintenance && after.serving_mailboxes().iter().all(|s| s.name == name) {
-            println!("  warning: no other mailbox server is up, so its letters stay where they are");
+        if state == ServerState::Maintenance
+            && after.serving_mailboxes().iter().all(|s| s.name == name)
+        {
+            println!(
+                "  warning: no other mailbox server is up, so its letters stay where they are"
+            );
         }
     } else {
-        let outbox: Vec<&str> = after.outbox_sorters().iter().map(|s| s.name.as_str()).collect();
+        let outbox: Vec<&str> = after
+            .outbox_sorters()
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
         println!("  outbox.{} -> {}", config.domain, outbox.join(", "));
     }
     Ok(())
 }
 
-async fn zone_export(config: SiteConfig, domain: Option<String>, out: Option<PathBuf>) -> anyhow::Result<()> {
+async fn zone_export(
+    config: SiteConfig,
+    domain: Option<String>,
+    out: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let dir = Directory::open(&config).await?;
     let map = dir.site_map(config.clone()).await?;
     let zone = crate::dns::Zone::build(&map);
-    let domain = domain.unwrap_or_else(|| config.domain.clone()).to_ascii_lowercase();
+    let domain = domain
+        .unwrap_or_else(|| config.domain.clone())
+        .to_ascii_lowercase();
     let text = zone
         .export(&domain)
         .with_context(|| format!("{domain} is not a domain of this site"))?;
     match out {
         Some(path) => {
-            std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+            std::fs::write(&path, text)
+                .with_context(|| format!("cannot write {}", path.display()))?;
             eprintln!("wrote the {domain} zone to {}", path.display());
         }
         None => {

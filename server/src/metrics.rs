@@ -31,7 +31,9 @@ const ENDPOINTS: [(Endpoint, &str); 7] = [
 ];
 
 /// DNS response codes counted separately (anything else is "other").
-pub const DNS_RCODES: [&str; 6] = ["NOERROR", "NXDOMAIN", "REFUSED", "FORMERR", "NOTIMP", "other"];
+pub const DNS_RCODES: [&str; 6] = [
+    "NOERROR", "NXDOMAIN", "REFUSED", "FORMERR", "NOTIMP", "other",
+];
 
 const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
@@ -53,7 +55,10 @@ pub static METRICS: Metrics = Metrics {
 
 impl Metrics {
     pub fn http(&self, endpoint: Endpoint, status: u16) {
-        let e = ENDPOINTS.iter().position(|(x, _)| *x == endpoint).unwrap_or(6);
+        let e = ENDPOINTS
+            .iter()
+            .position(|(x, _)| *x == endpoint)
+            .unwrap_or(6);
         let class = ((status / 100).clamp(1, 5) - 1) as usize;
         self.http[e][class].fetch_add(1, Ordering::Relaxed);
     }
@@ -85,7 +90,9 @@ impl Metrics {
                 self.dns[i].load(Ordering::Relaxed)
             );
         }
-        out.push_str("# HELP mailsite_users Users in the directory.\n# TYPE mailsite_users gauge\n");
+        out.push_str(
+            "# HELP mailsite_users Users in the directory.\n# TYPE mailsite_users gauge\n",
+        );
         let _ = writeln!(out, "mailsite_users {}", site.users.len());
         out.push_str("# HELP mailsite_site_generation Directory generation this node serves.\n# TYPE mailsite_site_generation gauge\n");
         let _ = writeln!(out, "mailsite_site_generation {}", site.map.generation);

@@ -21,7 +21,9 @@ pub const DEMO_USER: &str = "demo";
 async fn ensure_demo(config: &SiteConfig, dir: &Directory) -> anyhow::Result<Option<String>> {
     let file = config.data_dir.join("demo-password");
     match dir.user(DEMO_USER).await {
-        Ok(_) => Ok(std::fs::read_to_string(&file).ok().map(|s| s.trim().to_string())),
+        Ok(_) => Ok(std::fs::read_to_string(&file)
+            .ok()
+            .map(|s| s.trim().to_string())),
         Err(DirectoryError::NoUser(_)) => {
             use rand::Rng;
             let password: String = rand::rng()
@@ -56,13 +58,14 @@ async fn stop_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -140,18 +143,38 @@ pub async fn serve(config: SiteConfig, embedded: bool) -> anyhow::Result<()> {
             ));
         }
     }
-    println!("mailsite {} serving {} ({})", env!("CARGO_PKG_VERSION"), config.domain, config.name);
+    println!(
+        "mailsite {} serving {} ({})",
+        env!("CARGO_PKG_VERSION"),
+        config.domain,
+        config.name
+    );
     for line in &started {
         println!("  {line}");
     }
     println!("  data        {}", config.data_dir.display());
     if embedded {
         match &demo {
-            Some(password) => println!("  demo user   {}@{} password {password}", crate::serve::DEMO_USER, config.domain),
-            None => println!("  demo user   {}@{} (password changed by an operator)", DEMO_USER, config.domain),
+            Some(password) => println!(
+                "  demo user   {}@{} password {password}",
+                crate::serve::DEMO_USER,
+                config.domain
+            ),
+            None => println!(
+                "  demo user   {}@{} (password changed by an operator)",
+                DEMO_USER, config.domain
+            ),
         }
-        println!("  try         curl 'http://{}/mail/config-v1.1.xml?emailaddress=demo@{}'", config.http_listen, config.domain);
-        println!("              dig @{} -p {} maild.{} A", config.dns_listen.ip(), config.dns_listen.port(), config.domain);
+        println!(
+            "  try         curl 'http://{}/mail/config-v1.1.xml?emailaddress=demo@{}'",
+            config.http_listen, config.domain
+        );
+        println!(
+            "              dig @{} -p {} maild.{} A",
+            config.dns_listen.ip(),
+            config.dns_listen.port(),
+            config.domain
+        );
     }
     ready.store(true, Ordering::Release);
     tracing::info!(domain = %config.domain, "mailsite started");

@@ -574,8 +574,14 @@ mod tests {
         let c = SiteConfig::embedded();
         assert_eq!(c.domain, "example.test");
         assert_eq!(c.mailboxes.len(), 2);
-        assert_eq!(c.mailboxes[0].addresses, vec!["127.0.0.11".parse::<IpAddr>().unwrap()]);
-        assert_eq!(c.sorters[1].addresses, vec!["127.0.0.22".parse::<IpAddr>().unwrap()]);
+        assert_eq!(
+            c.mailboxes[0].addresses,
+            vec!["127.0.0.11".parse::<IpAddr>().unwrap()]
+        );
+        assert_eq!(
+            c.sorters[1].addresses,
+            vec!["127.0.0.22".parse::<IpAddr>().unwrap()]
+        );
         assert_eq!(c.letters[0], 0); // a -> mailbox1
         assert_eq!(c.letters[12], 0); // m -> mailbox1
         assert_eq!(c.letters[13], 1); // n -> mailbox2
@@ -616,7 +622,11 @@ mod tests {
 
     #[test]
     fn letter_mapped_twice_is_refused() {
-        let e = with("other = \"mailbox1\"", "other = \"mailbox1\"\n\"q\" = \"mailbox1\"").unwrap_err();
+        let e = with(
+            "other = \"mailbox1\"",
+            "other = \"mailbox1\"\n\"q\" = \"mailbox1\"",
+        )
+        .unwrap_err();
         assert!(e.message.contains("letter q is mapped twice"), "{e}");
     }
 

@@ -68,7 +68,9 @@ pub enum AddressError {
     LocalPartTooLong,
     #[error("the address contains spaces or control characters")]
     BadCharacter,
-    #[error("the domain is not a valid domain name (internationalised domains must be given in their xn-- form)")]
+    #[error(
+        "the domain is not a valid domain name (internationalised domains must be given in their xn-- form)"
+    )]
     BadDomain,
     #[error("{0} is not a mail domain of this site")]
     ForeignDomain(String),
@@ -375,7 +377,10 @@ mod tests {
             assert_eq!(r.alias, "mail0.example.test");
             assert_eq!(r.server, "mailbox1");
         }
-        assert_eq!(site().route("ÉMILE@example.test").unwrap().username, "émile");
+        assert_eq!(
+            site().route("ÉMILE@example.test").unwrap().username,
+            "émile"
+        );
     }
 
     #[test]

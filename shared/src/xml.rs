@@ -98,9 +98,12 @@ pub fn parse(text: &str) -> Result<Element, XmlError> {
     let mut root: Option<Element> = None;
     let mut count = 0usize;
     loop {
-        let event = reader
-            .read_event()
-            .map_err(|e| XmlError(format!("not well-formed XML at byte {}: {e}", reader.error_position())))?;
+        let event = reader.read_event().map_err(|e| {
+            XmlError(format!(
+                "not well-formed XML at byte {}: {e}",
+                reader.error_position()
+            ))
+        })?;
         match event {
             Event::Start(e) | Event::Empty(e) if root.is_some() => {
                 let _ = e;
@@ -109,7 +112,9 @@ pub fn parse(text: &str) -> Result<Element, XmlError> {
             Event::Start(e) => {
                 count += 1;
                 if stack.len() >= MAX_DEPTH || count > MAX_ELEMENTS {
-                    return Err(XmlError("the document is nested too deeply or too large".into()));
+                    return Err(XmlError(
+                        "the document is nested too deeply or too large".into(),
+                    ));
                 }
                 stack.push(start(&e)?);
             }
@@ -125,16 +130,16 @@ pub fn parse(text: &str) -> Result<Element, XmlError> {
                 }
             }
             Event::End(_) => {
-                let el = stack.pop().ok_or_else(|| XmlError("unbalanced end tag".into()))?;
+                let el = stack
+                    .pop()
+                    .ok_or_else(|| XmlError("unbalanced end tag".into()))?;
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(el),
                     None => root = Some(el),
                 }
             }
             Event::Text(t) => {
-                let s = t
-                    .decode()
-                    .map_err(|e| XmlError(format!("bad text: {e}")))?;
+                let s = t.decode().map_err(|e| XmlError(format!("bad text: {e}")))?;
                 match stack.last_mut() {
                     Some(el) => el.text.push_str(&s),
                     None if s.trim().is_empty() => {}
@@ -153,7 +158,9 @@ pub fn parse(text: &str) -> Result<Element, XmlError> {
                 let resolved = match r.resolve_char_ref() {
                     Ok(Some(c)) => c.to_string(),
                     Ok(None) => {
-                        let name = r.decode().map_err(|e| XmlError(format!("bad entity: {e}")))?;
+                        let name = r
+                            .decode()
+                            .map_err(|e| XmlError(format!("bad entity: {e}")))?;
                         quick_xml::escape::resolve_predefined_entity(&name)
                             .ok_or_else(|| XmlError(format!("unknown entity &{name};")))?
                             .to_string()
@@ -165,7 +172,9 @@ pub fn parse(text: &str) -> Result<Element, XmlError> {
                 }
             }
             Event::DocType(_) => {
-                return Err(XmlError("document type declarations are not accepted".into()));
+                return Err(XmlError(
+                    "document type declarations are not accepted".into(),
+                ));
             }
             Event::Eof => break,
             Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}

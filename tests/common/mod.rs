@@ -71,7 +71,10 @@ impl Site {
         let dir = temp_dir("site");
         let text = mailsite_shared::config::DEFAULT_SITE_TOML
             .replace("127.0.0.", &format!("127.{net}.0."))
-            .replace("data_dir = \"mailsite-data\"", &format!("data_dir = {:?}", dir.join("data")));
+            .replace(
+                "data_dir = \"mailsite-data\"",
+                &format!("data_dir = {:?}", dir.join("data")),
+            );
         let config = dir.join("site.toml");
         std::fs::write(&config, edit(text)).expect("write the site configuration");
         let http: SocketAddr = format!("127.{net}.0.1:8080").parse().unwrap();
@@ -125,7 +128,9 @@ impl Site {
                 if n == 0 {
                     break;
                 }
-                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
             }
         });
         let mut site = Site {
@@ -153,7 +158,10 @@ impl Site {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("mailsite serve did not become ready within 30 s:\n{}", self.log());
+        panic!(
+            "mailsite serve did not become ready within 30 s:\n{}",
+            self.log()
+        );
     }
 
     /// What the server wrote to standard error so far.
@@ -211,7 +219,9 @@ impl Site {
         let count: serde_json::Value =
             serde_json::from_str(&self.ok(&["user", "list", "--json"], None)).unwrap();
         let line = format!("mailsite_users {}\n", count.as_array().map_or(0, Vec::len));
-        let seen = self.within(Duration::from_secs(5), || self.get("/metrics").body.contains(&line));
+        let seen = self.within(Duration::from_secs(5), || {
+            self.get("/metrics").body.contains(&line)
+        });
         assert!(seen.is_some(), "the server did not pick up user {username}");
     }
 
@@ -292,7 +302,11 @@ pub fn run_command(cmd: &mut Command, stdin: Option<&str>) -> Output {
 fn raw_get(addr: SocketAddr, path: &str) -> Option<String> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut out = String::new();
     s.read_to_string(&mut out).ok()?;
     Some(out)
@@ -310,22 +324,41 @@ pub struct Http {
 pub fn curl(args: &[&str]) -> Http {
     let out = run_command(
         Command::new("curl")
-            .args(["-sS", "--max-time", "10", "-o", "-", "-w", "\n%{http_code}\n%{content_type}"])
+            .args([
+                "-sS",
+                "--max-time",
+                "10",
+                "-o",
+                "-",
+                "-w",
+                "\n%{http_code}\n%{content_type}",
+            ])
             .args(args),
         None,
     );
-    assert!(out.status.success(), "curl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "curl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let mut parts = text.rsplitn(3, '\n');
     let content_type = parts.next().unwrap_or_default().to_string();
     let status = parts.next().unwrap_or_default().parse().unwrap_or(0);
     let body = parts.next().unwrap_or_default().to_string();
-    Http { status, content_type, body }
+    Http {
+        status,
+        content_type,
+        body,
+    }
 }
 
 /// Runs a Python 3 program with arguments; returns its standard output.
 pub fn python(program: &str, args: &[&str]) -> String {
-    let out = run_command(Command::new("python3").arg("-c").arg(program).args(args), None);
+    let out = run_command(
+        Command::new("python3").arg("-c").arg(program).args(args),
+        None,
+    );
     assert!(
         out.status.success(),
         "python3 failed: {}",
@@ -337,7 +370,11 @@ pub fn python(program: &str, args: &[&str]) -> String {
 /// Runs dig; returns its standard output.
 pub fn dig(args: &[&str]) -> String {
     let out = run_command(Command::new("dig").args(args), None);
-    assert!(out.status.success(), "dig {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "dig {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 

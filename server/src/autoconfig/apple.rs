@@ -14,7 +14,9 @@ pub(super) async fn profile(State(app): State<App>, uri: Uri) -> Response {
         Ok(Some(email)) => Ok(email),
         Ok(None) => match query_param(uri.query(), "email") {
             Ok(Some(email)) => Ok(email),
-            Ok(None) => Err("a profile is made for one user: add ?emailaddress=you@your.domain".to_string()),
+            Ok(None) => {
+                Err("a profile is made for one user: add ?emailaddress=you@your.domain".to_string())
+            }
             Err(reason) => Err(reason),
         },
         Err(reason) => Err(reason),
@@ -34,7 +36,9 @@ pub(super) async fn profile(State(app): State<App>, uri: Uri) -> Response {
             );
             let disposition = format!("attachment; filename=\"{}.mobileconfig\"", config.domain);
             if let Ok(value) = HeaderValue::from_str(&disposition) {
-                response.headers_mut().insert(header::CONTENT_DISPOSITION, value);
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_DISPOSITION, value);
             }
             response
         }

@@ -31,16 +31,24 @@ pub(super) async fn pox(State(app): State<App>, _headers: HeaderMap, body: Bytes
         return error(600, "Invalid Request: the body is not UTF-8 text");
     };
     if text.trim().is_empty() {
-        return error(600, "Invalid Request: the body is empty; POST an Autodiscover request naming EMailAddress");
+        return error(
+            600,
+            "Invalid Request: the body is empty; POST an Autodiscover request naming EMailAddress",
+        );
     }
     let request = match autodiscover::parse_request(text) {
         Ok(request) => request,
         Err(e) => return error(600, &format!("Invalid Request: {e}")),
     };
-    if let Some(schema) = &request.schema {
-        if schema != autodiscover::RESPONSE_SCHEMA {
-            return error(601, "Provider is not available: only the outlook responseschema 2006a is offered");
-        }
+    if request
+        .schema
+        .as_deref()
+        .is_some_and(|s| s != autodiscover::RESPONSE_SCHEMA)
+    {
+        return error(
+            601,
+            "Provider is not available: only the outlook responseschema 2006a is offered",
+        );
     }
     let site = app.site.view();
     match account(&site, &request.email) {
@@ -50,12 +58,18 @@ pub(super) async fn pox(State(app): State<App>, _headers: HeaderMap, body: Bytes
             XML,
             app.document(&site, &account, Kind::Autodiscover),
         ),
-        Err(refusal) => error(600, &format!("Invalid Request: EMailAddress: {}", refusal.0)),
+        Err(refusal) => error(
+            600,
+            &format!("Invalid Request: EMailAddress: {}", refusal.0),
+        ),
     }
 }
 
 pub(super) async fn pox_get() -> Response {
-    error(600, "Invalid Request: POST an Autodiscover request to this address")
+    error(
+        600,
+        "Invalid Request: POST an Autodiscover request to this address",
+    )
 }
 
 fn json_error(code: &str, message: &str) -> Response {
@@ -69,24 +83,43 @@ fn json_error(code: &str, message: &str) -> Response {
 
 fn json_answer(site: &Snapshot, email: Option<String>, protocol: Option<String>) -> Response {
     let Some(email) = email.filter(|e| !e.is_empty()) else {
-        return json_error("InvalidUser", "Email is missing: add ?Email=you@your.domain");
+        return json_error(
+            "InvalidUser",
+            "Email is missing: add ?Email=you@your.domain",
+        );
     };
     match protocol.as_deref() {
         Some(p) if p.eq_ignore_ascii_case("AutodiscoverV1") => {}
         Some(p) => {
             return json_error(
                 "InvalidProtocol",
-                &format!("The given protocol value '{p}' is not offered. Supported values are 'AutodiscoverV1'."),
+                &format!(
+                    "The given protocol value '{p}' is not offered. Supported values are 'AutodiscoverV1'."
+                ),
             );
         }
-        None => return json_error("InvalidProtocol", "Protocol is missing: add &Protocol=AutodiscoverV1"),
+        None => {
+            return json_error(
+                "InvalidProtocol",
+                "Protocol is missing: add &Protocol=AutodiscoverV1",
+            );
+        }
     }
     let account = match account(site, &email) {
         Ok(account) => account,
         Err(refusal) => return json_error("InvalidUser", &format!("Email: {}", refusal.0)),
     };
-    let url = site_url(site, &format!("autodiscover.{}", account.domain), "/autodiscover/autodiscover.xml");
-    respond(Endpoint::AutodiscoverJson, StatusCode::OK, JSON, autodiscover::render_json_v1(&url))
+    let url = site_url(
+        site,
+        &format!("autodiscover.{}", account.domain),
+        "/autodiscover/autodiscover.xml",
+    );
+    respond(
+        Endpoint::AutodiscoverJson,
+        StatusCode::OK,
+        JSON,
+        autodiscover::render_json_v1(&url),
+    )
 }
 
 /// The public URL of a path on this service under `host`.
@@ -108,7 +141,11 @@ pub(super) async fn json(State(app): State<App>, uri: Uri) -> Response {
     }
 }
 
-pub(super) async fn json_path(State(app): State<App>, Path(email): Path<String>, uri: Uri) -> Response {
+pub(super) async fn json_path(
+    State(app): State<App>,
+    Path(email): Path<String>,
+    uri: Uri,
+) -> Response {
     let site = app.site.view();
     match query_param(uri.query(), "Protocol") {
         Ok(protocol) => json_answer(&site, Some(email), protocol),

@@ -14,14 +14,16 @@ mod thunderbird;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use arc_swap::ArcSwap;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use arc_swap::ArcSwap;
-use mailsite_shared::autoconfig::{ClientConfig, Preference, autodiscover as ad, thunderbird as tb};
+use mailsite_shared::autoconfig::{
+    ClientConfig, Preference, autodiscover as ad, thunderbird as tb,
+};
 use mailsite_shared::route::{Address, bucket_of};
 
 use crate::metrics::{Endpoint, METRICS};
@@ -44,7 +46,9 @@ pub struct App {
 impl App {
     /// The service's state; its pre-rendered documents follow every site change.
     pub fn new(site: Arc<Site>, ready: Arc<AtomicBool>) -> App {
-        let templates = Arc::new(ArcSwap::from_pointee(Templates::build(&site.snapshot().map)));
+        let templates = Arc::new(ArcSwap::from_pointee(Templates::build(
+            &site.snapshot().map,
+        )));
         let mut changes = site.subscribe();
         let (live, watched) = (templates.clone(), site.clone());
         tokio::spawn(async move {
@@ -52,7 +56,11 @@ impl App {
                 live.store(Arc::new(Templates::build(&watched.snapshot().map)));
             }
         });
-        App { site, ready, templates }
+        App {
+            site,
+            ready,
+            templates,
+        }
     }
 }
 
@@ -165,12 +173,17 @@ pub(crate) fn query_param(query: Option<&str>, name: &str) -> Result<Option<Stri
 /// The site domain a request's Host names (`autoconfig.<domain>`), if any.
 pub(crate) fn host_domain(site: &Snapshot, headers: &HeaderMap) -> Option<String> {
     let host = headers.get(header::HOST)?.to_str().ok()?;
-    let host = host.rsplit_once(':').map_or(host, |(h, _)| h).to_ascii_lowercase();
+    let host = host
+        .rsplit_once(':')
+        .map_or(host, |(h, _)| h)
+        .to_ascii_lowercase();
     let domain = host
         .strip_prefix("autoconfig.")
         .or_else(|| host.strip_prefix("autodiscover."))
         .unwrap_or(&host);
-    site.config().serves_domain(domain).then(|| domain.to_string())
+    site.config()
+        .serves_domain(domain)
+        .then(|| domain.to_string())
 }
 
 /// Builds a response with a content type, counting it.
@@ -214,18 +227,37 @@ async fn index(State(app): State<App>) -> Response {
          <li>Outlook: <code>POST /autodiscover/autodiscover.xml</code>, <code>/autodiscover/autodiscover.json</code></li>\
          <li>Apple Mail: <code>/mobileconfig?emailaddress=</code></li></ul></body></html>"
     );
-    respond(Endpoint::Other, StatusCode::OK, "text/html; charset=utf-8", body)
+    respond(
+        Endpoint::Other,
+        StatusCode::OK,
+        "text/html; charset=utf-8",
+        body,
+    )
 }
 
 async fn healthz() -> Response {
-    respond(Endpoint::Health, StatusCode::OK, "text/plain; charset=utf-8", "ok\n")
+    respond(
+        Endpoint::Health,
+        StatusCode::OK,
+        "text/plain; charset=utf-8",
+        "ok\n",
+    )
 }
 
 async fn readyz(State(app): State<App>) -> Response {
     if app.ready.load(Ordering::Acquire) {
-        respond(Endpoint::Health, StatusCode::OK, "text/plain; charset=utf-8", "ready\n")
+        respond(
+            Endpoint::Health,
+            StatusCode::OK,
+            "text/plain; charset=utf-8",
+            "ready\n",
+        )
     } else {
-        plain_error(Endpoint::Health, StatusCode::SERVICE_UNAVAILABLE, "starting")
+        plain_error(
+            Endpoint::Health,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "starting",
+        )
     }
 }
 
@@ -248,14 +280,20 @@ async fn fallback(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if uri.path().eq_ignore_ascii_case("/autodiscover/autodiscover.xml") {
+    if uri
+        .path()
+        .eq_ignore_ascii_case("/autodiscover/autodiscover.xml")
+    {
         return if method == Method::POST {
             autodiscover::pox(State(app), headers, body).await
         } else {
             autodiscover::pox_get().await
         };
     }
-    if uri.path().eq_ignore_ascii_case("/autodiscover/autodiscover.json") {
+    if uri
+        .path()
+        .eq_ignore_ascii_case("/autodiscover/autodiscover.json")
+    {
         return autodiscover::json(State(app), uri).await.into_response();
     }
     plain_error(Endpoint::Other, StatusCode::NOT_FOUND, "not found")
@@ -272,7 +310,10 @@ mod tests {
             query_param(q, "emailaddress").unwrap().as_deref(),
             Some("al+ice@example.test")
         );
-        assert_eq!(query_param(Some("e=a+b"), "e").unwrap().as_deref(), Some("a b"));
+        assert_eq!(
+            query_param(Some("e=a+b"), "e").unwrap().as_deref(),
+            Some("a b")
+        );
         assert_eq!(query_param(q, "missing").unwrap(), None);
         assert!(query_param(Some("e=%ff%fe"), "e").is_err());
         assert_eq!(query_param(None, "e").unwrap(), None);

@@ -3,10 +3,10 @@
 //! the username goes, and filled per request by copying. This keeps the hot path at
 //! one allocation and a few memcpys instead of building and escaping a whole document.
 
+use mailsite_shared::SiteMap;
 use mailsite_shared::autoconfig::{ClientConfig, Preference, autodiscover, thunderbird};
 use mailsite_shared::config::BUCKETS;
 use mailsite_shared::xml::escape;
-use mailsite_shared::SiteMap;
 
 /// Stands for the username while rendering. Control characters never reach a routed
 /// address (they are refused), so the marker cannot collide with a real name.
@@ -99,7 +99,13 @@ impl Templates {
         }
     }
 
-    pub fn get(&self, domain: &str, bucket: usize, pref: Preference, kind: Kind) -> Option<&Template> {
+    pub fn get(
+        &self,
+        domain: &str,
+        bucket: usize,
+        pref: Preference,
+        kind: Kind,
+    ) -> Option<&Template> {
         let d = self.domains.iter().position(|x| x == domain)?;
         Some(&self.templates[d].get(bucket)?[pref_index(pref)][kind as usize])
     }
@@ -117,13 +123,28 @@ mod tests {
     fn filled_templates_equal_direct_rendering() {
         let map = SiteMap::initial(Arc::new(SiteConfig::embedded()));
         let templates = Templates::build(&map);
-        for email in ["alice@example.test", "nora@example.test", "7up@example.test", "a\"<x>&@example.test"] {
+        for email in [
+            "alice@example.test",
+            "nora@example.test",
+            "7up@example.test",
+            "a\"<x>&@example.test",
+        ] {
             let route = map.route(email).unwrap();
             for pref in [Preference::Imap, Preference::Pop3] {
                 let doc = ClientConfig::for_route(&map.config, &route, pref);
-                let t = |kind| templates.get(&route.domain, route.bucket, pref, kind).unwrap();
-                assert_eq!(t(Kind::Thunderbird).fill(&route.username), thunderbird::render(&doc));
-                assert_eq!(t(Kind::Autodiscover).fill(&route.username), autodiscover::render_response(&doc));
+                let t = |kind| {
+                    templates
+                        .get(&route.domain, route.bucket, pref, kind)
+                        .unwrap()
+                };
+                assert_eq!(
+                    t(Kind::Thunderbird).fill(&route.username),
+                    thunderbird::render(&doc)
+                );
+                assert_eq!(
+                    t(Kind::Autodiscover).fill(&route.username),
+                    autodiscover::render_response(&doc)
+                );
             }
         }
     }

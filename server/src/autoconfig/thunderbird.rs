@@ -17,9 +17,15 @@ pub(super) async fn config(State(app): State<App>, uri: Uri, headers: HeaderMap)
         // Thunderbird may ask before the user typed an address: a valid document
         // with placeholders, for the domain the request was sent to.
         Ok(None) => {
-            let domain = host_domain(&site, &headers).unwrap_or_else(|| site.config().domain.clone());
+            let domain =
+                host_domain(&site, &headers).unwrap_or_else(|| site.config().domain.clone());
             let config = ClientConfig::placeholder(site.config(), &domain);
-            respond(Endpoint::Thunderbird, StatusCode::OK, XML, thunderbird::render(&config))
+            respond(
+                Endpoint::Thunderbird,
+                StatusCode::OK,
+                XML,
+                thunderbird::render(&config),
+            )
         }
         Ok(Some(email)) => match account(&site, &email) {
             Ok(account) => {

@@ -102,7 +102,9 @@ impl Directory {
             })?;
         if sqlite {
             // WAL lets the CLI write while a running server reads.
-            sqlx::query("PRAGMA journal_mode=WAL").execute(&pool).await?;
+            sqlx::query("PRAGMA journal_mode=WAL")
+                .execute(&pool)
+                .await?;
         }
         MIGRATOR.run(&pool).await?;
         Ok(Directory { pool })
@@ -299,7 +301,12 @@ impl Directory {
 
     /// Makes `server` the home of `bucket`; moving a letter back to its configured home
     /// removes the override.
-    pub async fn move_letter(&self, config: &SiteConfig, bucket: usize, server: &str) -> Result<()> {
+    pub async fn move_letter(
+        &self,
+        config: &SiteConfig,
+        bucket: usize,
+        server: &str,
+    ) -> Result<()> {
         let index = config
             .mailbox_index(server)
             .ok_or_else(|| DirectoryError::NoServer(server.to_string()))?;
@@ -309,12 +316,14 @@ impl Directory {
             .execute(&mut *tx)
             .await?;
         if config.letters[bucket] != index {
-            sqlx::query("INSERT INTO letter_overrides (bucket, server, moved_at) VALUES ($1, $2, $3)")
-                .bind(bucket as i64)
-                .bind(server)
-                .bind(now())
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO letter_overrides (bucket, server, moved_at) VALUES ($1, $2, $3)",
+            )
+            .bind(bucket as i64)
+            .bind(server)
+            .bind(now())
+            .execute(&mut *tx)
+            .await?;
         }
         Directory::bump(&mut tx).await?;
         tx.commit().await?;
@@ -363,7 +372,10 @@ impl Directory {
             .fetch_all(&mut *tx)
             .await?
         {
-            overrides.push((row.try_get::<i64, _>(0)? as usize, row.try_get::<String, _>(1)?));
+            overrides.push((
+                row.try_get::<i64, _>(0)? as usize,
+                row.try_get::<String, _>(1)?,
+            ));
         }
         let mut states = HashMap::new();
         for row in sqlx::query("SELECT name, state FROM server_states")
@@ -434,7 +446,10 @@ mod tests {
         d.set_enabled("alice", false).await.unwrap();
         assert!(!d.verify_password("alice", "correct horse").await.unwrap());
         d.remove_user("alice").await.unwrap();
-        assert!(matches!(d.user("alice").await, Err(DirectoryError::NoUser(_))));
+        assert!(matches!(
+            d.user("alice").await,
+            Err(DirectoryError::NoUser(_))
+        ));
         std::fs::remove_dir_all(dir).ok();
     }
 

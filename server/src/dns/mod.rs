@@ -27,8 +27,8 @@ use tokio::sync::watch;
 
 use crate::metrics::METRICS;
 use crate::state::Site;
-pub use zone::Zone;
 use zone::Lookup;
+pub use zone::Zone;
 
 /// How long a TCP client may stay silent before it is dropped.
 const TCP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -67,8 +67,8 @@ impl Handler {
         mut response_handle: R,
     ) -> ResponseInfo {
         METRICS.dns(rcode_index(code));
-        let response = MessageResponseBuilder::new(&request.queries, edns)
-            .error_msg(&request.metadata, code);
+        let response =
+            MessageResponseBuilder::new(&request.queries, edns).error_msg(&request.metadata, code);
         match response_handle.send_response(response).await {
             Ok(info) => info,
             Err(error) => {
@@ -103,16 +103,24 @@ impl RequestHandler for Handler {
         });
         let edns = response_edns.as_ref();
         if request.metadata.message_type != MessageType::Query {
-            return self.error(request, edns, ResponseCode::FormErr, response_handle).await;
+            return self
+                .error(request, edns, ResponseCode::FormErr, response_handle)
+                .await;
         }
         if request.metadata.op_code != OpCode::Query {
-            return self.error(request, edns, ResponseCode::NotImp, response_handle).await;
+            return self
+                .error(request, edns, ResponseCode::NotImp, response_handle)
+                .await;
         }
         if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
-            return self.error(request, edns, ResponseCode::BADVERS, response_handle).await;
+            return self
+                .error(request, edns, ResponseCode::BADVERS, response_handle)
+                .await;
         }
         let Ok(info) = request.request_info() else {
-            return self.error(request, edns, ResponseCode::FormErr, response_handle).await;
+            return self
+                .error(request, edns, ResponseCode::FormErr, response_handle)
+                .await;
         };
         let zone = self.zone.load();
         let mut metadata = Metadata::response_from_request(&request.metadata);
@@ -122,7 +130,9 @@ impl RequestHandler for Handler {
         let (answers, rest, soa, additionals): (&[Record], &[Record], &[Record], &[Record]) =
             match zone.lookup(info.query.name(), info.query.query_type()) {
                 Lookup::Refused => {
-                    return self.error(request, edns, ResponseCode::Refused, response_handle).await;
+                    return self
+                        .error(request, edns, ResponseCode::Refused, response_handle)
+                        .await;
                 }
                 Lookup::Found(set) => {
                     let n = set.records.len();
@@ -192,7 +202,10 @@ impl ResponseHandler for Reply {
             impl Iterator<Item = &'a Record> + Send + 'a,
         >,
     ) -> Result<ResponseInfo, NetError> {
-        let max = response.edns().map_or(512, |e| e.max_payload().max(512)).min(self.max_size);
+        let max = response
+            .edns()
+            .map_or(512, |e| e.max_payload().max(512))
+            .min(self.max_size);
         let metadata = *response.metadata();
         let mut bytes = self.bytes.lock().unwrap_or_else(|e| e.into_inner());
         bytes.clear();
@@ -206,7 +219,10 @@ impl ResponseHandler for Reply {
                 bytes.clear();
                 let mut metadata = metadata;
                 metadata.truncation = true;
-                let header = Header { metadata, counts: Default::default() };
+                let header = Header {
+                    metadata,
+                    counts: Default::default(),
+                };
                 header.emit(&mut BinEncoder::new(&mut bytes))?;
                 Ok(ResponseInfo::from(header))
             }
@@ -216,9 +232,16 @@ impl ResponseHandler for Reply {
 
 /// Answers one UDP socket's queries in turn, without a task or channel per query:
 /// a query is parsed, answered from the zone and sent back in place.
-async fn udp_loop(socket: tokio::net::UdpSocket, handler: Handler, mut stop: watch::Receiver<bool>) {
+async fn udp_loop(
+    socket: tokio::net::UdpSocket,
+    handler: Handler,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut buf = vec![0u8; 4096];
-    let reply = Reply { bytes: Arc::default(), max_size: 4096 };
+    let reply = Reply {
+        bytes: Arc::default(),
+        max_size: 4096,
+    };
     loop {
         let (n, src) = tokio::select! {
             r = socket.recv_from(&mut buf) => match r {
@@ -238,7 +261,9 @@ async fn udp_loop(socket: tokio::net::UdpSocket, handler: Handler, mut stop: wat
             Ok(request) => request,
             Err(_) => {
                 // A readable header gets FORMERR; anything shorter is not DNS at all.
-                let Ok(header) = Header::read(&mut BinDecoder::new(raw)) else { continue };
+                let Ok(header) = Header::read(&mut BinDecoder::new(raw)) else {
+                    continue;
+                };
                 if header.metadata.message_type == MessageType::Response {
                     continue;
                 }
@@ -246,7 +271,10 @@ async fn udp_loop(socket: tokio::net::UdpSocket, handler: Handler, mut stop: wat
                 let mut metadata = Metadata::response_from_request(&header.metadata);
                 metadata.response_code = ResponseCode::FormErr;
                 let mut out = Vec::with_capacity(12);
-                let header = Header { metadata, counts: Default::default() };
+                let header = Header {
+                    metadata,
+                    counts: Default::default(),
+                };
                 if header.emit(&mut BinEncoder::new(&mut out)).is_ok() {
                     let _ = socket.send_to(&out, src).await;
                 }
@@ -257,12 +285,15 @@ async fn udp_loop(socket: tokio::net::UdpSocket, handler: Handler, mut stop: wat
         if request.metadata.message_type == MessageType::Response {
             continue;
         }
-        handler.handle_request::<_, TokioTime>(&request, reply.clone()).await;
+        handler
+            .handle_request::<_, TokioTime>(&request, reply.clone())
+            .await;
         let out = std::mem::take(&mut *reply.bytes.lock().unwrap_or_else(|e| e.into_inner()));
-        if !out.is_empty() {
-            if let Err(error) = socket.send_to(&out, src).await {
-                tracing::debug!(%error, "DNS send failed");
-            }
+        if out.is_empty() {
+            continue;
+        }
+        if let Err(error) = socket.send_to(&out, src).await {
+            tracing::debug!(%error, "DNS send failed");
         }
     }
 }
@@ -281,7 +312,9 @@ pub async fn start(site: &Arc<Site>, stop: watch::Receiver<bool>) -> anyhow::Res
     let zone = Arc::new(ArcSwap::from_pointee(Zone::build(&snapshot.map)));
     let handler = Handler::new(zone.clone());
     // One receive loop per core: the kernel spreads clients across the sockets.
-    let loops = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8);
+    let loops = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 8);
     let mut udp = tokio::task::JoinSet::new();
     for _ in 0..loops {
         let socket = udp_socket(addr)

@@ -90,7 +90,11 @@ impl Zone {
             );
             let mut add = |record: Record| zone.ordered.push(record);
             add(soa.clone());
-            add(Record::from_rdata(apex.clone(), config.ttl, RData::NS(NS(ns_host.clone()))));
+            add(Record::from_rdata(
+                apex.clone(),
+                config.ttl,
+                RData::NS(NS(ns_host.clone())),
+            ));
             for sorter in site.outbox_sorters() {
                 add(Record::from_rdata(
                     apex.clone(),
@@ -141,7 +145,11 @@ impl Zone {
             for (service, port, target) in [
                 ("_submission._tcp", p.submission, "outbox"),
                 ("_submissions._tcp", p.submissions, "outbox"),
-                ("_autodiscover._tcp", config.http_listen.port(), "autodiscover"),
+                (
+                    "_autodiscover._tcp",
+                    config.http_listen.port(),
+                    "autodiscover",
+                ),
             ] {
                 add(Record::from_rdata(
                     at(service),
@@ -203,7 +211,11 @@ impl Zone {
 
     /// Answers a question.
     pub fn lookup(&self, qname: &LowerName, qtype: RecordType) -> Lookup<'_> {
-        let Some((_, soa)) = self.origins.iter().find(|(origin, _)| origin.zone_of(qname)) else {
+        let Some((_, soa)) = self
+            .origins
+            .iter()
+            .find(|(origin, _)| origin.zone_of(qname))
+        else {
             return Lookup::Refused;
         };
         let Some(node) = self.nodes.get(qname) else {
@@ -223,10 +235,14 @@ impl Zone {
         let apex = LowerName::new(&name(&format!("{domain}.")));
         let (_, soa) = self.origins.iter().find(|(o, _)| *o == apex)?;
         let mut out = String::new();
-        let _ = writeln!(out, "; zone {domain}, written by mailsite (serial {})", match &soa.data {
-            RData::SOA(s) => s.serial,
-            _ => 0,
-        });
+        let _ = writeln!(
+            out,
+            "; zone {domain}, written by mailsite (serial {})",
+            match &soa.data {
+                RData::SOA(s) => s.serial,
+                _ => 0,
+            }
+        );
         let _ = writeln!(out, "$ORIGIN {domain}.");
         for record in &self.ordered {
             if apex.zone_of(&LowerName::new(&record.name)) {
@@ -261,8 +277,14 @@ mod tests {
     fn aliases_follow_the_site_map() {
         let config = Arc::new(SiteConfig::embedded());
         let zone = Zone::build(&SiteMap::initial(config.clone()));
-        assert_eq!(ips(zone.lookup(&lower("maila.example.test."), RecordType::A)), ["127.0.0.11"]);
-        assert_eq!(ips(zone.lookup(&lower("MAILZ.example.test."), RecordType::A)), ["127.0.0.12"]);
+        assert_eq!(
+            ips(zone.lookup(&lower("maila.example.test."), RecordType::A)),
+            ["127.0.0.11"]
+        );
+        assert_eq!(
+            ips(zone.lookup(&lower("MAILZ.example.test."), RecordType::A)),
+            ["127.0.0.12"]
+        );
         assert_eq!(
             ips(zone.lookup(&lower("outbox.example.test."), RecordType::A)),
             ["127.0.0.21", "127.0.0.22"]
@@ -271,16 +293,31 @@ mod tests {
         states.insert("mailbox2".to_string(), ServerState::Maintenance);
         states.insert("sorter1".to_string(), ServerState::Down);
         let zone = Zone::build(&SiteMap::new(config, &[], &states, 7));
-        assert_eq!(ips(zone.lookup(&lower("mailz.example.test."), RecordType::A)), ["127.0.0.11"]);
-        assert_eq!(ips(zone.lookup(&lower("outbox.example.test."), RecordType::A)), ["127.0.0.22"]);
+        assert_eq!(
+            ips(zone.lookup(&lower("mailz.example.test."), RecordType::A)),
+            ["127.0.0.11"]
+        );
+        assert_eq!(
+            ips(zone.lookup(&lower("outbox.example.test."), RecordType::A)),
+            ["127.0.0.22"]
+        );
     }
 
     #[test]
     fn unknown_names_and_foreign_zones() {
         let zone = Zone::build(&SiteMap::initial(Arc::new(SiteConfig::embedded())));
-        assert!(matches!(zone.lookup(&lower("nope.example.test."), RecordType::A), Lookup::NxDomain(_)));
-        assert!(matches!(zone.lookup(&lower("example.org."), RecordType::A), Lookup::Refused));
-        assert!(matches!(zone.lookup(&lower("maila.example.test."), RecordType::MX), Lookup::NoData(_)));
+        assert!(matches!(
+            zone.lookup(&lower("nope.example.test."), RecordType::A),
+            Lookup::NxDomain(_)
+        ));
+        assert!(matches!(
+            zone.lookup(&lower("example.org."), RecordType::A),
+            Lookup::Refused
+        ));
+        assert!(matches!(
+            zone.lookup(&lower("maila.example.test."), RecordType::MX),
+            Lookup::NoData(_)
+        ));
         match zone.lookup(&lower("example.test."), RecordType::MX) {
             Lookup::Found(set) => {
                 assert_eq!(set.records.len(), 2);
@@ -295,8 +332,14 @@ mod tests {
         let zone = Zone::build(&SiteMap::initial(Arc::new(SiteConfig::embedded())));
         let text = zone.export("example.test").unwrap();
         assert!(text.contains("$ORIGIN example.test."));
-        assert!(text.contains("maila.example.test. 30 IN A 127.0.0.11"), "{text}");
-        assert!(text.contains("_imaps._tcp.example.test. 300 IN SRV 0 1 10993 mailbox1.example.test."), "{text}");
+        assert!(
+            text.contains("maila.example.test. 30 IN A 127.0.0.11"),
+            "{text}"
+        );
+        assert!(
+            text.contains("_imaps._tcp.example.test. 300 IN SRV 0 1 10993 mailbox1.example.test."),
+            "{text}"
+        );
         assert!(zone.export("example.org").is_none());
     }
 }

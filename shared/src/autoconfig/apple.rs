@@ -12,7 +12,9 @@ pub const CONTENT_TYPE: &str = "application/x-apple-aspen-config";
 /// rather than adding a second account (RFC 9562 version 8: custom).
 pub fn stable_uuid(seed: &str) -> String {
     fn fnv(seed: &str, basis: u64) -> u64 {
-        seed.bytes().fold(basis, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+        seed.bytes().fold(basis, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        })
     }
     let hi = fnv(seed, 0xcbf2_9ce4_8422_2325);
     let lo = fnv(seed, 0x8422_2325_cbf2_9ce4);
@@ -37,7 +39,10 @@ fn key_string(out: &mut String, key: &str, value: &str) {
 }
 
 fn key_int(out: &mut String, key: &str, value: u16) {
-    let _ = write!(out, "\t\t\t<key>{key}</key>\n\t\t\t<integer>{value}</integer>\n");
+    let _ = write!(
+        out,
+        "\t\t\t<key>{key}</key>\n\t\t\t<integer>{value}</integer>\n"
+    );
 }
 
 fn key_bool(out: &mut String, key: &str, value: bool) {
@@ -66,23 +71,50 @@ pub fn render(config: &ClientConfig) -> String {
     key_string(&mut out, "EmailAccountName", email);
     key_string(&mut out, "EmailAccountType", account_type);
     key_string(&mut out, "EmailAddress", email);
-    key_string(&mut out, "IncomingMailServerAuthentication", "EmailAuthPassword");
+    key_string(
+        &mut out,
+        "IncomingMailServerAuthentication",
+        "EmailAuthPassword",
+    );
     key_string(&mut out, "IncomingMailServerHostName", &incoming.hostname);
     key_int(&mut out, "IncomingMailServerPortNumber", incoming.port);
-    key_bool(&mut out, "IncomingMailServerUseSSL", incoming.security != Security::Plain);
+    key_bool(
+        &mut out,
+        "IncomingMailServerUseSSL",
+        incoming.security != Security::Plain,
+    );
     key_string(&mut out, "IncomingMailServerUsername", &incoming.username);
-    key_string(&mut out, "OutgoingMailServerAuthentication", "EmailAuthPassword");
+    key_string(
+        &mut out,
+        "OutgoingMailServerAuthentication",
+        "EmailAuthPassword",
+    );
     key_string(&mut out, "OutgoingMailServerHostName", &outgoing.hostname);
     key_int(&mut out, "OutgoingMailServerPortNumber", outgoing.port);
-    key_bool(&mut out, "OutgoingMailServerUseSSL", outgoing.security != Security::Plain);
+    key_bool(
+        &mut out,
+        "OutgoingMailServerUseSSL",
+        outgoing.security != Security::Plain,
+    );
     key_string(&mut out, "OutgoingMailServerUsername", &outgoing.username);
     key_bool(&mut out, "OutgoingPasswordSameAsIncomingPassword", true);
-    key_string(&mut out, "PayloadDescription", &format!("Mail account {email}"));
+    key_string(
+        &mut out,
+        "PayloadDescription",
+        &format!("Mail account {email}"),
+    );
     key_string(&mut out, "PayloadDisplayName", &config.display_name);
-    key_string(&mut out, "PayloadIdentifier", &format!("{identifier}.account.{account_uuid}"));
+    key_string(
+        &mut out,
+        "PayloadIdentifier",
+        &format!("{identifier}.account.{account_uuid}"),
+    );
     key_string(&mut out, "PayloadType", "com.apple.mail.managed");
     key_string(&mut out, "PayloadUUID", &account_uuid);
-    let _ = write!(out, "\t\t\t<key>PayloadVersion</key>\n\t\t\t<integer>1</integer>\n");
+    let _ = write!(
+        out,
+        "\t\t\t<key>PayloadVersion</key>\n\t\t\t<integer>1</integer>\n"
+    );
     key_bool(&mut out, "PreventAppSheet", false);
     key_bool(&mut out, "PreventMove", false);
     key_bool(&mut out, "SMIMEEnabled", false);

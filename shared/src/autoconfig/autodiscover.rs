@@ -27,7 +27,9 @@ pub fn parse_request(text: &str) -> Result<Request, DocumentError> {
     if root.name != "Autodiscover" {
         return Err(DocumentError::Missing("the Autodiscover root element"));
     }
-    let request = root.child("Request").ok_or(DocumentError::Missing("Request"))?;
+    let request = root
+        .child("Request")
+        .ok_or(DocumentError::Missing("Request"))?;
     let email = request
         .child_text("EMailAddress")
         .filter(|e| !e.is_empty())
@@ -102,12 +104,16 @@ pub fn render_error(code: u16, message: &str) -> String {
 /// `BadValue("Error", message)`).
 pub fn parse_response(text: &str) -> Result<ClientConfig, DocumentError> {
     let root = xml::parse(text)?;
-    let response = root.child("Response").ok_or(DocumentError::Missing("Response"))?;
+    let response = root
+        .child("Response")
+        .ok_or(DocumentError::Missing("Response"))?;
     if let Some(error) = response.child("Error") {
         let message = error.child_text("Message").unwrap_or_default().to_string();
         return Err(DocumentError::BadValue("Error", message));
     }
-    let account = response.child("Account").ok_or(DocumentError::Missing("Account"))?;
+    let account = response
+        .child("Account")
+        .ok_or(DocumentError::Missing("Account"))?;
     let mut incoming = Vec::new();
     let mut outgoing = Vec::new();
     for p in account.children_named("Protocol") {
@@ -213,6 +219,9 @@ mod tests {
             Err(DocumentError::Missing("EMailAddress"))
         );
         let err = parse_response(&render_error(600, "Invalid Request")).unwrap_err();
-        assert_eq!(err, DocumentError::BadValue("Error", "Invalid Request".into()));
+        assert_eq!(
+            err,
+            DocumentError::BadValue("Error", "Invalid Request".into())
+        );
     }
 }

@@ -64,7 +64,9 @@ fn parse_server(el: &Element, kind: &'static str) -> Result<ServerSetting, Docum
         .filter(|h| !h.is_empty())
         .ok_or(DocumentError::Missing("hostname"))?
         .to_string();
-    let port_text = el.child_text("port").ok_or(DocumentError::Missing("port"))?;
+    let port_text = el
+        .child_text("port")
+        .ok_or(DocumentError::Missing("port"))?;
     let port = port_text
         .parse::<u16>()
         .map_err(|_| DocumentError::BadValue("port", port_text.to_string()))?;
@@ -118,7 +120,10 @@ pub fn parse(text: &str) -> Result<ClientConfig, DocumentError> {
     Ok(ClientConfig {
         domain,
         email: None,
-        display_name: provider.child_text("displayName").unwrap_or_default().to_string(),
+        display_name: provider
+            .child_text("displayName")
+            .unwrap_or_default()
+            .to_string(),
         short_name: provider
             .child_text("displayShortName")
             .unwrap_or_default()
@@ -178,7 +183,10 @@ mod tests {
         let config = config_for("alice@example.test", Preference::Imap);
         let xml = render(&config);
         let no_out = xml.replace("outgoingServer", "otherServer");
-        assert_eq!(parse(&no_out), Err(DocumentError::Missing("an outgoingServer")));
+        assert_eq!(
+            parse(&no_out),
+            Err(DocumentError::Missing("an outgoingServer"))
+        );
         let no_socket = xml.replace("socketType", "socket");
         assert_eq!(parse(&no_socket), Err(DocumentError::Missing("socketType")));
     }
