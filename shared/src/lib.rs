@@ -8,6 +8,8 @@
 
 pub mod autoconfig;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod route;
 pub mod xml;
 
