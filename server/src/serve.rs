@@ -9,7 +9,7 @@ use anyhow::Context;
 use mailsite_shared::{Role, SiteConfig};
 use tokio::sync::watch;
 
-use crate::autoconfig::{App, router};
+use crate::autoconfig::App;
 use crate::directory::{Directory, DirectoryError};
 use crate::state::Site;
 
@@ -92,19 +92,23 @@ pub async fn serve(config: SiteConfig, embedded: bool) -> anyhow::Result<()> {
 
     if config.runs(Role::Autoconfig) {
         let addr = config.http_listen;
-        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        let threads = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .min(16);
+        let listeners = crate::autoconfig::bind(addr, threads).with_context(|| {
             format!("cannot listen for HTTP on {addr}: is another mailsite (or another web server) running there? Set [http] listen in the configuration")
         })?;
-        let app = router(App::new(site.clone(), ready.clone()));
-        let mut stop = stop_rx.clone();
-        tasks.spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .await
-                .context("the HTTP service failed")
-        });
+        let app = App::new(site.clone(), ready.clone());
+        let threads = crate::autoconfig::serve(listeners, app, stop_rx.clone())
+            .context("cannot start the HTTP threads")?;
+        for thread in threads {
+            tasks.spawn(async move {
+                match tokio::task::spawn_blocking(move || thread.join()).await {
+                    Ok(Ok(result)) => result.context("the HTTP service failed"),
+                    _ => Err(anyhow::anyhow!("an HTTP thread panicked")),
+                }
+            });
+        }
         started.push(format!(
             "autoconfig  http://{addr}/  (Thunderbird, Autodiscover, Apple profiles, /metrics)"
         ));
