@@ -67,8 +67,9 @@ MAILSITE_IP=127.0.0.1     # fixed by mailsite's embedded default site
 MAILSITE_HTTP=127.0.0.1:8080
 NSD_IP=127.0.0.5
 
-log() { printf '[dns-bench] %s\n' "$*" >&2; }
-die() { printf '[dns-bench] ERROR: %s\n' "$*" >&2; exit 1; }
+BENCH=dns
+# shellcheck source=bench/lib.sh
+source "$SCRIPT_DIR/lib.sh"
 
 if [ "$PEERS_ONLY" = 0 ]; then
     [ -x "$MAILSITE_BIN" ] || die "mailsite binary not found or not executable: $MAILSITE_BIN (build it with 'cargo build --release -p mailsite', pass its path, or use --peers-only)"
@@ -76,11 +77,6 @@ if [ "$PEERS_ONLY" = 0 ]; then
 fi
 
 # ---------------------------------------------------------------- install what is missing
-apt_install() {  # apt_install PKG... ; retries once after 'apt-get update'
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null \
-        || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null; } \
-        || die "apt-get install $* failed"
-}
 export PATH="$PATH:/usr/sbin:/sbin"   # nsd lives in /usr/sbin
 missing=()
 command -v dnsperf       >/dev/null 2>&1 || missing+=(dnsperf)
@@ -93,49 +89,6 @@ if [ ${#missing[@]} -gt 0 ]; then log "apt-get install ${missing[*]}"; apt_insta
 
 # ---------------------------------------------------------------- temp dir, process bookkeeping, cleanup
 TMP=$(mktemp -d /tmp/mailsite-bench-dns.XXXXXX)
-PIDS=()            # every daemon we start, stopped in reverse order on exit
-declare -A PID_OF  # server name -> PID
-
-CLIENT_PID=        # the load generator currently running, if any
-
-cleanup() {
-    local rc=$? i pid
-    trap - EXIT INT TERM
-    if [ -n "$CLIENT_PID" ]; then kill -TERM "$CLIENT_PID" 2>/dev/null || true; wait "$CLIENT_PID" 2>/dev/null || true; fi
-    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-        pid=${PIDS[i]}
-        kill -0 "$pid" 2>/dev/null || continue
-        kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done   # <= 5 s
-        kill -0 "$pid" 2>/dev/null && { log "PID $pid ignored SIGTERM, sending SIGKILL"; kill -KILL "$pid" 2>/dev/null || true; }
-        wait "$pid" 2>/dev/null || true
-    done
-    # keep the evidence on failure (not on Ctrl-C/SIGTERM) or on request
-    if [ "${KEEP_TMP:-0}" = 1 ] || { [ "$rc" != 0 ] && [ "$rc" != 130 ] && [ "$rc" != 143 ]; }; then
-        log "temp dir kept: $TMP (logs: *.log)"
-    else
-        rm -rf "$TMP"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# run_client OUT CMD...: run a load generator in the background and wait for it, so that
-# SIGINT/SIGTERM to this script interrupt the wait at once (a foreground child would delay
-# the traps until it finished) and cleanup can stop it.
-run_client() {
-    local out=$1 rc=0
-    shift
-    "$@" >"$out" 2>&1 &
-    CLIENT_PID=$!
-    wait "$CLIENT_PID" || rc=$?
-    CLIENT_PID=
-    return "$rc"
-}
-
-# wait_dns NAME PID IP: poll (0.1 s apart, bounded ~15 s) until IP:PORT answers maila A with NOERROR.
 wait_dns() {
     local name=$1 pid=$2 ip=$3 i
     for i in $(seq 1 150); do

@@ -202,6 +202,21 @@ impl Route {
     }
 }
 
+/// The servers whose state is up, or all of them if none is.
+fn up_or_all<'a>(servers: &'a [Server], states: &[ServerState]) -> Vec<&'a Server> {
+    let up: Vec<&Server> = servers
+        .iter()
+        .zip(states)
+        .filter(|(_, s)| **s == ServerState::Up)
+        .map(|(s, _)| s)
+        .collect();
+    if up.is_empty() {
+        servers.iter().collect()
+    } else {
+        up
+    }
+}
+
 /// The site as it is now: configuration, operator overrides and server states,
 /// resolved into an owner for every letter. Cheap to read, rebuilt on every change.
 #[derive(Debug, Clone)]
@@ -286,36 +301,12 @@ impl SiteMap {
     /// The sorters that `outbox` points at: those that are up, or all of them if none is
     /// (a name that resolves to something beats one that resolves to nothing).
     pub fn outbox_sorters(&self) -> Vec<&Server> {
-        let up: Vec<&Server> = self
-            .config
-            .sorters
-            .iter()
-            .zip(&self.sorter_states)
-            .filter(|(_, s)| **s == ServerState::Up)
-            .map(|(s, _)| s)
-            .collect();
-        if up.is_empty() {
-            self.config.sorters.iter().collect()
-        } else {
-            up
-        }
+        up_or_all(&self.config.sorters, &self.sorter_states)
     }
 
     /// The mailbox servers that are up (all of them if none is).
     pub fn serving_mailboxes(&self) -> Vec<&Server> {
-        let up: Vec<&Server> = self
-            .config
-            .mailboxes
-            .iter()
-            .zip(&self.mailbox_states)
-            .filter(|(_, s)| **s == ServerState::Up)
-            .map(|(s, _)| s)
-            .collect();
-        if up.is_empty() {
-            self.config.mailboxes.iter().collect()
-        } else {
-            up
-        }
+        up_or_all(&self.config.mailboxes, &self.mailbox_states)
     }
 
     /// Routes an address of one of the site's domains.

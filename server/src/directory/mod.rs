@@ -171,7 +171,10 @@ impl Directory {
     }
 
     /// Runs one statement that changes a user's row, failing if there is no such user.
-    async fn update_user(&self, sql: &str, username: &str, value: Option<String>) -> Result<()> {
+    async fn update_user<V>(&self, sql: &str, username: &str, value: Option<V>) -> Result<()>
+    where
+        V: for<'q> sqlx::Encode<'q, sqlx::Any> + sqlx::Type<sqlx::Any> + Send + 'static,
+    {
         let mut tx = self.pool.begin().await?;
         let mut q = sqlx::query(sql);
         if let Some(v) = value {
@@ -187,8 +190,12 @@ impl Directory {
     }
 
     pub async fn remove_user(&self, username: &str) -> Result<()> {
-        self.update_user("DELETE FROM users WHERE username = $1", username, None)
-            .await
+        self.update_user(
+            "DELETE FROM users WHERE username = $1",
+            username,
+            None::<String>,
+        )
+        .await
     }
 
     pub async fn set_password(&self, username: &str, password: &str) -> Result<()> {
@@ -211,21 +218,21 @@ impl Directory {
     }
 
     pub async fn set_enabled(&self, username: &str, enabled: bool) -> Result<()> {
-        let sql = if enabled {
-            "UPDATE users SET enabled = 1 WHERE username = $1"
-        } else {
-            "UPDATE users SET enabled = 0 WHERE username = $1"
-        };
-        self.update_user(sql, username, None).await
+        self.update_user(
+            "UPDATE users SET enabled = $1 WHERE username = $2",
+            username,
+            Some(i64::from(enabled)),
+        )
+        .await
     }
 
     pub async fn set_operator(&self, username: &str, operator: bool) -> Result<()> {
-        let sql = if operator {
-            "UPDATE users SET operator = 1 WHERE username = $1"
-        } else {
-            "UPDATE users SET operator = 0 WHERE username = $1"
-        };
-        self.update_user(sql, username, None).await
+        self.update_user(
+            "UPDATE users SET operator = $1 WHERE username = $2",
+            username,
+            Some(i64::from(operator)),
+        )
+        .await
     }
 
     fn user_from_row(row: &sqlx::any::AnyRow) -> Result<User> {
