@@ -304,3 +304,50 @@ fn serve_runs_the_embedded_default_and_prints_what_it_started() {
         "the demo password reached the log"
     );
 }
+
+#[test]
+fn mail_dropped_into_a_maildir_is_picked_up_and_a_lost_index_rebuilt() {
+    let site = Site::isolated();
+    site.add_user("alice", "alice-password", &[]);
+    let list = site.ok(&["mailbox", "list", "alice"], None);
+    for name in ["INBOX", "Sent", "Drafts", "Trash", "Junk", "Archive"] {
+        assert!(list.contains(name), "{list}");
+    }
+    assert!(list.contains("\\Sent"), "{list}");
+
+    // Another program delivers two messages the Maildir way.
+    let new = site.dir.join("data/mail/alice/new");
+    for n in 1..=2 {
+        std::fs::write(
+            new.join(format!("170000000{n}.M1P1.other")),
+            format!("Subject: {n}\r\n\r\nhi\r\n"),
+        )
+        .unwrap();
+    }
+    let list = site.ok(&["mailbox", "list", "alice"], None);
+    let inbox = list
+        .lines()
+        .find(|l| l.starts_with("INBOX"))
+        .unwrap()
+        .to_string();
+    let fields: Vec<&str> = inbox.split_whitespace().collect();
+    assert_eq!(fields[1], "2", "{inbox}");
+    assert_eq!(fields[3], "3", "{inbox}");
+    assert_eq!(std::fs::read_dir(&new).unwrap().count(), 0);
+
+    // The index is lost; reindex brings back the same UIDVALIDITY and UIDs.
+    let db = site.dir.join("data/site.db");
+    let wipe = Command::new("python3")
+        .args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('delete from messages'); c.execute('delete from mailboxes'); c.commit()"])
+        .arg(&db)
+        .status()
+        .unwrap();
+    assert!(wipe.success());
+    let out = site.ok(&["mailbox", "reindex", "alice"], None);
+    assert!(out.contains("2 messages in 6 mailboxes"), "{out}");
+    let again = site.ok(&["mailbox", "list", "alice"], None);
+    let inbox_again = again.lines().find(|l| l.starts_with("INBOX")).unwrap();
+    assert_eq!(inbox_again, inbox);
+    let out = site.run(&["mailbox", "reindex", "nobody"], None);
+    assert!(!out.status.success());
+}

@@ -84,6 +84,9 @@ pub enum Command {
     /// The site's DNS zone.
     #[command(subcommand)]
     Zone(ZoneCommand),
+    /// Inspect and repair users' stored mail.
+    #[command(subcommand)]
+    Mailbox(MailboxCommand),
     /// Check the configuration and report the first problem with its line and fix.
     CheckConfig {
         /// Print the embedded default configuration, a complete example, and exit.
@@ -167,6 +170,16 @@ pub enum ZoneCommand {
     },
 }
 
+#[derive(Subcommand, Debug)]
+pub enum MailboxCommand {
+    /// Show a user's mailboxes: messages, UIDVALIDITY, UIDNEXT (mail another program
+    /// dropped into a Maildir new/ folder is picked up first).
+    List { username: String },
+    /// Rebuild a user's mail index from their Maildir files, keeping UIDVALIDITY and
+    /// UIDs so that mail clients do not download everything again. No mail is lost.
+    Reindex { username: String },
+}
+
 fn parse_preference(s: &str) -> Result<Preference, String> {
     Preference::parse(s).ok_or_else(|| format!("{s:?} is not a protocol: use imap or pop3"))
 }
@@ -202,6 +215,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Zone(ZoneCommand::Export { domain, out }) => {
             zone_export(config, domain, out).await
         }
+        Command::Mailbox(cmd) => mailbox(config, cmd).await,
     }
 }
 
@@ -608,6 +622,39 @@ async fn zone_export(
         None => {
             let mut stdout = std::io::stdout().lock();
             stdout.write_all(text.as_bytes())?;
+        }
+    }
+    Ok(())
+}
+
+async fn mailbox(config: SiteConfig, cmd: MailboxCommand) -> anyhow::Result<()> {
+    let dir = Directory::open(&config).await?;
+    let store = crate::mailbox::store::Store::for_site(&config, &dir);
+    match cmd {
+        MailboxCommand::List { username } => {
+            dir.user(&username).await?;
+            store.ensure_user(&username).await?;
+            println!(
+                "{:<24} {:>8} {:>12} {:>8} SPECIAL-USE",
+                "MAILBOX", "MESSAGES", "UIDVALIDITY", "UIDNEXT"
+            );
+            for m in store.mailboxes(&username).await? {
+                store.sync(&username, &m.name).await?;
+                let info = store.mailbox(&username, &m.name).await?;
+                let count = store.messages(&username, &m.name).await?.len();
+                println!(
+                    "{:<24} {:>8} {:>12} {:>8} {}",
+                    info.name, count, info.uidvalidity, info.uidnext, info.special_use
+                );
+            }
+        }
+        MailboxCommand::Reindex { username } => {
+            dir.user(&username).await?;
+            let report = store.reindex(&username).await?;
+            println!(
+                "reindexed {username}: {} messages in {} mailboxes, UIDs and UIDVALIDITY kept",
+                report.messages, report.mailboxes
+            );
         }
     }
     Ok(())

@@ -3,6 +3,7 @@
 //! - [`autoconfig`]: the HTTP service clients configure themselves from;
 //! - [`dns`]: the authoritative alias DNS;
 //! - [`directory`]: users, letter moves and server states in SQL;
+//! - [`mailbox`]: the message store (Maildir bodies, SQL metadata);
 //! - [`state`]: the live site every role reads;
 //! - [`cli`] and [`serve`]: the command line and the process that runs the roles.
 
@@ -10,6 +11,7 @@ pub mod autoconfig;
 pub mod cli;
 pub mod directory;
 pub mod dns;
+pub mod mailbox;
 pub mod metrics;
 pub mod serve;
 pub mod state;

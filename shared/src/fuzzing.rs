@@ -58,6 +58,16 @@ pub fn addresses(data: &[u8]) {
     assert_eq!(email.as_deref(), route.address.as_str().into());
 }
 
+/// Any mailbox name: modified UTF-7 decoding never panics, and every UTF-8 name
+/// survives encoding and decoding.
+pub fn mailbox_names(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let _ = crate::utf7::decode(text);
+    assert_eq!(crate::utf7::decode(&crate::utf7::encode(text)).as_deref(), Some(text));
+}
+
 /// Any configuration text: a configuration or a located error, never a panic.
 pub fn configs(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data) {
@@ -95,6 +105,7 @@ mod tests {
                 documents(input);
                 addresses(input);
                 configs(input);
+                mailbox_names(input);
             }
             let mut address = mapped.clone();
             address.extend_from_slice(b"@example.test");

@@ -11,6 +11,7 @@ pub mod config;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod route;
+pub mod utf7;
 pub mod xml;
 
 pub use config::{Role, SiteConfig};

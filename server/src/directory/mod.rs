@@ -110,6 +110,11 @@ impl Directory {
         Ok(Directory { pool })
     }
 
+    /// The connection pool, for the other stores that share the site database.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
     /// The generation counter: it grows with every change made through this module.
     pub async fn generation(&self) -> Result<i64> {
         let row = sqlx::query("SELECT generation FROM site_generation WHERE id = 1")

@@ -1,0 +1,681 @@
+//! The message store: bodies in Maildir files under the storage root (one directory
+//! per user), metadata in the site database (UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ per
+//! mailbox; UID, MODSEQ, flags, internal date, size and file per message).
+//!
+//! Durability order for a new message: reserve its UID (committed), write the file to
+//! `tmp/`, fsync, rename into `cur/` under a name that carries the UID, fsync the
+//! directory, then commit its index row. A crash at any point loses nothing that was
+//! acknowledged: a file without a row is found by [`Store::sync`] and indexed under the
+//! UID its name carries; a reserved UID without a file is a gap, never reused.
+//! If the index is lost, [`Store::reindex`] rebuilds it from the files, keeping
+//! UIDVALIDITY and UIDs.
+
+pub mod maildir;
+pub mod names;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use mailsite_shared::route::valid_username;
+use sqlx::{AnyPool, Row};
+
+use maildir::Maildir;
+pub use names::NameError;
+
+/// The mailboxes every new user gets, with their SPECIAL-USE attribute (RFC 6154).
+pub const DEFAULT_MAILBOXES: [(&str, &str); 6] = [
+    ("INBOX", ""),
+    ("Sent", "\\Sent"),
+    ("Drafts", "\\Drafts"),
+    ("Trash", "\\Trash"),
+    ("Junk", "\\Junk"),
+    ("Archive", "\\Archive"),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}")]
+    Name(#[from] NameError),
+    #[error("{0:?} is not a valid username")]
+    BadUser(String),
+    #[error("no mailbox {0:?}")]
+    NoMailbox(String),
+    #[error("mailbox {0:?} already exists")]
+    Exists(String),
+    #[error("no message with UID {0}")]
+    NoMessage(u32),
+    #[error("storage error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("index error: {0}")]
+    Sql(#[from] sqlx::Error),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A mailbox's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxInfo {
+    pub name: String,
+    pub uidvalidity: u32,
+    pub uidnext: u32,
+    pub highestmodseq: u64,
+    pub special_use: String,
+    pub subscribed: bool,
+}
+
+/// A message's metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageInfo {
+    pub uid: u32,
+    pub modseq: u64,
+    /// System flags (`\Seen`, ...) and keywords.
+    pub flags: Vec<String>,
+    /// Seconds since the epoch.
+    pub internal_date: i64,
+    pub size: u64,
+    /// Maildir base name (without the `:2,` flags).
+    pub file: String,
+}
+
+/// What [`Store::reindex`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReindexReport {
+    pub mailboxes: usize,
+    pub messages: usize,
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn split_flags(flags: &str) -> Vec<String> {
+    flags.split_whitespace().map(str::to_string).collect()
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Io(std::io::Error::other(e)))?
+        .map_err(StoreError::Io)
+}
+
+/// The store of one mailbox server.
+#[derive(Clone)]
+pub struct Store {
+    root: PathBuf,
+    pool: AnyPool,
+}
+
+impl Store {
+    pub fn new(root: PathBuf, pool: AnyPool) -> Store {
+        Store { root, pool }
+    }
+
+    /// The store of a site: mail under `<data_dir>/mail`, index in the site database.
+    pub fn for_site(
+        config: &mailsite_shared::SiteConfig,
+        directory: &crate::directory::Directory,
+    ) -> Store {
+        Store::new(config.data_dir.join("mail"), directory.pool().clone())
+    }
+
+    fn user_dir(&self, username: &str) -> Result<PathBuf> {
+        if !valid_username(username) {
+            return Err(StoreError::BadUser(username.to_string()));
+        }
+        Ok(self.root.join(username))
+    }
+
+    fn maildir(&self, username: &str, name: &str) -> Result<Maildir> {
+        Ok(Maildir::new(
+            self.user_dir(username)?.join(names::folder(name)),
+        ))
+    }
+
+    /// Creates the default mailboxes for a user who has none.
+    pub async fn ensure_user(&self, username: &str) -> Result<()> {
+        let existing = self.mailboxes(username).await?;
+        for (name, special) in DEFAULT_MAILBOXES {
+            if !existing.iter().any(|m| m.name == name) {
+                match self.create_mailbox(username, name, special).await {
+                    Ok(_) | Err(StoreError::Exists(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates a mailbox (its Maildir folder, then its index row).
+    pub async fn create_mailbox(
+        &self,
+        username: &str,
+        name: &str,
+        special_use: &str,
+    ) -> Result<MailboxInfo> {
+        let name = names::canonical(name)?;
+        let dir = self.maildir(username, &name)?;
+        let proposed = now().clamp(1, i64::from(u32::MAX)) as u32;
+        let uidvalidity = blocking(move || {
+            dir.create()?;
+            dir.uidvalidity(proposed)
+        })
+        .await?;
+        let done = sqlx::query(
+            "INSERT INTO mailboxes (username, name, uidvalidity, uidnext, highestmodseq, special_use, subscribed) \
+             SELECT $1, $2, $3, 1, 1, $4, 1 WHERE NOT EXISTS (SELECT 1 FROM mailboxes WHERE username = $1 AND name = $2)",
+        )
+        .bind(username)
+        .bind(&name)
+        .bind(i64::from(uidvalidity))
+        .bind(special_use)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Exists(name));
+        }
+        self.mailbox(username, &name).await
+    }
+
+    fn info(row: &sqlx::any::AnyRow) -> Result<MailboxInfo> {
+        Ok(MailboxInfo {
+            name: row.try_get("name")?,
+            uidvalidity: row.try_get::<i64, _>("uidvalidity")? as u32,
+            uidnext: row.try_get::<i64, _>("uidnext")? as u32,
+            highestmodseq: row.try_get::<i64, _>("highestmodseq")? as u64,
+            special_use: row.try_get("special_use")?,
+            subscribed: row.try_get::<i64, _>("subscribed")? != 0,
+        })
+    }
+
+    pub async fn mailboxes(&self, username: &str) -> Result<Vec<MailboxInfo>> {
+        let rows = sqlx::query(
+            "SELECT name, uidvalidity, uidnext, highestmodseq, special_use, subscribed FROM mailboxes WHERE username = $1 ORDER BY name",
+        )
+        .bind(username)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(Store::info).collect()
+    }
+
+    pub async fn mailbox(&self, username: &str, name: &str) -> Result<MailboxInfo> {
+        let name = names::canonical(name)?;
+        let row = sqlx::query(
+            "SELECT name, uidvalidity, uidnext, highestmodseq, special_use, subscribed FROM mailboxes WHERE username = $1 AND name = $2",
+        )
+        .bind(username)
+        .bind(&name)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NoMailbox(name))?;
+        Store::info(&row)
+    }
+
+    /// Reserves the next UID and MODSEQ of a mailbox (committed at once, never reused).
+    async fn reserve(&self, username: &str, name: &str) -> Result<(u32, u32, u64)> {
+        let row = sqlx::query(
+            "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1 \
+             WHERE username = $1 AND name = $2 RETURNING uidvalidity, uidnext - 1 AS uid, highestmodseq",
+        )
+        .bind(username)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::NoMailbox(name.to_string()))?;
+        Ok((
+            row.try_get::<i64, _>("uidvalidity")? as u32,
+            row.try_get::<i64, _>("uid")? as u32,
+            row.try_get::<i64, _>("highestmodseq")? as u64,
+        ))
+    }
+
+    async fn insert(&self, username: &str, name: &str, m: &MessageInfo) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO messages (username, mailbox, uid, modseq, flags, internal_date, size, file) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(username)
+        .bind(name)
+        .bind(i64::from(m.uid))
+        .bind(m.modseq as i64)
+        .bind(m.flags.join(" "))
+        .bind(m.internal_date)
+        .bind(m.size as i64)
+        .bind(&m.file)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Stores a message durably; returns (UIDVALIDITY, UID) once it is on disk and indexed.
+    pub async fn append(
+        &self,
+        username: &str,
+        name: &str,
+        bytes: Vec<u8>,
+        flags: &[String],
+        internal_date: Option<i64>,
+    ) -> Result<(u32, u32)> {
+        let name = names::canonical(name)?;
+        let dir = self.maildir(username, &name)?;
+        let (uidvalidity, uid, modseq) = self.reserve(username, &name).await?;
+        let size = bytes.len() as u64;
+        let file = maildir::unique_name(size, uid);
+        let (base, file_flags) = (file.clone(), flags.to_vec());
+        blocking(move || dir.write(&base, &file_flags, &bytes)).await?;
+        let message = MessageInfo {
+            uid,
+            modseq,
+            flags: flags.to_vec(),
+            internal_date: internal_date.unwrap_or_else(now),
+            size,
+            file,
+        };
+        self.insert(username, &name, &message).await?;
+        Ok((uidvalidity, uid))
+    }
+
+    /// The messages of a mailbox in UID order.
+    pub async fn messages(&self, username: &str, name: &str) -> Result<Vec<MessageInfo>> {
+        let name = names::canonical(name)?;
+        let rows = sqlx::query(
+            "SELECT uid, modseq, flags, internal_date, size, file FROM messages WHERE username = $1 AND mailbox = $2 ORDER BY uid",
+        )
+        .bind(username)
+        .bind(&name)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(MessageInfo {
+                    uid: row.try_get::<i64, _>("uid")? as u32,
+                    modseq: row.try_get::<i64, _>("modseq")? as u64,
+                    flags: split_flags(&row.try_get::<String, _>("flags")?),
+                    internal_date: row.try_get("internal_date")?,
+                    size: row.try_get::<i64, _>("size")? as u64,
+                    file: row.try_get("file")?,
+                })
+            })
+            .collect()
+    }
+
+    /// A message's bytes.
+    pub async fn read(&self, username: &str, name: &str, uid: u32) -> Result<Vec<u8>> {
+        let name = names::canonical(name)?;
+        let file: String = sqlx::query(
+            "SELECT file FROM messages WHERE username = $1 AND mailbox = $2 AND uid = $3",
+        )
+        .bind(username)
+        .bind(&name)
+        .bind(i64::from(uid))
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NoMessage(uid))?
+        .try_get(0)?;
+        let dir = self.maildir(username, &name)?;
+        blocking(move || match dir.find(&file)? {
+            Some(path) => std::fs::read(path),
+            None => Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("message file {file} is missing"),
+            )),
+        })
+        .await
+    }
+
+    /// Indexes what is on disk but not in the index: files another program dropped into
+    /// `new/`, and files written before a crash whose row was never committed. Returns
+    /// how many messages were added.
+    pub async fn sync(&self, username: &str, name: &str) -> Result<usize> {
+        let name = names::canonical(name)?;
+        let dir = self.maildir(username, &name)?;
+        let known: HashSet<String> = self
+            .messages(username, &name)
+            .await?
+            .into_iter()
+            .map(|m| m.file)
+            .collect();
+        let scan = dir.clone();
+        let (cur, new) = blocking(move || Ok((scan.list("cur")?, scan.list("new")?))).await?;
+        let mut added = 0;
+        let mut found: Vec<(String, bool)> = cur
+            .into_iter()
+            .filter(|f| !known.contains(maildir::base(f)))
+            .map(|f| (f, false))
+            .collect();
+        found.extend(new.into_iter().map(|f| (f, true)));
+        // Oldest first, so UIDs follow arrival order.
+        found.sort_by(|a, b| maildir::base(&a.0).cmp(maildir::base(&b.0)));
+        for (file, in_new) in found {
+            let file = if in_new {
+                let d = dir.clone();
+                blocking(move || d.adopt(&file)).await?
+            } else {
+                file
+            };
+            self.index_file(username, &name, &dir, &file).await?;
+            added += 1;
+        }
+        Ok(added)
+    }
+
+    /// Adds an index row for a file in `cur/`, under the UID its name carries if that
+    /// UID is free and below UIDNEXT, else under a new UID.
+    async fn index_file(
+        &self,
+        username: &str,
+        name: &str,
+        dir: &Maildir,
+        file: &str,
+    ) -> Result<()> {
+        let path = dir.path.join("cur").join(file);
+        let meta = blocking(move || std::fs::metadata(path)).await?;
+        let internal_date = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or_else(now, |d| d.as_secs() as i64);
+        let info = self.mailbox(username, name).await?;
+        let claimed = maildir::uid_of(file).filter(|&u| u > 0 && u < info.uidnext);
+        let taken = match claimed {
+            Some(uid) => sqlx::query(
+                "SELECT 1 FROM messages WHERE username = $1 AND mailbox = $2 AND uid = $3",
+            )
+            .bind(username)
+            .bind(name)
+            .bind(i64::from(uid))
+            .fetch_optional(&self.pool)
+            .await?
+            .is_some(),
+            None => true,
+        };
+        let (uid, modseq) = match claimed {
+            Some(uid) if !taken => {
+                let row = sqlx::query(
+                    "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE username = $1 AND name = $2 RETURNING highestmodseq",
+                )
+                .bind(username)
+                .bind(name)
+                .fetch_one(&self.pool)
+                .await?;
+                (uid, row.try_get::<i64, _>(0)? as u64)
+            }
+            _ => {
+                let (_, uid, modseq) = self.reserve(username, name).await?;
+                (uid, modseq)
+            }
+        };
+        let message = MessageInfo {
+            uid,
+            modseq,
+            flags: maildir::flags_of(file),
+            internal_date,
+            size: meta.len(),
+            file: maildir::base(file).to_string(),
+        };
+        self.insert(username, name, &message).await
+    }
+
+    /// Rebuilds a user's index from their Maildir folders: UIDVALIDITY from each
+    /// folder's file, UIDs from the file names, flags from the `:2,` suffixes.
+    pub async fn reindex(&self, username: &str) -> Result<ReindexReport> {
+        let user_dir = self.user_dir(username)?;
+        let specials: Vec<(String, String)> = self
+            .mailboxes(username)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| (m.name, m.special_use))
+            .collect();
+        sqlx::query("DELETE FROM messages WHERE username = $1")
+            .bind(username)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("DELETE FROM mailboxes WHERE username = $1")
+            .bind(username)
+            .execute(&self.pool)
+            .await?;
+        let scan = user_dir.clone();
+        let folders: Vec<String> = blocking(move || {
+            let mut out = vec![String::new()];
+            if scan.is_dir() {
+                for entry in std::fs::read_dir(&scan)? {
+                    let name = entry?.file_name().to_string_lossy().into_owned();
+                    if name.starts_with('.') && scan.join(&name).join("cur").is_dir() {
+                        out.push(name);
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await?;
+        let mut report = ReindexReport::default();
+        for folder in folders {
+            let Some(name) = names::from_folder(&folder) else {
+                continue;
+            };
+            let dir = Maildir::new(user_dir.join(&folder));
+            if !dir.exists() {
+                continue;
+            }
+            let special = specials
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, s)| s.clone())
+                .or_else(|| {
+                    DEFAULT_MAILBOXES
+                        .iter()
+                        .find(|(n, _)| *n == name)
+                        .map(|(_, s)| s.to_string())
+                })
+                .unwrap_or_default();
+            let probe = dir.clone();
+            let files = blocking(move || probe.list("cur")).await?;
+            let top_uid = files
+                .iter()
+                .filter_map(|f| maildir::uid_of(f))
+                .max()
+                .unwrap_or(0);
+            let info = self.create_mailbox(username, &name, &special).await?;
+            // Start UIDNEXT above every UID on disk so that the files keep theirs.
+            sqlx::query("UPDATE mailboxes SET uidnext = $1 WHERE username = $2 AND name = $3")
+                .bind(i64::from(top_uid.max(info.uidnext - 1)) + 1)
+                .bind(username)
+                .bind(&name)
+                .execute(&self.pool)
+                .await?;
+            report.messages += self.sync(username, &name).await?;
+            report.mailboxes += 1;
+        }
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use mailsite_shared::SiteConfig;
+
+    use super::*;
+    use crate::directory::Directory;
+
+    async fn store() -> (Store, PathBuf) {
+        let dir = std::env::temp_dir().join(format!(
+            "mailsite-store-{}-{}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        let mut config = SiteConfig::embedded();
+        config.data_dir = dir.clone();
+        // The same tests run against PostgreSQL when MAILSITE_TEST_DATABASE names one.
+        config.database = std::env::var("MAILSITE_TEST_DATABASE").ok();
+        let directory = Directory::open(&Arc::new(config)).await.unwrap();
+        (Store::new(dir.join("mail"), directory.pool().clone()), dir)
+    }
+
+    fn msg(n: u32) -> Vec<u8> {
+        format!("From: a@example.test\r\nSubject: {n}\r\n\r\nbody {n}\r\n").into_bytes()
+    }
+
+    #[tokio::test]
+    async fn new_users_get_the_special_mailboxes() {
+        let (s, dir) = store().await;
+        s.ensure_user("amy").await.unwrap();
+        s.ensure_user("amy").await.unwrap();
+        let boxes = s.mailboxes("amy").await.unwrap();
+        let names: Vec<&str> = boxes.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["Archive", "Drafts", "INBOX", "Junk", "Sent", "Trash"]
+        );
+        assert_eq!(
+            boxes.iter().find(|m| m.name == "Sent").unwrap().special_use,
+            "\\Sent"
+        );
+        assert!(dir.join("mail/amy/.Sent/cur").is_dir());
+        assert!(dir.join("mail/amy/cur").is_dir());
+        assert!(matches!(
+            s.ensure_user("../etc").await,
+            Err(StoreError::BadUser(_))
+        ));
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[tokio::test]
+    async fn appended_messages_are_on_disk_with_rising_uids() {
+        let (s, dir) = store().await;
+        s.ensure_user("alice").await.unwrap();
+        let (v1, u1) = s
+            .append(
+                "alice",
+                "inbox",
+                msg(1),
+                &["\\Seen".into()],
+                Some(1_700_000_000),
+            )
+            .await
+            .unwrap();
+        let (v2, u2) = s.append("alice", "INBOX", msg(2), &[], None).await.unwrap();
+        assert_eq!(v1, v2);
+        assert_eq!((u1, u2), (1, 2));
+        assert_eq!(s.read("alice", "INBOX", 2).await.unwrap(), msg(2));
+        let list = s.messages("alice", "INBOX").await.unwrap();
+        assert_eq!(list[0].flags, ["\\Seen"]);
+        assert_eq!(list[0].internal_date, 1_700_000_000);
+        assert_eq!(list[1].size, msg(2).len() as u64);
+        let cur = std::fs::read_dir(dir.join("mail/alice/cur"))
+            .unwrap()
+            .count();
+        assert_eq!(cur, 2);
+        assert!(matches!(
+            s.append("alice", "Nope", msg(3), &[], None).await,
+            Err(StoreError::NoMailbox(_))
+        ));
+        assert!(matches!(
+            s.append("alice", "../x", msg(3), &[], None).await,
+            Err(StoreError::Name(_))
+        ));
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[tokio::test]
+    async fn files_dropped_into_new_are_picked_up() {
+        let (s, dir) = store().await;
+        s.ensure_user("nora").await.unwrap();
+        s.append("nora", "INBOX", msg(1), &[], None).await.unwrap();
+        std::fs::write(dir.join("mail/nora/new/1700000000.external.host"), msg(9)).unwrap();
+        assert_eq!(s.sync("nora", "INBOX").await.unwrap(), 1);
+        assert_eq!(s.sync("nora", "INBOX").await.unwrap(), 0);
+        let list = s.messages("nora", "INBOX").await.unwrap();
+        assert_eq!(list.iter().map(|m| m.uid).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(s.read("nora", "INBOX", 2).await.unwrap(), msg(9));
+        assert!(!dir.join("mail/nora/new/1700000000.external.host").exists());
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[tokio::test]
+    async fn a_lost_index_is_rebuilt_with_uids_and_uidvalidity() {
+        let (s, dir) = store().await;
+        s.ensure_user("bob").await.unwrap();
+        s.create_mailbox("bob", "Lists/rust.lang", "")
+            .await
+            .unwrap();
+        for n in 1..=5 {
+            s.append("bob", "INBOX", msg(n), &[], None).await.unwrap();
+        }
+        s.append(
+            "bob",
+            "Lists/rust.lang",
+            msg(7),
+            &["\\Flagged".into()],
+            None,
+        )
+        .await
+        .unwrap();
+        let before = s.mailbox("bob", "INBOX").await.unwrap();
+        // The index is lost: bob's rows are gone.
+        for table in ["messages", "mailboxes"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE username = 'bob'"))
+                .execute(&s.pool)
+                .await
+                .unwrap();
+        }
+        let report = s.reindex("bob").await.unwrap();
+        assert_eq!(report.messages, 6);
+        assert_eq!(report.mailboxes, 7);
+        let after = s.mailbox("bob", "INBOX").await.unwrap();
+        assert_eq!(after.uidvalidity, before.uidvalidity);
+        assert_eq!(after.uidnext, 6);
+        assert_eq!(after.special_use, "");
+        assert_eq!(
+            s.mailbox("bob", "Sent").await.unwrap().special_use,
+            "\\Sent"
+        );
+        let uids: Vec<u32> = s
+            .messages("bob", "INBOX")
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.uid)
+            .collect();
+        assert_eq!(uids, [1, 2, 3, 4, 5]);
+        for n in 1..=5 {
+            assert_eq!(s.read("bob", "INBOX", n).await.unwrap(), msg(n));
+        }
+        let lists = s.messages("bob", "Lists/rust.lang").await.unwrap();
+        assert_eq!(lists[0].flags, ["\\Flagged"]);
+        // New mail after the rebuild never reuses a UID.
+        let (_, uid) = s.append("bob", "INBOX", msg(6), &[], None).await.unwrap();
+        assert_eq!(uid, 6);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[tokio::test]
+    async fn a_file_whose_row_was_never_committed_keeps_its_uid() {
+        let (s, dir) = store().await;
+        s.ensure_user("carol").await.unwrap();
+        s.append("carol", "INBOX", msg(1), &[], None).await.unwrap();
+        // A crash after the file was written but before its row: reserve, write, no row.
+        let (_, uid, _) = s.reserve("carol", "INBOX").await.unwrap();
+        let md = s.maildir("carol", "INBOX").unwrap();
+        md.write(&maildir::unique_name(10, uid), &[], &msg(2))
+            .unwrap();
+        assert_eq!(s.sync("carol", "INBOX").await.unwrap(), 1);
+        let uids: Vec<u32> = s
+            .messages("carol", "INBOX")
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.uid)
+            .collect();
+        assert_eq!(uids, [1, uid]);
+        std::fs::remove_dir_all(dir).ok();
+    }
+}
