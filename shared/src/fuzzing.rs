@@ -65,7 +65,10 @@ pub fn mailbox_names(data: &[u8]) {
         return;
     };
     let _ = crate::utf7::decode(text);
-    assert_eq!(crate::utf7::decode(&crate::utf7::encode(text)).as_deref(), Some(text));
+    assert_eq!(
+        crate::utf7::decode(&crate::utf7::encode(text)).as_deref(),
+        Some(text)
+    );
 }
 
 /// Any configuration text: a configuration or a located error, never a panic.

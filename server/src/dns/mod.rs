@@ -247,11 +247,14 @@ async fn udp_loop(
             r = socket.recv_from(&mut buf) => match r {
                 Ok(r) => r,
                 Err(error) => {
+                    // Transient (an ICMP error for an earlier reply); pause so that a
+                    // persistent one cannot spin a core.
                     tracing::debug!(%error, "DNS receive failed");
+                    tokio::time::sleep(Duration::from_millis(1)).await;
                     continue;
                 }
             },
-            _ = stop.wait_for(|s| *s) => return,
+            _ = async { let _ = stop.wait_for(|s| *s).await; } => return,
         };
         if src.port() == 0 {
             continue;
