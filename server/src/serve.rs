@@ -132,20 +132,41 @@ pub async fn serve(config: SiteConfig, embedded: bool) -> anyhow::Result<()> {
             config.domains().collect::<Vec<_>>().join(", ")
         ));
     }
-    for (role, kind, servers) in [
-        (Role::Mailbox, "mailbox", &config.mailboxes),
-        (Role::Sorter, "sorter", &config.sorters),
-    ] {
-        if config.runs(role) {
-            let names: Vec<String> = servers
-                .iter()
-                .map(|s| format!("{} {:?}", s.name, s.addresses))
-                .collect();
-            started.push(format!(
-                "{kind:<11} not in this version yet: {} (names resolve; nothing listens there)",
-                names.join(", ")
-            ));
+    if config.runs(Role::Mailbox) {
+        let store = crate::mailbox::store::Store::for_site(&config, &site.directory);
+        let mut listening = Vec::new();
+        for server in &config.mailboxes {
+            for ip in &server.addresses {
+                let addr = std::net::SocketAddr::new(*ip, config.ports.lmtp);
+                let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+                    format!("cannot listen for LMTP on {addr} ({})", server.name)
+                })?;
+                tasks.spawn(crate::mailbox::lmtp::run(
+                    listener,
+                    server.name.clone(),
+                    format!("{}.{}", server.name, config.domain),
+                    site.clone(),
+                    store.clone(),
+                    stop_rx.clone(),
+                ));
+                listening.push(format!("{} {addr}", server.name));
+            }
         }
+        started.push(format!(
+            "mailbox     LMTP {}; IMAP and POP3 not in this version yet",
+            listening.join(", ")
+        ));
+    }
+    if config.runs(Role::Sorter) {
+        let names: Vec<String> = config
+            .sorters
+            .iter()
+            .map(|s| format!("{} {:?}", s.name, s.addresses))
+            .collect();
+        started.push(format!(
+            "sorter      not in this version yet: {} (names resolve; nothing listens there)",
+            names.join(", ")
+        ));
     }
     println!(
         "mailsite {} serving {} ({})",

@@ -1,4 +1,5 @@
-//! The mailbox role: what `mail<letter>.<domain>` points at. So far the message store
-//! ([`store`]); the IMAP, POP3 and LMTP front ends build on it.
+//! The mailbox role: what `mail<letter>.<domain>` points at. The message store
+//! ([`store`]) and LMTP intake from the sorters ([`lmtp`]); IMAP and POP3 build on them.
 
+pub mod lmtp;
 pub mod store;

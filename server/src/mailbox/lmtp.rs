@@ -1,0 +1,380 @@
+//! LMTP intake (RFC 2033): how sorters hand messages to the mailbox server that owns
+//! the recipient's letter. smtp-proto parses the commands; the session below decides,
+//! one reply per recipient after DATA, and `250` only once the message is durable in
+//! the store.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use smtp_proto::request::receiver::{DataReceiver, RequestReceiver};
+use smtp_proto::{Error as ParseError, Request};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+
+use super::store::Store;
+use crate::state::Site;
+
+/// Largest message accepted, in bytes (announced as SIZE).
+pub const MAX_MESSAGE: usize = 50 * 1024 * 1024;
+/// Most recipients per transaction.
+pub const MAX_RECIPIENTS: usize = 100;
+/// How long a peer may stay silent.
+pub const TIMEOUT: Duration = Duration::from_secs(300);
+/// Most concurrent LMTP connections per listener.
+pub const MAX_CONNECTIONS: usize = 1000;
+
+/// A recipient accepted at RCPT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Recipient {
+    address: String,
+    username: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Greeted,
+    Ready,
+    Mail,
+}
+
+/// One LMTP session, without I/O: commands in, replies out.
+pub struct Session {
+    /// The mailbox server this session delivers for.
+    server: String,
+    hostname: String,
+    site: Arc<Site>,
+    store: Store,
+    phase: Phase,
+    from: String,
+    recipients: Vec<Recipient>,
+}
+
+/// What the connection loop must do after a command.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next {
+    Reply(String),
+    /// Reply, then read the message body.
+    Data(String),
+    /// Reply, then close.
+    Close(String),
+}
+
+impl Session {
+    pub fn new(server: &str, hostname: &str, site: Arc<Site>, store: Store) -> Session {
+        Session {
+            server: server.to_string(),
+            hostname: hostname.to_string(),
+            site,
+            store,
+            phase: Phase::Greeted,
+            from: String::new(),
+            recipients: Vec::new(),
+        }
+    }
+
+    pub fn greeting(&self) -> String {
+        format!("220 {} LMTP mailsite ready\r\n", self.hostname)
+    }
+
+    fn reset(&mut self) {
+        self.from.clear();
+        self.recipients.clear();
+        if self.phase == Phase::Mail {
+            self.phase = Phase::Ready;
+        }
+    }
+
+    /// Answers one parsed command.
+    pub fn command(&mut self, request: Request<Cow<'_, str>>) -> Next {
+        match request {
+            Request::Lhlo { host } => {
+                self.reset();
+                self.phase = Phase::Ready;
+                Next::Reply(format!(
+                    "250-{} greets {host}\r\n250-PIPELINING\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE {MAX_MESSAGE}\r\n",
+                    self.hostname
+                ))
+            }
+            Request::Ehlo { .. } | Request::Helo { .. } => {
+                Next::Reply("500 5.5.1 This is LMTP: greet with LHLO\r\n".into())
+            }
+            Request::Mail { from } => match self.phase {
+                Phase::Greeted => Next::Reply("503 5.5.1 Send LHLO first\r\n".into()),
+                Phase::Mail => Next::Reply("503 5.5.1 Nested MAIL command\r\n".into()),
+                Phase::Ready if from.size > MAX_MESSAGE => Next::Reply(format!(
+                    "552 5.3.4 Message size exceeds the {MAX_MESSAGE} byte limit\r\n"
+                )),
+                Phase::Ready => {
+                    self.phase = Phase::Mail;
+                    self.from = from.address.into_owned();
+                    Next::Reply("250 2.1.0 Sender ok\r\n".into())
+                }
+            },
+            Request::Rcpt { to } => {
+                if self.phase != Phase::Mail {
+                    return Next::Reply("503 5.5.1 Send MAIL first\r\n".into());
+                }
+                if self.recipients.len() >= MAX_RECIPIENTS {
+                    return Next::Reply("452 4.5.3 Too many recipients\r\n".into());
+                }
+                Next::Reply(self.recipient(&to.address))
+            }
+            Request::Data => {
+                if self.phase != Phase::Mail {
+                    Next::Reply("503 5.5.1 Send MAIL first\r\n".into())
+                } else if self.recipients.is_empty() {
+                    Next::Reply("503 5.5.1 No valid recipients\r\n".into())
+                } else {
+                    Next::Data("354 Go ahead, end with <CRLF>.<CRLF>\r\n".into())
+                }
+            }
+            Request::Bdat { .. } => {
+                Next::Reply("502 5.5.1 BDAT is not offered; use DATA\r\n".into())
+            }
+            Request::Rset => {
+                self.reset();
+                Next::Reply("250 2.0.0 Reset\r\n".into())
+            }
+            Request::Noop { .. } => Next::Reply("250 2.0.0 Ok\r\n".into()),
+            Request::Vrfy { .. } => {
+                Next::Reply("252 2.5.0 Cannot verify, but will try delivery\r\n".into())
+            }
+            Request::Quit => Next::Close(format!("221 2.0.0 {} closing\r\n", self.hostname)),
+            Request::StartTls => {
+                Next::Reply("502 5.5.1 STARTTLS is not offered on LMTP\r\n".into())
+            }
+            _ => Next::Reply("502 5.5.1 Command not implemented\r\n".into()),
+        }
+    }
+
+    /// Checks a recipient: a site domain, a user in the directory, served here.
+    fn recipient(&mut self, address: &str) -> String {
+        let site = self.site.snapshot();
+        let route = match site.map.route(address) {
+            Ok(route) => route,
+            Err(e) => return format!("550 5.1.1 <{address}>: {e}\r\n"),
+        };
+        match site.users.get(&route.username) {
+            None => return format!("550 5.1.1 <{address}>: no such user here\r\n"),
+            Some(user) if !user.enabled => {
+                return format!("550 5.2.1 <{address}>: this mailbox is disabled\r\n");
+            }
+            Some(_) => {}
+        }
+        if route.server != self.server {
+            // Temporary: the sorter retries, and routes again when it does.
+            return format!(
+                "451 4.3.0 <{address}>: letter {} is served by {}, not {}\r\n",
+                route.letter, route.server, self.server
+            );
+        }
+        self.recipients.push(Recipient {
+            address: route.address,
+            username: route.username,
+        });
+        "250 2.1.5 Recipient ok\r\n".into()
+    }
+
+    /// Delivers a received message to every recipient; one reply each.
+    pub async fn deliver(&mut self, body: &[u8]) -> String {
+        let mut replies = String::new();
+        let recipients = std::mem::take(&mut self.recipients);
+        for r in &recipients {
+            let mut message = format!(
+                "Return-Path: <{}>\r\nDelivered-To: {}\r\nReceived: by {} (mailsite LMTP) for <{}>\r\n",
+                self.from, r.address, self.hostname, r.address
+            )
+            .into_bytes();
+            message.extend_from_slice(body);
+            let result = async {
+                self.store.ensure_user(&r.username).await?;
+                self.store
+                    .append(&r.username, "INBOX", message, &[], None)
+                    .await
+            }
+            .await;
+            match result {
+                Ok((_, uid)) => replies.push_str(&format!(
+                    "250 2.0.0 <{}> delivered (UID {uid})\r\n",
+                    r.address
+                )),
+                Err(error) => {
+                    tracing::warn!(%error, recipient = %r.address, "delivery failed");
+                    replies.push_str(&format!(
+                        "451 4.3.0 <{}>: could not store the message, try again later\r\n",
+                        r.address
+                    ));
+                }
+            }
+        }
+        self.reset();
+        replies
+    }
+
+    /// Replies for a message that was too large: one per recipient.
+    pub fn too_large(&mut self) -> String {
+        let replies: String = self
+            .recipients
+            .iter()
+            .map(|r| {
+                format!(
+                    "552 5.3.4 <{}>: message exceeds the {MAX_MESSAGE} byte limit\r\n",
+                    r.address
+                )
+            })
+            .collect();
+        self.reset();
+        replies
+    }
+}
+
+/// The reply to a command smtp-proto could not parse.
+pub fn parse_error(error: &ParseError) -> String {
+    match error {
+        ParseError::UnknownCommand => "500 5.5.1 Unknown command\r\n".into(),
+        ParseError::ResponseTooLong => "500 5.5.6 Line too long\r\n".into(),
+        ParseError::InvalidSenderAddress => "501 5.1.7 Bad sender address syntax\r\n".into(),
+        ParseError::InvalidRecipientAddress => "501 5.1.3 Bad recipient address syntax\r\n".into(),
+        ParseError::SyntaxError { syntax } => format!("501 5.5.4 Syntax: {syntax}\r\n"),
+        ParseError::InvalidParameter { param } => {
+            format!("501 5.5.4 Invalid parameter {param}\r\n")
+        }
+        ParseError::UnsupportedParameter { param } => {
+            format!(
+                "555 5.5.4 Unsupported parameter {}\r\n",
+                param.chars().take(40).collect::<String>()
+            )
+        }
+        _ => "500 5.5.2 Syntax error\r\n".into(),
+    }
+}
+
+async fn read_more(stream: &mut TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
+    match tokio::time::timeout(TIMEOUT, stream.read(buf)).await {
+        Ok(result) => result,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "peer silent too long",
+        )),
+    }
+}
+
+/// Serves one connection until QUIT, a timeout or the peer leaves.
+pub async fn serve_connection(mut stream: TcpStream, mut session: Session) -> std::io::Result<()> {
+    stream.write_all(session.greeting().as_bytes()).await?;
+    let mut receiver = RequestReceiver::default();
+    let mut buf = vec![0u8; 8192];
+    let mut pending: Vec<u8> = Vec::new();
+    loop {
+        if pending.is_empty() {
+            let n = read_more(&mut stream, &mut buf).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            pending.extend_from_slice(&buf[..n]);
+        }
+        let mut bytes = pending.iter();
+        let mut out = String::new();
+        let mut data = false;
+        let mut close = false;
+        loop {
+            match receiver.ingest(&mut bytes) {
+                Ok(request) => match session.command(request) {
+                    Next::Reply(r) => out.push_str(&r),
+                    Next::Data(r) => {
+                        out.push_str(&r);
+                        data = true;
+                        break;
+                    }
+                    Next::Close(r) => {
+                        out.push_str(&r);
+                        close = true;
+                        break;
+                    }
+                },
+                Err(ParseError::NeedsMoreData { .. }) => break,
+                Err(e) => out.push_str(&parse_error(&e)),
+            }
+        }
+        pending = bytes.as_slice().to_vec();
+        // Pipelined replies go out together, as RFC 2920 allows.
+        stream.write_all(out.as_bytes()).await?;
+        if close {
+            return Ok(());
+        }
+        if data {
+            let mut message = Vec::new();
+            let mut data_receiver = DataReceiver::new();
+            let mut too_large = false;
+            loop {
+                let mut bytes = pending.iter();
+                let done = if too_large {
+                    let mut discard = Vec::new();
+                    data_receiver.ingest(&mut bytes, &mut discard)
+                } else {
+                    data_receiver.ingest(&mut bytes, &mut message)
+                };
+                pending = bytes.as_slice().to_vec();
+                if message.len() > MAX_MESSAGE {
+                    too_large = true;
+                    message = Vec::new();
+                }
+                if done {
+                    break;
+                }
+                let n = read_more(&mut stream, &mut buf).await?;
+                if n == 0 {
+                    return Ok(());
+                }
+                pending.extend_from_slice(&buf[..n]);
+            }
+            let replies = if too_large {
+                session.too_large()
+            } else {
+                session.deliver(&message).await
+            };
+            stream.write_all(replies.as_bytes()).await?;
+        }
+    }
+}
+
+/// Accepts LMTP connections for one mailbox server on a bound listener until `stop`.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    server: String,
+    hostname: String,
+    site: Arc<Site>,
+    store: Store,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(r) => r,
+                Err(error) => {
+                    tracing::warn!(%error, "LMTP accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = async { let _ = stop.wait_for(|s| *s).await; } => return Ok(()),
+        };
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            let mut stream = stream;
+            let _ = stream
+                .write_all(b"421 4.3.2 Too many connections, try again later\r\n")
+                .await;
+            continue;
+        };
+        let session = Session::new(&server, &hostname, site.clone(), store.clone());
+        tokio::spawn(async move {
+            if let Err(error) = serve_connection(stream, session).await {
+                tracing::debug!(%error, %peer, "LMTP connection ended");
+            }
+            drop(permit);
+        });
+    }
+}

@@ -1,0 +1,218 @@
+//! LMTP intake as sorters use it: Python's smtplib.LMTP and raw pipelined sessions
+//! against the mailbox servers of a running `mailsite serve`.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::{Site, python};
+
+/// A raw LMTP connection that reads replies line by line.
+struct Lmtp {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Lmtp {
+    fn connect(addr: &str) -> Lmtp {
+        let stream = TcpStream::connect(addr).expect("connect to LMTP");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut lmtp = Lmtp {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            writer: stream,
+        };
+        assert!(lmtp.reply().starts_with("220 "));
+        lmtp
+    }
+
+    fn send(&mut self, text: &str) {
+        self.writer.write_all(text.as_bytes()).unwrap();
+    }
+
+    /// One whole reply (all its continuation lines), as text.
+    fn reply(&mut self) -> String {
+        let mut out = String::new();
+        loop {
+            let mut line = String::new();
+            self.reader.read_line(&mut line).unwrap();
+            assert!(!line.is_empty(), "connection closed; so far: {out}");
+            out.push_str(&line);
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return out;
+            }
+        }
+    }
+}
+
+fn inbox_files(site: &Site, user: &str) -> Vec<String> {
+    let cur = site.dir.join(format!("data/mail/{user}/cur"));
+    let mut files: Vec<String> = std::fs::read_dir(cur)
+        .map(|d| {
+            d.map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+const SMTPLIB_DELIVER: &str = r#"
+import smtplib, sys
+host, port, rcpt = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+with smtplib.LMTP(host, port) as s:
+    refused = s.sendmail("sender@example.org", [rcpt], b"Subject: hello\r\n\r\nfrom smtplib\r\n")
+    print("refused", refused)
+"#;
+
+#[test]
+fn smtplib_delivers_to_the_owning_mailbox_server() {
+    let site = Site::isolated();
+    site.add_user("alice", "alice-password", &[]);
+    site.add_user("nora", "nora-password", &[]);
+    let out = python(
+        SMTPLIB_DELIVER,
+        &[&site.addr(11), "10024", "alice@example.test"],
+    );
+    assert_eq!(out.trim(), "refused {}");
+    let out = python(
+        SMTPLIB_DELIVER,
+        &[&site.addr(12), "10024", "nora@example.test"],
+    );
+    assert_eq!(out.trim(), "refused {}");
+
+    let alice = inbox_files(&site, "alice");
+    assert_eq!(alice.len(), 1);
+    assert!(
+        alice[0].starts_with(
+            "Return-Path: <sender@example.org>\r\nDelivered-To: alice@example.test\r\n"
+        ),
+        "{}",
+        alice[0]
+    );
+    assert!(
+        alice[0].ends_with("Subject: hello\r\n\r\nfrom smtplib\r\n"),
+        "{}",
+        alice[0]
+    );
+    assert_eq!(inbox_files(&site, "nora").len(), 1);
+    let list = site.ok(&["mailbox", "list", "alice"], None);
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("INBOX") && l.split_whitespace().nth(1) == Some("1")),
+        "{list}"
+    );
+}
+
+#[test]
+fn one_reply_per_recipient_with_pipelining() {
+    let site = Site::isolated();
+    for user in ["alice", "amy", "nora"] {
+        site.add_user(user, "a-password", &[]);
+    }
+    let mut lmtp = Lmtp::connect(&format!("{}:10024", site.addr(11)));
+    // Everything up to DATA in one write, as PIPELINING allows.
+    lmtp.send(
+        "LHLO sorter1.example.test\r\nMAIL FROM:<s@example.org>\r\nRCPT TO:<alice@example.test>\r\n\
+         RCPT TO:<ghost@example.test>\r\nRCPT TO:<nora@example.test>\r\nRCPT TO:<Amy@Example.Test>\r\n\
+         RCPT TO:<x@example.org>\r\nDATA\r\n",
+    );
+    let lhlo = lmtp.reply();
+    assert!(
+        lhlo.contains("PIPELINING") && lhlo.contains("ENHANCEDSTATUSCODES"),
+        "{lhlo}"
+    );
+    assert!(lmtp.reply().starts_with("250 2.1.0"));
+    assert!(lmtp.reply().starts_with("250 2.1.5"));
+    assert!(lmtp.reply().starts_with("550 5.1.1 <ghost@example.test>"));
+    let nora = lmtp.reply();
+    assert!(
+        nora.starts_with("451 4.3.0") && nora.contains("served by mailbox2"),
+        "{nora}"
+    );
+    assert!(lmtp.reply().starts_with("250 2.1.5"));
+    let foreign = lmtp.reply();
+    assert!(
+        foreign.starts_with("550 5.1.1") && foreign.contains("not a mail domain"),
+        "{foreign}"
+    );
+    assert!(lmtp.reply().starts_with("354"));
+    lmtp.send("Subject: two\r\n\r\n..a dot-stuffed line\r\n.\r\n");
+    let first = lmtp.reply();
+    let second = lmtp.reply();
+    assert!(
+        first.starts_with("250 2.0.0 <alice@example.test> delivered"),
+        "{first}"
+    );
+    assert!(
+        second.starts_with("250 2.0.0 <amy@example.test> delivered"),
+        "{second}"
+    );
+    lmtp.send("QUIT\r\n");
+    assert!(lmtp.reply().starts_with("221"));
+    let amy = inbox_files(&site, "amy");
+    assert!(
+        amy[0].ends_with("Subject: two\r\n\r\n.a dot-stuffed line\r\n"),
+        "{}",
+        amy[0]
+    );
+    assert!(inbox_files(&site, "nora").is_empty());
+}
+
+#[test]
+fn bad_sequences_and_oversized_input_get_protocol_errors() {
+    let site = Site::isolated();
+    site.add_user("alice", "a-password", &[]);
+    let mut lmtp = Lmtp::connect(&format!("{}:10024", site.addr(11)));
+    for (command, expect) in [
+        ("EHLO x\r\n", "500 5.5.1"),
+        ("MAIL FROM:<a@example.org>\r\n", "503 5.5.1"),
+        ("LHLO x\r\n", "250-"),
+        ("RCPT TO:<alice@example.test>\r\n", "503 5.5.1"),
+        ("DATA\r\n", "503 5.5.1"),
+        (
+            "MAIL FROM:<a@example.org> SIZE=999999999999\r\n",
+            "552 5.3.4",
+        ),
+        ("MAIL FROM:<a@example.org>\r\n", "250 2.1.0"),
+        ("DATA\r\n", "503 5.5.1 No valid recipients"),
+        ("FROB\r\n", "500 5.5.1"),
+        ("RSET\r\n", "250 2.0.0"),
+        ("NOOP\r\n", "250 2.0.0"),
+    ] {
+        lmtp.send(command);
+        let reply = lmtp.reply();
+        assert!(reply.starts_with(expect), "{command:?} -> {reply}");
+    }
+    // A 10,000-byte line is refused, and the session goes on.
+    lmtp.send(&format!("NOOP {}\r\n", "x".repeat(10_000)));
+    assert!(lmtp.reply().starts_with("500 5.5.6"));
+    lmtp.send("NOOP\r\n");
+    let mut reply = lmtp.reply();
+    while !reply.starts_with("250") {
+        reply = lmtp.reply();
+    }
+
+    // A message over the size limit is refused for each recipient; nothing is stored.
+    lmtp.send("MAIL FROM:<a@example.org>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n");
+    assert!(lmtp.reply().starts_with("250"));
+    assert!(lmtp.reply().starts_with("250"));
+    assert!(lmtp.reply().starts_with("354"));
+    let chunk = format!("{}\r\n", "y".repeat(1022));
+    for _ in 0..(51 * 1024) {
+        lmtp.send(&chunk);
+    }
+    lmtp.send(".\r\n");
+    let reply = lmtp.reply();
+    assert!(
+        reply.starts_with("552 5.3.4 <alice@example.test>"),
+        "{reply}"
+    );
+    lmtp.send("NOOP\r\n");
+    assert!(lmtp.reply().starts_with("250"));
+    assert!(inbox_files(&site, "alice").is_empty());
+    assert!(!site.log().contains("panicked"));
+}
