@@ -136,24 +136,35 @@ pub async fn serve(config: SiteConfig, embedded: bool) -> anyhow::Result<()> {
         let store = crate::mailbox::store::Store::for_site(&config, &site.directory);
         let mut listening = Vec::new();
         for server in &config.mailboxes {
+            let hostname = format!("{}.{}", server.name, config.domain);
             for ip in &server.addresses {
-                let addr = std::net::SocketAddr::new(*ip, config.ports.lmtp);
-                let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
-                    format!("cannot listen for LMTP on {addr} ({})", server.name)
-                })?;
-                tasks.spawn(crate::mailbox::lmtp::run(
-                    listener,
-                    server.name.clone(),
-                    format!("{}.{}", server.name, config.domain),
-                    site.clone(),
-                    store.clone(),
-                    stop_rx.clone(),
-                ));
-                listening.push(format!("{} {addr}", server.name));
+                for (protocol, port) in [("LMTP", config.ports.lmtp), ("POP3", config.ports.pop3)] {
+                    let addr = std::net::SocketAddr::new(*ip, port);
+                    let listener =
+                        tokio::net::TcpListener::bind(addr).await.with_context(|| {
+                            format!("cannot listen for {protocol} on {addr} ({})", server.name)
+                        })?;
+                    let (name, host, site, store, stop) = (
+                        server.name.clone(),
+                        hostname.clone(),
+                        site.clone(),
+                        store.clone(),
+                        stop_rx.clone(),
+                    );
+                    match protocol {
+                        "LMTP" => tasks.spawn(crate::mailbox::lmtp::run(
+                            listener, name, host, site, store, stop,
+                        )),
+                        _ => tasks.spawn(crate::mailbox::pop3::run(
+                            listener, name, host, site, store, stop,
+                        )),
+                    };
+                    listening.push(format!("{protocol} {addr}"));
+                }
             }
         }
         started.push(format!(
-            "mailbox     LMTP {}; IMAP and POP3 not in this version yet",
+            "mailbox     {}; IMAP not in this version yet",
             listening.join(", ")
         ));
     }

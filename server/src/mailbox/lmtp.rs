@@ -11,7 +11,6 @@ use smtp_proto::request::receiver::{DataReceiver, RequestReceiver};
 use smtp_proto::{Error as ParseError, Request};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::Semaphore;
 
 use super::store::Store;
 use crate::state::Site;
@@ -347,34 +346,19 @@ pub async fn run(
     hostname: String,
     site: Arc<Site>,
     store: Store,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(r) => r,
-                Err(error) => {
-                    tracing::warn!(%error, "LMTP accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = async { let _ = stop.wait_for(|s| *s).await; } => return Ok(()),
-        };
-        let Ok(permit) = limit.clone().try_acquire_owned() else {
-            let mut stream = stream;
-            let _ = stream
-                .write_all(b"421 4.3.2 Too many connections, try again later\r\n")
-                .await;
-            continue;
-        };
-        let session = Session::new(&server, &hostname, site.clone(), store.clone());
-        tokio::spawn(async move {
-            if let Err(error) = serve_connection(stream, session).await {
-                tracing::debug!(%error, %peer, "LMTP connection ended");
-            }
-            drop(permit);
-        });
-    }
+    super::accept::run(
+        listener,
+        MAX_CONNECTIONS,
+        b"421 4.3.2 Too many connections, try again later\r\n",
+        stop,
+        move |stream, _peer| {
+            serve_connection(
+                stream,
+                Session::new(&server, &hostname, site.clone(), store.clone()),
+            )
+        },
+    )
+    .await
 }

@@ -329,12 +329,88 @@ impl Store {
         .await
     }
 
+    /// Removes messages atomically: their rows go, and their files are recorded for
+    /// unlinking, in one transaction; then the files are unlinked. Returns how many
+    /// messages were removed (UIDs not in the mailbox are ignored).
+    pub async fn expunge(&self, username: &str, name: &str, uids: &[u32]) -> Result<usize> {
+        let name = names::canonical(name)?;
+        if uids.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.pool.begin().await?;
+        let mut files = Vec::new();
+        for &uid in uids {
+            let row = sqlx::query("DELETE FROM messages WHERE username = $1 AND mailbox = $2 AND uid = $3 RETURNING file")
+                .bind(username)
+                .bind(&name)
+                .bind(i64::from(uid))
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(row) = row {
+                let file: String = row.try_get(0)?;
+                sqlx::query("INSERT INTO expunges (username, mailbox, file) VALUES ($1, $2, $3)")
+                    .bind(username)
+                    .bind(&name)
+                    .bind(&file)
+                    .execute(&mut *tx)
+                    .await?;
+                files.push(file);
+            }
+        }
+        sqlx::query("UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE username = $1 AND name = $2")
+            .bind(username)
+            .bind(&name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let removed = files.len();
+        self.unlink_expunged(username, &name, files).await?;
+        Ok(removed)
+    }
+
+    /// Unlinks the files of expunged messages, then forgets them.
+    async fn unlink_expunged(&self, username: &str, name: &str, files: Vec<String>) -> Result<()> {
+        let dir = self.maildir(username, name)?;
+        let gone = files.clone();
+        blocking(move || {
+            for file in &gone {
+                if let Some(path) = dir.find(file)? {
+                    std::fs::remove_file(path)?;
+                }
+            }
+            maildir::sync_dir(&dir.path.join("cur"))
+        })
+        .await?;
+        for file in files {
+            sqlx::query("DELETE FROM expunges WHERE username = $1 AND mailbox = $2 AND file = $3")
+                .bind(username)
+                .bind(name)
+                .bind(&file)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Indexes what is on disk but not in the index: files another program dropped into
     /// `new/`, and files written before a crash whose row was never committed. Returns
     /// how many messages were added.
     pub async fn sync(&self, username: &str, name: &str) -> Result<usize> {
         let name = names::canonical(name)?;
         let dir = self.maildir(username, &name)?;
+        // Finish expunges a crash interrupted before anything else.
+        let pending: Vec<String> =
+            sqlx::query("SELECT file FROM expunges WHERE username = $1 AND mailbox = $2")
+                .bind(username)
+                .bind(&name)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|row| row.try_get(0))
+                .collect::<std::result::Result<_, _>>()?;
+        if !pending.is_empty() {
+            self.unlink_expunged(username, &name, pending).await?;
+        }
         let known: HashSet<String> = self
             .messages(username, &name)
             .await?
@@ -654,6 +730,51 @@ mod tests {
         // New mail after the rebuild never reuses a UID.
         let (_, uid) = s.append("bob", "INBOX", msg(6), &[], None).await.unwrap();
         assert_eq!(uid, 6);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[tokio::test]
+    async fn expunged_messages_never_come_back() {
+        let (s, dir) = store().await;
+        s.ensure_user("dora").await.unwrap();
+        for n in 1..=3 {
+            s.append("dora", "INBOX", msg(n), &[], None).await.unwrap();
+        }
+        assert_eq!(s.expunge("dora", "INBOX", &[1, 3, 99]).await.unwrap(), 2);
+        let uids: Vec<u32> = s
+            .messages("dora", "INBOX")
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.uid)
+            .collect();
+        assert_eq!(uids, [2]);
+        assert_eq!(
+            std::fs::read_dir(dir.join("mail/dora/cur"))
+                .unwrap()
+                .count(),
+            1
+        );
+        // A crash between the commit and the unlink: the row is gone, the file is not.
+        let (_, uid, _) = s.reserve("dora", "INBOX").await.unwrap();
+        let base = maildir::unique_name(10, uid);
+        s.maildir("dora", "INBOX")
+            .unwrap()
+            .write(&base, &[], &msg(4))
+            .unwrap();
+        sqlx::query("INSERT INTO expunges (username, mailbox, file) VALUES ('dora', 'INBOX', $1)")
+            .bind(&base)
+            .execute(&s.pool)
+            .await
+            .unwrap();
+        assert_eq!(s.sync("dora", "INBOX").await.unwrap(), 0);
+        assert_eq!(s.messages("dora", "INBOX").await.unwrap().len(), 1);
+        assert_eq!(
+            std::fs::read_dir(dir.join("mail/dora/cur"))
+                .unwrap()
+                .count(),
+            1
+        );
         std::fs::remove_dir_all(dir).ok();
     }
 

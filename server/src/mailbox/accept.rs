@@ -1,0 +1,52 @@
+//! The accept loop every mailbox protocol shares: a connection limit (new connections
+//! past it get the protocol's "busy" line and are closed) and a stop signal.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+
+/// Accepts connections until `stop` turns true, serving each with `handle` on its own
+/// task while fewer than `limit` are open.
+pub async fn run<F, Fut>(
+    listener: TcpListener,
+    limit: usize,
+    busy: &'static [u8],
+    mut stop: watch::Receiver<bool>,
+    handle: F,
+) -> anyhow::Result<()>
+where
+    F: Fn(TcpStream, SocketAddr) -> Fut,
+    Fut: Future<Output = std::io::Result<()>> + Send + 'static,
+{
+    let permits = Arc::new(Semaphore::new(limit));
+    loop {
+        let (mut stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(r) => r,
+                Err(error) => {
+                    // Out of file descriptors and the like: pause rather than spin.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = async { let _ = stop.wait_for(|s| *s).await; } => return Ok(()),
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            let _ = stream.write_all(busy).await;
+            continue;
+        };
+        let connection = handle(stream, peer);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, %peer, "connection ended");
+            }
+            drop(permit);
+        });
+    }
+}

@@ -1,0 +1,525 @@
+//! POP3 (RFC 1939, CAPA RFC 2449, AUTH PLAIN RFC 5034) over the store's INBOX: for
+//! users who want everything downloaded to one computer.
+//!
+//! The session is a state machine (AUTHORIZATION, TRANSACTION, UPDATE) that reads one
+//! command line and returns the reply; the connection loop only moves bytes. Deletions
+//! are marks until QUIT, then one atomic expunge. One session per maildrop at a time.
+//! Plaintext passwords are refused except on loopback until STLS is offered.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+use super::store::Store;
+use crate::state::Site;
+
+/// Longest command line accepted (RFC 2449 allows 255 octets; clients send less).
+pub const MAX_LINE: usize = 1024;
+/// RFC 1939: an inactivity timer of at least 10 minutes.
+pub const TIMEOUT: Duration = Duration::from_secs(600);
+pub const MAX_CONNECTIONS: usize = 2000;
+
+/// Maildrops in use by a session of this process.
+static LOCKED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+
+/// Holds a maildrop lock; released when dropped (QUIT, error or disconnect).
+struct MaildropLock(String);
+
+impl MaildropLock {
+    fn take(username: &str) -> Option<MaildropLock> {
+        let mut locked = LOCKED.lock().unwrap_or_else(|e| e.into_inner());
+        locked
+            .get_or_insert_with(HashSet::new)
+            .insert(username.to_string())
+            .then(|| MaildropLock(username.to_string()))
+    }
+}
+
+impl Drop for MaildropLock {
+    fn drop(&mut self) {
+        let mut locked = LOCKED.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(set) = locked.as_mut() {
+            set.remove(&self.0);
+        }
+    }
+}
+
+/// A message as the session numbers it.
+struct Entry {
+    uid: u32,
+    size: u64,
+    deleted: bool,
+}
+
+enum State {
+    Authorization {
+        user: Option<String>,
+    },
+    Transaction {
+        username: String,
+        uidvalidity: u32,
+        messages: Vec<Entry>,
+        _lock: MaildropLock,
+    },
+}
+
+/// What the connection loop does after a command.
+pub enum Step {
+    Reply(Vec<u8>),
+    Close(Vec<u8>),
+}
+
+fn ok(text: &str) -> Step {
+    Step::Reply(format!("+OK {text}\r\n").into_bytes())
+}
+
+fn err(text: &str) -> Step {
+    Step::Reply(format!("-ERR {text}\r\n").into_bytes())
+}
+
+/// Dot-stuffs a message (or its top) into a multi-line response body, ending with ".".
+fn multiline(first: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + 64);
+    out.extend_from_slice(format!("+OK {first}\r\n").as_bytes());
+    for line in body.split_inclusive(|&b| b == b'\n') {
+        if line.first() == Some(&b'.') {
+            out.push(b'.');
+        }
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        out.extend_from_slice(line);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b".\r\n");
+    out
+}
+
+/// The header and the first `lines` lines of the body.
+fn top(message: &[u8], lines: usize) -> &[u8] {
+    let header_end = message
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| p + 4)
+        .or_else(|| message.windows(2).position(|w| w == b"\n\n").map(|p| p + 2))
+        .unwrap_or(message.len());
+    let mut end = header_end;
+    for _ in 0..lines {
+        match message[end..].iter().position(|&b| b == b'\n') {
+            Some(p) => end += p + 1,
+            None => {
+                end = message.len();
+                break;
+            }
+        }
+    }
+    &message[..end]
+}
+
+/// The UIDL of a message: its UID and the mailbox's UIDVALIDITY (Dovecot's default
+/// format, so that a move between the two keeps clients from downloading again).
+pub fn uidl(uid: u32, uidvalidity: u32) -> String {
+    format!("{uid:08X}{uidvalidity:08X}")
+}
+
+/// One POP3 session.
+pub struct Session {
+    server: String,
+    hostname: String,
+    site: Arc<Site>,
+    store: Store,
+    /// Whether passwords may travel in this connection (TLS or loopback).
+    secure: bool,
+    state: State,
+    failures: u32,
+}
+
+impl Session {
+    pub fn new(
+        server: &str,
+        hostname: &str,
+        site: Arc<Site>,
+        store: Store,
+        peer: SocketAddr,
+    ) -> Session {
+        Session {
+            server: server.to_string(),
+            hostname: hostname.to_string(),
+            site,
+            store,
+            secure: peer.ip().is_loopback(),
+            state: State::Authorization { user: None },
+            failures: 0,
+        }
+    }
+
+    pub fn greeting(&self) -> String {
+        format!("+OK {} POP3 mailsite ready\r\n", self.hostname)
+    }
+
+    fn capabilities(&self) -> Step {
+        let mut caps = String::from(
+            "+OK Capability list follows\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n",
+        );
+        if self.secure {
+            caps.push_str("USER\r\nSASL PLAIN\r\n");
+        }
+        caps.push_str("IMPLEMENTATION mailsite\r\n.\r\n");
+        Step::Reply(caps.into_bytes())
+    }
+
+    /// Logs in, or says why not (after a delay that grows with each failure).
+    async fn login(&mut self, user: &str, password: &str) -> Step {
+        if !self.secure {
+            return err(
+                "[AUTH] Passwords are not accepted on an unencrypted connection; use port 995",
+            );
+        }
+        let site = self.site.snapshot();
+        let username = match user.rsplit_once('@') {
+            Some((local, domain)) if site.config().serves_domain(&domain.to_ascii_lowercase()) => {
+                local.to_lowercase()
+            }
+            Some(_) => String::new(),
+            None => user.to_lowercase(),
+        };
+        let valid = !username.is_empty()
+            && self
+                .site
+                .directory
+                .verify_password(&username, password)
+                .await
+                .unwrap_or(false);
+        if !valid {
+            self.failures += 1;
+            let delay = Duration::from_millis(250) * 2u32.pow(self.failures.min(5) - 1);
+            tokio::time::sleep(delay.min(Duration::from_secs(4))).await;
+            return err("[AUTH] Wrong user name or password");
+        }
+        let route = site.map.route_user(&username, &site.config().domain);
+        if route.server != self.server {
+            return err(&format!(
+                "[SYS/TEMP] {username} is served by {} ({} now): connect there",
+                route.alias, route.server
+            ));
+        }
+        let Some(lock) = MaildropLock::take(&username) else {
+            return err("[IN-USE] Another session has this maildrop open; try again when it ends");
+        };
+        let loaded = async {
+            self.store.ensure_user(&username).await?;
+            self.store.sync(&username, "INBOX").await?;
+            let info = self.store.mailbox(&username, "INBOX").await?;
+            let list = self.store.messages(&username, "INBOX").await?;
+            Ok::<_, super::store::StoreError>((info.uidvalidity, list))
+        }
+        .await;
+        match loaded {
+            Ok((uidvalidity, list)) => {
+                let count = list.len();
+                let messages = list
+                    .into_iter()
+                    .map(|m| Entry {
+                        uid: m.uid,
+                        size: m.size,
+                        deleted: false,
+                    })
+                    .collect();
+                self.state = State::Transaction {
+                    username,
+                    uidvalidity,
+                    messages,
+                    _lock: lock,
+                };
+                ok(&format!("Logged in, {count} messages"))
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot open a maildrop");
+                err("[SYS/TEMP] The maildrop cannot be opened now; try again later")
+            }
+        }
+    }
+
+    /// Answers one command line (without its CRLF).
+    pub async fn command(&mut self, line: &str) -> Step {
+        let (verb, args) = line.split_once(' ').unwrap_or((line, ""));
+        let verb = verb.to_ascii_uppercase();
+        match (&mut self.state, verb.as_str()) {
+            (_, "CAPA") => self.capabilities(),
+            (_, "NOOP") => ok(""),
+            (State::Authorization { .. }, "QUIT") => Step::Close(b"+OK Bye\r\n".to_vec()),
+            (State::Authorization { user }, "USER") => {
+                if args.is_empty() {
+                    return err("Say USER name");
+                }
+                *user = Some(args.to_string());
+                ok("Send PASS")
+            }
+            (State::Authorization { user }, "PASS") => match user.take() {
+                Some(name) => self.login(&name, args).await,
+                None => err("Send USER first"),
+            },
+            (State::Authorization { .. }, "AUTH") => self.auth(args).await,
+            (State::Authorization { .. }, _) => err("Log in first (USER/PASS or AUTH PLAIN)"),
+            (State::Transaction { .. }, "QUIT") => self.update().await,
+            (State::Transaction { messages, .. }, "STAT") => {
+                let live = messages.iter().filter(|m| !m.deleted);
+                let (count, size) = live.fold((0, 0), |(c, s), m| (c + 1, s + m.size));
+                ok(&format!("{count} {size}"))
+            }
+            (
+                State::Transaction {
+                    messages,
+                    uidvalidity,
+                    ..
+                },
+                "LIST" | "UIDL",
+            ) => {
+                let uidvalidity = *uidvalidity;
+                let show = |n: usize, m: &Entry| {
+                    if verb == "LIST" {
+                        format!("{n} {}", m.size)
+                    } else {
+                        format!("{n} {}", uidl(m.uid, uidvalidity))
+                    }
+                };
+                if args.is_empty() {
+                    let mut out = String::from("+OK\r\n");
+                    for (i, m) in messages.iter().enumerate().filter(|(_, m)| !m.deleted) {
+                        out.push_str(&show(i + 1, m));
+                        out.push_str("\r\n");
+                    }
+                    out.push_str(".\r\n");
+                    return Step::Reply(out.into_bytes());
+                }
+                match Session::pick(messages, args) {
+                    Ok(n) => ok(&show(n, &messages[n - 1])),
+                    Err(e) => e,
+                }
+            }
+            (State::Transaction { messages, .. }, "DELE") => match Session::pick(messages, args) {
+                Ok(n) => {
+                    messages[n - 1].deleted = true;
+                    ok(&format!("Message {n} marked for deletion"))
+                }
+                Err(e) => e,
+            },
+            (State::Transaction { messages, .. }, "RSET") => {
+                messages.iter_mut().for_each(|m| m.deleted = false);
+                ok("Deletion marks removed")
+            }
+            (State::Transaction { .. }, "RETR" | "TOP") => self.retrieve(&verb, args).await,
+            (State::Transaction { .. }, "USER" | "PASS" | "AUTH") => err("Already logged in"),
+            _ => err("Unknown command"),
+        }
+    }
+
+    /// The message a command's first argument names, if it exists and is not deleted.
+    fn pick(messages: &[Entry], args: &str) -> Result<usize, Step> {
+        let arg = args.split_whitespace().next().unwrap_or("");
+        match arg.parse::<usize>() {
+            Ok(n) if n >= 1 && n <= messages.len() && !messages[n - 1].deleted => Ok(n),
+            Ok(_) => Err(err("No such message")),
+            Err(_) => Err(err("Give a message number")),
+        }
+    }
+
+    async fn retrieve(&mut self, verb: &str, args: &str) -> Step {
+        let State::Transaction {
+            username, messages, ..
+        } = &self.state
+        else {
+            return err("Log in first");
+        };
+        let n = match Session::pick(messages, args) {
+            Ok(n) => n,
+            Err(e) => return e,
+        };
+        let lines = if verb == "TOP" {
+            match args.split_whitespace().nth(1).map(str::parse::<usize>) {
+                Some(Ok(k)) => Some(k),
+                _ => return err("Say TOP message lines"),
+            }
+        } else {
+            None
+        };
+        let entry = &messages[n - 1];
+        match self.store.read(username, "INBOX", entry.uid).await {
+            Ok(body) => match lines {
+                Some(k) => Step::Reply(multiline("Top of message follows", top(&body, k))),
+                None => Step::Reply(multiline(&format!("{} octets", body.len()), &body)),
+            },
+            Err(error) => {
+                tracing::warn!(%error, uid = entry.uid, "cannot read a message");
+                err("[SYS/TEMP] The message cannot be read now")
+            }
+        }
+    }
+
+    /// AUTH PLAIN, with the initial response on the line (RFC 5034).
+    async fn auth(&mut self, args: &str) -> Step {
+        let mut parts = args.split_whitespace();
+        let mechanism = parts.next().unwrap_or("");
+        if !mechanism.eq_ignore_ascii_case("PLAIN") {
+            return err("Only AUTH PLAIN is offered");
+        }
+        let Some(initial) = parts.next() else {
+            return err("Send AUTH PLAIN with its initial response");
+        };
+        let Some(decoded) = base64_decode(initial) else {
+            return err("[AUTH] The response is not base64");
+        };
+        let fields: Vec<&[u8]> = decoded.split(|&b| b == 0).collect();
+        let [authzid, user, password] = fields[..] else {
+            return err("[AUTH] The response is not authzid NUL user NUL password");
+        };
+        if !authzid.is_empty() && authzid != user {
+            return err("[AUTH] Logging in as another user is not allowed");
+        }
+        match (std::str::from_utf8(user), std::str::from_utf8(password)) {
+            (Ok(user), Ok(password)) => {
+                let (user, password) = (user.to_string(), password.to_string());
+                self.login(&user, &password).await
+            }
+            _ => err("[AUTH] The user name or password is not UTF-8"),
+        }
+    }
+
+    /// QUIT in the TRANSACTION state: the UPDATE state, all deletions at once.
+    async fn update(&mut self) -> Step {
+        let State::Transaction {
+            username, messages, ..
+        } = &self.state
+        else {
+            return Step::Close(b"+OK Bye\r\n".to_vec());
+        };
+        let doomed: Vec<u32> = messages
+            .iter()
+            .filter(|m| m.deleted)
+            .map(|m| m.uid)
+            .collect();
+        match self.store.expunge(username, "INBOX", &doomed).await {
+            Ok(n) => Step::Close(
+                format!(
+                    "+OK {} signing off, {n} messages deleted\r\n",
+                    self.hostname
+                )
+                .into_bytes(),
+            ),
+            Err(error) => {
+                tracing::warn!(%error, "POP3 update failed");
+                Step::Close(b"-ERR [SYS/TEMP] Deleting failed; nothing was deleted\r\n".to_vec())
+            }
+        }
+    }
+}
+
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let text = text.trim_end_matches('=');
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut bits, mut n) = (0u32, 0);
+    for c in text.bytes() {
+        let v = ALPHABET.iter().position(|&a| a == c)? as u32;
+        bits = (bits << 6) | v;
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+            bits &= (1 << n) - 1;
+        }
+    }
+    Some(out)
+}
+
+/// Serves one connection until QUIT, a timeout or the peer leaves.
+pub async fn serve_connection(stream: TcpStream, mut session: Session) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read);
+    write.write_all(session.greeting().as_bytes()).await?;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let mut limited = (&mut reader).take(MAX_LINE as u64 + 1);
+        let n = match tokio::time::timeout(TIMEOUT, limited.read_until(b'\n', &mut line)).await {
+            Ok(r) => r?,
+            Err(_) => {
+                let _ = write.write_all(b"-ERR Idle too long, closing\r\n").await;
+                return Ok(());
+            }
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        if !line.ends_with(b"\n") {
+            // Too long: refuse it and skip the rest of the line.
+            write.write_all(b"-ERR Line too long\r\n").await?;
+            let mut rest = Vec::new();
+            (&mut reader)
+                .take(1 << 20)
+                .read_until(b'\n', &mut rest)
+                .await?;
+            continue;
+        }
+        let text = String::from_utf8_lossy(&line);
+        let command = text.trim_end_matches(['\r', '\n']);
+        match session.command(command).await {
+            Step::Reply(bytes) => write.write_all(&bytes).await?,
+            Step::Close(bytes) => {
+                write.write_all(&bytes).await?;
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Accepts POP3 connections for one mailbox server on a bound listener until `stop`.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    server: String,
+    hostname: String,
+    site: Arc<Site>,
+    store: Store,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    super::accept::run(
+        listener,
+        MAX_CONNECTIONS,
+        b"-ERR [SYS/TEMP] Too many connections, try again later\r\n",
+        stop,
+        move |stream, peer| {
+            serve_connection(
+                stream,
+                Session::new(&server, &hostname, site.clone(), store.clone(), peer),
+            )
+        },
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn responses_are_dot_stuffed_and_topped() {
+        let body = b"Subject: x\r\n\r\n.hidden\r\nline2\r\nline3";
+        let out = multiline("ok", body);
+        assert_eq!(
+            out,
+            b"+OK ok\r\nSubject: x\r\n\r\n..hidden\r\nline2\r\nline3\r\n.\r\n"
+        );
+        assert_eq!(top(body, 1), b"Subject: x\r\n\r\n.hidden\r\n");
+        assert_eq!(top(body, 0), b"Subject: x\r\n\r\n");
+        assert_eq!(top(body, 10), &body[..]);
+        assert_eq!(uidl(1, 0x65000000), "0000000165000000");
+        assert_eq!(
+            base64_decode("AGFsaWNlAHNlY3JldA==").unwrap(),
+            b"\0alice\0secret"
+        );
+        assert_eq!(base64_decode("!!"), None);
+    }
+}
