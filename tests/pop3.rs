@@ -65,6 +65,7 @@ fn poplib_downloads_and_deletes_with_stable_uidls() {
             "PIPELINING",
             "RESP-CODES",
             "SASL",
+            "STLS",
             "TOP",
             "UIDL",
             "USER"
@@ -195,4 +196,39 @@ fn wrong_passwords_other_servers_users_and_bad_lines() {
     assert!(lines[6].starts_with("+OK 1 "), "{out}");
     assert!(lines[7].starts_with("+OK"), "{out}");
     assert!(!site.log().contains("nora-password"));
+}
+
+const TLS: &str = r#"
+import poplib, ssl, sys, socket
+host, ca = sys.argv[1], sys.argv[2]
+ctx = ssl.create_default_context(cafile=ca)
+p = poplib.POP3_SSL(host, 10995, context=ctx, timeout=10)
+p.user("nora"); p.pass_("nora-password"); print(p.stat()[0]); p.quit()
+q = poplib.POP3(host, 10110, timeout=10)
+print("STLS" in q.capa())
+q.stls(context=ctx)
+q.user("nora"); q.pass_("nora-password"); print(q.stat()[0]); q.quit()
+s = ctx.wrap_socket(socket.create_connection((host, 10995), timeout=10), server_hostname="mailn.example.test")
+print(s.version()); s.close()
+try:
+    ctx.wrap_socket(socket.create_connection((host, 10995), timeout=10), server_hostname="mail.example.org")
+    print("wrong name accepted")
+except ssl.SSLCertVerificationError:
+    print("wrong name refused")
+"#;
+
+#[test]
+fn tls_on_995_and_stls_with_the_site_ca() {
+    let site = Site::isolated();
+    site.add_user("nora", "nora-password", &[]);
+    python(DELIVER, &[&site.addr(12), "nora@example.test", "1"]);
+    let ca = site.dir.join("data/tls/ca.pem");
+    assert!(site.stdout().contains("site CA"), "{}", site.stdout());
+    let out = python(TLS, &[&site.addr(12), ca.to_str().unwrap()]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        ["1", "True", "1", "TLSv1.3", "wrong name refused"],
+        "{out}"
+    );
 }

@@ -15,3 +15,4 @@ pub mod mailbox;
 pub mod metrics;
 pub mod serve;
 pub mod state;
+pub mod tls;

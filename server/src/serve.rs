@@ -134,11 +134,17 @@ pub async fn serve(config: SiteConfig, embedded: bool) -> anyhow::Result<()> {
     }
     if config.runs(Role::Mailbox) {
         let store = crate::mailbox::store::Store::for_site(&config, &site.directory);
+        let tls =
+            crate::tls::acceptor(&config).context("cannot set up TLS for the mailbox servers")?;
         let mut listening = Vec::new();
         for server in &config.mailboxes {
             let hostname = format!("{}.{}", server.name, config.domain);
             for ip in &server.addresses {
-                for (protocol, port) in [("LMTP", config.ports.lmtp), ("POP3", config.ports.pop3)] {
+                for (protocol, port) in [
+                    ("LMTP", config.ports.lmtp),
+                    ("POP3", config.ports.pop3),
+                    ("POP3S", config.ports.pop3s),
+                ] {
                     let addr = std::net::SocketAddr::new(*ip, port);
                     let listener =
                         tokio::net::TcpListener::bind(addr).await.with_context(|| {
@@ -151,12 +157,16 @@ pub async fn serve(config: SiteConfig, embedded: bool) -> anyhow::Result<()> {
                         store.clone(),
                         stop_rx.clone(),
                     );
+                    let tls = Some(tls.clone());
                     match protocol {
                         "LMTP" => tasks.spawn(crate::mailbox::lmtp::run(
                             listener, name, host, site, store, stop,
                         )),
+                        "POP3" => tasks.spawn(crate::mailbox::pop3::run(
+                            listener, name, host, site, store, tls, false, stop,
+                        )),
                         _ => tasks.spawn(crate::mailbox::pop3::run(
-                            listener, name, host, site, store, stop,
+                            listener, name, host, site, store, tls, true, stop,
                         )),
                     };
                     listening.push(format!("{protocol} {addr}"));
@@ -167,6 +177,12 @@ pub async fn serve(config: SiteConfig, embedded: bool) -> anyhow::Result<()> {
             "mailbox     {}; IMAP not in this version yet",
             listening.join(", ")
         ));
+        if config.tls.is_none() {
+            started.push(format!(
+                "tls         site CA {} (trust it to connect without warnings)",
+                crate::tls::ca_file(&config).display()
+            ));
+        }
     }
     if config.runs(Role::Sorter) {
         let names: Vec<String> = config

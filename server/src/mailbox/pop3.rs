@@ -4,15 +4,15 @@
 //! The session is a state machine (AUTHORIZATION, TRANSACTION, UPDATE) that reads one
 //! command line and returns the reply; the connection loop only moves bytes. Deletions
 //! are marks until QUIT, then one atomic expunge. One session per maildrop at a time.
-//! Plaintext passwords are refused except on loopback until STLS is offered.
+//! Passwords are refused on unencrypted connections (STLS, or port 995) except on loopback.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio_rustls::TlsAcceptor;
 
 use super::store::Store;
 use crate::state::Site;
@@ -71,7 +71,13 @@ enum State {
 pub enum Step {
     Reply(Vec<u8>),
     Close(Vec<u8>),
+    /// Reply, then start TLS on the connection (STLS).
+    StartTls(Vec<u8>),
 }
+
+/// A connection, plain or TLS.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 fn ok(text: &str) -> Step {
     Step::Reply(format!("+OK {text}\r\n").into_bytes())
@@ -133,6 +139,9 @@ pub struct Session {
     store: Store,
     /// Whether passwords may travel in this connection (TLS or loopback).
     secure: bool,
+    /// Whether STLS can be offered, and whether TLS is on.
+    tls_available: bool,
+    tls_active: bool,
     state: State,
     failures: u32,
 }
@@ -151,9 +160,23 @@ impl Session {
             site,
             store,
             secure: peer.ip().is_loopback(),
+            tls_available: false,
+            tls_active: false,
             state: State::Authorization { user: None },
             failures: 0,
         }
+    }
+
+    /// Offers STLS on this connection.
+    pub fn offer_tls(mut self) -> Session {
+        self.tls_available = true;
+        self
+    }
+
+    /// The connection is now encrypted: passwords may be sent.
+    pub fn tls_started(&mut self) {
+        self.tls_active = true;
+        self.secure = true;
     }
 
     pub fn greeting(&self) -> String {
@@ -164,6 +187,9 @@ impl Session {
         let mut caps = String::from(
             "+OK Capability list follows\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n",
         );
+        if self.tls_available && !self.tls_active {
+            caps.push_str("STLS\r\n");
+        }
         if self.secure {
             caps.push_str("USER\r\nSASL PLAIN\r\n");
         }
@@ -175,7 +201,7 @@ impl Session {
     async fn login(&mut self, user: &str, password: &str) -> Step {
         if !self.secure {
             return err(
-                "[AUTH] Passwords are not accepted on an unencrypted connection; use port 995",
+                "[AUTH] Passwords are not accepted on an unencrypted connection: use STLS first, or port 995",
             );
         }
         let site = self.site.snapshot();
@@ -251,6 +277,15 @@ impl Session {
             (_, "CAPA") => self.capabilities(),
             (_, "NOOP") => ok(""),
             (State::Authorization { .. }, "QUIT") => Step::Close(b"+OK Bye\r\n".to_vec()),
+            (State::Authorization { .. }, "STLS") => {
+                if self.tls_active {
+                    err("TLS is already on")
+                } else if !self.tls_available {
+                    err("STLS is not offered here")
+                } else {
+                    Step::StartTls(b"+OK Begin TLS negotiation\r\n".to_vec())
+                }
+            }
             (State::Authorization { user }, "USER") => {
                 if args.is_empty() {
                     return err("Say USER name");
@@ -436,10 +471,16 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
 }
 
 /// Serves one connection until QUIT, a timeout or the peer leaves.
-pub async fn serve_connection(stream: TcpStream, mut session: Session) -> std::io::Result<()> {
-    let (read, mut write) = stream.into_split();
-    let mut reader = BufReader::new(read);
-    write.write_all(session.greeting().as_bytes()).await?;
+pub async fn serve_connection(
+    stream: Box<dyn Stream>,
+    mut session: Session,
+    tls: Option<TlsAcceptor>,
+) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream);
+    reader
+        .get_mut()
+        .write_all(session.greeting().as_bytes())
+        .await?;
     let mut line = Vec::new();
     loop {
         line.clear();
@@ -447,7 +488,10 @@ pub async fn serve_connection(stream: TcpStream, mut session: Session) -> std::i
         let n = match tokio::time::timeout(TIMEOUT, limited.read_until(b'\n', &mut line)).await {
             Ok(r) => r?,
             Err(_) => {
-                let _ = write.write_all(b"-ERR Idle too long, closing\r\n").await;
+                let _ = reader
+                    .get_mut()
+                    .write_all(b"-ERR Idle too long, closing\r\n")
+                    .await;
                 return Ok(());
             }
         };
@@ -456,7 +500,10 @@ pub async fn serve_connection(stream: TcpStream, mut session: Session) -> std::i
         }
         if !line.ends_with(b"\n") {
             // Too long: refuse it and skip the rest of the line.
-            write.write_all(b"-ERR Line too long\r\n").await?;
+            reader
+                .get_mut()
+                .write_all(b"-ERR Line too long\r\n")
+                .await?;
             let mut rest = Vec::new();
             (&mut reader)
                 .take(1 << 20)
@@ -467,22 +514,39 @@ pub async fn serve_connection(stream: TcpStream, mut session: Session) -> std::i
         let text = String::from_utf8_lossy(&line);
         let command = text.trim_end_matches(['\r', '\n']);
         match session.command(command).await {
-            Step::Reply(bytes) => write.write_all(&bytes).await?,
+            Step::Reply(bytes) => reader.get_mut().write_all(&bytes).await?,
             Step::Close(bytes) => {
-                write.write_all(&bytes).await?;
+                reader.get_mut().write_all(&bytes).await?;
                 return Ok(());
+            }
+            Step::StartTls(bytes) => {
+                let Some(acceptor) = tls.clone() else {
+                    return Ok(());
+                };
+                reader.get_mut().write_all(&bytes).await?;
+                // Anything the client sent before the handshake is discarded: it was
+                // not protected (the STARTTLS command-injection attack).
+                let plain = reader.into_inner();
+                let encrypted = acceptor.accept(plain).await?;
+                session.tls_started();
+                reader = BufReader::new(Box::new(encrypted));
             }
         }
     }
 }
 
 /// Accepts POP3 connections for one mailbox server on a bound listener until `stop`.
+/// With `implicit`, every connection starts with TLS (port 995); otherwise STLS is
+/// offered when `tls` is given.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     listener: tokio::net::TcpListener,
     server: String,
     hostname: String,
     site: Arc<Site>,
     store: Store,
+    tls: Option<TlsAcceptor>,
+    implicit: bool,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     super::accept::run(
@@ -491,10 +555,31 @@ pub async fn run(
         b"-ERR [SYS/TEMP] Too many connections, try again later\r\n",
         stop,
         move |stream, peer| {
-            serve_connection(
-                stream,
-                Session::new(&server, &hostname, site.clone(), store.clone(), peer),
-            )
+            let session = Session::new(&server, &hostname, site.clone(), store.clone(), peer);
+            let tls = tls.clone();
+            async move {
+                match (implicit, tls) {
+                    (true, Some(acceptor)) => {
+                        let handshake =
+                            tokio::time::timeout(Duration::from_secs(30), acceptor.accept(stream));
+                        let encrypted = handshake.await.map_err(|_| {
+                            std::io::Error::new(
+                                std::io::ErrorKind::TimedOut,
+                                "TLS handshake timed out",
+                            )
+                        })??;
+                        let mut session = session;
+                        session.tls_started();
+                        serve_connection(Box::new(encrypted), session, None).await
+                    }
+                    (true, None) => Ok(()),
+                    (false, Some(acceptor)) => {
+                        serve_connection(Box::new(stream), session.offer_tls(), Some(acceptor))
+                            .await
+                    }
+                    (false, None) => serve_connection(Box::new(stream), session, None).await,
+                }
+            }
         },
     )
     .await
@@ -521,5 +606,37 @@ mod tests {
             b"\0alice\0secret"
         );
         assert_eq!(base64_decode("!!"), None);
+    }
+
+    #[tokio::test]
+    async fn no_plaintext_passwords_from_other_hosts_before_tls() {
+        let dir = std::env::temp_dir().join(format!("mailsite-pop3-{}", rand::random::<u64>()));
+        let mut config = mailsite_shared::SiteConfig::embedded();
+        config.data_dir = dir.clone();
+        let directory = crate::directory::Directory::open(&config).await.unwrap();
+        let store = Store::for_site(&config, &directory);
+        let site = Site::load(Arc::new(config), directory).await.unwrap();
+        let peer: SocketAddr = "192.0.2.7:40000".parse().unwrap();
+        let mut session =
+            Session::new("mailbox1", "mailbox1.example.test", site, store, peer).offer_tls();
+        let capa = match session.command("CAPA").await {
+            Step::Reply(b) => String::from_utf8(b).unwrap(),
+            _ => panic!("CAPA closed"),
+        };
+        assert!(
+            capa.contains("STLS") && !capa.contains("USER") && !capa.contains("SASL"),
+            "{capa}"
+        );
+        session.command("USER alice").await;
+        match session.command("PASS secret-password").await {
+            Step::Reply(b) => assert!(
+                String::from_utf8(b)
+                    .unwrap()
+                    .starts_with("-ERR [AUTH] Passwords are not accepted")
+            ),
+            _ => panic!("PASS closed"),
+        }
+        assert!(matches!(session.command("STLS").await, Step::StartTls(_)));
+        std::fs::remove_dir_all(dir).ok();
     }
 }
