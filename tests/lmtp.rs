@@ -216,3 +216,71 @@ fn bad_sequences_and_oversized_input_get_protocol_errors() {
     assert!(inbox_files(&site, "alice").is_empty());
     assert!(!site.log().contains("panicked"));
 }
+
+const STREAM: &str = r#"
+import smtplib, sys, time
+host, first, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+end = time.time() + seconds
+n = first
+try:
+    s = smtplib.LMTP(host, 10024, timeout=5)
+    while time.time() < end:
+        s.sendmail("sender@example.org", ["alice@example.test"], f"Subject: durable {n}\r\n\r\nbody {n}\r\n".encode())
+        print(n, flush=True)
+        n += 1
+except Exception:
+    pass
+"#;
+
+#[test]
+fn every_acknowledged_delivery_survives_sigkill() {
+    let mut site = Site::isolated();
+    site.add_user("alice", "a-password", &[]);
+    let mut acked: Vec<u32> = Vec::new();
+    for round in 0..3u32 {
+        // Deliver in a stream from another process, and kill the server under it.
+        let mut child = std::process::Command::new("python3")
+            .args([
+                "-c",
+                STREAM,
+                &site.addr(11),
+                &(round * 100_000).to_string(),
+                "3",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(700));
+        site.kill_hard();
+        let out = child.wait_with_output().unwrap();
+        let numbers: Vec<u32> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect();
+        assert!(
+            !numbers.is_empty(),
+            "round {round}: nothing was delivered before the kill"
+        );
+        acked.extend(numbers);
+        site.start_again();
+    }
+    // Index what the crashes left unindexed, then look at every stored message.
+    site.ok(&["mailbox", "list", "alice"], None);
+    let stored = inbox_files(&site, "alice");
+    for n in &acked {
+        let subject = format!("Subject: durable {n}\r\n");
+        assert!(
+            stored.iter().any(|m| m.contains(&subject)),
+            "acknowledged message {n} is missing"
+        );
+    }
+    let list = site.ok(&["mailbox", "list", "alice"], None);
+    let inbox = list.lines().find(|l| l.starts_with("INBOX")).unwrap();
+    let count: usize = inbox.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert_eq!(
+        count,
+        stored.len(),
+        "the index and the Maildir disagree: {inbox}"
+    );
+    assert!(count >= acked.len());
+}

@@ -104,35 +104,8 @@ impl Site {
         net: u8,
         exclusive: Option<MutexGuard<'static, ()>>,
     ) -> Site {
-        let mut cmd = Command::new(BIN);
-        if let Some(config) = &config {
-            cmd.arg("--config").arg(config);
-        }
-        let log = std::fs::File::create(dir.join("serve.log")).expect("create the log file");
-        let mut child = cmd
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .arg("serve")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("start mailsite serve");
         let stdout = Arc::new(Mutex::new(String::new()));
-        let mut pipe = child.stdout.take().unwrap();
-        let sink = stdout.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
+        let child = spawn_serve(&dir, config.as_deref(), &stdout);
         let mut site = Site {
             child,
             dir,
@@ -145,6 +118,18 @@ impl Site {
         };
         site.wait_ready();
         site
+    }
+
+    /// Kills the server outright (SIGKILL): no shutdown, no flushing.
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same configuration and data.
+    pub fn start_again(&mut self) {
+        self.child = spawn_serve(&self.dir, self.config.as_deref(), &self.stdout);
+        self.wait_ready();
     }
 
     fn wait_ready(&mut self) {
@@ -262,6 +247,44 @@ impl Site {
         }
         None
     }
+}
+
+/// Starts `mailsite serve` for a site directory; its stdout is collected in `stdout`
+/// and its stderr appended to `serve.log`.
+fn spawn_serve(dir: &Path, config: Option<&Path>, stdout: &Arc<Mutex<String>>) -> Child {
+    let mut cmd = Command::new(BIN);
+    if let Some(config) = config {
+        cmd.arg("--config").arg(config);
+    }
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("serve.log"))
+        .expect("open the log file");
+    let mut child = cmd
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("serve")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .expect("start mailsite serve");
+    let mut pipe = child.stdout.take().unwrap();
+    let sink = stdout.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    child
 }
 
 impl Drop for Site {
