@@ -239,7 +239,7 @@ fn every_acknowledged_delivery_survives_sigkill() {
     let mut acked: Vec<u32> = Vec::new();
     for round in 0..3u32 {
         // Deliver in a stream from another process, and kill the server under it.
-        let mut child = std::process::Command::new("python3")
+        let child = std::process::Command::new("python3")
             .args([
                 "-c",
                 STREAM,
