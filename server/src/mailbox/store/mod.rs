@@ -45,6 +45,8 @@ pub enum StoreError {
     Exists(String),
     #[error("no message with UID {0}")]
     NoMessage(u32),
+    #[error("{0}")]
+    Refused(String),
     #[error("storage error: {0}")]
     Io(#[from] std::io::Error),
     #[error("index error: {0}")]
@@ -76,6 +78,36 @@ pub struct MessageInfo {
     pub size: u64,
     /// Maildir base name (without the `:2,` flags).
     pub file: String,
+}
+
+/// How STORE changes flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagOp {
+    Replace,
+    Add,
+    Remove,
+}
+
+impl FlagOp {
+    /// The flags after the change; flags compare case-insensitively, order is kept.
+    pub fn apply(self, old: &[String], flags: &[String]) -> Vec<String> {
+        let has = |set: &[String], f: &str| set.iter().any(|x| x.eq_ignore_ascii_case(f));
+        let mut out: Vec<String> = match self {
+            FlagOp::Replace => Vec::new(),
+            FlagOp::Add | FlagOp::Remove => old.to_vec(),
+        };
+        match self {
+            FlagOp::Replace | FlagOp::Add => {
+                for f in flags {
+                    if !has(&out, f) {
+                        out.push(f.clone());
+                    }
+                }
+            }
+            FlagOp::Remove => out.retain(|x| !has(flags, x)),
+        }
+        out
+    }
 }
 
 /// What [`Store::reindex`] did.
@@ -327,6 +359,217 @@ impl Store {
             )),
         })
         .await
+    }
+
+    /// Changes flags (STORE): replaces, adds or removes them on each UID that exists.
+    /// Each changed message gets a new MODSEQ; its file's `:2,` suffix follows.
+    /// Returns the new flags and MODSEQ of every message touched.
+    pub async fn store_flags(
+        &self,
+        username: &str,
+        name: &str,
+        uids: &[u32],
+        op: FlagOp,
+        flags: &[String],
+    ) -> Result<Vec<(u32, Vec<String>, u64)>> {
+        let name = names::canonical(name)?;
+        let mut tx = self.pool.begin().await?;
+        let mut changed = Vec::new();
+        for &uid in uids {
+            let Some(row) = sqlx::query("SELECT flags, file FROM messages WHERE username = $1 AND mailbox = $2 AND uid = $3")
+                .bind(username)
+                .bind(&name)
+                .bind(i64::from(uid))
+                .fetch_optional(&mut *tx)
+                .await?
+            else {
+                continue;
+            };
+            let old = split_flags(&row.try_get::<String, _>("flags")?);
+            let file: String = row.try_get("file")?;
+            let new = op.apply(&old, flags);
+            if new == old {
+                continue;
+            }
+            let modseq: i64 = sqlx::query(
+                "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE username = $1 AND name = $2 RETURNING highestmodseq",
+            )
+            .bind(username)
+            .bind(&name)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+            sqlx::query("UPDATE messages SET flags = $1, modseq = $2 WHERE username = $3 AND mailbox = $4 AND uid = $5")
+                .bind(new.join(" "))
+                .bind(modseq)
+                .bind(username)
+                .bind(&name)
+                .bind(i64::from(uid))
+                .execute(&mut *tx)
+                .await?;
+            changed.push((uid, new, modseq as u64, file));
+        }
+        tx.commit().await?;
+        // The index decides; file names follow for the benefit of other Maildir readers.
+        let dir = self.maildir(username, &name)?;
+        let renames: Vec<(String, Vec<String>)> = changed
+            .iter()
+            .map(|(_, f, _, file)| (file.clone(), f.clone()))
+            .collect();
+        blocking(move || {
+            for (file, flags) in renames {
+                if let Some(path) = dir.find(&file)? {
+                    std::fs::rename(
+                        &path,
+                        dir.path
+                            .join("cur")
+                            .join(format!("{file}{}", maildir::suffix(&flags))),
+                    )?;
+                }
+            }
+            maildir::sync_dir(&dir.path.join("cur"))
+        })
+        .await?;
+        Ok(changed
+            .into_iter()
+            .map(|(uid, flags, modseq, _)| (uid, flags, modseq))
+            .collect())
+    }
+
+    /// Copies messages to another mailbox (a hard link to the same file where possible),
+    /// keeping flags and internal dates. Returns (source UID, new UID) pairs and the
+    /// target's UIDVALIDITY, for COPYUID.
+    pub async fn copy(
+        &self,
+        username: &str,
+        from: &str,
+        uids: &[u32],
+        to: &str,
+    ) -> Result<(u32, Vec<(u32, u32)>)> {
+        let (from, to) = (names::canonical(from)?, names::canonical(to)?);
+        let target = self.mailbox(username, &to).await?;
+        let (source_dir, target_dir) =
+            (self.maildir(username, &from)?, self.maildir(username, &to)?);
+        let wanted: HashSet<u32> = uids.iter().copied().collect();
+        let mut pairs = Vec::new();
+        for m in self.messages(username, &from).await? {
+            if !wanted.contains(&m.uid) {
+                continue;
+            }
+            let (_, uid, modseq) = self.reserve(username, &to).await?;
+            let base = maildir::unique_name(m.size, uid);
+            let (src, dst, file, flags, new_base) = (
+                source_dir.clone(),
+                target_dir.clone(),
+                m.file.clone(),
+                m.flags.clone(),
+                base.clone(),
+            );
+            blocking(move || {
+                let path = src.find(&file)?.ok_or_else(|| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        format!("message file {file} is missing"),
+                    )
+                })?;
+                let dest = dst
+                    .path
+                    .join("cur")
+                    .join(format!("{new_base}{}", maildir::suffix(&flags)));
+                if std::fs::hard_link(&path, &dest).is_err() {
+                    let bytes = std::fs::read(&path)?;
+                    dst.write(&new_base, &flags, &bytes)?;
+                }
+                maildir::sync_dir(&dst.path.join("cur"))
+            })
+            .await?;
+            self.insert(
+                username,
+                &to,
+                &MessageInfo {
+                    uid,
+                    modseq,
+                    flags: m.flags.clone(),
+                    internal_date: m.internal_date,
+                    size: m.size,
+                    file: base,
+                },
+            )
+            .await?;
+            pairs.push((m.uid, uid));
+        }
+        Ok((target.uidvalidity, pairs))
+    }
+
+    /// Moves messages: a copy, then an expunge from the source.
+    pub async fn move_messages(
+        &self,
+        username: &str,
+        from: &str,
+        uids: &[u32],
+        to: &str,
+    ) -> Result<(u32, Vec<(u32, u32)>)> {
+        let (uidvalidity, pairs) = self.copy(username, from, uids, to).await?;
+        let moved: Vec<u32> = pairs.iter().map(|(old, _)| *old).collect();
+        self.expunge(username, from, &moved).await?;
+        Ok((uidvalidity, pairs))
+    }
+
+    /// Deletes a mailbox that has no children, with its messages. INBOX cannot be deleted.
+    pub async fn delete_mailbox(&self, username: &str, name: &str) -> Result<()> {
+        let name = names::canonical(name)?;
+        if name == "INBOX" {
+            return Err(StoreError::Refused("INBOX cannot be deleted".into()));
+        }
+        self.mailbox(username, &name).await?;
+        let prefix = format!("{name}/");
+        if self
+            .mailboxes(username)
+            .await?
+            .iter()
+            .any(|m| m.name.starts_with(&prefix))
+        {
+            return Err(StoreError::Refused(format!(
+                "{name} has mailboxes inside it; delete those first"
+            )));
+        }
+        let mut tx = self.pool.begin().await?;
+        for table in [
+            "DELETE FROM messages WHERE username = $1 AND mailbox = $2",
+            "DELETE FROM mailboxes WHERE username = $1 AND name = $2",
+        ] {
+            sqlx::query(table)
+                .bind(username)
+                .bind(&name)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        let dir = self.maildir(username, &name)?;
+        blocking(move || {
+            std::fs::remove_dir_all(&dir.path)?;
+            match dir.path.parent() {
+                Some(parent) => maildir::sync_dir(parent),
+                None => Ok(()),
+            }
+        })
+        .await
+    }
+
+    /// Subscribes to or unsubscribes from a mailbox (LSUB lists the subscribed ones).
+    pub async fn subscribe(&self, username: &str, name: &str, subscribed: bool) -> Result<()> {
+        let name = names::canonical(name)?;
+        let done =
+            sqlx::query("UPDATE mailboxes SET subscribed = $1 WHERE username = $2 AND name = $3")
+                .bind(i64::from(subscribed))
+                .bind(username)
+                .bind(&name)
+                .execute(&self.pool)
+                .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NoMailbox(name));
+        }
+        Ok(())
     }
 
     /// Removes messages atomically: their rows go, and their files are recorded for
@@ -730,6 +973,111 @@ mod tests {
         // New mail after the rebuild never reuses a UID.
         let (_, uid) = s.append("bob", "INBOX", msg(6), &[], None).await.unwrap();
         assert_eq!(uid, 6);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[tokio::test]
+    async fn flags_copy_move_delete_and_subscriptions() {
+        let (s, dir) = store().await;
+        s.ensure_user("erin").await.unwrap();
+        for n in 1..=3 {
+            s.append(
+                "erin",
+                "INBOX",
+                msg(n),
+                &[],
+                Some(1_700_000_000 + i64::from(n)),
+            )
+            .await
+            .unwrap();
+        }
+        let seen = vec!["\\Seen".to_string()];
+        let changed = s
+            .store_flags("erin", "INBOX", &[1, 2, 9], FlagOp::Add, &seen)
+            .await
+            .unwrap();
+        assert_eq!(changed.len(), 2);
+        assert!(
+            changed[1].2 > changed[0].2,
+            "each change gets a higher MODSEQ"
+        );
+        let again = s
+            .store_flags("erin", "INBOX", &[1], FlagOp::Add, &seen)
+            .await
+            .unwrap();
+        assert!(again.is_empty(), "no change, no new MODSEQ");
+        s.store_flags(
+            "erin",
+            "INBOX",
+            &[1],
+            FlagOp::Add,
+            &["$Work".to_string(), "\\Flagged".to_string()],
+        )
+        .await
+        .unwrap();
+        s.store_flags(
+            "erin",
+            "INBOX",
+            &[2],
+            FlagOp::Remove,
+            &["\\SEEN".to_string()],
+        )
+        .await
+        .unwrap();
+        let list = s.messages("erin", "INBOX").await.unwrap();
+        assert_eq!(list[0].flags, ["\\Seen", "$Work", "\\Flagged"]);
+        assert!(list[1].flags.is_empty());
+        let names: Vec<String> = std::fs::read_dir(dir.join("mail/erin/cur"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().any(|n| n.ends_with(":2,FS")), "{names:?}");
+
+        let (validity, pairs) = s.copy("erin", "INBOX", &[1, 3], "Archive").await.unwrap();
+        assert_eq!(
+            validity,
+            s.mailbox("erin", "Archive").await.unwrap().uidvalidity
+        );
+        assert_eq!(pairs, [(1, 1), (3, 2)]);
+        let archived = s.messages("erin", "Archive").await.unwrap();
+        assert_eq!(archived[0].flags, list[0].flags);
+        assert_eq!(archived[1].internal_date, 1_700_000_003);
+        assert_eq!(s.read("erin", "Archive", 2).await.unwrap(), msg(3));
+
+        let (_, moved) = s
+            .move_messages("erin", "INBOX", &[2], "Trash")
+            .await
+            .unwrap();
+        assert_eq!(moved, [(2, 1)]);
+        let inbox: Vec<u32> = s
+            .messages("erin", "INBOX")
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.uid)
+            .collect();
+        assert_eq!(inbox, [1, 3]);
+        assert_eq!(s.read("erin", "Trash", 1).await.unwrap(), msg(2));
+
+        s.create_mailbox("erin", "Projects", "").await.unwrap();
+        s.create_mailbox("erin", "Projects/2026", "").await.unwrap();
+        assert!(matches!(
+            s.delete_mailbox("erin", "Projects").await,
+            Err(StoreError::Refused(_))
+        ));
+        assert!(matches!(
+            s.delete_mailbox("erin", "inbox").await,
+            Err(StoreError::Refused(_))
+        ));
+        s.delete_mailbox("erin", "Projects/2026").await.unwrap();
+        s.delete_mailbox("erin", "Projects").await.unwrap();
+        assert!(!dir.join("mail/erin/.Projects").exists());
+        s.subscribe("erin", "Junk", false).await.unwrap();
+        assert!(!s.mailbox("erin", "Junk").await.unwrap().subscribed);
+        assert!(matches!(
+            s.subscribe("erin", "Nope", true).await,
+            Err(StoreError::NoMailbox(_))
+        ));
         std::fs::remove_dir_all(dir).ok();
     }
 
