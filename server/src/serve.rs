@@ -144,6 +144,8 @@ pub async fn serve(config: SiteConfig, embedded: bool) -> anyhow::Result<()> {
                     ("LMTP", config.ports.lmtp),
                     ("POP3", config.ports.pop3),
                     ("POP3S", config.ports.pop3s),
+                    ("IMAP", config.ports.imap),
+                    ("IMAPS", config.ports.imaps),
                 ] {
                     let addr = std::net::SocketAddr::new(*ip, port);
                     let listener =
@@ -165,7 +167,13 @@ pub async fn serve(config: SiteConfig, embedded: bool) -> anyhow::Result<()> {
                         "POP3" => tasks.spawn(crate::mailbox::pop3::run(
                             listener, name, host, site, store, tls, false, stop,
                         )),
-                        _ => tasks.spawn(crate::mailbox::pop3::run(
+                        "POP3S" => tasks.spawn(crate::mailbox::pop3::run(
+                            listener, name, host, site, store, tls, true, stop,
+                        )),
+                        "IMAP" => tasks.spawn(crate::mailbox::imap::run(
+                            listener, name, host, site, store, tls, false, stop,
+                        )),
+                        _ => tasks.spawn(crate::mailbox::imap::run(
                             listener, name, host, site, store, tls, true, stop,
                         )),
                     };
@@ -173,10 +181,7 @@ pub async fn serve(config: SiteConfig, embedded: bool) -> anyhow::Result<()> {
                 }
             }
         }
-        started.push(format!(
-            "mailbox     {}; IMAP not in this version yet",
-            listening.join(", ")
-        ));
+        started.push(format!("mailbox     {}", listening.join(", ")));
         if config.tls.is_none() {
             started.push(format!(
                 "tls         site CA {} (trust it to connect without warnings)",

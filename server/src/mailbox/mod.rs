@@ -2,6 +2,7 @@
 //! ([`store`]) and LMTP intake from the sorters ([`lmtp`]); IMAP and POP3 build on them.
 
 pub mod accept;
+pub mod imap;
 pub mod lmtp;
 pub mod pop3;
 pub mod store;

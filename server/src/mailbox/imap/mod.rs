@@ -1,0 +1,308 @@
+//! IMAP4rev1 (RFC 3501) for the mailbox role, with STARTTLS, SASL-IR, ID, UNSELECT,
+//! UIDPLUS, MOVE, SPECIAL-USE and login referrals (RFC 2221).
+//!
+//! imap-next does the framing (literals, continuation requests, size limits); the
+//! [`session::Session`] state machine answers parsed commands; this module moves
+//! events between them and owns timeouts and TLS. Passwords are refused on
+//! unencrypted connections except on loopback, as for POP3.
+
+pub mod session;
+pub mod wire;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use imap_codec::imap_types::core::Tag;
+use imap_codec::imap_types::response::{
+    Code, CommandContinuationRequest, Greeting, GreetingKind, Response, Status,
+};
+use imap_next::server::{Error as ServerError, Event, Options, ResponseHandle, Server};
+use imap_next::stream::{Error as StreamError, Stream};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
+
+pub use session::{Session, Step};
+
+use super::store::Store;
+use crate::state::Site;
+
+/// The largest literal (APPEND message) accepted.
+pub const MAX_LITERAL: u32 = 40 * 1024 * 1024;
+/// The longest command, literals included (Dovecot allows 64 KiB beside literals).
+pub const MAX_COMMAND: u32 = MAX_LITERAL + 64 * 1024;
+pub const MAX_CONNECTIONS: usize = 2000;
+/// Malformed commands tolerated on one connection before it is closed.
+const MAX_ERRORS: u32 = 20;
+
+fn options() -> Options {
+    let mut options = Options::default();
+    options.crlf_relaxed = true;
+    options.max_literal_size = MAX_LITERAL;
+    options.max_command_size = MAX_COMMAND;
+    options
+}
+
+fn greeting(session: &Session, text: &str) -> Greeting<'static> {
+    Greeting {
+        kind: GreetingKind::Ok,
+        code: Some(Code::Capability(session.capabilities())),
+        text: wire::text(text),
+    }
+}
+
+/// The tag of a command that could not be parsed, if it has a usable one.
+fn tag_of(discarded: &[u8]) -> Option<Tag<'static>> {
+    let first = discarded
+        .split(|&b| b == b' ' || b == b'\r' || b == b'\n')
+        .next()?;
+    Tag::try_from(first.to_vec()).ok()
+}
+
+fn enqueue(server: &mut Server, responses: Vec<Response<'static>>) -> Option<ResponseHandle> {
+    let mut last = None;
+    for response in responses {
+        last = Some(match response {
+            Response::Data(data) => server.enqueue_data(data),
+            Response::Status(status) => server.enqueue_status(status),
+            Response::CommandContinuationRequest(c) => server.enqueue_continuation_request(c),
+        });
+    }
+    last
+}
+
+/// Drives the connection until `handle` is on the wire (or a few seconds pass).
+async fn sent(stream: &mut Stream, server: &mut Server, handle: Option<ResponseHandle>) -> bool {
+    let Some(handle) = handle else {
+        return stream.flush().await.is_ok();
+    };
+    let wait = async {
+        loop {
+            match stream.next(&mut *server).await {
+                Ok(Event::ResponseSent { handle: h, .. }) if h == handle => {
+                    return stream.flush().await.is_ok();
+                }
+                Ok(_) | Err(StreamError::State(_)) => {}
+                Err(_) => return false,
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), wait)
+        .await
+        .unwrap_or(false)
+}
+
+fn untagged_bye(text: &str) -> Status<'static> {
+    Status::bye(None, wire::text(text)).unwrap_or_else(|never| match never {})
+}
+
+/// Serves one connection until LOGOUT, a timeout or the peer leaves.
+pub async fn serve_connection(
+    mut stream: Stream,
+    mut session: Session,
+    tls: Option<TlsAcceptor>,
+) -> std::io::Result<()> {
+    let text = format!("{} IMAP4rev1 mailsite ready", session.hostname());
+    let mut server = Server::new(options(), greeting(&session, &text));
+    let mut pending_auth: Option<Tag<'static>> = None;
+    let mut errors = 0;
+    loop {
+        let event = match tokio::time::timeout(session.idle_limit(), stream.next(&mut server)).await
+        {
+            Ok(Ok(event)) => event,
+            Err(_) => {
+                let bye = server.enqueue_status(untagged_bye("Idle too long, closing"));
+                sent(&mut stream, &mut server, Some(bye)).await;
+                return Ok(());
+            }
+            Ok(Err(StreamError::State(error))) => {
+                errors += 1;
+                let (discarded, text) = match &error {
+                    ServerError::LiteralTooLong { .. } => {
+                        // imap-next already answered the command with BAD.
+                        if errors >= MAX_ERRORS {
+                            return Ok(());
+                        }
+                        continue;
+                    }
+                    ServerError::CommandTooLong { discarded_bytes } => {
+                        (discarded_bytes, "Command too long")
+                    }
+                    ServerError::MalformedMessage { discarded_bytes }
+                    | ServerError::ExpectedCrlfGotLf { discarded_bytes } => {
+                        (discarded_bytes, "Malformed or unknown command")
+                    }
+                };
+                let in_auth = pending_auth.is_some();
+                let tag = match in_auth {
+                    true => pending_auth.take(),
+                    false => tag_of(discarded.declassify()),
+                };
+                let bad =
+                    Status::bad(tag, None, wire::text(text)).unwrap_or_else(|never| match never {});
+                if in_auth {
+                    let _ = server.authenticate_finish(bad);
+                } else {
+                    server.enqueue_status(bad);
+                }
+                if errors >= MAX_ERRORS {
+                    let bye = server.enqueue_status(untagged_bye("Too many errors, closing"));
+                    sent(&mut stream, &mut server, Some(bye)).await;
+                    return Ok(());
+                }
+                continue;
+            }
+            Ok(Err(StreamError::Closed)) => return Ok(()),
+            Ok(Err(StreamError::Io(e))) => return Err(e),
+            Ok(Err(StreamError::Tls(e))) => return Err(std::io::Error::other(e)),
+        };
+        match event {
+            Event::GreetingSent { .. } | Event::ResponseSent { .. } | Event::IdleDoneReceived => {}
+            Event::CommandReceived { command } => {
+                errors = 0;
+                let outcome = session.command(command).await;
+                let last = enqueue(&mut server, outcome.responses);
+                match outcome.step {
+                    Step::Continue => {}
+                    Step::Close => {
+                        sent(&mut stream, &mut server, last).await;
+                        return Ok(());
+                    }
+                    Step::StartTls => {
+                        let Some(acceptor) = tls.clone() else {
+                            return Ok(());
+                        };
+                        if !sent(&mut stream, &mut server, last).await {
+                            return Ok(());
+                        }
+                        // Anything the client sent before the handshake is discarded with
+                        // the old stream and parser: it was not protected (the STARTTLS
+                        // command-injection attack).
+                        let tcp = TcpStream::from(stream);
+                        let handshake =
+                            tokio::time::timeout(Duration::from_secs(30), acceptor.accept(tcp));
+                        let encrypted = match handshake.await {
+                            Ok(Ok(encrypted)) => encrypted,
+                            Ok(Err(e)) => return Err(e),
+                            Err(_) => return Ok(()),
+                        };
+                        stream = Stream::tls(tokio_rustls::TlsStream::Server(encrypted));
+                        session.tls_started();
+                        // imap-next always starts with a greeting; after STARTTLS it is an
+                        // untagged OK with the new capabilities, which RFC 3501 allows.
+                        server = Server::new(options(), greeting(&session, "TLS is on"));
+                    }
+                }
+            }
+            Event::CommandAuthenticateReceived {
+                command_authenticate,
+            } => {
+                let initial = command_authenticate
+                    .initial_response
+                    .as_ref()
+                    .map(|r| r.declassify().to_vec());
+                let tag = command_authenticate.tag;
+                let answer = session
+                    .authenticate(&tag, &command_authenticate.mechanism, initial.as_deref())
+                    .await;
+                match answer {
+                    Some(Response::Status(status)) => {
+                        let _ = server.authenticate_finish(status);
+                    }
+                    _ => {
+                        pending_auth = Some(tag);
+                        let _ = server.authenticate_continue(CommandContinuationRequest::base64(
+                            b"".as_slice(),
+                        ));
+                    }
+                }
+            }
+            Event::AuthenticateDataReceived { authenticate_data } => {
+                let Some(tag) = pending_auth.take() else {
+                    continue;
+                };
+                use imap_codec::imap_types::auth::{AuthMechanism, AuthenticateData};
+                let response = match authenticate_data {
+                    AuthenticateData::Continue(data) => {
+                        let data = data.declassify().to_vec();
+                        session
+                            .authenticate(&tag, &AuthMechanism::Plain, Some(&data))
+                            .await
+                    }
+                    AuthenticateData::Cancel => None,
+                };
+                let status = match response {
+                    Some(Response::Status(status)) => status,
+                    _ => Status::bad(Some(tag), None, wire::text("Authentication cancelled"))
+                        .unwrap_or_else(|never| match never {}),
+                };
+                let _ = server.authenticate_finish(status);
+            }
+            Event::IdleCommandReceived { tag } => {
+                let no = Status::no(
+                    Some(tag),
+                    None,
+                    wire::text("IDLE is not available in this version"),
+                )
+                .unwrap_or_else(|never| match never {});
+                let _ = server.idle_reject(no);
+            }
+        }
+    }
+}
+
+/// Accepts IMAP connections for one mailbox server on a bound listener until `stop`.
+/// With `implicit`, every connection starts with TLS (port 993); otherwise STARTTLS is
+/// offered when `tls` is given.
+#[allow(clippy::too_many_arguments)]
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    server: String,
+    hostname: String,
+    site: Arc<Site>,
+    store: Store,
+    tls: Option<TlsAcceptor>,
+    implicit: bool,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    super::accept::run(
+        listener,
+        MAX_CONNECTIONS,
+        b"* BYE [UNAVAILABLE] Too many connections, try again later\r\n",
+        stop,
+        move |stream, peer| {
+            let session = Session::new(&server, &hostname, site.clone(), store.clone(), peer);
+            let tls = tls.clone();
+            async move {
+                match (implicit, tls) {
+                    (true, Some(acceptor)) => {
+                        let handshake =
+                            tokio::time::timeout(Duration::from_secs(30), acceptor.accept(stream));
+                        let encrypted = handshake.await.map_err(|_| {
+                            std::io::Error::new(
+                                std::io::ErrorKind::TimedOut,
+                                "TLS handshake timed out",
+                            )
+                        })??;
+                        let mut session = session;
+                        session.tls_started();
+                        let stream = Stream::tls(tokio_rustls::TlsStream::Server(encrypted));
+                        serve_connection(stream, session, None).await
+                    }
+                    (true, None) => Ok(()),
+                    (false, Some(acceptor)) => {
+                        serve_connection(
+                            Stream::insecure(stream),
+                            session.offer_tls(),
+                            Some(acceptor),
+                        )
+                        .await
+                    }
+                    (false, None) => {
+                        serve_connection(Stream::insecure(stream), session, None).await
+                    }
+                }
+            }
+        },
+    )
+    .await
+}

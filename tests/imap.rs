@@ -1,0 +1,396 @@
+//! IMAP as a mail client sees it: Python's imaplib against a running `mailsite serve`,
+//! after mail arrived over LMTP.
+
+mod common;
+
+use common::{Site, python};
+
+const DELIVER: &str = r#"
+import smtplib, sys
+host, rcpt, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+with smtplib.LMTP(host, 10024) as s:
+    for n in range(1, count + 1):
+        s.sendmail("sender@example.org", [rcpt], f"Subject: message {n}\r\n\r\nbody of {n}\r\n".encode())
+"#;
+
+const SESSION: &str = r#"
+import imaplib, sys, json, re
+host, user, password = sys.argv[1], sys.argv[2], sys.argv[3]
+out = {}
+m = imaplib.IMAP4(host, 10143, timeout=10)
+out["greeting"] = m.welcome.decode()
+out["capabilities_before"] = list(m.capabilities)
+out["login"] = m.login(user, password)[0]
+typ, caps = m.capability()
+out["capabilities"] = caps[0].decode().split()
+typ, lines = m.list()
+out["list"] = [l.decode() for l in lines]
+typ, data = m.select("INBOX")
+out["exists"] = int(data[0])
+out["uidvalidity"] = m.untagged_responses.get("UIDVALIDITY", [b"0"])[0].decode()
+typ, data = m.fetch("1:*", "(FLAGS UID RFC822.SIZE)")
+out["fetch"] = [d.decode() for d in data]
+typ, data = m.fetch("2", "(BODY.PEEK[])")
+out["body2"] = data[0][1].decode()
+typ, data = m.fetch("2", "(FLAGS)")
+out["flags_after_peek"] = data[0].decode()
+typ, data = m.fetch("3", "(BODY.PEEK[HEADER])")
+out["header3"] = data[0][1].decode()
+typ, data = m.fetch("3", "(BODY[])")
+out["seen_after_body"] = " ".join(x.decode() if isinstance(x, bytes) else x[0].decode() for x in data)
+out["store"] = m.store("1", "+FLAGS", "\\Deleted")[1][0].decode()
+typ, data = m.expunge()
+out["expunge"] = [d.decode() for d in data if d]
+typ, data = m.select("INBOX")
+out["exists_after"] = int(data[0])
+typ, data = m.uid("FETCH", "1:*", "(UID)")
+out["uids_after"] = [d.decode() for d in data]
+import smtplib
+with smtplib.LMTP(host, 10024) as s:
+    s.sendmail("sender@example.org", [user + "@example.test"], b"Subject: new\r\n\r\nnew\r\n")
+m.noop()
+out["exists_on_noop"] = [d.decode() for d in m.untagged_responses.pop("EXISTS", [])][-1:]
+imaplib.Commands["ID"] = ("NONAUTH", "AUTH", "SELECTED")
+typ, data = m._simple_command("ID", "NIL")
+out["id"] = [d.decode() for d in m.untagged_responses.pop("ID", [])]
+typ, data = m.append("Drafts", "(\\Draft)", None, b"Subject: draft\r\n\r\nnot yet\r\n")
+out["append"] = [typ, data[0].decode()]
+typ, data = m.copy("1", "Archive")
+out["copy"] = [typ, data[0].decode()]
+typ, data = m.status("Archive", "(MESSAGES UIDNEXT UIDVALIDITY UNSEEN)")
+out["status"] = data[0].decode()
+out["create_evil"] = m.create("../etc")[0]
+out["create"] = m.create("Lists/rust")[0]
+typ, lines = m.list('""', "Lists/%")
+out["list_children"] = [l.decode() for l in lines]
+typ, lines = m.list('""', "%")
+out["list_top"] = [l.decode() for l in lines]
+out["subscribe"] = m.subscribe("Lists/rust")[0]
+typ, lines = m.lsub('""', "*")
+out["lsub"] = [l.decode() for l in lines if l]
+typ, data = m.uid("MOVE", "1:*", "Trash")
+out["move"] = typ
+typ, data = m.select("INBOX")
+out["exists_after_move"] = int(data[0])
+typ, data = m.select("Trash", readonly=True)
+out["trash"] = int(data[0])
+typ, data = m.store("1", "+FLAGS", "\\Seen")
+out["store_readonly"] = [typ, data[0].decode()]
+out["delete"] = m.delete("Lists/rust")[0]
+out["logout"] = m.logout()[0]
+print(json.dumps(out))
+"#;
+
+fn session(site: &Site, user: &str, password: &str) -> serde_json::Value {
+    let out = python(SESSION, &[&site.addr(11), user, password]);
+    serde_json::from_str(&out).unwrap()
+}
+
+#[test]
+fn imaplib_reads_flags_expunges_appends_and_copies() {
+    let site = Site::isolated();
+    site.add_user("alice", "alice-password", &[]);
+    python(DELIVER, &[&site.addr(11), "alice@example.test", "3"]);
+
+    let out = session(&site, "alice", "alice-password");
+    let text = out.to_string();
+    assert!(
+        out["greeting"]
+            .as_str()
+            .unwrap()
+            .contains("mailbox1.example.test"),
+        "{text}"
+    );
+    // From loopback, passwords are allowed without TLS; STARTTLS is offered.
+    let before: Vec<String> = serde_json::from_value(out["capabilities_before"].clone()).unwrap();
+    for cap in ["IMAP4REV1", "STARTTLS", "AUTH=PLAIN", "SASL-IR"] {
+        assert!(before.contains(&cap.to_string()), "{cap} in {before:?}");
+    }
+    assert!(!before.contains(&"LOGINDISABLED".to_string()));
+    assert_eq!(out["login"], "OK");
+    let caps: Vec<String> = serde_json::from_value(out["capabilities"].clone()).unwrap();
+    for cap in ["UIDPLUS", "MOVE", "SPECIAL-USE", "UNSELECT", "ID"] {
+        assert!(caps.contains(&cap.to_string()), "{cap} in {caps:?}");
+    }
+    assert!(
+        !caps
+            .iter()
+            .any(|c| c == "STARTTLS" || c.starts_with("AUTH="))
+    );
+
+    let list: Vec<String> = serde_json::from_value(out["list"].clone()).unwrap();
+    assert_eq!(list.len(), 6, "{list:?}");
+    for (name, special) in [
+        ("INBOX", ""),
+        ("Sent", "\\Sent"),
+        ("Drafts", "\\Drafts"),
+        ("Trash", "\\Trash"),
+        ("Junk", "\\Junk"),
+        ("Archive", "\\Archive"),
+    ] {
+        assert!(
+            list.iter().any(|l| l.ends_with(&format!("\"/\" {name}"))
+                && l.contains(special)
+                && l.contains("\\HasNoChildren")),
+            "{name} {special} in {list:?}"
+        );
+    }
+
+    assert_eq!(out["exists"], 3, "{text}");
+    assert_ne!(out["uidvalidity"], "0");
+    let fetch: Vec<String> = serde_json::from_value(out["fetch"].clone()).unwrap();
+    assert_eq!(fetch.len(), 3, "{fetch:?}");
+    assert!(
+        fetch[0].starts_with("1 (FLAGS () UID 1 RFC822.SIZE "),
+        "{fetch:?}"
+    );
+    let body = out["body2"].as_str().unwrap();
+    assert!(
+        body.starts_with(
+            "Return-Path: <sender@example.org>\r\nDelivered-To: alice@example.test\r\n"
+        ),
+        "{body}"
+    );
+    assert!(
+        body.ends_with("Subject: message 2\r\n\r\nbody of 2\r\n"),
+        "{body}"
+    );
+    assert_eq!(out["flags_after_peek"], "2 (FLAGS ())");
+    let header = out["header3"].as_str().unwrap();
+    assert!(
+        header.ends_with("Subject: message 3\r\n\r\n") && !header.contains("body of"),
+        "{header}"
+    );
+    // BODY[] without PEEK marks the message seen and says so.
+    assert!(
+        out["seen_after_body"].as_str().unwrap().contains("\\Seen"),
+        "{text}"
+    );
+    assert!(
+        out["store"].as_str().unwrap().contains("\\Deleted"),
+        "{text}"
+    );
+    assert_eq!(out["expunge"], serde_json::json!(["1"]));
+    assert_eq!(out["exists_after"], 2);
+    assert_eq!(
+        out["uids_after"],
+        serde_json::json!(["1 (UID 2)", "2 (UID 3)"])
+    );
+
+    let append = out["append"].as_array().unwrap();
+    assert_eq!(append[0], "OK");
+    assert!(
+        append[1].as_str().unwrap().starts_with("[APPENDUID "),
+        "{append:?}"
+    );
+    let copy = out["copy"].as_array().unwrap();
+    assert_eq!(copy[0], "OK");
+    assert!(
+        copy[1].as_str().unwrap().starts_with("[COPYUID ")
+            && copy[1].as_str().unwrap().contains(" 2 1]"),
+        "{copy:?}"
+    );
+    let status = out["status"].as_str().unwrap();
+    assert!(
+        status.contains("MESSAGES 1")
+            && status.contains("UIDNEXT 2")
+            && status.contains("UNSEEN 1"),
+        "{status}"
+    );
+
+    assert_eq!(out["create_evil"], "NO", "{text}");
+    assert_eq!(out["create"], "OK");
+    let children: Vec<String> = serde_json::from_value(out["list_children"].clone()).unwrap();
+    assert_eq!(children.len(), 1, "{children:?}");
+    assert!(children[0].contains("Lists/rust"), "{children:?}");
+    let top: Vec<String> = serde_json::from_value(out["list_top"].clone()).unwrap();
+    assert!(
+        top.iter()
+            .any(|l| l.contains("\\Noselect \\HasChildren") && l.ends_with(" Lists")),
+        "{top:?}"
+    );
+    let lsub: Vec<String> = serde_json::from_value(out["lsub"].clone()).unwrap();
+    assert!(lsub.iter().any(|l| l.contains("Lists/rust")), "{lsub:?}");
+    assert_eq!(out["move"], "OK");
+    assert_eq!(out["exists_after_move"], 0);
+    assert_eq!(out["trash"], 3);
+    assert_eq!(out["exists_on_noop"], serde_json::json!(["3"]));
+    assert!(
+        out["id"][0]
+            .as_str()
+            .unwrap()
+            .contains("\"name\" \"mailsite\""),
+        "{text}"
+    );
+    assert_eq!(out["store_readonly"][0], "NO", "{text}");
+    assert!(
+        out["store_readonly"][1]
+            .as_str()
+            .unwrap()
+            .contains("read-only"),
+        "{text}"
+    );
+    assert_eq!(out["delete"], "OK");
+    assert_eq!(out["logout"], "BYE");
+}
+
+const REFUSALS: &str = r#"
+import imaplib, sys, json, socket, time
+host, user, password, other, other_password = sys.argv[1:6]
+out = {}
+m = imaplib.IMAP4(host, 10143, timeout=10)
+try:
+    m.login(user, "wrong-password")
+    out["wrong"] = "OK"
+except m.error as e:
+    out["wrong"] = str(e)
+m.logout()
+m = imaplib.IMAP4(host, 10143, timeout=10)
+try:
+    m.login(other, other_password)
+    out["referral"] = "OK"
+except m.error as e:
+    out["referral"] = str(e)
+out["after_referral"] = m.state
+m.logout()
+
+# A garbage line gets BAD and the connection keeps working.
+s = socket.create_connection((host, 10143), timeout=10)
+f = s.makefile("rb")
+f.readline()
+s.sendall(b"a1 FROBNICATE now\r\n")
+out["garbage"] = f.readline().decode().strip()
+s.sendall(b"\x01\x02 nonsense\r\n")
+out["garbage_untagged"] = f.readline().decode().strip()
+# A literal over the limit is refused before it is sent.
+s.sendall(b"a5 APPEND INBOX {999999999}\r\n")
+out["too_long"] = f.readline().decode().strip()
+s.sendall(b"a2 NOOP\r\n")
+out["after_garbage"] = f.readline().decode().strip()
+s.sendall(b"a3 SELECT INBOX\r\n")
+out["select_before_login"] = f.readline().decode().strip()
+s.sendall(b"a4 LOGOUT\r\n")
+out["logout"] = [f.readline().decode().strip(), f.readline().decode().strip()]
+s.close()
+print(json.dumps(out))
+"#;
+
+#[test]
+fn wrong_passwords_other_servers_and_garbage_are_refused() {
+    let site = Site::isolated();
+    site.add_user("alice", "alice-password", &[]);
+    site.add_user("nora", "nora-password", &[]);
+    let out = python(
+        REFUSALS,
+        &[
+            &site.addr(11),
+            "alice",
+            "alice-password",
+            "nora",
+            "nora-password",
+        ],
+    );
+    let out: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let text = out.to_string();
+    assert!(
+        out["wrong"]
+            .as_str()
+            .unwrap()
+            .contains("[AUTHENTICATIONFAILED]"),
+        "{text}"
+    );
+    let referral = out["referral"].as_str().unwrap();
+    assert!(
+        referral.contains("[REFERRAL imap://nora@mailn.example.test/]"),
+        "{text}"
+    );
+    assert_eq!(out["after_referral"], "NONAUTH");
+    assert!(
+        out["garbage"].as_str().unwrap().starts_with("a1 BAD"),
+        "{text}"
+    );
+    assert!(
+        out["too_long"].as_str().unwrap().starts_with("a5 BAD"),
+        "{text}"
+    );
+    assert!(
+        out["garbage_untagged"]
+            .as_str()
+            .unwrap()
+            .starts_with("* BAD"),
+        "{text}"
+    );
+    assert!(
+        out["after_garbage"].as_str().unwrap().starts_with("a2 OK"),
+        "{text}"
+    );
+    assert!(
+        out["select_before_login"]
+            .as_str()
+            .unwrap()
+            .starts_with("a3 BAD"),
+        "{text}"
+    );
+    assert!(
+        out["logout"][0].as_str().unwrap().starts_with("* BYE"),
+        "{text}"
+    );
+    assert!(
+        out["logout"][1].as_str().unwrap().starts_with("a4 OK"),
+        "{text}"
+    );
+}
+
+const TLS: &str = r#"
+import imaplib, ssl, sys, json, base64
+host, ca, user, password = sys.argv[1:5]
+ctx = ssl.create_default_context(cafile=ca)
+# The certificate names the mail<letter> aliases, not loopback addresses; the chain is
+# still verified.
+ctx.check_hostname = False
+out = {}
+m = imaplib.IMAP4_SSL(host, 10993, ssl_context=ctx, timeout=10)
+out["implicit_caps"] = list(m.capabilities)
+out["implicit_login"] = m.login(user, password)[0]
+typ, data = m.select("INBOX")
+out["implicit_exists"] = int(data[0])
+m.logout()
+
+m = imaplib.IMAP4(host, 10143, timeout=10)
+out["starttls"] = m.starttls(ssl_context=ctx)[0]
+out["starttls_caps"] = list(m.capabilities)
+# AUTHENTICATE PLAIN, answering the continuation request.
+out["authenticate"] = m.authenticate("PLAIN", lambda _: f"\0{user}\0{password}".encode())[0]
+m.logout()
+
+# SASL-IR: the initial response on the command line.
+m = imaplib.IMAP4(host, 10143, timeout=10)
+ir = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+out["sasl_ir"] = m._simple_command("AUTHENTICATE", "PLAIN", ir)[0]
+m.logout()
+print(json.dumps(out))
+"#;
+
+#[test]
+fn imaps_starttls_and_authenticate_plain() {
+    let site = Site::isolated();
+    site.add_user("bob", "bob-password", &[]);
+    python(DELIVER, &[&site.addr(11), "bob@example.test", "1"]);
+    let ca = site.dir.join("data/tls/ca.pem");
+    let out = python(
+        TLS,
+        &[&site.addr(11), ca.to_str().unwrap(), "bob", "bob-password"],
+    );
+    let out: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let text = out.to_string();
+    let implicit: Vec<String> = serde_json::from_value(out["implicit_caps"].clone()).unwrap();
+    assert!(implicit.contains(&"AUTH=PLAIN".to_string()), "{text}");
+    assert!(!implicit.contains(&"STARTTLS".to_string()), "{text}");
+    assert_eq!(out["implicit_login"], "OK");
+    assert_eq!(out["implicit_exists"], 1);
+    assert_eq!(out["starttls"], "OK");
+    let after: Vec<String> = serde_json::from_value(out["starttls_caps"].clone()).unwrap();
+    assert!(!after.contains(&"STARTTLS".to_string()), "{text}");
+    assert_eq!(out["authenticate"], "OK", "{text}");
+    assert_eq!(out["sasl_ir"], "OK", "{text}");
+}
