@@ -50,3 +50,14 @@ where
         });
     }
 }
+
+/// The TLS handshake of an implicit-TLS port (993, 995), bounded in time so that a
+/// silent peer cannot hold a connection slot.
+pub async fn tls_handshake(
+    acceptor: &tokio_rustls::TlsAcceptor,
+    stream: TcpStream,
+) -> std::io::Result<tokio_rustls::server::TlsStream<TcpStream>> {
+    tokio::time::timeout(Duration::from_secs(30), acceptor.accept(stream))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out"))?
+}

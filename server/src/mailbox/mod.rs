@@ -4,5 +4,6 @@
 pub mod accept;
 pub mod imap;
 pub mod lmtp;
+pub mod login;
 pub mod pop3;
 pub mod store;

@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio_rustls::TlsAcceptor;
 
+use super::login::Login;
 use super::store::Store;
 use crate::state::Site;
 
@@ -204,34 +205,22 @@ impl Session {
                 "[AUTH] Passwords are not accepted on an unencrypted connection: use STLS first, or port 995",
             );
         }
-        let site = self.site.snapshot();
-        let username = match user.rsplit_once('@') {
-            Some((local, domain)) if site.config().serves_domain(&domain.to_ascii_lowercase()) => {
-                local.to_lowercase()
-            }
-            Some(_) => String::new(),
-            None => user.to_lowercase(),
-        };
-        let valid = !username.is_empty()
-            && self
-                .site
-                .directory
-                .verify_password(&username, password)
+        let username =
+            match super::login::check(&self.site, &self.server, user, password, &mut self.failures)
                 .await
-                .unwrap_or(false);
-        if !valid {
-            self.failures += 1;
-            let delay = Duration::from_millis(250) * 2u32.pow(self.failures.min(5) - 1);
-            tokio::time::sleep(delay.min(Duration::from_secs(4))).await;
-            return err("[AUTH] Wrong user name or password");
-        }
-        let route = site.map.route_user(&username, &site.config().domain);
-        if route.server != self.server {
-            return err(&format!(
-                "[SYS/TEMP] {username} is served by {} ({} now): connect there",
-                route.alias, route.server
-            ));
-        }
+            {
+                Login::Accepted { username } => username,
+                Login::Refused => return err("[AUTH] Wrong user name or password"),
+                Login::Elsewhere {
+                    username,
+                    alias,
+                    server,
+                } => {
+                    return err(&format!(
+                        "[SYS/TEMP] {username} is served by {alias} ({server} now): connect there"
+                    ));
+                }
+            };
         let Some(lock) = MaildropLock::take(&username) else {
             return err("[IN-USE] Another session has this maildrop open; try again when it ends");
         };
@@ -560,14 +549,7 @@ pub async fn run(
             async move {
                 match (implicit, tls) {
                     (true, Some(acceptor)) => {
-                        let handshake =
-                            tokio::time::timeout(Duration::from_secs(30), acceptor.accept(stream));
-                        let encrypted = handshake.await.map_err(|_| {
-                            std::io::Error::new(
-                                std::io::ErrorKind::TimedOut,
-                                "TLS handshake timed out",
-                            )
-                        })??;
+                        let encrypted = super::accept::tls_handshake(&acceptor, stream).await?;
                         let mut session = session;
                         session.tls_started();
                         serve_connection(Box::new(encrypted), session, None).await

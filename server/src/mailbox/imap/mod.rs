@@ -275,14 +275,7 @@ pub async fn run(
             async move {
                 match (implicit, tls) {
                     (true, Some(acceptor)) => {
-                        let handshake =
-                            tokio::time::timeout(Duration::from_secs(30), acceptor.accept(stream));
-                        let encrypted = handshake.await.map_err(|_| {
-                            std::io::Error::new(
-                                std::io::ErrorKind::TimedOut,
-                                "TLS handshake timed out",
-                            )
-                        })??;
+                        let encrypted = super::accept::tls_handshake(&acceptor, stream).await?;
                         let mut session = session;
                         session.tls_started();
                         let stream = Stream::tls(tokio_rustls::TlsStream::Server(encrypted));

@@ -23,6 +23,7 @@ use imap_codec::imap_types::sequence::SequenceSet;
 use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
 
 use super::wire;
+use crate::mailbox::login::{self, Login};
 use crate::mailbox::store::{FlagOp, MessageInfo, Store, StoreError};
 use crate::state::Site;
 
@@ -375,45 +376,36 @@ impl Session {
                 "Passwords are not accepted on an unencrypted connection: use STARTTLS first, or port 993",
             );
         }
-        let site = self.site.snapshot();
-        let username = match user.rsplit_once('@') {
-            Some((local, domain)) if site.config().serves_domain(&domain.to_ascii_lowercase()) => {
-                local.to_lowercase()
+        let username = match login::check(
+            &self.site,
+            &self.server,
+            user,
+            password,
+            &mut self.failures,
+        )
+        .await
+        {
+            Login::Accepted { username } => username,
+            Login::Refused => {
+                return status(
+                    Some(tag),
+                    "NO",
+                    Some(other_code("AUTHENTICATIONFAILED")),
+                    "Wrong user name or password",
+                );
             }
-            Some(_) => String::new(),
-            None => user.to_lowercase(),
+            Login::Elsewhere {
+                username, alias, ..
+            } => {
+                // RFC 2221 login referral: the user's mail is on the server the alias names.
+                return status(
+                    Some(tag),
+                    "NO",
+                    Some(other_code(&format!("REFERRAL imap://{username}@{alias}/"))),
+                    &format!("{username} is served by {alias}: connect there"),
+                );
+            }
         };
-        let valid = !username.is_empty()
-            && self
-                .site
-                .directory
-                .verify_password(&username, password)
-                .await
-                .unwrap_or(false);
-        if !valid {
-            self.failures += 1;
-            let delay = Duration::from_millis(250) * 2u32.pow(self.failures.min(5) - 1);
-            tokio::time::sleep(delay.min(Duration::from_secs(4))).await;
-            return status(
-                Some(tag),
-                "NO",
-                Some(other_code("AUTHENTICATIONFAILED")),
-                "Wrong user name or password",
-            );
-        }
-        let route = site.map.route_user(&username, &site.config().domain);
-        if route.server != self.server {
-            // RFC 2221 login referral: the user's mail is on the server the alias names.
-            return status(
-                Some(tag),
-                "NO",
-                Some(other_code(&format!(
-                    "REFERRAL imap://{username}@{}/",
-                    route.alias
-                ))),
-                &format!("{username} is served by {}: connect there", route.alias),
-            );
-        }
         if let Err(error) = self.store.ensure_user(&username).await {
             return store_no(tag, error);
         }

@@ -1,0 +1,78 @@
+//! Password logins, the same for IMAP and POP3: the name as users type it (with or
+//! without `@domain`), the directory's check, a delay that grows with each failure on
+//! the connection, and whether this mailbox server is the one that serves the user.
+
+use std::time::Duration;
+
+use crate::state::Site;
+
+/// The result of a login attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Login {
+    /// The password is right and this server serves the user.
+    Accepted { username: String },
+    /// Wrong name or password (after the delay).
+    Refused,
+    /// The password is right but another server serves the user's letter now.
+    Elsewhere {
+        username: String,
+        alias: String,
+        server: String,
+    },
+}
+
+/// The username a typed name stands for: `alice`, `Alice` or `alice@<site domain>`;
+/// `None` for another domain.
+pub fn username(site: &Site, typed: &str) -> Option<String> {
+    let snapshot = site.snapshot();
+    match typed.rsplit_once('@') {
+        Some((local, domain))
+            if snapshot
+                .config()
+                .serves_domain(&domain.to_ascii_lowercase()) =>
+        {
+            Some(local.to_lowercase())
+        }
+        Some(_) => None,
+        None => Some(typed.to_lowercase()),
+    }
+    .filter(|u| !u.is_empty())
+}
+
+/// Checks a login for `server`. `failures` counts this connection's failed attempts:
+/// each one waits longer (250 ms, doubling, at most 4 s) before its answer.
+pub async fn check(
+    site: &Site,
+    server: &str,
+    typed: &str,
+    password: &str,
+    failures: &mut u32,
+) -> Login {
+    let name = username(site, typed);
+    let valid = match &name {
+        Some(name) => site
+            .directory
+            .verify_password(name, password)
+            .await
+            .unwrap_or(false),
+        None => false,
+    };
+    let Some(username) = name.filter(|_| valid) else {
+        *failures += 1;
+        let delay = Duration::from_millis(250) * 2u32.pow((*failures).min(5) - 1);
+        tokio::time::sleep(delay.min(Duration::from_secs(4))).await;
+        return Login::Refused;
+    };
+    let snapshot = site.snapshot();
+    let route = snapshot
+        .map
+        .route_user(&username, &snapshot.config().domain);
+    if route.server != server {
+        return Login::Elsewhere {
+            username,
+            alias: route.alias,
+            server: route.server,
+        };
+    }
+    Login::Accepted { username }
+}
