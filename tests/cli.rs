@@ -279,7 +279,8 @@ fn serve_runs_the_embedded_default_and_prints_what_it_started() {
         "serving example.test",
         "autoconfig  http://127.0.0.1:8080/",
         "dns         127.0.0.1:10053",
-        "LMTP 127.0.0.11:10024, POP3 127.0.0.11:10110, POP3S 127.0.0.11:10995",
+        "mailbox1 127.0.0.11: IMAP 10143/10993 (TLS), POP3 10110/10995 (TLS), LMTP 10024",
+        "mailbox2 127.0.0.12: IMAP 10143/10993 (TLS)",
         "sorter2 [127.0.0.22]",
         "demo user   demo@example.test password ",
     ] {

@@ -177,11 +177,20 @@ pub async fn serve(config: SiteConfig, embedded: bool) -> anyhow::Result<()> {
                             listener, name, host, site, store, tls, true, stop,
                         )),
                     };
-                    listening.push(format!("{protocol} {addr}"));
+                    if protocol == "LMTP" {
+                        let p = config.ports;
+                        listening.push(format!(
+                            "{} {ip}: IMAP {}/{} (TLS), POP3 {}/{} (TLS), LMTP {}",
+                            server.name, p.imap, p.imaps, p.pop3, p.pop3s, p.lmtp
+                        ));
+                    }
                 }
             }
         }
-        started.push(format!("mailbox     {}", listening.join(", ")));
+        started.push(format!(
+            "mailbox     {}",
+            listening.join("\n              ")
+        ));
         if config.tls.is_none() {
             started.push(format!(
                 "tls         site CA {} (trust it to connect without warnings)",
