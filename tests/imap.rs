@@ -394,3 +394,180 @@ fn imaps_starttls_and_authenticate_plain() {
     assert_eq!(out["authenticate"], "OK", "{text}");
     assert_eq!(out["sasl_ir"], "OK", "{text}");
 }
+
+const STRUCTURE_DELIVER: &str = r#"
+import smtplib, sys
+host, rcpt = sys.argv[1], sys.argv[2]
+attachment = "JVBERi0xLjQK" * 200
+messages = [
+    "Subject: throwaway\r\n\r\ngone soon\r\n",
+    "From: \"Ann Example\" <ann@example.org>\r\nTo: Bob <bob@example.test>\r\nCc: carl@example.test\r\n"
+    "Subject: Quarterly report\r\nDate: Tue, 3 Mar 2026 10:00:00 +0000\r\nMessage-ID: <q1@example.org>\r\n"
+    "\r\nNumbers are up.\r\n",
+    "From: zed@example.net\r\nTo: bob@example.test\r\nSubject: Alternative\r\nMIME-Version: 1.0\r\n"
+    "Content-Type: multipart/alternative; boundary=\"alt\"\r\n\r\n"
+    "--alt\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHello plain\r\n"
+    "--alt\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>Hello html</p>\r\n--alt--\r\n",
+    "From: Ann <ann@example.org>\r\nTo: bob@example.test\r\nSubject: With attachment\r\nMIME-Version: 1.0\r\n"
+    "Content-Type: multipart/mixed; boundary=\"mix\"\r\n\r\n"
+    "--mix\r\nContent-Type: text/plain\r\n\r\nSee the file.\r\n"
+    "--mix\r\nContent-Type: application/pdf; name=\"r.pdf\"\r\nContent-Transfer-Encoding: base64\r\n"
+    "Content-Disposition: attachment; filename=\"r.pdf\"\r\n\r\n" + attachment + "\r\n--mix--\r\n",
+    "From: other@example.com\r\nTo: bob@example.test\r\nSubject: Other\r\n\r\nnothing\r\n",
+]
+with smtplib.LMTP(host, 10024) as s:
+    for m in messages:
+        s.sendmail("sender@example.org", [rcpt], m.encode())
+"#;
+
+const STRUCTURE_SESSION: &str = r#"
+import imaplib, sys, json
+host, user, password = sys.argv[1], sys.argv[2], sys.argv[3]
+out = {}
+def flat(data):
+    parts = []
+    for d in data:
+        if isinstance(d, tuple):
+            parts.extend(x.decode(errors="replace") for x in d)
+        elif d is not None:
+            parts.append(d.decode(errors="replace"))
+    return " ".join(parts)
+m = imaplib.IMAP4(host, 10143, timeout=10)
+m.login(user, password)
+m.select("INBOX")
+m.store("1", "+FLAGS", "\\Deleted")
+m.expunge()
+out["envelope"] = flat(m.fetch("1", "(ENVELOPE)")[1])
+out["bs_alt"] = flat(m.fetch("2", "(BODYSTRUCTURE)")[1])
+out["bs_mixed"] = flat(m.fetch("3", "(BODYSTRUCTURE)")[1])
+out["body_simple"] = flat(m.fetch("1", "(BODY)")[1])
+typ, data = m.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+out["subject_only"] = data[0][1].decode()
+typ, data = m.fetch("1", "(BODY.PEEK[HEADER.FIELDS.NOT (SUBJECT)])")
+out["not_subject"] = data[0][1].decode()
+typ, data = m.fetch("2", "(BODY.PEEK[2])")
+out["part2"] = data[0][1].decode()
+typ, data = m.fetch("2", "(BODY.PEEK[1.MIME])")
+out["mime1"] = data[0][1].decode()
+out["full"] = flat(m.fetch("1", "FULL")[1])
+out["flags_after_peek"] = flat(m.fetch("1:4", "(FLAGS)")[1])
+m.store("1", "+FLAGS", "\\Seen")
+def search(*criteria, charset=None):
+    typ, data = m.search(charset, *criteria)
+    return [typ, data[0].decode()]
+out["from"] = search("FROM", "ann")
+out["subject"] = search("SUBJECT", "REPORT")
+out["seen"] = search("SEEN")
+out["unseen"] = search("UNSEEN")
+out["larger"] = search("LARGER", "2000")
+out["since"] = search("SINCE", "1-Jan-2000")
+out["since_future"] = search("SINCE", "1-Jan-2100")
+out["senton"] = search("SENTON", "3-Mar-2026")
+out["or"] = search("OR", "SEEN", "FROM", "zed")
+out["not"] = search("NOT", "FROM", "ann")
+out["uid"] = search("UID", "3:4")
+out["group"] = search("(FROM ann SUBJECT attachment)", "2:4")
+out["body"] = search("BODY", '"hello html"')
+out["utf8"] = search("SUBJECT", "other", charset="UTF-8")
+typ, data = m.uid("SEARCH", "FROM", "ann")
+out["uid_search"] = [typ, data[0].decode()]
+typ, data = m.search("KOI8-R", "ALL")
+out["badcharset"] = [typ, data[0].decode()]
+m.logout()
+print(json.dumps(out))
+"#;
+
+#[test]
+fn imaplib_fetches_structure_and_searches() {
+    let site = Site::isolated();
+    site.add_user("dora", "dora-password", &[]);
+    python(STRUCTURE_DELIVER, &[&site.addr(11), "dora@example.test"]);
+    let out = python(
+        STRUCTURE_SESSION,
+        &[&site.addr(11), "dora", "dora-password"],
+    );
+    let out: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let text = out.to_string();
+    let get = |key: &str| out[key].as_str().unwrap_or_default().to_string();
+
+    let envelope = get("envelope");
+    assert!(
+        envelope.starts_with("1 (ENVELOPE (\"Tue, 3 Mar 2026 10:00:00 +0000\" \"Quarterly report\" ((\"Ann Example\" NIL \"ann\" \"example.org\"))"),
+        "{envelope}"
+    );
+    assert!(
+        envelope.contains("((\"Bob\" NIL \"bob\" \"example.test\")) ((NIL NIL \"carl\" \"example.test\")) NIL NIL \"<q1@example.org>\"))"),
+        "{envelope}"
+    );
+    let alt = get("bs_alt").to_lowercase();
+    assert!(
+        alt.contains("(\"text\" \"plain\" (\"charset\" \"utf-8\")")
+            && alt.contains("(\"text\" \"html\" (\"charset\" \"utf-8\")")
+            && alt.contains("\"alternative\""),
+        "{alt}"
+    );
+    let mixed = get("bs_mixed").to_lowercase();
+    assert!(
+        mixed.contains("(\"text\" \"plain\"")
+            && mixed
+                .contains("\"application\" \"pdf\" (\"name\" \"r.pdf\") nil nil \"base64\" 2400")
+            && mixed.contains("(\"attachment\" (\"filename\" \"r.pdf\"))")
+            && mixed.contains("\"mixed\""),
+        "{mixed}"
+    );
+    let simple = get("body_simple").to_lowercase();
+    assert!(
+        simple.contains(
+            "(body (\"text\" \"plain\" (\"charset\" \"us-ascii\") nil nil \"7bit\" 17 1))"
+        ),
+        "{simple}"
+    );
+    assert_eq!(get("subject_only"), "Subject: Quarterly report\r\n\r\n");
+    let not_subject = get("not_subject");
+    assert!(
+        !not_subject.contains("Subject:") && not_subject.contains("Message-ID: <q1@example.org>"),
+        "{not_subject}"
+    );
+    assert_eq!(get("part2"), "<p>Hello html</p>");
+    assert_eq!(
+        get("mime1"),
+        "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+    );
+    let full = get("full");
+    for item in ["FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY ("] {
+        assert!(full.contains(item), "{item} in {full}");
+    }
+    assert!(!get("flags_after_peek").contains("\\Seen"), "{text}");
+
+    let search = |key: &str, expected: &str| {
+        assert_eq!(
+            out[key],
+            serde_json::json!(["OK", expected]),
+            "{key}: {text}"
+        );
+    };
+    search("from", "1 3");
+    search("subject", "1");
+    search("seen", "1");
+    search("unseen", "2 3 4");
+    search("larger", "3");
+    search("since", "1 2 3 4");
+    search("since_future", "");
+    search("senton", "1");
+    search("or", "1 2");
+    search("not", "2 4");
+    search("uid", "2 3");
+    search("group", "3");
+    search("body", "2");
+    search("utf8", "4");
+    // UIDs are one more than sequence numbers: UID 1 was expunged.
+    search("uid_search", "2 4");
+    assert_eq!(out["badcharset"][0], "NO", "{text}");
+    assert!(
+        out["badcharset"][1]
+            .as_str()
+            .unwrap()
+            .contains("[BADCHARSET (UTF-8 US-ASCII)]"),
+        "{text}"
+    );
+}

@@ -6,7 +6,9 @@
 //! events between them and owns timeouts and TLS. Passwords are refused on
 //! unencrypted connections except on loopback, as for POP3.
 
+pub mod search;
 pub mod session;
+pub mod structure;
 pub mod wire;
 
 use std::sync::Arc;

@@ -11,18 +11,19 @@ use std::time::Duration;
 use imap_codec::imap_types::ToStatic;
 use imap_codec::imap_types::auth::AuthMechanism;
 use imap_codec::imap_types::command::{Command, CommandBody};
-use imap_codec::imap_types::core::{IString, NString, Tag, Vec1};
+use imap_codec::imap_types::core::{Charset, IString, NString, Tag, Vec1};
 use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
 use imap_codec::imap_types::fetch::{
-    MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName, Section,
+    MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName,
 };
 use imap_codec::imap_types::flag::{Flag, FlagNameAttribute, FlagPerm, StoreResponse, StoreType};
 use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
 use imap_codec::imap_types::response::{Capability, Code, CodeOther, Data, Response, Status};
+use imap_codec::imap_types::search::SearchKey;
 use imap_codec::imap_types::sequence::SequenceSet;
 use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
 
-use super::wire;
+use super::{search, wire};
 use crate::mailbox::login::{self, Login};
 use crate::mailbox::store::{FlagOp, MessageInfo, Store, StoreError};
 use crate::state::Site;
@@ -825,6 +826,20 @@ impl Session {
                 self.fetch(tag, user, &sequence_set, macro_or_item_names, uid)
                     .await
             }
+            CommandBody::Search {
+                charset,
+                criteria,
+                uid,
+            } => {
+                self.search(
+                    tag,
+                    user,
+                    charset.as_ref().map(|c| c.as_ref()),
+                    &criteria,
+                    uid,
+                )
+                .await
+            }
             CommandBody::Store {
                 sequence_set,
                 kind,
@@ -947,23 +962,17 @@ impl Session {
                     needs_body = true;
                     marks_seen = true;
                 }
-                MessageDataItemName::BodyExt { section, peek, .. } => {
-                    if !matches!(
-                        section,
-                        None | Some(Section::Header(None)) | Some(Section::Text(None))
-                    ) {
-                        return vec![bad(
-                            tag,
-                            "Only BODY[], BODY[HEADER] and BODY[TEXT] are available in this version",
-                        )];
-                    }
+                MessageDataItemName::BodyExt { peek, .. } => {
                     needs_body = true;
                     marks_seen |= !peek;
                 }
+                MessageDataItemName::Envelope
+                | MessageDataItemName::Body
+                | MessageDataItemName::BodyStructure => needs_body = true,
                 _ => {
                     return vec![bad(
                         tag,
-                        "FETCH supports FLAGS UID INTERNALDATE RFC822.SIZE RFC822 RFC822.HEADER RFC822.TEXT BODY[] BODY[HEADER] BODY[TEXT] in this version",
+                        "FETCH supports FLAGS UID INTERNALDATE RFC822.SIZE RFC822 RFC822.HEADER RFC822.TEXT ENVELOPE BODY BODYSTRUCTURE BODY[section] in this version",
                     )];
                 }
             }
@@ -1028,6 +1037,7 @@ impl Session {
             } else {
                 Vec::new()
             };
+            let structure = super::structure::Structure::parse(&body);
             let mut items = Vec::new();
             for name in &names {
                 items.push(match name {
@@ -1054,15 +1064,20 @@ impl Session {
                     MessageDataItemName::Rfc822Text => {
                         MessageDataItem::Rfc822Text(wire::literal(wire::split_message(&body).1))
                     }
+                    MessageDataItemName::Envelope => {
+                        MessageDataItem::Envelope(structure.envelope())
+                    }
+                    MessageDataItemName::Body => {
+                        MessageDataItem::Body(structure.body_structure(false))
+                    }
+                    MessageDataItemName::BodyStructure => {
+                        MessageDataItem::BodyStructure(structure.body_structure(true))
+                    }
                     MessageDataItemName::BodyExt {
                         section, partial, ..
                     } => {
-                        let (header, text) = wire::split_message(&body);
-                        let part: &[u8] = match section {
-                            Some(Section::Header(None)) => header,
-                            Some(Section::Text(None)) => text,
-                            _ => &body,
-                        };
+                        let whole = structure.section(section.as_ref());
+                        let part: &[u8] = &whole;
                         let (origin, part) = match partial {
                             Some((start, count)) => {
                                 let start = (*start as usize).min(part.len());
@@ -1090,6 +1105,82 @@ impl Session {
         }
         out.push(ok(tag, "FETCH completed"));
         out
+    }
+
+    async fn search(
+        &mut self,
+        tag: &Tag<'static>,
+        user: &str,
+        charset: Option<&str>,
+        criteria: &Vec1<SearchKey<'static>>,
+        by_uid: bool,
+    ) -> Vec<Response<'static>> {
+        let Some(selected) = self.selected.as_ref() else {
+            return vec![bad(tag, "Select a mailbox first")];
+        };
+        if let Some(charset) = charset
+            && !charset.eq_ignore_ascii_case("UTF-8")
+            && !charset.eq_ignore_ascii_case("US-ASCII")
+        {
+            let allowed = ["UTF-8", "US-ASCII"]
+                .into_iter()
+                .filter_map(|c| Charset::try_from(c).ok())
+                .collect();
+            return vec![status(
+                Some(tag),
+                "NO",
+                Some(Code::BadCharset { allowed }),
+                "Only UTF-8 and US-ASCII are supported",
+            )];
+        }
+        let keys = criteria.as_ref();
+        if !search::supported(keys) {
+            return vec![bad(tag, "A search key is not available in this version")];
+        }
+        let mailbox = selected.name.clone();
+        let uids = selected.uids.clone();
+        let messages = match self.store.messages(user, &mailbox).await {
+            Ok(m) => m,
+            Err(e) => return vec![store_no(tag, e)],
+        };
+        let by_uid_map: HashMap<u32, MessageInfo> =
+            messages.into_iter().map(|m| (m.uid, m)).collect();
+        let needs_bytes = search::needs_bytes(keys);
+        let last_seq = uids.len() as u32;
+        let last_uid = uids.last().copied().unwrap_or(0);
+        let mut found = Vec::new();
+        for (i, &uid) in uids.iter().enumerate() {
+            let Some(info) = by_uid_map.get(&uid) else {
+                continue;
+            };
+            let bytes = if needs_bytes {
+                match self.store.read(user, &mailbox, uid).await {
+                    Ok(b) => Some(b),
+                    Err(StoreError::NoMessage(_)) => continue,
+                    Err(e) => return vec![store_no(tag, e)],
+                }
+            } else {
+                None
+            };
+            let seq = i as u32 + 1;
+            let candidate = search::Candidate::new(seq, info, bytes.as_deref(), last_seq, last_uid);
+            if search::matches_all(keys, &candidate)
+                && let Some(n) = NonZeroU32::new(if by_uid { uid } else { seq })
+            {
+                found.push(n);
+            }
+        }
+        vec![
+            data(Data::Search(found)),
+            ok(
+                tag,
+                if by_uid {
+                    "UID SEARCH completed"
+                } else {
+                    "SEARCH completed"
+                },
+            ),
+        ]
     }
 
     #[allow(clippy::too_many_arguments)]
