@@ -138,7 +138,13 @@ pub async fn serve(config: SiteConfig, embedded: bool) -> anyhow::Result<()> {
             crate::tls::acceptor(&config).context("cannot set up TLS for the mailbox servers")?;
         let mut listening = Vec::new();
         for server in &config.mailboxes {
-            let hostname = format!("{}.{}", server.name, config.domain);
+            let mailbox = crate::mailbox::MailboxServer {
+                name: server.name.clone(),
+                hostname: format!("{}.{}", server.name, config.domain),
+                site: site.clone(),
+                store: store.clone(),
+                tls: Some(tls.clone()),
+            };
             for ip in &server.addresses {
                 for (protocol, port) in [
                     ("LMTP", config.ports.lmtp),
@@ -152,30 +158,14 @@ pub async fn serve(config: SiteConfig, embedded: bool) -> anyhow::Result<()> {
                         tokio::net::TcpListener::bind(addr).await.with_context(|| {
                             format!("cannot listen for {protocol} on {addr} ({})", server.name)
                         })?;
-                    let (name, host, site, store, stop) = (
-                        server.name.clone(),
-                        hostname.clone(),
-                        site.clone(),
-                        store.clone(),
-                        stop_rx.clone(),
-                    );
-                    let tls = Some(tls.clone());
+                    let stop = stop_rx.clone();
+                    let m = mailbox.clone();
                     match protocol {
-                        "LMTP" => tasks.spawn(crate::mailbox::lmtp::run(
-                            listener, name, host, site, store, stop,
-                        )),
-                        "POP3" => tasks.spawn(crate::mailbox::pop3::run(
-                            listener, name, host, site, store, tls, false, stop,
-                        )),
-                        "POP3S" => tasks.spawn(crate::mailbox::pop3::run(
-                            listener, name, host, site, store, tls, true, stop,
-                        )),
-                        "IMAP" => tasks.spawn(crate::mailbox::imap::run(
-                            listener, name, host, site, store, tls, false, stop,
-                        )),
-                        _ => tasks.spawn(crate::mailbox::imap::run(
-                            listener, name, host, site, store, tls, true, stop,
-                        )),
+                        "LMTP" => tasks.spawn(crate::mailbox::lmtp::run(listener, m, stop)),
+                        "POP3" => tasks.spawn(crate::mailbox::pop3::run(listener, m, false, stop)),
+                        "POP3S" => tasks.spawn(crate::mailbox::pop3::run(listener, m, true, stop)),
+                        "IMAP" => tasks.spawn(crate::mailbox::imap::run(listener, m, false, stop)),
+                        _ => tasks.spawn(crate::mailbox::imap::run(listener, m, true, stop)),
                     };
                     if protocol == "LMTP" {
                         let p = config.ports;

@@ -342,10 +342,7 @@ pub async fn serve_connection(mut stream: TcpStream, mut session: Session) -> st
 /// Accepts LMTP connections for one mailbox server on a bound listener until `stop`.
 pub async fn run(
     listener: tokio::net::TcpListener,
-    server: String,
-    hostname: String,
-    site: Arc<Site>,
-    store: Store,
+    server: super::MailboxServer,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     super::accept::run(
@@ -354,9 +351,10 @@ pub async fn run(
         b"421 4.3.2 Too many connections, try again later\r\n",
         stop,
         move |stream, _peer| {
+            let s = &server;
             serve_connection(
                 stream,
-                Session::new(&server, &hostname, site.clone(), store.clone()),
+                Session::new(&s.name, &s.hostname, s.site.clone(), s.store.clone()),
             )
         },
     )

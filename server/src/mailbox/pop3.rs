@@ -527,14 +527,9 @@ pub async fn serve_connection(
 /// Accepts POP3 connections for one mailbox server on a bound listener until `stop`.
 /// With `implicit`, every connection starts with TLS (port 995); otherwise STLS is
 /// offered when `tls` is given.
-#[allow(clippy::too_many_arguments)]
 pub async fn run(
     listener: tokio::net::TcpListener,
-    server: String,
-    hostname: String,
-    site: Arc<Site>,
-    store: Store,
-    tls: Option<TlsAcceptor>,
+    server: super::MailboxServer,
     implicit: bool,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
@@ -544,8 +539,9 @@ pub async fn run(
         b"-ERR [SYS/TEMP] Too many connections, try again later\r\n",
         stop,
         move |stream, peer| {
-            let session = Session::new(&server, &hostname, site.clone(), store.clone(), peer);
-            let tls = tls.clone();
+            let s = &server;
+            let session = Session::new(&s.name, &s.hostname, s.site.clone(), s.store.clone(), peer);
+            let tls = s.tls.clone();
             async move {
                 match (implicit, tls) {
                     (true, Some(acceptor)) => {

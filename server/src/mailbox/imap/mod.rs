@@ -11,7 +11,6 @@ pub mod session;
 pub mod structure;
 pub mod wire;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use imap_codec::imap_types::core::Tag;
@@ -24,9 +23,6 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
 pub use session::{Session, Step};
-
-use super::store::Store;
-use crate::state::Site;
 
 /// The largest literal (APPEND message) accepted.
 pub const MAX_LITERAL: u32 = 40 * 1024 * 1024;
@@ -255,14 +251,9 @@ pub async fn serve_connection(
 /// Accepts IMAP connections for one mailbox server on a bound listener until `stop`.
 /// With `implicit`, every connection starts with TLS (port 993); otherwise STARTTLS is
 /// offered when `tls` is given.
-#[allow(clippy::too_many_arguments)]
 pub async fn run(
     listener: tokio::net::TcpListener,
-    server: String,
-    hostname: String,
-    site: Arc<Site>,
-    store: Store,
-    tls: Option<TlsAcceptor>,
+    server: super::MailboxServer,
     implicit: bool,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
@@ -272,8 +263,9 @@ pub async fn run(
         b"* BYE [UNAVAILABLE] Too many connections, try again later\r\n",
         stop,
         move |stream, peer| {
-            let session = Session::new(&server, &hostname, site.clone(), store.clone(), peer);
-            let tls = tls.clone();
+            let s = &server;
+            let session = Session::new(&s.name, &s.hostname, s.site.clone(), s.store.clone(), peer);
+            let tls = s.tls.clone();
             async move {
                 match (implicit, tls) {
                     (true, Some(acceptor)) => {
