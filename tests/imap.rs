@@ -571,3 +571,198 @@ fn imaplib_fetches_structure_and_searches() {
         "{text}"
     );
 }
+
+const TWO_SESSIONS: &str = r#"
+import imaplib, smtplib, sys, json, time
+host, user, password = sys.argv[1:4]
+out = {}
+def connect():
+    m = imaplib.IMAP4(host, 10143, timeout=10)
+    m.login(user, password)
+    m.select("INBOX")
+    return m
+a, b = connect(), connect()
+# A flag set in one session shows in the other at its next NOOP.
+b.store("1", "+FLAGS", "\\Flagged")
+a.noop()
+out["a_sees_flag"] = [d.decode() for d in a.untagged_responses.pop("FETCH", [])]
+# An expunge in one session shows as EXPUNGE in the other.
+a.store("2", "+FLAGS", "\\Deleted")
+a.expunge()
+b.noop()
+out["b_sees_expunge"] = [d.decode() for d in b.untagged_responses.pop("EXPUNGE", [])]
+out["b_exists"] = [d.decode() for d in b.untagged_responses.pop("EXISTS", [])]
+
+# IDLE: a delivery, a flag change and an APPEND by the other session arrive unasked.
+b.send(b"i1 IDLE\r\n")
+out["idle_start"] = b.readline().decode().strip()
+def until(word):
+    lines = []
+    while True:
+        line = b.readline().decode().strip()
+        lines.append(line)
+        if word in line:
+            return lines
+start = time.monotonic()
+with smtplib.LMTP(host, 10024) as s:
+    s.sendmail("sender@example.org", [user + "@example.test"], b"Subject: pushed\r\n\r\nnow\r\n")
+out["idle_delivery"] = until("EXISTS")
+out["idle_delay"] = time.monotonic() - start
+a.store("1", "+FLAGS", "\\Seen")
+out["idle_flags"] = until("FETCH")
+a.append("INBOX", None, None, b"Subject: appended\r\n\r\nby a\r\n")
+out["idle_append"] = until("EXISTS")
+a.uid("STORE", "1", "+FLAGS", "\\Deleted")
+a.expunge()
+out["idle_expunge"] = until("EXPUNGE")
+b.send(b"DONE\r\n")
+out["idle_done"] = until("i1 ")
+typ, data = b.fetch("1:*", "(UID FLAGS)")
+out["b_after"] = [d.decode() for d in data]
+typ, data = a.fetch("1:*", "(UID FLAGS)")
+out["a_after"] = [d.decode() for d in data]
+a.logout()
+b.logout()
+print(json.dumps(out))
+"#;
+
+#[test]
+fn two_sessions_and_idle_see_each_others_changes() {
+    let site = Site::isolated();
+    site.add_user("carol", "carol-password", &[]);
+    python(DELIVER, &[&site.addr(11), "carol@example.test", "3"]);
+    let out = python(TWO_SESSIONS, &[&site.addr(11), "carol", "carol-password"]);
+    let out: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let text = out.to_string();
+    let joined = |key: &str| out[key].to_string();
+    assert!(joined("a_sees_flag").contains("\\\\Flagged"), "{text}");
+    assert!(joined("a_sees_flag").contains("UID 1"), "{text}");
+    assert_eq!(out["b_sees_expunge"], serde_json::json!(["2"]), "{text}");
+    assert!(
+        out["idle_start"].as_str().unwrap().starts_with('+'),
+        "{text}"
+    );
+    // The delivery is pushed within a second: it is the only EXISTS, now 3 messages.
+    assert!(joined("idle_delivery").contains("* 3 EXISTS"), "{text}");
+    assert!(out["idle_delay"].as_f64().unwrap() < 1.0, "{text}");
+    assert!(joined("idle_flags").contains("\\\\Seen"), "{text}");
+    assert!(joined("idle_append").contains("* 4 EXISTS"), "{text}");
+    assert!(joined("idle_expunge").contains("* 1 EXPUNGE"), "{text}");
+    assert!(joined("idle_done").contains("i1 OK"), "{text}");
+    // Both sessions end with the same view: UIDs 3 (delivered earlier), 4, 5.
+    assert_eq!(out["a_after"], out["b_after"], "{text}");
+    assert!(joined("b_after").contains("UID 3 "), "{text}");
+    assert!(joined("b_after").contains("UID 5 "), "{text}");
+    assert!(!joined("b_after").contains("UID 1 "), "{text}");
+}
+
+const MAILBOX_COMMANDS: &str = r#"
+import imaplib, sys, json, socket
+host, user, password = sys.argv[1:4]
+out = {}
+m = imaplib.IMAP4(host, 10143, timeout=10)
+m.login(user, password)
+caps = m.capability()[1][0].decode().split()
+out["caps"] = caps
+imaplib.Commands["NAMESPACE"] = ("AUTH", "SELECTED")
+imaplib.Commands["ENABLE"] = ("AUTH", "SELECTED")
+typ, data = m._simple_command("NAMESPACE")
+out["namespace"] = [d.decode() for d in m.untagged_responses.pop("NAMESPACE", [])]
+typ, data = m._simple_command("ENABLE", "CONDSTORE")
+out["enable"] = typ
+out["create"] = m.create("Projects/2026")[0]
+m.append("Projects/2026", None, None, b"Subject: plan\r\n\r\nplan\r\n")
+m.select("Projects")
+out["rename"] = m.rename("Projects", "Work")[0]
+typ, lines = m.list('""', "*")
+out["list"] = [l.decode() for l in lines]
+typ, data = m.select("Work/2026")
+out["renamed_child"] = int(data[0])
+out["rename_to_existing"] = m.rename("Work", "Sent")[0]
+out["rename_missing"] = m.rename("Nothing", "Other")[0]
+out["rename_evil"] = m.rename("Work", "../../etc")[0]
+out["rename_into_itself"] = m.rename("Work", "Work/inner")[0]
+# Renaming INBOX moves its messages into the new mailbox and leaves INBOX empty.
+out["rename_inbox"] = m.rename("INBOX", "Old")[0]
+typ, data = m.select("INBOX")
+out["inbox_after"] = int(data[0])
+typ, data = m.select("Old")
+out["old_after"] = int(data[0])
+m.logout()
+
+# LITERAL+: a non-synchronizing literal needs no continuation.
+s = socket.create_connection((host, 10143), timeout=10)
+f = s.makefile("rb")
+f.readline()
+s.sendall(f"a1 LOGIN {user} {password}\r\n".encode())
+f.readline()
+body = b"Subject: plus\r\n\r\nliteral plus\r\n"
+s.sendall(b"a2 APPEND INBOX {%d+}\r\n%s\r\n" % (len(body), body))
+out["literal_plus"] = f.readline().decode().strip()
+# A line of a megabyte without an end, then its end: BAD, and the session goes on.
+s.sendall(b"a3 NOOP " + b"x" * 1_000_000)
+s.sendall(b"\r\n")
+out["long_line"] = f.readline().decode().strip()
+s.sendall(b"a4 NOOP\r\n")
+out["after_long_line"] = f.readline().decode().strip()
+s.sendall(b"a5 LOGOUT\r\n")
+s.close()
+print(json.dumps(out))
+"#;
+
+#[test]
+fn rename_namespace_enable_and_literal_plus() {
+    let site = Site::isolated();
+    site.add_user("dave", "dave-password", &[]);
+    python(DELIVER, &[&site.addr(11), "dave@example.test", "2"]);
+    let out = python(MAILBOX_COMMANDS, &[&site.addr(11), "dave", "dave-password"]);
+    let out: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let text = out.to_string();
+    let caps = out["caps"].to_string();
+    for cap in ["IDLE", "NAMESPACE", "ENABLE", "LITERAL+", "MOVE", "UIDPLUS"] {
+        assert!(caps.contains(&format!("\"{cap}\"")), "{cap}: {text}");
+    }
+    assert_eq!(
+        out["namespace"],
+        serde_json::json!(["((\"\" \"/\")) NIL NIL"]),
+        "{text}"
+    );
+    assert_eq!(out["enable"], "OK", "{text}");
+    assert_eq!(out["rename"], "OK", "{text}");
+    let list = out["list"].to_string();
+    assert!(list.contains("\\\"/\\\" Work/2026"), "{text}");
+    assert!(!list.contains("Projects"), "{text}");
+    assert_eq!(out["renamed_child"], 1, "{text}");
+    for refused in [
+        "rename_to_existing",
+        "rename_missing",
+        "rename_evil",
+        "rename_into_itself",
+    ] {
+        assert_eq!(out[refused], "NO", "{refused}: {text}");
+    }
+    assert_eq!(out["rename_inbox"], "OK", "{text}");
+    assert_eq!(out["inbox_after"], 0, "{text}");
+    assert_eq!(out["old_after"], 2, "{text}");
+    assert!(
+        out["literal_plus"]
+            .as_str()
+            .unwrap()
+            .starts_with("a2 OK [APPENDUID"),
+        "{text}"
+    );
+    assert!(
+        out["long_line"].as_str().unwrap().starts_with("a3 BAD"),
+        "{text}"
+    );
+    assert!(
+        out["after_long_line"]
+            .as_str()
+            .unwrap()
+            .starts_with("a4 OK"),
+        "{text}"
+    );
+    // Nothing was written outside the user's directory.
+    assert!(!site.dir.join("data/etc").exists());
+    assert!(!site.dir.join("etc").exists());
+}

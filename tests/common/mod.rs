@@ -289,6 +289,15 @@ fn spawn_serve(dir: &Path, config: Option<&Path>, stdout: &Arc<Mutex<String>>) -
 
 impl Drop for Site {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // A failed test shows what the server logged.
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("--- serve.log (last lines) ---");
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
         let _ = Command::new("kill")
             .arg(self.child.id().to_string())
             .status();

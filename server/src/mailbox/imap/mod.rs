@@ -28,7 +28,7 @@ pub use session::{Session, Step};
 pub const MAX_LITERAL: u32 = 40 * 1024 * 1024;
 /// The longest command, literals included (Dovecot allows 64 KiB beside literals).
 pub const MAX_COMMAND: u32 = MAX_LITERAL + 64 * 1024;
-pub const MAX_CONNECTIONS: usize = 2000;
+pub const MAX_CONNECTIONS: usize = 16_000;
 /// Malformed commands tolerated on one connection before it is closed.
 const MAX_ERRORS: u32 = 20;
 
@@ -236,13 +236,76 @@ pub async fn serve_connection(
                 let _ = server.authenticate_finish(status);
             }
             Event::IdleCommandReceived { tag } => {
-                let no = Status::no(
-                    Some(tag),
-                    None,
-                    wire::text("IDLE is not available in this version"),
-                )
-                .unwrap_or_else(|never| match never {});
-                let _ = server.idle_reject(no);
+                if !idle(&mut stream, &mut server, &mut session, tag).await {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// How often an IDLE session looks for changes made by other processes; changes made
+/// in this process (deliveries, other sessions) wake it at once.
+const IDLE_POLL: Duration = Duration::from_secs(5);
+
+/// IDLE (RFC 2177): reports changes as they happen until the client sends DONE.
+/// Returns false when the connection should close.
+async fn idle(
+    stream: &mut Stream,
+    server: &mut Server,
+    session: &mut Session,
+    tag: Tag<'static>,
+) -> bool {
+    let Some(mut changes) = session.watch() else {
+        let bad = Status::bad(Some(tag), None, wire::text("Log in first"))
+            .unwrap_or_else(|never| match never {});
+        let _ = server.idle_reject(bad);
+        return true;
+    };
+    let Ok(accept) = CommandContinuationRequest::basic(None, wire::text("Idling")) else {
+        return false;
+    };
+    if server.idle_accept(accept).is_err() {
+        return false;
+    }
+    let updates = session.updates().await;
+    enqueue(server, updates);
+    let deadline = tokio::time::Instant::now() + session::IDLE_TIMEOUT;
+    let mut errors = 0;
+    loop {
+        let woken = async {
+            if changes.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            event = stream.next(&mut *server) => match event {
+                Ok(Event::IdleDoneReceived) => {
+                    let mut out = session.updates().await;
+                    out.push(Response::Status(
+                        Status::ok(Some(tag), None, wire::text("IDLE terminated"))
+                            .unwrap_or_else(|never| match never {}),
+                    ));
+                    enqueue(server, out);
+                    return true;
+                }
+                Ok(_) => {}
+                // Anything but DONE is discarded; a client that keeps sending it is gone.
+                Err(StreamError::State(_)) if errors < MAX_ERRORS => errors += 1,
+                Err(_) => return false,
+            },
+            _ = woken => {
+                let updates = session.updates().await;
+                enqueue(server, updates);
+            }
+            _ = tokio::time::sleep(IDLE_POLL) => {
+                let updates = session.updates().await;
+                enqueue(server, updates);
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                let bye = server.enqueue_status(untagged_bye("Idle too long, closing"));
+                sent(stream, server, Some(bye)).await;
+                return false;
             }
         }
     }

@@ -2,7 +2,7 @@
 //! selected, logout). It takes parsed commands and returns responses; framing, literals
 //! and TLS stay in the connection loop ([`super::serve_connection`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -62,6 +62,11 @@ struct Selected {
     name: String,
     read_only: bool,
     uids: Vec<u32>,
+    /// The mailbox's HIGHESTMODSEQ when the session last looked: anything above it is
+    /// news to report.
+    modseq: u64,
+    /// Flag changes this session made itself (UID, MODSEQ), already reported to it.
+    own: HashSet<(u32, u64)>,
 }
 
 pub struct Session {
@@ -207,6 +212,10 @@ impl Session {
         }
         caps.extend([
             Capability::Id,
+            Capability::Idle,
+            Capability::Namespace,
+            Capability::Enable,
+            Capability::LiteralPlus,
             Capability::Unselect,
             Capability::UidPlus,
             Capability::Move,
@@ -257,8 +266,16 @@ impl Session {
                 },
                 Err(e) => vec![no(&tag, &e)],
             },
-            CommandBody::Rename { .. } => {
-                vec![no(&tag, "RENAME is not available in this version")]
+            CommandBody::Rename { from, to } => self.rename(&tag, &user, &from, &to).await,
+            CommandBody::Namespace => self.namespace(&tag),
+            CommandBody::Enable { .. } => {
+                // No extension here needs enabling: the answer lists none (RFC 5161).
+                vec![
+                    data(Data::Enabled {
+                        capabilities: Vec::new(),
+                    }),
+                    ok(&tag, "ENABLE completed"),
+                ]
             }
             CommandBody::Subscribe { mailbox } => self.subscribe(&tag, &user, &mailbox, true).await,
             CommandBody::Unsubscribe { mailbox } => {
@@ -460,33 +477,141 @@ impl Session {
         out
     }
 
+    /// A receiver that changes when this user's mail changes (for IDLE).
+    pub fn watch(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.user.as_ref().map(|user| self.store.watch(user))
+    }
+
+    /// What changed in the selected mailbox since the session last looked, as untagged
+    /// responses (for IDLE).
+    pub async fn updates(&mut self) -> Vec<Response<'static>> {
+        match self.user.clone() {
+            Some(user) => self.refresh(&user).await,
+            None => Vec::new(),
+        }
+    }
+
+    /// Reports what other sessions and deliveries changed in the selected mailbox:
+    /// EXPUNGE for messages gone, EXISTS for new ones, FETCH FLAGS for flag changes.
+    /// Cheap when nothing changed: one look at `new/` and one at HIGHESTMODSEQ.
     async fn refresh(&mut self, user: &str) -> Vec<Response<'static>> {
         let Some(selected) = self.selected.as_mut() else {
             return Vec::new();
         };
         let _ = self.store.sync(user, &selected.name).await;
-        let Ok(now) = self.store.messages(user, &selected.name).await else {
+        let Ok(info) = self.store.mailbox(user, &selected.name).await else {
             return Vec::new();
         };
-        let present: std::collections::HashSet<u32> = now.iter().map(|m| m.uid).collect();
+        if info.highestmodseq == selected.modseq {
+            return Vec::new();
+        }
+        let Ok(changed) = self
+            .store
+            .changed_since(user, &selected.name, selected.modseq)
+            .await
+        else {
+            return Vec::new();
+        };
+        let last = selected.uids.last().copied().unwrap_or(0);
+        let new: Vec<u32> = changed
+            .iter()
+            .map(|m| m.uid)
+            .filter(|&u| u > last)
+            .collect();
+        let newest = new.last().copied().unwrap_or(last);
         let mut out = Vec::new();
-        for i in (0..selected.uids.len()).rev() {
-            if !present.contains(&selected.uids[i]) {
-                selected.uids.remove(i);
-                if let Ok(d) = Data::expunge(i as u32 + 1) {
-                    out.push(data(d));
+        // Expunges: fewer messages up to the newest known UID than the session knows.
+        let known = selected.uids.len() + new.len();
+        if let Ok(count) = self.store.count_upto(user, &selected.name, newest).await
+            && count < known
+            && let Ok(present) = self.store.uids(user, &selected.name).await
+        {
+            let present: HashSet<u32> = present.into_iter().collect();
+            for i in (0..selected.uids.len()).rev() {
+                if !present.contains(&selected.uids[i]) {
+                    selected.uids.remove(i);
+                    if let Ok(d) = Data::expunge(i as u32 + 1) {
+                        out.push(data(d));
+                    }
                 }
             }
         }
-        let last = selected.uids.last().copied().unwrap_or(0);
         let before = selected.uids.len();
-        let mut new: Vec<u32> = now.iter().map(|m| m.uid).filter(|&u| u > last).collect();
-        new.sort_unstable();
-        selected.uids.extend(new);
+        selected.uids.extend(&new);
         if selected.uids.len() != before || !out.is_empty() {
             out.push(data(Data::Exists(selected.uids.len() as u32)));
         }
+        // Flag changes to messages the session already knew.
+        for m in changed.iter().filter(|m| m.uid <= last) {
+            if selected.own.contains(&(m.uid, m.modseq)) {
+                continue;
+            }
+            let Ok(i) = selected.uids.binary_search(&m.uid) else {
+                continue;
+            };
+            let (Some(seq), Some(uid)) = (NonZeroU32::new(i as u32 + 1), NonZeroU32::new(m.uid))
+            else {
+                continue;
+            };
+            let items = vec![
+                MessageDataItem::Flags(wire::fetch_flags(&m.flags)),
+                MessageDataItem::Uid(uid),
+            ];
+            if let Ok(items) = Vec1::try_from(items) {
+                out.push(data(Data::Fetch { seq, items }));
+            }
+        }
+        selected.modseq = info.highestmodseq;
+        selected
+            .own
+            .retain(|&(_, modseq)| modseq > info.highestmodseq);
         out
+    }
+
+    async fn rename(
+        &mut self,
+        tag: &Tag<'static>,
+        user: &str,
+        from: &Mailbox<'static>,
+        to: &Mailbox<'static>,
+    ) -> Vec<Response<'static>> {
+        let (from, to) = match (wire::mailbox_name(from), wire::mailbox_name(to)) {
+            (Ok(from), Ok(to)) => (from, to),
+            (Err(e), _) | (_, Err(e)) => return vec![no(tag, &e)],
+        };
+        match self.store.rename_mailbox(user, &from, &to).await {
+            Ok(()) => {
+                if let Some(selected) = self.selected.as_mut()
+                    && from != "INBOX"
+                {
+                    let prefix = format!("{from}/");
+                    if selected.name == from || selected.name.starts_with(&prefix) {
+                        selected.name = format!("{to}{}", &selected.name[from.len()..]);
+                    }
+                }
+                let mut out = self.refresh(user).await;
+                out.push(ok(tag, "RENAME completed"));
+                out
+            }
+            Err(e) => vec![store_no(tag, e)],
+        }
+    }
+
+    /// One personal namespace, the whole tree, delimited by `/` (RFC 2342).
+    fn namespace(&self, tag: &Tag<'static>) -> Vec<Response<'static>> {
+        use imap_codec::imap_types::extensions::namespace::Namespace;
+        let delimiter = imap_codec::imap_types::core::QuotedChar::try_from('/').ok();
+        let personal = IString::try_from("")
+            .map(|prefix| vec![Namespace::new(prefix, delimiter)])
+            .unwrap_or_default();
+        vec![
+            data(Data::Namespace {
+                personal,
+                other: Vec::new(),
+                shared: Vec::new(),
+            }),
+            ok(tag, "NAMESPACE completed"),
+        ]
     }
 
     async fn list(
@@ -758,6 +883,8 @@ impl Session {
             name: info.name,
             read_only,
             uids: messages.iter().map(|m| m.uid).collect(),
+            modseq: info.highestmodseq,
+            own: HashSet::new(),
         });
         out
     }
@@ -982,7 +1109,13 @@ impl Session {
             Err(e) => return vec![bad(tag, &e)],
         };
         let mailbox = selected.name.clone();
-        let messages = match self.store.messages(user, &mailbox).await {
+        let first = pairs.iter().map(|&(_, uid)| uid).min().unwrap_or(1);
+        let last = pairs.iter().map(|&(_, uid)| uid).max().unwrap_or(0);
+        let messages = match self
+            .store
+            .messages_between(user, &mailbox, first, last)
+            .await
+        {
             Ok(m) => m,
             Err(e) => return vec![store_no(tag, e)],
         };
@@ -1012,11 +1145,14 @@ impl Session {
                     .await
                 {
                     Ok(changed) => {
-                        for (uid, flags, _) in changed {
+                        for (uid, flags, modseq) in changed {
                             if let Some(m) = by_uid_map.get_mut(&uid) {
                                 m.flags = flags;
                             }
                             flags_changed.insert(uid);
+                            if let Some(selected) = self.selected.as_mut() {
+                                selected.own.insert((uid, modseq));
+                            }
                         }
                     }
                     Err(e) => return vec![store_no(tag, e)],
@@ -1219,6 +1355,11 @@ impl Session {
             Ok(changed) => changed,
             Err(e) => return vec![store_no(tag, e)],
         };
+        if let Some(selected) = self.selected.as_mut() {
+            selected
+                .own
+                .extend(changed.iter().map(|(uid, _, modseq)| (*uid, *modseq)));
+        }
         let mut out = Vec::new();
         if response == StoreResponse::Answer {
             let seq_of: HashMap<u32, u32> = pairs.iter().map(|&(seq, uid)| (uid, seq)).collect();

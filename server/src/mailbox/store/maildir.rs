@@ -125,6 +125,20 @@ impl Maildir {
         Ok(dest)
     }
 
+    /// The path of a message whose flags the index knows: its expected name in `cur/`
+    /// first (one `stat`), else a scan of the folder (the file was renamed by another
+    /// Maildir program, or a crash came between the index and the rename).
+    pub fn locate(&self, base_name: &str, flags: &[String]) -> io::Result<Option<PathBuf>> {
+        let expected = self
+            .path
+            .join("cur")
+            .join(format!("{base_name}{}", suffix(flags)));
+        if expected.is_file() {
+            return Ok(Some(expected));
+        }
+        self.find(base_name)
+    }
+
     /// The current path of the message whose base name is `base` (in `cur/` or `new/`).
     pub fn find(&self, base_name: &str) -> io::Result<Option<PathBuf>> {
         for sub in ["cur", "new"] {

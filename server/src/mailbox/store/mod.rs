@@ -13,12 +13,14 @@
 pub mod maildir;
 pub mod names;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use mailsite_shared::route::valid_username;
 use sqlx::{AnyPool, Row};
+use tokio::sync::watch;
 
 use maildir::Maildir;
 pub use names::NameError;
@@ -137,16 +139,69 @@ async fn blocking<T: Send + 'static>(
         .map_err(StoreError::Io)
 }
 
+/// Wakes the sessions of a user when their mail changes in this process (a delivery,
+/// an APPEND, a flag change or an expunge by another session), so that IDLE reports
+/// it at once. Sessions also look on their own every few seconds, for changes made by
+/// other processes.
+#[derive(Default)]
+struct Changes {
+    users: Mutex<HashMap<String, watch::Sender<u64>>>,
+}
+
+fn changes() -> &'static Changes {
+    static CHANGES: OnceLock<Changes> = OnceLock::new();
+    CHANGES.get_or_init(Changes::default)
+}
+
+impl Changes {
+    fn watch(&self, username: &str) -> watch::Receiver<u64> {
+        let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
+        users
+            .entry(username.to_string())
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
+    }
+
+    fn notify(&self, username: &str) {
+        let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(sender) = users.get(username) {
+            if sender.receiver_count() == 0 {
+                users.remove(username);
+            } else {
+                sender.send_modify(|n| *n = n.wrapping_add(1));
+            }
+        }
+    }
+}
+
 /// The store of one mailbox server.
 #[derive(Clone)]
 pub struct Store {
     root: PathBuf,
     pool: AnyPool,
+    /// Mailboxes whose `cur/` was scanned for files without rows since this process
+    /// started (the only way such files arise is a crash, so once is enough).
+    scanned: Arc<Mutex<HashSet<(String, String)>>>,
+    scan_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Store {
     pub fn new(root: PathBuf, pool: AnyPool) -> Store {
-        Store { root, pool }
+        Store {
+            root,
+            pool,
+            scanned: Arc::default(),
+            scan_lock: Arc::default(),
+        }
+    }
+
+    /// A receiver that changes whenever this user's mail changes in this process.
+    pub fn watch(&self, username: &str) -> watch::Receiver<u64> {
+        changes().watch(username)
+    }
+
+    fn changed(&self, username: &str) {
+        changes().notify(username);
     }
 
     /// The store of a site: mail under `<data_dir>/mail`, index in the site database.
@@ -270,7 +325,7 @@ impl Store {
     async fn insert(&self, username: &str, name: &str, m: &MessageInfo) -> Result<()> {
         sqlx::query(
             "INSERT INTO messages (username, mailbox, uid, modseq, flags, internal_date, size, file) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (username, mailbox, uid) DO NOTHING",
         )
         .bind(username)
         .bind(name)
@@ -310,19 +365,89 @@ impl Store {
             file,
         };
         self.insert(username, &name, &message).await?;
+        self.changed(username);
         Ok((uidvalidity, uid))
     }
 
     /// The messages of a mailbox in UID order.
     pub async fn messages(&self, username: &str, name: &str) -> Result<Vec<MessageInfo>> {
+        self.messages_where(username, name, "", &[]).await
+    }
+
+    /// The messages whose UID is in `first..=last`, in UID order.
+    pub async fn messages_between(
+        &self,
+        username: &str,
+        name: &str,
+        first: u32,
+        last: u32,
+    ) -> Result<Vec<MessageInfo>> {
+        self.messages_where(
+            username,
+            name,
+            "AND uid >= $3 AND uid <= $4",
+            &[i64::from(first), i64::from(last)],
+        )
+        .await
+    }
+
+    /// The messages added or changed after `modseq` (new ones and flag changes).
+    pub async fn changed_since(
+        &self,
+        username: &str,
+        name: &str,
+        modseq: u64,
+    ) -> Result<Vec<MessageInfo>> {
+        self.messages_where(username, name, "AND modseq > $3", &[modseq as i64])
+            .await
+    }
+
+    /// How many messages have a UID up to `last`.
+    pub async fn count_upto(&self, username: &str, name: &str, last: u32) -> Result<usize> {
+        let name = names::canonical(name)?;
+        let row = sqlx::query(
+            "SELECT COUNT(*) FROM messages WHERE username = $1 AND mailbox = $2 AND uid <= $3",
+        )
+        .bind(username)
+        .bind(&name)
+        .bind(i64::from(last))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get::<i64, _>(0)? as usize)
+    }
+
+    /// The UIDs of a mailbox, in order.
+    pub async fn uids(&self, username: &str, name: &str) -> Result<Vec<u32>> {
         let name = names::canonical(name)?;
         let rows = sqlx::query(
-            "SELECT uid, modseq, flags, internal_date, size, file FROM messages WHERE username = $1 AND mailbox = $2 ORDER BY uid",
+            "SELECT uid FROM messages WHERE username = $1 AND mailbox = $2 ORDER BY uid",
         )
         .bind(username)
         .bind(&name)
         .fetch_all(&self.pool)
         .await?;
+        rows.iter()
+            .map(|row| Ok(row.try_get::<i64, _>(0)? as u32))
+            .collect()
+    }
+
+    async fn messages_where(
+        &self,
+        username: &str,
+        name: &str,
+        condition: &str,
+        params: &[i64],
+    ) -> Result<Vec<MessageInfo>> {
+        let name = names::canonical(name)?;
+        let sql = format!(
+            "SELECT uid, modseq, flags, internal_date, size, file FROM messages \
+             WHERE username = $1 AND mailbox = $2 {condition} ORDER BY uid"
+        );
+        let mut query = sqlx::query(&sql).bind(username).bind(&name);
+        for &param in params {
+            query = query.bind(param);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
         rows.iter()
             .map(|row| {
                 Ok(MessageInfo {
@@ -340,18 +465,19 @@ impl Store {
     /// A message's bytes.
     pub async fn read(&self, username: &str, name: &str, uid: u32) -> Result<Vec<u8>> {
         let name = names::canonical(name)?;
-        let file: String = sqlx::query(
-            "SELECT file FROM messages WHERE username = $1 AND mailbox = $2 AND uid = $3",
+        let row = sqlx::query(
+            "SELECT file, flags FROM messages WHERE username = $1 AND mailbox = $2 AND uid = $3",
         )
         .bind(username)
         .bind(&name)
         .bind(i64::from(uid))
         .fetch_optional(&self.pool)
         .await?
-        .ok_or(StoreError::NoMessage(uid))?
-        .try_get(0)?;
+        .ok_or(StoreError::NoMessage(uid))?;
+        let file: String = row.try_get(0)?;
+        let flags = split_flags(&row.try_get::<String, _>(1)?);
         let dir = self.maildir(username, &name)?;
-        blocking(move || match dir.find(&file)? {
+        blocking(move || match dir.locate(&file, &flags)? {
             Some(path) => std::fs::read(path),
             None => Err(std::io::Error::new(
                 std::io::ErrorKind::NotFound,
@@ -407,18 +533,22 @@ impl Store {
                 .bind(i64::from(uid))
                 .execute(&mut *tx)
                 .await?;
-            changed.push((uid, new, modseq as u64, file));
+            changed.push((uid, new, modseq as u64, file, old));
         }
         tx.commit().await?;
+        if changed.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.changed(username);
         // The index decides; file names follow for the benefit of other Maildir readers.
         let dir = self.maildir(username, &name)?;
-        let renames: Vec<(String, Vec<String>)> = changed
+        let renames: Vec<(String, Vec<String>, Vec<String>)> = changed
             .iter()
-            .map(|(_, f, _, file)| (file.clone(), f.clone()))
+            .map(|(_, f, _, file, old)| (file.clone(), f.clone(), old.clone()))
             .collect();
         blocking(move || {
-            for (file, flags) in renames {
-                if let Some(path) = dir.find(&file)? {
+            for (file, flags, old) in renames {
+                if let Some(path) = dir.locate(&file, &old)? {
                     std::fs::rename(
                         &path,
                         dir.path
@@ -432,7 +562,7 @@ impl Store {
         .await?;
         Ok(changed
             .into_iter()
-            .map(|(uid, flags, modseq, _)| (uid, flags, modseq))
+            .map(|(uid, flags, modseq, _, _)| (uid, flags, modseq))
             .collect())
     }
 
@@ -466,7 +596,7 @@ impl Store {
                 base.clone(),
             );
             blocking(move || {
-                let path = src.find(&file)?.ok_or_else(|| {
+                let path = src.locate(&file, &flags)?.ok_or_else(|| {
                     std::io::Error::new(
                         std::io::ErrorKind::NotFound,
                         format!("message file {file} is missing"),
@@ -497,6 +627,9 @@ impl Store {
             )
             .await?;
             pairs.push((m.uid, uid));
+        }
+        if !pairs.is_empty() {
+            self.changed(username);
         }
         Ok((target.uidvalidity, pairs))
     }
@@ -556,6 +689,113 @@ impl Store {
         .await
     }
 
+    /// Renames a mailbox and the mailboxes inside it (RFC 3501 6.3.5). Renaming INBOX
+    /// moves its messages into a new mailbox and leaves INBOX empty. UIDVALIDITY and
+    /// UIDs are kept: the messages did not change.
+    pub async fn rename_mailbox(&self, username: &str, from: &str, to: &str) -> Result<()> {
+        let (from, to) = (names::canonical(from)?, names::canonical(to)?);
+        if to == "INBOX" || (from == "INBOX" && to.starts_with("INBOX/")) {
+            return Err(StoreError::Refused(
+                "INBOX cannot be the new name, nor hold the renamed INBOX".into(),
+            ));
+        }
+        if to == from || to.starts_with(&format!("{from}/")) {
+            return Err(StoreError::Refused(format!(
+                "{from} cannot be renamed into itself"
+            )));
+        }
+        let all = self.mailboxes(username).await?;
+        let prefix = format!("{from}/");
+        // A parent that is only implied by its children can be renamed too.
+        if !all
+            .iter()
+            .any(|m| m.name == from || m.name.starts_with(&prefix))
+        {
+            return Err(StoreError::NoMailbox(from));
+        }
+        if all.iter().any(|m| m.name == to) {
+            return Err(StoreError::Exists(to));
+        }
+        if from == "INBOX" {
+            self.create_mailbox(username, &to, "").await?;
+            let uids = self.uids(username, "INBOX").await?;
+            self.move_messages(username, "INBOX", &uids, &to).await?;
+            return Ok(());
+        }
+        let renames: Vec<(String, String)> = all
+            .iter()
+            .filter(|m| m.name == from || m.name.starts_with(&prefix))
+            .map(|m| (m.name.clone(), format!("{to}{}", &m.name[from.len()..])))
+            .collect();
+        if let Some((_, taken)) = renames
+            .iter()
+            .find(|(_, new)| all.iter().any(|m| &m.name == new))
+        {
+            return Err(StoreError::Exists(taken.clone()));
+        }
+        // Folders first (each rename is atomic), then the index in one transaction; if
+        // the index cannot follow, the folders go back.
+        let mut moved = Vec::new();
+        for (old, new) in &renames {
+            let (a, b) = (self.maildir(username, old)?, self.maildir(username, new)?);
+            let (pa, pb) = (a.path.clone(), b.path.clone());
+            let result = blocking(move || {
+                if pb.exists() {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::AlreadyExists,
+                        format!("{} is in the way", pb.display()),
+                    ));
+                }
+                std::fs::rename(&pa, &pb)
+            })
+            .await;
+            if let Err(e) = result {
+                self.unrename(moved).await;
+                return Err(e);
+            }
+            moved.push((a.path, b.path));
+        }
+        let mut tx = self.pool.begin().await?;
+        for (old, new) in &renames {
+            for sql in [
+                "UPDATE mailboxes SET name = $1 WHERE username = $2 AND name = $3",
+                "UPDATE messages SET mailbox = $1 WHERE username = $2 AND mailbox = $3",
+                "UPDATE expunges SET mailbox = $1 WHERE username = $2 AND mailbox = $3",
+            ] {
+                if let Err(e) = sqlx::query(sql)
+                    .bind(new)
+                    .bind(username)
+                    .bind(old)
+                    .execute(&mut *tx)
+                    .await
+                {
+                    drop(tx);
+                    self.unrename(moved).await;
+                    return Err(e.into());
+                }
+            }
+        }
+        if let Err(e) = tx.commit().await {
+            self.unrename(moved).await;
+            return Err(e.into());
+        }
+        let user_dir = self.user_dir(username)?;
+        blocking(move || maildir::sync_dir(&user_dir)).await?;
+        self.changed(username);
+        Ok(())
+    }
+
+    /// Puts renamed folders back after a failed RENAME.
+    async fn unrename(&self, moved: Vec<(PathBuf, PathBuf)>) {
+        let _ = blocking(move || {
+            for (old, new) in moved.iter().rev() {
+                std::fs::rename(new, old)?;
+            }
+            Ok(())
+        })
+        .await;
+    }
+
     /// Subscribes to or unsubscribes from a mailbox (LSUB lists the subscribed ones).
     pub async fn subscribe(&self, username: &str, name: &str, subscribed: bool) -> Result<()> {
         let name = names::canonical(name)?;
@@ -583,7 +823,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let mut files = Vec::new();
         for &uid in uids {
-            let row = sqlx::query("DELETE FROM messages WHERE username = $1 AND mailbox = $2 AND uid = $3 RETURNING file")
+            let row = sqlx::query("DELETE FROM messages WHERE username = $1 AND mailbox = $2 AND uid = $3 RETURNING file, flags")
                 .bind(username)
                 .bind(&name)
                 .bind(i64::from(uid))
@@ -591,13 +831,14 @@ impl Store {
                 .await?;
             if let Some(row) = row {
                 let file: String = row.try_get(0)?;
+                let flags = split_flags(&row.try_get::<String, _>(1)?);
                 sqlx::query("INSERT INTO expunges (username, mailbox, file) VALUES ($1, $2, $3)")
                     .bind(username)
                     .bind(&name)
                     .bind(&file)
                     .execute(&mut *tx)
                     .await?;
-                files.push(file);
+                files.push((file, flags));
             }
         }
         sqlx::query("UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE username = $1 AND name = $2")
@@ -607,24 +848,33 @@ impl Store {
             .await?;
         tx.commit().await?;
         let removed = files.len();
+        if removed > 0 {
+            self.changed(username);
+        }
         self.unlink_expunged(username, &name, files).await?;
         Ok(removed)
     }
 
     /// Unlinks the files of expunged messages, then forgets them.
-    async fn unlink_expunged(&self, username: &str, name: &str, files: Vec<String>) -> Result<()> {
+    /// Each file comes with the flags the index had for it (so it is found at once).
+    async fn unlink_expunged(
+        &self,
+        username: &str,
+        name: &str,
+        files: Vec<(String, Vec<String>)>,
+    ) -> Result<()> {
         let dir = self.maildir(username, name)?;
         let gone = files.clone();
         blocking(move || {
-            for file in &gone {
-                if let Some(path) = dir.find(file)? {
+            for (file, flags) in &gone {
+                if let Some(path) = dir.locate(file, flags)? {
                     std::fs::remove_file(path)?;
                 }
             }
             maildir::sync_dir(&dir.path.join("cur"))
         })
         .await?;
-        for file in files {
+        for (file, _) in files {
             sqlx::query("DELETE FROM expunges WHERE username = $1 AND mailbox = $2 AND file = $3")
                 .bind(username)
                 .bind(name)
@@ -638,18 +888,56 @@ impl Store {
     /// Indexes what is on disk but not in the index: files another program dropped into
     /// `new/`, and files written before a crash whose row was never committed. Returns
     /// how many messages were added.
+    /// The first sync of a mailbox in this process also finishes interrupted expunges
+    /// and scans `cur/`; later ones only look at `new/`.
     pub async fn sync(&self, username: &str, name: &str) -> Result<usize> {
         let name = names::canonical(name)?;
         let dir = self.maildir(username, &name)?;
+        let key = (username.to_string(), name.clone());
+        let first = !self
+            .scanned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&key);
+        if !dir.exists() {
+            // No folder: say whether the mailbox is unknown or its folder went missing.
+            self.mailbox(username, &name).await?;
+        }
+        if !first {
+            let scan = dir.clone();
+            let new = blocking(move || scan.list("new")).await?;
+            let mut added = 0;
+            for file in new {
+                let Some(file) = self.adopt(&dir, file).await? else {
+                    continue;
+                };
+                self.index_file(username, &name, &dir, &file).await?;
+                added += 1;
+            }
+            if added > 0 {
+                self.changed(username);
+            }
+            return Ok(added);
+        }
+        // One full scan at a time, so that no file is indexed twice.
+        let _scan = self.scan_lock.lock().await;
+        if self
+            .scanned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&key)
+        {
+            return Ok(0);
+        }
         // Finish expunges a crash interrupted before anything else.
-        let pending: Vec<String> =
+        let pending: Vec<(String, Vec<String>)> =
             sqlx::query("SELECT file FROM expunges WHERE username = $1 AND mailbox = $2")
                 .bind(username)
                 .bind(&name)
                 .fetch_all(&self.pool)
                 .await?
                 .iter()
-                .map(|row| row.try_get(0))
+                .map(|row| row.try_get(0).map(|file| (file, Vec::new())))
                 .collect::<std::result::Result<_, _>>()?;
         if !pending.is_empty() {
             self.unlink_expunged(username, &name, pending).await?;
@@ -673,15 +961,34 @@ impl Store {
         found.sort_by(|a, b| maildir::base(&a.0).cmp(maildir::base(&b.0)));
         for (file, in_new) in found {
             let file = if in_new {
-                let d = dir.clone();
-                blocking(move || d.adopt(&file)).await?
+                match self.adopt(&dir, file).await? {
+                    Some(file) => file,
+                    None => continue,
+                }
             } else {
                 file
             };
             self.index_file(username, &name, &dir, &file).await?;
             added += 1;
         }
+        self.scanned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key);
+        if added > 0 {
+            self.changed(username);
+        }
         Ok(added)
+    }
+
+    /// Moves a file from `new/` to `cur/`; `None` if another session took it first.
+    async fn adopt(&self, dir: &Maildir, file: String) -> Result<Option<String>> {
+        let d = dir.clone();
+        match blocking(move || d.adopt(&file)).await {
+            Ok(file) => Ok(Some(file)),
+            Err(StoreError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Adds an index row for a file in `cur/`, under the UID its name carries if that
