@@ -766,3 +766,68 @@ fn rename_namespace_enable_and_literal_plus() {
     assert!(!site.dir.join("data/etc").exists());
     assert!(!site.dir.join("etc").exists());
 }
+
+const SILENCE: &str = r#"
+import socket, sys, json, time, threading
+host, user, password = sys.argv[1:4]
+out = {}
+def silent(name, port, lines):
+    s = socket.create_connection((host, port), timeout=20)
+    f = s.makefile("rb")
+    f.readline()
+    for line in lines:
+        s.sendall(line)
+        while True:
+            reply = f.readline()
+            if not reply.startswith(b"*") or b"IDLE" in line:
+                break
+        out.setdefault(name + "_replies", []).append(reply.decode().strip())
+    start = time.monotonic()
+    last = f.readline().decode().strip()
+    out[name] = [last, round(time.monotonic() - start, 1), f.readline() == b""]
+login = f"a LOGIN {user} {password}\r\n".encode()
+threads = [
+    threading.Thread(target=silent, args=("imap_before_login", 10143, [])),
+    threading.Thread(target=silent, args=("imap_selected", 10143, [login, b"b SELECT INBOX\r\n"])),
+    threading.Thread(target=silent, args=("imap_idle", 10143, [login, b"b SELECT INBOX\r\n", b"c IDLE\r\n"])),
+    threading.Thread(target=silent, args=("pop3_before_login", 10110, [])),
+    threading.Thread(target=silent, args=("pop3_after_login", 10110, [f"USER {user}\r\n".encode(), f"PASS {password}\r\n".encode()])),
+]
+for t in threads: t.start()
+for t in threads: t.join()
+print(json.dumps(out))
+"#;
+
+#[test]
+fn silent_clients_are_disconnected_after_the_configured_timeouts() {
+    let site = Site::isolated_with(|text| {
+        text.replacen("login = 60 ", "login = 2 ", 1)
+            .replacen("imap = 1800", "imap = 4", 1)
+            .replacen("pop3 = 600", "pop3 = 4", 1)
+    });
+    site.add_user("erin", "erin-password", &[]);
+    let out = python(SILENCE, &[&site.addr(11), "erin", "erin-password"]);
+    let out: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let text = out.to_string();
+    for (name, farewell, seconds) in [
+        ("imap_before_login", "* BYE", 2.0),
+        ("imap_selected", "* BYE", 4.0),
+        ("imap_idle", "* BYE", 4.0),
+        ("pop3_before_login", "-ERR", 2.0),
+        ("pop3_after_login", "-ERR", 4.0),
+    ] {
+        let [last, elapsed, closed] = &out[name].as_array().unwrap()[..] else {
+            panic!("{text}");
+        };
+        assert!(
+            last.as_str().unwrap().starts_with(farewell),
+            "{name}: {text}"
+        );
+        let elapsed = elapsed.as_f64().unwrap();
+        assert!(
+            elapsed >= seconds - 0.5 && elapsed < seconds + 3.0,
+            "{name}: {text}"
+        );
+        assert_eq!(closed, true, "{name} is closed: {text}");
+    }
+}

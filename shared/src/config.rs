@@ -45,6 +45,28 @@ pub struct Ports {
     pub lmtp: u16,
 }
 
+/// How long a client may stay silent, in seconds, before the server closes the
+/// connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Before logging in (IMAP, POP3).
+    pub login: u64,
+    /// An IMAP client after logging in, IDLE included (RFC 3501: at least 30 minutes).
+    pub imap: u64,
+    /// A POP3 client after logging in (RFC 1939: at least 10 minutes).
+    pub pop3: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            login: 60,
+            imap: 30 * 60,
+            pop3: 10 * 60,
+        }
+    }
+}
+
 impl Default for Ports {
     fn default() -> Self {
         Ports {
@@ -94,6 +116,7 @@ pub struct SiteConfig {
     pub alias_ttl: u32,
     pub outbox_ttl: u32,
     pub ports: Ports,
+    pub timeouts: Timeouts,
     pub tls: Option<TlsFiles>,
     pub mailboxes: Vec<Server>,
     pub sorters: Vec<Server>,
@@ -147,6 +170,8 @@ struct RawFile {
     dns: RawDns,
     #[serde(default)]
     ports: Ports,
+    #[serde(default)]
+    timeouts: RawTimeouts,
     tls: Option<RawTls>,
     #[serde(default)]
     mailbox: Vec<RawServer>,
@@ -212,6 +237,14 @@ struct RawDns {
     alias_ttl: u32,
     #[serde(default = "default_outbox_ttl")]
     outbox_ttl: u32,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTimeouts {
+    login: Option<Spanned<u64>>,
+    imap: Option<Spanned<u64>>,
+    pop3: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -434,6 +467,28 @@ impl SiteConfig {
             }
         }
 
+        let defaults = Timeouts::default();
+        let mut timeouts = [defaults.login, defaults.imap, defaults.pop3];
+        let raw_timeouts = [raw.timeouts.login, raw.timeouts.imap, raw.timeouts.pop3];
+        for (i, (key, least)) in [("login", 1), ("imap", 1), ("pop3", 1)]
+            .into_iter()
+            .enumerate()
+        {
+            let Some(value) = &raw_timeouts[i] else {
+                continue;
+            };
+            if *value.get_ref() < least {
+                return Err(src.error(
+                    Some(value.span()),
+                    format!("timeouts.{key}"),
+                    format!("{} seconds is too short", value.get_ref()),
+                    format!("give at least {least} seconds, or leave the key out for the default"),
+                ));
+            }
+            timeouts[i] = *value.get_ref();
+        }
+        let [login, imap, pop3] = timeouts;
+
         let mut names = BTreeMap::new();
         let mailboxes = servers(&src, "mailbox", raw.mailbox, &mut names)?;
         let sorters = servers(&src, "sorter", raw.sorter, &mut names)?;
@@ -525,6 +580,7 @@ impl SiteConfig {
             alias_ttl: raw.dns.alias_ttl,
             outbox_ttl: raw.dns.outbox_ttl,
             ports: raw.ports,
+            timeouts: Timeouts { login, imap, pop3 },
             tls: raw.tls.map(|t| TlsFiles {
                 cert: t.cert,
                 key: t.key,
@@ -636,6 +692,18 @@ mod tests {
         assert_eq!(e.line, Some(line_of("alias_ttl")));
         assert!(e.message.contains("alias_tll"), "{e}");
         assert!(e.fix.contains("print-default"), "{e}");
+    }
+
+    #[test]
+    fn timeouts_default_and_a_zero_names_its_line() {
+        let c = with("login = 60 ", "").unwrap();
+        assert_eq!(c.timeouts.login, 60);
+        assert_eq!(c.timeouts.imap, 1800);
+        let c = with("pop3 = 600", "pop3 = 900").unwrap();
+        assert_eq!(c.timeouts.pop3, 900);
+        let e = with("login = 60 ", "login = 0 ").unwrap_err();
+        assert_eq!(e.line, Some(line_of("login = 60 ")));
+        assert_eq!(e.key, "timeouts.login");
     }
 
     #[test]

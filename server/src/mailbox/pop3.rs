@@ -20,8 +20,6 @@ use crate::state::Site;
 
 /// Longest command line accepted (RFC 2449 allows 255 octets; clients send less).
 pub const MAX_LINE: usize = 1024;
-/// RFC 1939: an inactivity timer of at least 10 minutes.
-pub const TIMEOUT: Duration = Duration::from_secs(600);
 pub const MAX_CONNECTIONS: usize = 2000;
 
 /// Maildrops in use by a session of this process.
@@ -182,6 +180,15 @@ impl Session {
 
     pub fn greeting(&self) -> String {
         format!("+OK {} POP3 mailsite ready\r\n", self.hostname)
+    }
+
+    /// How long the client may stay silent now (the site's `[timeouts]`).
+    pub fn idle_limit(&self) -> Duration {
+        let timeouts = self.site.view().config().timeouts;
+        Duration::from_secs(match self.state {
+            State::Authorization { .. } => timeouts.login,
+            _ => timeouts.pop3,
+        })
     }
 
     fn capabilities(&self) -> Step {
@@ -474,16 +481,19 @@ pub async fn serve_connection(
     loop {
         line.clear();
         let mut limited = (&mut reader).take(MAX_LINE as u64 + 1);
-        let n = match tokio::time::timeout(TIMEOUT, limited.read_until(b'\n', &mut line)).await {
-            Ok(r) => r?,
-            Err(_) => {
-                let _ = reader
-                    .get_mut()
-                    .write_all(b"-ERR Idle too long, closing\r\n")
-                    .await;
-                return Ok(());
-            }
-        };
+        let n =
+            match tokio::time::timeout(session.idle_limit(), limited.read_until(b'\n', &mut line))
+                .await
+            {
+                Ok(r) => r?,
+                Err(_) => {
+                    let _ = reader
+                        .get_mut()
+                        .write_all(b"-ERR Idle too long, closing\r\n")
+                        .await;
+                    return Ok(());
+                }
+            };
         if n == 0 {
             return Ok(());
         }

@@ -270,7 +270,7 @@ async fn idle(
     }
     let updates = session.updates().await;
     enqueue(server, updates);
-    let deadline = tokio::time::Instant::now() + session::IDLE_TIMEOUT;
+    let deadline = tokio::time::Instant::now() + session.idle_limit();
     let mut errors = 0;
     loop {
         let woken = async {

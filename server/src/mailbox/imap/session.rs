@@ -28,10 +28,6 @@ use crate::mailbox::login::{self, Login};
 use crate::mailbox::store::{FlagOp, MessageInfo, Store, StoreError};
 use crate::state::Site;
 
-/// How long a connection may stay silent before logging in, and after.
-pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(60);
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
-
 /// What the connection loop does after the responses are sent.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Step {
@@ -187,13 +183,13 @@ impl Session {
         &self.hostname
     }
 
-    /// How long the client may stay silent now.
+    /// How long the client may stay silent now (the site's `[timeouts]`), IDLE included.
     pub fn idle_limit(&self) -> Duration {
-        if self.user.is_some() {
-            IDLE_TIMEOUT
-        } else {
-            LOGIN_TIMEOUT
-        }
+        let timeouts = self.site.view().config().timeouts;
+        Duration::from_secs(match self.user {
+            Some(_) => timeouts.imap,
+            None => timeouts.login,
+        })
     }
 
     pub fn capabilities(&self) -> Vec1<Capability<'static>> {

@@ -191,13 +191,29 @@ impl Maildir {
         {
             return Ok(v);
         }
-        let tmp = self.path.join("tmp").join("mailsite-uidvalidity");
+        // Written under a name of its own, then linked into place: the link fails if
+        // another session got there first, and then both use the value written first.
+        let tmp = self
+            .path
+            .join("tmp")
+            .join(format!("mailsite-uidvalidity.{}", unique_name(0, 0)));
         let mut f = File::create(&tmp)?;
         writeln!(f, "{proposed}")?;
         f.sync_all()?;
-        fs::rename(&tmp, &file)?;
-        sync_dir(&self.path)?;
-        Ok(proposed)
+        drop(f);
+        let linked = fs::hard_link(&tmp, &file);
+        fs::remove_file(&tmp)?;
+        match linked {
+            Ok(()) => {
+                sync_dir(&self.path)?;
+                Ok(proposed)
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => fs::read_to_string(&file)?
+                .trim()
+                .parse()
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad UIDVALIDITY file")),
+            Err(e) => Err(e),
+        }
     }
 }
 

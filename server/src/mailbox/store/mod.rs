@@ -256,7 +256,7 @@ impl Store {
         .await?;
         let done = sqlx::query(
             "INSERT INTO mailboxes (username, name, uidvalidity, uidnext, highestmodseq, special_use, subscribed) \
-             SELECT $1, $2, $3, 1, 1, $4, 1 WHERE NOT EXISTS (SELECT 1 FROM mailboxes WHERE username = $1 AND name = $2)",
+             VALUES ($1, $2, $3, 1, 1, $4, 1) ON CONFLICT (username, name) DO NOTHING",
         )
         .bind(username)
         .bind(&name)
