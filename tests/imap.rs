@@ -831,3 +831,112 @@ fn silent_clients_are_disconnected_after_the_configured_timeouts() {
         assert_eq!(closed, true, "{name} is closed: {text}");
     }
 }
+
+/// APPENDs in a stream, printing "N UID" for each one acknowledged, and LMTP
+/// deliveries beside it, printing "lmtp N"; both stop when the server vanishes.
+const APPEND_STREAM: &str = r#"
+import imaplib, smtplib, sys, time, threading, re
+host, user, password, first, seconds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
+end = time.time() + seconds
+def lmtp():
+    n = first
+    try:
+        s = smtplib.LMTP(host, 10024, timeout=5)
+        while time.time() < end:
+            s.sendmail("sender@example.org", [user + "@example.test"], f"Subject: delivered {n}\r\n\r\nbody {n}\r\n".encode())
+            print("lmtp", n, flush=True)
+            n += 1
+    except Exception:
+        pass
+threading.Thread(target=lmtp).start()
+n = first
+try:
+    m = imaplib.IMAP4(host, 10143, timeout=5)
+    m.login(user, password)
+    while time.time() < end:
+        typ, data = m.append("INBOX", "(\\Flagged)", None, f"Subject: appended {n}\r\n\r\nbody {n}\r\n".encode())
+        uid = re.search(rb"APPENDUID \d+ (\d+)", data[0]).group(1).decode()
+        print(n, uid, flush=True)
+        n += 1
+except Exception:
+    pass
+"#;
+
+const EVERY_SUBJECT: &str = r#"
+import imaplib, sys, json, re
+host, user, password = sys.argv[1:4]
+m = imaplib.IMAP4(host, 10143, timeout=20)
+m.login(user, password)
+m.select("INBOX")
+typ, data = m.uid("FETCH", "1:*", "(UID FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+out = {}
+for item in data:
+    if isinstance(item, tuple):
+        uid = re.search(rb"UID (\d+)", item[0]).group(1).decode()
+        flags = re.search(rb"FLAGS \(([^)]*)\)", item[0]).group(1).decode()
+        out[uid] = [item[1].decode().strip(), flags]
+print(json.dumps(out))
+"#;
+
+#[test]
+fn every_acknowledged_append_and_delivery_survives_sigkill() {
+    let mut site = Site::isolated();
+    site.add_user("frank", "frank-password", &[]);
+    let mut appended: Vec<(String, String)> = Vec::new();
+    let mut delivered: Vec<String> = Vec::new();
+    for round in 0..3u32 {
+        let child = std::process::Command::new("python3")
+            .args([
+                "-c",
+                APPEND_STREAM,
+                &site.addr(11),
+                "frank",
+                "frank-password",
+                &(round * 100_000).to_string(),
+                "3",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(900));
+        site.kill_hard();
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let before = (appended.len(), delivered.len());
+        for line in text.lines() {
+            match line.split_whitespace().collect::<Vec<_>>()[..] {
+                ["lmtp", n] => delivered.push(n.to_string()),
+                [n, uid] => appended.push((n.to_string(), uid.to_string())),
+                _ => {}
+            }
+        }
+        assert!(
+            appended.len() > before.0 && delivered.len() > before.1,
+            "round {round}: nothing was acknowledged before the kill:\n{text}"
+        );
+        site.start_again();
+    }
+    let out = python(EVERY_SUBJECT, &[&site.addr(11), "frank", "frank-password"]);
+    let stored: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&out).unwrap();
+    // Every acknowledged APPEND is there under the UID it was given, with its flag.
+    for (n, uid) in &appended {
+        let entry = stored
+            .get(uid)
+            .unwrap_or_else(|| panic!("acknowledged APPEND {n} (UID {uid}) is missing"));
+        assert_eq!(entry[0], format!("Subject: appended {n}"), "UID {uid}");
+        assert!(
+            entry[1].as_str().unwrap().contains("\\Flagged"),
+            "UID {uid}"
+        );
+    }
+    let subjects: std::collections::HashSet<&str> =
+        stored.values().filter_map(|v| v[0].as_str()).collect();
+    for n in &delivered {
+        assert!(
+            subjects.contains(format!("Subject: delivered {n}").as_str()),
+            "acknowledged delivery {n} is missing"
+        );
+    }
+    // No message is there twice.
+    assert_eq!(subjects.len(), stored.len());
+}
