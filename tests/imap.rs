@@ -940,3 +940,51 @@ fn every_acknowledged_append_and_delivery_survives_sigkill() {
     // No message is there twice.
     assert_eq!(subjects.len(), stored.len());
 }
+
+const BIG_FETCH: &str = r#"
+import imaplib, socket, sys, json
+host, user, password = sys.argv[1:4]
+out = {}
+m = imaplib.IMAP4(host, 10143, timeout=20)
+m.login(user, password)
+bodies = [(f"Subject: big {n}\r\n\r\n".encode() + bytes([65 + n]) * 700_000 + b"\r\n") for n in range(3)]
+for b in bodies:
+    m.append("INBOX", None, None, b)
+m.select("INBOX")
+typ, data = m.fetch("1:*", "(BODY.PEEK[])")
+got = [d[1] for d in data if isinstance(d, tuple)]
+out["bodies_equal"] = got == bodies
+m.logout()
+# Pipelined: the FETCH answer comes in parts, and the NOOP behind it is answered after.
+s = socket.create_connection((host, 10143), timeout=20)
+s.sendall(f"l LOGIN {user} {password}\r\ns SELECT INBOX\r\na FETCH 1:* (RFC822.SIZE BODY.PEEK[])\r\nb NOOP\r\nc LOGOUT\r\n".encode())
+buf = b""
+while True:
+    chunk = s.recv(1 << 16)
+    if not chunk:
+        break
+    buf += chunk
+out["fetch_ok_at"] = buf.find(b"\r\na OK")
+out["noop_ok_at"] = buf.find(b"\r\nb OK")
+out["logout_ok"] = b"\r\nc OK" in buf
+out["literals"] = buf.count(b"{700020}")
+out["size"] = len(buf)
+print(json.dumps(out))
+"#;
+
+#[test]
+fn large_fetches_are_answered_in_parts_and_pipelining_holds() {
+    let site = Site::isolated();
+    site.add_user("gina", "gina-password", &[]);
+    let out = python(BIG_FETCH, &[&site.addr(11), "gina", "gina-password"]);
+    let out: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let text = format!("{out}");
+    assert_eq!(out["bodies_equal"], true, "{text}");
+    assert_eq!(out["literals"], 3, "{text}");
+    let (fetch, noop) = (
+        out["fetch_ok_at"].as_i64().unwrap(),
+        out["noop_ok_at"].as_i64().unwrap(),
+    );
+    assert!(fetch > 2_100_000 && noop > fetch, "{text}");
+    assert_eq!(out["logout_ok"], true, "{text}");
+}

@@ -11,6 +11,7 @@ pub mod session;
 pub mod structure;
 pub mod wire;
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use imap_codec::imap_types::core::Tag;
@@ -29,6 +30,8 @@ pub const MAX_LITERAL: u32 = 40 * 1024 * 1024;
 /// The longest command, literals included (Dovecot allows 64 KiB beside literals).
 pub const MAX_COMMAND: u32 = MAX_LITERAL + 64 * 1024;
 pub const MAX_CONNECTIONS: usize = 16_000;
+/// How long a last word (BYE, the OK before TLS) may take to reach the client.
+const FAREWELL: Duration = Duration::from_secs(30);
 /// Malformed commands tolerated on one connection before it is closed.
 const MAX_ERRORS: u32 = 20;
 
@@ -68,8 +71,18 @@ fn enqueue(server: &mut Server, responses: Vec<Response<'static>>) -> Option<Res
     last
 }
 
-/// Drives the connection until `handle` is on the wire (or a few seconds pass).
-async fn sent(stream: &mut Stream, server: &mut Server, handle: Option<ResponseHandle>) -> bool {
+/// What the client sent while the server was busy writing: answered in order later.
+type Backlog = VecDeque<Result<Event, ServerError>>;
+
+/// Drives the connection until `handle` is on the wire (or `limit` passes).
+/// Commands that arrive meanwhile (pipelining) go to `backlog`.
+async fn sent(
+    stream: &mut Stream,
+    server: &mut Server,
+    handle: Option<ResponseHandle>,
+    backlog: &mut Backlog,
+    limit: Duration,
+) -> bool {
     let Some(handle) = handle else {
         return stream.flush().await.is_ok();
     };
@@ -79,14 +92,14 @@ async fn sent(stream: &mut Stream, server: &mut Server, handle: Option<ResponseH
                 Ok(Event::ResponseSent { handle: h, .. }) if h == handle => {
                     return stream.flush().await.is_ok();
                 }
-                Ok(_) | Err(StreamError::State(_)) => {}
+                Ok(Event::ResponseSent { .. } | Event::GreetingSent { .. }) => {}
+                Ok(event) => backlog.push_back(Ok(event)),
+                Err(StreamError::State(error)) => backlog.push_back(Err(error)),
                 Err(_) => return false,
             }
         }
     };
-    tokio::time::timeout(Duration::from_secs(30), wait)
-        .await
-        .unwrap_or(false)
+    tokio::time::timeout(limit, wait).await.unwrap_or(false)
 }
 
 fn untagged_bye(text: &str) -> Status<'static> {
@@ -103,13 +116,18 @@ pub async fn serve_connection(
     let mut server = Server::new(options(), greeting(&session, &text));
     let mut pending_auth: Option<Tag<'static>> = None;
     let mut errors = 0;
+    let mut backlog = Backlog::new();
     loop {
-        let event = match tokio::time::timeout(session.idle_limit(), stream.next(&mut server)).await
-        {
+        let next = match backlog.pop_front() {
+            Some(Ok(event)) => Ok(Ok(event)),
+            Some(Err(error)) => Ok(Err(StreamError::State(error))),
+            None => tokio::time::timeout(session.idle_limit(), stream.next(&mut server)).await,
+        };
+        let event = match next {
             Ok(Ok(event)) => event,
             Err(_) => {
                 let bye = server.enqueue_status(untagged_bye("Idle too long, closing"));
-                sent(&mut stream, &mut server, Some(bye)).await;
+                sent(&mut stream, &mut server, Some(bye), &mut backlog, FAREWELL).await;
                 return Ok(());
             }
             Ok(Err(StreamError::State(error))) => {
@@ -144,7 +162,7 @@ pub async fn serve_connection(
                 }
                 if errors >= MAX_ERRORS {
                     let bye = server.enqueue_status(untagged_bye("Too many errors, closing"));
-                    sent(&mut stream, &mut server, Some(bye)).await;
+                    sent(&mut stream, &mut server, Some(bye), &mut backlog, FAREWELL).await;
                     return Ok(());
                 }
                 continue;
@@ -158,20 +176,33 @@ pub async fn serve_connection(
             Event::CommandReceived { command } => {
                 errors = 0;
                 let outcome = session.command(command).await;
-                let last = enqueue(&mut server, outcome.responses);
+                let mut last = enqueue(&mut server, outcome.responses);
+                let mut more = outcome.more;
+                while more {
+                    // The next part once this one is written: memory stays bounded.
+                    let limit = session.idle_limit();
+                    if !sent(&mut stream, &mut server, last, &mut backlog, limit).await {
+                        return Ok(());
+                    }
+                    let next = session.resume().await;
+                    last = enqueue(&mut server, next.responses);
+                    more = next.more;
+                }
                 match outcome.step {
                     Step::Continue => {}
                     Step::Close => {
-                        sent(&mut stream, &mut server, last).await;
+                        sent(&mut stream, &mut server, last, &mut backlog, FAREWELL).await;
                         return Ok(());
                     }
                     Step::StartTls => {
                         let Some(acceptor) = tls.clone() else {
                             return Ok(());
                         };
-                        if !sent(&mut stream, &mut server, last).await {
+                        if !sent(&mut stream, &mut server, last, &mut backlog, FAREWELL).await {
                             return Ok(());
                         }
+                        // Nothing sent before the handshake is kept (see below).
+                        backlog.clear();
                         // Anything the client sent before the handshake is discarded with
                         // the old stream and parser: it was not protected (the STARTTLS
                         // command-injection attack).
@@ -304,7 +335,7 @@ async fn idle(
             }
             _ = tokio::time::sleep_until(deadline) => {
                 let bye = server.enqueue_status(untagged_bye("Idle too long, closing"));
-                sent(stream, server, Some(bye)).await;
+                sent(stream, server, Some(bye), &mut Backlog::new(), FAREWELL).await;
                 return false;
             }
         }

@@ -42,6 +42,9 @@ pub enum Step {
 pub struct Outcome {
     pub responses: Vec<Response<'static>>,
     pub step: Step,
+    /// More responses follow: send these, then call [`Session::resume`]. A FETCH of
+    /// many bodies is answered in parts so that memory stays bounded.
+    pub more: bool,
 }
 
 impl Outcome {
@@ -49,9 +52,27 @@ impl Outcome {
         Outcome {
             responses,
             step: Step::Continue,
+            more: false,
         }
     }
 }
+
+/// A FETCH being answered in parts.
+struct FetchJob {
+    tag: Tag<'static>,
+    user: String,
+    mailbox: String,
+    names: Vec<MessageDataItemName<'static>>,
+    needs_body: bool,
+    pairs: std::collections::VecDeque<(u32, u32)>,
+    infos: HashMap<u32, MessageInfo>,
+    flags_changed: HashSet<u32>,
+}
+
+/// One part of a FETCH answer holds at most this many messages, or this many bytes
+/// of message data (but always one message).
+const FETCH_BATCH_MESSAGES: usize = 500;
+const FETCH_BATCH_BYTES: usize = 1 << 20;
 
 /// The mailbox a session has open, and the UIDs its sequence numbers stand for.
 struct Selected {
@@ -77,6 +98,7 @@ pub struct Session {
     user: Option<String>,
     selected: Option<Selected>,
     failures: u32,
+    pending: Option<FetchJob>,
 }
 
 fn status(
@@ -164,6 +186,7 @@ impl Session {
             user: None,
             selected: None,
             failures: 0,
+            pending: None,
         }
     }
 
@@ -302,7 +325,17 @@ impl Session {
                 false => vec![bad(&tag, "Select a mailbox first")],
             },
         };
-        Outcome::of(responses)
+        let mut outcome = Outcome::of(responses);
+        outcome.more = self.pending.is_some();
+        outcome
+    }
+
+    /// The next part of an answer begun by [`Session::command`] (see [`Outcome::more`]).
+    pub async fn resume(&mut self) -> Outcome {
+        let responses = self.fetch_batch().await;
+        let mut outcome = Outcome::of(responses);
+        outcome.more = self.pending.is_some();
+        outcome
     }
 
     async fn not_authenticated(
@@ -324,6 +357,7 @@ impl Session {
                     return Outcome {
                         responses: vec![ok(&tag, "Begin TLS negotiation now")],
                         step: Step::StartTls,
+                        more: false,
                     };
                 }
             }
@@ -372,6 +406,7 @@ impl Session {
         Outcome {
             responses: vec![Response::Status(bye), ok(tag, "LOGOUT completed")],
             step: Step::Close,
+            more: false,
         }
     }
 
@@ -1155,87 +1190,53 @@ impl Session {
                 }
             }
         }
+        self.pending = Some(FetchJob {
+            tag: tag.clone(),
+            user: user.to_string(),
+            mailbox,
+            names,
+            needs_body,
+            pairs: pairs.into(),
+            infos: by_uid_map,
+            flags_changed,
+        });
+        self.fetch_batch().await
+    }
+
+    /// Answers the next messages of the pending FETCH; the tagged OK comes with the last.
+    async fn fetch_batch(&mut self) -> Vec<Response<'static>> {
+        let Some(mut job) = self.pending.take() else {
+            return Vec::new();
+        };
         let mut out = Vec::new();
-        for (seq, uid) in pairs {
-            let Some(info) = by_uid_map.get(&uid) else {
+        let (mut count, mut bytes) = (0, 0);
+        while count < FETCH_BATCH_MESSAGES && bytes < FETCH_BATCH_BYTES {
+            let Some((seq, uid)) = job.pairs.pop_front() else {
+                out.push(ok(&job.tag, "FETCH completed"));
+                return out;
+            };
+            let Some(info) = job.infos.get(&uid) else {
                 continue;
             };
-            let body = if needs_body {
-                match self.store.read(user, &mailbox, uid).await {
+            let body = if job.needs_body {
+                match self.store.read(&job.user, &job.mailbox, uid).await {
                     Ok(b) => b,
                     Err(StoreError::NoMessage(_)) => continue,
-                    Err(e) => return vec![store_no(tag, e)],
+                    Err(e) => {
+                        out.push(store_no(&job.tag, e));
+                        return out;
+                    }
                 }
             } else {
                 Vec::new()
             };
-            let structure = super::structure::Structure::parse(&body);
-            let mut items = Vec::new();
-            for name in &names {
-                items.push(match name {
-                    MessageDataItemName::Flags => {
-                        MessageDataItem::Flags(wire::fetch_flags(&info.flags))
-                    }
-                    MessageDataItemName::Uid => match NonZeroU32::new(uid) {
-                        Some(uid) => MessageDataItem::Uid(uid),
-                        None => continue,
-                    },
-                    MessageDataItemName::InternalDate => {
-                        match wire::internal_date(info.internal_date) {
-                            Some(date) => MessageDataItem::InternalDate(date),
-                            None => continue,
-                        }
-                    }
-                    MessageDataItemName::Rfc822Size => {
-                        MessageDataItem::Rfc822Size(u32::try_from(info.size).unwrap_or(u32::MAX))
-                    }
-                    MessageDataItemName::Rfc822 => MessageDataItem::Rfc822(wire::literal(&body)),
-                    MessageDataItemName::Rfc822Header => {
-                        MessageDataItem::Rfc822Header(wire::literal(wire::split_message(&body).0))
-                    }
-                    MessageDataItemName::Rfc822Text => {
-                        MessageDataItem::Rfc822Text(wire::literal(wire::split_message(&body).1))
-                    }
-                    MessageDataItemName::Envelope => {
-                        MessageDataItem::Envelope(structure.envelope())
-                    }
-                    MessageDataItemName::Body => {
-                        MessageDataItem::Body(structure.body_structure(false))
-                    }
-                    MessageDataItemName::BodyStructure => {
-                        MessageDataItem::BodyStructure(structure.body_structure(true))
-                    }
-                    MessageDataItemName::BodyExt {
-                        section, partial, ..
-                    } => {
-                        let whole = structure.section(section.as_ref());
-                        let part: &[u8] = &whole;
-                        let (origin, part) = match partial {
-                            Some((start, count)) => {
-                                let start = (*start as usize).min(part.len());
-                                let end =
-                                    start.saturating_add(count.get() as usize).min(part.len());
-                                (Some(start as u32), &part[start..end])
-                            }
-                            None => (None, part),
-                        };
-                        MessageDataItem::BodyExt {
-                            section: section.clone(),
-                            origin,
-                            data: wire::literal(part),
-                        }
-                    }
-                    _ => continue,
-                });
-            }
-            if flags_changed.contains(&uid) && !names.contains(&MessageDataItemName::Flags) {
-                items.push(MessageDataItem::Flags(wire::fetch_flags(&info.flags)));
-            }
-            if let (Some(seq), Ok(items)) = (NonZeroU32::new(seq), Vec1::try_from(items)) {
-                out.push(data(Data::Fetch { seq, items }));
+            count += 1;
+            bytes += body.len();
+            if let Some(response) = fetch_response(seq, uid, info, &body, &job) {
+                out.push(response);
             }
         }
-        out.push(ok(tag, "FETCH completed"));
+        self.pending = Some(job);
         out
     }
 
@@ -1445,6 +1446,73 @@ impl Session {
         out.push(ok(tag, "MOVE completed"));
         out
     }
+}
+
+/// One message's FETCH response.
+fn fetch_response(
+    seq: u32,
+    uid: u32,
+    info: &MessageInfo,
+    body: &[u8],
+    job: &FetchJob,
+) -> Option<Response<'static>> {
+    let structure = super::structure::Structure::parse(body);
+    let mut items = Vec::new();
+    for name in &job.names {
+        items.push(match name {
+            MessageDataItemName::Flags => MessageDataItem::Flags(wire::fetch_flags(&info.flags)),
+            MessageDataItemName::Uid => match NonZeroU32::new(uid) {
+                Some(uid) => MessageDataItem::Uid(uid),
+                None => continue,
+            },
+            MessageDataItemName::InternalDate => match wire::internal_date(info.internal_date) {
+                Some(date) => MessageDataItem::InternalDate(date),
+                None => continue,
+            },
+            MessageDataItemName::Rfc822Size => {
+                MessageDataItem::Rfc822Size(u32::try_from(info.size).unwrap_or(u32::MAX))
+            }
+            MessageDataItemName::Rfc822 => MessageDataItem::Rfc822(wire::literal(body)),
+            MessageDataItemName::Rfc822Header => {
+                MessageDataItem::Rfc822Header(wire::literal(wire::split_message(body).0))
+            }
+            MessageDataItemName::Rfc822Text => {
+                MessageDataItem::Rfc822Text(wire::literal(wire::split_message(body).1))
+            }
+            MessageDataItemName::Envelope => MessageDataItem::Envelope(structure.envelope()),
+            MessageDataItemName::Body => MessageDataItem::Body(structure.body_structure(false)),
+            MessageDataItemName::BodyStructure => {
+                MessageDataItem::BodyStructure(structure.body_structure(true))
+            }
+            MessageDataItemName::BodyExt {
+                section, partial, ..
+            } => {
+                let whole = structure.section(section.as_ref());
+                let part: &[u8] = &whole;
+                let (origin, part) = match partial {
+                    Some((start, count)) => {
+                        let start = (*start as usize).min(part.len());
+                        let end = start.saturating_add(count.get() as usize).min(part.len());
+                        (Some(start as u32), &part[start..end])
+                    }
+                    None => (None, part),
+                };
+                MessageDataItem::BodyExt {
+                    section: section.clone(),
+                    origin,
+                    data: wire::literal(part),
+                }
+            }
+            _ => continue,
+        });
+    }
+    if job.flags_changed.contains(&uid) && !job.names.contains(&MessageDataItemName::Flags) {
+        items.push(MessageDataItem::Flags(wire::fetch_flags(&info.flags)));
+    }
+    let (Some(seq), Ok(items)) = (NonZeroU32::new(seq), Vec1::try_from(items)) else {
+        return None;
+    };
+    Some(data(Data::Fetch { seq, items }))
 }
 
 fn has(flags: &[String], flag: &str) -> bool {
