@@ -911,7 +911,7 @@ impl Store {
                 let Some(file) = self.adopt(&dir, file).await? else {
                     continue;
                 };
-                self.index_file(username, &name, &dir, &file).await?;
+                self.index_file(username, &name, &dir, &file, false).await?;
                 added += 1;
             }
             if added > 0 {
@@ -968,7 +968,8 @@ impl Store {
             } else {
                 file
             };
-            self.index_file(username, &name, &dir, &file).await?;
+            self.index_file(username, &name, &dir, &file, !in_new)
+                .await?;
             added += 1;
         }
         self.scanned
@@ -992,13 +993,16 @@ impl Store {
     }
 
     /// Adds an index row for a file in `cur/`, under the UID its name carries if that
-    /// UID is free and below UIDNEXT, else under a new UID.
+    /// UID is free and below UIDNEXT, else under a new UID. A file this store wrote
+    /// itself (`ours`: found in `cur/`) keeps its UID even at or above UIDNEXT, which
+    /// then moves past it: after a power loss the index may be older than the files.
     async fn index_file(
         &self,
         username: &str,
         name: &str,
         dir: &Maildir,
         file: &str,
+        ours: bool,
     ) -> Result<()> {
         let path = dir.path.join("cur").join(file);
         let meta = blocking(move || std::fs::metadata(path)).await?;
@@ -1008,7 +1012,19 @@ impl Store {
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map_or_else(now, |d| d.as_secs() as i64);
         let info = self.mailbox(username, name).await?;
-        let claimed = maildir::uid_of(file).filter(|&u| u > 0 && u < info.uidnext);
+        let claimed = maildir::uid_of(file)
+            .filter(|&u| u > 0 && (u < info.uidnext || ours && u < u32::MAX - 1));
+        if let Some(uid) = claimed.filter(|&u| u >= info.uidnext) {
+            sqlx::query(
+                "UPDATE mailboxes SET uidnext = $1 WHERE username = $2 AND name = $3 AND uidnext <= $4",
+            )
+            .bind(i64::from(uid) + 1)
+            .bind(username)
+            .bind(name)
+            .bind(i64::from(uid))
+            .execute(&self.pool)
+            .await?;
+        }
         let taken = match claimed {
             Some(uid) => sqlx::query(
                 "SELECT 1 FROM messages WHERE username = $1 AND mailbox = $2 AND uid = $3",
@@ -1430,6 +1446,24 @@ mod tests {
                 .count(),
             1
         );
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[tokio::test]
+    async fn a_file_newer_than_the_index_keeps_its_uid_and_moves_uidnext() {
+        let (s, dir) = store().await;
+        s.ensure_user("dora").await.unwrap();
+        s.append("dora", "INBOX", msg(1), &[], None).await.unwrap();
+        // The index lost the reservation of UID 7 (a power loss), but the file is there.
+        let md = s.maildir("dora", "INBOX").unwrap();
+        md.write(&maildir::unique_name(10, 7), &[], &msg(2))
+            .unwrap();
+        assert_eq!(s.sync("dora", "INBOX").await.unwrap(), 1);
+        let uids = s.uids("dora", "INBOX").await.unwrap();
+        assert_eq!(uids, [1, 7]);
+        assert_eq!(s.mailbox("dora", "INBOX").await.unwrap().uidnext, 8);
+        let (_, next) = s.append("dora", "INBOX", msg(3), &[], None).await.unwrap();
+        assert_eq!(next, 8);
         std::fs::remove_dir_all(dir).ok();
     }
 
