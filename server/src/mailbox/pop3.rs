@@ -143,6 +143,8 @@ pub struct Session {
     tls_active: bool,
     state: State,
     failures: u32,
+    /// AUTH PLAIN was sent without its response: the next line is the response.
+    auth_pending: bool,
 }
 
 impl Session {
@@ -163,6 +165,7 @@ impl Session {
             tls_active: false,
             state: State::Authorization { user: None },
             failures: 0,
+            auth_pending: false,
         }
     }
 
@@ -267,6 +270,13 @@ impl Session {
 
     /// Answers one command line (without its CRLF).
     pub async fn command(&mut self, line: &str) -> Step {
+        if std::mem::take(&mut self.auth_pending) {
+            // The client's answer to "+ " after AUTH PLAIN (RFC 5034 4).
+            if line.trim() == "*" {
+                return err("[AUTH] Authentication cancelled");
+            }
+            return self.auth(&format!("PLAIN {line}")).await;
+        }
         let (verb, args) = line.split_once(' ').unwrap_or((line, ""));
         let verb = verb.to_ascii_uppercase();
         match (&mut self.state, verb.as_str()) {
@@ -398,7 +408,8 @@ impl Session {
             return err("Only AUTH PLAIN is offered");
         }
         let Some(initial) = parts.next() else {
-            return err("Send AUTH PLAIN with its initial response");
+            self.auth_pending = true;
+            return Step::Reply(b"+ \r\n".to_vec());
         };
         let Some(decoded) = base64_decode(initial) else {
             return err("[AUTH] The response is not base64");
