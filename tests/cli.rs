@@ -281,7 +281,8 @@ fn serve_runs_the_embedded_default_and_prints_what_it_started() {
         "dns         127.0.0.1:10053",
         "mailbox1 127.0.0.11: IMAP 10143/10993 (TLS), POP3 10110/10995 (TLS), LMTP 10024",
         "mailbox2 127.0.0.12: IMAP 10143/10993 (TLS)",
-        "sorter2 [127.0.0.22]",
+        "sorter1 127.0.0.21: SMTP 10025 (MX), submission 10587 (STARTTLS) / 10465 (TLS)",
+        "sorter2 127.0.0.22: SMTP 10025 (MX)",
         "demo user   demo@example.test password ",
     ] {
         assert!(

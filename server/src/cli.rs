@@ -31,6 +31,8 @@ Operating a site:
   mailsite server up mailbox1                    bring it back: its letters return
   mailsite letter move q mailbox2                move one letter for good
   mailsite zone export > example.test.zone       the live zone as a BIND master file
+  mailsite queue list                            mail the sorters have not delivered yet, and why
+  mailsite queue flush                           retry every waiting recipient now
 
 Environment: MAILSITE_CONFIG and MAILSITE_DATA_DIR stand for --config and --data-dir;
 RUST_LOG sets the log level (default info).";
@@ -87,6 +89,10 @@ pub enum Command {
     /// Inspect and repair users' stored mail.
     #[command(subcommand)]
     Mailbox(MailboxCommand),
+    /// Inspect and control the sorters' queues: mail accepted over SMTP and not yet
+    /// delivered, to its mailbox server (down, say) or to another domain's server.
+    #[command(subcommand)]
+    Queue(QueueCommand),
     /// Check the configuration and report the first problem with its line and fix.
     CheckConfig {
         /// Print the embedded default configuration, a complete example, and exit.
@@ -180,6 +186,33 @@ pub enum MailboxCommand {
     Reindex { username: String },
 }
 
+#[derive(Subcommand, Debug)]
+pub enum QueueCommand {
+    /// List queued messages: id, sender, and each recipient with its state, attempts,
+    /// next attempt and last error. Reads the spool files, so it works whether or not
+    /// `mailsite serve` is running.
+    List {
+        /// Only this sorter's queue (default: every sorter of the site).
+        #[arg(long, value_name = "NAME")]
+        sorter: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Retry every pending recipient now instead of at its next attempt. The running
+    /// sorter picks the request up within a second (or when it next starts).
+    Flush {
+        /// Only this sorter's queue (default: every sorter of the site).
+        #[arg(long, value_name = "NAME")]
+        sorter: Option<String>,
+    },
+    /// Remove a message from the queue for good: neither delivered nor bounced.
+    Remove {
+        /// The queue id, as `queue list` shows it.
+        id: String,
+    },
+}
+
 fn parse_preference(s: &str) -> Result<Preference, String> {
     Preference::parse(s).ok_or_else(|| format!("{s:?} is not a protocol: use imap or pop3"))
 }
@@ -216,6 +249,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             zone_export(config, domain, out).await
         }
         Command::Mailbox(cmd) => mailbox(config, cmd).await,
+        Command::Queue(cmd) => queue(&config, cmd),
     }
 }
 
@@ -655,6 +689,137 @@ async fn mailbox(config: SiteConfig, cmd: MailboxCommand) -> anyhow::Result<()> 
                 "reindexed {username}: {} messages in {} mailboxes, UIDs and UIDVALIDITY kept",
                 report.messages, report.mailboxes
             );
+        }
+    }
+    Ok(())
+}
+
+/// The spools of the sorters a queue command is about.
+fn spools(config: &SiteConfig, only: Option<&str>) -> anyhow::Result<Vec<(String, PathBuf)>> {
+    let names: Vec<&str> = config.sorters.iter().map(|s| s.name.as_str()).collect();
+    if let Some(name) = only
+        && !names.contains(&name)
+    {
+        bail!(
+            "no sorter is named {name:?}: this site has {}",
+            names.join(", ")
+        );
+    }
+    Ok(names
+        .into_iter()
+        .filter(|n| only.is_none_or(|o| o == *n))
+        .map(|n| {
+            (
+                n.to_string(),
+                crate::sorter::queue::spool_dir(&config.data_dir, n),
+            )
+        })
+        .collect())
+}
+
+/// A Unix time as UTC text.
+fn utc(secs: u64) -> String {
+    chrono::DateTime::from_timestamp(secs as i64, 0).map_or_else(
+        || secs.to_string(),
+        |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+    )
+}
+
+fn queue(config: &SiteConfig, cmd: QueueCommand) -> anyhow::Result<()> {
+    use crate::sorter::queue::{self, State};
+    match cmd {
+        QueueCommand::List { sorter, json } => {
+            let mut all = Vec::new();
+            for (name, dir) in spools(config, sorter.as_deref())? {
+                for envelope in queue::read_spool(&dir)? {
+                    all.push((name.clone(), envelope));
+                }
+            }
+            if json {
+                let list: Vec<_> = all
+                    .iter()
+                    .map(|(name, e)| serde_json::json!({ "sorter": name, "message": e }))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&list)?);
+                return Ok(());
+            }
+            let now = queue::now();
+            for (name, e) in &all {
+                let sender = if e.sender.is_empty() {
+                    "<> (a bounce)".to_string()
+                } else {
+                    e.sender.clone()
+                };
+                let by = e
+                    .authenticated
+                    .as_ref()
+                    .map_or(String::new(), |u| format!(", submitted by {u}"));
+                println!(
+                    "{}  {name}  {}  from {sender}  {} bytes{by}",
+                    e.id,
+                    utc(e.received),
+                    e.size
+                );
+                for r in &e.recipients {
+                    let mut line = format!("    {:<32} {}", r.address, r.describe());
+                    if r.attempts > 0 {
+                        line.push_str(&format!(", {} attempts", r.attempts));
+                    }
+                    if r.state == State::Pending && !r.remote {
+                        if r.next_attempt > now {
+                            line.push_str(&format!(
+                                ", next in {} s ({})",
+                                r.next_attempt - now,
+                                utc(r.next_attempt)
+                            ));
+                        } else {
+                            line.push_str(", next now");
+                        }
+                    }
+                    println!("{line}");
+                    if let Some(error) = &r.last_error {
+                        println!("        last error: {error}");
+                    }
+                }
+            }
+            let waiting = all
+                .iter()
+                .flat_map(|(_, e)| &e.recipients)
+                .filter(|r| r.state == State::Pending)
+                .count();
+            println!(
+                "{} messages queued, {waiting} recipients waiting",
+                all.len()
+            );
+        }
+        QueueCommand::Flush { sorter } => {
+            for (name, dir) in spools(config, sorter.as_deref())? {
+                queue::request_flush(&dir)?;
+                println!(
+                    "{name}: flush requested; the running sorter retries every waiting recipient within a second"
+                );
+            }
+        }
+        QueueCommand::Remove { id } => {
+            for (name, dir) in spools(config, None)? {
+                match queue::remove(&dir, &id) {
+                    Ok(envelope) => {
+                        println!(
+                            "removed {id} from {name}'s queue (from {}, {} recipients); it will be neither delivered nor bounced",
+                            if envelope.sender.is_empty() {
+                                "<>"
+                            } else {
+                                &envelope.sender
+                            },
+                            envelope.recipients.len()
+                        );
+                        return Ok(());
+                    }
+                    Err(queue::QueueError::NoEntry(_)) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            bail!("no queued message {id:?}: `mailsite queue list` shows the ids");
         }
     }
     Ok(())

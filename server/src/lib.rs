@@ -4,15 +4,19 @@
 //! - [`dns`]: the authoritative alias DNS;
 //! - [`directory`]: users, letter moves and server states in SQL;
 //! - [`mailbox`]: the message store (Maildir bodies, SQL metadata);
+//! - [`sorter`]: SMTP (MX and submission), the durable queue, delivery over LMTP;
 //! - [`state`]: the live site every role reads;
-//! - [`cli`] and [`serve`]: the command line and the process that runs the roles.
+//! - [`cli`] and [`serve`]: the command line and the process that runs the roles;
+//! - [`fuzzing`]: the entry points of the fuzz targets in `server/fuzz/`.
 
 pub mod autoconfig;
 pub mod cli;
 pub mod directory;
 pub mod dns;
+pub mod fuzzing;
 pub mod mailbox;
 pub mod metrics;
 pub mod serve;
+pub mod sorter;
 pub mod state;
 pub mod tls;

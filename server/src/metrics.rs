@@ -2,7 +2,7 @@
 //! the live site when scraped, rendered in the Prometheus text format.
 
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use mailsite_shared::config::bucket_name;
 
@@ -37,9 +37,29 @@ pub const DNS_RCODES: [&str; 6] = [
 
 const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
+/// What happened to a recipient at a sorter's delivery attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    Delivered,
+    /// A temporary failure: retried later.
+    Deferred,
+    /// A permanent failure (or the queue lifetime ran out): bounced.
+    Failed,
+}
+
+const DELIVERIES: [(Delivery, &str); 3] = [
+    (Delivery::Delivered, "delivered"),
+    (Delivery::Deferred, "deferred"),
+    (Delivery::Failed, "failed"),
+];
+
 pub struct Metrics {
     http: [[AtomicU64; 5]; ENDPOINTS.len()],
     dns: [AtomicU64; DNS_RCODES.len()],
+    accepted: AtomicU64,
+    deliveries: [AtomicU64; DELIVERIES.len()],
+    bounces: AtomicU64,
+    queued: AtomicI64,
 }
 
 #[allow(clippy::declare_interior_mutable_const)]
@@ -51,6 +71,10 @@ const ROW: [AtomicU64; 5] = [ZERO; 5];
 pub static METRICS: Metrics = Metrics {
     http: [ROW; ENDPOINTS.len()],
     dns: [ZERO; DNS_RCODES.len()],
+    accepted: ZERO,
+    deliveries: [ZERO; DELIVERIES.len()],
+    bounces: ZERO,
+    queued: AtomicI64::new(0),
 };
 
 impl Metrics {
@@ -66,6 +90,30 @@ impl Metrics {
     /// Counts a DNS answer by its index in [`DNS_RCODES`].
     pub fn dns(&self, rcode: usize) {
         self.dns[rcode.min(DNS_RCODES.len() - 1)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a message a sorter accepted (queued) over SMTP.
+    pub fn accepted(&self) {
+        self.accepted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one recipient's delivery attempt.
+    pub fn delivery(&self, outcome: Delivery) {
+        let i = DELIVERIES
+            .iter()
+            .position(|(d, _)| *d == outcome)
+            .unwrap_or(0);
+        self.deliveries[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a bounce (DSN) a sorter queued.
+    pub fn bounce(&self) {
+        self.bounces.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Changes the number of messages in this node's sorter queues.
+    pub fn queue_size(&self, delta: i64) {
+        self.queued.fetch_add(delta, Ordering::Relaxed);
     }
 
     pub fn render(&self, site: &Snapshot) -> String {
@@ -90,6 +138,32 @@ impl Metrics {
                 self.dns[i].load(Ordering::Relaxed)
             );
         }
+        out.push_str("# HELP mailsite_sorter_accepted_total Messages the sorters of this node accepted over SMTP.\n# TYPE mailsite_sorter_accepted_total counter\n");
+        let _ = writeln!(
+            out,
+            "mailsite_sorter_accepted_total {}",
+            self.accepted.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP mailsite_sorter_deliveries_total Recipients' delivery attempts, by result.\n# TYPE mailsite_sorter_deliveries_total counter\n");
+        for (i, (_, name)) in DELIVERIES.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "mailsite_sorter_deliveries_total{{result=\"{name}\"}} {}",
+                self.deliveries[i].load(Ordering::Relaxed)
+            );
+        }
+        out.push_str("# HELP mailsite_sorter_bounces_total Bounces (delivery status notifications) the sorters queued.\n# TYPE mailsite_sorter_bounces_total counter\n");
+        let _ = writeln!(
+            out,
+            "mailsite_sorter_bounces_total {}",
+            self.bounces.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP mailsite_sorter_queue_messages Messages waiting in the sorters' queues of this node.\n# TYPE mailsite_sorter_queue_messages gauge\n");
+        let _ = writeln!(
+            out,
+            "mailsite_sorter_queue_messages {}",
+            self.queued.load(Ordering::Relaxed).max(0)
+        );
         out.push_str(
             "# HELP mailsite_users Users in the directory.\n# TYPE mailsite_users gauge\n",
         );

@@ -189,15 +189,9 @@ pub async fn serve(config: SiteConfig, embedded: bool) -> anyhow::Result<()> {
         }
     }
     if config.runs(Role::Sorter) {
-        let names: Vec<String> = config
-            .sorters
-            .iter()
-            .map(|s| format!("{} {:?}", s.name, s.addresses))
-            .collect();
-        started.push(format!(
-            "sorter      not in this version yet: {} (names resolve; nothing listens there)",
-            names.join(", ")
-        ));
+        let tls = crate::tls::acceptor(&config).context("cannot set up TLS for the sorters")?;
+        let lines = crate::sorter::start(&config, &site, tls, &mut tasks, &stop_rx).await?;
+        started.push(format!("sorter      {}", lines.join("\n              ")));
     }
     println!(
         "mailsite {} serving {} ({})",

@@ -55,6 +55,9 @@ pub struct Timeouts {
     pub imap: u64,
     /// A POP3 client after logging in (RFC 1939: at least 10 minutes).
     pub pop3: u64,
+    /// An SMTP client of a sorter: to finish a command line, and between the reads of
+    /// a message (RFC 5321 4.5.3.2: 5 minutes).
+    pub smtp: u64,
 }
 
 impl Default for Timeouts {
@@ -63,6 +66,71 @@ impl Default for Timeouts {
             login: 60,
             imap: 30 * 60,
             pop3: 10 * 60,
+            smtp: 5 * 60,
+        }
+    }
+}
+
+/// The largest `[smtp] max_message_size` accepted: what a mailbox server's LMTP takes
+/// (50 MiB), less room for the headers the sorter and the mailbox server add.
+pub const MAX_MESSAGE_SIZE_LIMIT: u64 = 49 * 1024 * 1024;
+
+/// What the sorters' SMTP servers accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SmtpLimits {
+    /// The largest message, in bytes: announced as SIZE, larger ones get 552.
+    pub max_message_size: u64,
+    /// The most recipients of one message.
+    pub max_recipients: usize,
+}
+
+impl Default for SmtpLimits {
+    fn default() -> Self {
+        SmtpLimits {
+            max_message_size: 25 * 1024 * 1024,
+            max_recipients: 100,
+        }
+    }
+}
+
+/// Where the sorters send mail for other domains.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelaySettings {
+    /// The DNS server MX records are looked up at; `None`: the system's resolvers.
+    pub resolver: Option<SocketAddr>,
+    /// The port of remote mail servers (25).
+    pub port: u16,
+    /// Send every remote message to this `host:port` instead of looking up MX records.
+    pub smarthost: Option<String>,
+}
+
+impl Default for RelaySettings {
+    fn default() -> Self {
+        RelaySettings {
+            resolver: None,
+            port: 25,
+            smarthost: None,
+        }
+    }
+}
+
+/// How the sorters' queues retry, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueSettings {
+    /// The wait before the first retry of a temporary failure; each retry waits twice
+    /// as long as the one before, up to `retry_max`.
+    pub retry_first: u64,
+    pub retry_max: u64,
+    /// How long a message may wait before it is returned to its sender (5 days).
+    pub lifetime: u64,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        QueueSettings {
+            retry_first: 5,
+            retry_max: 10 * 60,
+            lifetime: 5 * 24 * 60 * 60,
         }
     }
 }
@@ -117,6 +185,9 @@ pub struct SiteConfig {
     pub outbox_ttl: u32,
     pub ports: Ports,
     pub timeouts: Timeouts,
+    pub smtp: SmtpLimits,
+    pub queue: QueueSettings,
+    pub relay: RelaySettings,
     pub tls: Option<TlsFiles>,
     pub mailboxes: Vec<Server>,
     pub sorters: Vec<Server>,
@@ -172,6 +243,12 @@ struct RawFile {
     ports: Ports,
     #[serde(default)]
     timeouts: RawTimeouts,
+    #[serde(default)]
+    smtp: RawSmtp,
+    #[serde(default)]
+    queue: RawQueue,
+    #[serde(default)]
+    relay: RawRelay,
     tls: Option<RawTls>,
     #[serde(default)]
     mailbox: Vec<RawServer>,
@@ -245,6 +322,30 @@ struct RawTimeouts {
     login: Option<Spanned<u64>>,
     imap: Option<Spanned<u64>>,
     pop3: Option<Spanned<u64>>,
+    smtp: Option<Spanned<u64>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSmtp {
+    max_message_size: Option<Spanned<u64>>,
+    max_recipients: Option<Spanned<u64>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRelay {
+    resolver: Option<Spanned<String>>,
+    port: Option<Spanned<u64>>,
+    smarthost: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawQueue {
+    retry_first: Option<Spanned<u64>>,
+    retry_max: Option<Spanned<u64>>,
+    lifetime: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -275,6 +376,37 @@ impl Source<'_> {
         }
         let offset = offset.min(self.text.len());
         Some(self.text[..offset].bytes().filter(|&b| b == b'\n').count() + 1)
+    }
+
+    /// A number from the file, or `default` when it is absent; one outside
+    /// `least..=most` is an error that names its line.
+    fn number(
+        &self,
+        key: &str,
+        value: &Option<Spanned<u64>>,
+        default: u64,
+        least: u64,
+        most: u64,
+        unit: &str,
+    ) -> Result<u64, ConfigError> {
+        let Some(value) = value else {
+            return Ok(default);
+        };
+        let n = *value.get_ref();
+        if n < least || n > most {
+            let range = if most == u64::MAX {
+                format!("at least {least}")
+            } else {
+                format!("from {least} to {most}")
+            };
+            return Err(self.error(
+                Some(value.span()),
+                key,
+                format!("{n} is out of range"),
+                format!("give {range} {unit}, or leave the key out for the default"),
+            ));
+        }
+        Ok(n)
     }
 
     fn error(
@@ -468,26 +600,86 @@ impl SiteConfig {
         }
 
         let defaults = Timeouts::default();
-        let mut timeouts = [defaults.login, defaults.imap, defaults.pop3];
-        let raw_timeouts = [raw.timeouts.login, raw.timeouts.imap, raw.timeouts.pop3];
-        for (i, (key, least)) in [("login", 1), ("imap", 1), ("pop3", 1)]
-            .into_iter()
-            .enumerate()
-        {
-            let Some(value) = &raw_timeouts[i] else {
-                continue;
-            };
-            if *value.get_ref() < least {
-                return Err(src.error(
-                    Some(value.span()),
-                    format!("timeouts.{key}"),
-                    format!("{} seconds is too short", value.get_ref()),
-                    format!("give at least {least} seconds, or leave the key out for the default"),
-                ));
+        let seconds = |key: &str, value: &Option<Spanned<u64>>, default: u64| {
+            src.number(key, value, default, 1, u64::MAX, "seconds")
+        };
+        let timeouts = Timeouts {
+            login: seconds("timeouts.login", &raw.timeouts.login, defaults.login)?,
+            imap: seconds("timeouts.imap", &raw.timeouts.imap, defaults.imap)?,
+            pop3: seconds("timeouts.pop3", &raw.timeouts.pop3, defaults.pop3)?,
+            smtp: seconds("timeouts.smtp", &raw.timeouts.smtp, defaults.smtp)?,
+        };
+        let defaults = SmtpLimits::default();
+        let smtp = SmtpLimits {
+            max_message_size: src.number(
+                "smtp.max_message_size",
+                &raw.smtp.max_message_size,
+                defaults.max_message_size,
+                1024,
+                MAX_MESSAGE_SIZE_LIMIT,
+                "bytes",
+            )?,
+            max_recipients: src.number(
+                "smtp.max_recipients",
+                &raw.smtp.max_recipients,
+                defaults.max_recipients as u64,
+                1,
+                10_000,
+                "recipients",
+            )? as usize,
+        };
+        let defaults = QueueSettings::default();
+        let retry_first = seconds(
+            "queue.retry_first",
+            &raw.queue.retry_first,
+            defaults.retry_first,
+        )?;
+        let queue = QueueSettings {
+            retry_first,
+            retry_max: src.number(
+                "queue.retry_max",
+                &raw.queue.retry_max,
+                defaults.retry_max.max(retry_first),
+                retry_first,
+                u64::MAX,
+                "seconds (retry_max is at least retry_first)",
+            )?,
+            lifetime: seconds("queue.lifetime", &raw.queue.lifetime, defaults.lifetime)?,
+        };
+        let resolver = match raw.relay.resolver {
+            None => None,
+            Some(r) if r.get_ref() == "system" => None,
+            Some(r) => Some(r.get_ref().parse::<SocketAddr>().map_err(|_| {
+                src.error(
+                    Some(r.span()),
+                    "relay.resolver",
+                    format!("{:?} is not \"system\" or an address and port", r.get_ref()),
+                    "write resolver = \"system\" or e.g. resolver = \"127.0.0.1:53\"",
+                )
+            })?),
+        };
+        let smarthost = match raw.relay.smarthost {
+            None => None,
+            Some(h) => {
+                let valid = h.get_ref().rsplit_once(':').is_some_and(|(host, port)| {
+                    !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+                });
+                if !valid {
+                    return Err(src.error(
+                        Some(h.span()),
+                        "relay.smarthost",
+                        format!("{:?} is not a host and port", h.get_ref()),
+                        "write smarthost = \"host:port\", e.g. \"smtp.provider.example:25\"",
+                    ));
+                }
+                Some(h.into_inner())
             }
-            timeouts[i] = *value.get_ref();
-        }
-        let [login, imap, pop3] = timeouts;
+        };
+        let relay = RelaySettings {
+            resolver,
+            port: src.number("relay.port", &raw.relay.port, 25, 1, 65535, "(a TCP port)")? as u16,
+            smarthost,
+        };
 
         let mut names = BTreeMap::new();
         let mailboxes = servers(&src, "mailbox", raw.mailbox, &mut names)?;
@@ -580,7 +772,10 @@ impl SiteConfig {
             alias_ttl: raw.dns.alias_ttl,
             outbox_ttl: raw.dns.outbox_ttl,
             ports: raw.ports,
-            timeouts: Timeouts { login, imap, pop3 },
+            timeouts,
+            smtp,
+            queue,
+            relay,
             tls: raw.tls.map(|t| TlsFiles {
                 cert: t.cert,
                 key: t.key,
@@ -704,6 +899,39 @@ mod tests {
         let e = with("login = 60 ", "login = 0 ").unwrap_err();
         assert_eq!(e.line, Some(line_of("login = 60 ")));
         assert_eq!(e.key, "timeouts.login");
+        assert_eq!(c.timeouts.smtp, 300);
+    }
+
+    #[test]
+    fn sorter_limits_default_and_bad_values_name_their_line() {
+        let c = SiteConfig::embedded();
+        assert_eq!(c.smtp.max_message_size, 25 * 1024 * 1024);
+        assert_eq!(c.queue.lifetime, 5 * 24 * 3600);
+        assert_eq!(c.queue.retry_first, 5);
+        let c = with("retry_first = 5", "retry_first = 2").unwrap();
+        assert_eq!(c.queue.retry_first, 2);
+        let e = with(
+            "max_message_size = 26214400",
+            "max_message_size = 999999999999",
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "smtp.max_message_size");
+        assert_eq!(e.line, Some(line_of("max_message_size")));
+        assert!(e.fix.contains("bytes"), "{e}");
+        let e = with("retry_max = 600", "retry_max = 1").unwrap_err();
+        assert_eq!(e.key, "queue.retry_max");
+        let e = with("[queue]", "[queue]\nretries = 3").unwrap_err();
+        assert!(e.message.contains("retries"), "{e}");
+        assert_eq!(SiteConfig::embedded().relay, RelaySettings::default());
+        let c = with("resolver = \"system\"", "resolver = \"127.0.0.1:10053\"").unwrap();
+        assert_eq!(c.relay.resolver, Some("127.0.0.1:10053".parse().unwrap()));
+        let e = with("resolver = \"system\"", "resolver = \"dns.example\"").unwrap_err();
+        assert_eq!(e.key, "relay.resolver");
+        assert_eq!(e.line, Some(line_of("resolver = \"system\"")));
+        let c = with("# smarthost = ", "smarthost = \"relay.example:587\" # ").unwrap();
+        assert_eq!(c.relay.smarthost.as_deref(), Some("relay.example:587"));
+        let e = with("# smarthost = ", "smarthost = \"relay.example\" # ").unwrap_err();
+        assert_eq!(e.key, "relay.smarthost");
     }
 
     #[test]

@@ -14,5 +14,5 @@ pub mod route;
 pub mod utf7;
 pub mod xml;
 
-pub use config::{Role, SiteConfig};
+pub use config::{QueueSettings, RelaySettings, Role, SiteConfig, SmtpLimits};
 pub use route::{Route, ServerState, SiteMap};

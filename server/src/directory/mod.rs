@@ -93,7 +93,21 @@ impl Directory {
         install_default_drivers();
         let sqlite = url.starts_with("sqlite:");
         let pool = AnyPoolOptions::new()
-            .max_connections(if sqlite { 4 } else { 10 })
+            .max_connections(if sqlite { 16 } else { 20 })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        // Message files are fsynced before any OK and the index can be
+                        // rebuilt from them, so index commits need not wait for the
+                        // disk (Dovecot's `mail_fsync = optimized`): in WAL mode a
+                        // commit stays atomic, and a power loss can only undo the
+                        // newest index-only changes. The directory is small and rarely
+                        // written; its changes are just as atomic.
+                        sqlx::Executor::execute(&mut *conn, "PRAGMA synchronous = NORMAL").await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect(url)
             .await
             .map_err(|source| DirectoryError::Open {

@@ -8,10 +8,24 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 
 use super::{DirectoryError, Result};
 
+/// The hasher for new hashes. Fuzzing builds (`--cfg fuzzing`, set by cargo-fuzz) use
+/// the cheapest parameters, so that an iteration that logs in takes microseconds.
+/// Verifying always uses the parameters a hash records.
+fn hasher() -> Argon2<'static> {
+    if cfg!(fuzzing) {
+        use argon2::{Algorithm, Params, Version};
+        let cheapest = Params::new(Params::MIN_M_COST, Params::MIN_T_COST, 1, None);
+        if let Ok(params) = cheapest {
+            return Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+        }
+    }
+    Argon2::default()
+}
+
 fn hash_now(password: &str) -> Result<String> {
     let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
         .map_err(|e| DirectoryError::Hash(e.to_string()))?;
-    Argon2::default()
+    hasher()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
         .map_err(|e| DirectoryError::Hash(e.to_string()))
@@ -25,10 +39,24 @@ pub async fn hash(password: &str) -> Result<String> {
         .map_err(|e| DirectoryError::Hash(e.to_string()))?
 }
 
+/// At most this many password checks run at once (each takes ~20 MiB and a core for a
+/// moment): a storm of logins queues here instead of starving every other session of
+/// CPU and memory.
+fn hashing() -> &'static tokio::sync::Semaphore {
+    static HASHING: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    HASHING.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::sync::Semaphore::new(cores)
+    })
+}
+
 /// Checks a password against a PHC string; a malformed hash never matches.
 pub async fn verify(password: &str, hash: &str) -> bool {
     let password = password.to_string();
     let hash = hash.to_string();
+    let Ok(_turn) = hashing().acquire().await else {
+        return false;
+    };
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&hash)
             .map(|parsed| {

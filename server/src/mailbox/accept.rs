@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 
@@ -51,12 +51,12 @@ where
     }
 }
 
-/// The TLS handshake of an implicit-TLS port (993, 995), bounded in time so that a
-/// silent peer cannot hold a connection slot.
-pub async fn tls_handshake(
+/// A TLS handshake (an implicit-TLS port, 993 or 995, or after STLS), bounded in time
+/// so that a silent peer cannot hold a connection slot.
+pub async fn tls_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     acceptor: &tokio_rustls::TlsAcceptor,
-    stream: TcpStream,
-) -> std::io::Result<tokio_rustls::server::TlsStream<TcpStream>> {
+    stream: S,
+) -> std::io::Result<tokio_rustls::server::TlsStream<S>> {
     tokio::time::timeout(Duration::from_secs(30), acceptor.accept(stream))
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out"))?

@@ -91,6 +91,8 @@ impl Session {
             Request::Lhlo { host } => {
                 self.reset();
                 self.phase = Phase::Ready;
+                // Echoed, so kept to one printable line whatever the client sent.
+                let host: String = host.chars().filter(|c| !c.is_control()).collect();
                 Next::Reply(format!(
                     "250-{} greets {host}\r\n250-PIPELINING\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE {MAX_MESSAGE}\r\n",
                     self.hostname
@@ -306,6 +308,12 @@ pub async fn serve_connection(mut stream: TcpStream, mut session: Session) -> st
         if data {
             let mut message = Vec::new();
             let mut data_receiver = DataReceiver::new();
+            // The CRLF that ended the DATA line also begins the first line of data
+            // (RFC 5321 4.1.1.4): without it a first line starting with a dot is not
+            // unstuffed, and ".\r\n" right after DATA (an empty message) is not seen
+            // as the end, so the commands after it would be taken for message text.
+            data_receiver.ingest(&mut b"\r\n".iter(), &mut message);
+            message.clear();
             let mut too_large = false;
             loop {
                 let mut bytes = pending.iter();

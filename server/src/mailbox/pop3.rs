@@ -52,6 +52,8 @@ struct Entry {
     uid: u32,
     size: u64,
     deleted: bool,
+    /// The index row, to find the file without asking the index again.
+    info: super::store::MessageInfo,
 }
 
 enum State {
@@ -251,6 +253,7 @@ impl Session {
                         uid: m.uid,
                         size: m.size,
                         deleted: false,
+                        info: m,
                     })
                     .collect();
                 self.state = State::Transaction {
@@ -388,7 +391,11 @@ impl Session {
             None
         };
         let entry = &messages[n - 1];
-        match self.store.read(username, "INBOX", entry.uid).await {
+        match self
+            .store
+            .read_message(username, "INBOX", &entry.info)
+            .await
+        {
             Ok(body) => match lines {
                 Some(k) => Step::Reply(multiline("Top of message follows", top(&body, k))),
                 None => Step::Reply(multiline(&format!("{} octets", body.len()), &body)),
@@ -537,7 +544,7 @@ pub async fn serve_connection(
                 // Anything the client sent before the handshake is discarded: it was
                 // not protected (the STARTTLS command-injection attack).
                 let plain = reader.into_inner();
-                let encrypted = acceptor.accept(plain).await?;
+                let encrypted = super::accept::tls_handshake(&acceptor, plain).await?;
                 session.tls_started();
                 reader = BufReader::new(Box::new(encrypted));
             }

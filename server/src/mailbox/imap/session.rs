@@ -65,8 +65,10 @@ struct FetchJob {
     names: Vec<MessageDataItemName<'static>>,
     needs_body: bool,
     pairs: std::collections::VecDeque<(u32, u32)>,
-    infos: HashMap<u32, MessageInfo>,
-    flags_changed: HashSet<u32>,
+    /// The mailbox's index when the FETCH began.
+    infos: Arc<Vec<MessageInfo>>,
+    /// Flags this FETCH changed (\Seen), reported with each message.
+    new_flags: HashMap<u32, Vec<String>>,
 }
 
 /// One part of a FETCH answer holds at most this many messages, or this many bytes
@@ -797,7 +799,7 @@ impl Session {
         let _ = self.store.sync(user, &name).await;
         let (info, messages) = match (
             self.store.mailbox(user, &name).await,
-            self.store.messages(user, &name).await,
+            self.store.messages_shared(user, &name).await,
         ) {
             (Ok(info), Ok(messages)) => (info, messages),
             (Err(e), _) | (_, Err(e)) => return vec![store_no(tag, e)],
@@ -854,14 +856,13 @@ impl Session {
         if let Err(e) = self.store.sync(user, &name).await {
             return vec![store_no(tag, e)];
         }
-        let (info, mut messages) = match (
+        let (info, messages) = match (
             self.store.mailbox(user, &name).await,
-            self.store.messages(user, &name).await,
+            self.store.messages_shared(user, &name).await,
         ) {
             (Ok(info), Ok(messages)) => (info, messages),
             (Err(e), _) | (_, Err(e)) => return vec![store_no(tag, e)],
         };
-        messages.sort_by_key(|m| m.uid);
         let system = [
             Flag::Answered,
             Flag::Flagged,
@@ -1037,7 +1038,7 @@ impl Session {
         selected: &Selected,
         only: Option<&[u32]>,
     ) -> Result<(Vec<Response<'static>>, Vec<u32>), StoreError> {
-        let messages = self.store.messages(user, &selected.name).await?;
+        let messages = self.store.messages_shared(user, &selected.name).await?;
         let doomed: Vec<u32> = messages
             .iter()
             .filter(|m| has(&m.flags, "\\Deleted"))
@@ -1140,28 +1141,16 @@ impl Session {
             Err(e) => return vec![bad(tag, &e)],
         };
         let mailbox = selected.name.clone();
-        let first = pairs.iter().map(|&(_, uid)| uid).min().unwrap_or(1);
-        let last = pairs.iter().map(|&(_, uid)| uid).max().unwrap_or(0);
-        let messages = match self
-            .store
-            .messages_between(user, &mailbox, first, last)
-            .await
-        {
+        let messages = match self.store.messages_shared(user, &mailbox).await {
             Ok(m) => m,
             Err(e) => return vec![store_no(tag, e)],
         };
-        let mut by_uid_map: HashMap<u32, MessageInfo> =
-            messages.into_iter().map(|m| (m.uid, m)).collect();
-        let mut flags_changed = std::collections::HashSet::new();
+        let mut new_flags = HashMap::new();
         if marks_seen && !selected.read_only {
             let unseen: Vec<u32> = pairs
                 .iter()
                 .map(|&(_, uid)| uid)
-                .filter(|uid| {
-                    by_uid_map
-                        .get(uid)
-                        .is_some_and(|m| !has(&m.flags, "\\Seen"))
-                })
+                .filter(|&uid| find(&messages, uid).is_some_and(|m| !has(&m.flags, "\\Seen")))
                 .collect();
             if !unseen.is_empty() {
                 match self
@@ -1177,10 +1166,7 @@ impl Session {
                 {
                     Ok(changed) => {
                         for (uid, flags, modseq) in changed {
-                            if let Some(m) = by_uid_map.get_mut(&uid) {
-                                m.flags = flags;
-                            }
-                            flags_changed.insert(uid);
+                            new_flags.insert(uid, flags);
                             if let Some(selected) = self.selected.as_mut() {
                                 selected.own.insert((uid, modseq));
                             }
@@ -1197,8 +1183,8 @@ impl Session {
             names,
             needs_body,
             pairs: pairs.into(),
-            infos: by_uid_map,
-            flags_changed,
+            infos: messages,
+            new_flags,
         });
         self.fetch_batch().await
     }
@@ -1215,11 +1201,16 @@ impl Session {
                 out.push(ok(&job.tag, "FETCH completed"));
                 return out;
             };
-            let Some(info) = job.infos.get(&uid) else {
+            let Some(info) = find(&job.infos, uid) else {
                 continue;
             };
+            let changed = job.new_flags.get(&uid).map(|flags| MessageInfo {
+                flags: flags.clone(),
+                ..info.clone()
+            });
+            let info = changed.as_ref().unwrap_or(info);
             let body = if job.needs_body {
-                match self.store.read(&job.user, &job.mailbox, uid).await {
+                match self.store.read_message(&job.user, &job.mailbox, info).await {
                     Ok(b) => b,
                     Err(StoreError::NoMessage(_)) => continue,
                     Err(e) => {
@@ -1272,22 +1263,20 @@ impl Session {
         }
         let mailbox = selected.name.clone();
         let uids = selected.uids.clone();
-        let messages = match self.store.messages(user, &mailbox).await {
+        let messages = match self.store.messages_shared(user, &mailbox).await {
             Ok(m) => m,
             Err(e) => return vec![store_no(tag, e)],
         };
-        let by_uid_map: HashMap<u32, MessageInfo> =
-            messages.into_iter().map(|m| (m.uid, m)).collect();
         let needs_bytes = search::needs_bytes(keys);
         let last_seq = uids.len() as u32;
         let last_uid = uids.last().copied().unwrap_or(0);
         let mut found = Vec::new();
         for (i, &uid) in uids.iter().enumerate() {
-            let Some(info) = by_uid_map.get(&uid) else {
+            let Some(info) = find(&messages, uid) else {
                 continue;
             };
             let bytes = if needs_bytes {
-                match self.store.read(user, &mailbox, uid).await {
+                match self.store.read_message(user, &mailbox, info).await {
                     Ok(b) => Some(b),
                     Err(StoreError::NoMessage(_)) => continue,
                     Err(e) => return vec![store_no(tag, e)],
@@ -1506,13 +1495,21 @@ fn fetch_response(
             _ => continue,
         });
     }
-    if job.flags_changed.contains(&uid) && !job.names.contains(&MessageDataItemName::Flags) {
+    if job.new_flags.contains_key(&uid) && !job.names.contains(&MessageDataItemName::Flags) {
         items.push(MessageDataItem::Flags(wire::fetch_flags(&info.flags)));
     }
     let (Some(seq), Ok(items)) = (NonZeroU32::new(seq), Vec1::try_from(items)) else {
         return None;
     };
     Some(data(Data::Fetch { seq, items }))
+}
+
+/// A message of an index in UID order, by UID.
+fn find(messages: &[MessageInfo], uid: u32) -> Option<&MessageInfo> {
+    messages
+        .binary_search_by_key(&uid, |m| m.uid)
+        .ok()
+        .map(|i| &messages[i])
 }
 
 fn has(flags: &[String], flag: &str) -> bool {

@@ -183,7 +183,20 @@ pub struct Store {
     /// started (the only way such files arise is a crash, so once is enough).
     scanned: Arc<Mutex<HashSet<(String, String)>>>,
     scan_lock: Arc<tokio::sync::Mutex<()>>,
+    /// The index of recently used mailboxes, shared by every session of this process.
+    cache: Arc<Mutex<HashMap<(String, String), Cached>>>,
 }
+
+/// A mailbox's messages as read at a HIGHESTMODSEQ: still true while the mailbox's
+/// HIGHESTMODSEQ (and UIDVALIDITY and UIDNEXT) are unchanged, since every change to a
+/// message row takes a new MODSEQ.
+struct Cached {
+    stamp: (u32, u32, u64),
+    messages: Arc<Vec<MessageInfo>>,
+}
+
+/// How many mailboxes' indexes are kept in memory.
+const CACHED_MAILBOXES: usize = 256;
 
 impl Store {
     pub fn new(root: PathBuf, pool: AnyPool) -> Store {
@@ -192,6 +205,7 @@ impl Store {
             pool,
             scanned: Arc::default(),
             scan_lock: Arc::default(),
+            cache: Arc::default(),
         }
     }
 
@@ -322,7 +336,20 @@ impl Store {
         ))
     }
 
+    /// Adds a message's row. Its MODSEQ is taken in the same transaction, so that a
+    /// session that saw HIGHESTMODSEQ before the row existed finds it as a change
+    /// (`m.modseq` is ignored).
     async fn insert(&self, username: &str, name: &str, m: &MessageInfo) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let modseq: i64 = sqlx::query(
+            "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE username = $1 AND name = $2 RETURNING highestmodseq",
+        )
+        .bind(username)
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::NoMailbox(name.to_string()))?
+        .try_get(0)?;
         sqlx::query(
             "INSERT INTO messages (username, mailbox, uid, modseq, flags, internal_date, size, file) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (username, mailbox, uid) DO NOTHING",
@@ -330,13 +357,14 @@ impl Store {
         .bind(username)
         .bind(name)
         .bind(i64::from(m.uid))
-        .bind(m.modseq as i64)
+        .bind(modseq)
         .bind(m.flags.join(" "))
         .bind(m.internal_date)
         .bind(m.size as i64)
         .bind(&m.file)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -371,24 +399,59 @@ impl Store {
 
     /// The messages of a mailbox in UID order.
     pub async fn messages(&self, username: &str, name: &str) -> Result<Vec<MessageInfo>> {
-        self.messages_where(username, name, "", &[]).await
+        Ok(self.messages_shared(username, name).await?.as_ref().clone())
     }
 
-    /// The messages whose UID is in `first..=last`, in UID order.
-    pub async fn messages_between(
+    /// The messages of a mailbox in UID order, shared: from memory when nothing changed
+    /// since the last look (one query), else updated with the changes, else read anew.
+    pub async fn messages_shared(
         &self,
         username: &str,
         name: &str,
-        first: u32,
-        last: u32,
-    ) -> Result<Vec<MessageInfo>> {
-        self.messages_where(
-            username,
-            name,
-            "AND uid >= $3 AND uid <= $4",
-            &[i64::from(first), i64::from(last)],
-        )
-        .await
+    ) -> Result<Arc<Vec<MessageInfo>>> {
+        let name = names::canonical(name)?;
+        let info = self.mailbox(username, &name).await?;
+        let stamp = (info.uidvalidity, info.uidnext, info.highestmodseq);
+        let key = (username.to_string(), name.clone());
+        let cached = {
+            let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            cache.get(&key).map(|c| (c.stamp, c.messages.clone()))
+        };
+        let messages = match cached {
+            Some((old, messages)) if old == stamp => return Ok(messages),
+            Some((old, messages)) if old.0 == stamp.0 => {
+                let mut merged = messages.as_ref().clone();
+                for m in self.changed_since(username, &name, old.2).await? {
+                    match merged.binary_search_by_key(&m.uid, |x| x.uid) {
+                        Ok(i) => merged[i] = m,
+                        Err(i) => merged.insert(i, m),
+                    }
+                }
+                // Expunges leave no row to find: if the count disagrees, read it all.
+                if self.count_upto(username, &name, u32::MAX).await? == merged.len() {
+                    merged
+                } else {
+                    self.messages_where(username, &name, "", &[]).await?
+                }
+            }
+            _ => self.messages_where(username, &name, "", &[]).await?,
+        };
+        let messages = Arc::new(messages);
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= CACHED_MAILBOXES && !cache.contains_key(&key) {
+            let victim = cache.keys().next().cloned();
+            if let Some(victim) = victim {
+                cache.remove(&victim);
+            }
+        }
+        cache.insert(
+            key,
+            Cached {
+                stamp,
+                messages: messages.clone(),
+            },
+        );
+        Ok(messages)
     }
 
     /// The messages added or changed after `modseq` (new ones and flag changes).
@@ -460,6 +523,31 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// The bytes of a message whose index row the caller has.
+    pub async fn read_message(
+        &self,
+        username: &str,
+        name: &str,
+        message: &MessageInfo,
+    ) -> Result<Vec<u8>> {
+        let dir = self.maildir(username, &names::canonical(name)?)?;
+        let (file, flags, uid) = (message.file.clone(), message.flags.clone(), message.uid);
+        let found = blocking(move || match dir.locate(&file, &flags)? {
+            Some(path) => match std::fs::read(path) {
+                Ok(bytes) => Ok(Some(bytes)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e),
+            },
+            None => Ok(None),
+        })
+        .await?;
+        match found {
+            Some(bytes) => Ok(bytes),
+            // Renamed (flags) or expunged meanwhile: ask the index.
+            None => self.read(username, name, uid).await,
+        }
     }
 
     /// A message's bytes.
@@ -874,14 +962,16 @@ impl Store {
             maildir::sync_dir(&dir.path.join("cur"))
         })
         .await?;
+        let mut tx = self.pool.begin().await?;
         for (file, _) in files {
             sqlx::query("DELETE FROM expunges WHERE username = $1 AND mailbox = $2 AND file = $3")
                 .bind(username)
                 .bind(name)
                 .bind(&file)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
         }
+        tx.commit().await?;
         Ok(())
     }
 

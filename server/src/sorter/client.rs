@@ -1,0 +1,501 @@
+//! The client a sorter hands messages on with: LMTP (RFC 2033) to the mailbox servers,
+//! one reply per recipient after the data; and SMTP (RFC 5321) to other domains' mail
+//! servers, with opportunistic STARTTLS (RFC 3207) and one reply for the message. One
+//! transaction per message and server; the envelope is pipelined when the server
+//! offers it (LMTP servers must). Every recipient gets its own [`Outcome`].
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::pki_types::ServerName;
+
+use super::connection::Stream;
+
+/// How long to wait for a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest reply line read.
+const MAX_REPLY_LINE: usize = 4096;
+
+/// What happened to one recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// 2xx: taken (stored in the mailbox, or by the remote server).
+    Delivered(String),
+    /// 4xx, or no answer: retried later.
+    Temporary(String),
+    /// 5xx: bounced.
+    Permanent(String),
+}
+
+impl Outcome {
+    fn from_reply(reply: &Reply) -> Outcome {
+        match reply.code / 100 {
+            2 => Outcome::Delivered(reply.text.clone()),
+            5 => Outcome::Permanent(reply.text.clone()),
+            _ => Outcome::Temporary(reply.text.clone()),
+        }
+    }
+
+    /// The reply or error text.
+    pub fn text(&self) -> &str {
+        match self {
+            Outcome::Delivered(t) | Outcome::Temporary(t) | Outcome::Permanent(t) => t,
+        }
+    }
+}
+
+/// Which protocol the server speaks.
+#[derive(Clone)]
+pub enum Dialect {
+    Lmtp,
+    /// SMTP; STARTTLS with this connector when the server offers it.
+    Smtp {
+        tls: Option<TlsConnector>,
+    },
+}
+
+/// One message to hand on.
+pub struct Handoff<'a> {
+    /// The name the sorter greets with.
+    pub hostname: &'a str,
+    pub sender: &'a str,
+    pub recipients: &'a [String],
+    pub message: &'a [u8],
+    /// How long the whole transaction may take.
+    pub timeout: Duration,
+}
+
+/// A server reply: its code, its last line, and the text of every line (for EHLO).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Reply {
+    code: u16,
+    text: String,
+    lines: Vec<String>,
+}
+
+impl Reply {
+    /// Whether an EHLO reply offers an extension.
+    fn offers(&self, extension: &str) -> bool {
+        self.lines.iter().skip(1).any(|l| {
+            l.get(4..)
+                .and_then(|t| t.split_whitespace().next())
+                .is_some_and(|w| w.eq_ignore_ascii_case(extension))
+        })
+    }
+}
+
+type Connection = BufReader<Box<dyn Stream>>;
+
+async fn read_reply(reader: &mut Connection) -> std::io::Result<Reply> {
+    let mut line = Vec::new();
+    let mut lines = Vec::new();
+    loop {
+        line.clear();
+        let n = (&mut *reader)
+            .take(MAX_REPLY_LINE as u64)
+            .read_until(b'\n', &mut line)
+            .await?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the server closed the connection",
+            ));
+        }
+        let text = String::from_utf8_lossy(&line);
+        let text: String = text
+            .trim_end()
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(300)
+            .collect();
+        let code = text
+            .get(..3)
+            .and_then(|c| c.parse::<u16>().ok())
+            .filter(|c| (200..600).contains(c))
+            .ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "not a reply: {:?}",
+                        text.chars().take(80).collect::<String>()
+                    ),
+                )
+            })?;
+        let last = text.as_bytes().get(3) != Some(&b'-');
+        lines.push(text.clone());
+        if last || lines.len() > 100 {
+            return Ok(Reply { code, text, lines });
+        }
+    }
+}
+
+async fn write(connection: &mut Connection, bytes: &[u8]) -> std::io::Result<()> {
+    let stream = connection.get_mut();
+    stream.write_all(bytes).await?;
+    stream.flush().await
+}
+
+/// The message as DATA carries it: CRLF line ends, leading dots doubled, and the
+/// final `.` line.
+pub fn dot_stuffed(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len() + message.len() / 64 + 8);
+    for line in message.split_inclusive(|&b| b == b'\n') {
+        if line.first() == Some(&b'.') {
+            out.push(b'.');
+        }
+        out.extend_from_slice(line);
+    }
+    if !out.is_empty() && !out.ends_with(b"\r\n") {
+        if out.ends_with(b"\n") {
+            out.pop();
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b".\r\n");
+    out
+}
+
+/// Hands `handoff` to the first of `targets` (a host name and an address each) that
+/// accepts a connection; one outcome per recipient, in order, and the host that
+/// answered. Nothing here fails as a whole: a connection or protocol failure is a
+/// temporary outcome for every recipient whose fate is not known yet.
+pub async fn deliver(
+    targets: &[(String, SocketAddr)],
+    dialect: &Dialect,
+    handoff: &Handoff<'_>,
+) -> (Vec<Outcome>, Option<String>) {
+    let mut last_error = String::from("no address to deliver to");
+    for (host, addr) in targets {
+        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                let outcomes = transaction(Box::new(stream), host, dialect, handoff).await;
+                return (outcomes, Some(host.clone()));
+            }
+            Ok(Err(e)) => last_error = format!("cannot connect to {host} ({addr}): {e}"),
+            Err(_) => last_error = format!("cannot connect to {host} ({addr}): timed out"),
+        }
+    }
+    let outcomes = vec![Outcome::Temporary(last_error); handoff.recipients.len()];
+    (outcomes, None)
+}
+
+/// One transaction over a connected stream to `host`.
+pub async fn transaction(
+    stream: Box<dyn Stream>,
+    host: &str,
+    dialect: &Dialect,
+    handoff: &Handoff<'_>,
+) -> Vec<Outcome> {
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; handoff.recipients.len()];
+    let result = tokio::time::timeout(
+        handoff.timeout,
+        converse(
+            BufReader::new(stream),
+            host,
+            dialect,
+            handoff,
+            &mut outcomes,
+        ),
+    )
+    .await;
+    let error = match result {
+        Ok(Ok(())) => String::new(),
+        Ok(Err(e)) => format!("delivery to {host} failed: {e}"),
+        Err(_) => format!(
+            "delivery to {host} timed out after {} s",
+            handoff.timeout.as_secs()
+        ),
+    };
+    outcomes
+        .into_iter()
+        .map(|o| o.unwrap_or_else(|| Outcome::Temporary(error.clone())))
+        .collect()
+}
+
+/// Gives every recipient without an outcome this reply's (a reply about the whole
+/// session is temporary unless it is a 5xx).
+fn all(outcomes: &mut [Option<Outcome>], reply: &Reply) {
+    for o in outcomes.iter_mut().filter(|o| o.is_none()) {
+        *o = Some(Outcome::from_reply(reply));
+    }
+}
+
+/// A reply that is never final: the session failed before the envelope.
+fn temporary(reply: Reply) -> Reply {
+    Reply {
+        code: if reply.code / 100 == 2 { 451 } else { 421 },
+        ..reply
+    }
+}
+
+async fn hello(
+    connection: &mut Connection,
+    dialect: &Dialect,
+    hostname: &str,
+) -> std::io::Result<Reply> {
+    let verb = if matches!(dialect, Dialect::Lmtp) {
+        "LHLO"
+    } else {
+        "EHLO"
+    };
+    write(connection, format!("{verb} {hostname}\r\n").as_bytes()).await?;
+    let reply = read_reply(connection).await?;
+    if reply.code == 250 || matches!(dialect, Dialect::Lmtp) {
+        return Ok(reply);
+    }
+    // An SMTP server without extensions.
+    write(connection, format!("HELO {hostname}\r\n").as_bytes()).await?;
+    read_reply(connection).await
+}
+
+async fn converse(
+    mut connection: Connection,
+    host: &str,
+    dialect: &Dialect,
+    handoff: &Handoff<'_>,
+    outcomes: &mut [Option<Outcome>],
+) -> std::io::Result<()> {
+    let greeting = read_reply(&mut connection).await?;
+    if greeting.code != 220 {
+        all(outcomes, &temporary(greeting));
+        return Ok(());
+    }
+    let mut ehlo = hello(&mut connection, dialect, handoff.hostname).await?;
+    if ehlo.code != 250 {
+        all(outcomes, &temporary(ehlo));
+        return Ok(());
+    }
+    if let Dialect::Smtp {
+        tls: Some(connector),
+    } = dialect
+        && ehlo.offers("STARTTLS")
+    {
+        write(&mut connection, b"STARTTLS\r\n").await?;
+        let ready = read_reply(&mut connection).await?;
+        if ready.code == 220 {
+            let name = ServerName::try_from(host.to_string())
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+            let plain = connection.into_inner();
+            let encrypted = connector.connect(name, plain).await?;
+            connection = BufReader::new(Box::new(encrypted));
+            ehlo = hello(&mut connection, dialect, handoff.hostname).await?;
+            if ehlo.code != 250 {
+                all(outcomes, &temporary(ehlo));
+                return Ok(());
+            }
+        }
+    }
+    let lmtp = matches!(dialect, Dialect::Lmtp);
+    let eight_bit = handoff.message.iter().any(|&b| b >= 0x80);
+    let utf8 = !handoff.sender.is_ascii() || handoff.recipients.iter().any(|r| !r.is_ascii());
+    let mut params = String::new();
+    if eight_bit && (lmtp || ehlo.offers("8BITMIME")) {
+        params.push_str(" BODY=8BITMIME");
+    }
+    if utf8 {
+        if !lmtp && !ehlo.offers("SMTPUTF8") {
+            let refusal = Reply {
+                code: 553,
+                text: format!(
+                    "553 5.6.7 {host} does not accept internationalized addresses (SMTPUTF8)"
+                ),
+                lines: Vec::new(),
+            };
+            all(outcomes, &refusal);
+            return Ok(());
+        }
+        params.push_str(" SMTPUTF8");
+    }
+    if !lmtp && ehlo.offers("SIZE") {
+        params.push_str(&format!(" SIZE={}", handoff.message.len()));
+    }
+    let mail = format!("MAIL FROM:<{}>{params}\r\n", handoff.sender);
+    let rcpts: Vec<String> = handoff
+        .recipients
+        .iter()
+        .map(|r| format!("RCPT TO:<{r}>\r\n"))
+        .collect();
+
+    let mut accepted = Vec::new();
+    let data = if lmtp || ehlo.offers("PIPELINING") {
+        // The envelope in one write (RFC 2920).
+        let mut envelope = mail;
+        envelope.push_str(&rcpts.concat());
+        envelope.push_str("DATA\r\n");
+        write(&mut connection, envelope.as_bytes()).await?;
+        let mail = read_reply(&mut connection).await?;
+        for (i, outcome) in outcomes.iter_mut().enumerate() {
+            let reply = read_reply(&mut connection).await?;
+            if mail.code / 100 != 2 {
+                *outcome = Some(Outcome::from_reply(&mail));
+            } else if reply.code / 100 == 2 {
+                accepted.push(i);
+            } else {
+                *outcome = Some(Outcome::from_reply(&reply));
+            }
+        }
+        read_reply(&mut connection).await?
+    } else {
+        write(&mut connection, mail.as_bytes()).await?;
+        let reply = read_reply(&mut connection).await?;
+        if reply.code / 100 != 2 {
+            all(outcomes, &reply);
+            let _ = write(&mut connection, b"QUIT\r\n").await;
+            return Ok(());
+        }
+        for (i, rcpt) in rcpts.iter().enumerate() {
+            write(&mut connection, rcpt.as_bytes()).await?;
+            let reply = read_reply(&mut connection).await?;
+            if reply.code / 100 == 2 {
+                accepted.push(i);
+            } else {
+                outcomes[i] = Some(Outcome::from_reply(&reply));
+            }
+        }
+        if accepted.is_empty() {
+            let _ = write(&mut connection, b"QUIT\r\n").await;
+            return Ok(());
+        }
+        write(&mut connection, b"DATA\r\n").await?;
+        read_reply(&mut connection).await?
+    };
+    if accepted.is_empty() {
+        let _ = write(&mut connection, b"QUIT\r\n").await;
+        return Ok(());
+    }
+    if data.code != 354 {
+        for &i in &accepted {
+            outcomes[i] = Some(Outcome::from_reply(&data));
+        }
+        return Ok(());
+    }
+    write(&mut connection, &dot_stuffed(handoff.message)).await?;
+    if lmtp {
+        // One reply per accepted recipient, in order (RFC 2033 4.2).
+        for &i in &accepted {
+            let reply = read_reply(&mut connection).await?;
+            outcomes[i] = Some(Outcome::from_reply(&reply));
+        }
+    } else {
+        let reply = read_reply(&mut connection).await?;
+        for &i in &accepted {
+            outcomes[i] = Some(Outcome::from_reply(&reply));
+        }
+    }
+    let _ = write(&mut connection, b"QUIT\r\n").await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_is_dot_stuffed_and_terminated() {
+        assert_eq!(dot_stuffed(b"a\r\n.b\r\n"), b"a\r\n..b\r\n.\r\n");
+        assert_eq!(dot_stuffed(b"a\r\n.b"), b"a\r\n..b\r\n.\r\n");
+        assert_eq!(dot_stuffed(b".\r\n"), b"..\r\n.\r\n");
+        assert_eq!(dot_stuffed(b""), b".\r\n");
+    }
+
+    /// A scripted server: reads whatever comes, answers with `replies` and closes.
+    async fn scripted(dialect: Dialect, replies: &'static str) -> (Vec<Outcome>, String) {
+        let (client, mut server) = tokio::io::duplex(1 << 16);
+        let serve = tokio::spawn(async move {
+            server.write_all(replies.as_bytes()).await.unwrap();
+            // The script ends: the client sees the connection close after it.
+            server.shutdown().await.unwrap();
+            let mut seen = Vec::new();
+            let _ = server.read_to_end(&mut seen).await;
+            String::from_utf8_lossy(&seen).into_owned()
+        });
+        let recipients = [
+            "n@example.test".to_string(),
+            "x@example.test".into(),
+            "m@example.test".into(),
+        ];
+        let handoff = Handoff {
+            hostname: "sorter1.example.test",
+            sender: "a@example.test",
+            recipients: &recipients,
+            message: b"Subject: x\r\n\r\n.dot\r\n",
+            timeout: Duration::from_secs(5),
+        };
+        let outcomes = transaction(Box::new(client), "mx.example", &dialect, &handoff).await;
+        (outcomes, serve.await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn lmtp_gives_one_outcome_per_recipient() {
+        let (outcomes, seen) = scripted(
+            Dialect::Lmtp,
+            "220 hi\r\n250-mb\r\n250 PIPELINING\r\n250 ok\r\n250 ok\r\n550 5.1.1 no\r\n250 ok\r\n354 go\r\n250 2.0.0 stored\r\n451 4.3.0 later\r\n",
+        )
+        .await;
+        assert_eq!(
+            outcomes,
+            vec![
+                Outcome::Delivered("250 2.0.0 stored".into()),
+                Outcome::Permanent("550 5.1.1 no".into()),
+                Outcome::Temporary("451 4.3.0 later".into()),
+            ]
+        );
+        assert!(seen.starts_with("LHLO sorter1.example.test\r\n"), "{seen}");
+        assert!(seen.contains("RCPT TO:<x@example.test>\r\nRCPT TO:<m@example.test>\r\nDATA\r\n"));
+        assert!(seen.contains("Subject: x\r\n\r\n..dot\r\n.\r\n"), "{seen}");
+    }
+
+    #[tokio::test]
+    async fn smtp_without_pipelining_goes_step_by_step_with_one_reply_for_the_data() {
+        let (outcomes, seen) = scripted(
+            Dialect::Smtp { tls: None },
+            "220 mx\r\n250-mx\r\n250 SIZE 1000\r\n250 ok\r\n250 ok\r\n550 5.1.1 no\r\n250 ok\r\n354 go\r\n250 2.0.0 queued\r\n221 bye\r\n",
+        )
+        .await;
+        assert_eq!(
+            outcomes,
+            vec![
+                Outcome::Delivered("250 2.0.0 queued".into()),
+                Outcome::Permanent("550 5.1.1 no".into()),
+                Outcome::Delivered("250 2.0.0 queued".into()),
+            ]
+        );
+        assert!(seen.starts_with("EHLO sorter1.example.test\r\nMAIL FROM:<a@example.test> SIZE=20\r\nRCPT TO:<n@example.test>\r\n"), "{seen}");
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_ends_early_defers_the_rest() {
+        let (outcomes, _) = scripted(
+            Dialect::Lmtp,
+            "220 hi\r\n250 ok\r\n250 ok\r\n550 5.1.1 no\r\n",
+        )
+        .await;
+        assert_eq!(outcomes[0], Outcome::Permanent("550 5.1.1 no".into()));
+        assert!(
+            matches!(&outcomes[1], Outcome::Temporary(e) if e.contains("closed")),
+            "{outcomes:?}"
+        );
+        assert!(
+            matches!(&outcomes[2], Outcome::Temporary(_)),
+            "{outcomes:?}"
+        );
+        let (outcomes, _) = scripted(Dialect::Smtp { tls: None }, "554 go away\r\n").await;
+        assert!(matches!(&outcomes[0], Outcome::Temporary(e) if e.contains("go away")));
+        let recipients = ["n@example.test".to_string()];
+        let handoff = Handoff {
+            hostname: "h",
+            sender: "",
+            recipients: &recipients,
+            message: b"x",
+            timeout: Duration::from_secs(5),
+        };
+        let target = [("nowhere".to_string(), "127.0.0.1:1".parse().unwrap())];
+        let (refused, host) = deliver(&target, &Dialect::Lmtp, &handoff).await;
+        assert!(matches!(&refused[0], Outcome::Temporary(e) if e.contains("cannot connect")));
+        assert_eq!(host, None);
+    }
+}

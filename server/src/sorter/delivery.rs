@@ -1,0 +1,335 @@
+//! The delivery loop of one sorter: takes queued messages as they arrive and as their
+//! retries fall due, routes each local recipient to the mailbox server that owns its
+//! letter *at that moment* (so a letter moved for maintenance is followed) and hands
+//! the message over LMTP, one transaction per server; remote recipients go over SMTP
+//! to their domain's mail servers ([`super::relay`]), one transaction per domain. Each
+//! recipient's fate is recorded: delivered; deferred with exponential backoff (4xx, a
+//! server down or silent, DNS failing); or failed (5xx, no such domain, or the queue
+//! lifetime ran out), which returns a bounce to the sender.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mailsite_shared::QueueSettings;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+
+use super::Sorter;
+use super::client::{self, Dialect, Handoff, Outcome};
+use super::dsn::{self, Failure};
+use super::queue::{self, Envelope, Recipient, State};
+use super::relay::NoRoute;
+use crate::metrics::{Delivery, METRICS};
+
+/// Messages delivered at once by one sorter.
+pub const PARALLEL: usize = 16;
+/// How long one LMTP or SMTP transaction may take.
+const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(300);
+/// How often the queue is looked through for retries that fell due (and flushes).
+const SCAN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The wait before retry number `attempts` + 1: `retry_first`, doubling, at most
+/// `retry_max`.
+pub fn backoff(settings: &QueueSettings, attempts: u32) -> u64 {
+    let doublings = attempts.saturating_sub(1).min(40);
+    settings
+        .retry_first
+        .saturating_mul(1u64 << doublings)
+        .min(settings.retry_max)
+}
+
+/// A duration in words, for bounces.
+fn in_words(seconds: u64) -> String {
+    match seconds {
+        s if s >= 86_400 && s % 86_400 == 0 => format!("{} days", s / 86_400),
+        s if s >= 3600 && s % 3600 == 0 => format!("{} hours", s / 3600),
+        s => format!("{s} seconds"),
+    }
+}
+
+/// A recipient that failed in this attempt.
+struct Failed {
+    index: usize,
+    /// The reply or reason, as the bounce quotes it.
+    diagnostic: String,
+    /// The enhanced status code.
+    status: String,
+    /// The server that refused it (its host name), if one did.
+    server: Option<String>,
+}
+
+impl Failed {
+    /// Marks recipient `index` (`r`) failed for `diagnostic`.
+    fn record(
+        r: &mut Recipient,
+        index: usize,
+        status: String,
+        diagnostic: String,
+        server: Option<String>,
+    ) -> Failed {
+        r.state = State::Failed;
+        r.last_error = Some(match &server {
+            Some(s) => format!("{s}: {diagnostic}"),
+            None => diagnostic.clone(),
+        });
+        Failed {
+            index,
+            diagnostic,
+            status,
+            server,
+        }
+    }
+}
+
+/// Runs until `stop`.
+pub async fn run(sorter: Sorter, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let permits = Arc::new(Semaphore::new(PARALLEL));
+    let mut next_scan = tokio::time::Instant::now();
+    loop {
+        let scan = tokio::time::Instant::now() >= next_scan;
+        if scan {
+            if sorter.queue.flush_if_requested() {
+                tracing::info!(sorter = %sorter.name, "queue flush requested: retrying every pending recipient");
+            }
+            next_scan = tokio::time::Instant::now() + SCAN_INTERVAL;
+        }
+        let lifetime = sorter.site.view().config().queue.lifetime;
+        let (due, _) = sorter.queue.take_due(queue::now(), scan, lifetime);
+        for id in due {
+            let permit = tokio::select! {
+                p = permits.clone().acquire_owned() => p?,
+                _ = stop.wait_for(|s| *s) => return Ok(()),
+            };
+            tokio::spawn(attempt(sorter.clone(), id, permit));
+        }
+        tokio::select! {
+            _ = sorter.queue.notified() => {}
+            _ = tokio::time::sleep_until(next_scan) => {}
+            _ = stop.wait_for(|s| *s) => return Ok(()),
+        }
+    }
+}
+
+/// One delivery attempt of one queued message.
+async fn attempt(sorter: Sorter, id: String, _permit: OwnedSemaphorePermit) {
+    let Some((mut envelope, message)) = sorter.queue.checkout(&id).await else {
+        return;
+    };
+    let now = queue::now();
+    let (settings, lmtp_port) = {
+        let view = sorter.site.view();
+        (view.config().queue, view.config().ports.lmtp)
+    };
+    let mut failed: Vec<Failed> = Vec::new();
+
+    if now >= envelope.received.saturating_add(settings.lifetime) {
+        for (i, r) in envelope.recipients.iter_mut().enumerate() {
+            if r.state == State::Pending {
+                let why = format!(
+                    "could not be delivered within {}{}",
+                    in_words(settings.lifetime),
+                    r.last_error
+                        .as_deref()
+                        .map(|e| format!(" (last error: {e})"))
+                        .unwrap_or_default()
+                );
+                failed.push(Failed::record(r, i, "4.4.7".into(), why, None));
+            }
+        }
+    }
+
+    // Recipients due now: local ones by the mailbox server that serves their letter
+    // now (over LMTP), remote ones by domain (over SMTP).
+    let mut jobs: BTreeMap<(bool, String), Vec<usize>> = BTreeMap::new();
+    let mut targets: BTreeMap<String, Vec<(String, SocketAddr)>> = BTreeMap::new();
+    {
+        let view = sorter.site.view();
+        for (i, r) in envelope.recipients.iter_mut().enumerate() {
+            if !r.due(now) {
+                continue;
+            }
+            if r.remote {
+                let domain = r.address.rsplit_once('@').map_or("", |(_, d)| d);
+                jobs.entry((true, domain.to_ascii_lowercase()))
+                    .or_default()
+                    .push(i);
+                continue;
+            }
+            match view.map.route(&r.address) {
+                Ok(route) => {
+                    let host = format!("{}.{}", route.server, view.config().domain);
+                    let addrs = route
+                        .server_addresses
+                        .iter()
+                        .map(|ip| (host.clone(), SocketAddr::new(*ip, lmtp_port)))
+                        .collect();
+                    targets.insert(route.server.clone(), addrs);
+                    jobs.entry((false, route.server)).or_default().push(i);
+                }
+                Err(e) => {
+                    let why = format!("550 5.1.2 <{}>: {e}", r.address);
+                    failed.push(Failed::record(r, i, "5.1.2".into(), why, None));
+                }
+            }
+        }
+    }
+
+    if jobs.is_empty() && failed.is_empty() {
+        // Nothing due now (the entry was only looked at on arrival): nothing to write.
+        sorter.queue.release(&id);
+        return;
+    }
+    for ((remote, label), indices) in jobs {
+        let recipients: Vec<String> = indices
+            .iter()
+            .map(|&i| envelope.recipients[i].address.clone())
+            .collect();
+        let handoff = Handoff {
+            hostname: &sorter.hostname,
+            sender: &envelope.sender,
+            recipients: &recipients,
+            message: &message,
+            timeout: TRANSACTION_TIMEOUT,
+        };
+        let (outcomes, host) = if remote {
+            match sorter.relay.targets(&label).await {
+                Ok(found) => {
+                    let dialect = Dialect::Smtp {
+                        tls: Some(sorter.relay.tls()),
+                    };
+                    client::deliver(&found, &dialect, &handoff).await
+                }
+                Err(NoRoute::Temporary(why)) => {
+                    (vec![Outcome::Temporary(why); indices.len()], None)
+                }
+                Err(NoRoute::Permanent(why)) => {
+                    (vec![Outcome::Permanent(why); indices.len()], None)
+                }
+            }
+        } else {
+            let found = targets.remove(&label).unwrap_or_default();
+            client::deliver(&found, &Dialect::Lmtp, &handoff).await
+        };
+        for (&i, outcome) in indices.iter().zip(outcomes) {
+            let r: &mut Recipient = &mut envelope.recipients[i];
+            r.attempts += 1;
+            let via = host.as_deref().unwrap_or(&label);
+            match outcome {
+                Outcome::Delivered(_) => {
+                    r.state = State::Delivered;
+                    r.last_error = None;
+                    METRICS.delivery(Delivery::Delivered);
+                    tracing::info!(sorter = %sorter.name, %id, to = %r.address, %via, "delivered");
+                }
+                Outcome::Temporary(why) => {
+                    let wait = backoff(&settings, r.attempts);
+                    r.next_attempt = now + wait;
+                    METRICS.delivery(Delivery::Deferred);
+                    tracing::info!(sorter = %sorter.name, %id, to = %r.address, %via, error = %why, retry_in = wait, "deferred");
+                    r.last_error = Some(format!("{label}: {why}"));
+                }
+                Outcome::Permanent(why) => {
+                    tracing::info!(sorter = %sorter.name, %id, to = %r.address, %via, error = %why, "refused; bouncing");
+                    let status = dsn::status_of(&why);
+                    failed.push(Failed::record(r, i, status, why, host.clone()));
+                }
+            }
+        }
+    }
+
+    if !failed.is_empty() {
+        if bounce(&sorter, &envelope, &message, &failed, now).await {
+            for _ in &failed {
+                METRICS.delivery(Delivery::Failed);
+            }
+        } else {
+            // The bounce is not durable: keep the recipients to bounce them later.
+            for f in &failed {
+                let r = &mut envelope.recipients[f.index];
+                r.state = State::Pending;
+                r.next_attempt = now + settings.retry_first;
+            }
+        }
+    }
+    if let Err(error) = sorter.queue.finish(envelope).await {
+        tracing::error!(sorter = %sorter.name, %id, %error, "cannot record a delivery attempt");
+    }
+}
+
+/// Queues the bounce of `failed` recipients to the sender (none for the null sender:
+/// a bounce is never bounced). Returns false if it could not be queued.
+async fn bounce(
+    sorter: &Sorter,
+    envelope: &Envelope,
+    message: &[u8],
+    failed: &[Failed],
+    now: u64,
+) -> bool {
+    if envelope.sender.is_empty() {
+        for f in failed {
+            tracing::warn!(sorter = %sorter.name, id = %envelope.id, to = %envelope.recipients[f.index].address, error = %f.diagnostic, "a bounce could not be delivered; dropped");
+        }
+        return true;
+    }
+    let domain = sorter.site.view().config().domain.clone();
+    let failures: Vec<Failure<'_>> = failed
+        .iter()
+        .map(|f| Failure {
+            recipient: &envelope.recipients[f.index].address,
+            diagnostic: &f.diagnostic,
+            status: f.status.clone(),
+            remote_mta: f.server.as_deref(),
+        })
+        .collect();
+    let report = dsn::bounce(
+        envelope,
+        message,
+        &failures,
+        &sorter.hostname,
+        &format!("MAILER-DAEMON@{domain}"),
+        now,
+    );
+    let remote = sorter.site.view().map.route(&envelope.sender).is_err();
+    let bounce = Envelope {
+        id: sorter.queue.new_id(),
+        sender: String::new(),
+        received: now,
+        authenticated: None,
+        client: format!("bounce of {}", envelope.id),
+        size: report.len() as u64,
+        recipients: vec![Recipient::new(envelope.sender.clone(), remote, now)],
+    };
+    let bounce_id = bounce.id.clone();
+    match sorter.queue.accept(bounce, report).await {
+        Ok(()) => {
+            METRICS.bounce();
+            tracing::info!(sorter = %sorter.name, id = %envelope.id, bounce = %bounce_id, to = %envelope.sender, "bounce queued");
+            true
+        }
+        Err(error) => {
+            tracing::error!(sorter = %sorter.name, id = %envelope.id, %error, "cannot queue a bounce");
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let s = QueueSettings {
+            retry_first: 5,
+            retry_max: 60,
+            lifetime: 100,
+        };
+        let waits: Vec<u64> = (1..=6).map(|a| backoff(&s, a)).collect();
+        assert_eq!(waits, [5, 10, 20, 40, 60, 60]);
+        assert_eq!(backoff(&s, u32::MAX), 60);
+        assert_eq!(in_words(432_000), "5 days");
+        assert_eq!(in_words(7200), "2 hours");
+        assert_eq!(in_words(90), "90 seconds");
+    }
+}
