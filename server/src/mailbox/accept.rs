@@ -41,6 +41,9 @@ where
             let _ = stream.write_all(busy).await;
             continue;
         };
+        // Replies are written whole; waiting to coalesce them (Nagle) only meets the
+        // client's delayed ACK and adds 40 ms to every reply of more than one write.
+        let _ = stream.set_nodelay(true);
         let connection = handle(stream, peer);
         tokio::spawn(async move {
             if let Err(error) = connection.await {
