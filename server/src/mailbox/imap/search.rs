@@ -35,6 +35,21 @@ pub fn needs_bytes(keys: &[SearchKey<'_>]) -> bool {
     })
 }
 
+/// Whether the keys look past the header (BODY, TEXT): without them the header of each
+/// message is enough.
+pub fn needs_body(keys: &[SearchKey<'_>]) -> bool {
+    keys.iter().any(|key| match key {
+        SearchKey::And(keys) => needs_body(keys.as_ref()),
+        SearchKey::Not(key) => needs_body(std::slice::from_ref(key.as_ref())),
+        SearchKey::Or(a, b) => {
+            needs_body(std::slice::from_ref(a.as_ref()))
+                || needs_body(std::slice::from_ref(b.as_ref()))
+        }
+        SearchKey::Body(_) | SearchKey::Text(_) => true,
+        _ => false,
+    })
+}
+
 /// Whether the keys use anything this server does not implement.
 pub fn supported(keys: &[SearchKey<'_>]) -> bool {
     keys.iter().all(|key| match key {

@@ -1268,6 +1268,7 @@ impl Session {
             Err(e) => return vec![store_no(tag, e)],
         };
         let needs_bytes = search::needs_bytes(keys);
+        let needs_body = search::needs_body(keys);
         let last_seq = uids.len() as u32;
         let last_uid = uids.last().copied().unwrap_or(0);
         let mut found = Vec::new();
@@ -1276,7 +1277,11 @@ impl Session {
                 continue;
             };
             let bytes = if needs_bytes {
-                match self.store.read_message(user, &mailbox, info).await {
+                let read = match needs_body {
+                    true => self.store.read_message(user, &mailbox, info).await,
+                    false => self.store.read_header(user, &mailbox, info).await,
+                };
+                match read {
                     Ok(b) => Some(b),
                     Err(StoreError::NoMessage(_)) => continue,
                     Err(e) => return vec![store_no(tag, e)],

@@ -550,6 +550,60 @@ impl Store {
         }
     }
 
+    /// The header of a message whose index row the caller has: the bytes up to and
+    /// including the blank line that ends it (at most 256 KiB), for header searches.
+    pub async fn read_header(
+        &self,
+        username: &str,
+        name: &str,
+        message: &MessageInfo,
+    ) -> Result<Vec<u8>> {
+        const MAX_HEADER: u64 = 256 * 1024;
+        let dir = self.maildir(username, &names::canonical(name)?)?;
+        let (file, flags) = (message.file.clone(), message.flags.clone());
+        let found = blocking(move || {
+            use std::io::Read;
+            let Some(path) = dir.locate(&file, &flags)? else {
+                return Ok(None);
+            };
+            let mut reader = match std::fs::File::open(path) {
+                Ok(f) => f.take(MAX_HEADER),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let mut out = Vec::new();
+            let mut chunk = [0u8; 8192];
+            loop {
+                let n = reader.read(&mut chunk)?;
+                if n == 0 {
+                    break;
+                }
+                let from = out.len().saturating_sub(3);
+                out.extend_from_slice(&chunk[..n]);
+                let tail = &out[from..];
+                if let Some(end) = tail
+                    .windows(4)
+                    .position(|w| w == b"\r\n\r\n")
+                    .map(|i| from + i + 4)
+                    .or_else(|| {
+                        tail.windows(2)
+                            .position(|w| w == b"\n\n")
+                            .map(|i| from + i + 2)
+                    })
+                {
+                    out.truncate(end);
+                    break;
+                }
+            }
+            Ok(Some(out))
+        })
+        .await?;
+        match found {
+            Some(bytes) => Ok(bytes),
+            None => self.read(username, name, message.uid).await,
+        }
+    }
+
     /// A message's bytes.
     pub async fn read(&self, username: &str, name: &str, uid: u32) -> Result<Vec<u8>> {
         let name = names::canonical(name)?;
