@@ -2,11 +2,11 @@
 //! them over the seeds in `server/fuzz/seeds/` on every `cargo test`). Each takes the
 //! bytes a client sends, serves them with the mailbox server's real connection loop
 //! over loopback TCP (a site database, a store and TLS in a scratch directory, a user
-//! who can log in and has mail: [`harness`]), and checks what the server did.
+//! who can log in and has mail: `harness`), and checks what the server did.
 //!
 //! Beyond never panicking, every input must end the connection within a bound (no
 //! hang), leave nothing outside the storage root, and get replies a client can parse
-//! ([`replies`]). Fuzzing builds (`--cfg fuzzing`, set by cargo-fuzz) hash passwords
+//! (`replies`). Fuzzing builds (`--cfg fuzzing`, set by cargo-fuzz) hash passwords
 //! cheaply and answer failed logins at once, so that an iteration takes milliseconds.
 
 mod harness;
@@ -15,30 +15,30 @@ mod replies;
 use std::sync::OnceLock;
 
 use harness::{Eof, Harness};
-pub use replies::Transcript;
 
 use crate::mailbox::{imap, lmtp, pop3};
 
 pub use harness::{DISABLED, ELSEWHERE, PASSWORD, USER};
+pub use replies::Transcript;
 
 fn imap_harness() -> &'static Harness {
     static HARNESS: OnceLock<Harness> = OnceLock::new();
-    HARNESS.get_or_init(|| Harness::new("imap"))
+    HARNESS.get_or_init(|| Harness::new("imap", Eof::WhenIdle))
 }
 
 fn pop3_harness() -> &'static Harness {
     static HARNESS: OnceLock<Harness> = OnceLock::new();
-    HARNESS.get_or_init(|| Harness::new("pop3"))
+    HARNESS.get_or_init(|| Harness::new("pop3", Eof::AfterInput))
 }
 
 fn lmtp_harness() -> &'static Harness {
     static HARNESS: OnceLock<Harness> = OnceLock::new();
-    HARNESS.get_or_init(|| Harness::new("lmtp"))
+    HARNESS.get_or_init(|| Harness::new("lmtp", Eof::AfterInput))
 }
 
 /// What an IMAP client that sent `data` saw (STARTTLS offered).
 pub fn imap_session(data: &[u8]) -> Transcript {
-    imap_harness().converse(data, Eof::WhenIdle, |stream, peer, server| {
+    imap_harness().converse(data, |stream, peer, server| {
         let session = imap::Session::new(
             &server.name,
             &server.hostname,
@@ -53,7 +53,7 @@ pub fn imap_session(data: &[u8]) -> Transcript {
 
 /// What a POP3 client that sent `data` saw (STLS offered).
 pub fn pop3_session(data: &[u8]) -> Transcript {
-    pop3_harness().converse(data, Eof::AfterInput, |stream, peer, server| {
+    pop3_harness().converse(data, |stream, peer, server| {
         let session = pop3::Session::new(
             &server.name,
             &server.hostname,
@@ -67,7 +67,7 @@ pub fn pop3_session(data: &[u8]) -> Transcript {
 
 /// What an LMTP client (a sorter) that sent `data` saw.
 pub fn lmtp_session(data: &[u8]) -> Transcript {
-    lmtp_harness().converse(data, Eof::AfterInput, |stream, _peer, server| {
+    lmtp_harness().converse(data, |stream, _peer, server| {
         let session = lmtp::Session::new(
             &server.name,
             &server.hostname,
@@ -203,22 +203,5 @@ mod tests {
             empty.ends_with(" for <alice@example.test>\r\n"),
             "{empty:?}"
         );
-    }
-}
-#[cfg(test)]
-mod dump {
-    #[test]
-    fn dump_outputs() {
-        let Ok(which) = std::env::var("DUMP") else {
-            return;
-        };
-        let path = std::env::var("SEED").unwrap();
-        let data = std::fs::read(&path).unwrap();
-        let out = match which.as_str() {
-            "imap" => super::imap_session(&data),
-            "pop3" => super::pop3_session(&data),
-            _ => super::lmtp_session(&data),
-        };
-        println!("{}\n{:?}", String::from_utf8_lossy(&out.output), out.ended);
     }
 }

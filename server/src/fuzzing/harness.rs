@@ -42,8 +42,9 @@ pub const PASSWORD: &str = "fuzz-password";
 /// (fuzzing builds hash cheaply and skip login delays), so reaching it means a hang.
 const BOUND: Duration = Duration::from_secs(20);
 /// How long the server must stay parked, with nothing in flight, before it is taken
-/// to be waiting for input: covers a blocking task whose thread has not started yet.
-const SETTLE: Duration = Duration::from_millis(2);
+/// to be waiting for input (without /proc: covers a blocking task whose thread has not
+/// started yet).
+const SETTLE: Duration = Duration::from_micros(500);
 /// The pause between two looks at the server.
 const LOOK: Duration = Duration::from_micros(100);
 
@@ -83,21 +84,28 @@ pub struct Harness {
     scratch: PathBuf,
     root: PathBuf,
     listener: TcpListener,
-    /// The runtime's blocking pool: each thread runs one blocking task (store file
-    /// I/O, password hashing) and exits when it is done.
     blocking: Arc<BlockingThreads>,
+    eof: Eof,
     /// One input at a time: they share the store.
     turn: Mutex<()>,
 }
 
 impl Harness {
-    /// Builds the fixture for one protocol (`name` keeps the scratch directories apart).
-    pub fn new(name: &str) -> Harness {
-        let blocking = Arc::new(BlockingThreads::default());
+    /// Builds the fixture for one protocol (`name` keeps the scratch directories and
+    /// thread names apart), whose server sees the end of input as `eof` says.
+    pub fn new(name: &str, eof: Eof) -> Harness {
+        let blocking = Arc::new(BlockingThreads::new(name));
         let (started, stopped) = (blocking.clone(), blocking.clone());
+        // Watching for the server to wait needs blocking threads that end with their
+        // task; otherwise they are kept, as in production (thread starts are slow).
+        let keep_alive = match eof {
+            Eof::WhenIdle => Duration::ZERO,
+            Eof::AfterInput => Duration::from_secs(10),
+        };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
-            .thread_keep_alive(Duration::ZERO)
+            .thread_keep_alive(keep_alive)
+            .thread_name(&blocking.pool_name)
             .on_thread_start(move || {
                 started.started.fetch_add(1, Ordering::SeqCst);
             })
@@ -119,23 +127,25 @@ impl Harness {
             root,
             listener,
             blocking,
+            eof,
             turn: Mutex::new(()),
         }
     }
 
     /// Resets the store, connects, serves the connection with `serve` while sending it
-    /// `input` (then the end of input, as `eof` says), and returns what the client saw.
+    /// `input` (then the end of input), and returns what the client saw.
     /// Panics if the connection outlives [`BOUND`], if the server panicked, or
     /// if a file appeared outside the storage root.
-    pub fn converse<F, Fut>(&self, input: &[u8], eof: Eof, serve: F) -> Transcript
+    pub fn converse<F, Fut>(&self, input: &[u8], serve: F) -> Transcript
     where
         F: FnOnce(TcpStream, SocketAddr, &MailboxServer) -> Fut,
         Fut: Future<Output = std::io::Result<()>> + Send + 'static,
     {
         let _turn = self.turn.lock().unwrap_or_else(|e| e.into_inner());
+        let _named = ThreadName::set(&self.blocking.runtime_name);
         let transcript = self.runtime.block_on(async {
             let server = self.reset().await;
-            tokio::time::timeout(BOUND, self.connection(&server, input, eof, serve))
+            tokio::time::timeout(BOUND, self.connection(&server, input, serve))
                 .await
                 .unwrap_or_else(|_| panic!("the connection was still open after {BOUND:?}"))
         });
@@ -143,13 +153,7 @@ impl Harness {
         transcript
     }
 
-    async fn connection<F, Fut>(
-        &self,
-        server: &MailboxServer,
-        input: &[u8],
-        eof: Eof,
-        serve: F,
-    ) -> Transcript
+    async fn connection<F, Fut>(&self, server: &MailboxServer, input: &[u8], serve: F) -> Transcript
     where
         F: FnOnce(TcpStream, SocketAddr, &MailboxServer) -> Fut,
         Fut: Future<Output = std::io::Result<()>> + Send + 'static,
@@ -179,7 +183,7 @@ impl Harness {
             _ = to_server.write_all(input) => None,
             ended = &mut task => Some(ended),
         };
-        if ended.is_none() && eof == Eof::WhenIdle {
+        if ended.is_none() && self.eof == Eof::WhenIdle {
             while !task.is_finished() && !self.waiting_for_input(&watch, &probe).await {}
         }
         let _ = to_server.shutdown().await;
@@ -230,7 +234,7 @@ impl Harness {
             let quiet = parked
                 && !unread
                 && pool.num_idle() == pool.size() as usize
-                && !self.blocking.running()
+                && !self.blocking.busy()
                 && moves() == before;
             if quiet && since.elapsed() >= SETTLE {
                 return true;
@@ -442,16 +446,78 @@ fn scratch_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// Threads of the blocking pool started and stopped so far.
-#[derive(Default)]
+/// The runtime's blocking pool (store file I/O, password hashing) seen from outside:
+/// whether a blocking task is queued or running. With no keep-alive ([`Eof::WhenIdle`])
+/// its threads exit as soon as their task is done, so a pool thread that exists is a
+/// busy one.
+///
+/// On Linux they are counted in /proc by name, which misses no moment: a new thread
+/// has its creator's name (the thread driving the runtime, named `runtime_name` while
+/// it does) from the moment it exists, and `pool_name` once it runs. Elsewhere the
+/// start and stop hooks count them, and [`SETTLE`] covers a thread not started yet.
 struct BlockingThreads {
     started: AtomicU64,
     stopped: AtomicU64,
+    runtime_name: String,
+    pool_name: String,
 }
 
 impl BlockingThreads {
-    fn running(&self) -> bool {
-        self.stopped.load(Ordering::SeqCst) != self.started.load(Ordering::SeqCst)
+    fn new(protocol: &str) -> BlockingThreads {
+        BlockingThreads {
+            started: AtomicU64::new(0),
+            stopped: AtomicU64::new(0),
+            // At most 15 bytes: Linux cuts thread names there.
+            runtime_name: format!("fuzz-{protocol}-rt"),
+            pool_name: format!("fuzz-{protocol}-bk"),
+        }
+    }
+
+    fn busy(&self) -> bool {
+        match self.named_threads() {
+            Some(named) => named > 1,
+            None => self.stopped.load(Ordering::SeqCst) != self.started.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Threads with either name, the runtime's own included; `None` without /proc or
+    /// when this thread does not carry the runtime's name.
+    fn named_threads(&self) -> Option<usize> {
+        let comm = |path: &Path| std::fs::read_to_string(path.join("comm")).ok();
+        let own = comm(Path::new("/proc/thread-self"))?;
+        if own.trim_end() != self.runtime_name {
+            return None;
+        }
+        let tasks = std::fs::read_dir("/proc/self/task").ok()?;
+        let named = tasks
+            .filter_map(|task| comm(&task.ok()?.path()))
+            .filter(|name| {
+                let name = name.trim_end();
+                name == self.runtime_name || name == self.pool_name
+            })
+            .count();
+        Some(named)
+    }
+}
+
+/// Names the calling thread (Linux, through /proc) until dropped, then gives it its
+/// name back.
+struct ThreadName(Option<String>);
+
+impl ThreadName {
+    fn set(name: &str) -> ThreadName {
+        let path = "/proc/thread-self/comm";
+        let old = std::fs::read_to_string(path).ok();
+        let renamed = old.is_some() && std::fs::write(path, name).is_ok();
+        ThreadName(old.filter(|_| renamed))
+    }
+}
+
+impl Drop for ThreadName {
+    fn drop(&mut self) {
+        if let Some(old) = &self.0 {
+            let _ = std::fs::write("/proc/thread-self/comm", old.trim_end());
+        }
     }
 }
 

@@ -91,8 +91,7 @@ impl Session {
             Request::Lhlo { host } => {
                 self.reset();
                 self.phase = Phase::Ready;
-                // Echoed, so kept to one printable line whatever the client sent.
-                let host: String = host.chars().filter(|c| !c.is_control()).collect();
+                let host = echo(&host, 100);
                 Next::Reply(format!(
                     "250-{} greets {host}\r\n250-PIPELINING\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE {MAX_MESSAGE}\r\n",
                     self.hostname
@@ -109,7 +108,9 @@ impl Session {
                 )),
                 Phase::Ready => {
                     self.phase = Phase::Mail;
-                    self.from = from.address.into_owned();
+                    // Written into the Return-Path header: no control characters,
+                    // at most RFC 5321's 256 octets of a path.
+                    self.from = echo(&from.address, 256);
                     Next::Reply("250 2.1.0 Sender ok\r\n".into())
                 }
             },
@@ -155,8 +156,12 @@ impl Session {
         let site = self.site.snapshot();
         let route = match site.map.route(address) {
             Ok(route) => route,
-            Err(e) => return format!("550 5.1.1 <{address}>: {e}\r\n"),
+            Err(e) => {
+                let (address, e) = (echo(address, 100), echo(&e.to_string(), 200));
+                return format!("550 5.1.1 <{address}>: {e}\r\n");
+            }
         };
+        let address = echo(address, 100);
         match site.users.get(&route.username) {
             None => return format!("550 5.1.1 <{address}>: no such user here\r\n"),
             Some(user) if !user.enabled => {
@@ -231,6 +236,16 @@ impl Session {
     }
 }
 
+/// Something the client sent, fit to be echoed in a reply: one line of printable
+/// characters, at most `max` of them.
+fn echo(value: &str, max: usize) -> String {
+    value
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(max)
+        .collect()
+}
+
 /// The reply to a command smtp-proto could not parse.
 pub fn parse_error(error: &ParseError) -> String {
     match error {
@@ -243,10 +258,7 @@ pub fn parse_error(error: &ParseError) -> String {
             format!("501 5.5.4 Invalid parameter {param}\r\n")
         }
         ParseError::UnsupportedParameter { param } => {
-            format!(
-                "555 5.5.4 Unsupported parameter {}\r\n",
-                param.chars().take(40).collect::<String>()
-            )
+            format!("555 5.5.4 Unsupported parameter {}\r\n", echo(param, 40))
         }
         _ => "500 5.5.2 Syntax error\r\n".into(),
     }

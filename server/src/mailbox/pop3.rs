@@ -274,11 +274,15 @@ impl Session {
     /// Answers one command line (without its CRLF).
     pub async fn command(&mut self, line: &str) -> Step {
         if std::mem::take(&mut self.auth_pending) {
-            // The client's answer to "+ " after AUTH PLAIN (RFC 5034 4).
-            if line.trim() == "*" {
-                return err("[AUTH] Authentication cancelled");
-            }
-            return self.auth(&format!("PLAIN {line}")).await;
+            // The client's answer to "+ " after AUTH PLAIN (RFC 5034 4). An empty line
+            // is an empty response, which PLAIN refuses ("=" stands for it), not a
+            // reason to ask again.
+            let response = match line.trim() {
+                "*" => return err("[AUTH] Authentication cancelled"),
+                "" => "=",
+                response => response,
+            };
+            return self.auth(&format!("PLAIN {response}")).await;
         }
         let (verb, args) = line.split_once(' ').unwrap_or((line, ""));
         let verb = verb.to_ascii_uppercase();
