@@ -885,25 +885,25 @@ fn every_acknowledged_append_and_delivery_survives_sigkill() {
     let mut appended: Vec<(String, String)> = Vec::new();
     let mut delivered: Vec<String> = Vec::new();
     for round in 0..3u32 {
-        let child = std::process::Command::new("python3")
-            .args([
-                "-c",
-                APPEND_STREAM,
-                &site.addr(11),
-                "frank",
-                "frank-password",
-                &(round * 100_000).to_string(),
-                "3",
-            ])
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(900));
+        let child = common::Lines::spawn(std::process::Command::new("python3").args([
+            "-c",
+            APPEND_STREAM,
+            &site.addr(11),
+            "frank",
+            "frank-password",
+            &(round * 100_000).to_string(),
+            "4",
+        ]));
+        // Kill while both streams are well under way.
+        common::wait_until(|| {
+            child.count(|l| l.starts_with("lmtp")) >= 3
+                && child.count(|l| !l.starts_with("lmtp")) >= 3
+        });
         site.kill_hard();
-        let out = child.wait_with_output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let lines = child.finish();
+        let text = lines.join("\n");
         let before = (appended.len(), delivered.len());
-        for line in text.lines() {
+        for line in &lines {
             match line.split_whitespace().collect::<Vec<_>>()[..] {
                 ["lmtp", n] => delivered.push(n.to_string()),
                 [n, uid] => appended.push((n.to_string(), uid.to_string())),

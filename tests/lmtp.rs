@@ -239,22 +239,19 @@ fn every_acknowledged_delivery_survives_sigkill() {
     let mut acked: Vec<u32> = Vec::new();
     for round in 0..3u32 {
         // Deliver in a stream from another process, and kill the server under it.
-        let child = std::process::Command::new("python3")
-            .args([
-                "-c",
-                STREAM,
-                &site.addr(11),
-                &(round * 100_000).to_string(),
-                "3",
-            ])
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(700));
+        let child = common::Lines::spawn(std::process::Command::new("python3").args([
+            "-c",
+            STREAM,
+            &site.addr(11),
+            &(round * 100_000).to_string(),
+            "4",
+        ]));
+        // Kill while the stream is well under way.
+        common::wait_until(|| child.count(|_| true) >= 5);
         site.kill_hard();
-        let out = child.wait_with_output().unwrap();
-        let numbers: Vec<u32> = String::from_utf8_lossy(&out.stdout)
-            .lines()
+        let numbers: Vec<u32> = child
+            .finish()
+            .iter()
             .filter_map(|l| l.trim().parse().ok())
             .collect();
         assert!(

@@ -638,24 +638,22 @@ fn every_acknowledged_message_survives_sigkill_and_is_delivered() {
     site.add_user("nora", "nora-password", &[]);
     let mut acked: Vec<String> = Vec::new();
     for round in 0..3 {
-        let clients: Vec<Child> = (0..3)
+        let clients: Vec<common::Lines> = (0..3)
             .map(|c| {
-                Command::new("python3")
-                    .args(["-c", STREAM, &site.addr(21), &format!("{round}.{c}"), "3"])
-                    .stdout(Stdio::piped())
-                    .spawn()
-                    .unwrap()
+                common::Lines::spawn(Command::new("python3").args([
+                    "-c",
+                    STREAM,
+                    &site.addr(21),
+                    &format!("{round}.{c}"),
+                    "4",
+                ]))
             })
             .collect();
-        std::thread::sleep(Duration::from_millis(1200));
+        // Kill while every client is well under way.
+        common::wait_until(|| clients.iter().all(|c| c.count(|_| true) >= 3));
         site.kill_hard();
         for client in clients {
-            let out = client.wait_with_output().unwrap();
-            acked.extend(
-                String::from_utf8_lossy(&out.stdout)
-                    .lines()
-                    .map(|l| l.trim().to_string()),
-            );
+            acked.extend(client.finish().iter().map(|l| l.trim().to_string()));
         }
         site.start_again();
     }

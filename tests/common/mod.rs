@@ -413,3 +413,59 @@ pub fn dig(args: &[&str]) -> String {
 pub fn exists(path: &Path) -> bool {
     path.exists()
 }
+
+/// A child process whose standard output lines are collected as they come, so that a
+/// test can act (e.g. kill a server) once enough has happened rather than after a
+/// fixed sleep that a busy machine may not honour.
+pub struct Lines {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Lines {
+    pub fn spawn(cmd: &mut Command) -> Lines {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the client");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let reader = std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+            }
+        });
+        Lines {
+            child,
+            lines,
+            reader: Some(reader),
+        }
+    }
+
+    /// How many lines so far satisfy `counted`.
+    pub fn count(&self, counted: impl Fn(&str) -> bool) -> usize {
+        let lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        lines.iter().filter(|l| counted(l)).count()
+    }
+
+    /// Waits for the child to end (it must, by itself) and returns all its lines.
+    pub fn finish(mut self) -> Vec<String> {
+        let _ = self.child.wait();
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        std::mem::take(&mut *self.lines.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// Waits (at most 30 s) until `ready` holds, checking every 20 ms.
+pub fn wait_until(mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ready() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
