@@ -209,6 +209,22 @@ impl Store {
         }
     }
 
+    /// A transaction that will write. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), so that concurrent writers wait their turn instead of failing
+    /// when one of them read before another committed (SQLITE_BUSY_SNAPSHOT).
+    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        let sqlite = self
+            .pool
+            .connect_options()
+            .database_url
+            .scheme()
+            .starts_with("sqlite");
+        Ok(match sqlite {
+            true => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            false => self.pool.begin().await?,
+        })
+    }
+
     /// A receiver that changes whenever this user's mail changes in this process.
     pub fn watch(&self, username: &str) -> watch::Receiver<u64> {
         changes().watch(username)
@@ -340,7 +356,7 @@ impl Store {
     /// session that saw HIGHESTMODSEQ before the row existed finds it as a change
     /// (`m.modseq` is ignored).
     async fn insert(&self, username: &str, name: &str, m: &MessageInfo) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let modseq: i64 = sqlx::query(
             "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE username = $1 AND name = $2 RETURNING highestmodseq",
         )
@@ -641,7 +657,7 @@ impl Store {
         flags: &[String],
     ) -> Result<Vec<(u32, Vec<String>, u64)>> {
         let name = names::canonical(name)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let mut changed = Vec::new();
         for &uid in uids {
             let Some(row) = sqlx::query("SELECT flags, file FROM messages WHERE username = $1 AND mailbox = $2 AND uid = $3")
@@ -808,7 +824,7 @@ impl Store {
                 "{name} has mailboxes inside it; delete those first"
             )));
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         for table in [
             "DELETE FROM messages WHERE username = $1 AND mailbox = $2",
             "DELETE FROM mailboxes WHERE username = $1 AND name = $2",
@@ -897,7 +913,7 @@ impl Store {
             }
             moved.push((a.path, b.path));
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         for (old, new) in &renames {
             for sql in [
                 "UPDATE mailboxes SET name = $1 WHERE username = $2 AND name = $3",
@@ -962,7 +978,7 @@ impl Store {
         if uids.is_empty() {
             return Ok(0);
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let mut files = Vec::new();
         for &uid in uids {
             let row = sqlx::query("DELETE FROM messages WHERE username = $1 AND mailbox = $2 AND uid = $3 RETURNING file, flags")
@@ -1016,7 +1032,7 @@ impl Store {
             maildir::sync_dir(&dir.path.join("cur"))
         })
         .await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         for (file, _) in files {
             sqlx::query("DELETE FROM expunges WHERE username = $1 AND mailbox = $2 AND file = $3")
                 .bind(username)
