@@ -195,6 +195,17 @@ struct Cached {
     messages: Arc<Vec<MessageInfo>>,
 }
 
+/// How many messages one statement of an expunge names.
+const EXPUNGE_CHUNK: usize = 400;
+
+/// `$first, $first+1, ...`: `count` numbered placeholders (SQLite and PostgreSQL).
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// How many mailboxes' indexes are kept in memory.
 const CACHED_MAILBOXES: usize = 256;
 
@@ -980,24 +991,34 @@ impl Store {
         }
         let mut tx = self.write_tx().await?;
         let mut files = Vec::new();
-        for &uid in uids {
-            let row = sqlx::query("DELETE FROM messages WHERE username = $1 AND mailbox = $2 AND uid = $3 RETURNING file, flags")
-                .bind(username)
-                .bind(&name)
-                .bind(i64::from(uid))
-                .fetch_optional(&mut *tx)
-                .await?;
-            if let Some(row) = row {
-                let file: String = row.try_get(0)?;
-                let flags = split_flags(&row.try_get::<String, _>(1)?);
-                sqlx::query("INSERT INTO expunges (username, mailbox, file) VALUES ($1, $2, $3)")
-                    .bind(username)
-                    .bind(&name)
-                    .bind(&file)
-                    .execute(&mut *tx)
-                    .await?;
-                files.push((file, flags));
+        // A few hundred per statement: a POP3 QUIT of thousands stays a few statements.
+        for chunk in uids.chunks(EXPUNGE_CHUNK) {
+            let list = placeholders(3, chunk.len());
+            let sql = format!(
+                "DELETE FROM messages WHERE username = $1 AND mailbox = $2 AND uid IN ({list}) RETURNING file, flags"
+            );
+            let mut query = sqlx::query(&sql).bind(username).bind(&name);
+            for &uid in chunk {
+                query = query.bind(i64::from(uid));
             }
+            let mut gone = Vec::new();
+            for row in query.fetch_all(&mut *tx).await? {
+                let file: String = row.try_get(0)?;
+                gone.push((file, split_flags(&row.try_get::<String, _>(1)?)));
+            }
+            if !gone.is_empty() {
+                let rows = (0..gone.len())
+                    .map(|i| format!("($1, $2, ${})", i + 3))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let sql = format!("INSERT INTO expunges (username, mailbox, file) VALUES {rows}");
+                let mut insert = sqlx::query(&sql).bind(username).bind(&name);
+                for (file, _) in &gone {
+                    insert = insert.bind(file.clone());
+                }
+                insert.execute(&mut *tx).await?;
+            }
+            files.extend(gone);
         }
         sqlx::query("UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE username = $1 AND name = $2")
             .bind(username)
@@ -1033,13 +1054,16 @@ impl Store {
         })
         .await?;
         let mut tx = self.write_tx().await?;
-        for (file, _) in files {
-            sqlx::query("DELETE FROM expunges WHERE username = $1 AND mailbox = $2 AND file = $3")
-                .bind(username)
-                .bind(name)
-                .bind(&file)
-                .execute(&mut *tx)
-                .await?;
+        for chunk in files.chunks(EXPUNGE_CHUNK) {
+            let list = placeholders(3, chunk.len());
+            let sql = format!(
+                "DELETE FROM expunges WHERE username = $1 AND mailbox = $2 AND file IN ({list})"
+            );
+            let mut query = sqlx::query(&sql).bind(username).bind(name);
+            for (file, _) in chunk {
+                query = query.bind(file.clone());
+            }
+            query.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
