@@ -185,6 +185,8 @@ pub struct Store {
     scan_lock: Arc<tokio::sync::Mutex<()>>,
     /// The index of recently used mailboxes, shared by every session of this process.
     cache: Arc<Mutex<HashMap<(String, String), Cached>>>,
+    /// Whether the index is SQLite (write transactions begin IMMEDIATE).
+    sqlite: bool,
 }
 
 /// A mailbox's messages as read at a HIGHESTMODSEQ: still true while the mailbox's
@@ -211,7 +213,13 @@ const CACHED_MAILBOXES: usize = 256;
 
 impl Store {
     pub fn new(root: PathBuf, pool: AnyPool) -> Store {
+        let sqlite = pool
+            .connect_options()
+            .database_url
+            .scheme()
+            .starts_with("sqlite");
         Store {
+            sqlite,
             root,
             pool,
             scanned: Arc::default(),
@@ -224,13 +232,7 @@ impl Store {
     /// (`BEGIN IMMEDIATE`), so that concurrent writers wait their turn instead of failing
     /// when one of them read before another committed (SQLITE_BUSY_SNAPSHOT).
     async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
-        let sqlite = self
-            .pool
-            .connect_options()
-            .database_url
-            .scheme()
-            .starts_with("sqlite");
-        Ok(match sqlite {
+        Ok(match self.sqlite {
             true => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             false => self.pool.begin().await?,
         })
@@ -345,11 +347,12 @@ impl Store {
         Store::info(&row)
     }
 
-    /// Reserves the next UID and MODSEQ of a mailbox (committed at once, never reused).
-    async fn reserve(&self, username: &str, name: &str) -> Result<(u32, u32, u64)> {
+    /// Reserves the next UID of a mailbox (never reused; the row's MODSEQ comes with
+    /// its insert).
+    async fn reserve(&self, username: &str, name: &str) -> Result<(u32, u32)> {
         let row = sqlx::query(
-            "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1 \
-             WHERE username = $1 AND name = $2 RETURNING uidvalidity, uidnext - 1 AS uid, highestmodseq",
+            "UPDATE mailboxes SET uidnext = uidnext + 1 \
+             WHERE username = $1 AND name = $2 RETURNING uidvalidity, uidnext - 1 AS uid",
         )
         .bind(username)
         .bind(name)
@@ -359,7 +362,6 @@ impl Store {
         Ok((
             row.try_get::<i64, _>("uidvalidity")? as u32,
             row.try_get::<i64, _>("uid")? as u32,
-            row.try_get::<i64, _>("highestmodseq")? as u64,
         ))
     }
 
@@ -406,14 +408,14 @@ impl Store {
     ) -> Result<(u32, u32)> {
         let name = names::canonical(name)?;
         let dir = self.maildir(username, &name)?;
-        let (uidvalidity, uid, modseq) = self.reserve(username, &name).await?;
+        let (uidvalidity, uid) = self.reserve(username, &name).await?;
         let size = bytes.len() as u64;
         let file = maildir::unique_name(size, uid);
         let (base, file_flags) = (file.clone(), flags.to_vec());
         blocking(move || dir.write(&base, &file_flags, &bytes)).await?;
         let message = MessageInfo {
             uid,
-            modseq,
+            modseq: 0, // taken by insert
             flags: flags.to_vec(),
             internal_date: internal_date.unwrap_or_else(now),
             size,
@@ -755,7 +757,7 @@ impl Store {
             if !wanted.contains(&m.uid) {
                 continue;
             }
-            let (_, uid, modseq) = self.reserve(username, &to).await?;
+            let (_, uid) = self.reserve(username, &to).await?;
             let base = maildir::unique_name(m.size, uid);
             let (src, dst, file, flags, new_base) = (
                 source_dir.clone(),
@@ -787,7 +789,7 @@ impl Store {
                 &to,
                 &MessageInfo {
                     uid,
-                    modseq,
+                    modseq: 0, // taken by insert
                     flags: m.flags.clone(),
                     internal_date: m.internal_date,
                     size: m.size,
@@ -1221,25 +1223,13 @@ impl Store {
             .is_some(),
             None => true,
         };
-        let (uid, modseq) = match claimed {
-            Some(uid) if !taken => {
-                let row = sqlx::query(
-                    "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE username = $1 AND name = $2 RETURNING highestmodseq",
-                )
-                .bind(username)
-                .bind(name)
-                .fetch_one(&self.pool)
-                .await?;
-                (uid, row.try_get::<i64, _>(0)? as u64)
-            }
-            _ => {
-                let (_, uid, modseq) = self.reserve(username, name).await?;
-                (uid, modseq)
-            }
+        let uid = match claimed {
+            Some(uid) if !taken => uid,
+            _ => self.reserve(username, name).await?.1,
         };
         let message = MessageInfo {
             uid,
-            modseq,
+            modseq: 0, // taken by insert
             flags: maildir::flags_of(file),
             internal_date,
             size: meta.len(),
@@ -1611,7 +1601,7 @@ mod tests {
             1
         );
         // A crash between the commit and the unlink: the row is gone, the file is not.
-        let (_, uid, _) = s.reserve("dora", "INBOX").await.unwrap();
+        let (_, uid) = s.reserve("dora", "INBOX").await.unwrap();
         let base = maildir::unique_name(10, uid);
         s.maildir("dora", "INBOX")
             .unwrap()
@@ -1657,7 +1647,7 @@ mod tests {
         s.ensure_user("carol").await.unwrap();
         s.append("carol", "INBOX", msg(1), &[], None).await.unwrap();
         // A crash after the file was written but before its row: reserve, write, no row.
-        let (_, uid, _) = s.reserve("carol", "INBOX").await.unwrap();
+        let (_, uid) = s.reserve("carol", "INBOX").await.unwrap();
         let md = s.maildir("carol", "INBOX").unwrap();
         md.write(&maildir::unique_name(10, uid), &[], &msg(2))
             .unwrap();
