@@ -3,62 +3,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
-use std::time::Duration;
-
 use common::{Site, python};
 
-/// A raw LMTP connection that reads replies line by line.
-struct Lmtp {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-}
-
-impl Lmtp {
-    fn connect(addr: &str) -> Lmtp {
-        let stream = TcpStream::connect(addr).expect("connect to LMTP");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let mut lmtp = Lmtp {
-            reader: BufReader::new(stream.try_clone().unwrap()),
-            writer: stream,
-        };
-        assert!(lmtp.reply().starts_with("220 "));
-        lmtp
-    }
-
-    fn send(&mut self, text: &str) {
-        self.writer.write_all(text.as_bytes()).unwrap();
-    }
-
-    /// One whole reply (all its continuation lines), as text.
-    fn reply(&mut self) -> String {
-        let mut out = String::new();
-        loop {
-            let mut line = String::new();
-            self.reader.read_line(&mut line).unwrap();
-            assert!(!line.is_empty(), "connection closed; so far: {out}");
-            out.push_str(&line);
-            if line.as_bytes().get(3) != Some(&b'-') {
-                return out;
-            }
-        }
-    }
-}
-
-fn inbox_files(site: &Site, user: &str) -> Vec<String> {
-    let cur = site.dir.join(format!("data/mail/{user}/cur"));
-    let mut files: Vec<String> = std::fs::read_dir(cur)
-        .map(|d| {
-            d.map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    files
-}
+/// LMTP replies are framed as SMTP's.
+type Lmtp = common::Replies;
 
 const SMTPLIB_DELIVER: &str = r#"
 import smtplib, sys
@@ -84,7 +32,7 @@ fn smtplib_delivers_to_the_owning_mailbox_server() {
     );
     assert_eq!(out.trim(), "refused {}");
 
-    let alice = inbox_files(&site, "alice");
+    let alice = site.inbox("alice");
     assert_eq!(alice.len(), 1);
     assert!(
         alice[0].starts_with(
@@ -98,7 +46,7 @@ fn smtplib_delivers_to_the_owning_mailbox_server() {
         "{}",
         alice[0]
     );
-    assert_eq!(inbox_files(&site, "nora").len(), 1);
+    assert_eq!(site.inbox("nora").len(), 1);
     let list = site.ok(&["mailbox", "list", "alice"], None);
     assert!(
         list.lines()
@@ -153,13 +101,13 @@ fn one_reply_per_recipient_with_pipelining() {
     );
     lmtp.send("QUIT\r\n");
     assert!(lmtp.reply().starts_with("221"));
-    let amy = inbox_files(&site, "amy");
+    let amy = site.inbox("amy");
     assert!(
         amy[0].ends_with("Subject: two\r\n\r\n.a dot-stuffed line\r\n"),
         "{}",
         amy[0]
     );
-    assert!(inbox_files(&site, "nora").is_empty());
+    assert!(site.inbox("nora").is_empty());
 }
 
 #[test]
@@ -213,7 +161,7 @@ fn bad_sequences_and_oversized_input_get_protocol_errors() {
     );
     lmtp.send("NOOP\r\n");
     assert!(lmtp.reply().starts_with("250"));
-    assert!(inbox_files(&site, "alice").is_empty());
+    assert!(site.inbox("alice").is_empty());
     assert!(!site.log().contains("panicked"));
 }
 
@@ -263,7 +211,7 @@ fn every_acknowledged_delivery_survives_sigkill() {
     }
     // Index what the crashes left unindexed, then look at every stored message.
     site.ok(&["mailbox", "list", "alice"], None);
-    let stored = inbox_files(&site, "alice");
+    let stored = site.inbox("alice");
     for n in &acked {
         let subject = format!("Subject: durable {n}\r\n");
         assert!(

@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -29,74 +29,7 @@ fn without_sorters(text: String) -> String {
     )
 }
 
-/// A raw SMTP connection that reads replies line by line.
-struct Smtp {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-}
-
-impl Smtp {
-    fn connect(addr: &str) -> Smtp {
-        let stream = TcpStream::connect(addr).expect("connect to SMTP");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
-        let mut smtp = Smtp {
-            reader: BufReader::new(stream.try_clone().unwrap()),
-            writer: stream,
-        };
-        let greeting = smtp.reply();
-        assert!(greeting.starts_with("220 "), "{greeting}");
-        smtp
-    }
-
-    fn send(&mut self, text: &str) {
-        self.writer.write_all(text.as_bytes()).unwrap();
-    }
-
-    /// One whole reply (all its lines), as text; empty if the connection closed.
-    fn reply(&mut self) -> String {
-        let mut out = String::new();
-        loop {
-            let mut line = String::new();
-            if self.reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return out;
-            }
-            out.push_str(&line);
-            if line.as_bytes().get(3) != Some(&b'-') {
-                return out;
-            }
-        }
-    }
-
-    /// Sends a command and returns its reply.
-    fn ask(&mut self, command: &str) -> String {
-        self.send(command);
-        self.reply()
-    }
-
-    /// Whether the server closed the connection (reads to the end).
-    fn closed(&mut self) -> bool {
-        let mut rest = Vec::new();
-        self.reader.read_to_end(&mut rest).is_ok()
-    }
-}
-
-/// Every message in a user's Maildir INBOX (cur/ and new/), as text.
-fn stored(site: &Site, user: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for sub in ["cur", "new"] {
-        let dir = site.dir.join(format!("data/mail/{user}/{sub}"));
-        if let Ok(listing) = std::fs::read_dir(dir) {
-            for entry in listing.flatten() {
-                if let Ok(bytes) = std::fs::read(entry.path()) {
-                    out.push(String::from_utf8_lossy(&bytes).into_owned());
-                }
-            }
-        }
-    }
-    out
-}
+type Smtp = common::Replies;
 
 /// Waits until `check` holds on a user's stored messages.
 fn wait_for_mail(
@@ -107,7 +40,7 @@ fn wait_for_mail(
 ) -> Vec<String> {
     let start = Instant::now();
     loop {
-        let messages = stored(site, user);
+        let messages = site.inbox(user);
         if check(&messages) {
             return messages;
         }
@@ -351,7 +284,7 @@ fn mx_takes_mail_for_local_users_only_and_is_never_an_open_relay() {
     );
     assert!(messages[0].contains("with ESMTP id"), "{}", messages[0]);
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(stored(&site, "nora").len(), 1);
+    assert_eq!(site.inbox("nora").len(), 1);
 }
 
 #[test]
@@ -407,7 +340,7 @@ with smtplib.SMTP(sys.argv[1], 10587, timeout=20) as s:
 
     std::thread::sleep(Duration::from_millis(500));
     assert!(
-        stored(&site, "nora").is_empty(),
+        site.inbox("nora").is_empty(),
         "a forged message was delivered"
     );
 }
@@ -527,7 +460,7 @@ fn mail_waits_while_the_mailbox_servers_are_down_and_arrives_when_they_are_back(
     assert!(!again.status.success());
     site.start_again();
     std::thread::sleep(Duration::from_secs(1));
-    assert!(stored(&site, "nora").is_empty(), "retried before its time");
+    assert!(site.inbox("nora").is_empty(), "retried before its time");
     let flushed = site.ok(&["queue", "flush"], None);
     assert!(flushed.contains("sorter1: flush requested"), "{flushed}");
     let messages = wait_for_mail(&site, "nora", Duration::from_secs(15), |m| !m.is_empty());
@@ -540,7 +473,7 @@ fn mail_waits_while_the_mailbox_servers_are_down_and_arrives_when_they_are_back(
     assert_eq!(read.len(), 1);
     std::thread::sleep(Duration::from_secs(2));
     assert!(
-        stored(&site, "nick").is_empty(),
+        site.inbox("nick").is_empty(),
         "a removed message was delivered"
     );
     let list = site.ok(&["queue", "list"], None);
@@ -578,7 +511,7 @@ fn queued_mail_follows_a_moved_letter_and_a_vanished_user_bounces() {
             == 2
     });
     assert!(waiting.is_some(), "{}", site.ok(&["queue", "list"], None));
-    assert!(stored(&site, "nick").is_empty());
+    assert!(site.inbox("nick").is_empty());
 
     // nora leaves; then letter n moves to mailbox1 for maintenance of mailbox2.
     site.ok(&["user", "remove", "nora"], None);
@@ -750,7 +683,7 @@ fn long_lines_oversized_messages_and_bare_line_feeds() {
     let messages = if messages.len() == 3 {
         messages
     } else {
-        stored(&site, "nora")
+        site.inbox("nora")
     };
     assert_eq!(messages.len(), 3, "{messages:?}");
     let long = messages
@@ -906,7 +839,7 @@ fn pipelining_abuse_command_injection_and_error_limits() {
         let messages = wait_for_mail(&site, user, Duration::from_secs(20), |m| !m.is_empty());
         assert!(messages[0].contains("Subject: pipelined"));
     }
-    assert!(stored(&site, "nell").is_empty());
+    assert!(site.inbox("nell").is_empty());
     assert!(!site.log().contains("panicked"));
 }
 
@@ -991,7 +924,7 @@ fn slow_and_silent_clients_are_disconnected() {
     }
     // Nothing half-received was delivered.
     std::thread::sleep(Duration::from_millis(500));
-    assert!(stored(&site, "nora").is_empty());
+    assert!(site.inbox("nora").is_empty());
 }
 
 /// The `127.N.0.` prefix of an isolated site's configuration text.

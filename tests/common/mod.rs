@@ -469,3 +469,77 @@ pub fn wait_until(mut ready: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A raw SMTP or LMTP connection that reads whole replies, continuation lines included.
+pub struct Replies {
+    reader: std::io::BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Replies {
+    /// Connects and checks the 220 greeting.
+    pub fn connect(addr: &str) -> Replies {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("a read timeout");
+        let mut client = Replies {
+            reader: std::io::BufReader::new(stream.try_clone().expect("a second handle")),
+            writer: stream,
+        };
+        let greeting = client.reply();
+        assert!(greeting.starts_with("220 "), "{greeting}");
+        client
+    }
+
+    pub fn send(&mut self, text: &str) {
+        self.writer.write_all(text.as_bytes()).expect("send");
+    }
+
+    /// One whole reply (all its lines), as text; empty if the connection closed.
+    pub fn reply(&mut self) -> String {
+        use std::io::BufRead;
+        let mut out = String::new();
+        loop {
+            let mut line = String::new();
+            if self.reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return out;
+            }
+            out.push_str(&line);
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return out;
+            }
+        }
+    }
+
+    /// Sends a command and returns its reply.
+    pub fn ask(&mut self, command: &str) -> String {
+        self.send(command);
+        self.reply()
+    }
+
+    /// Whether the server closed the connection (reads to the end).
+    pub fn closed(&mut self) -> bool {
+        let mut rest = Vec::new();
+        self.reader.read_to_end(&mut rest).is_ok()
+    }
+}
+
+impl Site {
+    /// Every message in a user's Maildir INBOX (cur/ and new/), as text, sorted.
+    pub fn inbox(&self, user: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for sub in ["cur", "new"] {
+            let dir = self.dir.join(format!("data/mail/{user}/{sub}"));
+            if let Ok(listing) = std::fs::read_dir(dir) {
+                for entry in listing.flatten() {
+                    if let Ok(bytes) = std::fs::read(entry.path()) {
+                        out.push(String::from_utf8_lossy(&bytes).into_owned());
+                    }
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+}
