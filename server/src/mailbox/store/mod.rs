@@ -442,14 +442,22 @@ impl Store {
         let info = self.mailbox(username, &name).await?;
         let stamp = (info.uidvalidity, info.uidnext, info.highestmodseq);
         let key = (username.to_string(), name.clone());
+        // A stale entry is taken out, so that updating it copies nothing unless a
+        // FETCH still holds it.
         let cached = {
-            let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            cache.get(&key).map(|c| (c.stamp, c.messages.clone()))
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            match cache.get(&key) {
+                Some(c) if c.stamp == stamp => return Ok(c.messages.clone()),
+                Some(_) => cache.remove(&key),
+                None => None,
+            }
         };
         let messages = match cached {
-            Some((old, messages)) if old == stamp => return Ok(messages),
-            Some((old, messages)) if old.0 == stamp.0 => {
-                let mut merged = messages.as_ref().clone();
+            Some(Cached {
+                stamp: old,
+                messages,
+            }) if old.0 == stamp.0 => {
+                let mut merged = Arc::unwrap_or_clone(messages);
                 for m in self.changed_since(username, &name, old.2).await? {
                     match merged.binary_search_by_key(&m.uid, |x| x.uid) {
                         Ok(i) => merged[i] = m,
