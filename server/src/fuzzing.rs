@@ -17,6 +17,7 @@ use std::sync::OnceLock;
 use harness::{Eof, Harness};
 
 use crate::mailbox::{imap, lmtp, pop3};
+use crate::sorter::{self, Port, Sorter, queue::Queue, relay::Relay};
 
 pub use harness::{DISABLED, ELSEWHERE, PASSWORD, USER};
 pub use replies::Transcript;
@@ -36,6 +37,11 @@ fn lmtp_harness() -> &'static Harness {
     HARNESS.get_or_init(|| Harness::new("lmtp", Eof::AfterInput))
 }
 
+fn smtp_harness() -> &'static Harness {
+    static HARNESS: OnceLock<Harness> = OnceLock::new();
+    HARNESS.get_or_init(|| Harness::new("smtp", Eof::AfterInput))
+}
+
 /// What an IMAP client that sent `data` saw (STARTTLS offered).
 pub fn imap_session(data: &[u8]) -> Transcript {
     imap_harness().converse(data, |stream, peer, server| {
@@ -46,7 +52,7 @@ pub fn imap_session(data: &[u8]) -> Transcript {
             server.store.clone(),
             peer,
         );
-        let stream = imap_next::stream::Stream::insecure(stream);
+        let stream = imap::Stream::insecure(stream);
         imap::serve_connection(stream, session.offer_tls(), server.tls.clone())
     })
 }
@@ -78,6 +84,47 @@ pub fn lmtp_session(data: &[u8]) -> Transcript {
     })
 }
 
+/// What an SMTP client that sent `data` saw, and the queue ids of the messages the
+/// sorter's spool holds afterwards. An input that starts with `S` is served as
+/// submission (port 587, from loopback: AUTH before STARTTLS is allowed) without that
+/// first byte; any other input as MX (port 25). STARTTLS is offered; the spool starts
+/// empty; nothing delivers from it.
+pub fn smtp_session(data: &[u8]) -> (Transcript, Vec<String>) {
+    let harness = smtp_harness();
+    let spool = harness.scratch().join("spool");
+    let (port, input) = match data.split_first() {
+        Some((b'S', rest)) => (Port::Submission, rest),
+        _ => (Port::Mx, data),
+    };
+    let transcript = harness.converse(input, |stream, peer, server| {
+        let _ = std::fs::remove_dir_all(&spool);
+        let queue = Queue::open(spool.clone()).expect("the fuzzing spool");
+        let relay = Relay::new(&mailsite_shared::RelaySettings {
+            // Nothing listens there; nothing is relayed while the input is served.
+            resolver: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9))),
+            ..Default::default()
+        })
+        .expect("the fuzzing relay");
+        let sorter = Sorter {
+            name: "sorter1".into(),
+            hostname: "sorter1.example.test".into(),
+            site: server.site.clone(),
+            queue: std::sync::Arc::new(queue),
+            tls: server.tls.clone(),
+            relay: std::sync::Arc::new(relay),
+        };
+        let tls = sorter.tls.clone();
+        let session = sorter::session::Session::new(sorter, port, peer).offer_tls();
+        sorter::connection::serve_connection(stream, session, tls)
+    });
+    let queued = sorter::queue::read_spool(&spool)
+        .expect("a readable fuzzing spool")
+        .into_iter()
+        .map(|envelope| envelope.id)
+        .collect();
+    (transcript, queued)
+}
+
 /// Any IMAP client input: the session ends, stays in the store, and every response
 /// parses with imap-codec and carries a tag the client sent.
 pub fn imap(data: &[u8]) {
@@ -94,6 +141,14 @@ pub fn pop3(data: &[u8]) {
 /// well-formed reply lines.
 pub fn lmtp(data: &[u8]) {
     replies::lmtp(&lmtp_session(data));
+}
+
+/// Any SMTP client input: the session ends, stays in the store, writes only
+/// well-formed reply lines, and the spool holds exactly the messages acknowledged with
+/// "queued as", each with its message file.
+pub fn smtp(data: &[u8]) {
+    let (transcript, queued) = smtp_session(data);
+    replies::smtp(&transcript, &queued);
 }
 
 #[cfg(test)]
@@ -143,6 +198,11 @@ mod tests {
         hold_on_seeds("lmtp_commands", lmtp);
     }
 
+    #[test]
+    fn smtp_holds_on_seeds() {
+        hold_on_seeds("smtp_commands", smtp);
+    }
+
     fn text(transcript: Transcript) -> String {
         String::from_utf8_lossy(&transcript.output).into_owned()
     }
@@ -182,6 +242,57 @@ mod tests {
         );
         assert!(
             out.contains("451 4.3.0") && out.contains("(UID 4)"),
+            "{out}"
+        );
+    }
+
+    /// The SMTP fixture serves both ports and queues what it acknowledges: a message
+    /// from outside to a user, one submitted after AUTH to a remote address, a forged
+    /// From refused, and BDAT chunks joined into one message (and an empty one).
+    #[test]
+    fn smtp_sessions_queue_what_they_acknowledge() {
+        let seed = |name: &str| {
+            std::fs::read(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("fuzz/seeds/smtp_commands")
+                    .join(name),
+            )
+            .expect("a seed")
+        };
+        let (out, queued) = smtp_session(&seed("mx-deliver.smtp"));
+        let out = text(out);
+        assert!(
+            out.contains("550 5.1.1") && out.contains("554 5.7.1"),
+            "{out}"
+        );
+        assert_eq!(queued.len(), 1, "{out}");
+        assert!(out.contains(&format!("queued as {}", queued[0])), "{out}");
+
+        let (out, queued) = smtp_session(&seed("submission-auth-relay.smtp"));
+        let out = text(out);
+        assert!(out.contains("235 2.7.0") && queued.len() == 1, "{out}");
+        assert!(
+            out.contains("553 5.7.1") || out.contains("550 5.7.1"),
+            "{out}"
+        );
+
+        let (out, queued) = smtp_session(&seed("submission-auth-login.smtp"));
+        let out = text(out);
+        assert!(
+            out.contains("535 5.7.8") && out.contains("235 2.7.0"),
+            "{out}"
+        );
+        assert!(queued.is_empty() && out.contains("5.7.1"), "{out}");
+
+        let (out, queued) = smtp_session(&seed("bdat.smtp"));
+        let out = text(out);
+        assert_eq!(queued.len(), 2, "{out}");
+        assert!(out.contains("250 2.0.0 14 octets received"), "{out}");
+        // A BDAT outside a transaction is refused, its chunk skipped, QUIT still read.
+        assert!(
+            out.ends_with(
+                "503 5.5.1 Send MAIL first\r\n221 2.0.0 sorter1.example.test closing\r\n"
+            ),
             "{out}"
         );
     }

@@ -246,6 +246,12 @@ impl Harness {
         }
     }
 
+    /// The fixture's scratch directory (the site database, TLS files, the storage root
+    /// three levels down, and room for a sorter's `spool`).
+    pub fn scratch(&self) -> &Path {
+        &self.scratch
+    }
+
     /// A message of the user's INBOX as the store has it now (left by the last input).
     #[cfg(test)]
     pub fn stored(&self, uid: u32) -> Vec<u8> {
@@ -317,6 +323,7 @@ impl Harness {
                     "tls",
                     "jail",
                     "pristine",
+                    "spool",
                 ],
             ),
             (&jail, &["cell"]),

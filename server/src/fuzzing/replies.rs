@@ -188,16 +188,48 @@ pub fn pop3(input: &[u8], transcript: &Transcript) {
 /// LMTP: every line is a reply line, a three-digit code from 2xx to 5xx, then a space
 /// or (continued) a hyphen, ending with CRLF; the first is the 220 greeting.
 pub fn lmtp(transcript: &Transcript) {
+    reply_lines("LMTP", transcript, |_| {});
+}
+
+/// SMTP: reply lines as LMTP's, up to a 220 after the greeting (the answer to
+/// STARTTLS: what follows is TLS); and the spool holds exactly the messages whose
+/// queue ids "250 2.0.0 Ok: queued as" replies gave, no more (nothing unacknowledged
+/// stays queued) and no fewer (nothing acknowledged is missing).
+pub fn smtp(transcript: &Transcript, spool: &[String]) {
+    let mut acknowledged = Vec::new();
+    reply_lines("SMTP", transcript, |reply| {
+        if let Some(id) = reply.strip_prefix(b"250 2.0.0 Ok: queued as ") {
+            acknowledged.push(String::from_utf8_lossy(id).trim_end().to_string());
+        }
+    });
+    let mut queued = spool.to_vec();
+    acknowledged.sort();
+    queued.sort();
+    if acknowledged != queued {
+        let what = format!("spool holds {queued:?} after acknowledging {acknowledged:?}");
+        fail("SMTP", &what, &transcript.output, transcript);
+    }
+}
+
+/// SMTP and LMTP: every line is a reply line, a three-digit code from 2xx to 5xx, then
+/// a space or (continued) a hyphen, ending with CRLF; the first is the 220 greeting. A
+/// later 220 answers STARTTLS: the bytes after it are TLS and are not looked at. Each
+/// reply line goes to `seen`.
+fn reply_lines(protocol: &str, transcript: &Transcript, mut seen: impl FnMut(&[u8])) {
     let mut output = &transcript.output[..];
     let mut first = true;
     while !output.is_empty() {
-        let reply = line("LMTP", &mut output, true, transcript);
+        let reply = line(protocol, &mut output, true, transcript);
         let well_formed = reply.len() >= 6
             && (b'2'..=b'5').contains(&reply[0])
             && reply[1..3].iter().all(u8::is_ascii_digit)
             && matches!(reply[3], b' ' | b'-');
         if !well_formed || (first && !reply.starts_with(b"220 ")) {
-            fail("LMTP", "reply line", reply, transcript);
+            fail(protocol, "reply line", reply, transcript);
+        }
+        seen(reply);
+        if !first && reply.starts_with(b"220 ") {
+            return;
         }
         first = false;
     }
