@@ -8,6 +8,7 @@
 
 pub mod search;
 pub mod session;
+pub mod stream;
 pub mod structure;
 pub mod wire;
 
@@ -19,7 +20,8 @@ use imap_codec::imap_types::response::{
     Code, CommandContinuationRequest, Greeting, GreetingKind, Response, Status,
 };
 use imap_next::server::{Error as ServerError, Event, Options, ResponseHandle, Server};
-use imap_next::stream::{Error as StreamError, Stream};
+use stream::Error as StreamError;
+pub use stream::Stream;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
@@ -83,10 +85,10 @@ async fn sent(
     backlog: &mut Backlog,
     limit: Duration,
 ) -> bool {
-    let Some(handle) = handle else {
-        return stream.flush().await.is_ok();
-    };
     let wait = async {
+        let Some(handle) = handle else {
+            return stream.flush().await.is_ok();
+        };
         loop {
             match stream.next(&mut *server).await {
                 Ok(Event::ResponseSent { handle: h, .. }) if h == handle => {
@@ -175,6 +177,13 @@ pub async fn serve_connection(
             Event::GreetingSent { .. } | Event::ResponseSent { .. } | Event::IdleDoneReceived => {}
             Event::CommandReceived { command } => {
                 errors = 0;
+                // Answers to earlier (pipelined) commands go out before this one runs.
+                if stream.has_output() {
+                    let flushed = tokio::time::timeout(session.idle_limit(), stream.flush());
+                    if !matches!(flushed.await, Ok(Ok(()))) {
+                        return Ok(());
+                    }
+                }
                 let outcome = session.command(command).await;
                 let mut last = enqueue(&mut server, outcome.responses);
                 let mut more = outcome.more;
@@ -214,7 +223,7 @@ pub async fn serve_connection(
                             Ok(Err(e)) => return Err(e),
                             Err(_) => return Ok(()),
                         };
-                        stream = Stream::tls(tokio_rustls::TlsStream::Server(encrypted));
+                        stream = Stream::tls(encrypted);
                         session.tls_started();
                         // imap-next always starts with a greeting; after STARTTLS it is an
                         // untagged OK with the new capabilities, which RFC 3501 allows.
@@ -366,7 +375,7 @@ pub async fn run(
                         let encrypted = super::accept::tls_handshake(&acceptor, stream).await?;
                         let mut session = session;
                         session.tls_started();
-                        let stream = Stream::tls(tokio_rustls::TlsStream::Server(encrypted));
+                        let stream = Stream::tls(encrypted);
                         serve_connection(stream, session, None).await
                     }
                     (true, None) => Ok(()),
