@@ -14,7 +14,7 @@ use imap_codec::imap_types::command::{Command, CommandBody};
 use imap_codec::imap_types::core::{Charset, IString, NString, Tag, Vec1};
 use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
 use imap_codec::imap_types::fetch::{
-    MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName,
+    MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName, Section,
 };
 use imap_codec::imap_types::flag::{Flag, FlagNameAttribute, FlagPerm, StoreResponse, StoreType};
 use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
@@ -63,12 +63,23 @@ struct FetchJob {
     user: String,
     mailbox: String,
     names: Vec<MessageDataItemName<'static>>,
-    needs_body: bool,
+    needs: Needs,
     pairs: std::collections::VecDeque<(u32, u32)>,
     /// The mailbox's index when the FETCH began.
     infos: Arc<Vec<MessageInfo>>,
     /// Flags this FETCH changed (\Seen), reported with each message.
     new_flags: HashMap<u32, Vec<String>>,
+}
+
+/// What of each message's file a FETCH needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Needs {
+    /// Nothing: the index has it (FLAGS, UID, INTERNALDATE, RFC822.SIZE).
+    Index,
+    /// The header (ENVELOPE, RFC822.HEADER, BODY[HEADER], BODY[HEADER.FIELDS ...]).
+    Header,
+    /// The whole message.
+    Whole,
 }
 
 /// One part of a FETCH answer holds at most this many messages, or this many bytes
@@ -1109,32 +1120,38 @@ impl Session {
             names.insert(0, MessageDataItemName::Uid);
         }
         let mut marks_seen = false;
-        let mut needs_body = false;
+        let mut needs = Needs::Index;
         for name in &names {
-            match name {
+            let this = match name {
                 MessageDataItemName::Flags
                 | MessageDataItemName::Uid
                 | MessageDataItemName::InternalDate
-                | MessageDataItemName::Rfc822Size => {}
-                MessageDataItemName::Rfc822Header => needs_body = true,
+                | MessageDataItemName::Rfc822Size => Needs::Index,
+                MessageDataItemName::Rfc822Header | MessageDataItemName::Envelope => Needs::Header,
                 MessageDataItemName::Rfc822 | MessageDataItemName::Rfc822Text => {
-                    needs_body = true;
                     marks_seen = true;
+                    Needs::Whole
                 }
-                MessageDataItemName::BodyExt { peek, .. } => {
-                    needs_body = true;
+                MessageDataItemName::BodyExt { peek, section, .. } => {
                     marks_seen |= !peek;
+                    match section {
+                        Some(
+                            Section::Header(None)
+                            | Section::HeaderFields(None, _)
+                            | Section::HeaderFieldsNot(None, _),
+                        ) => Needs::Header,
+                        _ => Needs::Whole,
+                    }
                 }
-                MessageDataItemName::Envelope
-                | MessageDataItemName::Body
-                | MessageDataItemName::BodyStructure => needs_body = true,
+                MessageDataItemName::Body | MessageDataItemName::BodyStructure => Needs::Whole,
                 _ => {
                     return vec![bad(
                         tag,
                         "FETCH supports FLAGS UID INTERNALDATE RFC822.SIZE RFC822 RFC822.HEADER RFC822.TEXT ENVELOPE BODY BODYSTRUCTURE BODY[section] in this version",
                     )];
                 }
-            }
+            };
+            needs = needs.max(this);
         }
         let pairs = match wire::resolve(set, &selected.uids, by_uid) {
             Ok(pairs) => pairs,
@@ -1181,7 +1198,7 @@ impl Session {
             user: user.to_string(),
             mailbox,
             names,
-            needs_body,
+            needs,
             pairs: pairs.into(),
             infos: messages,
             new_flags,
@@ -1195,6 +1212,28 @@ impl Session {
             return Vec::new();
         };
         let mut out = Vec::new();
+        // Headers come in one batch for the messages this part may answer.
+        let mut headers: HashMap<u32, Arc<[u8]>> = HashMap::new();
+        if job.needs == Needs::Header {
+            let infos: Vec<&MessageInfo> = job
+                .pairs
+                .iter()
+                .take(FETCH_BATCH_MESSAGES)
+                .filter_map(|&(_, uid)| find(&job.infos, uid))
+                .collect();
+            match self.store.headers(&job.user, &job.mailbox, &infos).await {
+                Ok(read) => headers.extend(
+                    infos
+                        .iter()
+                        .zip(read)
+                        .filter_map(|(info, header)| Some((info.uid, header?))),
+                ),
+                Err(e) => {
+                    out.push(store_no(&job.tag, e));
+                    return out;
+                }
+            }
+        }
         let (mut count, mut bytes) = (0, 0);
         while count < FETCH_BATCH_MESSAGES && bytes < FETCH_BATCH_BYTES {
             let Some((seq, uid)) = job.pairs.pop_front() else {
@@ -1209,21 +1248,34 @@ impl Session {
                 ..info.clone()
             });
             let info = changed.as_ref().unwrap_or(info);
-            let body = if job.needs_body {
-                match self.store.read_message(&job.user, &job.mailbox, info).await {
-                    Ok(b) => b,
-                    Err(StoreError::NoMessage(_)) => continue,
-                    Err(e) => {
-                        out.push(store_no(&job.tag, e));
-                        return out;
-                    }
+            let whole;
+            let body: &[u8] = match job.needs {
+                Needs::Index => &[],
+                // A header cut short (over 256 KiB without its end) is not used.
+                Needs::Header
+                    if headers.get(&uid).is_some_and(|h| {
+                        h.ends_with(b"\n\n")
+                            || h.ends_with(b"\r\n\r\n")
+                            || h.len() as u64 == info.size
+                    }) =>
+                {
+                    &headers[&uid]
                 }
-            } else {
-                Vec::new()
+                Needs::Header | Needs::Whole => {
+                    whole = match self.store.read_message(&job.user, &job.mailbox, info).await {
+                        Ok(b) => b,
+                        Err(StoreError::NoMessage(_)) => continue,
+                        Err(e) => {
+                            out.push(store_no(&job.tag, e));
+                            return out;
+                        }
+                    };
+                    &whole
+                }
             };
             count += 1;
             bytes += body.len();
-            if let Some(response) = fetch_response(seq, uid, info, &body, &job) {
+            if let Some(response) = fetch_response(seq, uid, info, body, &job) {
                 out.push(response);
             }
         }
@@ -1271,26 +1323,45 @@ impl Session {
         let needs_body = search::needs_body(keys);
         let last_seq = uids.len() as u32;
         let last_uid = uids.last().copied().unwrap_or(0);
-        let mut found = Vec::new();
-        for (i, &uid) in uids.iter().enumerate() {
-            let Some(info) = find(&messages, uid) else {
-                continue;
-            };
-            let bytes = if needs_bytes {
-                let read = match needs_body {
-                    true => self.store.read_message(user, &mailbox, info).await,
-                    false => self.store.read_header(user, &mailbox, info).await,
-                };
-                match read {
-                    Ok(b) => Some(b),
-                    Err(StoreError::NoMessage(_)) => continue,
+        let candidates: Vec<(u32, &MessageInfo)> = uids
+            .iter()
+            .enumerate()
+            .filter_map(|(i, &uid)| Some((i as u32 + 1, find(&messages, uid)?)))
+            .collect();
+        // Header searches take the headers in one batch, mostly from memory.
+        let headers = if needs_bytes && !needs_body {
+            let infos: Vec<&MessageInfo> = candidates.iter().map(|&(_, info)| info).collect();
+            let mut headers = Vec::with_capacity(infos.len());
+            for chunk in infos.chunks(HEADER_BATCH) {
+                match self.store.headers(user, &mailbox, chunk).await {
+                    Ok(read) => headers.extend(read),
                     Err(e) => return vec![store_no(tag, e)],
                 }
-            } else {
+            }
+            headers
+        } else {
+            Vec::new()
+        };
+        let mut found = Vec::new();
+        for (i, &(seq, info)) in candidates.iter().enumerate() {
+            let uid = info.uid;
+            let body;
+            let bytes: Option<&[u8]> = if !needs_bytes {
                 None
+            } else if !needs_body {
+                match headers.get(i) {
+                    Some(Some(header)) => Some(header),
+                    _ => continue,
+                }
+            } else {
+                body = match self.store.read_message(user, &mailbox, info).await {
+                    Ok(b) => b,
+                    Err(StoreError::NoMessage(_)) => continue,
+                    Err(e) => return vec![store_no(tag, e)],
+                };
+                Some(&body)
             };
-            let seq = i as u32 + 1;
-            let candidate = search::Candidate::new(seq, info, bytes.as_deref(), last_seq, last_uid);
+            let candidate = search::Candidate::new(seq, info, bytes, last_seq, last_uid);
             if search::matches_all(keys, &candidate)
                 && let Some(n) = NonZeroU32::new(if by_uid { uid } else { seq })
             {
@@ -1441,6 +1512,9 @@ impl Session {
         out
     }
 }
+
+/// How many message headers one blocking read takes at most (header searches).
+const HEADER_BATCH: usize = 2000;
 
 /// One message's FETCH response.
 fn fetch_response(

@@ -139,6 +139,96 @@ async fn blocking<T: Send + 'static>(
         .map_err(StoreError::Io)
 }
 
+/// The header of the message file at `path` (see [`Store::read_header`]); `None` if
+/// the file is gone.
+fn header_of(path: &std::path::Path) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    const MAX_HEADER: u64 = 256 * 1024;
+    let mut reader = match std::fs::File::open(path) {
+        Ok(f) => f.take(MAX_HEADER),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = reader.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        let from = out.len().saturating_sub(3);
+        out.extend_from_slice(&chunk[..n]);
+        let tail = &out[from..];
+        if let Some(end) = tail
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map(|i| from + i + 4)
+            .or_else(|| {
+                tail.windows(2)
+                    .position(|w| w == b"\n\n")
+                    .map(|i| from + i + 2)
+            })
+        {
+            out.truncate(end);
+            break;
+        }
+    }
+    Ok(Some(out))
+}
+
+/// Message headers kept in memory for header searches and ENVELOPE, as Dovecot keeps
+/// them in its cache file: a message never changes within a UIDVALIDITY, so a header
+/// once read stays true. At most [`HEADER_CACHE_BYTES`] in all; past that, other
+/// mailboxes' headers make room (the mailbox being read keeps what it has).
+#[derive(Default)]
+struct HeaderCache {
+    mailboxes: HashMap<(String, String), KeptHeaders>,
+    bytes: usize,
+}
+
+struct KeptHeaders {
+    uidvalidity: u32,
+    headers: HashMap<u32, Arc<[u8]>>,
+    bytes: usize,
+}
+
+/// The most header bytes kept in memory by one process.
+const HEADER_CACHE_BYTES: usize = 64 << 20;
+
+impl HeaderCache {
+    fn keep(&mut self, key: &(String, String), uidvalidity: u32, uid: u32, header: Arc<[u8]>) {
+        let size = header.len() + 48;
+        while self.bytes + size > HEADER_CACHE_BYTES {
+            let Some(other) = self.mailboxes.keys().find(|k| *k != key).cloned() else {
+                return;
+            };
+            if let Some(gone) = self.mailboxes.remove(&other) {
+                self.bytes -= gone.bytes;
+            }
+        }
+        let kept = self
+            .mailboxes
+            .entry(key.clone())
+            .or_insert_with(|| KeptHeaders {
+                uidvalidity,
+                headers: HashMap::new(),
+                bytes: 0,
+            });
+        if kept.uidvalidity != uidvalidity {
+            self.bytes -= kept.bytes;
+            *kept = KeptHeaders {
+                uidvalidity,
+                headers: HashMap::new(),
+                bytes: 0,
+            };
+        }
+        if kept.headers.insert(uid, header).is_none() {
+            kept.bytes += size;
+            self.bytes += size;
+        }
+    }
+}
+
 /// Wakes the sessions of a user when their mail changes in this process (a delivery,
 /// an APPEND, a flag change or an expunge by another session), so that IDLE reports
 /// it at once. Sessions also look on their own every few seconds, for changes made by
@@ -185,6 +275,10 @@ pub struct Store {
     scan_lock: Arc<tokio::sync::Mutex<()>>,
     /// The index of recently used mailboxes, shared by every session of this process.
     cache: Arc<Mutex<HashMap<(String, String), Cached>>>,
+    /// Message headers read so far (header searches, ENVELOPE).
+    headers: Arc<Mutex<HeaderCache>>,
+    /// Per user, the highest UIDVALIDITY of a mailbox deleted or renamed away.
+    retired: Arc<Mutex<HashMap<String, u32>>>,
     /// Whether the index is SQLite (write transactions begin IMMEDIATE).
     sqlite: bool,
 }
@@ -225,6 +319,8 @@ impl Store {
             scanned: Arc::default(),
             scan_lock: Arc::default(),
             cache: Arc::default(),
+            headers: Arc::default(),
+            retired: Arc::default(),
         }
     }
 
@@ -291,7 +387,12 @@ impl Store {
     ) -> Result<MailboxInfo> {
         let name = names::canonical(name)?;
         let dir = self.maildir(username, &name)?;
+        // Above every UIDVALIDITY this user's mailboxes have or had: a mailbox made
+        // again under an old name (or the name a RENAME freed) within the same second
+        // must not look like the old one to a client that knew it.
+        let highest = self.highest_uidvalidity(username).await?;
         let proposed = now().clamp(1, i64::from(u32::MAX)) as u32;
+        let proposed = proposed.max(highest.saturating_add(1));
         let uidvalidity = blocking(move || {
             dir.create()?;
             dir.uidvalidity(proposed)
@@ -595,50 +696,123 @@ impl Store {
         name: &str,
         message: &MessageInfo,
     ) -> Result<Vec<u8>> {
-        const MAX_HEADER: u64 = 256 * 1024;
-        let dir = self.maildir(username, &names::canonical(name)?)?;
-        let (file, flags) = (message.file.clone(), message.flags.clone());
-        let found = blocking(move || {
-            use std::io::Read;
-            let Some(path) = dir.locate(&file, &flags)? else {
-                return Ok(None);
-            };
-            let mut reader = match std::fs::File::open(path) {
-                Ok(f) => f.take(MAX_HEADER),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(e),
-            };
-            let mut out = Vec::new();
-            let mut chunk = [0u8; 8192];
-            loop {
-                let n = reader.read(&mut chunk)?;
-                if n == 0 {
-                    break;
-                }
-                let from = out.len().saturating_sub(3);
-                out.extend_from_slice(&chunk[..n]);
-                let tail = &out[from..];
-                if let Some(end) = tail
-                    .windows(4)
-                    .position(|w| w == b"\r\n\r\n")
-                    .map(|i| from + i + 4)
-                    .or_else(|| {
-                        tail.windows(2)
-                            .position(|w| w == b"\n\n")
-                            .map(|i| from + i + 2)
-                    })
-                {
-                    out.truncate(end);
-                    break;
-                }
-            }
-            Ok(Some(out))
-        })
-        .await?;
-        match found {
-            Some(bytes) => Ok(bytes),
+        let mut found = self.headers(username, name, &[message]).await?;
+        match found.pop().flatten() {
+            Some(bytes) => Ok(bytes.to_vec()),
             None => self.read(username, name, message.uid).await,
         }
+    }
+
+    /// How many header bytes this store keeps in memory.
+    #[cfg(test)]
+    fn cache_bytes(&self) -> usize {
+        self.headers.lock().unwrap_or_else(|e| e.into_inner()).bytes
+    }
+
+    /// The highest UIDVALIDITY of the user's mailboxes, now or (in this process) before
+    /// a DELETE or RENAME.
+    async fn highest_uidvalidity(&self, username: &str) -> Result<u32> {
+        let row = sqlx::query("SELECT MAX(uidvalidity) FROM mailboxes WHERE username = $1")
+            .bind(username)
+            .fetch_one(&self.pool)
+            .await?;
+        let current = row.try_get::<Option<i64>, _>(0)?.unwrap_or(0);
+        let retired = self
+            .retired
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(username)
+            .copied()
+            .unwrap_or(0);
+        Ok(u32::try_from(current).unwrap_or(0).max(retired))
+    }
+
+    /// Before a mailbox (and its children) is deleted or renamed: its UIDVALIDITY is
+    /// remembered as used, and what memory holds of it is dropped.
+    async fn retire(&self, username: &str, name: &str) -> Result<()> {
+        let highest = self.highest_uidvalidity(username).await?;
+        self.retired
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(username.to_string(), highest);
+        let child = format!("{name}/");
+        let gone =
+            |(u, n): &(String, String)| u == username && (n == name || n.starts_with(&child));
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|key, _| !gone(key));
+        let mut cache = self.headers.lock().unwrap_or_else(|e| e.into_inner());
+        let child = format!("{name}/");
+        let forgotten: Vec<_> = cache
+            .mailboxes
+            .keys()
+            .filter(|key| gone(key))
+            .cloned()
+            .collect();
+        for key in forgotten {
+            if let Some(kept) = cache.mailboxes.remove(&key) {
+                cache.bytes -= kept.bytes;
+            }
+        }
+        Ok(())
+    }
+
+    /// The headers of messages whose index rows the caller has (see [`Self::read_header`]),
+    /// `None` for a message whose file is gone. Headers are read once per process and
+    /// kept ([`HeaderCache`]); the rest are read in one blocking task.
+    pub async fn headers(
+        &self,
+        username: &str,
+        name: &str,
+        messages: &[&MessageInfo],
+    ) -> Result<Vec<Option<Arc<[u8]>>>> {
+        let name = names::canonical(name)?;
+        let uidvalidity = self.mailbox(username, &name).await?.uidvalidity;
+        let key = (username.to_string(), name.clone());
+        let mut out: Vec<Option<Arc<[u8]>>> = vec![None; messages.len()];
+        let mut missing = Vec::new();
+        {
+            let cache = self.headers.lock().unwrap_or_else(|e| e.into_inner());
+            let kept = cache
+                .mailboxes
+                .get(&key)
+                .filter(|m| m.uidvalidity == uidvalidity);
+            for (i, message) in messages.iter().enumerate() {
+                match kept.and_then(|m| m.headers.get(&message.uid)) {
+                    Some(header) => out[i] = Some(header.clone()),
+                    None => {
+                        missing.push((i, message.uid, message.file.clone(), message.flags.clone()))
+                    }
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        let dir = self.maildir(username, &name)?;
+        let read = blocking(move || {
+            let mut read = Vec::with_capacity(missing.len());
+            for (i, uid, file, flags) in missing {
+                let header = match dir.locate(&file, &flags)? {
+                    Some(path) => header_of(&path)?,
+                    None => None,
+                };
+                read.push((i, uid, header));
+            }
+            Ok(read)
+        })
+        .await?;
+        let mut cache = self.headers.lock().unwrap_or_else(|e| e.into_inner());
+        for (i, uid, header) in read {
+            let Some(header) = header else {
+                continue;
+            };
+            let header: Arc<[u8]> = header.into();
+            cache.keep(&key, uidvalidity, uid, header.clone());
+            out[i] = Some(header);
+        }
+        Ok(out)
     }
 
     /// A message's bytes.
@@ -830,6 +1004,7 @@ impl Store {
     /// Deletes a mailbox that has no children, with its messages. INBOX cannot be deleted.
     pub async fn delete_mailbox(&self, username: &str, name: &str) -> Result<()> {
         let name = names::canonical(name)?;
+        self.retire(username, &name).await?;
         if name == "INBOX" {
             return Err(StoreError::Refused("INBOX cannot be deleted".into()));
         }
@@ -873,6 +1048,8 @@ impl Store {
     /// UIDs are kept: the messages did not change.
     pub async fn rename_mailbox(&self, username: &str, from: &str, to: &str) -> Result<()> {
         let (from, to) = (names::canonical(from)?, names::canonical(to)?);
+        self.retire(username, &from).await?;
+        self.retire(username, &to).await?;
         if to == "INBOX" || (from == "INBOX" && to.starts_with("INBOX/")) {
             return Err(StoreError::Refused(
                 "INBOX cannot be the new name, nor hold the renamed INBOX".into(),
@@ -1407,6 +1584,82 @@ mod tests {
             Err(StoreError::Name(_))
         ));
         std::fs::remove_dir_all(dir).ok();
+    }
+
+    /// Headers are read once and kept; a mailbox deleted and made again (same name,
+    /// possibly the same UIDVALIDITY within a second) or renamed never shows old
+    /// headers; a header cut short at 256 KiB is not taken for the whole.
+    #[tokio::test]
+    async fn kept_headers_follow_the_mailbox() {
+        let (s, dir) = store().await;
+        s.ensure_user("alice").await.unwrap();
+        s.create_mailbox("alice", "Kept", "").await.unwrap();
+        for n in 1..=3 {
+            s.append("alice", "Kept", msg(n), &[], None).await.unwrap();
+        }
+        let subjects = |s: Store, name: &'static str| async move {
+            let messages = s.messages("alice", name).await.unwrap();
+            let infos: Vec<&MessageInfo> = messages.iter().collect();
+            let headers = s.headers("alice", name, &infos).await.unwrap();
+            headers
+                .into_iter()
+                .map(|h| {
+                    let h = String::from_utf8(
+                        h.unwrap_or_else(|| panic!("a header in {name}")).to_vec(),
+                    )
+                    .unwrap();
+                    assert!(h.ends_with("\r\n\r\n"), "{h:?}");
+                    h.lines().nth(1).unwrap_or_default().to_string()
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            subjects(s.clone(), "Kept").await,
+            ["Subject: 1", "Subject: 2", "Subject: 3"]
+        );
+        // Kept: the files can go and the headers are still there (until the mailbox goes).
+        let kept = s.cache_bytes();
+        assert!(kept > 0);
+        let first = s.mailbox("alice", "Kept").await.unwrap().uidvalidity;
+        s.delete_mailbox("alice", "Kept").await.unwrap();
+        assert_eq!(s.cache_bytes(), 0);
+        let again = s
+            .create_mailbox("alice", "Kept", "")
+            .await
+            .unwrap()
+            .uidvalidity;
+        assert!(again > first, "UIDVALIDITY {again} after {first}");
+        s.append("alice", "Kept", msg(7), &[], None).await.unwrap();
+        assert_eq!(subjects(s.clone(), "Kept").await, ["Subject: 7"]);
+        s.rename_mailbox("alice", "Kept", "Other").await.unwrap();
+        let third = s
+            .create_mailbox("alice", "Kept", "")
+            .await
+            .unwrap()
+            .uidvalidity;
+        assert!(third > again, "UIDVALIDITY {third} after {again}");
+        s.append("alice", "Kept", msg(8), &[], None).await.unwrap();
+        assert_eq!(subjects(s.clone(), "Kept").await, ["Subject: 8"]);
+        assert_eq!(subjects(s.clone(), "Other").await, ["Subject: 7"]);
+
+        let mut huge = b"Subject: huge\r\nX-Big: ".to_vec();
+        huge.extend(std::iter::repeat_n(b'x', 300 * 1024));
+        huge.extend_from_slice(b"\r\n\r\nbody\r\n");
+        let (_, uid) = s
+            .append("alice", "INBOX", huge.clone(), &[], None)
+            .await
+            .unwrap();
+        let messages = s.messages("alice", "INBOX").await.unwrap();
+        let info = messages.iter().find(|m| m.uid == uid).unwrap();
+        let header = s
+            .headers("alice", "INBOX", &[info])
+            .await
+            .unwrap()
+            .remove(0)
+            .unwrap();
+        assert_eq!(header.len(), 256 * 1024, "cut at 256 KiB");
+        assert!(!header.ends_with(b"\r\n\r\n"));
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[tokio::test]
