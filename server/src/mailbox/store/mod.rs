@@ -743,7 +743,6 @@ impl Store {
             .unwrap_or_else(|e| e.into_inner())
             .retain(|key, _| !gone(key));
         let mut cache = self.headers.lock().unwrap_or_else(|e| e.into_inner());
-        let child = format!("{name}/");
         let forgotten: Vec<_> = cache
             .mailboxes
             .keys()
