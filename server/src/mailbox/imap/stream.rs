@@ -20,7 +20,7 @@
 use std::io::{ErrorKind, Read, Write};
 
 use imap_next::{Interrupt, Io, State};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_rustls::rustls;
 
@@ -55,12 +55,6 @@ pub enum Error<E> {
     /// The protocol state failed (malformed input and the like).
     #[error("protocol error")]
     State(E),
-}
-
-/// A socket operation's outcome inside the loops below.
-enum Progress {
-    Read(std::io::Result<usize>),
-    Wrote(std::io::Result<usize>),
 }
 
 impl Stream {
@@ -143,49 +137,55 @@ impl Stream {
     /// One step on the socket: writes what is ready while reading, or only reads when
     /// nothing is to be written (`want_input`: the caller has nothing to do until input
     /// arrives; otherwise a read alone is not worth waiting for).
+    ///
+    /// It waits for readiness and then reads or writes without waiting, so that an idle
+    /// connection parked here holds no buffer (10,000 idle connections are the memory
+    /// target: a read buffer held across the wait would be most of it).
     async fn progress(&mut self, want_input: bool) -> Result<(), RawError> {
         let has_output = self.written < self.write_buffer.len();
-        if !has_output && !want_input {
-            return Ok(());
+        let want_read = !self.read_closed && (want_input || has_output);
+        if !has_output {
+            if !want_input {
+                return Ok(());
+            }
+            if !want_read {
+                return Err(RawError::Closed);
+            }
         }
-        let mut chunk = [0u8; 16 * 1024];
-        let read_closed = self.read_closed;
-        let progress = {
-            let (mut reader, mut writer) = self.stream.split();
-            let read = async {
-                if read_closed {
-                    std::future::pending::<()>().await;
-                }
-                reader.read(&mut chunk).await
-            };
-            let output = &self.write_buffer[self.written..];
-            let write = async {
-                if output.is_empty() {
-                    std::future::pending::<()>().await;
-                }
-                writer.write(output).await
-            };
-            tokio::select! {
-                n = read => Progress::Read(n),
-                n = write => Progress::Wrote(n),
+        let stream = &self.stream;
+        let readable = tokio::select! {
+            ready = stream.readable(), if want_read => {
+                ready?;
+                true
+            }
+            ready = stream.writable(), if has_output => {
+                ready?;
+                false
             }
         };
-        match progress {
-            Progress::Read(n) => match n? {
-                0 if !has_output => return Err(RawError::Closed),
-                0 => self.read_closed = true,
-                n => self.read_buffer.extend_from_slice(&chunk[..n]),
-            },
-            Progress::Wrote(n) => match n? {
-                0 => return Err(RawError::Closed),
-                n => {
+        if readable {
+            let mut chunk = [0u8; 16 * 1024];
+            match stream.try_read(&mut chunk) {
+                Ok(0) if !has_output => return Err(RawError::Closed),
+                Ok(0) => self.read_closed = true,
+                Ok(n) => self.read_buffer.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            match stream.try_write(&self.write_buffer[self.written..]) {
+                Ok(0) => return Err(RawError::Closed),
+                Ok(n) => {
                     self.written += n;
                     if self.written == self.write_buffer.len() {
-                        self.write_buffer.clear();
+                        // Not kept: an idle connection holds no buffer.
+                        self.write_buffer = Vec::new();
                         self.written = 0;
                     }
                 }
-            },
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         Ok(())
     }
@@ -218,7 +218,7 @@ impl Stream {
             }
             plain = &plain[n..];
         }
-        self.pending.clear();
+        self.pending = Vec::new();
         Ok(())
     }
 
@@ -234,6 +234,9 @@ impl Stream {
         }
         let used = self.read_buffer.len() - encrypted.len();
         self.read_buffer.drain(..used);
+        if self.read_buffer.is_empty() {
+            self.read_buffer = Vec::new();
+        }
         let mut plain = Vec::new();
         let mut chunk = [0u8; 16 * 1024];
         loop {
