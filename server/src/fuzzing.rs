@@ -53,7 +53,12 @@ pub fn imap_session(data: &[u8]) -> Transcript {
             peer,
         );
         let stream = imap::Stream::insecure(stream);
-        imap::serve_connection(stream, session.offer_tls(), server.tls.clone())
+        imap::serve_connection(
+            stream,
+            session.offer_tls(),
+            server.tls.clone(),
+            server.drain(),
+        )
     })
 }
 
@@ -67,7 +72,12 @@ pub fn pop3_session(data: &[u8]) -> Transcript {
             server.store.clone(),
             peer,
         );
-        pop3::serve_connection(Box::new(stream), session.offer_tls(), server.tls.clone())
+        pop3::serve_connection(
+            Box::new(stream),
+            session.offer_tls(),
+            server.tls.clone(),
+            server.drain(),
+        )
     })
 }
 
@@ -90,6 +100,9 @@ pub fn lmtp_session(data: &[u8]) -> Transcript {
 /// first byte; any other input as MX (port 25). STARTTLS is offered; the spool starts
 /// empty; nothing delivers from it.
 pub fn smtp_session(data: &[u8]) -> (Transcript, Vec<String>) {
+    // The spool is read after the connection: no other input may run in between.
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
     let harness = smtp_harness();
     let spool = harness.scratch().join("spool");
     let (port, input) = match data.split_first() {

@@ -275,6 +275,8 @@ pub struct Store {
     scan_lock: Arc<tokio::sync::Mutex<()>>,
     /// The index of recently used mailboxes, shared by every session of this process.
     cache: Arc<Mutex<HashMap<(String, String), Cached>>>,
+    /// Per mailbox, the turn to bring its `cache` entry up to date.
+    updating: Arc<Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>>,
     /// Message headers read so far (header searches, ENVELOPE).
     headers: Arc<Mutex<HeaderCache>>,
     /// Per user, the highest UIDVALIDITY of a mailbox deleted or renamed away.
@@ -319,6 +321,7 @@ impl Store {
             scanned: Arc::default(),
             scan_lock: Arc::default(),
             cache: Arc::default(),
+            updating: Arc::default(),
             headers: Arc::default(),
             retired: Arc::default(),
         }
@@ -543,15 +546,37 @@ impl Store {
         let info = self.mailbox(username, &name).await?;
         let stamp = (info.uidvalidity, info.uidnext, info.highestmodseq);
         let key = (username.to_string(), name.clone());
+        let fresh = |cache: &HashMap<(String, String), Cached>| {
+            cache
+                .get(&key)
+                .filter(|c| c.stamp == stamp)
+                .map(|c| c.messages.clone())
+        };
+        if let Some(messages) = fresh(&self.cache.lock().unwrap_or_else(|e| e.into_inner())) {
+            return Ok(messages);
+        }
+        // One session brings a mailbox's entry up to date while the others wait for it
+        // (with 16 sessions on one busy mailbox, each reading the whole index itself
+        // was most of the server's work).
+        let turn = {
+            let mut updating = self.updating.lock().unwrap_or_else(|e| e.into_inner());
+            updating.retain(|_, lock| Arc::strong_count(lock) > 1);
+            updating.entry(key.clone()).or_default().clone()
+        };
+        let _turn = turn.lock().await;
         // A stale entry is taken out, so that updating it copies nothing unless a
         // FETCH still holds it.
         let cached = {
             let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            match cache.get(&key) {
-                Some(c) if c.stamp == stamp => return Ok(c.messages.clone()),
-                Some(_) => cache.remove(&key),
-                None => None,
+            // Brought up to date (or past this session's look) while it waited.
+            if let Some(c) = cache.get(&key)
+                && c.stamp.0 == stamp.0
+                && c.stamp.1 >= stamp.1
+                && c.stamp.2 >= stamp.2
+            {
+                return Ok(c.messages.clone());
             }
+            cache.remove(&key)
         };
         let messages = match cached {
             Some(Cached {
