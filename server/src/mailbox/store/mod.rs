@@ -276,7 +276,7 @@ pub struct Store {
     /// The index of recently used mailboxes, shared by every session of this process.
     cache: Arc<Mutex<HashMap<(String, String), Cached>>>,
     /// Per mailbox, the turn to bring its `cache` entry up to date.
-    updating: Arc<Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>>,
+    updating: Arc<Mutex<HashMap<(String, String), Turn>>>,
     /// Message headers read so far (header searches, ENVELOPE).
     headers: Arc<Mutex<HeaderCache>>,
     /// Per user, the highest UIDVALIDITY of a mailbox deleted or renamed away.
@@ -284,6 +284,12 @@ pub struct Store {
     /// Whether the index is SQLite (write transactions begin IMMEDIATE).
     sqlite: bool,
 }
+
+/// Messages up to this size are read on the calling thread (see [`Store::read_message`]).
+const INLINE_READ: u64 = 128 * 1024;
+
+/// The right to update one mailbox's cached index (see [`Store::messages_shared`]).
+type Turn = Arc<tokio::sync::Mutex<()>>;
 
 /// A mailbox's messages as read at a HIGHESTMODSEQ: still true while the mailbox's
 /// HIGHESTMODSEQ (and UIDVALIDITY and UIDNEXT) are unchanged, since every change to a
@@ -697,15 +703,21 @@ impl Store {
     ) -> Result<Vec<u8>> {
         let dir = self.maildir(username, &names::canonical(name)?)?;
         let (file, flags, uid) = (message.file.clone(), message.flags.clone(), message.uid);
-        let found = blocking(move || match dir.locate(&file, &flags)? {
+        let read = move || match dir.locate(&file, &flags)? {
             Some(path) => match std::fs::read(path) {
                 Ok(bytes) => Ok(Some(bytes)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                 Err(e) => Err(e),
             },
             None => Ok(None),
-        })
-        .await?;
+        };
+        // A small file is read in place, as Dovecot reads: handing it to a blocking
+        // thread and back costs more than the read (POP3 RETR 0.23 ms against 0.08).
+        let found = if message.size <= INLINE_READ {
+            read().map_err(StoreError::Io)?
+        } else {
+            blocking(read).await?
+        };
         match found {
             Some(bytes) => Ok(bytes),
             // Renamed (flags) or expunged meanwhile: ask the index.
