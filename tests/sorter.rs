@@ -8,12 +8,11 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{BIN, Site, python, run_command};
+use common::{Node, Site, python, run_command};
 
 /// Fast retries and short timeouts, so that the tests take seconds.
 fn quick(text: String) -> String {
@@ -345,59 +344,11 @@ with smtplib.SMTP(sys.argv[1], 10587, timeout=20) as s:
     );
 }
 
-/// A sorter in its own process, on the site's data, stopped when dropped.
-struct SorterProcess {
-    child: Child,
-    log: PathBuf,
-}
-
-impl SorterProcess {
-    /// Runs only the sorters, with the site's configuration edited by `edit`.
-    fn start(site: &Site, edit: impl Fn(String) -> String) -> SorterProcess {
-        let text = std::fs::read_to_string(site.config.as_ref().unwrap()).unwrap();
-        let text = edit(text.replace(
-            r#"roles = ["autoconfig", "dns", "mailbox"]"#,
-            r#"roles = ["sorter"]"#,
-        ));
-        assert!(text.contains(r#"roles = ["sorter"]"#));
-        let config = site.dir.join("sorter.toml");
-        std::fs::write(&config, text).unwrap();
-        let log = site.dir.join("sorter.log");
-        let stderr = std::fs::File::create(&log).unwrap();
-        let child = Command::new(BIN)
-            .arg("--config")
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(site.dir.join("data"))
-            .arg("serve")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .unwrap();
-        let sorter = SorterProcess { child, log };
-        let addr = format!("{}:10025", site.addr(21));
-        let up = site.within(Duration::from_secs(30), || {
-            TcpStream::connect(&addr).is_ok()
-        });
-        assert!(up.is_some(), "the sorter did not start:\n{}", sorter.log());
-        sorter
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for SorterProcess {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("--- sorter log ---\n{}", self.log());
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The sorters in their own process, on the site's data (stopped when dropped), with
+/// the site's configuration edited by `edit`.
+fn sorter_process(site: &Site, edit: impl FnOnce(String) -> String) -> Node {
+    let ready = format!("{}:10025", site.addr(21));
+    Node::start_with(site, "sorter", &["sorter"], &[], &ready, edit)
 }
 
 /// The queue id in a `queue list` line that mentions `needle`'s message.
@@ -424,7 +375,7 @@ fn mail_waits_while_the_mailbox_servers_are_down_and_arrives_when_they_are_back(
     site.add_user("alice", "alice-password", &[]);
     site.add_user("nora", "nora-password", &[]);
     site.add_user("nick", "nick-password", &[]);
-    let _sorter = SorterProcess::start(&site, |t| t);
+    let _sorter = sorter_process(&site, |t| t);
 
     site.kill_hard();
     let out = send(&site, "alice", "nora@example.test", "while down");
@@ -490,7 +441,7 @@ fn queued_mail_follows_a_moved_letter_and_a_vanished_user_bounces() {
     // unreachable for it, as if that server had failed.
     let down = site.addr(13);
     let twelve = site.addr(12);
-    let _sorter = SorterProcess::start(&site, move |t| {
+    let _sorter = sorter_process(&site, move |t| {
         t.replace(
             &format!("addresses = [\"{twelve}\"]"),
             &format!("addresses = [\"{down}\"]"),

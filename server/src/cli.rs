@@ -29,10 +29,12 @@ Operating a site:
   mailsite --config site.toml check-config      validate a configuration, naming line and fix
   mailsite server maintenance mailbox1           drain a mailbox server: its letters move away
   mailsite server up mailbox1                    bring it back: its letters return
+  mailsite server list                           each server's state and what its health checks find
   mailsite letter move q mailbox2                move one letter for good
   mailsite zone export > example.test.zone       the live zone as a BIND master file
   mailsite queue list                            mail the sorters have not delivered yet, and why
   mailsite queue flush                           retry every waiting recipient now
+  mailsite helpdesk explain report.json          why a user's mailsite-helper check failed
 
 Environment: MAILSITE_CONFIG and MAILSITE_DATA_DIR stand for --config and --data-dir;
 RUST_LOG sets the log level (default info).";
@@ -93,6 +95,9 @@ pub enum Command {
     /// delivered, to its mailbox server (down, say) or to another domain's server.
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// Read what users' desktop helpers report.
+    #[command(subcommand)]
+    Helpdesk(HelpdeskCommand),
     /// Check the configuration and report the first problem with its line and fix.
     CheckConfig {
         /// Print the embedded default configuration, a complete example, and exit.
@@ -146,6 +151,17 @@ pub enum UserCommand {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum HelpdeskCommand {
+    /// Compare a `mailsite-helper` report (JSON) with the site: which server should
+    /// serve the user, its state, the expected addresses and certificate; print the
+    /// likely cause.
+    Explain {
+        #[arg(value_name = "REPORT.json")]
+        report: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum LetterCommand {
     /// Make SERVER the home of a letter (a-z, or "other" for digits and the rest).
     Move { letter: String, server: String },
@@ -155,11 +171,13 @@ pub enum LetterCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum ServerCommand {
-    /// Drain a server: its letters (or, for a sorter, its share of outbox) move to the others.
+    /// Drain a server: its letters (or, for a sorter, its share of outbox) move to the
+    /// others, and its open IMAP and POP3 sessions are told to reconnect. Health checks
+    /// never end a maintenance.
     Maintenance { name: String },
-    /// Bring a server back: its letters return.
+    /// Bring a server back: its letters return (once its health checks pass).
     Up { name: String },
-    /// Show every server and its state.
+    /// Show every server, its state (up, maintenance, down) and its health checks.
     List,
 }
 
@@ -250,6 +268,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Mailbox(cmd) => mailbox(config, cmd).await,
         Command::Queue(cmd) => queue(&config, cmd),
+        Command::Helpdesk(HelpdeskCommand::Explain { report }) => {
+            crate::helpdesk::explain(config, &report).await.map(|_| ())
+        }
     }
 }
 
@@ -589,17 +610,40 @@ async fn server(config: SiteConfig, cmd: ServerCommand) -> anyhow::Result<()> {
     let (name, state) = match cmd {
         ServerCommand::List => {
             let map = dir.site_map(config.clone()).await?;
-            println!("{:<10} {:<8} {:<12} ADDRESSES", "NAME", "ROLE", "STATE");
-            for (s, st) in config.mailboxes.iter().zip(&map.mailbox_states) {
-                println!(
-                    "{:<10} {:<8} {:<12} {:?}",
-                    s.name, "mailbox", st, s.addresses
+            let health = dir.server_health().await?;
+            println!(
+                "{:<10} {:<8} {:<12} {:<16} HEALTH",
+                "NAME", "ROLE", "STATE", "ADDRESSES"
+            );
+            let servers = config
+                .mailboxes
+                .iter()
+                .zip(&map.mailbox_states)
+                .map(|(s, st)| ("mailbox", s, st))
+                .chain(
+                    config
+                        .sorters
+                        .iter()
+                        .zip(&map.sorter_states)
+                        .map(|(s, st)| ("sorter", s, st)),
                 );
-            }
-            for (s, st) in config.sorters.iter().zip(&map.sorter_states) {
+            for (role, s, st) in servers {
+                let addresses: Vec<String> = s.addresses.iter().map(|a| a.to_string()).collect();
+                let found = match health.get(&s.name) {
+                    Some(h) if h.failing => format!(
+                        "failing since {}: {}",
+                        utc(h.changed_at.max(0) as u64),
+                        h.detail
+                    ),
+                    Some(h) => format!("passing since {}", utc(h.changed_at.max(0) as u64)),
+                    None => "passing".to_string(),
+                };
                 println!(
-                    "{:<10} {:<8} {:<12} {:?}",
-                    s.name, "sorter", st, s.addresses
+                    "{:<10} {:<8} {:<12} {:<16} {found}",
+                    s.name,
+                    role,
+                    st,
+                    addresses.join(",")
                 );
             }
             return Ok(());
@@ -612,6 +656,15 @@ async fn server(config: SiteConfig, cmd: ServerCommand) -> anyhow::Result<()> {
     dir.set_server_state(&config, &name, state).await?;
     let after = dir.site_map(config.clone()).await?;
     println!("{name} is now {state}; running nodes follow within a second");
+    if state == ServerState::Up
+        && let Some(h) = dir.server_health().await?.get(&name)
+        && h.failing
+    {
+        println!(
+            "  note: its health checks fail ({}), so it stays down until they pass",
+            h.detail
+        );
+    }
     if config.mailbox_index(&name).is_some() {
         print_moves(&before, &after);
         if state == ServerState::Maintenance

@@ -6,6 +6,8 @@
 //! - [`mailbox`]: the message store (Maildir bodies, SQL metadata);
 //! - [`sorter`]: SMTP (MX and submission), the durable queue, delivery over LMTP;
 //! - [`state`]: the live site every role reads;
+//! - [`health`]: the checks that mark failed servers down and recovered ones up;
+//! - [`helpdesk`]: reading desktop helper reports against the site's truth;
 //! - [`cli`] and [`serve`]: the command line and the process that runs the roles;
 //! - [`fuzzing`]: the entry points of the fuzz targets in `server/fuzz/`.
 
@@ -14,6 +16,8 @@ pub mod cli;
 pub mod directory;
 pub mod dns;
 pub mod fuzzing;
+pub mod health;
+pub mod helpdesk;
 pub mod mailbox;
 pub mod metrics;
 pub mod serve;

@@ -1,7 +1,9 @@
 //! Prometheus metrics: counters kept in atomics on the hot paths, gauges read from
 //! the live site when scraped, rendered in the Prometheus text format.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use mailsite_shared::config::bucket_name;
@@ -60,6 +62,8 @@ pub struct Metrics {
     deliveries: [AtomicU64; DELIVERIES.len()],
     bounces: AtomicU64,
     queued: AtomicI64,
+    /// Per server: health checks passed and failed, and times marked down and up.
+    health: Mutex<BTreeMap<String, [u64; 4]>>,
 }
 
 #[allow(clippy::declare_interior_mutable_const)]
@@ -75,6 +79,7 @@ pub static METRICS: Metrics = Metrics {
     deliveries: [ZERO; DELIVERIES.len()],
     bounces: ZERO,
     queued: AtomicI64::new(0),
+    health: Mutex::new(BTreeMap::new()),
 };
 
 impl Metrics {
@@ -114,6 +119,28 @@ impl Metrics {
     /// Changes the number of messages in this node's sorter queues.
     pub fn queue_size(&self, delta: i64) {
         self.queued.fetch_add(delta, Ordering::Relaxed);
+    }
+
+    fn health_count(&self, server: &str, slot: usize) {
+        let mut health = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        match health.get_mut(server) {
+            Some(counts) => counts[slot] += 1,
+            None => {
+                let mut counts = [0; 4];
+                counts[slot] = 1;
+                health.insert(server.to_string(), counts);
+            }
+        }
+    }
+
+    /// Counts a health check of a server (made by this node).
+    pub fn health_check(&self, server: &str, passed: bool) {
+        self.health_count(server, usize::from(!passed));
+    }
+
+    /// Counts a server marked down (`failing`) or up again by this node's checks.
+    pub fn health_change(&self, server: &str, failing: bool) {
+        self.health_count(server, if failing { 2 } else { 3 });
     }
 
     pub fn render(&self, site: &Snapshot) -> String {
@@ -164,6 +191,31 @@ impl Metrics {
             "mailsite_sorter_queue_messages {}",
             self.queued.load(Ordering::Relaxed).max(0)
         );
+        let health = self
+            .health
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        out.push_str("# HELP mailsite_health_checks_total Health checks this node made, by server and result.\n# TYPE mailsite_health_checks_total counter\n");
+        for (server, counts) in &health {
+            for (i, result) in ["pass", "fail"].iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "mailsite_health_checks_total{{server=\"{server}\",result=\"{result}\"}} {}",
+                    counts[i]
+                );
+            }
+        }
+        out.push_str("# HELP mailsite_health_changes_total Servers this node's health checks marked down or up again.\n# TYPE mailsite_health_changes_total counter\n");
+        for (server, counts) in &health {
+            for (i, to) in ["down", "up"].iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "mailsite_health_changes_total{{server=\"{server}\",to=\"{to}\"}} {}",
+                    counts[2 + i]
+                );
+            }
+        }
         out.push_str(
             "# HELP mailsite_users Users in the directory.\n# TYPE mailsite_users gauge\n",
         );

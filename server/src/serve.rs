@@ -137,7 +137,11 @@ pub async fn serve(config: SiteConfig, embedded: bool) -> anyhow::Result<()> {
         let tls =
             crate::tls::acceptor(&config).context("cannot set up TLS for the mailbox servers")?;
         let mut listening = Vec::new();
-        for server in &config.mailboxes {
+        for server in config
+            .mailboxes
+            .iter()
+            .filter(|s| config.runs_server(&s.name))
+        {
             let mailbox = crate::mailbox::MailboxServer {
                 name: server.name.clone(),
                 hostname: format!("{}.{}", server.name, config.domain),
@@ -190,8 +194,25 @@ pub async fn serve(config: SiteConfig, embedded: bool) -> anyhow::Result<()> {
     }
     if config.runs(Role::Sorter) {
         let tls = crate::tls::acceptor(&config).context("cannot set up TLS for the sorters")?;
-        let lines = crate::sorter::start(&config, &site, tls, &mut tasks, &stop_rx).await?;
+        // The sorters start every sorter of the configuration they are given: give
+        // them this node's.
+        let mut own = (*config).clone();
+        own.sorters.retain(|s| config.runs_server(&s.name));
+        let lines = crate::sorter::start(&own, &site, tls, &mut tasks, &stop_rx).await?;
         started.push(format!("sorter      {}", lines.join("\n              ")));
+    }
+    if config.runs(Role::Dns) {
+        // Started once this node's own servers listen, so that it never finds them down.
+        if config.health.enabled {
+            tasks.spawn(crate::health::run(site.clone(), stop_rx.clone()));
+            let h = config.health;
+            started.push(format!(
+                "health      every mailbox server and sorter every {} ms; down after {} failed checks, up after {} passed",
+                h.interval_ms, h.down_after, h.up_after
+            ));
+        } else {
+            tokio::spawn(crate::health::forget(site.clone()));
+        }
     }
     println!(
         "mailsite {} serving {} ({})",

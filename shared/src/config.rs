@@ -135,6 +135,36 @@ impl Default for QueueSettings {
     }
 }
 
+/// How the health checker tests every mailbox server and sorter (see the server's
+/// `health` module). With the defaults a server that stops answering is out of the
+/// site's DNS answers within about 3 s (6 s if it hangs rather than refuses), and back
+/// about 2 s after it answers again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthSettings {
+    /// Whether the nodes running the dns role check the servers at all.
+    pub enabled: bool,
+    /// Milliseconds from the start of one check of a server to the next.
+    pub interval_ms: u64,
+    /// Milliseconds one check (connect, greeting, one command) may take.
+    pub timeout_ms: u64,
+    /// Consecutive failed checks after which a server is marked down.
+    pub down_after: u32,
+    /// Consecutive passed checks after which a server marked down is up again.
+    pub up_after: u32,
+}
+
+impl Default for HealthSettings {
+    fn default() -> Self {
+        HealthSettings {
+            enabled: true,
+            interval_ms: 1000,
+            timeout_ms: 2000,
+            down_after: 3,
+            up_after: 2,
+        }
+    }
+}
+
 impl Default for Ports {
     fn default() -> Self {
         Ports {
@@ -176,6 +206,10 @@ pub struct SiteConfig {
     /// Database URL; `None` means SQLite in the data directory.
     pub database: Option<String>,
     pub roles: Vec<Role>,
+    /// The mailbox servers and sorters this node runs (for its mailbox and sorter
+    /// roles); `None`: all of them. Several nodes on one storage root and database
+    /// (shared storage) each run some.
+    pub node_servers: Option<Vec<String>>,
     pub http_listen: SocketAddr,
     pub http_addresses: Vec<IpAddr>,
     pub dns_listen: SocketAddr,
@@ -188,6 +222,7 @@ pub struct SiteConfig {
     pub smtp: SmtpLimits,
     pub queue: QueueSettings,
     pub relay: RelaySettings,
+    pub health: HealthSettings,
     pub tls: Option<TlsFiles>,
     pub mailboxes: Vec<Server>,
     pub sorters: Vec<Server>,
@@ -249,6 +284,8 @@ struct RawFile {
     queue: RawQueue,
     #[serde(default)]
     relay: RawRelay,
+    #[serde(default)]
+    health: RawHealth,
     tls: Option<RawTls>,
     #[serde(default)]
     mailbox: Vec<RawServer>,
@@ -273,6 +310,8 @@ struct RawSite {
 #[serde(deny_unknown_fields)]
 struct RawNode {
     roles: Spanned<Vec<Role>>,
+    #[serde(default)]
+    servers: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 impl Default for RawNode {
@@ -282,6 +321,7 @@ impl Default for RawNode {
                 0..0,
                 vec![Role::Autoconfig, Role::Dns, Role::Mailbox, Role::Sorter],
             ),
+            servers: None,
         }
     }
 }
@@ -297,10 +337,10 @@ fn default_ttl() -> u32 {
     300
 }
 fn default_alias_ttl() -> u32 {
-    30
+    5
 }
 fn default_outbox_ttl() -> u32 {
-    10
+    5
 }
 
 #[derive(Deserialize)]
@@ -346,6 +386,16 @@ struct RawQueue {
     retry_first: Option<Spanned<u64>>,
     retry_max: Option<Spanned<u64>>,
     lifetime: Option<Spanned<u64>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawHealth {
+    enabled: Option<bool>,
+    interval_ms: Option<Spanned<u64>>,
+    timeout_ms: Option<Spanned<u64>>,
+    down_after: Option<Spanned<u64>>,
+    up_after: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -681,9 +731,81 @@ impl SiteConfig {
             smarthost,
         };
 
+        let defaults = HealthSettings::default();
+        let health = HealthSettings {
+            enabled: raw.health.enabled.unwrap_or(defaults.enabled),
+            interval_ms: src.number(
+                "health.interval_ms",
+                &raw.health.interval_ms,
+                defaults.interval_ms,
+                100,
+                3_600_000,
+                "milliseconds",
+            )?,
+            timeout_ms: src.number(
+                "health.timeout_ms",
+                &raw.health.timeout_ms,
+                defaults.timeout_ms,
+                100,
+                60_000,
+                "milliseconds",
+            )?,
+            down_after: src.number(
+                "health.down_after",
+                &raw.health.down_after,
+                defaults.down_after.into(),
+                1,
+                100,
+                "consecutive failed checks",
+            )? as u32,
+            up_after: src.number(
+                "health.up_after",
+                &raw.health.up_after,
+                defaults.up_after.into(),
+                1,
+                100,
+                "consecutive passed checks",
+            )? as u32,
+        };
+
         let mut names = BTreeMap::new();
         let mailboxes = servers(&src, "mailbox", raw.mailbox, &mut names)?;
         let sorters = servers(&src, "sorter", raw.sorter, &mut names)?;
+        let node_servers = match raw.node.servers {
+            None => None,
+            Some(list) => {
+                let span = list.span();
+                let mut out: Vec<String> = Vec::new();
+                for name in list.into_inner() {
+                    let name_span = name.span();
+                    let name = name.into_inner().to_ascii_lowercase();
+                    if !names.contains_key(&name) {
+                        let known: Vec<&str> = names.keys().map(String::as_str).collect();
+                        return Err(src.error(
+                            Some(name_span),
+                            "node.servers",
+                            format!("no mailbox server or sorter is named {name:?}"),
+                            format!(
+                                "use some of {}, or leave the key out to run them all",
+                                known.join(", ")
+                            ),
+                        ));
+                    }
+                    if !out.contains(&name) {
+                        out.push(name);
+                    }
+                }
+                if out.is_empty() {
+                    return Err(src.error(
+                        Some(span),
+                        "node.servers",
+                        "no server given",
+                        "name the servers this node runs, or leave the key out to run them all",
+                    ));
+                }
+                Some(out)
+            }
+        };
         if mailboxes.is_empty() {
             return Err(src.error(
                 None,
@@ -764,6 +886,7 @@ impl SiteConfig {
             data_dir,
             database: raw.site.database,
             roles,
+            node_servers,
             http_listen: raw.http.listen,
             http_addresses: raw.http.addresses.into_inner(),
             dns_listen: raw.dns.listen,
@@ -776,6 +899,7 @@ impl SiteConfig {
             smtp,
             queue,
             relay,
+            health,
             tls: raw.tls.map(|t| TlsFiles {
                 cert: t.cert,
                 key: t.key,
@@ -798,6 +922,14 @@ impl SiteConfig {
 
     pub fn runs(&self, role: Role) -> bool {
         self.roles.contains(&role)
+    }
+
+    /// Whether this node runs the mailbox server or sorter `name` (when it runs that
+    /// server's role): `[node] servers` lists it, or is absent.
+    pub fn runs_server(&self, name: &str) -> bool {
+        self.node_servers
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|n| n == name))
     }
 
     pub fn mailbox_index(&self, name: &str) -> Option<usize> {
@@ -883,7 +1015,7 @@ mod tests {
 
     #[test]
     fn typo_in_key_names_its_line() {
-        let e = with("alias_ttl = 30", "alias_tll = 30").unwrap_err();
+        let e = with("alias_ttl = 5", "alias_tll = 5").unwrap_err();
         assert_eq!(e.line, Some(line_of("alias_ttl")));
         assert!(e.message.contains("alias_tll"), "{e}");
         assert!(e.fix.contains("print-default"), "{e}");
@@ -932,6 +1064,45 @@ mod tests {
         assert_eq!(c.relay.smarthost.as_deref(), Some("relay.example:587"));
         let e = with("# smarthost = ", "smarthost = \"relay.example\" # ").unwrap_err();
         assert_eq!(e.key, "relay.smarthost");
+    }
+
+    #[test]
+    fn health_defaults_and_bad_values_name_their_line() {
+        let c = SiteConfig::embedded();
+        assert_eq!(c.health, HealthSettings::default());
+        assert_eq!(c.alias_ttl, 5);
+        // A killed server leaves the answers within the checks, then the TTL: < 10 s.
+        let h = c.health;
+        assert!(h.interval_ms * u64::from(h.down_after) + u64::from(c.alias_ttl) * 1000 < 10_000);
+        let c = with("interval_ms = 1000", "interval_ms = 250").unwrap();
+        assert_eq!(c.health.interval_ms, 250);
+        let c = with("enabled = true", "enabled = false").unwrap();
+        assert!(!c.health.enabled);
+        let e = with("down_after = 3", "down_after = 0").unwrap_err();
+        assert_eq!(e.key, "health.down_after");
+        assert_eq!(e.line, Some(line_of("down_after = 3")));
+        let e = with("timeout_ms = 2000", "timeout_ms = 5").unwrap_err();
+        assert_eq!(e.key, "health.timeout_ms");
+        assert!(e.fix.contains("milliseconds"), "{e}");
+        let e = with("up_after = 2", "up_after = 2\nrise = 2").unwrap_err();
+        assert!(e.message.contains("rise"), "{e}");
+    }
+
+    #[test]
+    fn node_servers_pick_some_of_the_sites_servers() {
+        let c = SiteConfig::embedded();
+        assert!(c.runs_server("mailbox2"));
+        let roles = "roles = [\"autoconfig\", \"dns\", \"mailbox\", \"sorter\"]";
+        let c = with(roles, "roles = [\"mailbox\"]\nservers = [\"Mailbox1\"]").unwrap();
+        assert!(c.runs_server("mailbox1"));
+        assert!(!c.runs_server("mailbox2"));
+        let e = with(roles, "roles = [\"mailbox\"]\nservers = [\"mailbox7\"]").unwrap_err();
+        assert_eq!(e.key, "node.servers");
+        assert_eq!(e.line, Some(line_of(roles) + 1));
+        assert!(
+            e.fix.contains("mailbox1, mailbox2, sorter1, sorter2"),
+            "{e}"
+        );
     }
 
     #[test]

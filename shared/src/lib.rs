@@ -4,15 +4,17 @@
 //! - [`route`]: letter -> alias -> server routing, the one place every role asks;
 //! - [`autoconfig`]: the client configuration model and its Thunderbird, Outlook and
 //!   Apple renderings (and parsers, for the desktop helper);
+//! - [`report`]: the diagnostics report the desktop helper writes and the helpdesk reads;
 //! - [`xml`]: bounded XML reading and escaping.
 
 pub mod autoconfig;
 pub mod config;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod report;
 pub mod route;
 pub mod utf7;
 pub mod xml;
 
-pub use config::{QueueSettings, RelaySettings, Role, SiteConfig, SmtpLimits};
+pub use config::{HealthSettings, QueueSettings, RelaySettings, Role, SiteConfig, SmtpLimits};
 pub use route::{Route, ServerState, SiteMap};

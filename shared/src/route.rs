@@ -47,6 +47,21 @@ impl ServerState {
     }
 }
 
+impl ServerState {
+    /// The state the site acts on, from what an operator set (`None`: nothing) and
+    /// what the health checks found (`None`: not checked, or passing).
+    ///
+    /// An operator's maintenance pins a server: health never overrides it, so a
+    /// drained server stays drained however well it answers. Otherwise failing health
+    /// checks make a server down, and passing ones let it serve again.
+    pub fn effective(operator: Option<ServerState>, failing: bool) -> ServerState {
+        match operator.unwrap_or_default() {
+            ServerState::Up if failing => ServerState::Down,
+            state => state,
+        }
+    }
+}
+
 impl fmt::Display for ServerState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.pad(self.as_str())
@@ -298,6 +313,15 @@ impl SiteMap {
         Some(self.mailbox_states[i])
     }
 
+    /// Whether the mailbox server `name` is out of service with its letters served by
+    /// others (maintenance or down while another server is up): its open sessions
+    /// should be told to reconnect through the aliases.
+    pub fn drained(&self, name: &str) -> bool {
+        self.mailbox_state(name)
+            .is_some_and(|state| state != ServerState::Up)
+            && self.serving_mailboxes().iter().all(|s| s.name != name)
+    }
+
     /// The sorters that `outbox` points at: those that are up, or all of them if none is
     /// (a name that resolves to something beats one that resolves to nothing).
     pub fn outbox_sorters(&self) -> Vec<&Server> {
@@ -426,6 +450,33 @@ mod tests {
         states.insert("mailbox1".to_string(), ServerState::Up);
         let s = SiteMap::new(config, &[], &states, 2);
         assert_eq!(s.owner(0).name, "mailbox1");
+    }
+
+    #[test]
+    fn maintenance_pins_a_server_whatever_its_health() {
+        use ServerState::*;
+        assert_eq!(ServerState::effective(None, false), Up);
+        assert_eq!(ServerState::effective(None, true), Down);
+        assert_eq!(ServerState::effective(Some(Up), true), Down);
+        assert_eq!(
+            ServerState::effective(Some(Maintenance), false),
+            Maintenance
+        );
+        assert_eq!(ServerState::effective(Some(Maintenance), true), Maintenance);
+        assert_eq!(ServerState::effective(Some(Down), false), Down);
+    }
+
+    #[test]
+    fn a_server_is_drained_only_while_another_serves_its_letters() {
+        let config = Arc::new(SiteConfig::embedded());
+        let mut states = HashMap::new();
+        assert!(!SiteMap::new(config.clone(), &[], &states, 1).drained("mailbox1"));
+        states.insert("mailbox1".to_string(), ServerState::Down);
+        let s = SiteMap::new(config.clone(), &[], &states, 2);
+        assert!(s.drained("mailbox1"));
+        assert!(!s.drained("mailbox2"));
+        states.insert("mailbox2".to_string(), ServerState::Maintenance);
+        assert!(!SiteMap::new(config, &[], &states, 3).drained("mailbox1"));
     }
 
     #[test]

@@ -543,3 +543,123 @@ impl Site {
         out
     }
 }
+
+/// Another `mailsite serve` on a site's configuration and data directory that runs only
+/// some roles and servers (`[node] roles` and `servers`): a node of a shared-storage
+/// site (one data directory and database). Stopped when dropped.
+pub struct Node {
+    child: Option<Child>,
+    config: PathBuf,
+    data: PathBuf,
+    log: PathBuf,
+    /// Where the node listens once it is ready (e.g. its IMAP or SMTP port).
+    ready: SocketAddr,
+}
+
+impl Node {
+    /// Starts a node named `name` (for its files) running `roles` for `servers` only
+    /// (all of the site's when empty), and waits until `ready` accepts connections.
+    pub fn start(site: &Site, name: &str, roles: &[&str], servers: &[&str], ready: &str) -> Node {
+        Node::start_with(site, name, roles, servers, ready, |text| text)
+    }
+
+    /// Like [`Node::start`], with the node's configuration text edited first.
+    pub fn start_with(
+        site: &Site,
+        name: &str,
+        roles: &[&str],
+        servers: &[&str],
+        ready: &str,
+        edit: impl FnOnce(String) -> String,
+    ) -> Node {
+        let text = std::fs::read_to_string(site.config.as_ref().expect("an isolated site"))
+            .expect("read the site configuration");
+        let quoted = |list: &[&str]| {
+            let items: Vec<String> = list.iter().map(|s| format!("{s:?}")).collect();
+            format!("[{}]", items.join(", "))
+        };
+        let mut node = format!("roles = {}", quoted(roles));
+        if !servers.is_empty() {
+            node.push_str(&format!("\nservers = {}", quoted(servers)));
+        }
+        let text: Vec<String> = text
+            .lines()
+            .map(|l| match l.starts_with("roles = ") {
+                true => node.clone(),
+                false => l.to_string(),
+            })
+            .collect();
+        let config = site.dir.join(format!("{name}.toml"));
+        std::fs::write(&config, edit(text.join("\n"))).expect("write the node configuration");
+        let mut node = Node {
+            child: None,
+            config,
+            data: site.dir.join("data"),
+            log: site.dir.join(format!("{name}.log")),
+            ready: ready.parse().expect("a socket address"),
+        };
+        node.start_again();
+        node
+    }
+
+    /// Starts the node again (after [`Node::kill_hard`]) and waits until it is ready.
+    pub fn start_again(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("open the node log");
+        let child = Command::new(BIN)
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--data-dir")
+            .arg(&self.data)
+            .arg("serve")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start a mailsite node");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect_timeout(&self.ready, Duration::from_millis(200)).is_err() {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                panic!("the node exited with {status}:\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the node did not listen on {} within 30 s:\n{}",
+                self.ready,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills the node outright (SIGKILL), as a crash or a power cut would.
+    pub fn kill_hard(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            eprintln!("--- {} (last lines) ---", self.log.display());
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+        self.kill_hard();
+    }
+}

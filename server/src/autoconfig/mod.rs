@@ -1,5 +1,6 @@
 //! The autoconfig role: the HTTP service mail clients configure themselves from
-//! (Thunderbird, Outlook Autodiscover, Apple profiles), plus health and metrics.
+//! (Thunderbird, Outlook Autodiscover, Apple profiles), the desktop helper's
+//! preference endpoint, plus health and metrics.
 //!
 //! Every answer comes from the live [`Site`] (routing and user preferences in memory),
 //! so the hot path never touches the database. Unknown users get a realistic answer
@@ -8,6 +9,7 @@
 
 mod apple;
 mod autodiscover;
+mod preference;
 mod template;
 mod thunderbird;
 
@@ -86,6 +88,7 @@ pub fn router(app: App) -> Router {
             "/autodiscover/autodiscover.json/v1.0/{email}",
             get(autodiscover::json_path),
         )
+        .route("/helper/preference", post(preference::store))
         .route("/mobileconfig", get(apple::profile))
         .route("/email.mobileconfig", get(apple::profile))
         .route("/healthz", get(healthz))
@@ -140,6 +143,8 @@ pub fn serve(
                         .build()?;
                     runtime.block_on(async move {
                         let listener = tokio::net::TcpListener::from_std(listener)?;
+                        let router =
+                            router.into_make_service_with_connect_info::<std::net::SocketAddr>();
                         axum::serve(listener, router)
                             .with_graceful_shutdown(async move {
                                 let _ = stop.wait_for(|s| *s).await;

@@ -53,6 +53,17 @@ pub struct User {
     pub created_at: i64,
 }
 
+/// What the health checks last found about a server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    /// Whether the server is failing its checks (marked down).
+    pub failing: bool,
+    /// When it started or stopped failing (Unix seconds).
+    pub changed_at: i64,
+    /// What the check that changed it saw (`IMAP: connection refused`).
+    pub detail: String,
+}
+
 /// What the autoconfig service needs per user, kept in memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UserEntry {
@@ -386,6 +397,73 @@ impl Directory {
         Ok(())
     }
 
+    /// Records what the health checks found about `name`; returns whether that changed
+    /// the site (only a change is written, and bumps the generation).
+    pub async fn set_server_health(&self, name: &str, failing: bool, detail: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let current = sqlx::query("SELECT failing FROM server_health WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let was_failing = match current {
+            Some(row) => row.try_get::<i64, _>(0)? != 0,
+            None => false,
+        };
+        if was_failing == failing {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM server_health WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO server_health (name, failing, changed_at, detail) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(name)
+        .bind(i64::from(failing))
+        .bind(now())
+        .bind(detail)
+        .execute(&mut *tx)
+        .await?;
+        Directory::bump(&mut tx).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Forgets every health finding (a site whose checks are turned off); returns
+    /// whether there was any.
+    pub async fn clear_server_health(&self) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let removed = sqlx::query("DELETE FROM server_health")
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if removed > 0 {
+            Directory::bump(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(removed > 0)
+    }
+
+    /// What the health checks found, per server name (servers never checked are absent).
+    pub async fn server_health(&self) -> Result<HashMap<String, Health>> {
+        let mut out = HashMap::new();
+        for row in sqlx::query("SELECT name, failing, changed_at, detail FROM server_health")
+            .fetch_all(&self.pool)
+            .await?
+        {
+            out.insert(
+                row.try_get::<String, _>(0)?,
+                Health {
+                    failing: row.try_get::<i64, _>(1)? != 0,
+                    changed_at: row.try_get(2)?,
+                    detail: row.try_get(3)?,
+                },
+            );
+        }
+        Ok(out)
+    }
+
     /// The site as the directory says it is now.
     pub async fn site_map(&self, config: Arc<SiteConfig>) -> Result<SiteMap> {
         let mut tx = self.pool.begin().await?;
@@ -403,17 +481,36 @@ impl Directory {
                 row.try_get::<String, _>(1)?,
             ));
         }
-        let mut states = HashMap::new();
+        let mut operator = HashMap::new();
         for row in sqlx::query("SELECT name, state FROM server_states")
             .fetch_all(&mut *tx)
             .await?
         {
             let state: String = row.try_get(1)?;
             if let Some(state) = ServerState::parse(&state) {
-                states.insert(row.try_get::<String, _>(0)?, state);
+                operator.insert(row.try_get::<String, _>(0)?, state);
             }
         }
+        let mut failing = Vec::new();
+        for row in sqlx::query("SELECT name FROM server_health WHERE failing <> 0")
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            failing.push(row.try_get::<String, _>(0)?);
+        }
         tx.commit().await?;
+        let states = config
+            .mailboxes
+            .iter()
+            .chain(&config.sorters)
+            .map(|s| {
+                let state = ServerState::effective(
+                    operator.get(&s.name).copied(),
+                    failing.contains(&s.name),
+                );
+                (s.name.clone(), state)
+            })
+            .collect();
         Ok(SiteMap::new(config, &overrides, &states, generation))
     }
 }
@@ -493,6 +590,47 @@ mod tests {
         assert_eq!(map.owner(0).name, "mailbox1");
         assert_eq!(map.owner(25).name, "mailbox1");
         assert!(d.move_letter(&config, 0, "mailbox9").await.is_err());
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[tokio::test]
+    async fn failing_health_downs_a_server_but_never_ends_maintenance() {
+        let (d, config, dir) = temp_directory().await;
+        let g0 = d.generation().await.unwrap();
+        assert!(!d.set_server_health("mailbox1", false, "").await.unwrap());
+        assert_eq!(d.generation().await.unwrap(), g0, "no change, no bump");
+        assert!(
+            d.set_server_health("mailbox1", true, "IMAP: refused")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !d.set_server_health("mailbox1", true, "IMAP: refused")
+                .await
+                .unwrap()
+        );
+        let map = d.site_map(config.clone()).await.unwrap();
+        assert_eq!(map.mailbox_state("mailbox1"), Some(ServerState::Down));
+        assert_eq!(map.owner(0).name, "mailbox2");
+        assert_eq!(
+            d.server_health().await.unwrap()["mailbox1"].detail,
+            "IMAP: refused"
+        );
+        d.set_server_state(&config, "mailbox1", ServerState::Maintenance)
+            .await
+            .unwrap();
+        assert!(d.set_server_health("mailbox1", false, "").await.unwrap());
+        let map = d.site_map(config.clone()).await.unwrap();
+        assert_eq!(
+            map.mailbox_state("mailbox1"),
+            Some(ServerState::Maintenance)
+        );
+        assert_eq!(map.owner(0).name, "mailbox2");
+        d.set_server_state(&config, "mailbox1", ServerState::Up)
+            .await
+            .unwrap();
+        let map = d.site_map(config.clone()).await.unwrap();
+        assert_eq!(map.owner(0).name, "mailbox1");
         std::fs::remove_dir_all(dir).ok();
     }
 

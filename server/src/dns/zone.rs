@@ -333,7 +333,7 @@ mod tests {
         let text = zone.export("example.test").unwrap();
         assert!(text.contains("$ORIGIN example.test."));
         assert!(
-            text.contains("maila.example.test. 30 IN A 127.0.0.11"),
+            text.contains("maila.example.test. 5 IN A 127.0.0.11"),
             "{text}"
         );
         assert!(

@@ -488,11 +488,14 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// Serves one connection until QUIT, a timeout or the peer leaves.
+/// Serves one connection until QUIT, a timeout, the peer leaves, or `drain` says the
+/// server is going out of service (then `-ERR`, and nothing is deleted, as for any
+/// session that ends without QUIT).
 pub async fn serve_connection(
     stream: Box<dyn Stream>,
     mut session: Session,
     tls: Option<TlsAcceptor>,
+    mut drain: super::Drain,
 ) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream);
     reader
@@ -503,19 +506,25 @@ pub async fn serve_connection(
     loop {
         line.clear();
         let mut limited = (&mut reader).take(MAX_LINE as u64 + 1);
-        let n =
-            match tokio::time::timeout(session.idle_limit(), limited.read_until(b'\n', &mut line))
-                .await
-            {
-                Ok(r) => r?,
-                Err(_) => {
-                    let _ = reader
-                        .get_mut()
-                        .write_all(b"-ERR Idle too long, closing\r\n")
-                        .await;
-                    return Ok(());
-                }
-            };
+        let read = tokio::time::timeout(session.idle_limit(), limited.read_until(b'\n', &mut line));
+        let read = tokio::select! {
+            read = read => read,
+            _ = drain.started() => {
+                let bye = b"-ERR [SYS/TEMP] This server is going out of service; reconnect to continue\r\n";
+                let _ = reader.get_mut().write_all(bye).await;
+                return Ok(());
+            }
+        };
+        let n = match read {
+            Ok(r) => r?,
+            Err(_) => {
+                let _ = reader
+                    .get_mut()
+                    .write_all(b"-ERR Idle too long, closing\r\n")
+                    .await;
+                return Ok(());
+            }
+        };
         if n == 0 {
             return Ok(());
         }
@@ -574,20 +583,21 @@ pub async fn run(
             let s = &server;
             let session = Session::new(&s.name, &s.hostname, s.site.clone(), s.store.clone(), peer);
             let tls = s.tls.clone();
+            let drain = s.drain();
             async move {
                 match (implicit, tls) {
                     (true, Some(acceptor)) => {
                         let encrypted = super::accept::tls_handshake(&acceptor, stream).await?;
                         let mut session = session;
                         session.tls_started();
-                        serve_connection(Box::new(encrypted), session, None).await
+                        serve_connection(Box::new(encrypted), session, None, drain).await
                     }
                     (true, None) => Ok(()),
                     (false, Some(acceptor)) => {
-                        serve_connection(Box::new(stream), session.offer_tls(), Some(acceptor))
-                            .await
+                        let session = session.offer_tls();
+                        serve_connection(Box::new(stream), session, Some(acceptor), drain).await
                     }
-                    (false, None) => serve_connection(Box::new(stream), session, None).await,
+                    (false, None) => serve_connection(Box::new(stream), session, None, drain).await,
                 }
             }
         },

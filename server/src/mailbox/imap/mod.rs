@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use imap_codec::imap_types::core::Tag;
 use imap_codec::imap_types::response::{
-    Code, CommandContinuationRequest, Greeting, GreetingKind, Response, Status,
+    Code, CodeOther, CommandContinuationRequest, Greeting, GreetingKind, Response, Status,
 };
 use imap_next::server::{Error as ServerError, Event, Options, ResponseHandle, Server};
 use stream::Error as StreamError;
@@ -26,6 +26,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
 pub use session::{Session, Step};
+
+use super::Drain;
 
 /// The largest literal (APPEND message) accepted.
 pub const MAX_LITERAL: u32 = 40 * 1024 * 1024;
@@ -108,11 +110,21 @@ fn untagged_bye(text: &str) -> Status<'static> {
     Status::bye(None, wire::text(text)).unwrap_or_else(|never| match never {})
 }
 
-/// Serves one connection until LOGOUT, a timeout or the peer leaves.
+/// The goodbye to sessions of a server being drained (RFC 5530 UNAVAILABLE): the
+/// client reconnects, and the alias leads it to the server that serves it now.
+fn drained_bye() -> Status<'static> {
+    let code = Code::Other(CodeOther::unvalidated(b"UNAVAILABLE".to_vec()));
+    let text = wire::text("This server is going out of service; reconnect to continue");
+    Status::bye(Some(code), text).unwrap_or_else(|never| match never {})
+}
+
+/// Serves one connection until LOGOUT, a timeout, the peer leaves, or `drain` says
+/// the server is going out of service (then `* BYE`).
 pub async fn serve_connection(
     mut stream: Stream,
     mut session: Session,
     tls: Option<TlsAcceptor>,
+    mut drain: Drain,
 ) -> std::io::Result<()> {
     let text = format!("{} IMAP4rev1 mailsite ready", session.hostname());
     let mut server = Server::new(options(), greeting(&session, &text));
@@ -123,7 +135,14 @@ pub async fn serve_connection(
         let next = match backlog.pop_front() {
             Some(Ok(event)) => Ok(Ok(event)),
             Some(Err(error)) => Ok(Err(StreamError::State(error))),
-            None => tokio::time::timeout(session.idle_limit(), stream.next(&mut server)).await,
+            None => tokio::select! {
+                next = tokio::time::timeout(session.idle_limit(), stream.next(&mut server)) => next,
+                _ = drain.started() => {
+                    let bye = server.enqueue_status(drained_bye());
+                    sent(&mut stream, &mut server, Some(bye), &mut backlog, FAREWELL).await;
+                    return Ok(());
+                }
+            },
         };
         let event = match next {
             Ok(Ok(event)) => event,
@@ -276,7 +295,7 @@ pub async fn serve_connection(
                 let _ = server.authenticate_finish(status);
             }
             Event::IdleCommandReceived { tag } => {
-                if !idle(&mut stream, &mut server, &mut session, tag).await {
+                if !idle(&mut stream, &mut server, &mut session, tag, &mut drain).await {
                     return Ok(());
                 }
             }
@@ -295,6 +314,7 @@ async fn idle(
     server: &mut Server,
     session: &mut Session,
     tag: Tag<'static>,
+    drain: &mut Drain,
 ) -> bool {
     let Some(mut changes) = session.watch() else {
         let bad = Status::bad(Some(tag), None, wire::text("Log in first"))
@@ -342,6 +362,11 @@ async fn idle(
                 let updates = session.updates().await;
                 enqueue(server, updates);
             }
+            _ = drain.started() => {
+                let bye = server.enqueue_status(drained_bye());
+                sent(stream, server, Some(bye), &mut Backlog::new(), FAREWELL).await;
+                return false;
+            }
             _ = tokio::time::sleep_until(deadline) => {
                 let bye = server.enqueue_status(untagged_bye("Idle too long, closing"));
                 sent(stream, server, Some(bye), &mut Backlog::new(), FAREWELL).await;
@@ -369,6 +394,7 @@ pub async fn run(
             let s = &server;
             let session = Session::new(&s.name, &s.hostname, s.site.clone(), s.store.clone(), peer);
             let tls = s.tls.clone();
+            let drain = s.drain();
             async move {
                 match (implicit, tls) {
                     (true, Some(acceptor)) => {
@@ -376,7 +402,7 @@ pub async fn run(
                         let mut session = session;
                         session.tls_started();
                         let stream = Stream::tls(encrypted);
-                        serve_connection(stream, session, None).await
+                        serve_connection(stream, session, None, drain).await
                     }
                     (true, None) => Ok(()),
                     (false, Some(acceptor)) => {
@@ -384,11 +410,12 @@ pub async fn run(
                             Stream::insecure(stream),
                             session.offer_tls(),
                             Some(acceptor),
+                            drain,
                         )
                         .await
                     }
                     (false, None) => {
-                        serve_connection(Stream::insecure(stream), session, None).await
+                        serve_connection(Stream::insecure(stream), session, None, drain).await
                     }
                 }
             }

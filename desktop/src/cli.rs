@@ -1,0 +1,463 @@
+//! Arguments, passwords and output for the command line, and the door to the window
+//! (`gui`, also what a bare `mailsite-helper` opens on a desktop). Exit codes: 0 every
+//! check passed, 1 some failed, 2 the command could not run as asked (usage).
+
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use mailsite_helper::discover::Method;
+use mailsite_helper::{CheckOptions, HelperError, Report, SiteOverride, prefs, render, secret};
+use mailsite_shared::autoconfig::Preference;
+
+const ABOUT: &str = "Checks that your mail works: finds your settings the way mail clients do, \
+tests every server they name (DNS, connection, certificate, login, a test message to \
+yourself), explains what fails and what to try, and writes a report for the helpdesk.";
+
+const AFTER_HELP: &str = "\
+Examples:
+  mailsite-helper gui                                  the window (what a bare mailsite-helper
+                                                       opens when DISPLAY or WAYLAND_DISPLAY is set)
+  mailsite-helper check alice@example.test             test everything; asks for the password
+  mailsite-helper check alice@example.test --json      the full report as JSON on stdout
+  echo \"$PW\" | mailsite-helper check alice@example.test --password-stdin
+  mailsite-helper report --out report.json             the report for the helpdesk (and report.json.txt)
+  mailsite-helper prefer pop3                          choose POP (here and on the server)
+
+Trying the embedded default site (mailsite serve) on this machine:
+  mailsite-helper check demo@example.test --site-url http://127.0.0.1:8080 \\
+      --dns 127.0.0.1:10053 --ca mailsite-data/tls/ca.pem
+  mailsite-helper gui demo@example.test --site-url http://127.0.0.1:8080 \\
+      --dns 127.0.0.1:10053 --ca mailsite-data/tls/ca.pem --password-stdin --check
+
+The password is read from the keyring, a prompt, or one line of standard input
+(--password-stdin); never from the command line, where other users could see it.
+It is never written to a file, a log or a report.
+
+Exit status: 0 all checks passed, 1 some failed, 2 the command was used wrongly.";
+
+#[derive(Parser, Debug)]
+#[command(name = "mailsite-helper", version, about = ABOUT, after_help = AFTER_HELP)]
+struct Cli {
+    /// Without a command: the window on a desktop, this help elsewhere.
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Find the settings for an address and test every server they name.
+    Check {
+        /// Your address, e.g. alice@example.test (default: the last one checked).
+        email: Option<String>,
+        /// Print the whole report as JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Run a check and save its report: JSON in FILE, the text rendering in FILE.txt.
+    Report {
+        /// Your address (default: the last one checked).
+        email: Option<String>,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Choose POP or IMAP: stored here and, with your password, on the site so that
+    /// mail clients set up later are offered it first.
+    Prefer {
+        /// imap keeps mail on the server for every device; pop3 downloads it to one computer.
+        #[arg(value_parser = parse_preference)]
+        protocol: Preference,
+        /// Your address (default: the last one checked).
+        #[arg(long)]
+        email: Option<String>,
+        /// Only store the choice on this computer.
+        #[arg(long)]
+        local_only: bool,
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        site: SiteArgs,
+    },
+    /// Forget the password stored in the keyring for an address.
+    Forget { email: String },
+    /// Open the window: type your address and password, press Check, watch each step,
+    /// choose POP or IMAP, and review, copy or save the report.
+    #[cfg(feature = "gui")]
+    Gui {
+        /// Your address (default: the last one checked).
+        email: Option<String>,
+        /// Read the password as one line from standard input (otherwise: the keyring,
+        /// or type it in the window).
+        #[arg(long)]
+        password_stdin: bool,
+        /// Start the check at once.
+        #[arg(long)]
+        check: bool,
+        /// The incoming protocol to test (default: your preference, else the site's first).
+        #[arg(long, value_parser = parse_preference)]
+        protocol: Option<Preference>,
+        #[command(flatten)]
+        site: SiteArgs,
+        /// Seconds any one step may take.
+        #[arg(long, default_value_t = 10)]
+        timeout: u64,
+    },
+}
+
+#[derive(Args, Debug)]
+struct SiteArgs {
+    /// Ask this autoconfig service (e.g. http://127.0.0.1:8080) instead of
+    /// autoconfig.<domain>.
+    #[arg(long, value_name = "URL")]
+    site_url: Option<String>,
+    /// Ask this DNS server (e.g. 127.0.0.1:10053) instead of the system's.
+    #[arg(long, value_name = "ADDR")]
+    dns: Option<std::net::SocketAddr>,
+    /// Trust this CA certificate (PEM) too, e.g. a site's own CA.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct Common {
+    /// The incoming protocol to test (default: your preference, else the site's first).
+    #[arg(long, value_parser = parse_preference)]
+    protocol: Option<Preference>,
+    /// Read the password as one line from standard input.
+    #[arg(long)]
+    password_stdin: bool,
+    /// Keep the password in the keyring once the login works.
+    #[arg(long)]
+    remember: bool,
+    #[command(flatten)]
+    site: SiteArgs,
+    /// Discovery methods to try, in order (autoconfig, autodiscover, srv, convention).
+    #[arg(long, value_delimiter = ',', value_parser = parse_method, default_value = "autoconfig,autodiscover,srv,convention")]
+    discover: Vec<Method>,
+    /// Test this incoming server name (the one in your mail client) instead of the
+    /// discovered one.
+    #[arg(long, value_name = "HOST")]
+    incoming_host: Option<String>,
+    /// Seconds any one step may take.
+    #[arg(long, default_value_t = 10)]
+    timeout: u64,
+    /// Skip the round trip (sending a test message to yourself).
+    #[arg(long)]
+    no_round_trip: bool,
+}
+
+fn parse_preference(s: &str) -> Result<Preference, String> {
+    Preference::parse(s).ok_or_else(|| format!("{s:?} is not a protocol: use imap or pop3"))
+}
+
+fn parse_method(s: &str) -> Result<Method, String> {
+    Method::parse(s).ok_or_else(|| {
+        format!("{s:?} is not a discovery method: use autoconfig, autodiscover, srv or convention")
+    })
+}
+
+impl SiteArgs {
+    fn overrides(&self) -> SiteOverride {
+        SiteOverride {
+            site_url: self.site_url.clone(),
+            dns: self.dns,
+            ca: self.ca.clone(),
+        }
+    }
+}
+
+/// A failure to run as asked (exit 2).
+struct Usage(String);
+
+impl From<HelperError> for Usage {
+    fn from(e: HelperError) -> Usage {
+        Usage(e.to_string())
+    }
+}
+
+fn password(email: &str, from_stdin: bool) -> Result<(String, bool), Usage> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| Usage(format!("cannot read the password from standard input: {e}")))?;
+        return Ok((line.trim_end_matches(['\r', '\n']).to_string(), false));
+    }
+    match secret::get(email) {
+        Ok(Some(p)) => return Ok((p, true)),
+        Ok(None) => {}
+        Err(e) => tracing::debug!(error = %e, "no keyring"),
+    }
+    if std::io::stdin().is_terminal() {
+        let p = rpassword::prompt_password(format!("Password for {email}: "))
+            .map_err(|e| Usage(format!("cannot read the password: {e}")))?;
+        return Ok((p, false));
+    }
+    Err(Usage(
+        "no password: none is stored in the keyring and standard input is not a terminal; use --password-stdin".to_string(),
+    ))
+}
+
+fn email_or_last(email: Option<String>, dir: Option<&std::path::Path>) -> Result<String, Usage> {
+    if let Some(e) = email {
+        return Ok(e);
+    }
+    dir.and_then(|d| prefs::load(d).ok())
+        .and_then(|p| p.email)
+        .ok_or_else(|| {
+            Usage(
+                "which address? give it, e.g. mailsite-helper check alice@example.test".to_string(),
+            )
+        })
+}
+
+async fn run_check(email: Option<String>, common: &Common) -> Result<Report, Usage> {
+    let dir = prefs::config_dir();
+    let email = email_or_last(email, dir.as_deref())?;
+    let (password, from_keyring) = password(&email, common.password_stdin)?;
+    let local = dir
+        .as_deref()
+        .and_then(|d| prefs::load(d).ok())
+        .unwrap_or_default();
+    let mut opts = CheckOptions::new(&email, &password);
+    opts.protocol = common.protocol.or(local.protocol());
+    opts.site = common.site.overrides();
+    opts.methods = common.discover.clone();
+    opts.incoming_host = common.incoming_host.clone();
+    opts.step_timeout = Duration::from_secs(common.timeout.max(1));
+    opts.round_trip = !common.no_round_trip;
+    let report = mailsite_helper::check(&opts).await?;
+    if let Some(d) = &dir {
+        let mut p = local;
+        p.email = Some(report.email.clone());
+        if let Err(e) = prefs::save(d, &p) {
+            tracing::warn!(error = %e, "preferences not saved");
+        }
+    }
+    let login_ok = report.steps.iter().any(|s| {
+        matches!(s.kind.as_str(), "imap" | "pop3")
+            && s.outcome == mailsite_shared::report::Outcome::Pass
+    });
+    if common.remember
+        && login_ok
+        && !from_keyring
+        && let Err(e) = secret::set(&report.email, &password)
+    {
+        eprintln!("note: the password was not stored: {e}");
+    }
+    Ok(report)
+}
+
+fn status(report: &Report) -> ExitCode {
+    ExitCode::from(if report.passed { 0 } else { 1 })
+}
+
+async fn run(command: Command) -> Result<ExitCode, Usage> {
+    match command {
+        Command::Check {
+            email,
+            json,
+            common,
+        } => {
+            let report = run_check(email, &common).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).map_err(|e| Usage(e.to_string()))?
+                );
+            } else {
+                print!("{}", render::text(&report));
+            }
+            Ok(status(&report))
+        }
+        Command::Report { email, out, common } => {
+            let report = run_check(email, &common).await?;
+            let text_file = render::write_files(&report, &out)?;
+            println!("{}", report.summary);
+            println!("wrote {} and {}", out.display(), text_file.display());
+            Ok(status(&report))
+        }
+        Command::Prefer {
+            protocol,
+            email,
+            local_only,
+            password_stdin,
+            site,
+        } => {
+            let dir = prefs::config_dir().ok_or_else(|| {
+                Usage(
+                    "no configuration folder on this system; set MAILSITE_HELPER_CONFIG_DIR"
+                        .to_string(),
+                )
+            })?;
+            let mut p = prefs::load(&dir)?;
+            p.protocol = Some(protocol.as_str().to_string());
+            println!("{}", prefs::consequence(protocol));
+            if !local_only {
+                let email = email_or_last(email.or(p.email.clone()), Some(&dir))?;
+                let (password, _) = password(&email, password_stdin)?;
+                let net =
+                    mailsite_helper::net::Net::new(&site.overrides(), Duration::from_secs(10))?;
+                let answer = mailsite_helper::server_pref::store(
+                    &net,
+                    &site.overrides(),
+                    &email,
+                    &password,
+                    protocol,
+                )
+                .await?;
+                println!("the site: {answer}");
+                p.email = Some(email);
+            }
+            let path = prefs::save(&dir, &p)?;
+            println!("{protocol} is your choice (saved in {})", path.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Forget { email } => {
+            secret::forget(&email)?;
+            println!("no password is stored for {email} any more");
+            Ok(ExitCode::SUCCESS)
+        }
+        #[cfg(feature = "gui")]
+        Command::Gui { .. } => unreachable!("the window runs outside the runtime"),
+    }
+}
+
+/// Opens the window (iced runs its own tokio runtime, so this is called outside ours).
+#[cfg(feature = "gui")]
+fn gui(
+    email: Option<String>,
+    password_stdin: bool,
+    check: bool,
+    protocol: Option<Preference>,
+    site: &SiteArgs,
+    timeout: u64,
+) -> Result<ExitCode, Usage> {
+    use mailsite_helper::gui::{self, Password, Startup};
+    let dir = prefs::config_dir();
+    let local = dir
+        .as_deref()
+        .and_then(|d| prefs::load(d).ok())
+        .unwrap_or_default();
+    let email = email.or(local.email.clone()).unwrap_or_default();
+    let (password, from_keyring) = if password_stdin {
+        password(&email, true)?
+    } else if email.is_empty() {
+        (String::new(), false)
+    } else {
+        match secret::get(&email) {
+            Ok(Some(p)) => (p, true),
+            Ok(None) => (String::new(), false),
+            Err(e) => {
+                tracing::debug!(error = %e, "no keyring");
+                (String::new(), false)
+            }
+        }
+    };
+    let report_dir = directories::UserDirs::new()
+        .map(|u| {
+            u.document_dir()
+                .unwrap_or_else(|| u.home_dir())
+                .to_path_buf()
+        })
+        .unwrap_or_default();
+    let startup = Startup {
+        email,
+        password: Password(password),
+        site: site.overrides(),
+        protocol: protocol.or(local.protocol()),
+        config_dir: dir,
+        check_now: check,
+        remember: from_keyring,
+        step_timeout: Some(Duration::from_secs(timeout.max(1))),
+        report_path: report_dir.join("mailsite-report.json"),
+    };
+    gui::run(startup).map_err(|e| Usage(format!("cannot open the window: {e}")))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Whether a window can be opened here.
+#[cfg(feature = "gui")]
+fn on_a_desktop() -> bool {
+    ["DISPLAY", "WAYLAND_DISPLAY"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()))
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let command = match cli.command {
+        Some(command) => command,
+        #[cfg(feature = "gui")]
+        None if on_a_desktop() => Command::Gui {
+            email: None,
+            password_stdin: false,
+            check: false,
+            protocol: None,
+            site: SiteArgs {
+                site_url: None,
+                dns: None,
+                ca: None,
+            },
+            timeout: 10,
+        },
+        None => {
+            use clap::CommandFactory;
+            let _ = Cli::command().print_help();
+            return ExitCode::from(2);
+        }
+    };
+    #[cfg(feature = "gui")]
+    if let Command::Gui {
+        email,
+        password_stdin,
+        check,
+        protocol,
+        site,
+        timeout,
+    } = &command
+    {
+        return match gui(
+            email.clone(),
+            *password_stdin,
+            *check,
+            *protocol,
+            site,
+            *timeout,
+        ) {
+            Ok(code) => code,
+            Err(Usage(message)) => {
+                eprintln!("mailsite-helper: {message}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("mailsite-helper: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(command)) {
+        Ok(code) => code,
+        Err(Usage(message)) => {
+            eprintln!("mailsite-helper: {message}");
+            ExitCode::from(2)
+        }
+    }
+}

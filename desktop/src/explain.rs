@@ -1,0 +1,187 @@
+//! Failures in words a user can act on: each [`Problem`] says what happened, in
+//! terms of the user's own settings, and what to try. Codes are stable so that the
+//! helpdesk (`mailsite helpdesk explain`) can match on them.
+
+use mailsite_shared::report::{Finding, Outcome, Problem, Step};
+
+fn problem(code: &str, explanation: String, suggestion: &str) -> Problem {
+    Problem {
+        code: code.to_string(),
+        explanation,
+        suggestion: suggestion.to_string(),
+    }
+}
+
+pub fn dns_no_such_name(host: &str) -> Problem {
+    problem(
+        "dns_no_such_name",
+        format!("The name {host} does not exist in DNS."),
+        "Check the spelling of the server name in your mail settings (and of the domain in your address); the helper can fill in the right settings for you.",
+    )
+}
+
+pub fn dns_failed(host: &str, error: &str) -> Problem {
+    problem(
+        "dns_failed",
+        format!("The address of {host} could not be looked up: {error}."),
+        "Check that this computer is online and that its DNS works (open a web page); then try again.",
+    )
+}
+
+pub fn connection_refused(host: &str, addr: &str, port: u16) -> Problem {
+    problem(
+        "connection_refused",
+        format!("Nothing answers on port {port} of {host} ({addr}): the connection was refused."),
+        "The server or this service may be stopped, or the port number in your settings is wrong. Check the port; if it is right, tell the helpdesk and send them this report.",
+    )
+}
+
+pub fn connection_timeout(host: &str, addr: &str, port: u16) -> Problem {
+    problem(
+        "connection_timeout",
+        format!(
+            "{host} ({addr}) did not answer on port {port}: a firewall may be dropping the connection."
+        ),
+        "Try another network (e.g. a phone hotspot), or the other port offered for this service; networks often block mail ports.",
+    )
+}
+
+pub fn tls_wrong_name(host: &str, names: &str) -> Problem {
+    problem(
+        "tls_wrong_name",
+        format!("The server's certificate is not for {host}; it names {names}."),
+        "Use a server name the certificate names (the helper's discovered settings do); if you did, the connection may be going to the wrong server: tell the helpdesk.",
+    )
+}
+
+pub fn tls_expired(host: &str, when: &str) -> Problem {
+    problem(
+        "tls_expired",
+        format!("The certificate of {host} expired on {when}."),
+        "Check that this computer's date and time are right; if they are, the server's certificate must be renewed: tell the helpdesk. Do not accept the certificate anyway.",
+    )
+}
+
+pub fn tls_untrusted(host: &str, issuer: &str) -> Problem {
+    problem(
+        "tls_untrusted",
+        format!(
+            "The certificate of {host} was issued by {issuer}, which this computer does not trust."
+        ),
+        "If your site uses its own certificate authority, install its CA certificate (or pass it with --ca); otherwise the connection may be intercepted: do not send your password.",
+    )
+}
+
+pub fn tls_failed(host: &str, error: &str) -> Problem {
+    problem(
+        "tls_failed",
+        format!("The secure connection to {host} failed: {error}."),
+        "Check that the security setting (SSL/TLS or STARTTLS) matches the port; the helper's discovered settings do.",
+    )
+}
+
+pub fn auth_refused(what: &str, login: &str) -> Problem {
+    problem(
+        "auth_refused",
+        format!("The {what} server refused the password for {login}."),
+        "Type the password again (check Caps Lock); if it still fails, reset it with the helpdesk. The user name is the part of your address before @.",
+    )
+}
+
+pub fn referral(server_host: &str, target: &str) -> Problem {
+    problem(
+        "referral",
+        format!(
+            "The server at {server_host} does not hold your mailbox now (it may be in maintenance); your mail is now served by {target}."
+        ),
+        &format!(
+            "Use {target} as the incoming server name: it always points at whichever server holds your mail, so you will not need to change it again."
+        ),
+    )
+}
+
+pub fn server_temporary(what: &str, message: &str) -> Problem {
+    problem(
+        "server_temporary",
+        format!("The {what} server answered with a temporary error: {message}"),
+        "Wait a few minutes and try again; if it lasts, tell the helpdesk.",
+    )
+}
+
+pub fn protocol_error(what: &str, message: &str) -> Problem {
+    problem(
+        "protocol_error",
+        format!("The {what} conversation failed: {message}"),
+        "Try again; if it keeps failing, send this report to the helpdesk.",
+    )
+}
+
+pub fn timeout(what: &str, secs: f64) -> Problem {
+    problem(
+        "timeout",
+        format!("The {what} step did not finish within {secs:.0} s."),
+        "The server or the network is very slow or dropping packets; try again later or from another network.",
+    )
+}
+
+pub fn not_delivered(secs: f64, protocol: &str) -> Problem {
+    problem(
+        "not_delivered",
+        format!(
+            "The test message was accepted for sending but did not arrive over {protocol} within {secs:.0} s."
+        ),
+        "Mail may be queued at the site; wait a few minutes and check again, and tell the helpdesk if it never arrives.",
+    )
+}
+
+pub fn discovery_failed(domain: &str) -> Problem {
+    problem(
+        "discovery_failed",
+        format!(
+            "No settings could be found for {domain}: no autoconfig, Autodiscover, SRV record or mail<letter>.{domain} name answered."
+        ),
+        "Check the domain of your address; if it is right, this computer may be offline or its DNS may not know the site.",
+    )
+}
+
+/// Conclusions that need several steps: one port blocked while its sibling works, or
+/// a whole server not answering.
+pub fn findings(steps: &[Step]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let tcp: Vec<&Step> = steps.iter().filter(|s| s.kind == "tcp").collect();
+    for protocol in ["smtp", "imap", "pop3"] {
+        let of = |outcome| {
+            tcp.iter()
+                .filter(|s| s.detail("protocol") == Some(protocol) && s.outcome == outcome)
+                .filter_map(|s| s.detail("port").map(str::to_string))
+                .collect::<Vec<_>>()
+        };
+        let (passed, failed) = (of(Outcome::Pass), of(Outcome::Fail));
+        let good = passed.iter().find(|p| !failed.contains(p));
+        let bad = failed.iter().find(|f| !passed.contains(f));
+        if let (Some(good), Some(bad)) = (good, bad) {
+            out.push(Finding {
+                code: "port_blocked".to_string(),
+                explanation: format!("Port {bad} ({}) is blocked or closed on this network; port {good} works.", protocol.to_uppercase()),
+                suggestion: format!("Set your mail client to use port {good} with the security that goes with it (the helper's settings list it)."),
+            });
+        }
+    }
+    let mut hosts: Vec<&str> = tcp.iter().filter_map(|s| s.detail("host")).collect();
+    hosts.sort();
+    hosts.dedup();
+    for host in hosts {
+        let of_host: Vec<&&Step> = tcp
+            .iter()
+            .filter(|s| s.detail("host") == Some(host))
+            .collect();
+        if of_host.len() > 1 && of_host.iter().all(|s| s.outcome == Outcome::Fail) {
+            out.push(Finding {
+                code: "server_down".to_string(),
+                explanation: format!("{host} answers on none of its ports: the server is stopped or unreachable."),
+                suggestion: "Nothing in your settings can fix this: tell the helpdesk (send this report); your mail is kept and will arrive once the server is back.".to_string(),
+            });
+        }
+    }
+    out
+}

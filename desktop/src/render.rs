@@ -1,0 +1,127 @@
+//! The report as people read it: a one-line summary, then discovery, each step with
+//! its details and transcript, and what to try. JSON is the report itself (serde).
+
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+use mailsite_shared::report::{Outcome, Report};
+
+use crate::HelperError;
+
+/// "All 14 checks passed for alice@example.test (IMAP) in 0.82 s", or the count of
+/// failures and the most important problem.
+pub fn summary(report: &Report) -> String {
+    let total = report.steps.len();
+    let failed = report.count(Outcome::Fail);
+    let secs = duration(report);
+    let who = format!("{} ({})", report.email, report.protocol.to_uppercase());
+    if failed == 0 {
+        return format!("All {total} checks passed for {who} in {secs:.2} s");
+    }
+    let first = report
+        .findings
+        .first()
+        .map(|f| f.explanation.clone())
+        .or_else(|| {
+            report
+                .steps
+                .iter()
+                .filter_map(|s| s.problem.as_ref())
+                .find(|p| p.code != "connection_refused" || report.findings.is_empty())
+                .map(|p| p.explanation.clone())
+        })
+        .unwrap_or_default();
+    format!("{failed} of {total} checks failed for {who}: {first}")
+}
+
+fn duration(report: &Report) -> f64 {
+    let parse = |t: &str| chrono::DateTime::parse_from_rfc3339(t).ok();
+    match (parse(&report.started_at), parse(&report.finished_at)) {
+        (Some(a), Some(b)) => (b - a).num_milliseconds() as f64 / 1000.0,
+        _ => 0.0,
+    }
+}
+
+/// The plain-text rendering (what `report` writes next to the JSON and the GUI copies).
+pub fn text(report: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", report.summary);
+    let _ = writeln!(
+        out,
+        "\nmailsite-helper {} on {}, {} to {} (UTC)",
+        report.helper_version, report.os, report.started_at, report.finished_at
+    );
+    for o in &report.overrides {
+        let _ = writeln!(out, "override: {o}");
+    }
+    if !report.findings.is_empty() {
+        let _ = writeln!(out, "\nWhat this means");
+        for f in &report.findings {
+            let _ = writeln!(out, "  - {}\n    Try: {}", f.explanation, f.suggestion);
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nDiscovery: {}",
+        report
+            .discovery
+            .method
+            .as_deref()
+            .unwrap_or("nothing answered")
+    );
+    for a in &report.discovery.attempts {
+        let _ = writeln!(
+            out,
+            "  [{}] {:<12} {} -> {} ({} ms)",
+            if a.ok { "ok" } else { "--" },
+            a.method,
+            a.target,
+            a.status,
+            a.millis
+        );
+    }
+    for s in &report.discovery.settings {
+        let _ = writeln!(
+            out,
+            "  setting {:<5} {}:{} {} user {}",
+            s.protocol, s.host, s.port, s.security, s.username
+        );
+    }
+    let _ = writeln!(out, "\nSteps");
+    for s in &report.steps {
+        let mark = match s.outcome {
+            Outcome::Pass => "PASS",
+            Outcome::Fail => "FAIL",
+            Outcome::Skipped => "SKIP",
+        };
+        let _ = writeln!(out, "  {mark} {} ({} ms)", s.title, s.millis);
+        for (k, v) in &s.details {
+            let _ = writeln!(out, "       {k}: {v}");
+        }
+        if let Some(p) = &s.problem {
+            let _ = writeln!(
+                out,
+                "       problem: {}\n       try: {}",
+                p.explanation, p.suggestion
+            );
+        }
+        for line in &s.transcript {
+            let _ = writeln!(out, "       | {line}");
+        }
+    }
+    out
+}
+
+/// Saves a report for the helpdesk: the JSON in `path`, the text rendering in
+/// `path.txt` (whose path comes back).
+pub fn write_files(report: &Report, path: &Path) -> Result<PathBuf, HelperError> {
+    let failed = |path: &Path, e: &dyn std::fmt::Display| HelperError::Write {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
+    let json = serde_json::to_string_pretty(report).map_err(|e| failed(path, &e))?;
+    let text_file = PathBuf::from(format!("{}.txt", path.display()));
+    std::fs::write(path, json + "\n").map_err(|e| failed(path, &e))?;
+    std::fs::write(&text_file, text(report)).map_err(|e| failed(&text_file, &e))?;
+    Ok(text_file)
+}

@@ -1,0 +1,205 @@
+//! The `mailsite-helper` command line against a real site: exit codes, `--json`,
+//! `report --out`, `prefer` (stored locally and on the server, which then lists the
+//! choice first), and `mailsite helpdesk explain` reading the reports.
+
+mod support;
+
+use std::process::Command;
+
+use mailsite_shared::report::Report;
+use support::{HELPER, Site, assert_no_secret, run};
+
+const PASSWORD: &str = "correct horse battery";
+
+fn helper(
+    site: &Site,
+    config_dir: &std::path::Path,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> std::process::Output {
+    let mut cmd = Command::new(HELPER);
+    cmd.args(args)
+        .args(site.helper_args())
+        .env("MAILSITE_HELPER_CONFIG_DIR", config_dir);
+    run(&mut cmd, stdin)
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_teaches() {
+    let out = run(
+        Command::new(HELPER).args(["check", "a@example.test", "--protocol", "smoke"]),
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(
+        Command::new(HELPER).args(["check", "not an address", "--password-stdin"]),
+        Some("x\n"),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not an email address"));
+    let out = run(Command::new(HELPER).arg("--help"), None);
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        help.contains("--password-stdin") && help.contains("Exit status"),
+        "{help}"
+    );
+}
+
+#[test]
+fn check_report_prefer_and_helpdesk_explain() {
+    let site = Site::start();
+    site.add_user("alice", PASSWORD);
+    let config_dir = site.dir.join("helper-config");
+
+    // All passes: exit 0, JSON on stdout.
+    let out = helper(
+        &site,
+        &config_dir,
+        &["check", "alice@example.test", "--json", "--password-stdin"],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Report = serde_json::from_slice(&out.stdout).expect("a JSON report");
+    assert!(report.passed && report.schema_version == 1);
+    assert_no_secret(
+        &String::from_utf8_lossy(&out.stdout),
+        PASSWORD,
+        &["alice", "alice@example.test"],
+    );
+
+    // A wrong password: exit 1; the report files name it.
+    let file = site.dir.join("wrong.json");
+    let out = helper(
+        &site,
+        &config_dir,
+        &[
+            "report",
+            "alice@example.test",
+            "--out",
+            file.to_str().unwrap(),
+            "--password-stdin",
+            "--no-round-trip",
+        ],
+        Some("not the password\n"),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = std::fs::read_to_string(&file).unwrap();
+    let text = std::fs::read_to_string(format!("{}.txt", file.display())).unwrap();
+    assert!(
+        text.lines()
+            .next()
+            .unwrap()
+            .contains("checks failed for alice@example.test"),
+        "{text}"
+    );
+    assert_no_secret(&json, "not the password", &["alice", "alice@example.test"]);
+    assert_no_secret(&text, "not the password", &["alice", "alice@example.test"]);
+    let explained = site.ok(&["helpdesk", "explain", file.to_str().unwrap()], None);
+    assert!(
+        explained.contains(
+            "likely cause: login refused: alice exists and is enabled, so the password was wrong"
+        ),
+        "{explained}"
+    );
+
+    // A client on mailbox1's own name while mailbox1 is in maintenance.
+    site.ok(&["server", "maintenance", "mailbox1"], None);
+    site.wait_served("a", "mailbox2");
+    let file = site.dir.join("referral.json");
+    let out = helper(
+        &site,
+        &config_dir,
+        &[
+            "report",
+            "alice@example.test",
+            "--out",
+            file.to_str().unwrap(),
+            "--password-stdin",
+            "--no-round-trip",
+            "--incoming-host",
+            "mailbox1.example.test",
+        ],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let explained = site.ok(&["helpdesk", "explain", file.to_str().unwrap()], None);
+    assert!(
+        explained.contains("served by mailbox2 as maila.example.test (mailbox1 is maintenance)"),
+        "{explained}"
+    );
+    site.ok(&["server", "up", "mailbox1"], None);
+
+    // POP3 chosen: saved locally and on the server, which then lists POP3 first.
+    let first = |site: &Site| {
+        let doc = site.get("/mail/config-v1.1.xml?emailaddress=alice@example.test");
+        doc.find("type=\"pop3\"").unwrap() < doc.find("type=\"imap\"").unwrap()
+    };
+    assert!(!first(&site));
+    let out = helper(
+        &site,
+        &config_dir,
+        &[
+            "prefer",
+            "pop3",
+            "--email",
+            "alice@example.test",
+            "--password-stdin",
+        ],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("POP downloads your mail"));
+    assert!(
+        first(&site),
+        "autoconfig lists POP3 first after the preference"
+    );
+    let saved = std::fs::read_to_string(config_dir.join("preferences.toml")).unwrap();
+    assert!(
+        saved.contains("pop3") && !saved.contains(PASSWORD),
+        "{saved}"
+    );
+    assert!(site.ok(&["user", "show", "alice"], None).contains("pop3"));
+    // A wrong password changes nothing on the server.
+    let out = helper(
+        &site,
+        &config_dir,
+        &[
+            "prefer",
+            "imap",
+            "--email",
+            "alice@example.test",
+            "--password-stdin",
+        ],
+        Some("wrong\n"),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(first(&site));
+    // The next check uses the local choice.
+    let out = helper(
+        &site,
+        &config_dir,
+        &["check", "--json", "--password-stdin", "--no-round-trip"],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    let report: Report = serde_json::from_slice(&out.stdout).expect("a JSON report");
+    assert_eq!(
+        (report.email.as_str(), report.protocol.as_str()),
+        ("alice@example.test", "pop3")
+    );
+    assert!(report.passed);
+}

@@ -1,0 +1,408 @@
+//! The window, driven with iced_test's simulator (no display needed): a user types an
+//! address and a password and presses Check; a real check runs against a real
+//! `mailsite serve` and each step appears as it finishes; a step opens to show its
+//! details; the POP/IMAP choice is stored here and on the site; the report is
+//! reviewed, copied and saved. Effects are performed by the same `Job::run` the window
+//! uses, and their messages fed back to `update`, as iced would.
+
+#![cfg(feature = "gui")]
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use futures::StreamExt;
+use iced::widget::Id;
+use iced_test::Simulator;
+use mailsite_helper::gui::{Effect, Job, Message, Phase, Startup, State, view};
+use mailsite_helper::{Progress, Report, explain, render};
+use mailsite_shared::autoconfig::Preference;
+use mailsite_shared::report::{Discovery, Outcome, Step};
+use support::{Site, assert_no_secret};
+
+const PASSWORD: &str = "correct horse battery";
+
+/// Tall enough that every line of the results is on screen, so it can be clicked.
+fn simulator(state: &State) -> Simulator<'_, Message> {
+    Simulator::with_size(
+        iced::Settings::default(),
+        iced::Size::new(1024.0, 6000.0),
+        view::view(state),
+    )
+}
+
+/// Lets the user act on the window as it is now; the messages go to `update`, and
+/// the effects it asks for come back.
+fn act(state: &mut State, user: impl FnOnce(&mut Simulator<'_, Message>)) -> Vec<Effect> {
+    let messages: Vec<Message> = {
+        let mut ui = simulator(state);
+        user(&mut ui);
+        ui.into_messages().collect()
+    };
+    messages
+        .into_iter()
+        .filter_map(|m| state.update(m))
+        .collect()
+}
+
+fn sees(state: &State, text: &str) -> bool {
+    simulator(state).find(text).is_ok()
+}
+
+fn startup(dir: &Path) -> Startup {
+    Startup {
+        config_dir: Some(dir.join("helper-config")),
+        report_path: dir.join("report.json"),
+        step_timeout: Some(Duration::from_secs(8)),
+        ..Startup::default()
+    }
+}
+
+fn the_job(effects: Vec<Effect>) -> Job {
+    match <[Effect; 1]>::try_from(effects) {
+        Ok([Effect::Run(job)]) => job,
+        Ok(other) => panic!("expected one job, got {other:?}"),
+        Err(other) => panic!("expected one job, got {other:?}"),
+    }
+}
+
+/// Types the address and password and presses Check; the check job it starts.
+fn type_and_check(state: &mut State, email: &str, password: &str) -> Vec<Effect> {
+    act(state, |ui| {
+        ui.click(Id::new("email")).expect("the address field");
+        let _ = ui.typewrite(email);
+        ui.click(Id::new("password")).expect("the password field");
+        let _ = ui.typewrite(password);
+        ui.click("Check").expect("the Check button");
+    })
+}
+
+#[tokio::test]
+async fn typing_an_address_and_pressing_check_shows_each_step_of_a_real_check() {
+    let site = Site::start();
+    site.add_user("alice", PASSWORD);
+    let mut state = State::new(Startup {
+        site: site.overrides(),
+        ..startup(&site.dir)
+    });
+    assert!(sees(
+        &state,
+        "Type your address and password, then press Check."
+    ));
+
+    let job = the_job(type_and_check(&mut state, "alice@example.test", PASSWORD));
+    assert_eq!(state.email, "alice@example.test");
+    assert!(matches!(job, Job::Check { .. }), "{job:?}");
+    assert!(sees(&state, "Checking… 0 steps done"));
+    assert!(sees(&state, "Checking…"), "the button says a check runs");
+
+    // Run the check as the window would, watching the window after every message.
+    let mut seen = Vec::new();
+    let mut stream = job.run();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while let Some(message) = tokio::time::timeout_at(deadline, stream.next())
+        .await
+        .expect("the check finishes within a minute")
+    {
+        let progress = match &message {
+            Message::Progress(p) => Some(p.clone()),
+            _ => None,
+        };
+        assert!(state.update(message).is_none());
+        match progress {
+            Some(Progress::Step(step)) => {
+                seen.push(step.title.clone());
+                assert!(
+                    sees(&state, &format!("Checking… {} steps done", seen.len())),
+                    "the count follows the steps"
+                );
+                assert!(sees(&state, &step.title), "{} is shown", step.title);
+            }
+            Some(Progress::Discovered(d)) => {
+                assert_eq!(d.method.as_deref(), Some("autoconfig"));
+                let line = discovery_line(&d);
+                assert!(
+                    line.starts_with("Settings found by autoconfig: IMAP maila.example.test:"),
+                    "{line}"
+                );
+                assert!(sees(&state, &line), "{line} is shown");
+            }
+            None => {}
+        }
+    }
+
+    let Phase::Done { report, .. } = &state.phase else {
+        panic!("the check is over: {:?}", state.phase);
+    };
+    let report = report.clone();
+    assert!(report.passed, "{}", render::text(&report));
+    assert_eq!(
+        seen.len(),
+        report.steps.len(),
+        "every step appeared as it finished"
+    );
+    assert!(sees(&state, &report.summary), "the summary is shown");
+    assert!(report.summary.starts_with("All "), "{}", report.summary);
+    assert_eq!(state.title(), "mailsite helper: all passed");
+    for step in &report.steps {
+        assert!(sees(&state, &step.title));
+    }
+    // The round trip went through outbox and came back over IMAP.
+    let trip = report.steps.iter().find(|s| s.kind == "roundtrip").unwrap();
+    assert_eq!(trip.outcome, Outcome::Pass);
+
+    // A step opens to show its details, and closes again.
+    let login = report.steps.iter().find(|s| s.kind == "imap").unwrap();
+    let (key, value) = &login.details[0];
+    let detail = format!("{key}: {value}");
+    assert!(!sees(&state, &detail));
+    assert!(
+        act(&mut state, |ui| {
+            ui.click(login.title.as_str()).expect("the IMAP step");
+        })
+        .is_empty()
+    );
+    assert!(sees(&state, &detail), "{detail} is shown once opened");
+    act(&mut state, |ui| {
+        ui.click(login.title.as_str()).expect("the IMAP step");
+    });
+    assert!(!sees(&state, &detail));
+
+    // The address is remembered for next time; the password is nowhere on disk.
+    let prefs = std::fs::read_to_string(site.dir.join("helper-config/preferences.toml")).unwrap();
+    assert!(prefs.contains("alice@example.test"), "{prefs}");
+    assert_no_secret(&prefs, PASSWORD, &["alice", "alice@example.test"]);
+}
+
+/// The line the window shows once discovery is over.
+fn discovery_line(d: &Discovery) -> String {
+    format!(
+        "Settings found by {}: {}",
+        d.method.as_deref().unwrap_or(""),
+        d.settings
+            .iter()
+            .map(|s| format!("{} {}:{}", s.protocol.to_uppercase(), s.host, s.port))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+#[tokio::test]
+async fn choosing_pop_is_explained_and_stored_here_and_on_the_site() {
+    let site = Site::start();
+    site.add_user("nora", PASSWORD);
+    let mut state = State::new(Startup {
+        email: "nora@example.test".into(),
+        password: mailsite_helper::gui::Password(PASSWORD.into()),
+        site: site.overrides(),
+        ..startup(&site.dir)
+    });
+    // Both consequences are spelled out before anything is chosen.
+    assert!(sees(
+        &state,
+        mailsite_helper::prefs::consequence(Preference::Pop3)
+    ));
+    assert!(sees(
+        &state,
+        mailsite_helper::prefs::consequence(Preference::Imap)
+    ));
+    assert!(
+        site.get("/mail/config-v1.1.xml?emailaddress=nora@example.test")
+            .find("type=\"imap\"")
+            < site
+                .get("/mail/config-v1.1.xml?emailaddress=nora@example.test")
+                .find("type=\"pop3\""),
+        "IMAP first before the choice"
+    );
+
+    assert!(
+        act(&mut state, |ui| {
+            ui.click("POP: download it to this computer")
+                .expect("the POP choice");
+        })
+        .is_empty()
+    );
+    assert_eq!(state.choice, Some(Preference::Pop3));
+    let job = the_job(act(&mut state, |ui| {
+        ui.click("Save my choice").expect("the save button");
+    }));
+    assert!(sees(&state, "Saving…"));
+    let mut stream = job.run();
+    while let Some(m) = tokio::time::timeout(Duration::from_secs(20), stream.next())
+        .await
+        .expect("the site answers")
+    {
+        assert!(state.update(m).is_none());
+    }
+    let status = state.choice_status.clone().expect("a status");
+    let line = status.expect("stored");
+    assert!(
+        line.contains("Saved on this computer") && line.contains("The site:"),
+        "{line}"
+    );
+    assert!(sees(&state, &line));
+
+    // Here, and on the site: autoconfig now lists POP3 first.
+    let prefs = mailsite_helper::prefs::load(&site.dir.join("helper-config")).unwrap();
+    assert_eq!(prefs.protocol(), Some(Preference::Pop3));
+    let xml = site.get("/mail/config-v1.1.xml?emailaddress=nora@example.test");
+    assert!(
+        xml.find("type=\"pop3\"") < xml.find("type=\"imap\""),
+        "POP3 first now: {xml}"
+    );
+
+    // A wrong password stores nothing on the site, and says so.
+    state.update(Message::PasswordChanged(mailsite_helper::gui::Password(
+        "not it".into(),
+    )));
+    state.update(Message::Choose(Preference::Imap));
+    let job = the_job(act(&mut state, |ui| {
+        ui.click("Save my choice").expect("the save button");
+    }));
+    let mut stream = job.run();
+    while let Some(m) = tokio::time::timeout(Duration::from_secs(20), stream.next())
+        .await
+        .expect("the site answers")
+    {
+        state.update(m);
+    }
+    let err = state.choice_status.clone().unwrap().unwrap_err();
+    assert!(err.contains("refused the password"), "{err}");
+    assert!(sees(&state, &err));
+}
+
+/// A finished report with one failed login, as the core makes it.
+fn failed_report() -> Report {
+    let pass = |id: &str, kind: &str, title: &str, details: &[(&str, &str)]| Step {
+        id: id.into(),
+        kind: kind.into(),
+        title: title.into(),
+        outcome: Outcome::Pass,
+        millis: 3,
+        details: details
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        transcript: Vec::new(),
+        problem: None,
+    };
+    let mut login = pass(
+        "imap:maila.example.test:993",
+        "imap",
+        "IMAP login on maila.example.test:993",
+        &[("address", "127.0.0.11")],
+    );
+    login.outcome = Outcome::Fail;
+    login.transcript = vec![
+        "C: a1 LOGIN \"alice\" <redacted>".into(),
+        "S: a1 NO [AUTHENTICATIONFAILED] failed".into(),
+    ];
+    login.problem = Some(explain::auth_refused("IMAP", "alice"));
+    let mut report = Report {
+        schema_version: mailsite_shared::report::SCHEMA_VERSION,
+        helper_version: "test".into(),
+        os: "linux x86_64".into(),
+        started_at: "2025-01-01T00:00:00.000Z".into(),
+        finished_at: "2025-01-01T00:00:00.400Z".into(),
+        email: "alice@example.test".into(),
+        protocol: "imap".into(),
+        overrides: Vec::new(),
+        discovery: Discovery {
+            method: Some("autoconfig".into()),
+            attempts: Vec::new(),
+            settings: Vec::new(),
+        },
+        steps: vec![
+            pass(
+                "dns:maila.example.test",
+                "dns",
+                "DNS lookup of maila.example.test",
+                &[("a", "127.0.0.11 (ttl 30 s)")],
+            ),
+            login,
+        ],
+        findings: Vec::new(),
+        summary: String::new(),
+        passed: false,
+    };
+    report.summary = render::summary(&report);
+    report
+}
+
+#[tokio::test]
+async fn a_failure_opens_by_itself_and_the_report_is_reviewed_copied_and_saved() {
+    let dir = std::env::temp_dir().join(format!("helper-gui-{}", rand::random::<u64>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut state = State::new(startup(&dir));
+
+    // Nothing runs without a password, and the form says why.
+    state.update(Message::EmailChanged("alice@example.test".into()));
+    assert!(
+        act(&mut state, |ui| {
+            ui.click("Check").expect("the Check button");
+        })
+        .is_empty()
+    );
+    assert!(sees(
+        &state,
+        "Type your password: the servers are tested with it."
+    ));
+
+    let report = failed_report();
+    state.update(Message::Checked(Ok(Box::new(report.clone()))));
+    assert!(sees(&state, &report.summary));
+    assert!(
+        report.summary.starts_with("1 of 2 checks failed"),
+        "{}",
+        report.summary
+    );
+    // The failed step is open: what happened and what to try.
+    let problem = report.steps[1].problem.clone().unwrap();
+    assert!(sees(&state, &problem.explanation));
+    assert!(sees(&state, &format!("Try: {}", problem.suggestion)));
+    assert!(sees(&state, "C: a1 LOGIN \"alice\" <redacted>"));
+    // The passed one is closed until pressed.
+    assert!(!sees(&state, "a: 127.0.0.11 (ttl 30 s)"));
+    act(&mut state, |ui| {
+        ui.click("DNS lookup of maila.example.test")
+            .expect("the DNS step");
+    });
+    assert!(sees(&state, "a: 127.0.0.11 (ttl 30 s)"));
+
+    // Review: the text the helpdesk reads, in the window.
+    act(&mut state, |ui| {
+        ui.click("Review report").expect("the review button");
+    });
+    assert!(sees(&state, &render::text(&report)));
+    // Copy: exactly that text.
+    let effects = act(&mut state, |ui| {
+        ui.click("Copy to clipboard").expect("the copy button");
+    });
+    match effects.as_slice() {
+        [Effect::Copy(text)] => assert_eq!(text, &render::text(&report)),
+        other => panic!("expected a copy, got {other:?}"),
+    }
+    state.update(Message::Copied);
+    assert!(sees(&state, "The report text is on the clipboard."));
+    // Save: JSON and text, where the field says.
+    let job = the_job(act(&mut state, |ui| {
+        ui.click("Save report").expect("the save button");
+    }));
+    let mut stream = job.run();
+    while let Some(m) = stream.next().await {
+        state.update(m);
+    }
+    let saved = state.export_status.clone().unwrap().expect("saved");
+    assert!(sees(&state, &saved));
+    let json = std::fs::read_to_string(dir.join("report.json")).unwrap();
+    let back: Report = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, report);
+    let text = std::fs::read_to_string(dir.join("report.json.txt")).unwrap();
+    assert!(text.starts_with(&report.summary));
+    act(&mut state, |ui| {
+        ui.click("Back").expect("the back button");
+    });
+    assert!(sees(&state, "How should your mail be kept?"));
+    std::fs::remove_dir_all(dir).ok();
+}

@@ -1,0 +1,233 @@
+//! `mailsite helpdesk explain REPORT.json`: reads a desktop helper report and compares
+//! what the user saw with the site's truth (which server should serve the user, its
+//! state, the addresses the names should have, the site's certificate), then prints
+//! the likely cause. Works on the site database directly, like the other
+//! administrative commands.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use mailsite_shared::report::{Outcome, Report, SCHEMA_VERSION};
+use mailsite_shared::{SiteConfig, SiteMap};
+use sha2::Digest;
+use tokio_rustls::rustls::pki_types::CertificateDer;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+
+use crate::directory::Directory;
+
+/// The addresses each site name should have now.
+fn expected_addresses(map: &SiteMap) -> BTreeMap<String, Vec<IpAddr>> {
+    let config = &map.config;
+    let mut out = BTreeMap::new();
+    for domain in config.domains() {
+        for bucket in 0..mailsite_shared::config::BUCKETS {
+            out.insert(
+                format!("{}.{domain}", mailsite_shared::route::alias_label(bucket)),
+                map.owner(bucket).addresses.clone(),
+            );
+        }
+        out.insert(
+            format!("outbox.{domain}"),
+            map.outbox_sorters()
+                .iter()
+                .flat_map(|s| s.addresses.clone())
+                .collect(),
+        );
+        for server in config.mailboxes.iter().chain(&config.sorters) {
+            out.insert(
+                format!("{}.{domain}", server.name),
+                server.addresses.clone(),
+            );
+        }
+    }
+    out
+}
+
+/// The SHA-256 fingerprint of the site's server certificate, as the helper prints it.
+fn site_fingerprint(config: &SiteConfig) -> Option<String> {
+    let file = match &config.tls {
+        Some(files) => files.cert.clone(),
+        None => crate::tls::tls_dir(config).join("cert.pem"),
+    };
+    let cert = CertificateDer::pem_file_iter(&file).ok()?.next()?.ok()?;
+    Some(
+        sha2::Sha256::digest(cert.as_ref())
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect::<Vec<_>>()
+            .join(":"),
+    )
+}
+
+/// Which server of the site owns an address.
+fn server_at(config: &SiteConfig, ip: &str) -> Option<String> {
+    let ip: IpAddr = ip.parse().ok()?;
+    config
+        .mailboxes
+        .iter()
+        .chain(&config.sorters)
+        .find(|s| s.addresses.contains(&ip))
+        .map(|s| s.name.clone())
+}
+
+/// Reads a report and prints what the site says about it; returns the likely causes.
+pub async fn explain(config: SiteConfig, path: &Path) -> anyhow::Result<Vec<String>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let report: Report = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a mailsite-helper report", path.display()))?;
+    if report.schema_version != SCHEMA_VERSION {
+        println!(
+            "note: report schema {} (this mailsite reads {SCHEMA_VERSION}); some fields may be missing",
+            report.schema_version
+        );
+    }
+    let config = Arc::new(config);
+    let dir = Directory::open(&config).await?;
+    let map = dir.site_map(config.clone()).await?;
+    let route = map
+        .route(&report.email)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", report.email))?;
+    let user = dir.user(&route.username).await.ok();
+    println!(
+        "report    {} ({}), {}",
+        report.email, report.protocol, report.started_at
+    );
+    println!("helper    {}", report.summary);
+    match &user {
+        Some(u) => println!(
+            "user      {} ({}, prefers {})",
+            u.username,
+            if u.enabled { "enabled" } else { "disabled" },
+            u.preference
+        ),
+        None => println!("user      {} is not in the directory", route.username),
+    }
+    let addrs: Vec<String> = route
+        .server_addresses
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    println!(
+        "site      {} -> {} ({})",
+        route.alias,
+        route.server,
+        addrs.join(", ")
+    );
+    if route.redirected() {
+        println!(
+            "          home {} is {}: the letter is served by {} until it is back",
+            route.home, route.home_state, route.server
+        );
+    }
+
+    let mut causes = Vec::new();
+    let failed: Vec<_> = report
+        .steps
+        .iter()
+        .filter(|s| s.outcome == Outcome::Fail)
+        .collect();
+    let expected = expected_addresses(&map);
+    for step in report.steps.iter().filter(|s| s.kind == "dns") {
+        let (Some(host), Some(seen)) = (step.detail("host"), step.detail("maps_to")) else {
+            continue;
+        };
+        if let Some(want) = expected.get(&host.to_ascii_lowercase()) {
+            let seen: Vec<&str> = seen
+                .split(" -> ")
+                .nth(1)
+                .unwrap_or("")
+                .split(", ")
+                .collect();
+            let missing: Vec<String> = want
+                .iter()
+                .map(|a| a.to_string())
+                .filter(|a| !seen.contains(&a.as_str()))
+                .collect();
+            let extra: Vec<&&str> = seen
+                .iter()
+                .filter(|s| !want.iter().any(|a| a.to_string() == **s))
+                .collect();
+            if !extra.is_empty()
+                || (!missing.is_empty() && !seen.is_empty() && extra.is_empty() && want.len() == 1)
+            {
+                causes.push(format!(
+                    "DNS: the user's computer had {host} at {} but the site has it at {}: a stale cache or another DNS server (outside the site's TTL?)",
+                    seen.join(", "),
+                    want.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
+                ));
+            }
+        }
+    }
+    let fingerprint = site_fingerprint(&config);
+    for step in &failed {
+        let Some(problem) = &step.problem else {
+            continue;
+        };
+        let host = step.detail("host").unwrap_or("?");
+        match problem.code.as_str() {
+            "auth_refused" => causes.push(match &user {
+                None => format!("login refused: there is no user {} (a typo in the address?)", route.username),
+                Some(u) if !u.enabled => format!("login refused: the account {} is disabled (`mailsite user enable {}`)", u.username, u.username),
+                Some(u) => format!("login refused: {} exists and is enabled, so the password was wrong; reset it with `mailsite user passwd {}`", u.username, u.username),
+            }),
+            "referral" => causes.push(format!(
+                "the client uses {host}, which does not serve letter {} now; it is served by {} as {}{}: set the incoming server to {}",
+                route.letter,
+                route.server,
+                route.alias,
+                if route.redirected() { format!(" ({} is {})", route.home, route.home_state) } else { String::new() },
+                route.alias
+            )),
+            "connection_refused" | "connection_timeout" => {
+                let address = step.detail("address").unwrap_or("?");
+                let port = step.detail("port").unwrap_or("?");
+                match server_at(&config, address) {
+                    Some(name) => {
+                        let state = map
+                            .mailbox_state(&name)
+                            .or_else(|| {
+                                config.sorters.iter().position(|s| s.name == name).map(|i| map.sorter_states[i])
+                            })
+                            .map(|s| s.to_string())
+                            .unwrap_or_default();
+                        let listens = [config.ports.imap, config.ports.imaps, config.ports.pop3, config.ports.pop3s, config.ports.submission, config.ports.submissions]
+                            .iter()
+                            .any(|p| p.to_string() == port);
+                        causes.push(if listens {
+                            format!("{name} ({address}) refused port {port}, which it should serve; the site says it is {state}: check that its service is running")
+                        } else {
+                            format!("port {port} on {name} ({address}) is not a port the site serves: the client's port setting is wrong")
+                        });
+                    }
+                    None => causes.push(format!("{address} port {port} refused: that address is no server of this site (wrong DNS or settings)")),
+                }
+            }
+            "tls_wrong_name" | "tls_expired" | "tls_untrusted" => {
+                let seen = step.detail("sha256").unwrap_or("");
+                let ours = fingerprint.as_deref().unwrap_or("");
+                if !seen.is_empty() && !ours.is_empty() && seen != ours {
+                    causes.push(format!("TLS on {host}: the certificate the user saw ({seen}) is not the site's ({ours}): something between them answers (interception, or a server with the wrong certificate files)"));
+                } else {
+                    causes.push(format!("TLS on {host}: {} (the site's own certificate): renew or fix its [tls] files", problem.explanation));
+                }
+            }
+            "dns_no_such_name" => causes.push(format!("{host} does not exist: the client has a misspelt server name; the right one is {}", route.alias)),
+            _ => causes.push(format!("{}: {}", step.title, problem.explanation)),
+        }
+    }
+    for finding in &report.findings {
+        causes.push(finding.explanation.clone());
+    }
+    causes.dedup();
+    if causes.is_empty() {
+        println!("likely cause: none found; every step passed and matches the site");
+    }
+    for cause in &causes {
+        println!("likely cause: {cause}");
+    }
+    Ok(causes)
+}
