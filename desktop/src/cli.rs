@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use mailsite_helper::discover::Method;
-use mailsite_helper::{CheckOptions, HelperError, Report, SiteOverride, prefs, render, secret};
+use mailsite_helper::thunderbird::{self, Account};
+use mailsite_helper::{
+    CheckOptions, HelperError, Report, SiteOverride, discover, prefs, render, secret,
+};
 use mailsite_shared::autoconfig::Preference;
 
 const ABOUT: &str = "Checks that your mail works: finds your settings the way mail clients do, \
@@ -25,6 +28,9 @@ Examples:
   echo \"$PW\" | mailsite-helper check alice@example.test --password-stdin
   mailsite-helper report --out report.json             the report for the helpdesk (and report.json.txt)
   mailsite-helper prefer pop3                          choose POP (here and on the server)
+  mailsite-helper thunderbird alice@example.test --profile ~/.thunderbird/x.default
+                                                       the lines that would add the account to
+                                                       Thunderbird; --write appends them
 
 Trying the embedded default site (mailsite serve) on this machine:
   mailsite-helper check demo@example.test --site-url http://127.0.0.1:8080 \\
@@ -37,6 +43,17 @@ The password is read from the keyring, a prompt, or one line of standard input
 It is never written to a file, a log or a report.
 
 Exit status: 0 all checks passed, 1 some failed, 2 the command was used wrongly.";
+
+const THUNDERBIRD_HELP: &str = "\
+Standard output is exactly the text that is (with --write) or would be appended to
+user.js: a new account numbered after the ones in prefs.js, which it keeps. No
+password is written; Thunderbird asks for it once.
+
+Refused (exit 1, nothing written): Thunderbird has the profile open (close
+Thunderbird first), or the profile already has an account for the address.
+
+Exit status: 0 shown or written, 1 refused or no settings found, 2 the command was
+used wrongly.";
 
 #[derive(Parser, Debug)]
 #[command(name = "mailsite-helper", version, about = ABOUT, after_help = AFTER_HELP)]
@@ -81,6 +98,28 @@ enum Command {
         local_only: bool,
         #[arg(long)]
         password_stdin: bool,
+        #[command(flatten)]
+        site: SiteArgs,
+    },
+    /// Add your account to a closed Thunderbird profile: finds your settings (no
+    /// password needed) and prints the user.js lines; only --write appends them.
+    #[command(after_help = THUNDERBIRD_HELP)]
+    Thunderbird {
+        /// Your address, e.g. alice@example.test.
+        email: String,
+        /// The Thunderbird profile folder (the one holding prefs.js), e.g.
+        /// ~/.thunderbird/abcd1234.default-release.
+        #[arg(long, value_name = "DIR")]
+        profile: PathBuf,
+        /// The incoming protocol (default: your preference, else the site's first).
+        #[arg(long, value_parser = parse_preference)]
+        protocol: Option<Preference>,
+        /// Your name as it appears on the messages you send.
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        /// Append the lines to the profile's user.js (otherwise: only show them).
+        #[arg(long)]
+        write: bool,
         #[command(flatten)]
         site: SiteArgs,
     },
@@ -320,6 +359,14 @@ async fn run(command: Command) -> Result<ExitCode, Usage> {
             println!("{protocol} is your choice (saved in {})", path.display());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Thunderbird {
+            email,
+            profile,
+            protocol,
+            name,
+            write,
+            site,
+        } => add_to_thunderbird(&email, &profile, protocol, name.as_deref(), write, &site).await,
         Command::Forget { email } => {
             secret::forget(&email)?;
             println!("no password is stored for {email} any more");
@@ -327,6 +374,76 @@ async fn run(command: Command) -> Result<ExitCode, Usage> {
         }
         #[cfg(feature = "gui")]
         Command::Gui { .. } => unreachable!("the window runs outside the runtime"),
+    }
+}
+
+/// `thunderbird`: discovery, then the preview on stdout, and the write if asked.
+async fn add_to_thunderbird(
+    email: &str,
+    profile: &std::path::Path,
+    protocol: Option<Preference>,
+    name: Option<&str>,
+    write: bool,
+    site: &SiteArgs,
+) -> Result<ExitCode, Usage> {
+    let address = mailsite_shared::route::Address::parse(email)
+        .map_err(|e| HelperError::BadAddress(email.to_string(), e.to_string()))?;
+    if !profile.is_dir() {
+        return Err(Usage(
+            thunderbird::TbError::NotAProfile(profile.display().to_string()).to_string(),
+        ));
+    }
+    let overrides = site.overrides();
+    let net = mailsite_helper::net::Net::new(&overrides, Duration::from_secs(10))?;
+    let found = discover::discover(&net, &overrides, &address, &Method::ALL).await;
+    let Some(config) = found.config else {
+        eprintln!(
+            "mailsite-helper: no settings found for {email}; `mailsite-helper check {email}` \
+             shows what was asked and what answered"
+        );
+        return Ok(ExitCode::from(1));
+    };
+    let settings: Vec<_> = config
+        .incoming
+        .iter()
+        .chain(&config.outgoing)
+        .map(discover::setting)
+        .collect();
+    let protocol = protocol.or_else(|| {
+        prefs::config_dir()
+            .and_then(|d| prefs::load(&d).ok())
+            .and_then(|p| p.protocol())
+    });
+    let result =
+        Account::choose(&address.to_string(), name, &settings, protocol).and_then(|account| {
+            if write {
+                thunderbird::write(profile, &account, None)
+            } else {
+                thunderbird::preview(profile, &account)
+            }
+        });
+    match result {
+        Ok(plan) => {
+            print!("{}", plan.text);
+            if write {
+                eprintln!(
+                    "added {} to {}; start Thunderbird and it asks for the password once",
+                    plan.account_key,
+                    plan.user_js.display()
+                );
+            } else {
+                eprintln!(
+                    "nothing written: add --write to append these lines to {}",
+                    plan.user_js.display()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) if e.is_usage() => Err(Usage(e.to_string())),
+        Err(e) => {
+            eprintln!("mailsite-helper: {e}");
+            Ok(ExitCode::from(1))
+        }
     }
 }
 

@@ -3,8 +3,9 @@
 //! name ([`probe`], run by [`check`]), explain what fails in words a user can act on
 //! ([`explain`]), and export what happened ([`render`], over the report schema in
 //! `mailsite_shared::report`). Local choices live in [`prefs`], the password in
-//! [`secret`]. The two faces in the binary, the CLI and the iced GUI, only map input
-//! to these calls; nothing here knows about either. The window's state, messages and
+//! [`secret`]; [`thunderbird`] writes the account into a closed Thunderbird profile.
+//! The two faces in the binary, the CLI and the iced GUI, only map input to these
+//! calls; nothing here knows about either. The window's state, messages and
 //! views are in [`gui`] (feature `gui`, on by default) so that its tests can drive
 //! them; no other module uses iced.
 
@@ -20,6 +21,7 @@ pub mod record;
 pub mod render;
 pub mod secret;
 pub mod server_pref;
+pub mod thunderbird;
 
 pub use check::{CheckOptions, Progress, check, check_with_progress};
 pub use mailsite_shared::report::Report;

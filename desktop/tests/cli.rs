@@ -203,3 +203,147 @@ fn check_report_prefer_and_helpdesk_explain() {
     );
     assert!(report.passed);
 }
+
+#[test]
+fn thunderbird_previews_then_writes_the_discovered_account_into_a_profile() {
+    let site = Site::start();
+    site.add_user("alice", PASSWORD);
+    let config_dir = site.dir.join("helper-config");
+    let profile = site.dir.join("tb-profile");
+    std::fs::create_dir_all(&profile).unwrap();
+    std::fs::write(
+        profile.join("prefs.js"),
+        "user_pref(\"mail.accountmanager.accounts\", \"account1\");\n\
+         user_pref(\"mail.account.account1.server\", \"server1\");\n\
+         user_pref(\"mail.smtpservers\", \"smtp1\");\n",
+    )
+    .unwrap();
+    let mine = "user_pref(\"browser.mine\", true);\n";
+    std::fs::write(profile.join("user.js"), mine).unwrap();
+    let dir = profile.display().to_string();
+
+    // The preview: the lines on stdout, nothing written. No password is asked for.
+    let out = helper(
+        &site,
+        &config_dir,
+        &["thunderbird", "alice@example.test", "--profile", &dir],
+        None,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let preview = String::from_utf8_lossy(&out.stdout).into_owned();
+    for line in [
+        "user_pref(\"mail.server.server2.hostname\", \"maila.example.test\");",
+        "user_pref(\"mail.server.server2.type\", \"imap\");",
+        "user_pref(\"mail.server.server2.port\", 10993);",
+        "user_pref(\"mail.server.server2.socketType\", 3);",
+        "user_pref(\"mail.accountmanager.accounts\", \"account1,account2\");",
+        "user_pref(\"mail.smtpservers\", \"smtp1,smtp2\");",
+        "user_pref(\"mail.identity.id1.useremail\", \"alice@example.test\");",
+    ] {
+        assert!(preview.contains(line), "missing {line} in\n{preview}");
+    }
+    assert!(stderr.contains("--write"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(profile.join("user.js")).unwrap(),
+        mine
+    );
+
+    // --write appends exactly that (POP here: the choice is the user's).
+    let out = helper(
+        &site,
+        &config_dir,
+        &[
+            "thunderbird",
+            "alice@example.test",
+            "--profile",
+            &dir,
+            "--protocol",
+            "pop3",
+            "--name",
+            "Alice \"Q\" Example",
+            "--write",
+        ],
+        None,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written = String::from_utf8_lossy(&out.stdout).into_owned();
+    let user_js = std::fs::read_to_string(profile.join("user.js")).unwrap();
+    assert!(user_js.starts_with(mine) && user_js.ends_with(&written));
+    for line in [
+        "user_pref(\"mail.server.server2.hostname\", \"maila.example.test\");",
+        "user_pref(\"mail.server.server2.type\", \"pop3\");",
+        "user_pref(\"mail.server.server2.port\", 10995);",
+        "user_pref(\"mail.identity.id1.fullName\", \"Alice \\\"Q\\\" Example\");",
+        "mailsite-helper",
+    ] {
+        assert!(user_js.contains(line), "missing {line} in\n{user_js}");
+    }
+    assert!(!user_js.contains(PASSWORD));
+
+    // Again: refused, exit 1, nothing changed.
+    let out = helper(
+        &site,
+        &config_dir,
+        &[
+            "thunderbird",
+            "alice@example.test",
+            "--profile",
+            &dir,
+            "--write",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already has an account"));
+    assert_eq!(
+        std::fs::read_to_string(profile.join("user.js")).unwrap(),
+        user_js
+    );
+
+    // Thunderbird running (its lock symlink): refused with what to do.
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink("127.0.1.1:+4242", profile.join("lock")).unwrap();
+        let out = helper(
+            &site,
+            &config_dir,
+            &[
+                "thunderbird",
+                "bob@example.test",
+                "--profile",
+                &dir,
+                "--write",
+            ],
+            None,
+        );
+        assert_eq!(out.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("close Thunderbird first"));
+        assert_eq!(
+            std::fs::read_to_string(profile.join("user.js")).unwrap(),
+            user_js
+        );
+    }
+
+    // Usage: no such profile folder; --help explains.
+    let out = helper(
+        &site,
+        &config_dir,
+        &[
+            "thunderbird",
+            "alice@example.test",
+            "--profile",
+            "/nonexistent/tb",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(Command::new(HELPER).args(["thunderbird", "--help"]), None);
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("--write") && help.contains("close"), "{help}");
+}

@@ -406,3 +406,107 @@ async fn a_failure_opens_by_itself_and_the_report_is_reviewed_copied_and_saved()
     assert!(sees(&state, "How should your mail be kept?"));
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// Runs a job to its end and feeds its messages to `update`, as the window would.
+async fn perform(state: &mut State, job: Job) {
+    let messages: Vec<Message> = job.run().collect().await;
+    for m in messages {
+        assert!(state.update(m).is_none());
+    }
+}
+
+#[tokio::test]
+async fn the_account_is_previewed_then_written_into_a_thunderbird_profile() {
+    let dir = std::env::temp_dir().join(format!("helper-gui-tb-{}", rand::random::<u64>()));
+    let profile = dir.join("profile");
+    std::fs::create_dir_all(&profile).unwrap();
+    std::fs::write(profile.join("user.js"), "// mine\n").unwrap();
+    let mut state = State::new(startup(&dir));
+    let mut report = failed_report();
+    report.discovery.settings = [
+        ("imap", 993, "SSL"),
+        ("pop3", 995, "SSL"),
+        ("smtp", 465, "SSL"),
+    ]
+    .iter()
+    .map(
+        |(protocol, port, security)| mailsite_shared::report::Setting {
+            protocol: protocol.to_string(),
+            host: if *protocol == "smtp" {
+                "outbox.example.test".into()
+            } else {
+                "maila.example.test".into()
+            },
+            port: *port,
+            security: security.to_string(),
+            username: "alice".into(),
+        },
+    )
+    .collect();
+    assert!(
+        state
+            .update(Message::Checked(Ok(Box::new(report))))
+            .is_none()
+    );
+    assert!(sees(&state, "Thunderbird profile"));
+
+    // Nothing to write before a preview: the button does nothing.
+    assert!(
+        act(&mut state, |ui| {
+            let _ = ui.click("Write to profile");
+        })
+        .is_empty()
+    );
+
+    // Type the folder, press Preview: the lines are shown, nothing is written.
+    let job = the_job(act(&mut state, |ui| {
+        ui.click(Id::new("thunderbird-profile"))
+            .expect("the profile field");
+        let _ = ui.typewrite(&profile.display().to_string());
+        ui.click("Preview").expect("the Preview button");
+    }));
+    assert!(matches!(job, Job::ThunderbirdPreview { .. }), "{job:?}");
+    perform(&mut state, job).await;
+    let preview = state.tb_preview.clone().expect("a preview");
+    assert!(
+        preview.contains("user_pref(\"mail.server.server1.hostname\", \"maila.example.test\");"),
+        "{preview}"
+    );
+    assert!(preview.contains("user_pref(\"mail.server.server1.type\", \"imap\");"));
+    assert!(sees(
+        &state,
+        "Nothing is written yet: these lines are what Write to profile adds."
+    ));
+    assert_eq!(
+        std::fs::read_to_string(profile.join("user.js")).unwrap(),
+        "// mine\n"
+    );
+
+    // Write: exactly the previewed lines are appended.
+    let job = the_job(act(&mut state, |ui| {
+        ui.click("Write to profile").expect("the Write button");
+    }));
+    perform(&mut state, job).await;
+    let status = state.tb_status.clone().unwrap().expect("written");
+    assert!(status.contains("Added account1"), "{status}");
+    assert!(sees(&state, &status));
+    assert_eq!(
+        std::fs::read_to_string(profile.join("user.js")).unwrap(),
+        format!("// mine\n\n{preview}")
+    );
+
+    // Thunderbird open on the profile: the refusal says what to do.
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink("127.0.1.1:+4242", profile.join("lock")).unwrap();
+        let job = the_job(act(&mut state, |ui| {
+            ui.click("Preview").expect("the Preview button");
+        }));
+        perform(&mut state, job).await;
+        let err = state.tb_status.clone().unwrap().unwrap_err();
+        assert!(err.contains("close Thunderbird first"), "{err}");
+        assert!(sees(&state, &err));
+        assert!(state.tb_preview.is_none());
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

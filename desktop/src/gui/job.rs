@@ -11,6 +11,7 @@ use mailsite_shared::autoconfig::Preference;
 
 use super::Message;
 use super::state::Password;
+use crate::thunderbird::{self, Account};
 use crate::{CheckOptions, Report, SiteOverride, check_with_progress, prefs, render, secret};
 
 /// One piece of work.
@@ -34,6 +35,17 @@ pub enum Job {
     },
     /// Write the report as JSON in `path` and as text in `path.txt`.
     SaveReport { report: Box<Report>, path: PathBuf },
+    /// The user.js lines that would add the account to a Thunderbird profile.
+    ThunderbirdPreview {
+        profile: PathBuf,
+        account: Box<Account>,
+    },
+    /// Append them, if they are still what the preview showed.
+    ThunderbirdWrite {
+        profile: PathBuf,
+        account: Box<Account>,
+        expected: String,
+    },
 }
 
 impl Job {
@@ -61,6 +73,32 @@ impl Job {
                 Message::Saved(
                     render::write_files(&report, &path)
                         .map(|text| format!("Saved {} and {}", path.display(), text.display()))
+                        .map_err(|e| e.to_string()),
+                )
+            })
+            .boxed(),
+            Job::ThunderbirdPreview { profile, account } => stream::once(async move {
+                Message::ThunderbirdPreviewed(
+                    thunderbird::preview(&profile, &account)
+                        .map(|plan| plan.text)
+                        .map_err(|e| e.to_string()),
+                )
+            })
+            .boxed(),
+            Job::ThunderbirdWrite {
+                profile,
+                account,
+                expected,
+            } => stream::once(async move {
+                Message::ThunderbirdWritten(
+                    thunderbird::write(&profile, &account, Some(&expected))
+                        .map(|plan| {
+                            format!(
+                                "Added {} to {}. Start Thunderbird: it asks for the password once.",
+                                plan.account_key,
+                                plan.user_js.display()
+                            )
+                        })
                         .map_err(|e| e.to_string()),
                 )
             })

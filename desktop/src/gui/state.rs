@@ -12,6 +12,7 @@ use mailsite_shared::autoconfig::Preference;
 use mailsite_shared::report::{Discovery, Step};
 
 use super::Job;
+use crate::thunderbird::Account;
 use crate::{CheckOptions, Progress, Report, SiteOverride, render};
 
 /// A password as the form holds it: its `Debug` form never shows it, so neither a
@@ -90,6 +91,12 @@ pub enum Message {
     ReportPathChanged(String),
     Save,
     Saved(Result<String, String>),
+    ProfileChanged(String),
+    PreviewThunderbird,
+    /// The text that would be appended to user.js, or why not.
+    ThunderbirdPreviewed(Result<String, String>),
+    WriteThunderbird,
+    ThunderbirdWritten(Result<String, String>),
 }
 
 /// Work for the outside world: a [`Job`], or text for the clipboard (which only the
@@ -119,6 +126,13 @@ pub struct State {
     pub report_path: String,
     /// What the last export did.
     pub export_status: Option<Result<String, String>>,
+    /// The Thunderbird profile folder typed in.
+    pub tb_profile: String,
+    /// The previewed user.js text, for the profile and account it was made for:
+    /// writing is offered only after a preview.
+    pub tb_preview: Option<String>,
+    /// What the last preview or write answered (`Err`: refused or failed).
+    pub tb_status: Option<Result<String, String>>,
     config_dir: Option<PathBuf>,
     step_timeout: Duration,
     check_now: bool,
@@ -145,6 +159,9 @@ impl State {
             notice: None,
             report_path: startup.report_path.display().to_string(),
             export_status: None,
+            tb_profile: String::new(),
+            tb_preview: None,
+            tb_status: None,
             config_dir: startup.config_dir,
             step_timeout: startup.step_timeout.unwrap_or(Duration::from_secs(10)),
             check_now: startup.check_now,
@@ -213,6 +230,22 @@ impl State {
         Ok(options)
     }
 
+    /// The Thunderbird account from the last check's settings and the POP/IMAP
+    /// choice, and the profile folder typed in; or what is missing.
+    fn thunderbird_account(&self) -> Result<(PathBuf, Account), String> {
+        let report = self
+            .report()
+            .ok_or("Check first: the account comes from the settings found.")?;
+        let profile = self.tb_profile.trim();
+        if profile.is_empty() {
+            return Err("Type the Thunderbird profile folder first.".to_string());
+        }
+        let protocol = self.choice.or(Preference::parse(&report.protocol));
+        let account = Account::choose(&report.email, None, &report.discovery.settings, protocol)
+            .map_err(|e| e.to_string())?;
+        Ok((PathBuf::from(profile), account))
+    }
+
     pub fn update(&mut self, message: Message) -> Option<Effect> {
         match message {
             Message::EmailChanged(e) => self.email = e,
@@ -252,6 +285,8 @@ impl State {
                 }
             }
             Message::Checked(Ok(report)) => {
+                self.tb_preview = None;
+                self.tb_status = None;
                 if self.choice.is_none() {
                     self.choice = Preference::parse(&report.protocol);
                 }
@@ -285,6 +320,7 @@ impl State {
             }
             Message::Choose(p) => {
                 self.choice = Some(p);
+                self.tb_preview = None;
                 self.choice_status = None;
             }
             Message::StoreChoice => {
@@ -337,6 +373,52 @@ impl State {
                 }));
             }
             Message::Saved(result) => self.export_status = Some(result),
+            Message::ProfileChanged(p) => {
+                self.tb_profile = p;
+                self.tb_preview = None;
+                self.tb_status = None;
+            }
+            Message::PreviewThunderbird => {
+                self.tb_preview = None;
+                match self.thunderbird_account() {
+                    Ok((profile, account)) => {
+                        self.tb_status = None;
+                        return Some(Effect::Run(Job::ThunderbirdPreview {
+                            profile,
+                            account: Box::new(account),
+                        }));
+                    }
+                    Err(e) => self.tb_status = Some(Err(e)),
+                }
+            }
+            Message::ThunderbirdPreviewed(Ok(text)) => {
+                self.tb_preview = Some(text);
+                self.tb_status = Some(Ok(
+                    "Nothing is written yet: these lines are what Write to profile adds.".into(),
+                ));
+            }
+            Message::ThunderbirdPreviewed(Err(e)) => self.tb_status = Some(Err(e)),
+            Message::WriteThunderbird => {
+                let expected = self.tb_preview.clone()?;
+                match self.thunderbird_account() {
+                    Ok((profile, account)) => {
+                        self.tb_status = Some(Ok("Writing…".into()));
+                        return Some(Effect::Run(Job::ThunderbirdWrite {
+                            profile,
+                            account: Box::new(account),
+                            expected,
+                        }));
+                    }
+                    Err(e) => self.tb_status = Some(Err(e)),
+                }
+            }
+            Message::ThunderbirdWritten(result) => {
+                if result.is_ok() {
+                    // Written once: a second press would be refused anyway.
+                    self.tb_preview = None;
+                }
+                self.tb_status = Some(result);
+            }
         }
         None
     }

@@ -1,6 +1,7 @@
 //! The window drawn from [`State`]: the form, the check (steps as they finish, then
-//! the results with each step expandable, and export), the POP/IMAP choice; or the
-//! report text under review. Nothing here changes state.
+//! the results with each step expandable, export, and adding the account to a
+//! Thunderbird profile), the POP/IMAP choice; or the report text under review.
+//! Nothing here changes state.
 
 use iced::widget::{
     Column, TextInput, button, checkbox, column, container, radio, row, rule, scrollable, text,
@@ -357,6 +358,47 @@ fn results<'a>(
     col = col.push(rule::horizontal(1));
     col = col.push(text("Send this to the helpdesk").size(18));
     col = col.push(export(state));
+    col = col.push(rule::horizontal(1));
+    col = col.push(thunderbird(state));
+    col.into()
+}
+
+/// Adding the account to a closed Thunderbird profile: preview first, then write.
+fn thunderbird(state: &State) -> Element<'_, Message> {
+    let mut col = column![
+        text("Thunderbird profile").size(18),
+        text(
+            "Add this account to Thunderbird: close it, type its profile folder (the one \
+             holding prefs.js), preview the lines, then write them to its user.js. \
+             No password is written."
+        )
+        .size(13),
+        row![
+            text_input("~/.thunderbird/xxxxxxxx.default-release", &state.tb_profile)
+                .id("thunderbird-profile")
+                .on_input(Message::ProfileChanged)
+                .padding(6),
+            button("Preview")
+                .style(button::secondary)
+                .on_press(Message::PreviewThunderbird),
+            button("Write to profile")
+                .on_press_maybe(state.tb_preview.as_ref().map(|_| Message::WriteThunderbird)),
+        ]
+        .spacing(10)
+        .align_y(iced::Center),
+    ]
+    .spacing(6);
+    if let Some(status) = &state.tb_status {
+        col = col.push(outcome_text(status).size(13));
+    }
+    if let Some(preview) = &state.tb_preview {
+        col = col.push(
+            container(text(preview).size(12).font(Font::MONOSPACE))
+                .padding(12)
+                .width(Fill)
+                .style(container::bordered_box),
+        );
+    }
     col.into()
 }
 
