@@ -510,6 +510,7 @@ fn on_a_desktop() -> bool {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    mailsite_helper::secret::choose_store();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
