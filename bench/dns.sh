@@ -41,16 +41,11 @@ set -euo pipefail
 
 # ---------------------------------------------------------------- arguments
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-PEERS_ONLY=0
 MAILSITE_BIN="$SCRIPT_DIR/../target/release/mailsite"
-for arg in "$@"; do
-    case "$arg" in
-        --peers-only) PEERS_ONLY=1 ;;
-        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
-        -*) echo "unknown option: $arg" >&2; exit 2 ;;
-        *) MAILSITE_BIN="$arg" ;;
-    esac
-done
+BENCH=dns
+# shellcheck source=bench/lib.sh
+source "$SCRIPT_DIR/lib.sh"
+bench_args "$@"
 
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-1}
@@ -67,14 +62,8 @@ MAILSITE_IP=127.0.0.1     # fixed by mailsite's embedded default site
 MAILSITE_HTTP=127.0.0.1:8080
 NSD_IP=127.0.0.5
 
-BENCH=dns
-# shellcheck source=bench/lib.sh
-source "$SCRIPT_DIR/lib.sh"
 
-if [ "$PEERS_ONLY" = 0 ]; then
-    [ -x "$MAILSITE_BIN" ] || die "mailsite binary not found or not executable: $MAILSITE_BIN (build it with 'cargo build --release -p mailsite', pass its path, or use --peers-only)"
-    MAILSITE_BIN=$(cd "$(dirname "$MAILSITE_BIN")" && pwd)/$(basename "$MAILSITE_BIN")
-fi
+mailsite_binary
 
 # ---------------------------------------------------------------- install what is missing
 export PATH="$PATH:/usr/sbin:/sbin"   # nsd lives in /usr/sbin

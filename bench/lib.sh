@@ -4,8 +4,39 @@
 # Sourced by the scripts right after they set BENCH (their name); they set TMP (their
 # temp dir) afterwards, which cleanup removes unless the run failed or KEEP_TMP=1.
 
-log() { printf '[%s-bench] %s\n' "$BENCH" "$*" >&2; }
+log() { printf '[%s-bench %3ds] %s\n' "$BENCH" "$SECONDS" "$*" >&2; }
 die() { printf '[%s-bench] ERROR: %s\n' "$BENCH" "$*" >&2; exit 1; }
+
+# bench_args "$@": the arguments every script takes: --peers-only (PEERS_ONLY=1: the peers
+# alone), -h/--help (the script's header comment), or a path to a mailsite binary
+# (MAILSITE_BIN; otherwise whatever default the script set, possibly empty).
+bench_args() {
+    PEERS_ONLY=0
+    local arg
+    for arg in "$@"; do
+        case "$arg" in
+            --peers-only) PEERS_ONLY=1 ;;
+            -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
+            -*) echo "unknown option: $arg" >&2; exit 2 ;;
+            *) MAILSITE_BIN="$arg" ;;
+        esac
+    done
+}
+
+# mailsite_binary: unless --peers-only, makes MAILSITE_BIN an absolute path to an
+# executable: an empty MAILSITE_BIN is built first (cargo build --release -p mailsite).
+mailsite_binary() {
+    [ "$PEERS_ONLY" = 0 ] || return 0
+    if [ -z "$MAILSITE_BIN" ]; then
+        local repo
+        repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+        log "building mailsite (cargo build --release -p mailsite)"
+        (cd "$repo" && cargo build --release -q -p mailsite) || die "building mailsite failed"
+        MAILSITE_BIN="$repo/target/release/mailsite"
+    fi
+    [ -x "$MAILSITE_BIN" ] || die "mailsite binary not found or not executable: $MAILSITE_BIN (build it with 'cargo build --release -p mailsite', pass its path, or use --peers-only)"
+    MAILSITE_BIN=$(cd "$(dirname "$MAILSITE_BIN")" && pwd)/$(basename "$MAILSITE_BIN")
+}
 
 apt_install() {  # apt_install PKG... ; retries once after 'apt-get update'
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null \

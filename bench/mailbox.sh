@@ -63,17 +63,11 @@ set -euo pipefail
 
 # ---------------------------------------------------------------- arguments
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO_DIR=$(cd "$SCRIPT_DIR/.." && pwd)
-PEERS_ONLY=0
 MAILSITE_BIN=
-for arg in "$@"; do
-    case "$arg" in
-        --peers-only) PEERS_ONLY=1 ;;
-        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
-        -*) echo "unknown option: $arg" >&2; exit 2 ;;
-        *) MAILSITE_BIN="$arg" ;;
-    esac
-done
+BENCH=mailbox
+# shellcheck source=bench/lib.sh
+source "$SCRIPT_DIR/lib.sh"
+bench_args "$@"
 
 DURATION=${DURATION:-30}
 WARMUP=${WARMUP:-5}
@@ -94,10 +88,6 @@ IMAP_PORT=10143
 POP3_PORT=10110
 NCPU=$(nproc)
 
-BENCH=mailbox
-# shellcheck source=bench/lib.sh
-source "$SCRIPT_DIR/lib.sh"
-log() { printf '[%s-bench %3ds] %s\n' "$BENCH" "$SECONDS" "$*" >&2; }   # lib.sh's, with the elapsed time
 
 # ---------------------------------------------------------------- install what is missing, build
 export PATH="$PATH:/usr/sbin:/sbin"
@@ -109,15 +99,7 @@ command -v python3 >/dev/null 2>&1 || missing+=(python3)
 if [ ${#missing[@]} -gt 0 ]; then log "apt-get install ${missing[*]}"; apt_install "${missing[@]}"; fi
 # Without init, the package's own dovecot service is never started; we never use its config.
 
-if [ "$PEERS_ONLY" = 0 ] && [ -z "$MAILSITE_BIN" ]; then
-    log "building mailsite (cargo build --release -p mailsite)"
-    (cd "$REPO_DIR" && cargo build --release -q -p mailsite) || die "building mailsite failed"
-    MAILSITE_BIN="$REPO_DIR/target/release/mailsite"
-fi
-if [ "$PEERS_ONLY" = 0 ]; then
-    [ -x "$MAILSITE_BIN" ] || die "mailsite binary not found or not executable: $MAILSITE_BIN"
-    MAILSITE_BIN=$(cd "$(dirname "$MAILSITE_BIN")" && pwd)/$(basename "$MAILSITE_BIN")
-fi
+mailsite_binary
 log "building the load generator (bench/loadgen)"
 cargo build --release -q --manifest-path "$SCRIPT_DIR/loadgen/Cargo.toml" || die "building bench/loadgen failed"
 LOADGEN="$SCRIPT_DIR/loadgen/target/release/mailsite-loadgen"

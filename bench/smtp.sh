@@ -55,17 +55,11 @@ set -euo pipefail
 
 # ---------------------------------------------------------------- arguments
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO_DIR=$(cd "$SCRIPT_DIR/.." && pwd)
-PEERS_ONLY=0
 MAILSITE_BIN=
-for arg in "$@"; do
-    case "$arg" in
-        --peers-only) PEERS_ONLY=1 ;;
-        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
-        -*) echo "unknown option: $arg" >&2; exit 2 ;;
-        *) MAILSITE_BIN="$arg" ;;
-    esac
-done
+BENCH=smtp
+# shellcheck source=bench/lib.sh
+source "$SCRIPT_DIR/lib.sh"
+bench_args "$@"
 
 MESSAGES=${MESSAGES:-10000}
 CONNECTIONS=${CONNECTIONS:-20}
@@ -85,10 +79,6 @@ SMTP_PORT=10025
 LMTP_PORT=10024
 NCPU=$(nproc)
 
-BENCH=smtp
-# shellcheck source=bench/lib.sh
-source "$SCRIPT_DIR/lib.sh"
-log() { printf '[%s-bench %3ds] %s\n' "$BENCH" "$SECONDS" "$*" >&2; }   # lib.sh's, with the elapsed time
 
 [ "$(id -u)" = 0 ] || die "run as root (Postfix and Dovecot start as root and drop privileges)"
 { [ $((MESSAGES % USERS)) = 0 ] && [ $((CONNECTIONS % USERS)) = 0 ] && [ "$CONNECTIONS" -ge "$USERS" ]; } \
@@ -108,15 +98,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # Without init, the packages' own postfix and dovecot services are never started.
 
-if [ "$PEERS_ONLY" = 0 ] && [ -z "$MAILSITE_BIN" ]; then
-    log "building mailsite (cargo build --release -p mailsite)"
-    (cd "$REPO_DIR" && cargo build --release -q -p mailsite) || die "building mailsite failed"
-    MAILSITE_BIN="$REPO_DIR/target/release/mailsite"
-fi
-if [ "$PEERS_ONLY" = 0 ]; then
-    [ -x "$MAILSITE_BIN" ] || die "mailsite binary not found or not executable: $MAILSITE_BIN"
-    MAILSITE_BIN=$(cd "$(dirname "$MAILSITE_BIN")" && pwd)/$(basename "$MAILSITE_BIN")
-fi
+mailsite_binary
 
 # ---------------------------------------------------------------- temp dir, helpers
 TMP=$(mktemp -d /tmp/mailsite-bench-smtp.XXXXXX)
