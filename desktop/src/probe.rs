@@ -485,13 +485,7 @@ async fn imap_session(
         Wire::Tls(stream) => *stream,
         Wire::Plain(stream) => {
             let mut client = async_imap::Client::new(stream);
-            let greeting = client
-                .read_response()
-                .await
-                .map_err(|e| explain::protocol_error("IMAP", &e.to_string()))?;
-            if greeting.is_none() {
-                return Err(explain::protocol_error("IMAP", "no greeting"));
-            }
+            imap_greeting(&mut client).await?;
             client
                 .run_command_and_check_ok("STARTTLS", None)
                 .await
@@ -514,18 +508,24 @@ async fn imap_session(
         }
     };
     let mut client = async_imap::Client::new(tls_stream);
-    let greeting = client
-        .read_response()
-        .await
-        .map_err(|e| explain::protocol_error("IMAP", &e.to_string()))?;
-    if greeting.is_none() {
-        return Err(explain::protocol_error("IMAP", "no greeting"));
-    }
+    imap_greeting(&mut client).await?;
     client
         .run_command_and_check_ok("CAPABILITY", None)
         .await
         .map_err(imap_err)?;
     imap_login(client, s, login, t, run).await
+}
+
+/// Reads the server's greeting; a server that closes first gave none.
+async fn imap_greeting<T>(client: &mut async_imap::Client<T>) -> Result<(), Problem>
+where
+    T: AsyncRead + AsyncWrite + Unpin + std::fmt::Debug + Send,
+{
+    match client.read_response().await {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(explain::protocol_error("IMAP", "no greeting")),
+        Err(e) => Err(explain::protocol_error("IMAP", &e.to_string())),
+    }
 }
 
 async fn imap_login(
