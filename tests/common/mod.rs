@@ -7,6 +7,9 @@
 
 #![allow(dead_code)]
 
+mod process;
+pub use process::{raw_get, run_command};
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -312,36 +315,6 @@ impl Drop for Site {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-pub fn run_command(cmd: &mut Command, stdin: Option<&str>) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start a command");
-    {
-        let mut pipe = child.stdin.take().unwrap();
-        if let Some(text) = stdin {
-            let _ = pipe.write_all(text.as_bytes());
-        }
-    }
-    child.wait_with_output().expect("wait for a command")
-}
-
-/// A minimal HTTP/1.1 GET over a socket, for readiness polling only.
-fn raw_get(addr: SocketAddr, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    Some(out)
 }
 
 /// A response as curl saw it.

@@ -3,7 +3,11 @@
 
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
+#[path = "../../../tests/common/process.rs"]
+mod process;
+use process::raw_get;
+pub use process::run_command as run;
+
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -227,35 +231,6 @@ pub fn site_toml(net: u8, dir: &Path) -> String {
             "data_dir = \"mailsite-data\"",
             &format!("data_dir = {:?}", dir.join("data")),
         )
-}
-
-pub fn run(cmd: &mut Command, stdin: Option<&str>) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start a command");
-    {
-        let mut pipe = child.stdin.take().unwrap();
-        if let Some(text) = stdin {
-            let _ = pipe.write_all(text.as_bytes());
-        }
-    }
-    child.wait_with_output().expect("wait for a command")
-}
-
-fn raw_get(addr: SocketAddr, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    Some(out)
 }
 
 /// Waits (at most 20 s) until a TCP port accepts connections.
