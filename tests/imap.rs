@@ -838,13 +838,20 @@ const APPEND_STREAM: &str = r#"
 import imaplib, smtplib, sys, time, threading, re
 host, user, password, first, seconds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
 end = time.time() + seconds
+lock = threading.Lock()
+def say(line):
+    # One whole line at a time: print() writes its pieces separately, and the two
+    # threads' pieces could interleave into a line that reads as a different pair.
+    with lock:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
 def lmtp():
     n = first
     try:
         s = smtplib.LMTP(host, 10024, timeout=5)
         while time.time() < end:
             s.sendmail("sender@example.org", [user + "@example.test"], f"Subject: delivered {n}\r\n\r\nbody {n}\r\n".encode())
-            print("lmtp", n, flush=True)
+            say(f"lmtp {n}")
             n += 1
     except Exception:
         pass
@@ -856,7 +863,7 @@ try:
     while time.time() < end:
         typ, data = m.append("INBOX", "(\\Flagged)", None, f"Subject: appended {n}\r\n\r\nbody {n}\r\n".encode())
         uid = re.search(rb"APPENDUID \d+ (\d+)", data[0]).group(1).decode()
-        print(n, uid, flush=True)
+        say(f"{n} {uid}")
         n += 1
 except Exception:
     pass
