@@ -15,7 +15,7 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Lines, Node, Site, dig, python, wait_until};
+use common::{Lines, Node, Site, python, wait_until};
 
 const ALL_ROLES: &str = r#"roles = ["autoconfig", "dns", "mailbox", "sorter"]"#;
 
@@ -47,19 +47,7 @@ fn sorter_node(site: &Site, name: &str, host: u8) -> Node {
 
 /// The A records of `label.example.test` from the site's DNS, sorted.
 fn resolve(site: &Site, label: &str) -> Vec<String> {
-    let out = dig(&[
-        &format!("@{}", site.dns.ip()),
-        "-p",
-        &site.dns.port().to_string(),
-        "+short",
-        "+tries=1",
-        "+time=2",
-        &format!("{label}.example.test"),
-        "A",
-    ]);
-    let mut addresses: Vec<String> = out.lines().map(|l| l.trim().to_string()).collect();
-    addresses.sort();
-    addresses
+    common::resolve(site.dns, &format!("{label}.example.test"))
 }
 
 /// Waits until every mailbox server and sorter is up in the site's view.

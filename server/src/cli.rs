@@ -771,7 +771,7 @@ fn spools(config: &SiteConfig, only: Option<&str>) -> anyhow::Result<Vec<(String
 }
 
 /// A Unix time as UTC text.
-fn utc(secs: u64) -> String {
+pub(crate) fn utc(secs: u64) -> String {
     chrono::DateTime::from_timestamp(secs as i64, 0).map_or_else(
         || secs.to_string(),
         |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),

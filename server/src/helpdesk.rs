@@ -1,8 +1,10 @@
-//! `mailsite helpdesk explain REPORT.json`: reads a desktop helper report and compares
-//! what the user saw with the site's truth (which server should serve the user, its
-//! state, the addresses the names should have, the site's certificate), then prints
-//! the likely cause. Works on the site database directly, like the other
-//! administrative commands.
+//! Reading a desktop helper report against the site's truth: which server should serve
+//! the user, its state, the addresses the names should have, the site's certificate,
+//! and from those the likely cause of what failed ([`analyse`]).
+//!
+//! Two faces over it: `mailsite helpdesk explain REPORT.json` (on the site database
+//! directly, like the other administrative commands) and the helpdesk console's report
+//! page (`autoconfig::console`), which renders the same analysis next to the report.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -11,12 +13,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use mailsite_shared::report::{Outcome, Report, SCHEMA_VERSION};
+use mailsite_shared::route::Route;
 use mailsite_shared::{SiteConfig, SiteMap};
 use sha2::Digest;
 use tokio_rustls::rustls::pki_types::CertificateDer;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 
-use crate::directory::Directory;
+use crate::directory::{Directory, User};
 
 /// The addresses each site name should have now.
 fn expected_addresses(map: &SiteMap) -> BTreeMap<String, Vec<IpAddr>> {
@@ -73,64 +76,73 @@ fn server_at(config: &SiteConfig, ip: &str) -> Option<String> {
         .map(|s| s.name.clone())
 }
 
-/// Reads a report and prints what the site says about it; returns the likely causes.
-pub async fn explain(config: SiteConfig, path: &Path) -> anyhow::Result<Vec<String>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let report: Report = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a mailsite-helper report", path.display()))?;
-    if report.schema_version != SCHEMA_VERSION {
-        println!(
-            "note: report schema {} (this mailsite reads {SCHEMA_VERSION}); some fields may be missing",
-            report.schema_version
-        );
+/// One site name the helper looked up: what it saw, and what the site has now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameCheck {
+    pub host: String,
+    /// The addresses the user's computer had.
+    pub seen: Vec<String>,
+    /// The addresses the site's DNS gives.
+    pub want: Vec<String>,
+}
+
+impl NameCheck {
+    /// Whether the user's computer had the site's addresses.
+    pub fn agrees(&self) -> bool {
+        let mut seen = self.seen.clone();
+        let mut want = self.want.clone();
+        seen.sort();
+        want.sort();
+        seen == want
     }
-    let config = Arc::new(config);
-    let dir = Directory::open(&config).await?;
-    let map = dir.site_map(config.clone()).await?;
+}
+
+/// What the site says about a report: where the user should be served, what the
+/// user's computer saw of the site's names, and the likely causes of its failures.
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    /// Where the site routes the report's address now.
+    pub route: Route,
+    /// The user as the directory has them (`None`: no such user).
+    pub user: Option<User>,
+    /// Every DNS answer in the report for one of the site's names.
+    pub names: Vec<NameCheck>,
+    /// The SHA-256 fingerprint of the site's certificate, as the helper prints it.
+    pub fingerprint: Option<String>,
+    /// The likely causes, most specific first; empty when everything matches.
+    pub causes: Vec<String>,
+}
+
+/// Reads a helper report (JSON).
+pub fn parse_report(text: &str) -> Result<Report, serde_json::Error> {
+    serde_json::from_str(text)
+}
+
+/// A note when a report was written with another schema than this mailsite reads.
+pub fn schema_note(report: &Report) -> Option<String> {
+    (report.schema_version != SCHEMA_VERSION).then(|| {
+        format!(
+            "report schema {} (this mailsite reads {SCHEMA_VERSION}); some fields may be missing",
+            report.schema_version
+        )
+    })
+}
+
+/// Compares a report with the site as `map` and the directory have it now.
+pub async fn analyse(
+    report: &Report,
+    map: &SiteMap,
+    directory: &Directory,
+) -> anyhow::Result<Analysis> {
+    let config = &map.config;
     let route = map
         .route(&report.email)
         .map_err(|e| anyhow::anyhow!("{}: {e}", report.email))?;
-    let user = dir.user(&route.username).await.ok();
-    println!(
-        "report    {} ({}), {}",
-        report.email, report.protocol, report.started_at
-    );
-    println!("helper    {}", report.summary);
-    match &user {
-        Some(u) => println!(
-            "user      {} ({}, prefers {})",
-            u.username,
-            if u.enabled { "enabled" } else { "disabled" },
-            u.preference
-        ),
-        None => println!("user      {} is not in the directory", route.username),
-    }
-    let addrs: Vec<String> = route
-        .server_addresses
-        .iter()
-        .map(|a| a.to_string())
-        .collect();
-    println!(
-        "site      {} -> {} ({})",
-        route.alias,
-        route.server,
-        addrs.join(", ")
-    );
-    if route.redirected() {
-        println!(
-            "          home {} is {}: the letter is served by {} until it is back",
-            route.home, route.home_state, route.server
-        );
-    }
+    let user = directory.user(&route.username).await.ok();
 
     let mut causes = Vec::new();
-    let failed: Vec<_> = report
-        .steps
-        .iter()
-        .filter(|s| s.outcome == Outcome::Fail)
-        .collect();
-    let expected = expected_addresses(&map);
+    let expected = expected_addresses(map);
+    let mut names = Vec::new();
     for step in report.steps.iter().filter(|s| s.kind == "dns") {
         let (Some(host), Some(seen)) = (step.detail("host"), step.detail("maps_to")) else {
             continue;
@@ -141,7 +153,13 @@ pub async fn explain(config: SiteConfig, path: &Path) -> anyhow::Result<Vec<Stri
                 .nth(1)
                 .unwrap_or("")
                 .split(", ")
+                .filter(|s| !s.is_empty())
                 .collect();
+            names.push(NameCheck {
+                host: host.to_string(),
+                seen: seen.iter().map(|s| s.to_string()).collect(),
+                want: want.iter().map(|a| a.to_string()).collect(),
+            });
             let missing: Vec<String> = want
                 .iter()
                 .map(|a| a.to_string())
@@ -162,8 +180,8 @@ pub async fn explain(config: SiteConfig, path: &Path) -> anyhow::Result<Vec<Stri
             }
         }
     }
-    let fingerprint = site_fingerprint(&config);
-    for step in &failed {
+    let fingerprint = site_fingerprint(config);
+    for step in report.steps.iter().filter(|s| s.outcome == Outcome::Fail) {
         let Some(problem) = &step.problem else {
             continue;
         };
@@ -185,7 +203,7 @@ pub async fn explain(config: SiteConfig, path: &Path) -> anyhow::Result<Vec<Stri
             "connection_refused" | "connection_timeout" => {
                 let address = step.detail("address").unwrap_or("?");
                 let port = step.detail("port").unwrap_or("?");
-                match server_at(&config, address) {
+                match server_at(config, address) {
                     Some(name) => {
                         let state = map
                             .mailbox_state(&name)
@@ -223,6 +241,64 @@ pub async fn explain(config: SiteConfig, path: &Path) -> anyhow::Result<Vec<Stri
         causes.push(finding.explanation.clone());
     }
     causes.dedup();
+    Ok(Analysis {
+        route,
+        user,
+        names,
+        fingerprint,
+        causes,
+    })
+}
+
+/// Reads a report and prints what the site says about it; returns the likely causes.
+pub async fn explain(config: SiteConfig, path: &Path) -> anyhow::Result<Vec<String>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let report = parse_report(&text)
+        .with_context(|| format!("{} is not a mailsite-helper report", path.display()))?;
+    if let Some(note) = schema_note(&report) {
+        println!("note: {note}");
+    }
+    let config = Arc::new(config);
+    let dir = Directory::open(&config).await?;
+    let map = dir.site_map(config.clone()).await?;
+    let Analysis {
+        route,
+        user,
+        causes,
+        ..
+    } = analyse(&report, &map, &dir).await?;
+    println!(
+        "report    {} ({}), {}",
+        report.email, report.protocol, report.started_at
+    );
+    println!("helper    {}", report.summary);
+    match &user {
+        Some(u) => println!(
+            "user      {} ({}, prefers {})",
+            u.username,
+            if u.enabled { "enabled" } else { "disabled" },
+            u.preference
+        ),
+        None => println!("user      {} is not in the directory", route.username),
+    }
+    let addrs: Vec<String> = route
+        .server_addresses
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    println!(
+        "site      {} -> {} ({})",
+        route.alias,
+        route.server,
+        addrs.join(", ")
+    );
+    if route.redirected() {
+        println!(
+            "          home {} is {}: the letter is served by {} until it is back",
+            route.home, route.home_state, route.server
+        );
+    }
     if causes.is_empty() {
         println!("likely cause: none found; every step passed and matches the site");
     }

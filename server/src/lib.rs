@@ -24,3 +24,9 @@ pub mod serve;
 pub mod sorter;
 pub mod state;
 pub mod tls;
+
+/// A real PostgreSQL for the unit tests that run on both databases (the end-to-end
+/// tests' support file, see `tests/common/postgres.rs`).
+#[cfg(test)]
+#[path = "../../tests/common/postgres.rs"]
+pub(crate) mod test_postgres;

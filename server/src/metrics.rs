@@ -19,16 +19,19 @@ pub enum Endpoint {
     Mobileconfig,
     Health,
     Metrics,
+    /// The helpdesk console.
+    Console,
     Other,
 }
 
-const ENDPOINTS: [(Endpoint, &str); 7] = [
+const ENDPOINTS: [(Endpoint, &str); 8] = [
     (Endpoint::Thunderbird, "thunderbird"),
     (Endpoint::AutodiscoverXml, "autodiscover_xml"),
     (Endpoint::AutodiscoverJson, "autodiscover_json"),
     (Endpoint::Mobileconfig, "mobileconfig"),
     (Endpoint::Health, "health"),
     (Endpoint::Metrics, "metrics"),
+    (Endpoint::Console, "console"),
     (Endpoint::Other, "other"),
 ];
 

@@ -110,7 +110,7 @@ pub async fn serve(config: SiteConfig, embedded: bool) -> anyhow::Result<()> {
             });
         }
         started.push(format!(
-            "autoconfig  http://{addr}/  (Thunderbird, Autodiscover, Apple profiles, /metrics)"
+            "autoconfig  http://{addr}/  (Thunderbird, Autodiscover, Apple profiles, /metrics; helpdesk console /console)"
         ));
     }
     if config.runs(Role::Dns) {

@@ -4,9 +4,14 @@
 //! Each [`Site`] gets its own loopback /16 (127.N.0.0) by rewriting the embedded
 //! default configuration, so tests run in parallel without sharing ports or state.
 //! [`Site::embedded`] runs the genuine embedded default (fixed addresses), one at a time.
+//!
+//! With `MAILSITE_TEST_POSTGRES=1` every isolated site (and the [`Node`]s that share its
+//! configuration) keeps its directory and mail index in a database of its own on a real
+//! PostgreSQL ([`postgres`]) instead of SQLite, so that the same suites run on both.
 
 #![allow(dead_code)]
 
+pub mod postgres;
 mod process;
 pub use process::{raw_get, run_command};
 
@@ -29,6 +34,8 @@ pub struct Site {
     pub dns: SocketAddr,
     /// The second octet of this site's loopback addresses.
     pub net: u8,
+    /// The site's PostgreSQL database (`None`: SQLite in the data directory).
+    pub database: Option<String>,
     stdout: Arc<Mutex<String>>,
     _exclusive: Option<MutexGuard<'static, ()>>,
 }
@@ -36,7 +43,7 @@ pub struct Site {
 static NEXT_NET: AtomicU8 = AtomicU8::new(0);
 static EMBEDDED: Mutex<()> = Mutex::new(());
 
-fn temp_dir(tag: &str) -> PathBuf {
+pub fn temp_dir(tag: &str) -> PathBuf {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let dir = std::env::temp_dir().join(format!(
         "mailsite-test-{tag}-{}-{}-{}",
@@ -57,7 +64,7 @@ fn rand_u32() -> u32 {
 
 /// A loopback /16 for one site: spread by process id so that test binaries running at
 /// once (nextest) rarely meet, and by a counter within one binary.
-fn next_net() -> u8 {
+pub fn next_net() -> u8 {
     let base = (std::process::id() % 23) as u8 * 10;
     20 + (base + NEXT_NET.fetch_add(1, Ordering::Relaxed)) % 230
 }
@@ -72,17 +79,19 @@ impl Site {
     pub fn isolated_with(edit: impl FnOnce(String) -> String) -> Site {
         let net = next_net();
         let dir = temp_dir("site");
+        let database = postgres::database_for_test();
+        let mut site_keys = format!("data_dir = {:?}", dir.join("data"));
+        if let Some(url) = &database {
+            site_keys.push_str(&format!("\ndatabase = {url:?}"));
+        }
         let text = mailsite_shared::config::DEFAULT_SITE_TOML
             .replace("127.0.0.", &format!("127.{net}.0."))
-            .replace(
-                "data_dir = \"mailsite-data\"",
-                &format!("data_dir = {:?}", dir.join("data")),
-            );
+            .replace("data_dir = \"mailsite-data\"", &site_keys);
         let config = dir.join("site.toml");
         std::fs::write(&config, edit(text)).expect("write the site configuration");
         let http: SocketAddr = format!("127.{net}.0.1:8080").parse().unwrap();
         let dns: SocketAddr = format!("127.{net}.0.1:10053").parse().unwrap();
-        Site::start(dir, Some(config), http, dns, net, None)
+        Site::start(dir, Some(config), database, http, dns, net, None)
     }
 
     /// The genuine embedded default on its fixed addresses (one at a time).
@@ -91,6 +100,7 @@ impl Site {
         let dir = temp_dir("embedded");
         Site::start(
             dir,
+            None,
             None,
             "127.0.0.1:8080".parse().unwrap(),
             "127.0.0.1:10053".parse().unwrap(),
@@ -102,6 +112,7 @@ impl Site {
     fn start(
         dir: PathBuf,
         config: Option<PathBuf>,
+        database: Option<String>,
         http: SocketAddr,
         dns: SocketAddr,
         net: u8,
@@ -113,6 +124,7 @@ impl Site {
             child,
             dir,
             config,
+            database,
             http,
             dns,
             net,
@@ -308,6 +320,9 @@ impl Drop for Site {
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
                 let _ = std::fs::remove_dir_all(&self.dir);
+                if let Some(url) = &self.database {
+                    postgres::Postgres::shared().drop_database(url);
+                }
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -381,6 +396,23 @@ pub fn dig(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The A records of `name` at the DNS server `dns` (dig, one try of at most 2 s), sorted.
+pub fn resolve(dns: SocketAddr, name: &str) -> Vec<String> {
+    let out = dig(&[
+        &format!("@{}", dns.ip()),
+        "-p",
+        &dns.port().to_string(),
+        "+short",
+        "+tries=1",
+        "+time=2",
+        name,
+        "A",
+    ]);
+    let mut addresses: Vec<String> = out.lines().map(|l| l.trim().to_string()).collect();
+    addresses.sort();
+    addresses
 }
 
 pub fn exists(path: &Path) -> bool {
@@ -499,6 +531,34 @@ impl Replies {
 }
 
 impl Site {
+    /// Runs one SQL statement on the site's database (SQLite through Python's sqlite3, or
+    /// PostgreSQL through psql); returns the rows it printed, one per line, columns
+    /// separated by `|`.
+    pub fn sql(&self, statement: &str) -> String {
+        match &self.database {
+            Some(url) => postgres::Postgres::shared().psql(url, statement),
+            None => python(
+                "import sqlite3, sys\n\
+                 c = sqlite3.connect(sys.argv[1])\n\
+                 for row in c.execute(sys.argv[2]): print('|'.join(map(str, row)))\n\
+                 c.commit()",
+                &[&self.dir.join("data/site.db").to_string_lossy(), statement],
+            ),
+        }
+    }
+
+    /// The files in which the site's database keeps what it committed.
+    pub fn database_files(&self) -> Vec<PathBuf> {
+        match &self.database {
+            Some(url) => postgres::Postgres::shared().files_of(url),
+            None => ["site.db", "site.db-wal"]
+                .iter()
+                .map(|f| self.dir.join("data").join(f))
+                .filter(|p| p.exists())
+                .collect(),
+        }
+    }
+
     /// Every message in a user's Maildir INBOX (cur/ and new/), as text, sorted.
     pub fn inbox(&self, user: &str) -> Vec<String> {
         let mut out = Vec::new();
@@ -564,11 +624,22 @@ impl Node {
             .collect();
         let config = site.dir.join(format!("{name}.toml"));
         std::fs::write(&config, edit(text.join("\n"))).expect("write the node configuration");
+        Node::start_own(
+            config,
+            site.dir.join("data"),
+            site.dir.join(format!("{name}.log")),
+            ready,
+        )
+    }
+
+    /// Starts a node as a machine of its own runs it: its own configuration file, data
+    /// directory and log; waits until `ready` accepts connections.
+    pub fn start_own(config: PathBuf, data: PathBuf, log: PathBuf, ready: &str) -> Node {
         let mut node = Node {
             child: None,
             config,
-            data: site.dir.join("data"),
-            log: site.dir.join(format!("{name}.log")),
+            data,
+            log,
             ready: ready.parse().expect("a socket address"),
         };
         node.start_again();

@@ -1,6 +1,7 @@
 //! The autoconfig role: the HTTP service mail clients configure themselves from
 //! (Thunderbird, Outlook Autodiscover, Apple profiles), the desktop helper's
-//! preference endpoint, plus health and metrics.
+//! preference endpoint, the operators' helpdesk console (`/console`), plus health and
+//! metrics.
 //!
 //! Every answer comes from the live [`Site`] (routing and user preferences in memory),
 //! so the hot path never touches the database. Unknown users get a realistic answer
@@ -9,6 +10,7 @@
 
 mod apple;
 mod autodiscover;
+mod console;
 mod preference;
 mod template;
 mod thunderbird;
@@ -43,6 +45,8 @@ pub struct App {
     /// Set once every role of this node is listening.
     pub ready: Arc<AtomicBool>,
     templates: Arc<ArcSwap<Templates>>,
+    /// The helpdesk console's sessions on this node.
+    console: Arc<console::Sessions>,
 }
 
 impl App {
@@ -62,6 +66,7 @@ impl App {
             site,
             ready,
             templates,
+            console: Arc::default(),
         }
     }
 }
@@ -94,6 +99,7 @@ pub fn router(app: App) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .merge(console::router())
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(app)
@@ -186,6 +192,20 @@ pub(crate) fn account(site: &Snapshot, email: &str) -> Result<Account, Refusal> 
         domain: address.domain,
         preference,
     })
+}
+
+/// The directory username someone typed to sign in: `alice`, or `alice@` one of the
+/// site's domains; `None` for another domain's address or nothing.
+pub(crate) fn login_name(site: &Snapshot, typed: &str) -> Option<String> {
+    let typed = typed.trim();
+    let name = match typed.rsplit_once('@') {
+        Some((local, domain)) if site.config().serves_domain(&domain.to_ascii_lowercase()) => {
+            local.to_lowercase()
+        }
+        Some(_) => return None,
+        None => typed.to_lowercase(),
+    };
+    (!name.is_empty()).then_some(name)
 }
 
 /// The configuration model for an account.

@@ -19,7 +19,7 @@ use axum::response::Response;
 use base64::Engine;
 use mailsite_shared::autoconfig::Preference;
 
-use super::{App, plain_error, respond};
+use super::{App, login_name, plain_error, respond};
 use crate::metrics::Endpoint;
 
 /// The wait before answering a wrong password.
@@ -76,16 +76,7 @@ pub(super) async fn store(
         },
         Err(_) => return bad("the body must be JSON: {\"preference\": \"imap\" | \"pop3\"}"),
     };
-    let username = {
-        let site = app.site.view();
-        match typed.rsplit_once('@') {
-            Some((local, domain)) if site.config().serves_domain(&domain.to_ascii_lowercase()) => {
-                local.to_lowercase()
-            }
-            Some(_) => String::new(),
-            None => typed.to_lowercase(),
-        }
-    };
+    let username = login_name(&app.site.view(), &typed).unwrap_or_default();
     let directory = &app.site.directory;
     let valid = !username.is_empty()
         && directory

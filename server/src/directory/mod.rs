@@ -170,16 +170,9 @@ impl Directory {
         let hash = password::hash(password).await?;
         let created_at = now();
         let mut tx = self.pool.begin().await?;
-        let exists = sqlx::query("SELECT 1 FROM users WHERE username = $1")
-            .bind(username)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if exists.is_some() {
-            return Err(DirectoryError::UserExists(username.to_string()));
-        }
-        sqlx::query(
+        let added = sqlx::query(
             "INSERT INTO users (username, password_hash, display_name, preference, enabled, operator, created_at) \
-             VALUES ($1, $2, $3, $4, 1, 0, $5)",
+             VALUES ($1, $2, $3, $4, 1, 0, $5) ON CONFLICT (username) DO NOTHING",
         )
         .bind(username)
         .bind(hash)
@@ -188,6 +181,9 @@ impl Directory {
         .bind(created_at)
         .execute(&mut *tx)
         .await?;
+        if added.rows_affected() == 0 {
+            return Err(DirectoryError::UserExists(username.to_string()));
+        }
         Directory::bump(&mut tx).await?;
         tx.commit().await?;
         Ok(User {
@@ -348,13 +344,15 @@ impl Directory {
             .mailbox_index(server)
             .ok_or_else(|| DirectoryError::NoServer(server.to_string()))?;
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM letter_overrides WHERE bucket = $1")
-            .bind(bucket as i64)
-            .execute(&mut *tx)
-            .await?;
-        if config.letters[bucket] != index {
+        if config.letters[bucket] == index {
+            sqlx::query("DELETE FROM letter_overrides WHERE bucket = $1")
+                .bind(bucket as i64)
+                .execute(&mut *tx)
+                .await?;
+        } else {
             sqlx::query(
-                "INSERT INTO letter_overrides (bucket, server, moved_at) VALUES ($1, $2, $3)",
+                "INSERT INTO letter_overrides (bucket, server, moved_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (bucket) DO UPDATE SET server = excluded.server, moved_at = excluded.moved_at",
             )
             .bind(bucket as i64)
             .bind(server)
@@ -382,52 +380,50 @@ impl Directory {
             return Err(DirectoryError::NoServer(name.to_string()));
         }
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM server_states WHERE name = $1")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO server_states (name, state, changed_at) VALUES ($1, $2, $3)")
-            .bind(name)
-            .bind(state.as_str())
-            .bind(now())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO server_states (name, state, changed_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET state = excluded.state, changed_at = excluded.changed_at",
+        )
+        .bind(name)
+        .bind(state.as_str())
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
         Directory::bump(&mut tx).await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Records what the health checks found about `name`; returns whether that changed
-    /// the site (only a change is written, and bumps the generation).
+    /// the site (only a change is written, and bumps the generation). One statement
+    /// decides and writes, so that the checkers of several nodes never both see the same
+    /// change (a server never checked counts as passing).
     pub async fn set_server_health(&self, name: &str, failing: bool, detail: &str) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
-        let current = sqlx::query("SELECT failing FROM server_health WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let was_failing = match current {
-            Some(row) => row.try_get::<i64, _>(0)? != 0,
-            None => false,
+        let sql = match failing {
+            true => {
+                "INSERT INTO server_health (name, failing, changed_at, detail) VALUES ($1, 1, $2, $3) \
+                 ON CONFLICT (name) DO UPDATE SET failing = 1, changed_at = excluded.changed_at, \
+                 detail = excluded.detail WHERE server_health.failing = 0"
+            }
+            false => {
+                "UPDATE server_health SET failing = 0, changed_at = $2, detail = $3 \
+                 WHERE name = $1 AND failing <> 0"
+            }
         };
-        if was_failing == failing {
-            return Ok(false);
-        }
-        sqlx::query("DELETE FROM server_health WHERE name = $1")
+        let changed = sqlx::query(sql)
             .bind(name)
+            .bind(now())
+            .bind(detail)
             .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "INSERT INTO server_health (name, failing, changed_at, detail) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(name)
-        .bind(i64::from(failing))
-        .bind(now())
-        .bind(detail)
-        .execute(&mut *tx)
-        .await?;
-        Directory::bump(&mut tx).await?;
+            .await?
+            .rows_affected()
+            > 0;
+        if changed {
+            Directory::bump(&mut tx).await?;
+        }
         tx.commit().await?;
-        Ok(true)
+        Ok(changed)
     }
 
     /// Forgets every health finding (a site whose checks are turned off); returns
@@ -541,6 +537,8 @@ mod tests {
         ));
         let mut config = SiteConfig::embedded();
         config.data_dir = dir.clone();
+        // The same tests run on PostgreSQL (a fresh database each) with MAILSITE_TEST_POSTGRES=1.
+        config.database = crate::test_postgres::database_for_test();
         let d = Directory::open(&config).await.unwrap();
         (d, Arc::new(config), dir)
     }
@@ -631,6 +629,46 @@ mod tests {
             .unwrap();
         let map = d.site_map(config.clone()).await.unwrap();
         assert_eq!(map.owner(0).name, "mailbox1");
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    /// Operators and the health checks of several nodes change the site at once: every
+    /// change succeeds, and the last one of each kind is what the site map shows.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_changes_all_succeed() {
+        let (d, config, dir) = temp_directory().await;
+        let mut tasks = Vec::new();
+        for n in 0..8 {
+            let (d, config) = (d.clone(), config.clone());
+            tasks.push(tokio::spawn(async move {
+                let state = [ServerState::Maintenance, ServerState::Up][n % 2];
+                d.set_server_state(&config, "sorter1", state).await?;
+                d.move_letter(&config, 3, ["mailbox1", "mailbox2"][n % 2])
+                    .await?;
+                d.set_server_health("sorter2", n % 2 == 0, "SMTP: refused")
+                    .await?;
+                d.add_user(&format!("user{n}"), "password", "", Preference::Imap)
+                    .await
+                    .map(|_| ())
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        assert_eq!(d.users().await.unwrap().len(), 8);
+        d.set_server_state(&config, "sorter1", ServerState::Maintenance)
+            .await
+            .unwrap();
+        d.move_letter(&config, 3, "mailbox2").await.unwrap();
+        d.set_server_health("sorter2", false, "").await.unwrap();
+        let map = d.site_map(config.clone()).await.unwrap();
+        assert_eq!(map.owner(3).name, "mailbox2");
+        let outbox: Vec<&str> = map
+            .outbox_sorters()
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(outbox, ["sorter2"]);
         std::fs::remove_dir_all(dir).ok();
     }
 

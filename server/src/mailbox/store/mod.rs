@@ -343,6 +343,27 @@ impl Store {
         })
     }
 
+    /// Takes a mailbox's row lock for the rest of a write transaction, before it reads
+    /// anything. On PostgreSQL (READ COMMITTED) two STOREs would otherwise read the same
+    /// flags and one would undo the other's change, and writers that lock messages and
+    /// the mailbox in different orders could deadlock: every writer that reads first
+    /// takes the mailbox row first. SQLite's `BEGIN IMMEDIATE` already holds the database.
+    async fn lock_mailbox(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        username: &str,
+        name: &str,
+    ) -> Result<()> {
+        if !self.sqlite {
+            sqlx::query("SELECT 1 FROM mailboxes WHERE username = $1 AND name = $2 FOR UPDATE")
+                .bind(username)
+                .bind(name)
+                .fetch_optional(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// A receiver that changes whenever this user's mail changes in this process.
     pub fn watch(&self, username: &str) -> watch::Receiver<u64> {
         changes().watch(username)
@@ -889,6 +910,7 @@ impl Store {
     ) -> Result<Vec<(u32, Vec<String>, u64)>> {
         let name = names::canonical(name)?;
         let mut tx = self.write_tx().await?;
+        self.lock_mailbox(&mut tx, username, &name).await?;
         let mut changed = Vec::new();
         for &uid in uids {
             let Some(row) = sqlx::query("SELECT flags, file FROM messages WHERE username = $1 AND mailbox = $2 AND uid = $3")
@@ -1057,6 +1079,7 @@ impl Store {
             )));
         }
         let mut tx = self.write_tx().await?;
+        self.lock_mailbox(&mut tx, username, &name).await?;
         for table in [
             "DELETE FROM messages WHERE username = $1 AND mailbox = $2",
             "DELETE FROM mailboxes WHERE username = $1 AND name = $2",
@@ -1213,6 +1236,7 @@ impl Store {
             return Ok(0);
         }
         let mut tx = self.write_tx().await?;
+        self.lock_mailbox(&mut tx, username, &name).await?;
         let mut files = Vec::new();
         // A few hundred per statement: a POP3 QUIT of thousands stays a few statements.
         for chunk in uids.chunks(EXPUNGE_CHUNK) {
@@ -1551,8 +1575,8 @@ mod tests {
         ));
         let mut config = SiteConfig::embedded();
         config.data_dir = dir.clone();
-        // The same tests run against PostgreSQL when MAILSITE_TEST_DATABASE names one.
-        config.database = std::env::var("MAILSITE_TEST_DATABASE").ok();
+        // The same tests run on PostgreSQL (a fresh database each) with MAILSITE_TEST_POSTGRES=1.
+        config.database = crate::test_postgres::database_for_test();
         let directory = Directory::open(&Arc::new(config)).await.unwrap();
         (Store::new(dir.join("mail"), directory.pool().clone()), dir)
     }
@@ -1767,6 +1791,52 @@ mod tests {
         // New mail after the rebuild never reuses a UID.
         let (_, uid) = s.append("bob", "INBOX", msg(6), &[], None).await.unwrap();
         assert_eq!(uid, 6);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    /// Sessions of several processes write one mailbox at once (on PostgreSQL, with
+    /// READ COMMITTED): every message gets its own UID, and no flag change is lost.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_writers_get_distinct_uids_and_keep_every_flag() {
+        let (s, dir) = store().await;
+        s.ensure_user("kim").await.unwrap();
+        let appends: Vec<_> = (0..16)
+            .map(|n| {
+                let s = s.clone();
+                tokio::spawn(async move { s.append("kim", "INBOX", msg(n), &[], None).await })
+            })
+            .collect();
+        let mut uids = Vec::new();
+        for append in appends {
+            uids.push(append.await.unwrap().unwrap().1);
+        }
+        uids.sort_unstable();
+        assert_eq!(uids, (1..=16).collect::<Vec<u32>>());
+        let flags: Vec<String> = (0..12).map(|n| format!("$Label{n}")).collect();
+        let stores: Vec<_> = flags
+            .iter()
+            .map(|flag| {
+                let (s, flag) = (s.clone(), flag.clone());
+                tokio::spawn(async move {
+                    s.store_flags("kim", "INBOX", &[1, 2], FlagOp::Add, &[flag])
+                        .await
+                })
+            })
+            .collect();
+        let mut modseqs = Vec::new();
+        for store in stores {
+            modseqs.extend(store.await.unwrap().unwrap().into_iter().map(|c| c.2));
+        }
+        modseqs.sort_unstable();
+        modseqs.dedup();
+        assert_eq!(modseqs.len(), 24, "each change its own MODSEQ");
+        for m in &s.messages("kim", "INBOX").await.unwrap()[..2] {
+            let mut got = m.flags.clone();
+            got.sort();
+            let mut want = flags.clone();
+            want.sort();
+            assert_eq!(got, want, "UID {}", m.uid);
+        }
         std::fs::remove_dir_all(dir).ok();
     }
 

@@ -1,0 +1,672 @@
+//! The helpdesk console (`/console`) against a real `mailsite serve`: in a real browser
+//! (headless Chromium driven by Selenium, `tests/console_browser.py`) an operator signs
+//! in, looks up a user, drains a mailbox server (and `dig` sees the alias move) and
+//! uploads a helper report; with curl, the refusals: no session, a wrong or missing
+//! CSRF token, an unconfirmed change, a form from another site, a non-operator, a
+//! wrong password, too many failures, and hostile input shown as text.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Site, dig, python, run_command};
+use mailsite_shared::report::{Discovery, Outcome, Problem, Report, Setting, Step};
+
+const OPERATOR: &str = "opal";
+const OPERATOR_PASSWORD: &str = "opal-password";
+
+/// The A records of `label.example.test` from the site's DNS, sorted.
+fn resolve(site: &Site, label: &str) -> Vec<String> {
+    let out = dig(&[
+        &format!("@{}", site.dns.ip()),
+        "-p",
+        &site.dns.port().to_string(),
+        "+short",
+        "+tries=1",
+        "+time=2",
+        &format!("{label}.example.test"),
+        "A",
+    ]);
+    let mut addresses: Vec<String> = out.lines().map(|l| l.trim().to_string()).collect();
+    addresses.sort();
+    addresses
+}
+
+/// A site whose sorters relay remote mail to a closed loopback port, so that a message
+/// to another domain stays in the queue, retried.
+fn site() -> Site {
+    let site = Site::isolated_with(|text| {
+        let net = text
+            .split("listen = \"127.")
+            .nth(1)
+            .and_then(|rest| rest.split('.').next())
+            .expect("the site's loopback network")
+            .to_string();
+        text.replace(
+            "# smarthost = ",
+            &format!("smarthost = \"127.{net}.0.1:9\" # "),
+        )
+    });
+    site.add_user(OPERATOR, OPERATOR_PASSWORD, &["--operator"]);
+    site
+}
+
+/// A helper report of alice, written after her letter moved: her computer still had
+/// `maila` at mailbox1's address, and mailbox1 answered her login with a referral.
+fn stale_report(site: &Site) -> Report {
+    let old = site.addr(11);
+    let step = |kind: &str, title: &str, outcome, details: &[(&str, &str)]| Step {
+        id: format!("{kind}:maila.example.test"),
+        kind: kind.to_string(),
+        title: title.to_string(),
+        outcome,
+        millis: 3,
+        details: details
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        transcript: Vec::new(),
+        problem: None,
+    };
+    let maps_to = format!("maila.example.test -> {old}");
+    let ttl = format!("{old} (ttl 5 s)");
+    let mut login = step(
+        "imap",
+        "IMAP login on maila.example.test:10993 (SSL/TLS)",
+        Outcome::Fail,
+        &[
+            ("host", "maila.example.test"),
+            ("address", &old),
+            ("port", "10993"),
+        ],
+    );
+    login.transcript = vec![
+        "C: a1 LOGIN alice <redacted>".to_string(),
+        "S: a1 NO [REFERRAL imap://alice@mailbox2.example.test/] not here".to_string(),
+    ];
+    login.problem = Some(Problem {
+        code: "referral".to_string(),
+        explanation: "the server says this account is served elsewhere".to_string(),
+        suggestion: "use the server the site names".to_string(),
+    });
+    Report {
+        schema_version: 1,
+        helper_version: "0.1.0".to_string(),
+        os: "linux x86_64".to_string(),
+        started_at: "2025-03-04T09:15:00Z".to_string(),
+        finished_at: "2025-03-04T09:15:02Z".to_string(),
+        email: "alice@example.test".to_string(),
+        protocol: "imap".to_string(),
+        overrides: Vec::new(),
+        discovery: Discovery {
+            method: Some("autoconfig".to_string()),
+            attempts: Vec::new(),
+            settings: vec![Setting {
+                protocol: "imap".to_string(),
+                host: "maila.example.test".to_string(),
+                port: 10993,
+                security: "SSL".to_string(),
+                username: "alice".to_string(),
+            }],
+        },
+        steps: vec![
+            step(
+                "dns",
+                "DNS lookup of maila.example.test",
+                Outcome::Pass,
+                &[
+                    ("host", "maila.example.test"),
+                    ("a", &ttl),
+                    ("maps_to", &maps_to),
+                ],
+            ),
+            login,
+        ],
+        findings: Vec::new(),
+        summary: "1 of 2 steps passed; the IMAP login was referred elsewhere".to_string(),
+        passed: false,
+    }
+}
+
+/// Submits a message from alice to another domain through sorter1: the unreachable
+/// relay keeps it queued.
+fn queue_remote_mail(site: &Site) {
+    let out = python(
+        r#"
+import smtplib, sys
+host, password = sys.argv[1:3]
+message = b"From: alice@example.test\r\nTo: carol@elsewhere.example\r\nSubject: hi\r\n\r\nhello\r\n"
+with smtplib.SMTP(host, 10587, timeout=10) as s:
+    s.login("alice", password)
+    s.sendmail("alice@example.test", ["carol@elsewhere.example"], message)
+print("sent")
+"#,
+        &[&site.addr(21), "alice-password"],
+    );
+    assert_eq!(out.trim(), "sent");
+}
+
+#[test]
+fn an_operator_signs_in_looks_up_drains_and_reads_a_report_in_a_browser() {
+    let site = site();
+    site.add_user("alice", "alice-password", &[]);
+    queue_remote_mail(&site);
+    assert_eq!(resolve(&site, "maila"), [site.addr(11)]);
+    let report = site.dir.join("alice-report.json");
+    std::fs::write(
+        &report,
+        serde_json::to_string_pretty(&stale_report(&site)).unwrap(),
+    )
+    .unwrap();
+
+    let base = format!("http://{}", site.http);
+    let out = python(
+        include_str!("console_browser.py"),
+        &[
+            &base,
+            OPERATOR,
+            OPERATOR_PASSWORD,
+            "alice",
+            "mailbox1",
+            report.to_str().unwrap(),
+        ],
+    );
+    let seen: serde_json::Value = serde_json::from_str(out.trim())
+        .unwrap_or_else(|e| panic!("the browser script's output is not JSON ({e}):\n{out}"));
+    let s = |key: &str| seen[key].as_str().unwrap_or_default().to_string();
+
+    // Signing in, after a wrong password, leads back to the page first asked for.
+    assert!(s("login_url").contains("/console/login?next="), "{seen}");
+    assert!(
+        s("wrong_password").contains("Wrong operator name or password"),
+        "{seen}"
+    );
+    assert!(
+        s("after_login_url").ends_with("/console/user?q=alice"),
+        "{seen}"
+    );
+    assert_eq!(s("operator"), OPERATOR);
+
+    // The lookup: letter, alias, server, the settings autoconfig gives, queued mail.
+    let lookup = &seen["lookup"];
+    let l = |key: &str| lookup[key].as_str().unwrap_or_default().to_string();
+    assert_eq!(l("subject"), "alice@example.test");
+    assert!(l("user").starts_with("alice"), "{lookup}");
+    assert_eq!(l("letter"), "a");
+    assert_eq!(l("alias"), "maila.example.test");
+    assert_eq!(l("server"), "mailbox1");
+    for expected in [
+        "IMAP maila.example.test 10993 SSL alice",
+        "SMTP outbox.example.test 10465 SSL alice",
+    ] {
+        assert!(l("settings").contains(expected), "{expected}: {lookup}");
+    }
+    assert!(
+        l("queue").contains("carol@elsewhere.example") && l("queue").contains("pending (remote)"),
+        "the queued message is not shown: {lookup}"
+    );
+
+    // Draining mailbox1: confirmed on its own page, then the site map and DNS follow.
+    assert_eq!(s("confirm_heading"), "Drain mailbox1?");
+    assert!(
+        s("confirm_text").contains("a (maila.example.test): mailbox1 → mailbox2"),
+        "{seen}"
+    );
+    assert_eq!(s("letter_owner_before"), "mailbox1");
+    assert!(
+        s("flash").starts_with("mailbox1 is now maintenance"),
+        "{seen}"
+    );
+    assert_eq!(s("server_state_after"), "maintenance");
+    assert_eq!(s("letter_owner_after"), "mailbox2");
+    let moved = site.within(Duration::from_secs(5), || {
+        resolve(&site, "maila") == [site.addr(12)]
+    });
+    assert!(
+        moved.is_some(),
+        "maila still resolves to {:?}",
+        resolve(&site, "maila")
+    );
+    assert!(
+        site.ok(&["server", "list"], None)
+            .lines()
+            .any(|l| l.starts_with("mailbox1") && l.contains("maintenance"))
+    );
+
+    // The report, next to the site's truth, with the likely causes.
+    assert_eq!(s("report_heading"), "Helper report for alice@example.test");
+    let causes = s("causes");
+    assert!(
+        causes.contains(&format!(
+            "the user's computer had maila.example.test at {} but the site has it at {}",
+            site.addr(11),
+            site.addr(12)
+        )),
+        "{causes}"
+    );
+    assert!(
+        causes.contains("served by mailbox2 as maila.example.test (mailbox1 is maintenance)"),
+        "{causes}"
+    );
+    assert!(s("names").contains("differs"), "{seen}");
+    assert!(
+        s("report_text").contains("C: a1 LOGIN alice <redacted>"),
+        "the transcript is not shown as text"
+    );
+    assert_eq!(seen["report_html_has_script"], false);
+
+    // Signing out ends the session.
+    assert_eq!(s("signed_out"), "You are signed out.");
+    assert_eq!(s("after_signout"), "Sign in");
+
+    // Who did what is in the log; no password is.
+    let log = site.log();
+    let action = log
+        .lines()
+        .find(|l| l.contains("console: server state set"))
+        .unwrap_or_else(|| panic!("the drain is not logged:\n{log}"));
+    assert!(
+        action.contains("opal") && action.contains("mailbox1") && action.contains("maintenance"),
+        "{action}"
+    );
+    assert!(!log.contains(OPERATOR_PASSWORD) && !log.contains("not the password"));
+}
+
+/// A response as curl saw it, headers included.
+struct Answer {
+    status: u16,
+    headers: String,
+    body: String,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Vec<String> {
+        self.headers
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .filter(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_string())
+            .collect()
+    }
+
+    fn location(&self) -> String {
+        self.header("location").concat()
+    }
+
+    /// The value of a hidden form field.
+    fn field(&self, name: &str) -> String {
+        let marker = format!("name=\"{name}\" value=\"");
+        let start = self
+            .body
+            .find(&marker)
+            .unwrap_or_else(|| panic!("no {name} field in:\n{}", self.body))
+            + marker.len();
+        let end = self.body[start..].find('"').unwrap() + start;
+        self.body[start..end].to_string()
+    }
+}
+
+/// curl with its own cookie jar: one browser, as far as the server can tell.
+struct Client {
+    base: String,
+    dir: PathBuf,
+}
+
+impl Client {
+    fn new(site: &Site, name: &str) -> Client {
+        let dir = site.dir.join(format!("client-{name}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        Client {
+            base: format!("http://{}", site.http),
+            dir,
+        }
+    }
+
+    fn jar(&self) -> PathBuf {
+        self.dir.join("cookies")
+    }
+
+    fn request(&self, args: &[&str], path: &str) -> Answer {
+        let headers = self.dir.join("headers");
+        let body = self.dir.join("body");
+        let jar = self.jar();
+        let out = run_command(
+            Command::new("curl")
+                .args(["-sS", "--max-time", "10", "-w", "%{http_code}"])
+                .arg("-b")
+                .arg(&jar)
+                .arg("-c")
+                .arg(&jar)
+                .arg("-D")
+                .arg(&headers)
+                .arg("-o")
+                .arg(&body)
+                .args(args)
+                .arg(format!("{}{path}", self.base)),
+            None,
+        );
+        assert!(
+            out.status.success(),
+            "curl {path}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Answer {
+            status: String::from_utf8_lossy(&out.stdout).trim().parse().unwrap(),
+            headers: std::fs::read_to_string(headers).unwrap_or_default(),
+            body: std::fs::read_to_string(body).unwrap_or_default(),
+        }
+    }
+
+    fn get(&self, path: &str) -> Answer {
+        self.request(&[], path)
+    }
+
+    /// A form POST (fields URL-encoded), with extra curl arguments (headers).
+    fn post(&self, path: &str, fields: &[(&str, &str)], extra: &[&str]) -> Answer {
+        let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        if fields.is_empty() {
+            args.extend(["-X".to_string(), "POST".to_string()]);
+        }
+        for (k, v) in fields {
+            args.push("--data-urlencode".to_string());
+            args.push(format!("{k}={v}"));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.request(&args, path)
+    }
+
+    /// Fetches the sign-in form and sends it.
+    fn sign_in(&self, name: &str, password: &str, extra: &[&str]) -> Answer {
+        let form = self.get("/console/login");
+        assert_eq!(form.status, 200, "{}", form.body);
+        let login = form.field("login");
+        self.post(
+            "/console/login",
+            &[
+                ("username", name),
+                ("password", password),
+                ("login", &login),
+            ],
+            extra,
+        )
+    }
+
+    /// The session cookie in the jar, if any.
+    fn session(&self) -> Option<String> {
+        let jar = std::fs::read_to_string(self.jar()).ok()?;
+        jar.lines()
+            .filter(|l| l.contains("\tmailsite_console\t"))
+            .filter_map(|l| l.rsplit('\t').next())
+            .find(|v| !v.is_empty())
+            .map(str::to_string)
+    }
+}
+
+fn in_service(site: &Site, name: &str) -> bool {
+    site.ok(&["server", "list"], None)
+        .lines()
+        .any(|l| l.starts_with(name) && l.contains(" up "))
+}
+
+#[test]
+fn refusals_at_the_http_level() {
+    let site = site();
+    site.add_user("bob", "bob-password", &[]);
+
+    // No session: every page, and every change, leads to the sign-in form.
+    let anon = Client::new(&site, "anon");
+    let r = anon.get("/console");
+    assert_eq!(
+        (r.status, r.location()),
+        (303, "/console/login".to_string())
+    );
+    let r = anon.get("/console/user?q=alice");
+    assert_eq!(r.status, 303);
+    assert!(
+        r.location().starts_with("/console/login?next="),
+        "{}",
+        r.location()
+    );
+    let r = anon.post(
+        "/console/server",
+        &[
+            ("name", "mailbox1"),
+            ("state", "maintenance"),
+            ("confirm", "yes"),
+        ],
+        &[],
+    );
+    assert_eq!(r.status, 303);
+    assert!(r.location().starts_with("/console/login"));
+
+    // A sign-in form posted without its pairing cookie (from another site) is refused.
+    let r = anon.post(
+        "/console/login",
+        &[
+            ("username", OPERATOR),
+            ("password", OPERATOR_PASSWORD),
+            ("login", "forged"),
+        ],
+        &[],
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body.contains("expired or came from another page"));
+
+    // A user who is not an operator is told so, and gets no session.
+    let bob = Client::new(&site, "bob");
+    let r = bob.sign_in("bob", "bob-password", &[]);
+    assert_eq!(r.status, 403);
+    assert!(r.body.contains("bob is not an operator"), "{}", r.body);
+    assert_eq!(bob.session(), None);
+    assert_eq!(bob.get("/console").status, 303);
+
+    // A wrong password is refused without a hint of which part was wrong.
+    let r = bob.sign_in(OPERATOR, "not-opals-password", &[]);
+    assert_eq!(r.status, 401);
+    assert!(r.body.contains("Wrong operator name or password."));
+    assert!(!r.body.contains("not-opals-password"));
+    assert_eq!(bob.session(), None);
+
+    // Repeated failures for one name lock it out for a while.
+    let mallory = Client::new(&site, "mallory");
+    for _ in 0..4 {
+        assert_eq!(mallory.sign_in("mallory", "guess", &[]).status, 401);
+    }
+    let r = mallory.sign_in("mallory", "guess", &[]);
+    assert_eq!(r.status, 429);
+    assert!(
+        r.body.contains("Too many failed sign-ins for mallory"),
+        "{}",
+        r.body
+    );
+
+    // The operator signs in: an HttpOnly, SameSite=Strict cookie (Secure behind HTTPS).
+    let op = Client::new(&site, "op");
+    let r = op.sign_in(OPERATOR, OPERATOR_PASSWORD, &[]);
+    assert_eq!(
+        (r.status, r.location()),
+        (303, "/console".to_string()),
+        "{}",
+        r.body
+    );
+    let cookie = r
+        .header("set-cookie")
+        .into_iter()
+        .find(|c| c.starts_with("mailsite_console="))
+        .expect("a session cookie");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains("Secure"), "{cookie}");
+    let behind_proxy = Client::new(&site, "proxied");
+    let r = behind_proxy.sign_in(
+        OPERATOR,
+        OPERATOR_PASSWORD,
+        &["-H", "X-Forwarded-Proto: https"],
+    );
+    assert!(
+        r.header("set-cookie")
+            .iter()
+            .any(|c| c.starts_with("mailsite_console=") && c.contains("; Secure")),
+        "{:?}",
+        r.header("set-cookie")
+    );
+    let map = op.get("/console");
+    assert_eq!(map.status, 200);
+    assert!(map.body.contains("<h1>Site map</h1>"));
+    let csrf = map.field("csrf");
+
+    // Changes need the session's CSRF token, a confirmation, and no foreign origin.
+    let drain = |csrf: &str, confirm: &str, extra: &[&str]| {
+        op.post(
+            "/console/server",
+            &[
+                ("csrf", csrf),
+                ("name", "mailbox1"),
+                ("state", "maintenance"),
+                ("confirm", confirm),
+            ],
+            extra,
+        )
+    };
+    let r = drain("not-the-token", "yes", &[]);
+    assert_eq!(r.status, 403);
+    assert!(r.body.contains("does not belong to your session"));
+    let other = Client::new(&site, "other");
+    assert_eq!(other.sign_in(OPERATOR, OPERATOR_PASSWORD, &[]).status, 303);
+    let other_session = other.get("/console").field("csrf");
+    assert_eq!(drain(&other_session, "yes", &[]).status, 403);
+    assert_eq!(drain(&csrf, "no", &[]).status, 400);
+    let r = drain(&csrf, "yes", &["-H", "Origin: http://evil.example"]);
+    assert_eq!(r.status, 403);
+    assert!(r.body.contains("sent from another site"));
+    assert!(
+        in_service(&site, "mailbox1"),
+        "a refused change changed the site"
+    );
+    assert_eq!(resolve(&site, "maila"), [site.addr(11)]);
+
+    // The same with everything right: mailbox1 drains.
+    let r = drain(&csrf, "yes", &[]);
+    assert_eq!((r.status, r.location()), (303, "/console".to_string()));
+    assert!(!in_service(&site, "mailbox1"));
+    let after = op.get("/console");
+    assert!(
+        after.body.contains("mailbox1 is now maintenance"),
+        "{}",
+        after.body
+    );
+    let r = op.post(
+        "/console/server",
+        &[
+            ("csrf", &csrf),
+            ("name", "mailbox1"),
+            ("state", "up"),
+            ("confirm", "yes"),
+        ],
+        &[],
+    );
+    assert_eq!(r.status, 303);
+    assert!(in_service(&site, "mailbox1"));
+
+    // Hostile input shows as text.
+    let r = op.get("/console/user?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E%40example.test");
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body
+            .contains("&lt;script&gt;alert(1)&lt;/script&gt;@example.test"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("<script>"));
+    assert!(
+        r.header("content-security-policy")
+            .concat()
+            .contains("default-src 'none'")
+    );
+
+    // Signing out ends the session on the server: the old cookie no longer works.
+    let token = op.session().expect("the operator's session cookie");
+    let r = op.post("/console/logout", &[("csrf", &csrf)], &[]);
+    assert_eq!(r.status, 303);
+    let replay = Client::new(&site, "replay");
+    let r = replay.request(
+        &["-H", &format!("Cookie: mailsite_console={token}")],
+        "/console",
+    );
+    assert_eq!(r.status, 303);
+
+    // Neither passwords nor guesses reach the log; who signed in and who was refused do.
+    let log = site.log();
+    for secret in [OPERATOR_PASSWORD, "bob-password", "not-opals-password"] {
+        assert!(!log.contains(secret), "{secret} is in the log");
+    }
+    assert!(log.contains("console: signed in") && log.contains("not an operator"));
+}
+
+#[test]
+fn a_letter_moves_once_confirmed() {
+    let site = site();
+    let op = Client::new(&site, "op");
+    assert_eq!(op.sign_in(OPERATOR, OPERATOR_PASSWORD, &[]).status, 303);
+    assert_eq!(resolve(&site, "mailq"), [site.addr(12)]);
+
+    // The confirmation page says what will happen, and changes nothing yet.
+    let confirm = op.get("/console/letter?letter=q&server=mailbox1");
+    assert_eq!(confirm.status, 200);
+    assert!(confirm.body.contains("<h1>Move letter q to mailbox1?</h1>"));
+    assert!(
+        confirm
+            .body
+            .contains("q (<code>mailq.example.test</code>): mailbox2 → mailbox1"),
+        "{}",
+        confirm.body
+    );
+    assert_eq!(resolve(&site, "mailq"), [site.addr(12)]);
+    let bad = op.get("/console/letter?letter=qq&server=mailbox1");
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("is not a letter"));
+
+    // Confirmed: the letter's alias leads to mailbox1, and autoconfig stays the same.
+    let r = op.post(
+        "/console/letter",
+        &[
+            ("csrf", &confirm.field("csrf")),
+            ("letter", &confirm.field("letter")),
+            ("server", &confirm.field("server")),
+            ("confirm", &confirm.field("confirm")),
+        ],
+        &[],
+    );
+    assert_eq!((r.status, r.location()), (303, "/console".to_string()));
+    let moved = site.within(Duration::from_secs(5), || {
+        resolve(&site, "mailq") == [site.addr(11)]
+    });
+    assert!(
+        moved.is_some(),
+        "mailq resolves to {:?}",
+        resolve(&site, "mailq")
+    );
+    let map = op.get("/console");
+    assert!(
+        map.body
+            .contains("Letter q now belongs to mailbox1 (letter q: mailbox2 → mailbox1)."),
+        "{}",
+        map.body
+    );
+    assert!(
+        site.ok(&["letter", "list"], None)
+            .lines()
+            .any(|l| l.starts_with("q ") && l.contains("mailbox1"))
+    );
+    let lookup = op.get("/console/user?q=quinn");
+    assert!(
+        lookup.body.contains("<span id=\"server\">mailbox1</span>"),
+        "{}",
+        lookup.body
+    );
+    assert!(lookup.body.contains("<code>mailq.example.test</code>"));
+}
