@@ -6,7 +6,7 @@ use std::cell::OnceCell;
 use imap_codec::imap_types::core::AString;
 use imap_codec::imap_types::search::SearchKey;
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
-use mail_parser::{Address, HeaderValue, Message, MessageParser, PartType};
+use mail_parser::{Address, HeaderValue, Message, PartType};
 
 use super::structure;
 use crate::mailbox::store::MessageInfo;
@@ -130,7 +130,7 @@ impl<'a> Candidate<'a> {
 
     fn message(&self) -> Option<&Message<'a>> {
         self.parsed
-            .get_or_init(|| self.bytes.and_then(|b| MessageParser::default().parse(b)))
+            .get_or_init(|| self.bytes.and_then(|b| super::structure::parser().parse(b)))
             .as_ref()
     }
 

@@ -562,12 +562,9 @@ impl Session {
             .map(|m| m.uid)
             .filter(|&u| u > last)
             .collect();
-        let newest = new.last().copied().unwrap_or(last);
         let mut out = Vec::new();
-        // Expunges: fewer messages up to the newest known UID than the session knows.
-        let known = selected.uids.len() + new.len();
-        if let Ok(count) = self.store.count_upto(user, &selected.name, newest).await
-            && count < known
+        // Expunges since the session last looked: compare its UIDs with the mailbox's.
+        if info.expungedmodseq > selected.modseq
             && let Ok(present) = self.store.uids(user, &selected.name).await
         {
             let present: HashSet<u32> = present.into_iter().collect();

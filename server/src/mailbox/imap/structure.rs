@@ -15,6 +15,72 @@ use imap_codec::imap_types::envelope::{Address, Envelope};
 use imap_codec::imap_types::fetch::Section;
 use mail_parser::{HeaderValue, Message, MessageParser, MimeHeaders};
 
+/// The header parser for what IMAP reads (ENVELOPE, BODYSTRUCTURE, SEARCH): mail_parser's
+/// own parsing of each header, except that Received headers, often the longest, are
+/// skipped: nothing here reads their parts (HEADER and TEXT searches read them raw).
+/// Built once, not per message.
+pub fn parser() -> &'static MessageParser {
+    static PARSER: std::sync::LazyLock<MessageParser> = std::sync::LazyLock::new(|| {
+        use mail_parser::HeaderName as H;
+        // mail_parser's own choice for each header (used when no map is given), as a map.
+        let mut parser = MessageParser::new()
+            .header_raw(H::MimeVersion)
+            .ignore_header(H::Received);
+        for name in [
+            H::Subject,
+            H::Comments,
+            H::ContentDescription,
+            H::ContentLocation,
+            H::ContentTransferEncoding,
+        ] {
+            parser = parser.header_text(name);
+        }
+        for name in [
+            H::From,
+            H::To,
+            H::Cc,
+            H::Bcc,
+            H::ReplyTo,
+            H::Sender,
+            H::ResentTo,
+            H::ResentFrom,
+            H::ResentBcc,
+            H::ResentCc,
+            H::ResentSender,
+            H::ListArchive,
+            H::ListHelp,
+            H::ListId,
+            H::ListOwner,
+            H::ListPost,
+            H::ListSubscribe,
+            H::ListUnsubscribe,
+        ] {
+            parser = parser.header_address(name);
+        }
+        for name in [H::Date, H::ResentDate] {
+            parser = parser.header_date(name);
+        }
+        for name in [
+            H::MessageId,
+            H::References,
+            H::InReplyTo,
+            H::ReturnPath,
+            H::ContentId,
+            H::ResentMessageId,
+        ] {
+            parser = parser.header_id(name);
+        }
+        for name in [H::Keywords, H::ContentLanguage] {
+            parser = parser.header_comma_separated(name);
+        }
+        for name in [H::ContentType, H::ContentDisposition] {
+            parser = parser.header_content_type(name);
+        }
+        parser
+    });
+    &PARSER
+}
+
 /// How deep nested multiparts and messages are followed.
 const MAX_DEPTH: usize = 20;
 
@@ -163,7 +229,7 @@ fn split(bytes: &[u8], range: Range<usize>) -> (Range<usize>, Range<usize>) {
 
 fn parse_part(bytes: &[u8], range: Range<usize>, default: (&str, &str), depth: usize) -> Part {
     let (header, body) = split(bytes, range);
-    let parsed = MessageParser::default().parse_headers(&bytes[header.clone()]);
+    let parsed = parser().parse_headers(&bytes[header.clone()]);
     let root = parsed.as_ref().map(|m| m.root_part());
     let content_type = root.and_then(|r| r.content_type());
     let (mut ctype, mut subtype) = match content_type {
@@ -452,7 +518,7 @@ fn addresses(value: Option<&HeaderValue<'_>>) -> Vec<Address<'static>> {
 
 /// The ENVELOPE of a header block.
 pub fn envelope(header: &[u8]) -> Envelope<'static> {
-    let parsed: Option<Message<'_>> = MessageParser::default().parse_headers(header);
+    let parsed: Option<Message<'_>> = parser().parse_headers(header);
     let raw = |name: &str| raw_header(header, name).map(|v| header_text(&v));
     let list = |name: &str| -> Vec<Address<'static>> {
         parsed
@@ -671,6 +737,26 @@ JVBERi0=\r\n\
         let not = s.section(Some(&Section::HeaderFieldsNot(None, names)));
         assert!(!String::from_utf8_lossy(&not).contains("Report"));
         assert!(String::from_utf8_lossy(&not).contains("Message-ID"));
+    }
+
+    #[test]
+    fn the_parser_reads_every_header_as_mail_parser_does_but_received() {
+        let header = b"Received: from a.example (a.example [192.0.2.1]) by b.example; Mon, 2 Jan 2023 10:00:00 +0000\r\n\
+From: \"Ann Example\" <ann@example.org>\r\nTo: bob@example.net, Cy <cy@example.com>\r\n\
+Subject: =?utf-8?q?caf=C3=A9?= report\r\nDate: Mon, 2 Jan 2023 10:00:00 +0000\r\n\
+Message-ID: <m1@example.org>\r\nIn-Reply-To: <m0@example.org>\r\nList-Id: <list.example.org>\r\n\
+Keywords: a, b\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\
+X-Other: raw value\r\n\r\n";
+        let ours = parser().parse_headers(&header[..]).unwrap();
+        let theirs = MessageParser::default().parse_headers(&header[..]).unwrap();
+        assert_eq!(ours.headers().len(), theirs.headers().len());
+        for (a, b) in ours.headers().iter().zip(theirs.headers()) {
+            assert_eq!(a.name, b.name);
+            if a.name != mail_parser::HeaderName::Received {
+                assert_eq!(a.value, b.value, "{}", a.name.as_str());
+            }
+        }
+        assert_eq!(ours.subject(), Some("café report"));
     }
 
     #[test]

@@ -64,6 +64,9 @@ pub struct MailboxInfo {
     pub uidvalidity: u32,
     pub uidnext: u32,
     pub highestmodseq: u64,
+    /// The HIGHESTMODSEQ of the mailbox's latest expunge (0: none since it was made):
+    /// a session that saw HIGHESTMODSEQ n has missed an expunge when this exceeds n.
+    pub expungedmodseq: u64,
     pub special_use: String,
     pub subscribed: bool,
 }
@@ -450,6 +453,7 @@ impl Store {
             uidvalidity: row.try_get::<i64, _>("uidvalidity")? as u32,
             uidnext: row.try_get::<i64, _>("uidnext")? as u32,
             highestmodseq: row.try_get::<i64, _>("highestmodseq")? as u64,
+            expungedmodseq: row.try_get::<i64, _>("expungedmodseq")? as u64,
             special_use: row.try_get("special_use")?,
             subscribed: row.try_get::<i64, _>("subscribed")? != 0,
         })
@@ -457,7 +461,7 @@ impl Store {
 
     pub async fn mailboxes(&self, username: &str) -> Result<Vec<MailboxInfo>> {
         let rows = sqlx::query(
-            "SELECT name, uidvalidity, uidnext, highestmodseq, special_use, subscribed FROM mailboxes WHERE username = $1 ORDER BY name",
+            "SELECT name, uidvalidity, uidnext, highestmodseq, expungedmodseq, special_use, subscribed FROM mailboxes WHERE username = $1 ORDER BY name",
         )
         .bind(username)
         .fetch_all(&self.pool)
@@ -468,7 +472,7 @@ impl Store {
     pub async fn mailbox(&self, username: &str, name: &str) -> Result<MailboxInfo> {
         let name = names::canonical(name)?;
         let row = sqlx::query(
-            "SELECT name, uidvalidity, uidnext, highestmodseq, special_use, subscribed FROM mailboxes WHERE username = $1 AND name = $2",
+            "SELECT name, uidvalidity, uidnext, highestmodseq, expungedmodseq, special_use, subscribed FROM mailboxes WHERE username = $1 AND name = $2",
         )
         .bind(username)
         .bind(&name)
@@ -617,8 +621,10 @@ impl Store {
                         Err(i) => merged.insert(i, m),
                     }
                 }
-                // Expunges leave no row to find: if the count disagrees, read it all.
-                if self.count_upto(username, &name, u32::MAX).await? == merged.len() {
+                // Expunges leave no row to find: after one (also one that came while
+                // this looked), read it all.
+                let now = self.mailbox(username, &name).await?;
+                if now.uidvalidity == stamp.0 && now.expungedmodseq <= old.2 {
                     merged
                 } else {
                     self.messages_where(username, &name, "", &[]).await?
@@ -653,20 +659,6 @@ impl Store {
     ) -> Result<Vec<MessageInfo>> {
         self.messages_where(username, name, "AND modseq > $3", &[modseq as i64])
             .await
-    }
-
-    /// How many messages have a UID up to `last`.
-    pub async fn count_upto(&self, username: &str, name: &str, last: u32) -> Result<usize> {
-        let name = names::canonical(name)?;
-        let row = sqlx::query(
-            "SELECT COUNT(*) FROM messages WHERE username = $1 AND mailbox = $2 AND uid <= $3",
-        )
-        .bind(username)
-        .bind(&name)
-        .bind(i64::from(last))
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.try_get::<i64, _>(0)? as usize)
     }
 
     /// The UIDs of a mailbox, in order.
@@ -1267,11 +1259,14 @@ impl Store {
             }
             files.extend(gone);
         }
-        sqlx::query("UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE username = $1 AND name = $2")
-            .bind(username)
-            .bind(&name)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE mailboxes SET highestmodseq = highestmodseq + 1, expungedmodseq = highestmodseq + 1 \
+             WHERE username = $1 AND name = $2",
+        )
+        .bind(username)
+        .bind(&name)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         let removed = files.len();
         if removed > 0 {
@@ -1943,6 +1938,46 @@ mod tests {
             Err(StoreError::NoMailbox(_))
         ));
         std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[tokio::test]
+    async fn the_shared_index_follows_changes_and_expunges() {
+        let (s, _dir) = store().await;
+        s.ensure_user("erin").await.unwrap();
+        for n in 1..=4 {
+            s.append("erin", "INBOX", msg(n), &[], None).await.unwrap();
+        }
+        let uids = |m: &[MessageInfo]| m.iter().map(|m| m.uid).collect::<Vec<_>>();
+        assert_eq!(
+            uids(&s.messages_shared("erin", "INBOX").await.unwrap()),
+            [1, 2, 3, 4]
+        );
+        // A flag change and a new message: brought up to date from the changed rows.
+        s.store_flags("erin", "INBOX", &[2], FlagOp::Add, &["\\Seen".into()])
+            .await
+            .unwrap();
+        s.append("erin", "INBOX", msg(5), &[], None).await.unwrap();
+        let now = s.messages_shared("erin", "INBOX").await.unwrap();
+        assert_eq!(uids(&now), [1, 2, 3, 4, 5]);
+        assert_eq!(now[1].flags, ["\\Seen"]);
+        // An expunge leaves no row to find: the mailbox says when the last one was.
+        let before = s.mailbox("erin", "INBOX").await.unwrap();
+        assert_eq!(s.expunge("erin", "INBOX", &[1, 4]).await.unwrap(), 2);
+        let after = s.mailbox("erin", "INBOX").await.unwrap();
+        assert!(after.expungedmodseq > before.highestmodseq);
+        assert_eq!(after.expungedmodseq, after.highestmodseq);
+        assert_eq!(
+            uids(&s.messages_shared("erin", "INBOX").await.unwrap()),
+            [2, 3, 5]
+        );
+        // Changes after the expunge do not look like another one.
+        s.append("erin", "INBOX", msg(6), &[], None).await.unwrap();
+        let later = s.mailbox("erin", "INBOX").await.unwrap();
+        assert_eq!(later.expungedmodseq, after.expungedmodseq);
+        assert_eq!(
+            uids(&s.messages_shared("erin", "INBOX").await.unwrap()),
+            [2, 3, 5, 6]
+        );
     }
 
     #[tokio::test]
