@@ -164,7 +164,20 @@ pub enum HelpdeskCommand {
 #[derive(Subcommand, Debug)]
 pub enum LetterCommand {
     /// Make SERVER the home of a letter (a-z, or "other" for digits and the rest).
-    Move { letter: String, server: String },
+    ///
+    /// On shared storage the move is instant. When SERVER keeps mail in storage of its
+    /// own (`storage` in its [[mailbox]]), add --migrate: the letter's mail is copied
+    /// to SERVER while the current server still serves it, then the letter moves, then
+    /// what arrived meanwhile is copied. UIDVALIDITY, UIDs and flags stay as they are,
+    /// so mail clients keep their caches. Run it where both servers' storage is
+    /// mounted.
+    Move {
+        letter: String,
+        server: String,
+        /// Copy the letter's mail to SERVER's own storage around the move.
+        #[arg(long)]
+        migrate: bool,
+    },
     /// Show every letter, its alias and the server serving it.
     List,
 }
@@ -578,13 +591,40 @@ async fn letter(config: SiteConfig, cmd: LetterCommand) -> anyhow::Result<()> {
     let dir = Directory::open(&config).await?;
     match cmd {
         LetterCommand::List => print_letters(&dir.site_map(config).await?),
-        LetterCommand::Move { letter, server } => {
+        LetterCommand::Move {
+            letter,
+            server,
+            migrate,
+        } => {
             let bucket = parse_bucket(&letter).with_context(|| {
                 format!("{letter:?} is not a letter: use a-z, or other for digits and the rest")
             })?;
             let server = server.to_ascii_lowercase();
             let before = dir.site_map(config.clone()).await?;
-            dir.move_letter(&config, bucket, &server).await?;
+            if config.mailbox_index(&server).is_none() {
+                bail!("there is no mailbox server {server:?}; see `mailsite server list`");
+            }
+            let from = before.owner(bucket).name.clone();
+            let (from_root, to_root) = (config.mail_root(&from), config.mail_root(&server));
+            if from_root != to_root && !migrate {
+                bail!(
+                    "{server} keeps mail in {} and {from} in {}: add --migrate to copy letter {}'s mail there around the move",
+                    to_root.display(),
+                    from_root.display(),
+                    bucket_name(bucket)
+                );
+            }
+            if from_root != to_root {
+                migrate_letter(&config, &dir, bucket, &from, &server).await?;
+            } else {
+                if migrate {
+                    println!(
+                        "{from} and {server} share the storage {}: nothing to copy",
+                        to_root.display()
+                    );
+                }
+                dir.move_letter(&config, bucket, &server).await?;
+            }
             let after = dir.site_map(config.clone()).await?;
             println!(
                 "letter {} now belongs to {server}; running nodes follow within a second",
@@ -601,6 +641,81 @@ async fn letter(config: SiteConfig, cmd: LetterCommand) -> anyhow::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// `letter move --migrate`: a mirror pass while `from` still serves the letter, the
+/// move, then catch-up passes until one finds nothing new after the running nodes had
+/// time to follow the move (what `from` delivered just before it stopped).
+async fn migrate_letter(
+    config: &Arc<SiteConfig>,
+    dir: &Directory,
+    bucket: usize,
+    from: &str,
+    to: &str,
+) -> anyhow::Result<()> {
+    use crate::mailbox::store::Store;
+    use crate::mailbox::store::migrate::{Copied, Pass, users_of_bucket};
+    let started = std::time::Instant::now();
+    let source = Store::new(config.mail_root(from), dir.pool().clone());
+    let target = Store::new(config.mail_root(to), dir.pool().clone());
+    let users = users_of_bucket(dir.users().await?.into_iter().map(|u| u.username), bucket);
+    let letter = bucket_name(bucket);
+    println!(
+        "letter {letter}: copying {} user(s)' mail from {from} ({}) to {to} ({}) while {from} serves them",
+        users.len(),
+        source.root().display(),
+        target.root().display()
+    );
+    let pass = |pass: Pass| {
+        let (source, target, users) = (&source, &target, &users);
+        async move {
+            let mut total = Copied::default();
+            for (i, user) in users.iter().enumerate() {
+                let copied = source
+                    .copy_user_to(target, user, pass)
+                    .await
+                    .with_context(|| format!("cannot copy {user}'s mail to {to}"))?;
+                total += copied;
+                if pass == Pass::Mirror && (copied.messages > 0 || i + 1 == users.len()) {
+                    println!(
+                        "  {}/{} {user}: {} message(s) in {} mailbox(es) ({} in all)",
+                        i + 1,
+                        users.len(),
+                        copied.messages,
+                        copied.mailboxes,
+                        total.messages
+                    );
+                }
+            }
+            anyhow::Ok(total)
+        }
+    };
+    let first = pass(Pass::Mirror).await?;
+    println!(
+        "  copied {} message(s), {} bytes; removed {} stale file(s) or folder(s) from {to}",
+        first.messages, first.bytes, first.removed
+    );
+    dir.move_letter(config, bucket, to).await?;
+    let flipped = std::time::Instant::now();
+    println!("letter {letter} now belongs to {to}; copying what {from} received meanwhile");
+    // The nodes look at the directory every 200 ms; a delivery or APPEND that passed
+    // its ownership check on `from` just before may take a moment more to finish.
+    let settle = crate::state::POLL_INTERVAL * 10;
+    let mut after = Copied::default();
+    for _ in 0..60 {
+        tokio::time::sleep(crate::state::POLL_INTERVAL).await;
+        let copied = pass(Pass::CatchUp).await?;
+        after += copied;
+        if copied.messages == 0 && flipped.elapsed() >= settle {
+            break;
+        }
+    }
+    println!(
+        "  copied {} more message(s); done in {:.1} s",
+        after.messages,
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -716,7 +831,13 @@ async fn zone_export(
 
 async fn mailbox(config: SiteConfig, cmd: MailboxCommand) -> anyhow::Result<()> {
     let dir = Directory::open(&config).await?;
-    let store = crate::mailbox::store::Store::for_site(&config, &dir);
+    let username = match &cmd {
+        MailboxCommand::List { username } | MailboxCommand::Reindex { username } => username,
+    };
+    // The user's mail is in the storage of the server serving them now.
+    let map = dir.site_map(Arc::new(config.clone())).await?;
+    let server = &map.owner(mailsite_shared::route::bucket_of(username)).name;
+    let store = crate::mailbox::store::Store::new(config.mail_root(server), dir.pool().clone());
     match cmd {
         MailboxCommand::List { username } => {
             dir.user(&username).await?;

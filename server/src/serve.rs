@@ -133,7 +133,12 @@ pub async fn serve(config: SiteConfig, embedded: bool) -> anyhow::Result<()> {
         ));
     }
     if config.runs(Role::Mailbox) {
-        let store = crate::mailbox::store::Store::for_site(&config, &site.directory);
+        // One store per mail root: servers sharing the site's storage share one (its
+        // caches and locks), a server with storage of its own gets its own.
+        let mut stores: std::collections::HashMap<
+            std::path::PathBuf,
+            crate::mailbox::store::Store,
+        > = std::collections::HashMap::new();
         let tls =
             crate::tls::acceptor(&config).context("cannot set up TLS for the mailbox servers")?;
         let mut listening = Vec::new();
@@ -146,7 +151,15 @@ pub async fn serve(config: SiteConfig, embedded: bool) -> anyhow::Result<()> {
                 name: server.name.clone(),
                 hostname: format!("{}.{}", server.name, config.domain),
                 site: site.clone(),
-                store: store.clone(),
+                store: stores
+                    .entry(config.mail_root(&server.name))
+                    .or_insert_with_key(|root| {
+                        crate::mailbox::store::Store::new(
+                            root.clone(),
+                            site.directory.pool().clone(),
+                        )
+                    })
+                    .clone(),
                 tls: Some(tls.clone()),
             };
             for ip in &server.addresses {

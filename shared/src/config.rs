@@ -185,6 +185,11 @@ impl Default for Ports {
 pub struct Server {
     pub name: String,
     pub addresses: Vec<IpAddr>,
+    /// A mailbox server's own mail storage (Maildirs), when it does not share the
+    /// site's `<data_dir>/mail`: separate storage, where moving a letter to it copies
+    /// the letter's mail (`mailsite letter move L SERVER --migrate`). Relative paths
+    /// are taken from the data directory.
+    pub storage: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -410,6 +415,7 @@ struct RawTls {
 struct RawServer {
     name: Spanned<String>,
     addresses: Spanned<Vec<IpAddr>>,
+    storage: Option<Spanned<PathBuf>>,
 }
 
 // ---- validation -------------------------------------------------------------------
@@ -561,9 +567,26 @@ fn servers(
                 "list at least one IP address, e.g. addresses = [\"192.0.2.10\"]",
             ));
         }
+        if let Some(storage) = &server.storage
+            && (kind != "mailbox" || storage.get_ref().as_os_str().is_empty())
+        {
+            return Err(src.error(
+                Some(storage.span()),
+                format!("{kind} {name}: storage"),
+                match kind {
+                    "mailbox" => "an empty storage path",
+                    _ => "only mailbox servers store mail",
+                },
+                match kind {
+                    "mailbox" => "give the directory of this server's Maildirs, or leave storage out to share <data_dir>/mail",
+                    _ => "remove storage from this [[sorter]]",
+                },
+            ));
+        }
         out.push(Server {
             name,
             addresses: server.addresses.into_inner(),
+            storage: server.storage.map(Spanned::into_inner),
         });
     }
     Ok(out)
@@ -934,6 +957,20 @@ impl SiteConfig {
 
     pub fn mailbox_index(&self, name: &str) -> Option<usize> {
         self.mailboxes.iter().position(|m| m.name == name)
+    }
+
+    /// Where the mailbox server `name` keeps its Maildirs: its own `storage`, or the
+    /// site's shared `<data_dir>/mail`.
+    pub fn mail_root(&self, name: &str) -> PathBuf {
+        let own = self
+            .mailboxes
+            .iter()
+            .find(|m| m.name == name)
+            .and_then(|m| m.storage.as_ref());
+        match own {
+            Some(path) => self.data_dir.join(path),
+            None => self.data_dir.join("mail"),
+        }
     }
 
     /// The database URL in use: the configured one, or SQLite in the data directory.

@@ -35,10 +35,11 @@ impl MailboxServer {
     }
 }
 
-/// Tells a session when its server is drained: put in maintenance by an operator, or
-/// marked down by the health checks, while another server takes its letters. Sessions
-/// then say goodbye (IMAP `* BYE`, POP3 `-ERR`) so that clients reconnect through the
-/// alias, which names the server serving them now.
+/// Tells a session when its server stops serving it: the server is drained (put in
+/// maintenance by an operator, or marked down by the health checks, while another
+/// server takes its letters), or the logged-in user's letter moved to another server.
+/// Sessions then say goodbye (IMAP `* BYE`, POP3 `-ERR`) so that clients reconnect
+/// through the alias, which names the server serving them now.
 ///
 /// Only a change counts: a session opened on a server already drained is not ended
 /// (its login gets a referral), but one open when the drain starts is.
@@ -46,31 +47,53 @@ pub struct Drain {
     site: Arc<Site>,
     server: String,
     changes: watch::Receiver<i64>,
-    drained: bool,
+    /// The logged-in user's letter (bucket), once there is one.
+    bucket: Option<usize>,
+    gone: bool,
 }
 
 impl Drain {
     pub fn new(site: Arc<Site>, server: &str) -> Drain {
         let changes = site.subscribe();
-        let drained = site.view().map.drained(server);
-        Drain {
+        let mut drain = Drain {
             site,
             server: server.to_string(),
             changes,
-            drained,
+            bucket: None,
+            gone: false,
+        };
+        drain.gone = drain.out_of_service();
+        drain
+    }
+
+    /// Follows the session's user (after a login): the session also ends when that
+    /// user's letter moves away from this server.
+    pub fn follow(&mut self, username: Option<&str>) {
+        let bucket = username.map(mailsite_shared::route::bucket_of);
+        if bucket != self.bucket {
+            self.bucket = bucket;
+            self.gone = self.out_of_service();
         }
     }
 
-    /// Resolves when the server becomes drained (never, if the site stops changing).
-    /// Cancel-safe: it can be a branch of `select!` in a loop.
+    fn out_of_service(&self) -> bool {
+        let view = self.site.view();
+        view.map.drained(&self.server)
+            || self
+                .bucket
+                .is_some_and(|bucket| view.map.owner(bucket).name != self.server)
+    }
+
+    /// Resolves when the server stops serving this session (never, if the site stops
+    /// changing). Cancel-safe: it can be a branch of `select!` in a loop.
     pub async fn started(&mut self) {
         loop {
             if self.changes.changed().await.is_err() {
                 std::future::pending::<()>().await;
             }
-            let now = self.site.view().map.drained(&self.server);
-            let started = now && !self.drained;
-            self.drained = now;
+            let now = self.out_of_service();
+            let started = now && !self.gone;
+            self.gone = now;
             if started {
                 return;
             }

@@ -187,6 +187,14 @@ impl Session {
         format!("+OK {} POP3 mailsite ready\r\n", self.hostname)
     }
 
+    /// The user whose maildrop this session holds, once logged in.
+    pub fn username(&self) -> Option<&str> {
+        match &self.state {
+            State::Transaction { username, .. } => Some(username),
+            State::Authorization { .. } => None,
+        }
+    }
+
     /// How long the client may stay silent now (the site's `[timeouts]`).
     pub fn idle_limit(&self) -> Duration {
         let timeouts = self.site.view().config().timeouts;
@@ -504,6 +512,7 @@ pub async fn serve_connection(
         .await?;
     let mut line = Vec::new();
     loop {
+        drain.follow(session.username());
         line.clear();
         let mut limited = (&mut reader).take(MAX_LINE as u64 + 1);
         let read = tokio::time::timeout(session.idle_limit(), limited.read_until(b'\n', &mut line));

@@ -132,6 +132,7 @@ pub async fn serve_connection(
     let mut errors = 0;
     let mut backlog = Backlog::new();
     loop {
+        drain.follow(session.username());
         let next = match backlog.pop_front() {
             Some(Ok(event)) => Ok(Ok(event)),
             Some(Err(error)) => Ok(Err(StreamError::State(error))),

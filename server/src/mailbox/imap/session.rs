@@ -219,6 +219,11 @@ impl Session {
         &self.hostname
     }
 
+    /// The logged-in user, if any.
+    pub fn username(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+
     /// How long the client may stay silent now (the site's `[timeouts]`), IDLE included.
     pub fn idle_limit(&self) -> Duration {
         let timeouts = self.site.view().config().timeouts;
