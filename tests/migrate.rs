@@ -217,3 +217,111 @@ except imaplib.IMAP4.error as e:
     );
     assert!(referral.contains("REFERRAL"), "{referral}");
 }
+
+/// A mailbox server added to the running site (`server add`), then an even share of
+/// the letters moved to it (`letter rebalance`): DNS, health checks and routing know it
+/// without a restart of the other nodes, and users of the moved letters find their
+/// mail there (shared storage).
+#[test]
+fn a_server_added_live_takes_an_even_share_of_the_letters() {
+    let site = Site::isolated();
+    let users = ["alice", "kim", "mia", "nina", "zoe"];
+    for user in users {
+        site.add_user(user, &format!("{user}-pass"), &[]);
+    }
+    // Everyone gets a message on their current server before the change.
+    let old_server = |user: &str| if user < "n" { 11 } else { 12 };
+    for user in users {
+        python(
+            r#"
+import imaplib, sys
+m = imaplib.IMAP4(sys.argv[1], 10143)
+m.login(sys.argv[2], sys.argv[2] + "-pass")
+m.append("INBOX", "(\\Seen)", None, f"Subject: before the new server, {sys.argv[2]}\r\n\r\nhi\r\n".encode())
+m.logout()
+"#,
+            &[&site.addr(old_server(user)), user],
+        );
+    }
+    let new = site.addr(13);
+    let block = format!("\n[[mailbox]]\nname = \"mailbox3\"\naddresses = [\"{new}\"]\n");
+    let _node = common::Node::start_with(
+        &site,
+        "mailbox3",
+        &["mailbox"],
+        &["mailbox3"],
+        &format!("{new}:10143"),
+        |text| text.replacen("\n[[sorter]]", &format!("{block}\n[[sorter]]"), 1),
+    );
+    assert!(resolve(site.dns, "mailbox3.example.test").is_empty());
+
+    // A bad addition is refused with the reason, and nothing changes.
+    let taken = site.run(&["server", "add", "mailbox4", &site.addr(11)], None);
+    assert!(!taken.status.success());
+    assert!(String::from_utf8_lossy(&taken.stderr).contains("already mailbox1's address"));
+
+    let out = site.ok(&["server", "add", "mailbox3", &new], None);
+    assert!(out.contains("added mailbox server mailbox3"), "{out}");
+    let known = site.within(Duration::from_secs(10), || {
+        resolve(site.dns, "mailbox3.example.test") == vec![new.clone()]
+    });
+    assert!(
+        known.is_some(),
+        "mailbox3.example.test does not resolve to {new}"
+    );
+    // The running node's health checks found it and passed it.
+    let checked = site.within(Duration::from_secs(20), || {
+        site.get("/metrics")
+            .body
+            .contains("mailsite_server_state{role=\"mailbox\",server=\"mailbox3\",state=\"up\"} 1")
+            && site.ok(&["server", "list"], None).contains("mailbox3")
+    });
+    assert!(checked.is_some(), "{}", site.ok(&["server", "list"], None));
+
+    let out = site.ok(&["letter", "rebalance"], None);
+    assert!(out.contains("-> mailbox3"), "{out}");
+    let letters = site.ok(&["letter", "list"], None);
+    let share = |server: &str| letters.lines().filter(|l| l.contains(server)).count();
+    assert_eq!(
+        (share("mailbox1"), share("mailbox2"), share("mailbox3")),
+        (9, 9, 9),
+        "{letters}"
+    );
+    // Balanced already: a second rebalance moves nothing.
+    assert!(
+        site.ok(&["letter", "rebalance"], None).contains("already"),
+        "rebalance is not idempotent"
+    );
+
+    let mut moved = 0;
+    for user in users {
+        let route: serde_json::Value = serde_json::from_str(
+            &site.ok(&["route", &format!("{user}@example.test"), "--json"], None),
+        )
+        .unwrap();
+        if route["server"] != "mailbox3" {
+            continue;
+        }
+        moved += 1;
+        let alias = route["alias"].as_str().unwrap().to_string();
+        let reached = site.within(Duration::from_secs(10), || {
+            resolve(site.dns, &alias) == vec![new.clone()]
+        });
+        assert!(reached.is_some(), "{alias} does not lead to mailbox3");
+        let found = python(
+            r#"
+import imaplib, sys
+m = imaplib.IMAP4(sys.argv[1], 10143)
+m.login(sys.argv[2], sys.argv[2] + "-pass")
+m.select("INBOX", readonly=True)
+print(len(m.uid("SEARCH", "SUBJECT", "\"before the new server\"")[1][0].split()))
+"#,
+            &[&new, user],
+        );
+        assert_eq!(found.trim(), "1", "{user} on mailbox3");
+    }
+    assert!(
+        moved >= 1,
+        "no test user's letter moved to mailbox3: {letters}"
+    );
+}

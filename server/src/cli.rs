@@ -180,6 +180,13 @@ pub enum LetterCommand {
     },
     /// Show every letter, its alias and the server serving it.
     List,
+    /// Move letters so that every mailbox server that is up is the home of an even
+    /// share of them (after `server add`, say). Prints each move.
+    Rebalance {
+        /// Copy moved letters' mail to servers with storage of their own.
+        #[arg(long)]
+        migrate: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -192,6 +199,31 @@ pub enum ServerCommand {
     Up { name: String },
     /// Show every server, its state (up, maintenance, down) and its health checks.
     List,
+    /// Add a mailbox server (or, with --sorter, a sorter) to the running site. Every
+    /// node's DNS (NAME.<domain>, MX or outbox for a sorter), health checks and routing
+    /// know it within a second, without a restart. Start its node first: a config file
+    /// with this [[mailbox]] (or [[sorter]]) block and `[node] servers = ["NAME"]`.
+    /// A new mailbox server serves no letter until letters are moved to it: add
+    /// --rebalance to move an even share of them now.
+    Add {
+        name: String,
+        /// Its IP addresses.
+        #[arg(required = true)]
+        addresses: Vec<std::net::IpAddr>,
+        /// Add a sorter instead of a mailbox server.
+        #[arg(long)]
+        sorter: bool,
+        /// The new mailbox server's own mail storage (separate storage); relative paths
+        /// are taken from the data directory. Default: the site's shared storage.
+        #[arg(long)]
+        storage: Option<PathBuf>,
+        /// Then move letters so that every mailbox server that is up has an even share.
+        #[arg(long)]
+        rebalance: bool,
+        /// With --rebalance: copy moved letters' mail when storage differs.
+        #[arg(long, requires = "rebalance")]
+        migrate: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -591,6 +623,7 @@ async fn letter(config: SiteConfig, cmd: LetterCommand) -> anyhow::Result<()> {
     let dir = Directory::open(&config).await?;
     match cmd {
         LetterCommand::List => print_letters(&dir.site_map(config).await?),
+        LetterCommand::Rebalance { migrate } => rebalance(&config, &dir, migrate).await?,
         LetterCommand::Move {
             letter,
             server,
@@ -601,11 +634,12 @@ async fn letter(config: SiteConfig, cmd: LetterCommand) -> anyhow::Result<()> {
             })?;
             let server = server.to_ascii_lowercase();
             let before = dir.site_map(config.clone()).await?;
-            if config.mailbox_index(&server).is_none() {
+            let effective = before.config.clone();
+            if effective.mailbox_index(&server).is_none() {
                 bail!("there is no mailbox server {server:?}; see `mailsite server list`");
             }
             let from = before.owner(bucket).name.clone();
-            let (from_root, to_root) = (config.mail_root(&from), config.mail_root(&server));
+            let (from_root, to_root) = (effective.mail_root(&from), effective.mail_root(&server));
             if from_root != to_root && !migrate {
                 bail!(
                     "{server} keeps mail in {} and {from} in {}: add --migrate to copy letter {}'s mail there around the move",
@@ -615,7 +649,7 @@ async fn letter(config: SiteConfig, cmd: LetterCommand) -> anyhow::Result<()> {
                 );
             }
             if from_root != to_root {
-                migrate_letter(&config, &dir, bucket, &from, &server).await?;
+                migrate_letter(&effective, &dir, bucket, &from, &server).await?;
             } else {
                 if migrate {
                     println!(
@@ -641,6 +675,84 @@ async fn letter(config: SiteConfig, cmd: LetterCommand) -> anyhow::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// Moves letters from the mailbox servers that are home to the most letters to those
+/// home to the fewest, among the servers that are up, until shares differ by one at most.
+pub fn rebalance_plan(map: &SiteMap) -> Vec<(usize, String)> {
+    let up: Vec<String> = map
+        .config
+        .mailboxes
+        .iter()
+        .filter(|s| map.mailbox_state(&s.name) == Some(ServerState::Up))
+        .map(|s| s.name.clone())
+        .collect();
+    if up.len() < 2 {
+        return Vec::new();
+    }
+    let mut homes: Vec<String> = (0..BUCKETS).map(|b| map.home(b).name.clone()).collect();
+    let mut moves = Vec::new();
+    loop {
+        let count = |name: &String| homes.iter().filter(|h| *h == name).count();
+        let most = up
+            .iter()
+            .max_by_key(|n| (count(n), std::cmp::Reverse(*n)))
+            .cloned();
+        let fewest = up.iter().min_by_key(|n| (count(n), *n)).cloned();
+        let (Some(most), Some(fewest)) = (most, fewest) else {
+            break;
+        };
+        // Letters whose home is down or in maintenance count for no one: they go first.
+        let stranded = (0..BUCKETS).rev().find(|&b| !up.contains(&homes[b]));
+        let from = match stranded {
+            Some(b) => Some(b),
+            None if count(&most) > count(&fewest) + 1 => {
+                (0..BUCKETS).rev().find(|&b| homes[b] == most)
+            }
+            None => None,
+        };
+        let Some(bucket) = from else {
+            break;
+        };
+        homes[bucket] = fewest.clone();
+        moves.push((bucket, fewest));
+    }
+    moves
+}
+
+/// `letter rebalance` (and `server add --rebalance`): makes the moves of
+/// [`rebalance_plan`], each with its mail copied when storage differs and `migrate`.
+async fn rebalance(config: &Arc<SiteConfig>, dir: &Directory, migrate: bool) -> anyhow::Result<()> {
+    let map = dir.site_map(config.clone()).await?;
+    let plan = rebalance_plan(&map);
+    if plan.is_empty() {
+        println!("every mailbox server that is up already has an even share of the letters");
+        return Ok(());
+    }
+    let effective = map.config.clone();
+    for (bucket, to) in plan {
+        let from = map.home(bucket).name.clone();
+        let moving = effective.mail_root(&from) != effective.mail_root(&to);
+        if moving && !migrate {
+            bail!(
+                "{to} keeps mail in {} and {from} in {}: add --migrate to copy the moved letters' mail",
+                effective.mail_root(&to).display(),
+                effective.mail_root(&from).display()
+            );
+        }
+        if moving {
+            migrate_letter(&effective, dir, bucket, &from, &to).await?;
+        } else {
+            dir.move_letter(&effective, bucket, &to).await?;
+        }
+        println!(
+            "letter {}: {from} -> {to} ({})",
+            bucket_name(bucket),
+            alias_label(bucket)
+        );
+    }
+    print_letters(&dir.site_map(config.clone()).await?);
     Ok(())
 }
 
@@ -723,6 +835,40 @@ async fn server(config: SiteConfig, cmd: ServerCommand) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let dir = Directory::open(&config).await?;
     let (name, state) = match cmd {
+        ServerCommand::Add {
+            name,
+            addresses,
+            sorter,
+            storage,
+            rebalance: even,
+            migrate,
+        } => {
+            let name = name.to_ascii_lowercase();
+            if sorter && storage.is_some() {
+                bail!("only mailbox servers store mail: leave --storage out for a sorter");
+            }
+            let server = mailsite_shared::config::Server {
+                name: name.clone(),
+                addresses,
+                storage,
+            };
+            dir.add_server(&config, !sorter, &server).await?;
+            let list: Vec<String> = server.addresses.iter().map(|a| a.to_string()).collect();
+            println!(
+                "added {} {name} ({}): {name}.{} resolves to it, and every node checks it, within a second",
+                if sorter { "sorter" } else { "mailbox server" },
+                list.join(", "),
+                config.domain
+            );
+            if !sorter && even {
+                rebalance(&config, &dir, migrate).await?;
+            } else if !sorter {
+                println!(
+                    "it serves no letter yet: `mailsite letter move L {name}` or `mailsite letter rebalance`"
+                );
+            }
+            return Ok(());
+        }
         ServerCommand::List => {
             let map = dir.site_map(config.clone()).await?;
             let health = dir.server_health().await?;
@@ -730,13 +876,14 @@ async fn server(config: SiteConfig, cmd: ServerCommand) -> anyhow::Result<()> {
                 "{:<10} {:<8} {:<12} {:<16} HEALTH",
                 "NAME", "ROLE", "STATE", "ADDRESSES"
             );
-            let servers = config
+            let servers = map
+                .config
                 .mailboxes
                 .iter()
                 .zip(&map.mailbox_states)
                 .map(|(s, st)| ("mailbox", s, st))
                 .chain(
-                    config
+                    map.config
                         .sorters
                         .iter()
                         .zip(&map.sorter_states)
@@ -837,7 +984,7 @@ async fn mailbox(config: SiteConfig, cmd: MailboxCommand) -> anyhow::Result<()> 
     // The user's mail is in the storage of the server serving them now.
     let map = dir.site_map(Arc::new(config.clone())).await?;
     let server = &map.owner(mailsite_shared::route::bucket_of(username)).name;
-    let store = crate::mailbox::store::Store::new(config.mail_root(server), dir.pool().clone());
+    let store = crate::mailbox::store::Store::new(map.config.mail_root(server), dir.pool().clone());
     match cmd {
         MailboxCommand::List { username } => {
             dir.user(&username).await?;
@@ -997,4 +1144,63 @@ fn queue(config: &SiteConfig, cmd: QueueCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn homes(map: &SiteMap, plan: &[(usize, String)]) -> HashMap<String, usize> {
+        let mut homes: Vec<String> = (0..BUCKETS).map(|b| map.home(b).name.clone()).collect();
+        for (bucket, to) in plan {
+            homes[*bucket] = to.clone();
+        }
+        let mut count = HashMap::new();
+        for home in homes {
+            *count.entry(home).or_default() += 1;
+        }
+        count
+    }
+
+    #[test]
+    fn rebalancing_gives_every_server_that_is_up_an_even_share() {
+        let config = SiteConfig::embedded();
+        let added = mailsite_shared::config::Server {
+            name: "mailbox3".into(),
+            addresses: vec!["127.0.0.13".parse().unwrap()],
+            storage: None,
+        };
+        let config = Arc::new(config.with_added(&[(true, added)]));
+        let map = SiteMap::new(config.clone(), &[], &HashMap::new(), 1);
+        let plan = rebalance_plan(&map);
+        // 14 letters on mailbox1 (a-m and other), 13 on mailbox2, none on mailbox3.
+        assert_eq!(plan.len(), 9, "{plan:?}");
+        let count = homes(&map, &plan);
+        assert_eq!(count["mailbox1"], 9);
+        assert_eq!(count["mailbox2"], 9);
+        assert_eq!(count["mailbox3"], 9);
+        // Done: the same plan applied leaves nothing to do.
+        let overrides: Vec<(usize, String)> = plan.clone();
+        let after = SiteMap::new(config.clone(), &overrides, &HashMap::new(), 2);
+        assert!(rebalance_plan(&after).is_empty());
+        // A server in maintenance gets nothing, and its letters go to the others.
+        let states = HashMap::from([("mailbox2".to_string(), ServerState::Maintenance)]);
+        let drained = SiteMap::new(config, &overrides, &states, 3);
+        let plan = rebalance_plan(&drained);
+        let count = homes(&drained, &plan);
+        assert_eq!(count.get("mailbox2"), None, "{plan:?}");
+        assert!(
+            count["mailbox1"].abs_diff(count["mailbox3"]) <= 1,
+            "{count:?}"
+        );
+    }
+
+    #[test]
+    fn one_server_up_is_nothing_to_balance() {
+        let map = SiteMap::initial(Arc::new(SiteConfig::embedded()));
+        // 14 and 13 already differ by one.
+        assert!(rebalance_plan(&map).is_empty());
+    }
 }

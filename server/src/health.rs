@@ -301,7 +301,6 @@ pub async fn forget(site: Arc<Site>) {
 
 /// Runs the health checks of every mailbox server and sorter until `stop`.
 pub async fn run(site: Arc<Site>, stop: watch::Receiver<bool>) -> anyhow::Result<()> {
-    let config = site.snapshot().map.config.clone();
     let known = site
         .directory
         .server_health()
@@ -312,26 +311,43 @@ pub async fn run(site: Arc<Site>, stop: watch::Receiver<bool>) -> anyhow::Result
         });
     let failing = |name: &str| known.get(name).is_some_and(|h| h.failing);
     let mut tasks = tokio::task::JoinSet::new();
-    let servers = config
-        .mailboxes
-        .iter()
-        .map(|s| (Kind::Mailbox, s))
-        .chain(config.sorters.iter().map(|s| (Kind::Sorter, s)));
-    for (kind, server) in servers {
-        tasks.spawn(watch_server(
-            site.clone(),
-            kind,
-            server.clone(),
-            failing(&server.name),
-            stop.clone(),
-        ));
+    let mut watched = std::collections::HashSet::new();
+    let mut changes = site.subscribe();
+    let mut stopping = stop.clone();
+    loop {
+        // Every server of the site as it is now: those added with `server add` while
+        // this node runs are checked from the next change on.
+        let config = site.snapshot().map.config.clone();
+        let servers = config
+            .mailboxes
+            .iter()
+            .map(|s| (Kind::Mailbox, s))
+            .chain(config.sorters.iter().map(|s| (Kind::Sorter, s)));
+        let before = watched.len();
+        for (kind, server) in servers {
+            if watched.insert(server.name.clone()) {
+                tasks.spawn(watch_server(
+                    site.clone(),
+                    kind,
+                    server.clone(),
+                    failing(&server.name),
+                    stop.clone(),
+                ));
+            }
+        }
+        if watched.len() != before {
+            tracing::info!(
+                servers = watched.len(),
+                interval_ms = config.health.interval_ms,
+                down_after = config.health.down_after,
+                "health checks started"
+            );
+        }
+        tokio::select! {
+            changed = changes.changed() => if changed.is_err() { break },
+            _ = stopping.wait_for(|s| *s) => break,
+        }
     }
-    tracing::info!(
-        servers = tasks.len(),
-        interval_ms = config.health.interval_ms,
-        down_after = config.health.down_after,
-        "health checks started"
-    );
     while tasks.join_next().await.is_some() {}
     Ok(())
 }

@@ -959,6 +959,55 @@ impl SiteConfig {
         self.mailboxes.iter().position(|m| m.name == name)
     }
 
+    /// This configuration with servers added to the running site (`mailsite server
+    /// add`, kept in the directory): each one whose name the files do not already use
+    /// joins the mailbox servers or the sorters.
+    pub fn with_added(&self, added: &[(bool, Server)]) -> SiteConfig {
+        let mut out = self.clone();
+        for (mailbox, server) in added {
+            let known = out
+                .mailboxes
+                .iter()
+                .chain(&out.sorters)
+                .any(|s| s.name == server.name);
+            if known {
+                continue;
+            }
+            match mailbox {
+                true => out.mailboxes.push(server.clone()),
+                false => out.sorters.push(server.clone()),
+            }
+        }
+        out
+    }
+
+    /// Checks a server about to be added to the running site: a usable name no server
+    /// uses, and addresses no server has; the message says what to change.
+    pub fn check_new_server(&self, name: &str, addresses: &[IpAddr]) -> Result<(), String> {
+        if !valid_domain(name) || name.contains('.') {
+            return Err(format!(
+                "{name:?} is not a usable server name: use a single DNS label of letters, digits and hyphens, e.g. \"mailbox3\""
+            ));
+        }
+        if name.len() == 5 && name.starts_with("mail") || name == "mail0" || name == "outbox" {
+            return Err(format!(
+                "{name:?} collides with a site alias name: choose a name that is not mail<letter>, mail0 or outbox"
+            ));
+        }
+        if addresses.is_empty() {
+            return Err("give at least one IP address".into());
+        }
+        for server in self.mailboxes.iter().chain(&self.sorters) {
+            if server.name == name {
+                return Err(format!("a server is already named {name:?}"));
+            }
+            if let Some(ip) = addresses.iter().find(|ip| server.addresses.contains(ip)) {
+                return Err(format!("{ip} is already {}'s address", server.name));
+            }
+        }
+        Ok(())
+    }
+
     /// Where the mailbox server `name` keeps its Maildirs: its own `storage`, or the
     /// site's shared `<data_dir>/mail`.
     pub fn mail_root(&self, name: &str) -> PathBuf {

@@ -34,8 +34,10 @@ pub enum DirectoryError {
         "{0:?} is not a valid username: use 1-64 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit"
     )]
     BadUsername(String),
-    #[error("no mailbox server named {0:?} in this site's configuration")]
+    #[error("no mailbox server named {0:?} in this site's configuration or added to it")]
     NoServer(String),
+    #[error("cannot add server {0:?}: {1}")]
+    BadServer(String, String),
     #[error("password hashing failed: {0}")]
     Hash(String),
 }
@@ -340,6 +342,7 @@ impl Directory {
         bucket: usize,
         server: &str,
     ) -> Result<()> {
+        let config = &self.effective_config(config).await?;
         let index = config
             .mailbox_index(server)
             .ok_or_else(|| DirectoryError::NoServer(server.to_string()))?;
@@ -371,6 +374,7 @@ impl Directory {
         name: &str,
         state: ServerState,
     ) -> Result<()> {
+        let config = &self.effective_config(config).await?;
         let known = config
             .mailboxes
             .iter()
@@ -460,8 +464,81 @@ impl Directory {
         Ok(out)
     }
 
+    /// Servers added to the running site with `mailsite server add`: (is a mailbox
+    /// server, the server).
+    pub async fn added_servers(&self) -> Result<Vec<(bool, mailsite_shared::config::Server)>> {
+        let rows = sqlx::query(
+            "SELECT name, kind, addresses, storage FROM added_servers ORDER BY added_at, name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(Directory::added_from_row).collect()
+    }
+
+    fn added_from_row(row: &sqlx::any::AnyRow) -> Result<(bool, mailsite_shared::config::Server)> {
+        let kind: String = row.try_get(1)?;
+        let addresses: String = row.try_get(2)?;
+        let storage: String = row.try_get(3)?;
+        Ok((
+            kind == "mailbox",
+            mailsite_shared::config::Server {
+                name: row.try_get(0)?,
+                addresses: addresses
+                    .split(',')
+                    .filter_map(|a| a.trim().parse().ok())
+                    .collect(),
+                storage: (!storage.is_empty()).then(|| storage.into()),
+            },
+        ))
+    }
+
+    /// The configuration with the servers added to the running site.
+    pub async fn effective_config(&self, config: &SiteConfig) -> Result<SiteConfig> {
+        Ok(config.with_added(&self.added_servers().await?))
+    }
+
+    /// Adds a mailbox server (or a sorter) to the running site: every node's DNS,
+    /// health checks and routing know it within a poll; it serves no letter until one
+    /// is moved to it (or `mailsite letter rebalance`).
+    pub async fn add_server(
+        &self,
+        config: &SiteConfig,
+        mailbox: bool,
+        server: &mailsite_shared::config::Server,
+    ) -> Result<()> {
+        let effective = self.effective_config(config).await?;
+        effective
+            .check_new_server(&server.name, &server.addresses)
+            .map_err(|why| DirectoryError::BadServer(server.name.clone(), why))?;
+        let addresses: Vec<String> = server.addresses.iter().map(|a| a.to_string()).collect();
+        let storage = server
+            .storage
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO added_servers (name, kind, addresses, storage, added_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(server.name.clone())
+        .bind(if mailbox { "mailbox" } else { "sorter" })
+        .bind(addresses.join(","))
+        .bind(storage)
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
+        Directory::bump(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// The site as the directory says it is now.
     pub async fn site_map(&self, config: Arc<SiteConfig>) -> Result<SiteMap> {
+        let added: Vec<(bool, mailsite_shared::config::Server)> = self.added_servers().await?;
+        let config = match added.is_empty() {
+            true => config,
+            false => Arc::new(config.with_added(&added)),
+        };
         let mut tx = self.pool.begin().await?;
         let generation: i64 = sqlx::query("SELECT generation FROM site_generation WHERE id = 1")
             .fetch_one(&mut *tx)
