@@ -47,7 +47,7 @@ grep -q '^storage = "mail2"' "$TMP/site.toml" || die "could not give mailbox2 it
 msite() { "$MAILSITE_BIN" --config "$TMP/site.toml" --data-dir "$DATA" "$@"; }
 
 log "starting mailsite (embedded default, mailbox2 with storage of its own)"
-msite serve >>"$TMP/serve.log" 2>&1 &
+"$MAILSITE_BIN" --config "$TMP/site.toml" --data-dir "$DATA" serve >>"$TMP/serve.log" 2>&1 &   # the binary itself: $! is its PID
 PID_OF[serve]=$!
 PIDS+=("${PID_OF[serve]}")
 for _ in $(seq 1 300); do

@@ -636,7 +636,7 @@ async fn letter(config: SiteConfig, cmd: LetterCommand) -> anyhow::Result<()> {
             let before = dir.site_map(config.clone()).await?;
             let effective = before.config.clone();
             if effective.mailbox_index(&server).is_none() {
-                bail!("there is no mailbox server {server:?}; see `mailsite server list`");
+                return Err(DirectoryError::NoServer(server).into());
             }
             let from = before.owner(bucket).name.clone();
             let (from_root, to_root) = (effective.mail_root(&from), effective.mail_root(&server));

@@ -1228,37 +1228,44 @@ impl Store {
         if uids.is_empty() {
             return Ok(0);
         }
+        // The files to unlink afterwards, from the index in memory: the transaction
+        // below then moves no rows out of the database, and holds the write lock for
+        // as short a time as it can (a POP3 QUIT of 1,000 messages waited there).
+        let wanted: HashSet<u32> = uids.iter().copied().collect();
+        let known: Vec<(String, Vec<String>)> = self
+            .messages_shared(username, &name)
+            .await?
+            .iter()
+            .filter(|m| wanted.contains(&m.uid))
+            .map(|m| (m.file.clone(), m.flags.clone()))
+            .collect();
         let mut tx = self.write_tx().await?;
         self.lock_mailbox(&mut tx, username, &name).await?;
-        let mut files = Vec::new();
+        let mut removed = 0;
         // A few hundred per statement: a POP3 QUIT of thousands stays a few statements.
         for chunk in uids.chunks(EXPUNGE_CHUNK) {
             let list = placeholders(3, chunk.len());
-            let sql = format!(
-                "DELETE FROM messages WHERE username = $1 AND mailbox = $2 AND uid IN ({list}) RETURNING file, flags"
+            let record = format!(
+                "INSERT INTO expunges (username, mailbox, file) SELECT username, mailbox, file FROM messages \
+                 WHERE username = $1 AND mailbox = $2 AND uid IN ({list}) ON CONFLICT DO NOTHING"
             );
-            let mut query = sqlx::query(&sql).bind(username).bind(&name);
-            for &uid in chunk {
-                query = query.bind(i64::from(uid));
-            }
-            let mut gone = Vec::new();
-            for row in query.fetch_all(&mut *tx).await? {
-                let file: String = row.try_get(0)?;
-                gone.push((file, split_flags(&row.try_get::<String, _>(1)?)));
-            }
-            if !gone.is_empty() {
-                let rows = (0..gone.len())
-                    .map(|i| format!("($1, $2, ${})", i + 3))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let sql = format!("INSERT INTO expunges (username, mailbox, file) VALUES {rows}");
-                let mut insert = sqlx::query(&sql).bind(username).bind(&name);
-                for (file, _) in &gone {
-                    insert = insert.bind(file.clone());
+            let delete = format!(
+                "DELETE FROM messages WHERE username = $1 AND mailbox = $2 AND uid IN ({list})"
+            );
+            for (i, sql) in [record, delete].iter().enumerate() {
+                let mut query = sqlx::query(sql).bind(username).bind(&name);
+                for &uid in chunk {
+                    query = query.bind(i64::from(uid));
                 }
-                insert.execute(&mut *tx).await?;
+                let done = query.execute(&mut *tx).await?;
+                if i == 1 {
+                    removed += done.rows_affected() as usize;
+                }
             }
-            files.extend(gone);
+        }
+        if removed == 0 {
+            tx.rollback().await?;
+            return Ok(0);
         }
         sqlx::query(
             "UPDATE mailboxes SET highestmodseq = highestmodseq + 1, expungedmodseq = highestmodseq + 1 \
@@ -1269,24 +1276,52 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        let removed = files.len();
-        if removed > 0 {
-            self.changed(username);
-        }
-        self.unlink_expunged(username, &name, files).await?;
+        self.changed(username);
+        // Messages newer than the index in memory: their files come from the records.
+        let files = match known.len() == removed {
+            true => known,
+            false => self.pending_expunges(username, &name).await?,
+        };
+        self.unlink(username, &name, &files).await?;
+        // Forgetting the unlinked files is another write: done after the answer, so
+        // that a POP3 QUIT or an EXPUNGE does not wait for the write lock twice. A
+        // record left by a crash is harmless: the next start unlinks nothing and
+        // forgets it.
+        let (store, username) = (self.clone(), username.to_string());
+        tokio::spawn(async move {
+            if let Err(error) = store.forget_expunged(&username, &name, &files).await {
+                tracing::debug!(%error, "expunged files stay recorded until the next start");
+            }
+        });
         Ok(removed)
     }
 
-    /// Unlinks the files of expunged messages, then forgets them.
-    /// Each file comes with the flags the index had for it (so it is found at once).
-    async fn unlink_expunged(
+    /// The files of a mailbox's expunged messages not yet unlinked (flags unknown).
+    async fn pending_expunges(
         &self,
         username: &str,
         name: &str,
-        files: Vec<(String, Vec<String>)>,
+    ) -> Result<Vec<(String, Vec<String>)>> {
+        sqlx::query("SELECT file FROM expunges WHERE username = $1 AND mailbox = $2")
+            .bind(username)
+            .bind(name)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| Ok((row.try_get(0)?, Vec::new())))
+            .collect()
+    }
+
+    /// Unlinks the files of expunged messages (each with the flags the index had for
+    /// it, so it is found at once), durably.
+    async fn unlink(
+        &self,
+        username: &str,
+        name: &str,
+        files: &[(String, Vec<String>)],
     ) -> Result<()> {
         let dir = self.maildir(username, name)?;
-        let gone = files.clone();
+        let gone = files.to_vec();
         blocking(move || {
             for (file, flags) in &gone {
                 if let Some(path) = dir.locate(file, flags)? {
@@ -1295,7 +1330,27 @@ impl Store {
             }
             maildir::sync_dir(&dir.path.join("cur"))
         })
-        .await?;
+        .await
+    }
+
+    /// Unlinks the files of expunged messages, then forgets them.
+    async fn unlink_expunged(
+        &self,
+        username: &str,
+        name: &str,
+        files: Vec<(String, Vec<String>)>,
+    ) -> Result<()> {
+        self.unlink(username, name, &files).await?;
+        self.forget_expunged(username, name, &files).await
+    }
+
+    /// Removes the records of expunged messages whose files are unlinked.
+    async fn forget_expunged(
+        &self,
+        username: &str,
+        name: &str,
+        files: &[(String, Vec<String>)],
+    ) -> Result<()> {
         let mut tx = self.write_tx().await?;
         for chunk in files.chunks(EXPUNGE_CHUNK) {
             let list = placeholders(3, chunk.len());
@@ -1357,15 +1412,7 @@ impl Store {
             return Ok(0);
         }
         // Finish expunges a crash interrupted before anything else.
-        let pending: Vec<(String, Vec<String>)> =
-            sqlx::query("SELECT file FROM expunges WHERE username = $1 AND mailbox = $2")
-                .bind(username)
-                .bind(&name)
-                .fetch_all(&self.pool)
-                .await?
-                .iter()
-                .map(|row| row.try_get(0).map(|file| (file, Vec::new())))
-                .collect::<std::result::Result<_, _>>()?;
+        let pending = self.pending_expunges(username, &name).await?;
         if !pending.is_empty() {
             self.unlink_expunged(username, &name, pending).await?;
         }
