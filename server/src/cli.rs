@@ -540,15 +540,7 @@ async fn route(config: SiteConfig, email: &str, json: bool) -> anyhow::Result<()
         return Ok(());
     }
     println!("address   {}", route.address);
-    match &user {
-        Some(u) => println!(
-            "user      {} ({}, prefers {})",
-            u.username,
-            if u.enabled { "enabled" } else { "disabled" },
-            u.preference
-        ),
-        None => println!("user      {} (not in the directory)", route.username),
-    }
+    println!("{}", user_line(user.as_ref(), &route.username));
     println!("letter    {}", route.letter);
     println!("alias     {}", route.alias);
     let addrs: Vec<String> = route
@@ -1039,6 +1031,20 @@ fn spools(config: &SiteConfig, only: Option<&str>) -> anyhow::Result<Vec<(String
 }
 
 /// A Unix time as UTC text.
+/// The `user` line of `route` and `helpdesk explain`: the directory's entry, or that
+/// there is none.
+pub(crate) fn user_line(user: Option<&User>, username: &str) -> String {
+    match user {
+        Some(u) => format!(
+            "user      {} ({}, prefers {})",
+            u.username,
+            if u.enabled { "enabled" } else { "disabled" },
+            u.preference
+        ),
+        None => format!("user      {username} (not in the directory)"),
+    }
+}
+
 pub(crate) fn utc(secs: u64) -> String {
     chrono::DateTime::from_timestamp(secs as i64, 0).map_or_else(
         || secs.to_string(),

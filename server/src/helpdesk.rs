@@ -273,15 +273,7 @@ pub async fn explain(config: SiteConfig, path: &Path) -> anyhow::Result<Vec<Stri
         report.email, report.protocol, report.started_at
     );
     println!("helper    {}", report.summary);
-    match &user {
-        Some(u) => println!(
-            "user      {} ({}, prefers {})",
-            u.username,
-            if u.enabled { "enabled" } else { "disabled" },
-            u.preference
-        ),
-        None => println!("user      {} is not in the directory", route.username),
-    }
+    println!("{}", crate::cli::user_line(user.as_ref(), &route.username));
     let addrs: Vec<String> = route
         .server_addresses
         .iter()
