@@ -322,8 +322,8 @@ done
 declare -A RPS P50 P99 NOTE ALL
 for t in "${TARGETS[@]}"; do
     read -r name _ <<<"$t"
-    out=$(sort -n "$TMP/runs.$name" | awk '{ f[NR] = $2 } END { print f[int((NR + 1) / 2)] }')   # median run
-    ALL[$name]=$(awk '{ printf "%s%s", sep, $1; sep = ", " }' "$TMP/runs.$name")
+    out=$(median_file "$TMP/runs.$name")   # median run
+    ALL[$name]=$(round_values "$TMP/runs.$name")
     RPS[$name]=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")
     P50[$name]=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")")
     P99[$name]=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")

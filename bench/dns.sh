@@ -231,8 +231,8 @@ done
 declare -A QPS LOST LAT NOTE ALL
 for t in "${TARGETS[@]}"; do
     read -r name _ <<<"$t"
-    out=$(sort -n "$TMP/runs.$name" | awk '{ f[NR] = $2 } END { print f[int((NR + 1) / 2)] }')   # median run
-    ALL[$name]=$(awk '{ printf "%s%s", sep, $1; sep = ", " }' "$TMP/runs.$name")
+    out=$(median_file "$TMP/runs.$name")   # median run
+    ALL[$name]=$(round_values "$TMP/runs.$name")
     QPS[$name]=$(awk '/Queries per second:/ { printf "%.0f", $4 }' "$out")
     LOST[$name]=$(awk '/Queries lost:/ { gsub(/[()%]/, "", $4); print $4 }' "$out")
     LAT[$name]=$(awk '/Average Latency \(s\):/ { printf "%.3f", $4 * 1000 }' "$out")

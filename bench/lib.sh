@@ -44,6 +44,41 @@ apt_install() {  # apt_install PKG... ; retries once after 'apt-get update'
         || die "apt-get install $* failed"
 }
 
+# Rounds are recorded one per line, "VALUE FILE [MORE...]", in a runs file:
+median_line() { sort -n "$1" | awk '{ l[NR] = $0 } END { print l[int((NR + 1) / 2)] }'; }   # the median round's line
+median_file() { median_line "$1" | awk '{ print $2 }'; }                                    # the median round's FILE
+round_values() { awk '{ printf "%s%s", sep, $1; sep = ", " }' "$1"; }                      # "v1, v2, ..." in run order
+
+stat_of() {  # stat_of FILE OP KEY: a value from a load generator's 'stat op=OP ...' line
+    awk -v op="$2" -v key="$3" '$1 == "stat" && $2 == "op=" op { for (i = 3; i <= NF; i++) { split($i, kv, "="); if (kv[1] == key) print kv[2] } }' "$1"
+}
+
+# imap_gate NAME: one full IMAP session with the script's `mix`, no error allowed
+imap_gate() {
+    local name=$1 out="$TMP/gate.$1.txt" errors count
+    mix "$name" "$out" --clients 1 --sessions 1
+    errors=$(stat_of "$out" all errors)
+    count=$(stat_of "$out" all count)
+    { [ "$errors" = 0 ] && [ "$count" -ge 9 ] && ! grep -q '^loadgen:' "$out"; } \
+        || die "$name failed the one-session check (errors=$errors ops=$count): $(cat "$out")"
+    log "$name OK: one full IMAP session ($count operations) without an error"
+}
+
+# imap_round NAME ROUND OF RUNS: round ROUND (of OF) of the IMAP mix against NAME with the
+# script's own `mix NAME OUT ARGS...` (WARMUP seconds unmeasured before round 1), its
+# "ops/s file" line added to RUNS
+imap_round() {
+    local name=$1 round=$2 of=$3 runs=$4 out="$TMP/imap.$1.$2.txt"
+    if [ "$round" = 1 ] && [ "$WARMUP" != 0 ]; then
+        log "$name: IMAP warm-up ${WARMUP}s"
+        mix "$name" "$TMP/warmup.$name.txt" --clients "$CLIENTS" --duration "$WARMUP" --seed 99
+    fi
+    log "$name (IMAP round $round/$of): imap-mix --clients $CLIENTS --duration $DURATION"
+    mix "$name" "$out" --clients "$CLIENTS" --duration "$DURATION" --seed "$round"
+    echo "$(stat_of "$out" all ops_s) $out" >>"$runs"
+    log "$name: $(stat_of "$out" all ops_s) ops/s, $(stat_of "$out" all errors) errors"
+}
+
 PIDS=()            # every daemon we start, stopped in reverse order on exit
 declare -A PID_OF  # server name -> PID
 

@@ -35,8 +35,11 @@
 #      or a random window), 3 x UID FETCH n BODY.PEEK[], 2 x UID STORE n +/-FLAGS.SILENT (\Seen or
 #      \Flagged), 1 x UID SEARCH (UNSEEN | FLAGGED | SINCE date | FROM "name" | SUBJECT "word"),
 #      1 x APPEND (1-80 KB), LOGOUT; the table shows each server's median round;
-#   6. POP3: one client per pop user, all at once: USER/PASS, STAT, UIDL, RETR + DELE of every
-#      message, QUIT; checks every maildrop is empty afterwards;
+#   6. POP3: POP3_ROUNDS rounds, servers alternating, each from full maildrops that both servers
+#      have indexed (as after delivery: `mailsite mailbox reindex`, `doveadm mailbox status`) and
+#      opened once since they started (LOGIN, STAT, QUIT per user, nothing deleted): one
+#      client per pop user, all at once: USER/PASS, STAT, UIDL, RETR + DELE of every message, QUIT;
+#      checks every maildrop is empty afterwards; the table shows each server's median round;
 #   7. memory: Dovecot first: `mailsite-loadgen idle` opens DOVECOT_IDLE_CONNECTIONS connections
 #      (logged in, INBOX selected, idle users in turn), then the sum of VmRSS and of Pss
 #      (/proc/PID/smaps_rollup) of its imap processes / connections. mailsite is restarted (a fresh
@@ -49,6 +52,8 @@
 #
 # Environment knobs:
 #   DURATION=30 WARMUP=5 ROUNDS=1     IMAP mix: seconds per measured round, unmeasured warm-up, rounds
+#   POP3_ROUNDS=$ROUNDS               POP3 rounds (each from full, indexed maildrops); the median counts
+#   PARTS="imap pop3 memory"          which measurements to make (e.g. PARTS=pop3 for POP3 alone)
 #   CLIENTS=16 IMAP_USERS=4 MESSAGES=10000
 #   POP3_USERS=8 POP3_MESSAGES=1000
 #   IDLE_CONNECTIONS=10000 DOVECOT_IDLE_CONNECTIONS=300 IDLE_USERS=100 IDLE_MESSAGES=200
@@ -72,6 +77,8 @@ bench_args "$@"
 DURATION=${DURATION:-30}
 WARMUP=${WARMUP:-5}
 ROUNDS=${ROUNDS:-1}
+POP3_ROUNDS=${POP3_ROUNDS:-$ROUNDS}
+PARTS=${PARTS:-imap pop3 memory}
 CLIENTS=${CLIENTS:-16}
 IMAP_USERS=${IMAP_USERS:-4}
 MESSAGES=${MESSAGES:-10000}
@@ -119,6 +126,7 @@ mapfile -t IMAP_LIST < <(seq_users bench "$IMAP_USERS" 2)
 mapfile -t POP3_LIST < <(seq_users pop "$POP3_USERS" 2)
 mapfile -t IDLE_LIST < <(seq_users idle "$IDLE_USERS" 3)
 join_by_comma() { local IFS=,; echo "$*"; }
+want() { [[ " $PARTS " == *" $1 "* ]]; }   # want PART: is PART among the PARTS to measure?
 
 # wait_greeting NAME PID IP PORT PREFIX: poll until IP:PORT greets with PREFIX ("* OK", "+OK").
 wait_greeting() {
@@ -317,9 +325,6 @@ if [ "$PEERS_ONLY" = 0 ]; then
 fi
 
 alive() { kill -0 "${PID_OF[$1]}" 2>/dev/null || die "$1 (PID ${PID_OF[$1]}) died; see its log in $TMP"; }
-stat_of() {  # stat_of FILE OP KEY: a value from a 'stat op=OP ...' line
-    awk -v op="$2" -v key="$3" '$1 == "stat" && $2 == "op=" op { for (i = 3; i <= NF; i++) { split($i, kv, "="); if (kv[1] == key) print kv[2] } }' "$1"
-}
 
 IMAP_USERS_ARG=$(join_by_comma "${IMAP_LIST[@]}")
 mix() {  # mix NAME OUT ARGS...: one imap-mix run
@@ -330,118 +335,169 @@ mix() {  # mix NAME OUT ARGS...: one imap-mix run
     alive "$name"
 }
 
+if want imap; then
 # ---------------------------------------------------------------- 4. correctness gate
-for name in "${TARGETS[@]}"; do
-    out="$TMP/gate.$name.txt"
-    mix "$name" "$out" --clients 1 --sessions 1
-    errors=$(stat_of "$out" all errors)
-    count=$(stat_of "$out" all count)
-    { [ "$errors" = 0 ] && [ "$count" -ge 9 ] && ! grep -q '^loadgen:' "$out"; } \
-        || die "$name failed the one-session check (errors=$errors ops=$count): $(cat "$out")"
-    log "$name OK: one full IMAP session ($count operations) without an error"
-done
+    for name in "${TARGETS[@]}"; do imap_gate "$name"; done
 
 # ---------------------------------------------------------------- 5. IMAP mix
-for round in $(seq 1 "$ROUNDS"); do
-    for name in "${TARGETS[@]}"; do
-        if [ "$round" = 1 ] && [ "$WARMUP" != 0 ]; then
-            log "$name: IMAP warm-up ${WARMUP}s"
-            mix "$name" "$TMP/warmup.$name.txt" --clients "$CLIENTS" --duration "$WARMUP" --seed 99
-        fi
-        log "$name (round $round/$ROUNDS): imap-mix --clients $CLIENTS --duration $DURATION"
-        out="$TMP/imap.$name.$round.txt"
-        mix "$name" "$out" --clients "$CLIENTS" --duration "$DURATION" --seed "$round"
-        echo "$(stat_of "$out" all ops_s) $out" >>"$TMP/runs.$name"
-        log "$name: $(stat_of "$out" all ops_s) ops/s, $(stat_of "$out" all errors) errors"
+    for round in $(seq 1 "$ROUNDS"); do
+        for name in "${TARGETS[@]}"; do imap_round "$name" "$round" "$ROUNDS" "$TMP/runs.$name"; done
     done
-done
-declare -A IMAP_OUT IMAP_ALL
-for name in "${TARGETS[@]}"; do
-    IMAP_OUT[$name]=$(sort -n "$TMP/runs.$name" | awk '{ f[NR] = $2 } END { print f[int((NR + 1) / 2)] }')
-    IMAP_ALL[$name]=$(awk '{ printf "%s%s", sep, $1; sep = ", " }' "$TMP/runs.$name")
-done
+    declare -A IMAP_OUT IMAP_ALL
+    for name in "${TARGETS[@]}"; do
+        IMAP_OUT[$name]=$(median_file "$TMP/runs.$name")
+        IMAP_ALL[$name]=$(round_values "$TMP/runs.$name")
+    done
+fi
 
 # ---------------------------------------------------------------- 6. POP3
-declare -A POP3_OUT
+# Each round starts from full maildrops that both servers have indexed, as after delivery
+# (mailsite's LMTP and Dovecot's LMTP both index what they store): the pool is linked in
+# again, mailsite indexes it (`mailsite mailbox reindex`, while stopped) and Dovecot does
+# (`doveadm mailbox status`, which brings its index and uidlist up to date). Then each
+# maildrop is opened once (LOGIN, STAT, QUIT, as a client checking for mail), so that
+# neither server's first look at a maildrop since it started is what the round measures.
+declare -A POP3_OUT POP3_RUNS
 POP3_USERS_ARG=$(join_by_comma "${POP3_LIST[@]}")
-for name in "${TARGETS[@]}"; do
-    log "$name: POP3, $POP3_USERS clients each retrieving and deleting $POP3_MESSAGES messages"
-    out="$TMP/pop3.$name.txt"
-    run_client "$out" "$LOADGEN" pop3 --addr "${IP_OF[$name]}:$POP3_PORT" --users "$POP3_USERS_ARG" --label "$name" \
-        || die "pop3 against $name failed: $(tail -20 "$out")"
-    alive "$name"
-    got=$(stat_of "$out" all messages)
-    [ "$got" = $((POP3_USERS * POP3_MESSAGES)) ] || die "$name: POP3 moved $got messages, expected $((POP3_USERS * POP3_MESSAGES)): $(cat "$out")"
-    case $name in dovecot) root="$DC/mail" ;; mailsite) root="$MS/data/mail" ;; esac
-    left=$(for u in "${POP3_LIST[@]}"; do find "$root/$u/cur" "$root/$u/new" -type f; done | grep -c . || true)
-    [ "$left" = 0 ] || die "$name: $left message files are left in the POP3 maildrops after QUIT"
-    POP3_OUT[$name]=$out
-    log "$name: $(stat_of "$out" all ops_s) POP3 ops/s, $(stat_of "$out" all messages_s) messages/s, maildrops empty"
-done
+# relink_pop3 POOL ROOT ROUND: the POP3 users' cur/ full again, under names new to the servers
+# (`P<round>` in place of `P1`), as new deliveries would be named: Dovecot remembers the names
+# it expunged in the last round.
+relink_pop3() {
+    python3 - "$1" "$2" "$3" "${POP3_LIST[@]}" <<'PY' || die "relinking the POP3 maildrops failed"
+import os, sys
+pool, root, rnd, users = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+names = os.listdir(os.path.join(pool, "cur"))
+for user in users:
+    for name in names:
+        os.link(os.path.join(pool, "cur", name), os.path.join(root, user, "cur", name.replace("P1Q", "P%sQ" % rnd, 1)))
+PY
+}
+refill_pop3() {  # refill_pop3 NAME ROUND: full, indexed maildrops again
+    local name=$1 round=$2 u
+    case $name in
+        dovecot)
+            [ "$round" = 1 ] || relink_pop3 "$DC/pool/pop3" "$DC/mail" "$round"
+            chown -R mail:mail "$DC/mail"
+            for u in "${POP3_LIST[@]}"; do
+                doveadm -c "$DC/dovecot.conf" mailbox status -u "$u" messages INBOX >>"$TMP/doveadm.log" 2>&1 \
+                    || die "doveadm mailbox status -u $u failed: $(tail -3 "$TMP/doveadm.log")"
+            done
+            ;;
+        mailsite)
+            kill -TERM "${PID_OF[mailsite]}"; wait "${PID_OF[mailsite]}" 2>/dev/null || true
+            relink_pop3 "$MS/pool/pop3" "$MS/data/mail" "$round"
+            for u in "${POP3_LIST[@]}"; do
+                msite mailbox reindex "$u" >>"$TMP/reindex.log" 2>&1 || die "mailsite mailbox reindex $u failed: $(tail -3 "$TMP/reindex.log")"
+            done
+            start_mailsite
+            ;;
+    esac
+}
+check_pop3() {  # check_pop3 NAME: one LOGIN, STAT, QUIT per POP3 user, nothing deleted
+    python3 - "${IP_OF[$1]}" "$POP3_PORT" "$PASSWORD" "$POP3_MESSAGES" "${POP3_LIST[@]}" <<'PY' || die "$1: checking the POP3 maildrops failed"
+import poplib, sys
+host, port, password, want, users = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5:]
+for user in users:
+    pop = poplib.POP3(host, port, timeout=60)
+    pop.user(user)
+    pop.pass_(password)
+    count, _ = pop.stat()
+    pop.quit()
+    if count != want:
+        sys.exit("%s has %d messages, expected %d" % (user, count, want))
+PY
+}
+if want pop3; then
+    for round in $(seq 1 "$POP3_ROUNDS"); do
+        for name in "${TARGETS[@]}"; do
+            # Round 1 of mailsite finds the maildrops indexed already; Dovecot's are indexed here.
+            if [ "$round" -gt 1 ] || [ "$name" = dovecot ]; then refill_pop3 "$name" "$round"; fi
+            check_pop3 "$name"
+            log "$name (POP3 round $round/$POP3_ROUNDS): $POP3_USERS clients each retrieving and deleting $POP3_MESSAGES messages"
+            out="$TMP/pop3.$name.$round.txt"
+            run_client "$out" "$LOADGEN" pop3 --addr "${IP_OF[$name]}:$POP3_PORT" --users "$POP3_USERS_ARG" --label "$name" \
+                || die "pop3 against $name failed: $(tail -20 "$out")"
+            alive "$name"
+            got=$(stat_of "$out" all messages)
+            [ "$got" = $((POP3_USERS * POP3_MESSAGES)) ] || die "$name: POP3 moved $got messages, expected $((POP3_USERS * POP3_MESSAGES)): $(cat "$out")"
+            case $name in dovecot) root="$DC/mail" ;; mailsite) root="$MS/data/mail" ;; esac
+            left=$(for u in "${POP3_LIST[@]}"; do find "$root/$u/cur" "$root/$u/new" -type f; done | grep -c . || true)
+            [ "$left" = 0 ] || die "$name: $left message files are left in the POP3 maildrops after QUIT"
+            echo "$(stat_of "$out" all ops_s) $out" >>"$TMP/pop3runs.$name"
+            log "$name: $(stat_of "$out" all ops_s) POP3 ops/s, $(stat_of "$out" all messages_s) messages/s, maildrops empty"
+        done
+    done
+    for name in "${TARGETS[@]}"; do
+        POP3_OUT[$name]=$(median_file "$TMP/pop3runs.$name")
+        POP3_RUNS[$name]=$(round_values "$TMP/pop3runs.$name")
+    done
+fi
 
 # ---------------------------------------------------------------- 7. memory per idle selected connection
-IDLE_USERS_ARG=$(join_by_comma "${IDLE_LIST[@]}")
-IDLE_PIDS=()
-# idle NAME CONNECTIONS OUT: start an idle load generator, return when all its connections are
-# set up (it keeps holding them; stop_idle ends every one started).
-idle() {
-    local name=$1 n=$2 out=$3 pid ok failed
-    "$LOADGEN" idle --addr "${IP_OF[$name]}:$IMAP_PORT" --users "$IDLE_USERS_ARG" --label "$name" \
-        --connections "$n" --parallel "$IDLE_PARALLEL" --timeout 600 >"$out" 2>&1 &
-    pid=$!
-    IDLE_PIDS+=("$pid")
-    PIDS+=("$pid")   # so that cleanup stops it too
-    until grep -q '^ready ' "$out" 2>/dev/null; do
-        kill -0 "$pid" 2>/dev/null || die "the idle load generator against $name exited: $(tail -20 "$out")"
-        alive "$name"
-        sleep 0.5
-    done
-    ok=$(awk '/^ready / { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "connections") print kv[2] } }' "$out")
-    failed=$(awk '/^ready / { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "failed") print kv[2] } }' "$out")
-    { [ "$failed" = 0 ] && [ "$ok" = "$n" ]; } || die "$name: $failed of $n idle connections failed: $(tail -20 "$out")"
-    log "$name: $n more connections logged in with INBOX selected ($(awk '/^ready / { print $4 }' "$out"))"
-    sleep 2   # let the server settle (finished tasks, freed buffers)
-}
-stop_idle() {
-    local pid
-    for pid in "${IDLE_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+if want memory; then
+    IDLE_USERS_ARG=$(join_by_comma "${IDLE_LIST[@]}")
     IDLE_PIDS=()
-}
-declare -A MEM
-# Dovecot: the imap processes (one per connection) are the master's children named imap.
-log "dovecot: memory with $DOVECOT_IDLE_CONNECTIONS idle connections"
-idle dovecot "$DOVECOT_IDLE_CONNECTIONS" "$TMP/idle.dovecot.txt"
-mapfile -t IMAP_PIDS < <(ps --ppid "${PID_OF[dovecot]}" -o pid=,comm= | awk '$2 == "imap" { print $1 }')
-[ "${#IMAP_PIDS[@]}" -ge "$DOVECOT_IDLE_CONNECTIONS" ] || die "expected $DOVECOT_IDLE_CONNECTIONS Dovecot imap processes, found ${#IMAP_PIDS[@]}"
-rss=0 pss=0
-for p in "${IMAP_PIDS[@]}"; do rss=$((rss + $(rss_kb "$p"))); pss=$((pss + $(pss_kb "$p"))); done
-MEM[dovecot.n]=${#IMAP_PIDS[@]}
-MEM[dovecot.rss]=$(awk -v t="$rss" -v n="${#IMAP_PIDS[@]}" 'BEGIN { printf "%.1f", t / n }')
-MEM[dovecot.pss]=$(awk -v t="$pss" -v n="${#IMAP_PIDS[@]}" 'BEGIN { printf "%.1f", t / n }')
-MEM[dovecot.total]="$rss kB RSS, $pss kB PSS in ${#IMAP_PIDS[@]} imap processes"
-log "dovecot: ${MEM[dovecot.total]}"
-stop_idle
-
-if [ "$PEERS_ONLY" = 0 ]; then
-    # Two load generators of half the connections each: the RSS at half way also gives the
-    # marginal cost of a connection, apart from what the process keeps after a burst of logins.
-    half=$((IDLE_CONNECTIONS / 2))
-    log "mailsite: restarting for a fresh process, then memory with $half + $((IDLE_CONNECTIONS - half)) idle connections"
-    kill -TERM "${PID_OF[mailsite]}"; wait "${PID_OF[mailsite]}" 2>/dev/null || true
-    start_mailsite
-    sleep 2
-    pid=${PID_OF[mailsite]}
-    rss0=$(rss_kb "$pid") pss0=$(pss_kb "$pid")
-    idle mailsite "$half" "$TMP/idle.mailsite.1.txt"
-    rss_half=$(rss_kb "$pid")
-    idle mailsite "$((IDLE_CONNECTIONS - half))" "$TMP/idle.mailsite.2.txt"
-    rss1=$(rss_kb "$pid") pss1=$(pss_kb "$pid")
-    MEM[mailsite.n]=$IDLE_CONNECTIONS
-    MEM[mailsite.rss]=$(awk -v a="$rss0" -v b="$rss1" -v n="$IDLE_CONNECTIONS" 'BEGIN { printf "%.1f", (b - a) / n }')
-    MEM[mailsite.marginal]=$(awk -v a="$rss_half" -v b="$rss1" -v n="$((IDLE_CONNECTIONS - half))" 'BEGIN { printf "%.1f", (b - a) / n }')
-    MEM[mailsite.total]="VmRSS $rss0 kB fresh, $rss_half kB with $half connections, $rss1 kB with $IDLE_CONNECTIONS (PSS $pss0 -> $pss1 kB)"
-    log "mailsite: ${MEM[mailsite.total]}"
+    # idle NAME CONNECTIONS OUT: start an idle load generator, return when all its connections are
+    # set up (it keeps holding them; stop_idle ends every one started).
+    idle() {
+        local name=$1 n=$2 out=$3 pid ok failed
+        "$LOADGEN" idle --addr "${IP_OF[$name]}:$IMAP_PORT" --users "$IDLE_USERS_ARG" --label "$name" \
+            --connections "$n" --parallel "$IDLE_PARALLEL" --timeout 600 >"$out" 2>&1 &
+        pid=$!
+        IDLE_PIDS+=("$pid")
+        PIDS+=("$pid")   # so that cleanup stops it too
+        until grep -q '^ready ' "$out" 2>/dev/null; do
+            kill -0 "$pid" 2>/dev/null || die "the idle load generator against $name exited: $(tail -20 "$out")"
+            alive "$name"
+            sleep 0.5
+        done
+        ok=$(awk '/^ready / { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "connections") print kv[2] } }' "$out")
+        failed=$(awk '/^ready / { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "failed") print kv[2] } }' "$out")
+        { [ "$failed" = 0 ] && [ "$ok" = "$n" ]; } || die "$name: $failed of $n idle connections failed: $(tail -20 "$out")"
+        log "$name: $n more connections logged in with INBOX selected ($(awk '/^ready / { print $4 }' "$out"))"
+        sleep 2   # let the server settle (finished tasks, freed buffers)
+    }
+    stop_idle() {
+        local pid
+        for pid in "${IDLE_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+        IDLE_PIDS=()
+    }
+    declare -A MEM
+    # Dovecot: the imap processes (one per connection) are the master's children named imap.
+    log "dovecot: memory with $DOVECOT_IDLE_CONNECTIONS idle connections"
+    idle dovecot "$DOVECOT_IDLE_CONNECTIONS" "$TMP/idle.dovecot.txt"
+    mapfile -t IMAP_PIDS < <(ps --ppid "${PID_OF[dovecot]}" -o pid=,comm= | awk '$2 == "imap" { print $1 }')
+    [ "${#IMAP_PIDS[@]}" -ge "$DOVECOT_IDLE_CONNECTIONS" ] || die "expected $DOVECOT_IDLE_CONNECTIONS Dovecot imap processes, found ${#IMAP_PIDS[@]}"
+    rss=0 pss=0
+    for p in "${IMAP_PIDS[@]}"; do rss=$((rss + $(rss_kb "$p"))); pss=$((pss + $(pss_kb "$p"))); done
+    MEM[dovecot.n]=${#IMAP_PIDS[@]}
+    MEM[dovecot.rss]=$(awk -v t="$rss" -v n="${#IMAP_PIDS[@]}" 'BEGIN { printf "%.1f", t / n }')
+    MEM[dovecot.pss]=$(awk -v t="$pss" -v n="${#IMAP_PIDS[@]}" 'BEGIN { printf "%.1f", t / n }')
+    MEM[dovecot.total]="$rss kB RSS, $pss kB PSS in ${#IMAP_PIDS[@]} imap processes"
+    log "dovecot: ${MEM[dovecot.total]}"
     stop_idle
+
+    if [ "$PEERS_ONLY" = 0 ]; then
+        # Two load generators of half the connections each: the RSS at half way also gives the
+        # marginal cost of a connection, apart from what the process keeps after a burst of logins.
+        half=$((IDLE_CONNECTIONS / 2))
+        log "mailsite: restarting for a fresh process, then memory with $half + $((IDLE_CONNECTIONS - half)) idle connections"
+        kill -TERM "${PID_OF[mailsite]}"; wait "${PID_OF[mailsite]}" 2>/dev/null || true
+        start_mailsite
+        sleep 2
+        pid=${PID_OF[mailsite]}
+        rss0=$(rss_kb "$pid") pss0=$(pss_kb "$pid")
+        idle mailsite "$half" "$TMP/idle.mailsite.1.txt"
+        rss_half=$(rss_kb "$pid")
+        idle mailsite "$((IDLE_CONNECTIONS - half))" "$TMP/idle.mailsite.2.txt"
+        rss1=$(rss_kb "$pid") pss1=$(pss_kb "$pid")
+        MEM[mailsite.n]=$IDLE_CONNECTIONS
+        MEM[mailsite.rss]=$(awk -v a="$rss0" -v b="$rss1" -v n="$IDLE_CONNECTIONS" 'BEGIN { printf "%.1f", (b - a) / n }')
+        MEM[mailsite.marginal]=$(awk -v a="$rss_half" -v b="$rss1" -v n="$((IDLE_CONNECTIONS - half))" 'BEGIN { printf "%.1f", (b - a) / n }')
+        MEM[mailsite.total]="VmRSS $rss0 kB fresh, $rss_half kB with $half connections, $rss1 kB with $IDLE_CONNECTIONS (PSS $pss0 -> $pss1 kB)"
+        log "mailsite: ${MEM[mailsite.total]}"
+        stop_idle
+    fi
 fi
 
 # ---------------------------------------------------------------- 8. report
@@ -450,26 +506,52 @@ verdict() {  # verdict RATIO_VALUE OP TARGET -> met/missed
     awk -v r="$1" -v t="$3" -v op="$2" 'BEGIN { ok = (op == ">=" ? r >= t : r <= t); print (ok ? "**met**" : "**missed**") }'
 }
 echo
-echo "### Mailbox servers benchmark ($(date -u +%Y-%m-%dT%H:%MZ), $NCPU cores shared with the load generator; IMAP mix: $CLIENTS clients over $IMAP_USERS users with a $MESSAGES-message INBOX each, ${DURATION}s, median of $ROUNDS round(s); POP3: $POP3_USERS clients x $POP3_MESSAGES messages)"
+echo "### Mailbox servers benchmark ($(date -u +%Y-%m-%dT%H:%MZ), $NCPU cores shared with the load generator; IMAP mix: $CLIENTS clients over $IMAP_USERS users with a $MESSAGES-message INBOX each, ${DURATION}s, median of $ROUNDS round(s); POP3: $POP3_USERS clients x $POP3_MESSAGES messages, median of $POP3_ROUNDS round(s); parts: $PARTS)"
 echo
+# row LABEL DOVECOT MAILSITE [RATIO TARGET]: one row, with the mailsite column only when measured
+row() {
+    if [ "$PEERS_ONLY" = 0 ]; then echo "| $1 | $2 | $3 | ${4:-} | ${5:-} |"; else echo "| $1 | $2 |"; fi
+}
 if [ "$PEERS_ONLY" = 0 ]; then
-    d_imap=$(stat_of "${IMAP_OUT[dovecot]}" all ops_s) m_imap=$(stat_of "${IMAP_OUT[mailsite]}" all ops_s)
-    d_pop=$(stat_of "${POP3_OUT[dovecot]}" all ops_s) m_pop=$(stat_of "${POP3_OUT[mailsite]}" all ops_s)
-    d_msg=$(stat_of "${POP3_OUT[dovecot]}" all messages_s) m_msg=$(stat_of "${POP3_OUT[mailsite]}" all messages_s)
-    r_imap=$(awk -v a="$m_imap" -v b="$d_imap" 'BEGIN { print (b > 0 ? a / b : 0) }')
-    r_pop=$(awk -v a="$m_pop" -v b="$d_pop" 'BEGIN { print (b > 0 ? a / b : 0) }')
-    r_rss=$(awk -v a="${MEM[mailsite.rss]}" -v b="${MEM[dovecot.rss]}" 'BEGIN { print (b > 0 ? a / b : 0) }')
-    r_pss=$(awk -v a="${MEM[mailsite.rss]}" -v b="${MEM[dovecot.pss]}" 'BEGIN { print (b > 0 ? a / b : 0) }')
-    r_marg=$(awk -v a="${MEM[mailsite.marginal]}" -v b="${MEM[dovecot.pss]}" 'BEGIN { print (b > 0 ? a / b : 0) }')
     echo "| measure | ${LABEL[dovecot]} | ${LABEL[mailsite]} | mailsite / Dovecot | target |"
     echo "|---|---:|---:|---:|---|"
-    echo "| IMAP mix, operations/s (errors) | $d_imap ($(stat_of "${IMAP_OUT[dovecot]}" all errors)) | $m_imap ($(stat_of "${IMAP_OUT[mailsite]}" all errors)) | $(ratio "$m_imap" "$d_imap") | >= 1.0x: $(verdict "$r_imap" ">=" 1.0) |"
-    echo "| IMAP mix, complete sessions/s | $(awk -v s="$(stat_of "${IMAP_OUT[dovecot]}" all sessions)" -v d="$DURATION" 'BEGIN { printf "%.2f", s / d }') | $(awk -v s="$(stat_of "${IMAP_OUT[mailsite]}" all sessions)" -v d="$DURATION" 'BEGIN { printf "%.2f", s / d }') | | |"
-    echo "| POP3, operations/s | $d_pop | $m_pop | $(ratio "$m_pop" "$d_pop") | >= 1.0x: $(verdict "$r_pop" ">=" 1.0) |"
-    echo "| POP3, messages retrieved and deleted/s | $d_msg | $m_msg | $(ratio "$m_msg" "$d_msg") | |"
-    echo "| memory per idle selected IMAP connection, KiB (RSS) | ${MEM[dovecot.rss]} (${MEM[dovecot.n]} conns) | ${MEM[mailsite.rss]} (${MEM[mailsite.n]} conns) | $(ratio "${MEM[mailsite.rss]}" "${MEM[dovecot.rss]}") | <= 0.05x: $(verdict "$r_rss" "<=" 0.05) |"
-    echo "| same, against Dovecot's PSS (shared pages split) | ${MEM[dovecot.pss]} | ${MEM[mailsite.rss]} | $(ratio "${MEM[mailsite.rss]}" "${MEM[dovecot.pss]}") | <= 0.05x: $(verdict "$r_pss" "<=" 0.05) |"
-    echo "| marginal: mailsite's second half of the connections, against Dovecot's PSS | ${MEM[dovecot.pss]} | ${MEM[mailsite.marginal]} | $(ratio "${MEM[mailsite.marginal]}" "${MEM[dovecot.pss]}") | (<= 0.05x: $(verdict "$r_marg" "<=" 0.05)) |"
+else
+    echo "| measure | ${LABEL[dovecot]} |"
+    echo "|---|---:|"
+fi
+m() { [ "$PEERS_ONLY" = 0 ] && stat_of "$@"; }   # a mailsite figure, or nothing with --peers-only
+if want imap; then
+    d_imap=$(stat_of "${IMAP_OUT[dovecot]}" all ops_s) m_imap=$(m "${IMAP_OUT[mailsite]:-}" all ops_s || true)
+    r_imap=$(awk -v a="$m_imap" -v b="$d_imap" 'BEGIN { print (b > 0 ? a / b : 0) }')
+    row "IMAP mix, operations/s (errors)" "$d_imap ($(stat_of "${IMAP_OUT[dovecot]}" all errors))" \
+        "$m_imap ($(m "${IMAP_OUT[mailsite]:-}" all errors || true))" "$(ratio "$m_imap" "$d_imap")" ">= 1.0x: $(verdict "$r_imap" ">=" 1.0)"
+    sessions() { awk -v s="$1" -v d="$DURATION" 'BEGIN { printf "%.2f", s / d }'; }
+    row "IMAP mix, complete sessions/s" "$(sessions "$(stat_of "${IMAP_OUT[dovecot]}" all sessions)")" \
+        "$(sessions "$(m "${IMAP_OUT[mailsite]:-}" all sessions || true)")"
+fi
+if want pop3; then
+    d_pop=$(stat_of "${POP3_OUT[dovecot]}" all ops_s) m_pop=$(m "${POP3_OUT[mailsite]:-}" all ops_s || true)
+    d_msg=$(stat_of "${POP3_OUT[dovecot]}" all messages_s) m_msg=$(m "${POP3_OUT[mailsite]:-}" all messages_s || true)
+    r_pop=$(awk -v a="$m_pop" -v b="$d_pop" 'BEGIN { print (b > 0 ? a / b : 0) }')
+    row "POP3, operations/s" "$d_pop" "$m_pop" "$(ratio "$m_pop" "$d_pop")" ">= 1.0x: $(verdict "$r_pop" ">=" 1.0)"
+    row "POP3, messages retrieved and deleted/s" "$d_msg" "$m_msg" "$(ratio "$m_msg" "$d_msg")"
+fi
+if want memory; then
+    if [ "$PEERS_ONLY" = 0 ]; then
+        r_rss=$(awk -v a="${MEM[mailsite.rss]}" -v b="${MEM[dovecot.rss]}" 'BEGIN { print (b > 0 ? a / b : 0) }')
+        r_pss=$(awk -v a="${MEM[mailsite.rss]}" -v b="${MEM[dovecot.pss]}" 'BEGIN { print (b > 0 ? a / b : 0) }')
+        r_marg=$(awk -v a="${MEM[mailsite.marginal]}" -v b="${MEM[dovecot.pss]}" 'BEGIN { print (b > 0 ? a / b : 0) }')
+        row "memory per idle selected IMAP connection, KiB (RSS)" "${MEM[dovecot.rss]} (${MEM[dovecot.n]} conns)" \
+            "${MEM[mailsite.rss]} (${MEM[mailsite.n]} conns)" "$(ratio "${MEM[mailsite.rss]}" "${MEM[dovecot.rss]}")" "<= 0.05x: $(verdict "$r_rss" "<=" 0.05)"
+        row "same, against Dovecot's PSS (shared pages split)" "${MEM[dovecot.pss]}" "${MEM[mailsite.rss]}" \
+            "$(ratio "${MEM[mailsite.rss]}" "${MEM[dovecot.pss]}")" "<= 0.05x: $(verdict "$r_pss" "<=" 0.05)"
+        row "marginal: mailsite's second half of the connections, against Dovecot's PSS" "${MEM[dovecot.pss]}" \
+            "${MEM[mailsite.marginal]}" "$(ratio "${MEM[mailsite.marginal]}" "${MEM[dovecot.pss]}")" "(<= 0.05x: $(verdict "$r_marg" "<=" 0.05))"
+    else
+        row "memory per idle selected IMAP connection, KiB RSS / PSS" "${MEM[dovecot.rss]} / ${MEM[dovecot.pss]}"
+    fi
+fi
+if [ "$PEERS_ONLY" = 0 ] && want imap; then
     echo
     echo "IMAP operations (median round):"
     echo
@@ -479,8 +561,10 @@ if [ "$PEERS_ONLY" = 0 ]; then
         d=${IMAP_OUT[dovecot]} m=${IMAP_OUT[mailsite]}
         echo "| $op | $(stat_of "$d" "$op" ops_s) | $(stat_of "$m" "$op" ops_s) | $(stat_of "$d" "$op" p50_ms) / $(stat_of "$d" "$op" p99_ms) | $(stat_of "$m" "$op" p50_ms) / $(stat_of "$m" "$op" p99_ms) | $(stat_of "$m" "$op" errors) |"
     done
+fi
+if [ "$PEERS_ONLY" = 0 ] && want pop3; then
     echo
-    echo "POP3 operations:"
+    echo "POP3 operations (median round):"
     echo
     echo "| operation | Dovecot p50 / p99 ms | mailsite p50 / p99 ms |"
     echo "|---|---:|---:|"
@@ -488,14 +572,14 @@ if [ "$PEERS_ONLY" = 0 ]; then
         d=${POP3_OUT[dovecot]} m=${POP3_OUT[mailsite]}
         echo "| $op | $(stat_of "$d" "$op" p50_ms) / $(stat_of "$d" "$op" p99_ms) | $(stat_of "$m" "$op" p50_ms) / $(stat_of "$m" "$op" p99_ms) |"
     done
-    echo
-    echo "- IMAP ops/s of each round: Dovecot ${IMAP_ALL[dovecot]}; mailsite ${IMAP_ALL[mailsite]}"
-    echo "- memory: Dovecot ${MEM[dovecot.total]}; mailsite ${MEM[mailsite.total]}; idle users' INBOX: $IDLE_MESSAGES messages"
-else
-    echo "| measure | ${LABEL[dovecot]} |"
-    echo "|---|---:|"
-    echo "| IMAP mix, operations/s (errors) | $(stat_of "${IMAP_OUT[dovecot]}" all ops_s) ($(stat_of "${IMAP_OUT[dovecot]}" all errors)) |"
-    echo "| POP3, operations/s | $(stat_of "${POP3_OUT[dovecot]}" all ops_s) |"
-    echo "| POP3, messages retrieved and deleted/s | $(stat_of "${POP3_OUT[dovecot]}" all messages_s) |"
-    echo "| memory per idle selected IMAP connection, KiB RSS / PSS | ${MEM[dovecot.rss]} / ${MEM[dovecot.pss]} |"
+fi
+echo
+if want imap; then
+    echo "- IMAP ops/s of each round: Dovecot ${IMAP_ALL[dovecot]}${IMAP_ALL[mailsite]:+; mailsite ${IMAP_ALL[mailsite]}}"
+fi
+if want pop3; then
+    echo "- POP3 ops/s of each round: Dovecot ${POP3_RUNS[dovecot]}${POP3_RUNS[mailsite]:+; mailsite ${POP3_RUNS[mailsite]}}"
+fi
+if want memory; then
+    echo "- memory: Dovecot ${MEM[dovecot.total]}${MEM[mailsite.total]:+; mailsite ${MEM[mailsite.total]}}; idle users' INBOX: $IDLE_MESSAGES messages"
 fi

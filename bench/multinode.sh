@@ -350,9 +350,6 @@ for round in $(seq 1 "$SMTP_ROUNDS"); do
 done
 
 # ---------------------------------------------------------------- 4. IMAP mix
-stat_of() {  # stat_of FILE OP KEY: a value from a 'stat op=OP ...' line
-    awk -v op="$2" -v key="$3" '$1 == "stat" && $2 == "op=" op { for (i = 3; i <= NF; i++) { split($i, kv, "="); if (kv[1] == key) print kv[2] } }' "$1"
-}
 IMAP_USERS_ARG=$(join_by_comma "${IMAP_LIST[@]}")
 mix() {  # mix SITE OUT ARGS...: one imap-mix run against the site's mailbox1
     local site=$1 out=$2
@@ -361,29 +358,12 @@ mix() {  # mix SITE OUT ARGS...: one imap-mix run against the site's mailbox1
         --label "$site" "$@" || die "imap-mix against $site failed: $(tail -20 "$out")"
     alive "$site"
 }
-for site in "${SITE_LIST[@]}"; do
-    out="$TMP/gate.$site.txt"
-    mix "$site" "$out" --clients 1 --sessions 1
-    errors=$(stat_of "$out" all errors)
-    count=$(stat_of "$out" all count)
-    { [ "$errors" = 0 ] && [ "$count" -ge 9 ] && ! grep -q '^loadgen:' "$out"; } \
-        || die "$site failed the one-session check (errors=$errors ops=$count): $(cat "$out")"
-done
+for site in "${SITE_LIST[@]}"; do imap_gate "$site"; done
 for round in $(seq 1 "$IMAP_ROUNDS"); do
-    for site in $(in_turn "$round"); do
-        if [ "$round" = 1 ] && [ "$WARMUP" != 0 ]; then
-            mix "$site" "$TMP/warmup.$site.txt" --clients "$CLIENTS" --duration "$WARMUP" --seed 99
-        fi
-        log "$site (IMAP round $round/$IMAP_ROUNDS): imap-mix --clients $CLIENTS --duration $DURATION"
-        out="$TMP/imap.$site.$round.txt"
-        mix "$site" "$out" --clients "$CLIENTS" --duration "$DURATION" --seed "$round"
-        echo "$(stat_of "$out" all ops_s) $out" >>"$TMP/imap.$site"
-        log "$site: $(stat_of "$out" all ops_s) ops/s, $(stat_of "$out" all errors) errors"
-    done
+    for site in $(in_turn "$round"); do imap_round "$site" "$round" "$IMAP_ROUNDS" "$TMP/imap.$site"; done
 done
 
 # ---------------------------------------------------------------- 5. report
-median_line() { sort -n "$1" | awk '{ l[NR] = $0 } END { print l[int((NR + 1) / 2)] }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { r = (b > 0 ? a / b : 0); printf "%.2fx", r }'; }
 declare -A SMTP_MED SMTP_SECS IMAP_MED IMAP_FILE
 for site in "${SITE_LIST[@]}"; do
@@ -436,7 +416,7 @@ for op in login select fetch-flags fetch-envelopes fetch-body store search appen
 done
 echo
 for site in "${SITE_LIST[@]}"; do
-    echo "- ${LABEL[$site]}: SMTP messages/s of each round $(awk '{ printf "%s%s", sep, $1; sep = ", " }' "$TMP/smtp.$site"); IMAP ops/s of each round $(awk '{ printf "%s%s", sep, $1; sep = ", " }' "$TMP/imap.$site")"
+    echo "- ${LABEL[$site]}: SMTP messages/s of each round $(round_values "$TMP/smtp.$site"); IMAP ops/s of each round $(round_values "$TMP/imap.$site")"
 done
 total_lost=0
 for site in "${SITE_LIST[@]}"; do total_lost=$((total_lost + ${LOST[$site]:-0})); done

@@ -395,7 +395,7 @@ done
 
 # ---------------------------------------------------------------- 5. report
 median() {  # median NAME: the median round's "rate seconds accept_seconds"
-    sort -n "$TMP/runs.$1" | awk '{ l[NR] = $0 } END { print l[int((NR + 1) / 2)] }'
+    median_line "$TMP/runs.$1"
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { r = (b > 0 ? a / b : 0); printf (r >= 0.1 ? "%.2fx" : "%.3fx"), r }'; }
 verdict() { awk -v r="$1" -v t="$2" 'BEGIN { print (r >= t ? "**met**" : "**missed**") }'; }

@@ -341,7 +341,10 @@ fn seeded_flags(seed: u64, n: u64) -> &'static str {
 
 /// Writes `count` messages as a Maildir folder in `dir` (`cur/`, `new/`, `tmp/`), named
 /// like mailsite names its files (`<secs>.M<n>P1Q<n>.bench,S=<size>,U=<uid>:2,<flags>`)
-/// with UIDs 1..=count in name order, and file times set to each message's date.
+/// with UIDs 1..=count in name order, and file times set to each message's date. The
+/// names also carry `W=<size>`, the size with CRLF line ends (the messages have them),
+/// as Dovecot's own deliveries name their files: Dovecot then knows a message's size
+/// for POP3 and RFC822.SIZE without reading it, as it would on a real site.
 /// Returns the total size in bytes.
 pub fn seed(dir: &Path, count: u64, seed: u64, to: &str) -> io::Result<u64> {
     for sub in ["cur", "new", "tmp"] {
@@ -353,7 +356,7 @@ pub fn seed(dir: &Path, count: u64, seed: u64, to: &str) -> io::Result<u64> {
         let bytes = message(seed, uid, to, date);
         let size = bytes.len();
         let name = format!(
-            "{}.M{uid}P1Q{uid}.bench,S={size},U={uid}:2,{}",
+            "{}.M{uid}P1Q{uid}.bench,S={size},W={size},U={uid}:2,{}",
             date,
             seeded_flags(seed, uid)
         );

@@ -129,14 +129,51 @@ impl Maildir {
     /// first (one `stat`), else a scan of the folder (the file was renamed by another
     /// Maildir program, or a crash came between the index and the rename).
     pub fn locate(&self, base_name: &str, flags: &[String]) -> io::Result<Option<PathBuf>> {
-        let expected = self
-            .path
-            .join("cur")
-            .join(format!("{base_name}{}", suffix(flags)));
+        let expected = self.expected(base_name, flags);
         if expected.is_file() {
             return Ok(Some(expected));
         }
         self.find(base_name)
+    }
+
+    /// Where a message with these flags is, if nobody renamed it behind the index.
+    fn expected(&self, base_name: &str, flags: &[String]) -> PathBuf {
+        self.path
+            .join("cur")
+            .join(format!("{base_name}{}", suffix(flags)))
+    }
+
+    /// The bytes of a message, `None` if it is gone. Opened where its flags put it
+    /// (one system call, not a stat first), else looked for.
+    pub fn read(&self, base_name: &str, flags: &[String]) -> io::Result<Option<Vec<u8>>> {
+        let expected = self.expected(base_name, flags);
+        match fs::read(expected) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            read => return read.map(Some),
+        }
+        match self.find(base_name)? {
+            Some(path) => match fs::read(path) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                read => read.map(Some),
+            },
+            None => Ok(None),
+        }
+    }
+
+    /// Unlinks a message wherever it is; nothing if it is gone.
+    pub fn remove(&self, base_name: &str, flags: &[String]) -> io::Result<()> {
+        let expected = self.expected(base_name, flags);
+        match fs::remove_file(expected) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            done => return done,
+        }
+        match self.find(base_name)? {
+            Some(path) => match fs::remove_file(path) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                done => done,
+            },
+            None => Ok(()),
+        }
     }
 
     /// The current path of the message whose base name is `base` (in `cur/` or `new/`).
@@ -236,5 +273,37 @@ mod tests {
         assert_eq!(base(&full), name);
         assert_eq!(flags_of(&full), ["\\Answered", "\\Seen"]);
         assert_eq!(uid_of("1700000000.M1P2.host"), None);
+    }
+
+    #[test]
+    fn read_and_remove_find_a_file_whose_flags_changed_behind_the_index() {
+        let dir = Maildir::new(
+            std::env::temp_dir().join(format!("mailsite-maildir-{}", rand::random::<u64>())),
+        );
+        dir.create().unwrap();
+        let seen = vec!["\\Seen".to_string()];
+        let name = unique_name(5, 7);
+        // Where the index expects it.
+        fs::write(dir.path.join("cur").join(format!("{name}:2,S")), b"hello").unwrap();
+        assert_eq!(
+            dir.read(&name, &seen).unwrap().as_deref(),
+            Some(&b"hello"[..])
+        );
+        // Another program renamed it (\Flagged added): found all the same.
+        fs::rename(
+            dir.path.join("cur").join(format!("{name}:2,S")),
+            dir.path.join("cur").join(format!("{name}:2,FS")),
+        )
+        .unwrap();
+        assert_eq!(
+            dir.read(&name, &seen).unwrap().as_deref(),
+            Some(&b"hello"[..])
+        );
+        dir.remove(&name, &seen).unwrap();
+        assert_eq!(dir.list("cur").unwrap(), Vec::<String>::new());
+        // Gone: nothing to read, and removing again is no error.
+        assert_eq!(dir.read(&name, &seen).unwrap(), None);
+        dir.remove(&name, &seen).unwrap();
+        fs::remove_dir_all(&dir.path).unwrap();
     }
 }
