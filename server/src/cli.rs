@@ -206,8 +206,10 @@ pub enum ServerCommand {
     /// A new mailbox server serves no letter until letters are moved to it: add
     /// --rebalance to move an even share of them now.
     Add {
+        /// The new server's name, as in its node's config (e.g. mailbox3): DNS answers
+        /// for NAME.<domain>.
         name: String,
-        /// Its IP addresses.
+        /// Its IP addresses (IMAP, POP3 and LMTP, or SMTP for a sorter, listen there).
         #[arg(required = true)]
         addresses: Vec<std::net::IpAddr>,
         /// Add a sorter instead of a mailbox server.
