@@ -273,7 +273,7 @@ impl Harness {
         let _ = std::fs::remove_dir_all(&self.root);
         if pristine.is_dir() {
             sqlx::raw_sql(
-                "DELETE FROM messages; DELETE FROM mailboxes; DELETE FROM expunges; \
+                "DELETE FROM messages; DELETE FROM mailboxes; DELETE FROM expunges; DELETE FROM expunge_batches; \
                  INSERT INTO mailboxes SELECT * FROM pristine_mailboxes; \
                  INSERT INTO messages SELECT * FROM pristine_messages;",
             )
