@@ -2220,7 +2220,7 @@ mod tests {
                 .unwrap()
                 .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
                 .collect();
-            names.sort();
+            names.sort_by_key(|f| maildir::uid_of(f));
             names
         };
         let before = files();
