@@ -143,37 +143,36 @@ impl Maildir {
             .join(format!("{base_name}{}", suffix(flags)))
     }
 
-    /// The bytes of a message, `None` if it is gone. Opened where its flags put it
-    /// (one system call, not a stat first), else looked for.
-    pub fn read(&self, base_name: &str, flags: &[String]) -> io::Result<Option<Vec<u8>>> {
-        let expected = self.expected(base_name, flags);
-        match fs::read(expected) {
+    /// `op` on a message's file where its flags put it (one system call, not a stat
+    /// first), else where it is found; `None` if it is gone.
+    fn at<T>(
+        &self,
+        base_name: &str,
+        flags: &[String],
+        op: impl Fn(&Path) -> io::Result<T>,
+    ) -> io::Result<Option<T>> {
+        match op(&self.expected(base_name, flags)) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            read => return read.map(Some),
+            done => return done.map(Some),
         }
         match self.find(base_name)? {
-            Some(path) => match fs::read(path) {
+            Some(path) => match op(&path) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-                read => read.map(Some),
+                done => done.map(Some),
             },
             None => Ok(None),
         }
     }
 
+    /// The bytes of a message, `None` if it is gone.
+    pub fn read(&self, base_name: &str, flags: &[String]) -> io::Result<Option<Vec<u8>>> {
+        self.at(base_name, flags, |path| fs::read(path))
+    }
+
     /// Unlinks a message wherever it is; nothing if it is gone.
     pub fn remove(&self, base_name: &str, flags: &[String]) -> io::Result<()> {
-        let expected = self.expected(base_name, flags);
-        match fs::remove_file(expected) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            done => return done,
-        }
-        match self.find(base_name)? {
-            Some(path) => match fs::remove_file(path) {
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-                done => done,
-            },
-            None => Ok(()),
-        }
+        self.at(base_name, flags, |path| fs::remove_file(path))
+            .map(|_| ())
     }
 
     /// The current path of the message whose base name is `base` (in `cur/` or `new/`).

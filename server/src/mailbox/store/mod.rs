@@ -303,7 +303,9 @@ pub struct Store {
 /// under contention the lock sat free while its waiters slept, and the last of 8 POP3
 /// QUITs arriving together waited 100 ms for 7 transactions of 5 ms. This process's
 /// writers queue here instead, and each starts the moment the one before it ends.
-/// (Other processes on the same file, such as the CLI, still meet the busy handler.)
+/// Only the store's write transactions queue: its single-statement writes (the UID
+/// reservation of each APPEND and delivery among them), the directory's writes, and
+/// other processes on the same file such as the CLI still meet the busy handler.
 static SQLITE_WRITERS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A write transaction, holding this process's turn to write on SQLite until it
@@ -925,12 +927,13 @@ impl Store {
         let file: String = row.try_get(0)?;
         let flags = split_flags(&row.try_get::<String, _>(1)?);
         let dir = self.maildir(username, &name)?;
-        blocking(move || match dir.locate(&file, &flags)? {
-            Some(path) => std::fs::read(path),
-            None => Err(std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!("message file {file} is missing"),
-            )),
+        blocking(move || {
+            dir.read(&file, &flags)?.ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("message file {file} is missing"),
+                )
+            })
         })
         .await
     }
@@ -1465,7 +1468,7 @@ impl Store {
         }
         // Finish expunges a crash interrupted before anything else.
         let pending = self.pending_expunges(username, &name).await?;
-        if !pending.files.is_empty() || !pending.batches.is_empty() {
+        if !pending.files.is_empty() {
             self.unlink_expunged(username, &name, pending).await?;
         }
         let known: HashSet<String> = self
