@@ -4,7 +4,6 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -13,7 +12,12 @@ use mailsite_shared::config::{BUCKETS, DEFAULT_SITE_TOML, bucket_name};
 use mailsite_shared::route::{alias_label, parse_bucket};
 use mailsite_shared::{ServerState, SiteConfig, SiteMap};
 
-use crate::directory::{Directory, DirectoryError, User};
+use crate::admin::letters::{LetterChange, Progress, Storage};
+use crate::admin::queue::Queued;
+use crate::admin::servers::{Kind, NewServer};
+use crate::admin::users::{NewUser, UserView, check_password};
+use crate::admin::{Admin, utc};
+use crate::helpdesk::user_line;
 
 const ABOUT: &str = "An institution's whole mail site: the autoconfig service mail clients set \
 themselves up from, the alias DNS behind mail<letter>.<domain> and outbox.<domain>, and the \
@@ -306,17 +310,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => crate::serve::serve(config, cli.config.is_none()).await,
         Command::CheckConfig { .. } => check_config(&cli, &config),
-        Command::User(cmd) => user(&config, cmd).await,
-        Command::Route { email, json } => route(config, &email, json).await,
-        Command::Letter(cmd) => letter(config, cmd).await,
-        Command::Server(cmd) => server(config, cmd).await,
-        Command::Zone(ZoneCommand::Export { domain, out }) => {
-            zone_export(config, domain, out).await
-        }
-        Command::Mailbox(cmd) => mailbox(config, cmd).await,
-        Command::Queue(cmd) => queue(&config, cmd),
         Command::Helpdesk(HelpdeskCommand::Explain { report }) => {
             crate::helpdesk::explain(config, &report).await.map(|_| ())
+        }
+        command => {
+            let admin = Admin::open(config).await?;
+            match command {
+                Command::User(cmd) => user(&admin, cmd).await,
+                Command::Route { email, json } => route(&admin, &email, json).await,
+                Command::Letter(cmd) => letter(&admin, cmd).await,
+                Command::Server(cmd) => server(&admin, cmd).await,
+                Command::Zone(ZoneCommand::Export { domain, out }) => {
+                    zone_export(&admin, domain, out).await
+                }
+                Command::Mailbox(cmd) => mailbox(&admin, cmd).await,
+                Command::Queue(cmd) => queue(&admin, cmd),
+                Command::Serve | Command::CheckConfig { .. } | Command::Helpdesk(_) => {
+                    unreachable!("handled above")
+                }
+            }
         }
     }
 }
@@ -375,30 +387,12 @@ fn read_new_password() -> anyhow::Result<String> {
         std::io::stdin().lock().read_line(&mut line)?;
         line.trim_end_matches(['\r', '\n']).to_string()
     };
-    if password.chars().count() < 8 {
-        bail!("the password is too short: use at least 8 characters");
-    }
+    check_password(&password)?;
     Ok(password)
 }
 
-fn user_json(user: &User, map: &SiteMap) -> serde_json::Value {
-    let route = map.route_user(&user.username, &map.config.domain);
-    serde_json::json!({
-        "username": user.username,
-        "display_name": user.display_name,
-        "preference": user.preference.as_str(),
-        "enabled": user.enabled,
-        "operator": user.operator,
-        "created_at": user.created_at,
-        "letter": route.letter,
-        "alias": route.alias,
-        "server": route.server,
-    })
-}
-
-async fn user(config: &SiteConfig, cmd: UserCommand) -> anyhow::Result<()> {
-    let dir = Directory::open(config).await?;
-    let map = || async { dir.site_map(Arc::new(config.clone())).await };
+async fn user(admin: &Admin, cmd: UserCommand) -> anyhow::Result<()> {
+    let domain = &admin.config().domain;
     match cmd {
         UserCommand::Add {
             username,
@@ -406,59 +400,57 @@ async fn user(config: &SiteConfig, cmd: UserCommand) -> anyhow::Result<()> {
             prefer,
             operator,
         } => {
-            let username = username.to_lowercase();
-            if !mailsite_shared::route::valid_username(&username) {
-                return Err(DirectoryError::BadUsername(username).into());
-            }
-            if dir.user(&username).await.is_ok() {
-                return Err(DirectoryError::UserExists(username).into());
-            }
+            // A taken or badly formed name is refused before the password is asked for.
+            let username = admin.check_new_username(&username).await?;
             let password = read_new_password()?;
-            dir.add_user(&username, &password, &name, prefer).await?;
-            if operator {
-                dir.set_operator(&username, true).await?;
-            }
-            let route = map().await?.route_user(&username, &config.domain);
+            let view = admin
+                .add_user(NewUser {
+                    username: &username,
+                    password: &password,
+                    display_name: &name,
+                    preference: prefer,
+                    operator,
+                })
+                .await?;
+            let route = &view.route;
             println!(
                 "added {}@{}: letter {}, served by {} as {}, prefers {}",
-                username, config.domain, route.letter, route.server, route.alias, prefer
+                username, domain, route.letter, route.server, route.alias, prefer
             );
         }
         UserCommand::Remove { username } => {
-            dir.remove_user(&username).await?;
+            admin.remove_user(&username).await?;
             println!("removed {username} (their stored mail is kept)");
         }
         UserCommand::Passwd { username } => {
-            dir.user(&username).await?;
+            admin.user(&username).await?;
             let password = read_new_password()?;
-            dir.set_password(&username, &password).await?;
+            admin.set_password(&username, &password).await?;
             println!("password of {username} changed");
         }
         UserCommand::Prefer { username, protocol } => {
-            dir.set_preference(&username, protocol).await?;
+            admin.set_preference(&username, protocol).await?;
             println!("{username} now prefers {protocol}; autoconfig lists it first");
         }
         UserCommand::Disable { username } => {
-            dir.set_enabled(&username, false).await?;
+            admin.set_enabled(&username, false).await?;
             println!("{username} is disabled");
         }
         UserCommand::Enable { username } => {
-            dir.set_enabled(&username, true).await?;
+            admin.set_enabled(&username, true).await?;
             println!("{username} is enabled");
         }
         UserCommand::List { json } => {
-            let users = dir.users().await?;
-            let map = map().await?;
+            let users = admin.users().await?;
             if json {
-                let list: Vec<_> = users.iter().map(|u| user_json(u, &map)).collect();
+                let list: Vec<_> = users.iter().map(UserView::to_json).collect();
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
                 println!(
                     "{:<24} {:<6} {:<6} {:<10} {:<8} NAME",
                     "USERNAME", "LETTER", "PREFER", "SERVER", "STATE"
                 );
-                for u in &users {
-                    let route = map.route_user(&u.username, &config.domain);
+                for UserView { user: u, route } in &users {
                     let state = if u.enabled { "enabled" } else { "disabled" };
                     println!(
                         "{:<24} {:<6} {:<6} {:<10} {:<8} {}",
@@ -469,9 +461,7 @@ async fn user(config: &SiteConfig, cmd: UserCommand) -> anyhow::Result<()> {
             }
         }
         UserCommand::Show { username, json } => {
-            let u = dir.user(&username).await?;
-            let map = map().await?;
-            let value = user_json(&u, &map);
+            let value = admin.user(&username).await?.to_json();
             if json {
                 println!("{}", serde_json::to_string_pretty(&value)?);
             } else if let Some(object) = value.as_object() {
@@ -493,13 +483,12 @@ fn security_name(s: Security) -> &'static str {
     }
 }
 
-async fn route(config: SiteConfig, email: &str, json: bool) -> anyhow::Result<()> {
-    let dir = Directory::open(&config).await?;
-    let map = dir.site_map(Arc::new(config)).await?;
+async fn route(admin: &Admin, email: &str, json: bool) -> anyhow::Result<()> {
+    let map = admin.site_map().await?;
     let route = map
         .route(email)
         .map_err(|e| anyhow::anyhow!("{email:?}: {e}"))?;
-    let user = dir.user(&route.username).await.ok();
+    let user = admin.directory().user(&route.username).await.ok();
     let preference = user.as_ref().map(|u| u.preference).unwrap_or_default();
     let settings = ClientConfig::for_route(&map.config, &route, preference);
     let outbox: Vec<String> = map
@@ -592,32 +581,73 @@ fn print_letters(map: &SiteMap) {
     }
 }
 
-/// Prints which letters changed server between two maps.
-fn print_moves(before: &SiteMap, after: &SiteMap) {
-    let mut moved = 0;
-    for b in 0..BUCKETS {
-        let (from, to) = (&before.owner(b).name, &after.owner(b).name);
-        if from != to {
-            println!(
-                "  {} ({}.{}): {from} -> {to}",
-                bucket_name(b),
-                alias_label(b),
-                after.config.domain
-            );
-            moved += 1;
-        }
+/// Prints which letters changed server.
+fn print_changes(changes: &[LetterChange]) {
+    for c in changes {
+        println!("  {} ({}): {} -> {}", c.letter, c.alias, c.from, c.to);
     }
-    if moved == 0 {
+    if changes.is_empty() {
         println!("  no letter changed server");
     }
 }
 
-async fn letter(config: SiteConfig, cmd: LetterCommand) -> anyhow::Result<()> {
-    let config = Arc::new(config);
-    let dir = Directory::open(&config).await?;
+/// Prints a move's progress as it goes (letter moves with --migrate, rebalances).
+fn print_progress(event: Progress<'_>) {
+    match event {
+        Progress::Copying {
+            letter,
+            users,
+            from,
+            from_root,
+            to,
+            to_root,
+        } => println!(
+            "letter {letter}: copying {users} user(s)' mail from {from} ({}) to {to} ({}) while {from} serves them",
+            from_root.display(),
+            to_root.display()
+        ),
+        Progress::UserCopied {
+            index,
+            total,
+            user,
+            copied,
+            so_far,
+        } => println!(
+            "  {}/{total} {user}: {} message(s) in {} mailbox(es) ({so_far} in all)",
+            index + 1,
+            copied.messages,
+            copied.mailboxes,
+        ),
+        Progress::Mirrored(copied) => println!(
+            "  copied {} message(s), {} bytes; removed {} stale file(s) or folder(s) from the new server",
+            copied.messages, copied.bytes, copied.removed
+        ),
+        Progress::Flipped { letter, from, to } => {
+            println!("letter {letter} now belongs to {to}; copying what {from} received meanwhile")
+        }
+        Progress::CaughtUp { copied, elapsed } => println!(
+            "  copied {} more message(s); done in {:.1} s",
+            copied.messages,
+            elapsed.as_secs_f64()
+        ),
+        Progress::Moved(c) => println!("letter {}: {} -> {} ({})", c.letter, c.from, c.to, c.alias),
+    }
+}
+
+async fn rebalance(admin: &Admin, migrate: bool) -> anyhow::Result<()> {
+    let done = admin.rebalance(migrate, &print_progress).await?;
+    if done.moves.is_empty() {
+        println!("every mailbox server that is up already has an even share of the letters");
+    } else {
+        print_letters(&done.after);
+    }
+    Ok(())
+}
+
+async fn letter(admin: &Admin, cmd: LetterCommand) -> anyhow::Result<()> {
     match cmd {
-        LetterCommand::List => print_letters(&dir.site_map(config).await?),
-        LetterCommand::Rebalance { migrate } => rebalance(&config, &dir, migrate).await?,
+        LetterCommand::List => print_letters(&admin.site_map().await?),
+        LetterCommand::Rebalance { migrate } => rebalance(admin, migrate).await?,
         LetterCommand::Move {
             letter,
             server,
@@ -626,45 +656,28 @@ async fn letter(config: SiteConfig, cmd: LetterCommand) -> anyhow::Result<()> {
             let bucket = parse_bucket(&letter).with_context(|| {
                 format!("{letter:?} is not a letter: use a-z, or other for digits and the rest")
             })?;
-            let server = server.to_ascii_lowercase();
-            let before = dir.site_map(config.clone()).await?;
-            let effective = before.config.clone();
-            if effective.mailbox_index(&server).is_none() {
-                return Err(DirectoryError::NoServer(server).into());
-            }
-            let from = before.owner(bucket).name.clone();
-            let (from_root, to_root) = (effective.mail_root(&from), effective.mail_root(&server));
-            if from_root != to_root && !migrate {
-                bail!(
-                    "{server} keeps mail in {} and {from} in {}: add --migrate to copy letter {}'s mail there around the move",
-                    to_root.display(),
-                    from_root.display(),
-                    bucket_name(bucket)
-                );
-            }
-            if from_root != to_root {
-                migrate_letter(&effective, &dir, bucket, &from, &server).await?;
-            } else {
-                if migrate {
-                    println!(
-                        "{from} and {server} share the storage {}: nothing to copy",
-                        to_root.display()
-                    );
-                }
-                dir.move_letter(&config, bucket, &server).await?;
-            }
-            let after = dir.site_map(config.clone()).await?;
-            println!(
-                "letter {} now belongs to {server}; running nodes follow within a second",
-                bucket_name(bucket)
-            );
-            print_moves(&before, &after);
-            if after.owner(bucket).name != server {
+            let done = admin
+                .move_letter(bucket, &server, migrate, &print_progress)
+                .await?;
+            if let (Storage::Shared(root), true) = (&done.storage, migrate) {
                 println!(
-                    "  note: {server} is {}, so {} is served by {} until it is up",
-                    after.mailbox_state(&server).unwrap_or_default(),
+                    "{} and {} share the storage {}: nothing to copy",
+                    done.from,
+                    done.server,
+                    root.display()
+                );
+            }
+            println!(
+                "letter {} now belongs to {}; running nodes follow within a second",
+                done.letter, done.server
+            );
+            print_changes(&done.changes());
+            if let Some(state) = done.waiting_for() {
+                println!(
+                    "  note: {} is {state}, so {} is served by {} until it is up",
+                    done.server,
                     alias_label(bucket),
-                    after.owner(bucket).name
+                    done.after.owner(bucket).name
                 );
             }
         }
@@ -672,162 +685,8 @@ async fn letter(config: SiteConfig, cmd: LetterCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Moves letters from the mailbox servers that are home to the most letters to those
-/// home to the fewest, among the servers that are up, until shares differ by one at most.
-pub fn rebalance_plan(map: &SiteMap) -> Vec<(usize, String)> {
-    let up: Vec<String> = map
-        .config
-        .mailboxes
-        .iter()
-        .filter(|s| map.mailbox_state(&s.name) == Some(ServerState::Up))
-        .map(|s| s.name.clone())
-        .collect();
-    if up.len() < 2 {
-        return Vec::new();
-    }
-    let mut homes: Vec<String> = (0..BUCKETS).map(|b| map.home(b).name.clone()).collect();
-    let mut moves = Vec::new();
-    loop {
-        let count = |name: &String| homes.iter().filter(|h| *h == name).count();
-        let most = up
-            .iter()
-            .max_by_key(|n| (count(n), std::cmp::Reverse(*n)))
-            .cloned();
-        let fewest = up.iter().min_by_key(|n| (count(n), *n)).cloned();
-        let (Some(most), Some(fewest)) = (most, fewest) else {
-            break;
-        };
-        // Letters whose home is down or in maintenance count for no one: they go first.
-        let stranded = (0..BUCKETS).rev().find(|&b| !up.contains(&homes[b]));
-        let from = match stranded {
-            Some(b) => Some(b),
-            None if count(&most) > count(&fewest) + 1 => {
-                (0..BUCKETS).rev().find(|&b| homes[b] == most)
-            }
-            None => None,
-        };
-        let Some(bucket) = from else {
-            break;
-        };
-        homes[bucket] = fewest.clone();
-        moves.push((bucket, fewest));
-    }
-    moves
-}
-
-/// `letter rebalance` (and `server add --rebalance`): makes the moves of
-/// [`rebalance_plan`], each with its mail copied when storage differs and `migrate`.
-async fn rebalance(config: &Arc<SiteConfig>, dir: &Directory, migrate: bool) -> anyhow::Result<()> {
-    let map = dir.site_map(config.clone()).await?;
-    let plan = rebalance_plan(&map);
-    if plan.is_empty() {
-        println!("every mailbox server that is up already has an even share of the letters");
-        return Ok(());
-    }
-    let effective = map.config.clone();
-    for (bucket, to) in plan {
-        let from = map.home(bucket).name.clone();
-        let moving = effective.mail_root(&from) != effective.mail_root(&to);
-        if moving && !migrate {
-            bail!(
-                "{to} keeps mail in {} and {from} in {}: add --migrate to copy the moved letters' mail",
-                effective.mail_root(&to).display(),
-                effective.mail_root(&from).display()
-            );
-        }
-        if moving {
-            migrate_letter(&effective, dir, bucket, &from, &to).await?;
-        } else {
-            dir.move_letter(&effective, bucket, &to).await?;
-        }
-        println!(
-            "letter {}: {from} -> {to} ({})",
-            bucket_name(bucket),
-            alias_label(bucket)
-        );
-    }
-    print_letters(&dir.site_map(config.clone()).await?);
-    Ok(())
-}
-
-/// `letter move --migrate`: a mirror pass while `from` still serves the letter, the
-/// move, then catch-up passes until one finds nothing new after the running nodes had
-/// time to follow the move (what `from` delivered just before it stopped).
-async fn migrate_letter(
-    config: &Arc<SiteConfig>,
-    dir: &Directory,
-    bucket: usize,
-    from: &str,
-    to: &str,
-) -> anyhow::Result<()> {
-    use crate::mailbox::store::Store;
-    use crate::mailbox::store::migrate::{Copied, Pass, users_of_bucket};
-    let started = std::time::Instant::now();
-    let source = Store::new(config.mail_root(from), dir.pool().clone());
-    let target = Store::new(config.mail_root(to), dir.pool().clone());
-    let users = users_of_bucket(dir.users().await?.into_iter().map(|u| u.username), bucket);
-    let letter = bucket_name(bucket);
-    println!(
-        "letter {letter}: copying {} user(s)' mail from {from} ({}) to {to} ({}) while {from} serves them",
-        users.len(),
-        source.root().display(),
-        target.root().display()
-    );
-    let pass = |pass: Pass| {
-        let (source, target, users) = (&source, &target, &users);
-        async move {
-            let mut total = Copied::default();
-            for (i, user) in users.iter().enumerate() {
-                let copied = source
-                    .copy_user_to(target, user, pass)
-                    .await
-                    .with_context(|| format!("cannot copy {user}'s mail to {to}"))?;
-                total += copied;
-                if pass == Pass::Mirror && (copied.messages > 0 || i + 1 == users.len()) {
-                    println!(
-                        "  {}/{} {user}: {} message(s) in {} mailbox(es) ({} in all)",
-                        i + 1,
-                        users.len(),
-                        copied.messages,
-                        copied.mailboxes,
-                        total.messages
-                    );
-                }
-            }
-            anyhow::Ok(total)
-        }
-    };
-    let first = pass(Pass::Mirror).await?;
-    println!(
-        "  copied {} message(s), {} bytes; removed {} stale file(s) or folder(s) from {to}",
-        first.messages, first.bytes, first.removed
-    );
-    dir.move_letter(config, bucket, to).await?;
-    let flipped = std::time::Instant::now();
-    println!("letter {letter} now belongs to {to}; copying what {from} received meanwhile");
-    // The nodes look at the directory every 200 ms; a delivery or APPEND that passed
-    // its ownership check on `from` just before may take a moment more to finish.
-    let settle = crate::state::POLL_INTERVAL * 10;
-    let mut after = Copied::default();
-    for _ in 0..60 {
-        tokio::time::sleep(crate::state::POLL_INTERVAL).await;
-        let copied = pass(Pass::CatchUp).await?;
-        after += copied;
-        if copied.messages == 0 && flipped.elapsed() >= settle {
-            break;
-        }
-    }
-    println!(
-        "  copied {} more message(s); done in {:.1} s",
-        after.messages,
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
-}
-
-async fn server(config: SiteConfig, cmd: ServerCommand) -> anyhow::Result<()> {
-    let config = Arc::new(config);
-    let dir = Directory::open(&config).await?;
+async fn server(admin: &Admin, cmd: ServerCommand) -> anyhow::Result<()> {
+    let domain = &admin.config().domain;
     let (name, state) = match cmd {
         ServerCommand::Add {
             name,
@@ -837,25 +696,23 @@ async fn server(config: SiteConfig, cmd: ServerCommand) -> anyhow::Result<()> {
             rebalance: even,
             migrate,
         } => {
+            let kind = if sorter { Kind::Sorter } else { Kind::Mailbox };
             let name = name.to_ascii_lowercase();
-            if sorter && storage.is_some() {
-                bail!("only mailbox servers store mail: leave --storage out for a sorter");
-            }
-            let server = mailsite_shared::config::Server {
+            let list: Vec<String> = addresses.iter().map(|a| a.to_string()).collect();
+            let new = NewServer {
                 name: name.clone(),
                 addresses,
+                kind,
                 storage,
             };
-            dir.add_server(&config, !sorter, &server).await?;
-            let list: Vec<String> = server.addresses.iter().map(|a| a.to_string()).collect();
+            admin.add_server(new).await?;
             println!(
-                "added {} {name} ({}): {name}.{} resolves to it, and every node checks it, within a second",
+                "added {} {name} ({}): {name}.{domain} resolves to it, and every node checks it, within a second",
                 if sorter { "sorter" } else { "mailbox server" },
                 list.join(", "),
-                config.domain
             );
             if !sorter && even {
-                rebalance(&config, &dir, migrate).await?;
+                rebalance(admin, migrate).await?;
             } else if !sorter {
                 println!(
                     "it serves no letter yet: `mailsite letter move L {name}` or `mailsite letter rebalance`"
@@ -864,28 +721,14 @@ async fn server(config: SiteConfig, cmd: ServerCommand) -> anyhow::Result<()> {
             return Ok(());
         }
         ServerCommand::List => {
-            let map = dir.site_map(config.clone()).await?;
-            let health = dir.server_health().await?;
             println!(
                 "{:<10} {:<8} {:<12} {:<16} HEALTH",
                 "NAME", "ROLE", "STATE", "ADDRESSES"
             );
-            let servers = map
-                .config
-                .mailboxes
-                .iter()
-                .zip(&map.mailbox_states)
-                .map(|(s, st)| ("mailbox", s, st))
-                .chain(
-                    map.config
-                        .sorters
-                        .iter()
-                        .zip(&map.sorter_states)
-                        .map(|(s, st)| ("sorter", s, st)),
-                );
-            for (role, s, st) in servers {
-                let addresses: Vec<String> = s.addresses.iter().map(|a| a.to_string()).collect();
-                let found = match health.get(&s.name) {
+            for s in admin.servers().await? {
+                let addresses: Vec<String> =
+                    s.server.addresses.iter().map(|a| a.to_string()).collect();
+                let found = match &s.health {
                     Some(h) if h.failing => format!(
                         "failing since {}: {}",
                         utc(h.changed_at.max(0) as u64),
@@ -896,9 +739,9 @@ async fn server(config: SiteConfig, cmd: ServerCommand) -> anyhow::Result<()> {
                 };
                 println!(
                     "{:<10} {:<8} {:<12} {:<16} {found}",
-                    s.name,
-                    role,
-                    st,
+                    s.server.name,
+                    s.kind.as_str(),
+                    s.state,
                     addresses.join(",")
                 );
             }
@@ -907,51 +750,43 @@ async fn server(config: SiteConfig, cmd: ServerCommand) -> anyhow::Result<()> {
         ServerCommand::Maintenance { name } => (name, ServerState::Maintenance),
         ServerCommand::Up { name } => (name, ServerState::Up),
     };
-    let name = name.to_ascii_lowercase();
-    let before = dir.site_map(config.clone()).await?;
-    dir.set_server_state(&config, &name, state).await?;
-    let after = dir.site_map(config.clone()).await?;
+    let change = admin.set_server_state(&name, state).await?;
+    let name = &change.name;
     println!("{name} is now {state}; running nodes follow within a second");
-    if state == ServerState::Up
-        && let Some(h) = dir.server_health().await?.get(&name)
-        && h.failing
-    {
-        println!(
-            "  note: its health checks fail ({}), so it stays down until they pass",
-            h.detail
-        );
+    if let Some(detail) = &change.failing {
+        println!("  note: its health checks fail ({detail}), so it stays down until they pass");
     }
-    if config.mailbox_index(&name).is_some() {
-        print_moves(&before, &after);
-        if state == ServerState::Maintenance
-            && after.serving_mailboxes().iter().all(|s| s.name == name)
-        {
-            println!(
-                "  warning: no other mailbox server is up, so its letters stay where they are"
-            );
+    match change.kind {
+        Kind::Mailbox => {
+            print_changes(&change.changes());
+            if change.nowhere_to_go() {
+                println!(
+                    "  warning: no other mailbox server is up, so its letters stay where they are"
+                );
+            }
         }
-    } else {
-        let outbox: Vec<&str> = after
-            .outbox_sorters()
-            .iter()
-            .map(|s| s.name.as_str())
-            .collect();
-        println!("  outbox.{} -> {}", config.domain, outbox.join(", "));
+        Kind::Sorter => {
+            let outbox: Vec<&str> = change
+                .after
+                .outbox_sorters()
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect();
+            println!("  outbox.{domain} -> {}", outbox.join(", "));
+        }
     }
     Ok(())
 }
 
 async fn zone_export(
-    config: SiteConfig,
+    admin: &Admin,
     domain: Option<String>,
     out: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    let config = Arc::new(config);
-    let dir = Directory::open(&config).await?;
-    let map = dir.site_map(config.clone()).await?;
+    let map = admin.site_map().await?;
     let zone = crate::dns::Zone::build(&map);
     let domain = domain
-        .unwrap_or_else(|| config.domain.clone())
+        .unwrap_or_else(|| admin.config().domain.clone())
         .to_ascii_lowercase();
     let text = zone
         .export(&domain)
@@ -970,18 +805,20 @@ async fn zone_export(
     Ok(())
 }
 
-async fn mailbox(config: SiteConfig, cmd: MailboxCommand) -> anyhow::Result<()> {
-    let dir = Directory::open(&config).await?;
+async fn mailbox(admin: &Admin, cmd: MailboxCommand) -> anyhow::Result<()> {
     let username = match &cmd {
         MailboxCommand::List { username } | MailboxCommand::Reindex { username } => username,
     };
     // The user's mail is in the storage of the server serving them now.
-    let map = dir.site_map(Arc::new(config.clone())).await?;
+    let map = admin.site_map().await?;
     let server = &map.owner(mailsite_shared::route::bucket_of(username)).name;
-    let store = crate::mailbox::store::Store::new(map.config.mail_root(server), dir.pool().clone());
+    let store = crate::mailbox::store::Store::new(
+        map.config.mail_root(server),
+        admin.directory().pool().clone(),
+    );
     match cmd {
         MailboxCommand::List { username } => {
-            dir.user(&username).await?;
+            admin.directory().user(&username).await?;
             store.ensure_user(&username).await?;
             println!(
                 "{:<24} {:>8} {:>12} {:>8} SPECIAL-USE",
@@ -998,7 +835,7 @@ async fn mailbox(config: SiteConfig, cmd: MailboxCommand) -> anyhow::Result<()> 
             }
         }
         MailboxCommand::Reindex { username } => {
-            dir.user(&username).await?;
+            admin.directory().user(&username).await?;
             let report = store.reindex(&username).await?;
             println!(
                 "reindexed {username}: {} messages in {} mailboxes, UIDs and UIDVALIDITY kept",
@@ -1009,71 +846,25 @@ async fn mailbox(config: SiteConfig, cmd: MailboxCommand) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// The spools of the sorters a queue command is about.
-fn spools(config: &SiteConfig, only: Option<&str>) -> anyhow::Result<Vec<(String, PathBuf)>> {
-    let names: Vec<&str> = config.sorters.iter().map(|s| s.name.as_str()).collect();
-    if let Some(name) = only
-        && !names.contains(&name)
-    {
-        bail!(
-            "no sorter is named {name:?}: this site has {}",
-            names.join(", ")
-        );
-    }
-    Ok(names
-        .into_iter()
-        .filter(|n| only.is_none_or(|o| o == *n))
-        .map(|n| {
-            (
-                n.to_string(),
-                crate::sorter::queue::spool_dir(&config.data_dir, n),
-            )
-        })
-        .collect())
-}
-
-/// A Unix time as UTC text.
-/// The `user` line of `route` and `helpdesk explain`: the directory's entry, or that
-/// there is none.
-pub(crate) fn user_line(user: Option<&User>, username: &str) -> String {
-    match user {
-        Some(u) => format!(
-            "user      {} ({}, prefers {})",
-            u.username,
-            if u.enabled { "enabled" } else { "disabled" },
-            u.preference
-        ),
-        None => format!("user      {username} (not in the directory)"),
-    }
-}
-
-pub(crate) fn utc(secs: u64) -> String {
-    chrono::DateTime::from_timestamp(secs as i64, 0).map_or_else(
-        || secs.to_string(),
-        |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
-    )
-}
-
-fn queue(config: &SiteConfig, cmd: QueueCommand) -> anyhow::Result<()> {
+fn queue(admin: &Admin, cmd: QueueCommand) -> anyhow::Result<()> {
     use crate::sorter::queue::{self, State};
     match cmd {
         QueueCommand::List { sorter, json } => {
-            let mut all = Vec::new();
-            for (name, dir) in spools(config, sorter.as_deref())? {
-                for envelope in queue::read_spool(&dir)? {
-                    all.push((name.clone(), envelope));
-                }
-            }
+            let all = admin.queued(sorter.as_deref())?;
             if json {
                 let list: Vec<_> = all
                     .iter()
-                    .map(|(name, e)| serde_json::json!({ "sorter": name, "message": e }))
+                    .map(|q| serde_json::json!({ "sorter": q.sorter, "message": q.envelope }))
                     .collect();
                 println!("{}", serde_json::to_string_pretty(&list)?);
                 return Ok(());
             }
             let now = queue::now();
-            for (name, e) in &all {
+            for Queued {
+                sorter: name,
+                envelope: e,
+            } in &all
+            {
                 let sender = if e.sender.is_empty() {
                     "<> (a bounce)".to_string()
                 } else {
@@ -1113,7 +904,7 @@ fn queue(config: &SiteConfig, cmd: QueueCommand) -> anyhow::Result<()> {
             }
             let waiting = all
                 .iter()
-                .flat_map(|(_, e)| &e.recipients)
+                .flat_map(|q| &q.envelope.recipients)
                 .filter(|r| r.state == State::Pending)
                 .count();
             println!(
@@ -1122,93 +913,22 @@ fn queue(config: &SiteConfig, cmd: QueueCommand) -> anyhow::Result<()> {
             );
         }
         QueueCommand::Flush { sorter } => {
-            for (name, dir) in spools(config, sorter.as_deref())? {
-                queue::request_flush(&dir)?;
+            for name in admin.flush_queue(sorter.as_deref())? {
                 println!(
                     "{name}: flush requested; the running sorter retries every waiting recipient within a second"
                 );
             }
         }
         QueueCommand::Remove { id } => {
-            for (name, dir) in spools(config, None)? {
-                match queue::remove(&dir, &id) {
-                    Ok(envelope) => {
-                        println!(
-                            "removed {id} from {name}'s queue (from {}, {} recipients); it will be neither delivered nor bounced",
-                            if envelope.sender.is_empty() {
-                                "<>"
-                            } else {
-                                &envelope.sender
-                            },
-                            envelope.recipients.len()
-                        );
-                        return Ok(());
-                    }
-                    Err(queue::QueueError::NoEntry(_)) => continue,
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            bail!("no queued message {id:?}: `mailsite queue list` shows the ids");
+            let removed = admin.remove_queued(&id)?;
+            let e = &removed.envelope;
+            println!(
+                "removed {id} from {}'s queue (from {}, {} recipients); it will be neither delivered nor bounced",
+                removed.sorter,
+                if e.sender.is_empty() { "<>" } else { &e.sender },
+                e.recipients.len()
+            );
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use std::collections::HashMap;
-
-    use super::*;
-
-    fn homes(map: &SiteMap, plan: &[(usize, String)]) -> HashMap<String, usize> {
-        let mut homes: Vec<String> = (0..BUCKETS).map(|b| map.home(b).name.clone()).collect();
-        for (bucket, to) in plan {
-            homes[*bucket] = to.clone();
-        }
-        let mut count = HashMap::new();
-        for home in homes {
-            *count.entry(home).or_default() += 1;
-        }
-        count
-    }
-
-    #[test]
-    fn rebalancing_gives_every_server_that_is_up_an_even_share() {
-        let config = SiteConfig::embedded();
-        let added = mailsite_shared::config::Server {
-            name: "mailbox3".into(),
-            addresses: vec!["127.0.0.13".parse().unwrap()],
-            storage: None,
-        };
-        let config = Arc::new(config.with_added(&[(true, added)]));
-        let map = SiteMap::new(config.clone(), &[], &HashMap::new(), 1);
-        let plan = rebalance_plan(&map);
-        // 14 letters on mailbox1 (a-m and other), 13 on mailbox2, none on mailbox3.
-        assert_eq!(plan.len(), 9, "{plan:?}");
-        let count = homes(&map, &plan);
-        assert_eq!(count["mailbox1"], 9);
-        assert_eq!(count["mailbox2"], 9);
-        assert_eq!(count["mailbox3"], 9);
-        // Done: the same plan applied leaves nothing to do.
-        let overrides: Vec<(usize, String)> = plan.clone();
-        let after = SiteMap::new(config.clone(), &overrides, &HashMap::new(), 2);
-        assert!(rebalance_plan(&after).is_empty());
-        // A server in maintenance gets nothing, and its letters go to the others.
-        let states = HashMap::from([("mailbox2".to_string(), ServerState::Maintenance)]);
-        let drained = SiteMap::new(config, &overrides, &states, 3);
-        let plan = rebalance_plan(&drained);
-        let count = homes(&drained, &plan);
-        assert_eq!(count.get("mailbox2"), None, "{plan:?}");
-        assert!(
-            count["mailbox1"].abs_diff(count["mailbox3"]) <= 1,
-            "{count:?}"
-        );
-    }
-
-    #[test]
-    fn one_server_up_is_nothing_to_balance() {
-        let map = SiteMap::initial(Arc::new(SiteConfig::embedded()));
-        // 14 and 13 already differ by one.
-        assert!(rebalance_plan(&map).is_empty());
-    }
 }

@@ -273,7 +273,7 @@ pub async fn explain(config: SiteConfig, path: &Path) -> anyhow::Result<Vec<Stri
         report.email, report.protocol, report.started_at
     );
     println!("helper    {}", report.summary);
-    println!("{}", crate::cli::user_line(user.as_ref(), &route.username));
+    println!("{}", user_line(user.as_ref(), &route.username));
     let addrs: Vec<String> = route
         .server_addresses
         .iter()
@@ -298,4 +298,18 @@ pub async fn explain(config: SiteConfig, path: &Path) -> anyhow::Result<Vec<Stri
         println!("likely cause: {cause}");
     }
     Ok(causes)
+}
+
+/// The `user` line of `route` and `helpdesk explain`: the directory's entry, or that
+/// there is none.
+pub(crate) fn user_line(user: Option<&crate::directory::User>, username: &str) -> String {
+    match user {
+        Some(u) => format!(
+            "user      {} ({}, prefers {})",
+            u.username,
+            if u.enabled { "enabled" } else { "disabled" },
+            u.preference
+        ),
+        None => format!("user      {username} (not in the directory)"),
+    }
 }

@@ -1,5 +1,6 @@
 //! The `mailsite` server: one binary, one module tree per role.
 //!
+//! - [`admin`]: every operation that changes the site, under the CLI and the console;
 //! - [`autoconfig`]: the HTTP service clients configure themselves from;
 //! - [`dns`]: the authoritative alias DNS;
 //! - [`directory`]: users, letter moves and server states in SQL;
@@ -11,6 +12,7 @@
 //! - [`cli`] and [`serve`]: the command line and the process that runs the roles;
 //! - [`fuzzing`]: the entry points of the fuzz targets in `server/fuzz/`.
 
+pub mod admin;
 pub mod autoconfig;
 pub mod cli;
 pub mod directory;
@@ -30,3 +32,7 @@ pub mod tls;
 #[cfg(test)]
 #[path = "../../tests/common/postgres.rs"]
 pub(crate) mod test_postgres;
+
+/// The test that keeps top-level modules free of circles.
+#[cfg(test)]
+mod module_graph;

@@ -162,7 +162,7 @@ fn queue_table(entries: &[(String, Envelope)]) -> String {
                 Delivery::Pending if r.next_attempt > now => format!(
                     "in {} s ({})",
                     r.next_attempt - now,
-                    crate::cli::utc(r.next_attempt)
+                    crate::admin::utc(r.next_attempt)
                 ),
                 Delivery::Pending => "now".to_string(),
                 _ => String::new(),
@@ -173,7 +173,7 @@ fn queue_table(entries: &[(String, Envelope)]) -> String {
                  <td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(&e.id),
                 esc(sorter),
-                crate::cli::utc(e.received),
+                crate::admin::utc(e.received),
                 esc(from),
                 esc(&r.address),
                 badge(r.describe()),
@@ -245,7 +245,7 @@ pub async fn show(
                 badge(if u.enabled { "enabled" } else { "disabled" }),
                 if u.operator { " operator" } else { "" },
                 u.preference,
-                crate::cli::utc(u.created_at.max(0) as u64)
+                crate::admin::utc(u.created_at.max(0) as u64)
             );
         }
         Err(DirectoryError::NoUser(_)) => {

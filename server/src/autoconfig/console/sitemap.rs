@@ -35,12 +35,12 @@ pub fn health_text(health: Option<&HashMap<String, Health>>, name: &str) -> Stri
         Some(None) => "passing".to_string(),
         Some(Some(h)) if h.failing => format!(
             "failing since {}: {}",
-            crate::cli::utc(h.changed_at.max(0) as u64),
+            crate::admin::utc(h.changed_at.max(0) as u64),
             h.detail
         ),
         Some(Some(h)) => format!(
             "passing since {}",
-            crate::cli::utc(h.changed_at.max(0) as u64)
+            crate::admin::utc(h.changed_at.max(0) as u64)
         ),
     }
 }

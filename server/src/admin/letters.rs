@@ -1,0 +1,453 @@
+//! Letter moves: making a mailbox server the home of a letter, and rebalancing letters
+//! over the servers that are up.
+//!
+//! A move between servers that share storage is a directory change: every node's DNS,
+//! autoconfig and deliveries follow within a poll. Between servers that keep mail
+//! apart it is a migration: the letter's mail is mirrored to the new server while the
+//! old one still serves it, the letter flips, then what arrived meanwhile is copied
+//! (UIDVALIDITY, UIDs and flags stay, since the index is shared). A move never flips a
+//! letter away from its mail: without the caller's consent to migrate, a move across
+//! storage is refused.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use mailsite_shared::config::{BUCKETS, bucket_name};
+use mailsite_shared::route::alias_label;
+use mailsite_shared::{ServerState, SiteMap};
+
+use super::{Admin, Result, refused};
+use crate::directory::DirectoryError;
+use crate::mailbox::store::Store;
+use crate::mailbox::store::migrate::{Copied, Pass, users_of_bucket};
+
+/// A letter that changes server between two views of the site.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LetterChange {
+    pub bucket: usize,
+    /// `a`..`z` or `other`.
+    pub letter: String,
+    /// `mail<letter>.<domain>`.
+    pub alias: String,
+    pub from: String,
+    pub to: String,
+}
+
+/// The letters served by another server in `after` than in `before`.
+pub fn letter_changes(before: &SiteMap, after: &SiteMap) -> Vec<LetterChange> {
+    (0..BUCKETS)
+        .filter(|&b| before.owner(b).name != after.owner(b).name)
+        .map(|b| LetterChange {
+            bucket: b,
+            letter: bucket_name(b),
+            alias: format!("{}.{}", alias_label(b), after.config.domain),
+            from: before.owner(b).name.clone(),
+            to: after.owner(b).name.clone(),
+        })
+        .collect()
+}
+
+/// What happens to a letter's mail when its home changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Storage {
+    /// Both servers read the same storage: nothing to copy.
+    Shared(PathBuf),
+    /// The servers keep mail apart: the mail must be copied around the move.
+    Separate { from: PathBuf, to: PathBuf },
+}
+
+/// What a long move reports as it goes.
+#[derive(Debug, Clone)]
+pub enum Progress<'a> {
+    /// A migration starts: `users` users' mail is copied while `from` serves them.
+    Copying {
+        letter: &'a str,
+        users: usize,
+        from: &'a str,
+        from_root: &'a std::path::Path,
+        to: &'a str,
+        to_root: &'a std::path::Path,
+    },
+    /// One user's mail was mirrored (reported when something was copied, and last).
+    UserCopied {
+        index: usize,
+        total: usize,
+        user: &'a str,
+        copied: Copied,
+        so_far: usize,
+    },
+    /// The mirror pass is done.
+    Mirrored(Copied),
+    /// The letter now belongs to the new server; what arrived meanwhile is copied next.
+    Flipped {
+        letter: &'a str,
+        from: &'a str,
+        to: &'a str,
+    },
+    /// The catch-up passes are done.
+    CaughtUp { copied: Copied, elapsed: Duration },
+    /// A rebalance moved one letter.
+    Moved(&'a LetterChange),
+}
+
+/// What a letter move did.
+#[derive(Debug)]
+pub struct LetterMove {
+    pub bucket: usize,
+    pub letter: String,
+    /// The new home.
+    pub server: String,
+    /// The letter's home before the move.
+    pub from: String,
+    pub storage: Storage,
+    pub before: SiteMap,
+    pub after: SiteMap,
+}
+
+impl LetterMove {
+    /// The letters served elsewhere after the move (the moved one, unless its new
+    /// home is not up).
+    pub fn changes(&self) -> Vec<LetterChange> {
+        letter_changes(&self.before, &self.after)
+    }
+
+    /// The new home's state when it is not the one serving the letter (not up).
+    pub fn waiting_for(&self) -> Option<ServerState> {
+        (self.after.owner(self.bucket).name != self.server)
+            .then(|| self.after.mailbox_state(&self.server).unwrap_or_default())
+    }
+}
+
+/// What a rebalance did.
+#[derive(Debug)]
+pub struct Rebalance {
+    pub moves: Vec<LetterChange>,
+    pub after: SiteMap,
+}
+
+/// Moves letters from the mailbox servers that are home to the most letters to those
+/// home to the fewest, among the servers that are up, until shares differ by one at most.
+pub fn rebalance_plan(map: &SiteMap) -> Vec<(usize, String)> {
+    let up: Vec<String> = map
+        .config
+        .mailboxes
+        .iter()
+        .filter(|s| map.mailbox_state(&s.name) == Some(ServerState::Up))
+        .map(|s| s.name.clone())
+        .collect();
+    if up.len() < 2 {
+        return Vec::new();
+    }
+    let mut homes: Vec<String> = (0..BUCKETS).map(|b| map.home(b).name.clone()).collect();
+    let mut moves = Vec::new();
+    loop {
+        let count = |name: &String| homes.iter().filter(|h| *h == name).count();
+        let most = up
+            .iter()
+            .max_by_key(|n| (count(n), std::cmp::Reverse(*n)))
+            .cloned();
+        let fewest = up.iter().min_by_key(|n| (count(n), *n)).cloned();
+        let (Some(most), Some(fewest)) = (most, fewest) else {
+            break;
+        };
+        // Letters whose home is down or in maintenance count for no one: they go first.
+        let stranded = (0..BUCKETS).rev().find(|&b| !up.contains(&homes[b]));
+        let from = match stranded {
+            Some(b) => Some(b),
+            None if count(&most) > count(&fewest) + 1 => {
+                (0..BUCKETS).rev().find(|&b| homes[b] == most)
+            }
+            None => None,
+        };
+        let Some(bucket) = from else {
+            break;
+        };
+        homes[bucket] = fewest.clone();
+        moves.push((bucket, fewest));
+    }
+    moves
+}
+
+impl Admin {
+    /// Where a letter's mail goes if `to` becomes its home, and the mailbox server
+    /// name as the site spells it; refuses a server that is not a mailbox server.
+    pub async fn letter_storage(&self, bucket: usize, to: &str) -> Result<(String, Storage)> {
+        let map = self.site_map().await?;
+        let to = to.trim().to_ascii_lowercase();
+        if map.config.mailbox_index(&to).is_none() {
+            return Err(DirectoryError::NoServer(to).into());
+        }
+        let from = &map.home(bucket).name;
+        Ok((to.clone(), storage_between(&map, from, &to)))
+    }
+
+    /// Makes `to` the home of a letter. When the two servers keep mail apart, the mail
+    /// is migrated around the move if `migrate`, and the move is refused otherwise.
+    pub async fn move_letter(
+        &self,
+        bucket: usize,
+        to: &str,
+        migrate: bool,
+        progress: &(dyn Fn(Progress<'_>) + Sync),
+    ) -> Result<LetterMove> {
+        if bucket >= BUCKETS {
+            return Err(refused(format!("there is no letter number {bucket}")));
+        }
+        let before = self.site_map().await?;
+        let to = to.trim().to_ascii_lowercase();
+        if before.config.mailbox_index(&to).is_none() {
+            return Err(DirectoryError::NoServer(to).into());
+        }
+        let from = before.home(bucket).name.clone();
+        let storage = storage_between(&before, &from, &to);
+        let letter = bucket_name(bucket);
+        match &storage {
+            Storage::Separate {
+                from: from_root,
+                to: to_root,
+            } if !migrate => {
+                return Err(refused(format!(
+                    "{to} keeps mail in {} and {from} in {}: add --migrate to copy letter {letter}'s mail there around the move",
+                    to_root.display(),
+                    from_root.display(),
+                )));
+            }
+            Storage::Separate { .. } => {
+                self.migrate_letter(&before, bucket, &from, &to, progress)
+                    .await?
+            }
+            Storage::Shared(_) => {
+                self.directory
+                    .move_letter(&before.config, bucket, &to)
+                    .await?
+            }
+        }
+        let after = self.site_map().await?;
+        Ok(LetterMove {
+            bucket,
+            letter,
+            server: to,
+            from,
+            storage,
+            before,
+            after,
+        })
+    }
+
+    /// Moves letters until every mailbox server that is up is home to an even share,
+    /// each move as [`Admin::move_letter`] makes it.
+    pub async fn rebalance(
+        &self,
+        migrate: bool,
+        progress: &(dyn Fn(Progress<'_>) + Sync),
+    ) -> Result<Rebalance> {
+        let map = self.site_map().await?;
+        let plan = rebalance_plan(&map);
+        // Refuse before moving anything rather than stop half-way.
+        if !migrate {
+            for (bucket, to) in &plan {
+                let from = &map.home(*bucket).name;
+                if let Storage::Separate {
+                    from: from_root,
+                    to: to_root,
+                } = storage_between(&map, from, to)
+                {
+                    return Err(refused(format!(
+                        "{to} keeps mail in {} and {from} in {}: add --migrate to copy the moved letters' mail",
+                        to_root.display(),
+                        from_root.display()
+                    )));
+                }
+            }
+        }
+        let mut moves = Vec::new();
+        for (bucket, to) in plan {
+            let from = map.home(bucket).name.clone();
+            self.move_letter(bucket, &to, migrate, progress).await?;
+            let change = LetterChange {
+                bucket,
+                letter: bucket_name(bucket),
+                alias: format!("{}.{}", alias_label(bucket), map.config.domain),
+                from,
+                to,
+            };
+            progress(Progress::Moved(&change));
+            moves.push(change);
+        }
+        let after = self.site_map().await?;
+        Ok(Rebalance { moves, after })
+    }
+
+    /// A mirror pass while `from` still serves the letter, the move, then catch-up
+    /// passes until one finds nothing new after the running nodes had time to follow
+    /// the move (what `from` delivered just before it stopped).
+    async fn migrate_letter(
+        &self,
+        map: &SiteMap,
+        bucket: usize,
+        from: &str,
+        to: &str,
+        progress: &(dyn Fn(Progress<'_>) + Sync),
+    ) -> Result<()> {
+        let started = Instant::now();
+        let config = &map.config;
+        let pool = self.directory.pool();
+        let source = Store::new(config.mail_root(from), pool.clone());
+        let target = Store::new(config.mail_root(to), pool.clone());
+        let users = users_of_bucket(
+            self.directory
+                .users()
+                .await?
+                .into_iter()
+                .map(|u| u.username),
+            bucket,
+        );
+        let letter = bucket_name(bucket);
+        progress(Progress::Copying {
+            letter: &letter,
+            users: users.len(),
+            from,
+            from_root: source.root(),
+            to,
+            to_root: target.root(),
+        });
+        let pass = |pass: Pass| {
+            let (source, target, users) = (&source, &target, &users);
+            async move {
+                let mut total = Copied::default();
+                for (i, user) in users.iter().enumerate() {
+                    let copied = source
+                        .copy_user_to(target, user, pass)
+                        .await
+                        .map_err(|e| refused(format!("cannot copy {user}'s mail to {to}: {e}")))?;
+                    total += copied;
+                    if pass == Pass::Mirror && (copied.messages > 0 || i + 1 == users.len()) {
+                        progress(Progress::UserCopied {
+                            index: i,
+                            total: users.len(),
+                            user,
+                            copied,
+                            so_far: total.messages,
+                        });
+                    }
+                }
+                Ok::<_, super::AdminError>(total)
+            }
+        };
+        let first = pass(Pass::Mirror).await?;
+        progress(Progress::Mirrored(first));
+        self.directory.move_letter(config, bucket, to).await?;
+        let flipped = Instant::now();
+        progress(Progress::Flipped {
+            letter: &letter,
+            from,
+            to,
+        });
+        // The nodes look at the directory every poll; a delivery or APPEND that passed
+        // its ownership check on `from` just before may take a moment more to finish.
+        let settle = crate::state::POLL_INTERVAL * 10;
+        let mut after = Copied::default();
+        for _ in 0..60 {
+            tokio::time::sleep(crate::state::POLL_INTERVAL).await;
+            let copied = pass(Pass::CatchUp).await?;
+            after += copied;
+            if copied.messages == 0 && flipped.elapsed() >= settle {
+                break;
+            }
+        }
+        progress(Progress::CaughtUp {
+            copied: after,
+            elapsed: started.elapsed(),
+        });
+        Ok(())
+    }
+}
+
+fn storage_between(map: &SiteMap, from: &str, to: &str) -> Storage {
+    let (from_root, to_root) = (map.config.mail_root(from), map.config.mail_root(to));
+    if from_root == to_root {
+        Storage::Shared(to_root)
+    } else {
+        Storage::Separate {
+            from: from_root,
+            to: to_root,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use mailsite_shared::SiteConfig;
+
+    use super::*;
+
+    fn homes(map: &SiteMap, plan: &[(usize, String)]) -> HashMap<String, usize> {
+        let mut homes: Vec<String> = (0..BUCKETS).map(|b| map.home(b).name.clone()).collect();
+        for (bucket, to) in plan {
+            homes[*bucket] = to.clone();
+        }
+        let mut count = HashMap::new();
+        for home in homes {
+            *count.entry(home).or_default() += 1;
+        }
+        count
+    }
+
+    #[test]
+    fn rebalancing_gives_every_server_that_is_up_an_even_share() {
+        let config = SiteConfig::embedded();
+        let added = mailsite_shared::config::Server {
+            name: "mailbox3".into(),
+            addresses: vec!["127.0.0.13".parse().unwrap()],
+            storage: None,
+        };
+        let config = Arc::new(config.with_added(&[(true, added)]));
+        let map = SiteMap::new(config.clone(), &[], &HashMap::new(), 1);
+        let plan = rebalance_plan(&map);
+        // 14 letters on mailbox1 (a-m and other), 13 on mailbox2, none on mailbox3.
+        assert_eq!(plan.len(), 9, "{plan:?}");
+        let count = homes(&map, &plan);
+        assert_eq!(count["mailbox1"], 9);
+        assert_eq!(count["mailbox2"], 9);
+        assert_eq!(count["mailbox3"], 9);
+        // Done: the same plan applied leaves nothing to do.
+        let overrides: Vec<(usize, String)> = plan.clone();
+        let after = SiteMap::new(config.clone(), &overrides, &HashMap::new(), 2);
+        assert!(rebalance_plan(&after).is_empty());
+        // A server in maintenance gets nothing, and its letters go to the others.
+        let states = HashMap::from([("mailbox2".to_string(), ServerState::Maintenance)]);
+        let drained = SiteMap::new(config, &overrides, &states, 3);
+        let plan = rebalance_plan(&drained);
+        let count = homes(&drained, &plan);
+        assert_eq!(count.get("mailbox2"), None, "{plan:?}");
+        assert!(
+            count["mailbox1"].abs_diff(count["mailbox3"]) <= 1,
+            "{count:?}"
+        );
+    }
+
+    #[test]
+    fn one_server_up_is_nothing_to_balance() {
+        let map = SiteMap::initial(Arc::new(SiteConfig::embedded()));
+        // 14 and 13 already differ by one.
+        assert!(rebalance_plan(&map).is_empty());
+    }
+
+    #[test]
+    fn changes_name_each_letter_that_moves() {
+        let map = SiteMap::initial(Arc::new(SiteConfig::embedded()));
+        let states = HashMap::from([("mailbox1".to_string(), ServerState::Maintenance)]);
+        let drained = SiteMap::new(map.config.clone(), &[], &states, 2);
+        let changes = letter_changes(&map, &drained);
+        assert_eq!(changes.len(), 14);
+        assert_eq!(changes[0].alias, "maila.example.test");
+        assert!(
+            changes
+                .iter()
+                .all(|c| c.from == "mailbox1" && c.to == "mailbox2")
+        );
+    }
+}

@@ -1,0 +1,88 @@
+//! The admin core: every operation that changes the site, written once, with no user
+//! interface in it. The command line (`cli`) and the helpdesk console (`console`) only
+//! turn what an operator typed or clicked into these calls and render what they return.
+//!
+//! - [`users`]: a user's lifecycle (add, remove, password, preference, enable/disable,
+//!   operator), and the views of users the interfaces show;
+//! - [`letters`]: moving a letter to another mailbox server, with the storage check
+//!   and, when the servers keep mail apart, the migration of its mail around the move;
+//!   rebalancing letters over the servers that are up;
+//! - [`servers`]: adding servers to the running site, draining them and bringing them
+//!   back, and what their health checks find;
+//! - [`queue`]: the sorters' queues (list, flush, remove).
+//!
+//! Operations take an [`Admin`] (the site's configuration and its directory) and return
+//! plain values: what changed, so that each interface can say it in its own words.
+//! Long operations report their progress through a callback rather than printing.
+
+pub mod letters;
+pub mod queue;
+pub mod servers;
+pub mod users;
+
+use std::sync::Arc;
+
+use mailsite_shared::{SiteConfig, SiteMap};
+
+use crate::directory::{Directory, DirectoryError};
+
+/// Why an admin operation did not happen, in words an operator can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Store(#[from] crate::mailbox::store::StoreError),
+    #[error(transparent)]
+    Queue(#[from] crate::sorter::queue::QueueError),
+}
+
+pub type Result<T> = std::result::Result<T, AdminError>;
+
+fn refused(message: impl Into<String>) -> AdminError {
+    AdminError::Refused(message.into())
+}
+
+/// The site an operator acts on: its configuration (as configured; servers added at
+/// run time come from the directory) and its directory.
+#[derive(Clone)]
+pub struct Admin {
+    config: Arc<SiteConfig>,
+    directory: Directory,
+}
+
+impl Admin {
+    /// Opens the site database of `config`.
+    pub async fn open(config: SiteConfig) -> Result<Admin> {
+        let directory = Directory::open(&config).await?;
+        Ok(Admin::new(Arc::new(config), directory))
+    }
+
+    /// An admin over a directory already open (the console shares the server's).
+    pub fn new(config: Arc<SiteConfig>, directory: Directory) -> Admin {
+        Admin { config, directory }
+    }
+
+    pub fn config(&self) -> &Arc<SiteConfig> {
+        &self.config
+    }
+
+    pub fn directory(&self) -> &Directory {
+        &self.directory
+    }
+
+    /// The site as it is now: letters, servers (configured and added) and their states.
+    pub async fn site_map(&self) -> Result<SiteMap> {
+        Ok(self.directory.site_map(self.config.clone()).await?)
+    }
+}
+
+/// A Unix time as UTC text, as every interface shows times.
+pub fn utc(secs: u64) -> String {
+    chrono::DateTime::from_timestamp(secs as i64, 0).map_or_else(
+        || secs.to_string(),
+        |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+    )
+}

@@ -1,0 +1,130 @@
+//! A user's lifecycle: add, remove, new password, preferred protocol, enable and
+//! disable, operator rights; and the view of a user with where the site serves them.
+
+use mailsite_shared::autoconfig::Preference;
+use mailsite_shared::route::{Route, valid_username};
+
+use super::{Admin, Result, refused};
+use crate::directory::{DirectoryError, User};
+
+/// The shortest password the site accepts.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+
+/// A user and where the site serves them now.
+#[derive(Debug, Clone)]
+pub struct UserView {
+    pub user: User,
+    pub route: Route,
+}
+
+impl UserView {
+    /// The view as JSON, as `user list --json` and `user show --json` print it.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "username": self.user.username,
+            "display_name": self.user.display_name,
+            "preference": self.user.preference.as_str(),
+            "enabled": self.user.enabled,
+            "operator": self.user.operator,
+            "created_at": self.user.created_at,
+            "letter": self.route.letter,
+            "alias": self.route.alias,
+            "server": self.route.server,
+        })
+    }
+}
+
+/// What a new user needs.
+pub struct NewUser<'a> {
+    pub username: &'a str,
+    pub password: &'a str,
+    pub display_name: &'a str,
+    pub preference: Preference,
+    pub operator: bool,
+}
+
+/// Refuses a password the site would not accept, saying why.
+pub fn check_password(password: &str) -> Result<()> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(refused(format!(
+            "the password is too short: use at least {MIN_PASSWORD_CHARS} characters"
+        )));
+    }
+    Ok(())
+}
+
+impl Admin {
+    /// Refuses a name that cannot be a new user (badly formed, or taken), before the
+    /// caller asks for a password.
+    pub async fn check_new_username(&self, username: &str) -> Result<String> {
+        let username = username.to_lowercase();
+        if !valid_username(&username) {
+            return Err(DirectoryError::BadUsername(username).into());
+        }
+        if self.directory.user(&username).await.is_ok() {
+            return Err(DirectoryError::UserExists(username).into());
+        }
+        Ok(username)
+    }
+
+    /// Adds a user; returns where the site serves them.
+    pub async fn add_user(&self, new: NewUser<'_>) -> Result<UserView> {
+        let username = self.check_new_username(new.username).await?;
+        check_password(new.password)?;
+        self.directory
+            .add_user(&username, new.password, new.display_name, new.preference)
+            .await?;
+        if new.operator {
+            self.directory.set_operator(&username, true).await?;
+        }
+        self.user(&username).await
+    }
+
+    /// Removes a user from the directory; their stored mail is kept.
+    pub async fn remove_user(&self, username: &str) -> Result<()> {
+        Ok(self.directory.remove_user(username).await?)
+    }
+
+    /// Gives a user a new password.
+    pub async fn set_password(&self, username: &str, password: &str) -> Result<()> {
+        self.directory.user(username).await?;
+        check_password(password)?;
+        Ok(self.directory.set_password(username, password).await?)
+    }
+
+    /// Changes which protocol autoconfig lists first for the user.
+    pub async fn set_preference(&self, username: &str, preference: Preference) -> Result<()> {
+        Ok(self.directory.set_preference(username, preference).await?)
+    }
+
+    /// Lets a user sign in, or stops them (their mail is kept).
+    pub async fn set_enabled(&self, username: &str, enabled: bool) -> Result<()> {
+        Ok(self.directory.set_enabled(username, enabled).await?)
+    }
+
+    /// Gives or takes the right to sign in to the helpdesk console.
+    pub async fn set_operator(&self, username: &str, operator: bool) -> Result<()> {
+        Ok(self.directory.set_operator(username, operator).await?)
+    }
+
+    /// One user and where they are served.
+    pub async fn user(&self, username: &str) -> Result<UserView> {
+        let user = self.directory.user(username).await?;
+        let map = self.site_map().await?;
+        let route = map.route_user(&user.username, &self.config.domain);
+        Ok(UserView { user, route })
+    }
+
+    /// Every user and where they are served.
+    pub async fn users(&self) -> Result<Vec<UserView>> {
+        let users = self.directory.users().await?;
+        let map = self.site_map().await?;
+        Ok(users
+            .into_iter()
+            .map(|user| {
+                let route = map.route_user(&user.username, &self.config.domain);
+                UserView { user, route }
+            })
+            .collect())
+    }
+}
