@@ -9,6 +9,7 @@
 //! - [`state`]: the live site every role reads;
 //! - [`health`]: the checks that mark failed servers down and recovered ones up;
 //! - [`helpdesk`]: reading desktop helper reports against the site's truth;
+//! - [`http`]: the HTTP listeners and threads the HTTP roles are served on;
 //! - [`cli`] and [`serve`]: the command line and the process that runs the roles;
 //! - [`fuzzing`]: the entry points of the fuzz targets in `server/fuzz/`.
 
@@ -20,6 +21,7 @@ pub mod dns;
 pub mod fuzzing;
 pub mod health;
 pub mod helpdesk;
+pub mod http;
 pub mod mailbox;
 pub mod metrics;
 pub mod serve;

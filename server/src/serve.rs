@@ -95,11 +95,12 @@ pub async fn serve(config: SiteConfig, embedded: bool) -> anyhow::Result<()> {
         let threads = std::thread::available_parallelism()
             .map_or(2, |n| n.get())
             .min(16);
-        let listeners = crate::autoconfig::bind(addr, threads).with_context(|| {
+        let listeners = crate::http::bind(addr, threads).with_context(|| {
             format!("cannot listen for HTTP on {addr}: is another mailsite (or another web server) running there? Set [http] listen in the configuration")
         })?;
         let app = App::new(site.clone(), ready.clone());
-        let threads = crate::autoconfig::serve(listeners, app, stop_rx.clone())
+        let router = crate::autoconfig::router(app);
+        let threads = crate::http::serve(listeners, router, stop_rx.clone())
             .context("cannot start the HTTP threads")?;
         for thread in threads {
             tasks.spawn(async move {

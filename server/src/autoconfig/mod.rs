@@ -105,63 +105,6 @@ pub fn router(app: App) -> Router {
         .with_state(app)
 }
 
-/// Binds the HTTP listeners: one socket per core on the same address (SO_REUSEPORT),
-/// each served by its own single-threaded runtime, as nginx runs one worker per core.
-/// A connection stays on the thread that accepted it: no wake-ups across cores per
-/// request, which measurably raises throughput and shortens the latency tail.
-pub fn bind(
-    addr: std::net::SocketAddr,
-    threads: usize,
-) -> std::io::Result<Vec<std::net::TcpListener>> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    (0..threads.max(1))
-        .map(|_| {
-            let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-            socket.set_reuse_address(true)?;
-            #[cfg(unix)]
-            socket.set_reuse_port(true)?;
-            socket.set_nonblocking(true)?;
-            socket.bind(&addr.into())?;
-            socket.listen(1024)?;
-            Ok(socket.into())
-        })
-        .collect()
-}
-
-/// Serves the router on the listeners from [`bind`], one thread each, until `stop`
-/// turns true. Each handle finishes when its thread's server has stopped.
-pub fn serve(
-    listeners: Vec<std::net::TcpListener>,
-    app: App,
-    stop: tokio::sync::watch::Receiver<bool>,
-) -> std::io::Result<Vec<std::thread::JoinHandle<std::io::Result<()>>>> {
-    listeners
-        .into_iter()
-        .enumerate()
-        .map(|(i, listener)| {
-            let router = router(app.clone());
-            let mut stop = stop.clone();
-            std::thread::Builder::new()
-                .name(format!("http-{i}"))
-                .spawn(move || {
-                    let runtime = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()?;
-                    runtime.block_on(async move {
-                        let listener = tokio::net::TcpListener::from_std(listener)?;
-                        let router =
-                            router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-                        axum::serve(listener, router)
-                            .with_graceful_shutdown(async move {
-                                let _ = stop.wait_for(|s| *s).await;
-                            })
-                            .await
-                    })
-                })
-        })
-        .collect()
-}
-
 /// Why a request cannot be answered with a configuration.
 pub(crate) struct Refusal(pub String);
 
