@@ -100,6 +100,8 @@ pub struct LetterMove {
     /// The letter's home before the move.
     pub from: String,
     pub storage: Storage,
+    /// What a migration copied: before the flip, and what arrived meanwhile after it.
+    pub copied: Option<(Copied, Copied)>,
     pub before: SiteMap,
     pub after: SiteMap,
 }
@@ -169,18 +171,6 @@ pub fn rebalance_plan(map: &SiteMap) -> Vec<(usize, String)> {
 }
 
 impl Admin {
-    /// Where a letter's mail goes if `to` becomes its home, and the mailbox server
-    /// name as the site spells it; refuses a server that is not a mailbox server.
-    pub async fn letter_storage(&self, bucket: usize, to: &str) -> Result<(String, Storage)> {
-        let map = self.site_map().await?;
-        let to = to.trim().to_ascii_lowercase();
-        if map.config.mailbox_index(&to).is_none() {
-            return Err(DirectoryError::NoServer(to).into());
-        }
-        let from = &map.home(bucket).name;
-        Ok((to.clone(), storage_between(&map, from, &to)))
-    }
-
     /// Makes `to` the home of a letter. When the two servers keep mail apart, the mail
     /// is migrated around the move if `migrate`, and the move is refused otherwise.
     pub async fn move_letter(
@@ -201,7 +191,7 @@ impl Admin {
         let from = before.home(bucket).name.clone();
         let storage = storage_between(&before, &from, &to);
         let letter = bucket_name(bucket);
-        match &storage {
+        let copied = match &storage {
             Storage::Separate {
                 from: from_root,
                 to: to_root,
@@ -212,16 +202,17 @@ impl Admin {
                     from_root.display(),
                 )));
             }
-            Storage::Separate { .. } => {
+            Storage::Separate { .. } => Some(
                 self.migrate_letter(&before, bucket, &from, &to, progress)
-                    .await?
-            }
+                    .await?,
+            ),
             Storage::Shared(_) => {
                 self.directory
                     .move_letter(&before.config, bucket, &to)
-                    .await?
+                    .await?;
+                None
             }
-        }
+        };
         let after = self.site_map().await?;
         Ok(LetterMove {
             bucket,
@@ -229,6 +220,7 @@ impl Admin {
             server: to,
             from,
             storage,
+            copied,
             before,
             after,
         })
@@ -288,7 +280,7 @@ impl Admin {
         from: &str,
         to: &str,
         progress: &(dyn Fn(Progress<'_>) + Sync),
-    ) -> Result<()> {
+    ) -> Result<(Copied, Copied)> {
         let started = Instant::now();
         let config = &map.config;
         let pool = self.directory.pool();
@@ -359,11 +351,12 @@ impl Admin {
             copied: after,
             elapsed: started.elapsed(),
         });
-        Ok(())
+        Ok((first, after))
     }
 }
 
-fn storage_between(map: &SiteMap, from: &str, to: &str) -> Storage {
+/// What happens to mail when a letter's home changes from `from` to `to`.
+pub fn storage_between(map: &SiteMap, from: &str, to: &str) -> Storage {
     let (from_root, to_root) = (map.config.mail_root(from), map.config.mail_root(to));
     if from_root == to_root {
         Storage::Shared(to_root)
