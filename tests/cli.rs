@@ -4,8 +4,9 @@
 mod common;
 
 use std::process::Command;
+use std::time::Duration;
 
-use common::{BIN, Site, run_command};
+use common::{BIN, Site, python, run_command};
 
 fn text(out: &std::process::Output) -> (String, String) {
     (
@@ -305,6 +306,83 @@ fn serve_runs_the_embedded_default_and_prints_what_it_started() {
     assert!(
         !site.log().contains(password),
         "the demo password reached the log"
+    );
+
+    // Printed once, when it was made: a later start says where it is kept instead.
+    let mut site = site;
+    site.kill_hard();
+    site.start_again();
+    let again = site.within(Duration::from_secs(10), || {
+        site.stdout().contains("readable by its owner only")
+    });
+    let out = site.stdout();
+    assert!(again.is_some(), "{out}");
+    assert_eq!(out.matches(password).count(), 1, "{out}");
+    assert!(out.contains("demo-password"), "{out}");
+}
+
+#[test]
+fn data_is_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    // The usual shell umask, under which files would otherwise be world-readable.
+    // SAFETY: umask only sets this process's file-creation mask (the server inherits it).
+    unsafe {
+        libc::umask(0o022);
+    }
+    let mut site = Site::isolated();
+    site.add_user("alice", "alice-password", &[]);
+    let sent = python(
+        r#"
+import smtplib, sys
+with smtplib.SMTP(sys.argv[1], 10025, timeout=10) as s:
+    s.sendmail("bob@example.test", ["alice@example.test"], "Subject: private\r\n\r\nhi\r\n")
+print("sent")
+"#,
+        &[&site.addr(21)],
+    );
+    assert_eq!(sent.trim(), "sent");
+    let data = site.dir.join("data");
+    let inbox = data.join("mail/alice");
+    let delivered = site.within(Duration::from_secs(10), || {
+        ["new", "cur"]
+            .iter()
+            .any(|d| std::fs::read_dir(inbox.join(d)).is_ok_and(|mut e| e.next().is_some()))
+    });
+    assert!(delivered.is_some(), "nothing delivered to alice");
+    let mode = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    let message = ["new", "cur"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(inbox.join(d)).into_iter().flatten())
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let mut checked = vec![
+        (data.clone(), 0o700),
+        (inbox.clone(), 0o700),
+        (message, 0o600),
+    ];
+    if site.database.is_none() {
+        checked.push((data.join("site.db"), 0o600));
+    }
+    for (path, wanted) in checked {
+        assert_eq!(mode(&path), wanted, "{}", path.display());
+    }
+
+    // Data loosened by hand is named at the next start, with the command that fixes it.
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    site.kill_hard();
+    site.start_again();
+    let log = site.log();
+    assert!(
+        log.contains(&format!("chmod -R go-rwx {}", data.display())),
+        "{log}"
     );
 }
 

@@ -26,6 +26,14 @@ fn init_logs(format: LogFormat) {
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
+    // What mailsite writes (the database with its password hashes, mail, the queue,
+    // keys) is for this user alone, whatever umask the shell or unit gave it: folders
+    // 0700, files 0600.
+    #[cfg(unix)]
+    // SAFETY: umask only sets the process's file-creation mask; no thread runs yet.
+    unsafe {
+        libc::umask(0o077);
+    }
     match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

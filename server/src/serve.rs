@@ -16,14 +16,26 @@ use crate::state::Site;
 /// The demo account of the embedded default site.
 pub const DEMO_USER: &str = "demo";
 
-/// Creates the demo account on first start and returns its password (kept in the data
-/// directory, readable by its owner only, so that every start can print it).
-async fn ensure_demo(config: &SiteConfig, dir: &Directory) -> anyhow::Result<Option<String>> {
-    let file = config.data_dir.join("demo-password");
+/// The demo account at this start.
+enum Demo {
+    /// Created now, with this password: the one start that prints it.
+    Created(String),
+    /// Made at an earlier start; its password is in the data directory's file.
+    Exists,
+}
+
+/// The file that keeps the demo password for its owner (mode 0600).
+fn demo_password_file(config: &SiteConfig) -> std::path::PathBuf {
+    config.data_dir.join("demo-password")
+}
+
+/// Creates the demo account on first start. Its password is printed then, and kept in
+/// the data directory, readable by its owner only; later starts print where it is, not
+/// the password, so that it does not end up in every log that captures standard output.
+async fn ensure_demo(config: &SiteConfig, dir: &Directory) -> anyhow::Result<Demo> {
+    let file = demo_password_file(config);
     match dir.user(DEMO_USER).await {
-        Ok(_) => Ok(std::fs::read_to_string(&file)
-            .ok()
-            .map(|s| s.trim().to_string())),
+        Ok(_) => Ok(Demo::Exists),
         Err(DirectoryError::NoUser(_)) => {
             use rand::Rng;
             let password: String = rand::rng()
@@ -34,7 +46,7 @@ async fn ensure_demo(config: &SiteConfig, dir: &Directory) -> anyhow::Result<Opt
             dir.add_user(DEMO_USER, &password, "Demo User", Default::default())
                 .await?;
             write_private(&file, &password)?;
-            Ok(Some(password))
+            Ok(Demo::Created(password))
         }
         Err(e) => Err(e.into()),
     }
@@ -52,6 +64,46 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     writeln!(f, "{text}")?;
     f.sync_all()?;
     Ok(())
+}
+
+/// Warns about data that others on this machine can read or change: files kept from
+/// before mailsite wrote with a strict umask, or loosened by hand. It looks at the data
+/// directory, what it holds directly, the TLS folder and each storage root, not at every
+/// message (a site's mail can be millions of files).
+fn warn_loose_modes(config: &SiteConfig) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let data = &config.data_dir;
+        let mut paths = vec![data.clone()];
+        for folder in [data.clone(), data.join("tls")] {
+            if let Ok(entries) = std::fs::read_dir(&folder) {
+                paths.extend(entries.flatten().map(|e| e.path()));
+            }
+        }
+        paths.extend(config.mailboxes.iter().map(|m| config.mail_root(&m.name)));
+        paths.sort();
+        paths.dedup();
+        for path in paths {
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            let mode = meta.permissions().mode() & 0o777;
+            if meta.file_type().is_symlink() || mode & 0o077 == 0 {
+                continue;
+            }
+            let fix = if meta.is_dir() {
+                format!("chmod -R go-rwx {}", path.display())
+            } else {
+                format!("chmod 600 {}", path.display())
+            };
+            tracing::warn!(
+                path = %path.display(),
+                mode = %format!("{mode:04o}"),
+                "others on this machine can read (or change) this mailsite data; run: {fix}"
+            );
+        }
+    }
 }
 
 async fn stop_signal() {
@@ -78,8 +130,9 @@ async fn stop_signal() {
 pub async fn serve(config: SiteConfig, embedded: bool) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let directory = Directory::open(&config).await?;
+    warn_loose_modes(&config);
     let demo = if embedded {
-        ensure_demo(&config, &directory).await?
+        Some(ensure_demo(&config, &directory).await?)
     } else {
         None
     };
@@ -240,14 +293,15 @@ pub async fn serve(config: SiteConfig, embedded: bool) -> anyhow::Result<()> {
     println!("  data        {}", config.data_dir.display());
     if embedded {
         match &demo {
-            Some(password) => println!(
-                "  demo user   {}@{} password {password}",
-                crate::serve::DEMO_USER,
-                config.domain
+            Some(Demo::Created(password)) => println!(
+                "  demo user   {DEMO_USER}@{} password {password} (shown once; kept in {})",
+                config.domain,
+                demo_password_file(&config).display()
             ),
-            None => println!(
-                "  demo user   {}@{} (password changed by an operator)",
-                DEMO_USER, config.domain
+            _ => println!(
+                "  demo user   {DEMO_USER}@{} (its password is in {}, readable by its owner only)",
+                config.domain,
+                demo_password_file(&config).display()
             ),
         }
         println!(
