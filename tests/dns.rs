@@ -239,3 +239,93 @@ fn letter_moves_and_maintenance_change_answers_live() {
     let metrics = site.get("/metrics").body;
     assert!(metrics.contains("mailsite_letter_owner{letter=\"a\",server=\"mailbox2\"} 1"));
 }
+
+/// Sends `count` queries for maila A over UDP from `source` as fast as it can, then
+/// listens a moment; prints how many answers came back full and how many truncated.
+const FLOOD: &str = r#"
+import socket, struct, sys, time
+server, port, source, count = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((source, 0))
+s.setblocking(False)
+name = b"".join(bytes([len(p)]) + p for p in b"maila.example.test".split(b".")) + b"\0"
+full = truncated = 0
+def take():
+    global full, truncated
+    while True:
+        try:
+            data = s.recv(4096)
+        except BlockingIOError:
+            return
+        flags, ancount = struct.unpack(">H", data[2:4])[0], struct.unpack(">H", data[6:8])[0]
+        if flags & 0x0200:
+            truncated += 1
+        elif ancount > 0:
+            full += 1
+for i in range(count):
+    s.sendto(struct.pack(">HHHHHH", i, 0x0100, 1, 0, 0, 0) + name + struct.pack(">HH", 1, 1), (server, port))
+    take()
+deadline = time.time() + 1
+while time.time() < deadline:
+    take()
+    time.sleep(0.01)
+print(full, truncated)
+"#;
+
+#[test]
+fn any_is_answered_minimally_and_floods_are_rate_limited() {
+    let site = Site::isolated_with(|text| {
+        assert!(text.contains("\nrate_limit = 200\n"));
+        text.replace("\nrate_limit = 200\n", "\nrate_limit = 20\n")
+    });
+    let server = format!("@{}", site.dns.ip());
+    let port = site.dns.port().to_string();
+
+    // RFC 8482: one HINFO record, not every record of the name.
+    let any = dig(&[&server, "-p", &port, "example.test", "ANY"]);
+    assert!(any.contains("ANSWER: 1,"), "{any}");
+    assert!(any.contains("HINFO\t\"RFC8482\" \"\""), "{any}");
+    assert!(!any.contains("\tMX\t") && !any.contains("\tSOA\t"), "{any}");
+
+    // 200 queries at once from one network: about 20 answered in full (the rate, plus
+    // what refills while they arrive), every second one of the rest truncated.
+    let flood = common::python(
+        FLOOD,
+        &[&site.dns.ip().to_string(), &port, &site.addr(99), "200"],
+    );
+    let counts: Vec<u32> = flood
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    let (full, truncated) = (counts[0], counts[1]);
+    assert!((20..=45).contains(&full), "{flood}");
+    let over = 200 - full;
+    assert!(truncated.abs_diff(over / 2) <= 2, "{flood}");
+
+    // A resolver in that network still gets its answer: the truncated reply sends it
+    // to TCP. Another network was never limited.
+    let limited = dig(&[
+        &server,
+        "-p",
+        &port,
+        "-b",
+        &site.addr(99),
+        "+tries=4",
+        "+time=1",
+        "maila.example.test",
+        "A",
+    ]);
+    assert!(limited.contains(&site.addr(11)), "{limited}");
+    let other = format!("127.{}.1.99", site.net);
+    let fine = dig(&[
+        &server,
+        "-p",
+        &port,
+        "-b",
+        &other,
+        "+short",
+        "maila.example.test",
+        "A",
+    ]);
+    assert_eq!(fine.trim(), site.addr(11));
+}

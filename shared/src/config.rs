@@ -222,6 +222,11 @@ pub struct SiteConfig {
     pub ttl: u32,
     pub alias_ttl: u32,
     pub outbox_ttl: u32,
+    /// UDP responses per second to one source network (/24, /56); 0: no limit.
+    pub dns_rate_limit: u32,
+    /// Every this many responses over the limit one goes out truncated (TC=1), so that
+    /// a real resolver behind a busy network retries over TCP; 0: none.
+    pub dns_rate_limit_slip: u32,
     pub ports: Ports,
     pub timeouts: Timeouts,
     pub smtp: SmtpLimits,
@@ -347,6 +352,12 @@ fn default_alias_ttl() -> u32 {
 fn default_outbox_ttl() -> u32 {
     5
 }
+fn default_dns_rate_limit() -> u32 {
+    200
+}
+fn default_dns_rate_limit_slip() -> u32 {
+    2
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -359,6 +370,10 @@ struct RawDns {
     alias_ttl: u32,
     #[serde(default = "default_outbox_ttl")]
     outbox_ttl: u32,
+    #[serde(default = "default_dns_rate_limit")]
+    rate_limit: u32,
+    #[serde(default = "default_dns_rate_limit_slip")]
+    rate_limit_slip: u32,
 }
 
 #[derive(Deserialize, Default)]
@@ -917,6 +932,8 @@ impl SiteConfig {
             ttl: raw.dns.ttl,
             alias_ttl: raw.dns.alias_ttl,
             outbox_ttl: raw.dns.outbox_ttl,
+            dns_rate_limit: raw.dns.rate_limit,
+            dns_rate_limit_slip: raw.dns.rate_limit_slip,
             ports: raw.ports,
             timeouts,
             smtp,

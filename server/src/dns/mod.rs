@@ -5,7 +5,14 @@
 //! Names outside the site's domains are REFUSED (this is not a resolver); unknown
 //! names inside them get NXDOMAIN with the SOA. Record sets with several members
 //! (notably `outbox`) are rotated on every answer: round-robin DNS.
+//!
+//! Facing the internet: ANY gets the minimal answer of RFC 8482 (one HINFO record,
+//! "RFC8482"), so the server cannot be used to amplify traffic with it, and answers
+//! over UDP are rate-limited per source network ([`rate_limit`]); whatever does not
+//! fit a client's UDP buffer, or is limited with a slip, goes out truncated (TC=1) for
+//! the client to ask again over TCP.
 
+pub mod rate_limit;
 pub mod zone;
 
 use std::net::SocketAddr;
@@ -15,7 +22,8 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use hickory_proto::op::{Edns, Header, MessageType, Metadata, OpCode, ResponseCode};
-use hickory_proto::rr::Record;
+use hickory_proto::rr::rdata::HINFO;
+use hickory_proto::rr::{RData, Record};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
 use hickory_server::Server;
 use hickory_server::net::NetError;
@@ -27,8 +35,12 @@ use tokio::sync::watch;
 
 use crate::metrics::METRICS;
 use crate::state::Site;
+use rate_limit::{RateLimit, Verdict};
 use zone::Lookup;
 pub use zone::Zone;
+
+/// TTL of the minimal ANY answer: it says nothing that changes (RFC 8482 4.2).
+const ANY_TTL: u32 = 3600;
 
 /// How long a TCP client may stay silent before it is dropped.
 const TCP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -127,6 +139,7 @@ impl RequestHandler for Handler {
         metadata.authoritative = true;
         let builder = MessageResponseBuilder::new(&request.queries, edns);
         let none: &[Record] = &[];
+        let minimal_any: [Record; 1];
         let (answers, rest, soa, additionals): (&[Record], &[Record], &[Record], &[Record]) =
             match zone.lookup(info.query.name(), info.query.query_type()) {
                 Lookup::Refused => {
@@ -143,7 +156,15 @@ impl RequestHandler for Handler {
                     };
                     (&set.records[k..], &set.records[..k], none, &set.additionals)
                 }
-                Lookup::Any(records) => (records, none, none, none),
+                // RFC 8482: one synthesised HINFO instead of every record of the name.
+                Lookup::Any(_) => {
+                    minimal_any = [Record::from_rdata(
+                        info.query.name().into(),
+                        ANY_TTL,
+                        RData::HINFO(HINFO::new("RFC8482".to_string(), String::new())),
+                    )];
+                    (&minimal_any[..], none, none, none)
+                }
                 Lookup::NoData(soa) => (none, none, std::slice::from_ref(soa), none),
                 Lookup::NxDomain(soa) => {
                     metadata.response_code = ResponseCode::NXDomain;
@@ -235,6 +256,7 @@ impl ResponseHandler for Reply {
 async fn udp_loop(
     socket: tokio::net::UdpSocket,
     handler: Handler,
+    limit: Option<Arc<RateLimit>>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut buf = vec![0u8; 4096];
@@ -260,6 +282,20 @@ async fn udp_loop(
             continue;
         }
         let raw = &buf[..n];
+        // Over its network's rate a query is not even parsed: dropped, or answered
+        // with its own header truncated so that a real client retries over TCP.
+        let verdict = limit.as_ref().map_or(Verdict::Send, |l| {
+            l.check(src.ip(), std::time::Instant::now())
+        });
+        if verdict != Verdict::Send {
+            METRICS.dns(rcode_index(ResponseCode::Refused));
+            if verdict == Verdict::Truncate
+                && let Some(out) = truncated(raw)
+            {
+                let _ = socket.send_to(&out, src).await;
+            }
+            continue;
+        }
         let request = match Request::from_bytes(raw.to_vec(), src, Transport::Udp) {
             Ok(request) => request,
             Err(_) => {
@@ -301,6 +337,20 @@ async fn udp_loop(
     }
 }
 
+/// The empty, truncated answer to a query (its header and question), which tells a
+/// client to ask again over TCP; `None` for what is not a query.
+fn truncated(raw: &[u8]) -> Option<Vec<u8>> {
+    let message = hickory_proto::op::Message::from_bytes(raw).ok()?;
+    if message.metadata.message_type != MessageType::Query {
+        return None;
+    }
+    let mut reply = message.truncate();
+    reply.metadata = Metadata::response_from_request(&message.metadata);
+    reply.metadata.truncation = true;
+    reply.metadata.authoritative = true;
+    reply.to_bytes().ok()
+}
+
 /// A running DNS role: TCP through hickory's server, UDP through [`udp_loop`]s.
 pub struct Dns {
     pub tcp: Server<Handler>,
@@ -318,11 +368,18 @@ pub async fn start(site: &Arc<Site>, stop: watch::Receiver<bool>) -> anyhow::Res
     let loops = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .clamp(1, 8);
+    let config = snapshot.config();
+    let limit = RateLimit::new(config.dns_rate_limit, config.dns_rate_limit_slip).map(Arc::new);
     let mut udp = tokio::task::JoinSet::new();
     for _ in 0..loops {
         let socket = udp_socket(addr)
             .map_err(|e| anyhow::anyhow!("cannot listen for DNS on udp {addr}: {e}"))?;
-        udp.spawn(udp_loop(socket, handler.clone(), stop.clone()));
+        udp.spawn(udp_loop(
+            socket,
+            handler.clone(),
+            limit.clone(),
+            stop.clone(),
+        ));
     }
     let mut tcp = Server::new(handler);
     let listener = tokio::net::TcpListener::bind(addr)
