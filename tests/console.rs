@@ -3,7 +3,8 @@
 //! in, looks up a user, drains a mailbox server (and `dig` sees the alias move) and
 //! uploads a helper report; with curl, the refusals: no session, a wrong or missing
 //! CSRF token, an unconfirmed change, a form from another site, a non-operator, a
-//! wrong password, too many failures, and hostile input shown as text.
+//! wrong password, too many failures, and hostile input (a display name, a report, a
+//! query parameter, a form field) shown as text on every page that shows it.
 
 mod common;
 
@@ -12,7 +13,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{Site, dig, python, run_command};
-use mailsite_shared::report::{Discovery, Outcome, Problem, Report, Setting, Step};
+use mailsite_shared::report::{Discovery, Finding, Outcome, Problem, Report, Setting, Step};
 
 const OPERATOR: &str = "opal";
 const OPERATOR_PASSWORD: &str = "opal-password";
@@ -669,4 +670,165 @@ fn a_letter_moves_once_confirmed() {
         lookup.body
     );
     assert!(lookup.body.contains("<code>mailq.example.test</code>"));
+}
+
+/// Markup and quotes where a page shows text from users, the directory, a report or the
+/// request.
+const HOSTILE: &str = "<script>\"x\"&'y'</script>";
+/// [`HOSTILE`] as a page must show it. The console quotes every attribute with `"`, so
+/// a `'` cannot end one; inside `value="…"` this is HOSTILE exactly.
+const HOSTILE_SHOWN: &str = "&lt;script&gt;&quot;x&quot;&amp;'y'&lt;/script&gt;";
+
+/// Asserts that a page shows [`HOSTILE`] (or its Rust-quoted form, in a refusal that
+/// quotes what was asked for) only as text: no markup of it is left, its `"` and `&`
+/// are escaped.
+fn shows_as_text(page: &Answer, what: &str) {
+    let body = &page.body;
+    assert!(
+        !body.to_ascii_lowercase().contains("<script"),
+        "{what}: markup from the input is in the page:\n{body}"
+    );
+    assert!(
+        body.contains("&lt;script&gt;") && body.contains("&quot;x") && body.contains("&amp;'y'"),
+        "{what}: the input is not shown escaped:\n{body}"
+    );
+    assert!(
+        !body.contains("\"x") && !body.contains("&'y'"),
+        "{what}: a quote or an ampersand of the input is not escaped:\n{body}"
+    );
+    assert!(
+        page.header("content-security-policy")
+            .concat()
+            .contains("default-src 'none'"),
+        "{what}: no content security policy"
+    );
+}
+
+#[test]
+fn hostile_input_shows_as_text_on_every_page() {
+    let site = site();
+    site.add_user("alice", "alice-password", &["--name", HOSTILE]);
+    let op = Client::new(&site, "op");
+    assert_eq!(op.sign_in(OPERATOR, OPERATOR_PASSWORD, &[]).status, 303);
+    let q = "%3Cscript%3E%22x%22%26%27y%27%3C%2Fscript%3E";
+
+    // A display name from the directory, on the lookup.
+    let r = op.get("/console/user?q=alice");
+    assert_eq!(r.status, 200);
+    shows_as_text(&r, "a display name");
+    assert!(r.body.contains(&format!("({HOSTILE_SHOWN})")), "{}", r.body);
+
+    // Query parameters: the lookup's address (in its field and its heading), and
+    // the refusals of a move or a state change that quote what was asked for.
+    let r = op.get(&format!("/console/user?q={q}"));
+    assert_eq!(r.status, 200);
+    shows_as_text(&r, "a looked-up address");
+    assert!(
+        r.body
+            .contains(&format!("name=\"q\" id=\"q\" value=\"{HOSTILE_SHOWN}\"")),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains(&format!(
+            "<h2 id=\"subject\">{HOSTILE_SHOWN}@example.test</h2>"
+        )),
+        "{}",
+        r.body
+    );
+    for (path, what) in [
+        (
+            format!("/console/letter?letter={q}&server=mailbox1"),
+            "a letter",
+        ),
+        (
+            format!("/console/letter?letter=a&server={q}"),
+            "a move's server",
+        ),
+        (format!("/console/server?name={q}&state=up"), "a server"),
+        (
+            format!("/console/server?name=mailbox1&state={q}"),
+            "a state",
+        ),
+    ] {
+        let r = op.get(&path);
+        assert_eq!(r.status, 400, "{what}: {}", r.body);
+        shows_as_text(&r, what);
+    }
+
+    // The sign-in form: where to go next (a query parameter) and the name typed.
+    let anon = Client::new(&site, "anon");
+    let r = anon.get(&format!("/console/login?next=/console/user?q={q}"));
+    assert_eq!(r.status, 200);
+    shows_as_text(&r, "the page after signing in");
+    assert_eq!(r.field("next"), format!("/console/user?q={HOSTILE_SHOWN}"));
+    let r = anon.sign_in(HOSTILE, "guess", &[]);
+    assert_eq!(r.status, 401);
+    shows_as_text(&r, "a name typed to sign in");
+    assert!(
+        r.body.contains(&format!(
+            "name=\"username\" id=\"username\" autocomplete=\"username\" value=\"{HOSTILE_SHOWN}\""
+        )),
+        "{}",
+        r.body
+    );
+
+    // A helper report: every field it shows, the address in the page's title too.
+    let mut report = stale_report(&site);
+    report.helper_version = HOSTILE.to_string();
+    report.os = HOSTILE.to_string();
+    report.summary = HOSTILE.to_string();
+    report.overrides = vec![HOSTILE.to_string()];
+    report.discovery.method = Some(HOSTILE.to_string());
+    report.discovery.settings[0].username = HOSTILE.to_string();
+    for step in &mut report.steps {
+        step.title = HOSTILE.to_string();
+        step.details
+            .push((HOSTILE.to_string(), HOSTILE.to_string()));
+        step.transcript.push(HOSTILE.to_string());
+    }
+    report.steps[1].problem = Some(Problem {
+        code: "referral".to_string(),
+        explanation: HOSTILE.to_string(),
+        suggestion: HOSTILE.to_string(),
+    });
+    report.findings = vec![Finding {
+        code: "hostile".to_string(),
+        explanation: HOSTILE.to_string(),
+        suggestion: HOSTILE.to_string(),
+    }];
+    let csrf = op.get("/console/report").field("csrf");
+    for email in [
+        "alice@example.test".to_string(),
+        format!("{HOSTILE}@example.test"),
+    ] {
+        report.email = email;
+        let file = site.dir.join("hostile-report.json");
+        std::fs::write(&file, serde_json::to_string(&report).unwrap()).unwrap();
+        let r = op.request(
+            &[
+                "--form-string",
+                &format!("csrf={csrf}"),
+                "-F",
+                &format!("report=@{}", file.display()),
+            ],
+            "/console/report",
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        shows_as_text(&r, "a helper report");
+        // The version, the OS, the summary, the overrides, the discovery method, a
+        // setting's username, each of the two steps' title, detail (key and value) and
+        // transcript, the problem and the finding (explanation and suggestion each).
+        let shown = r.body.matches(HOSTILE_SHOWN).count();
+        assert!(shown >= 19, "{shown} escaped copies:\n{}", r.body);
+        if report.email.starts_with('<') {
+            assert!(
+                r.body.contains(&format!(
+                    "<h1>Helper report for {HOSTILE_SHOWN}@example.test</h1>"
+                )),
+                "{}",
+                r.body
+            );
+        }
+    }
 }

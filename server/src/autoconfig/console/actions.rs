@@ -6,7 +6,6 @@
 //! a poll), and it is logged with the operator's name.
 
 use std::collections::HashMap;
-use std::fmt::Write;
 
 use axum::Form;
 use axum::extract::{Query, State};
@@ -15,10 +14,11 @@ use axum::response::Response;
 use mailsite_shared::config::{BUCKETS, bucket_name};
 use mailsite_shared::route::{alias_label, parse_bucket};
 use mailsite_shared::{ServerState, SiteMap};
+use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::Operator;
-use super::page::{self, Nav, badge, csrf_field, esc};
+use super::page::{self, Nav, alert, badge, csrf_field};
 use super::sitemap::addresses;
 use crate::autoconfig::App;
 
@@ -59,22 +59,18 @@ fn moves(before: &SiteMap, after: &SiteMap) -> Vec<(String, String, String, Stri
         .collect()
 }
 
-fn moves_list(moves: &[(String, String, String, String)]) -> String {
-    if moves.is_empty() {
-        return "<p>No letter changes server.</p>".to_string();
+fn moves_list(moves: &[(String, String, String, String)]) -> Markup {
+    html! {
+        @if moves.is_empty() {
+            p { "No letter changes server." }
+        } @else {
+            ul.moves {
+                @for (letter, alias, from, to) in moves {
+                    li { (letter) " (" code { (alias) } "): " (from) " → " (to) }
+                }
+            }
+        }
     }
-    let mut out = String::from("<ul class=\"moves\">");
-    for (letter, alias, from, to) in moves {
-        let _ = write!(
-            out,
-            "<li>{letter} (<code>{}</code>): {} → {}</li>",
-            esc(alias),
-            esc(from),
-            esc(to)
-        );
-    }
-    out.push_str("</ul>");
-    out
 }
 
 /// One line for the log and the next page, letters grouped by where they went:
@@ -106,37 +102,36 @@ fn moves_line(moves: &[(String, String, String, String)]) -> String {
 }
 
 fn refuse(op: &Operator, status: StatusCode, title: &str, message: &str) -> Response {
-    let body = format!(
-        "<p class=\"error\" role=\"alert\">{}</p><p><a href=\"/console\">Back to the site map</a></p>",
-        esc(message)
-    );
-    page::html(status, page::page(title, Some(op), Nav::None, &body))
+    let body = html! {
+        (alert(message))
+        p { a href="/console" { "Back to the site map" } }
+    };
+    page::html(status, page::page(title, Some(op), Nav::None, body))
 }
 
 /// A confirmation page: what will happen, a form that does it, a way back.
 fn confirmation(
     op: &Operator,
     title: &str,
-    explanation: &str,
+    explanation: Markup,
     action: &str,
     fields: &[(&str, &str)],
     button: &str,
 ) -> Response {
-    let hidden: String = fields
-        .iter()
-        .map(|(k, v)| format!("<input type=\"hidden\" name=\"{k}\" value=\"{}\">", esc(v)))
-        .collect();
-    let body = format!(
-        "{explanation}<form class=\"confirm\" method=\"post\" action=\"{action}\">{}{hidden}\
-         <input type=\"hidden\" name=\"confirm\" value=\"yes\">\
-         <button id=\"confirm\" class=\"danger\">{}</button> <a href=\"/console\" id=\"cancel\">Cancel</a></form>",
-        csrf_field(op),
-        esc(button)
-    );
-    page::html(
-        StatusCode::OK,
-        page::page(title, Some(op), Nav::None, &body),
-    )
+    let body = html! {
+        (explanation)
+        form.confirm method="post" action=(action) {
+            (csrf_field(op))
+            @for (k, v) in fields {
+                input type="hidden" name=(k) value=(v);
+            }
+            input type="hidden" name="confirm" value="yes";
+            button id="confirm" class="danger" { (button) }
+            " "
+            a href="/console" id="cancel" { "Cancel" }
+        }
+    };
+    page::html(StatusCode::OK, page::page(title, Some(op), Nav::None, body))
 }
 
 /// The refusal of a POST without `confirm=yes` (`None`: it is confirmed), and of one
@@ -204,30 +199,27 @@ pub async fn confirm_move(
         .keys()
         .filter(|u| mailsite_shared::route::bucket_of(u) == bucket)
         .count();
-    let mut explanation = format!(
-        "<p>Letter <strong>{letter}</strong> (<code>{}</code>) is at home on {} and served by {}. \
-         After the move its home is <strong>{}</strong>: the alias, autoconfig's answers and the \
-         sorters' deliveries follow within the alias TTL, and clients keep their settings. \
-         {users} users of the directory have this letter.</p>",
-        esc(&alias),
-        esc(&map.home(bucket).name),
-        esc(&map.owner(bucket).name),
-        esc(&server)
-    );
-    explanation.push_str(&moves_list(&moves(map, &after)));
-    if after.owner(bucket).name != server {
-        let _ = write!(
-            explanation,
-            "<p class=\"warning\">{} is {}, so the letter is served by {} until it is up.</p>",
-            esc(&server),
-            esc(after.mailbox_state(&server).unwrap_or_default().as_str()),
-            esc(&after.owner(bucket).name)
-        );
-    }
+    let serving = after.owner(bucket).name.as_str();
+    let explanation = html! {
+        p {
+            "Letter " strong { (letter) } " (" code { (alias) } ") is at home on "
+            (map.home(bucket).name) " and served by " (map.owner(bucket).name)
+            ". After the move its home is " strong { (server) } ": the alias, autoconfig's \
+             answers and the sorters' deliveries follow within the alias TTL, and clients keep \
+             their settings. " (users) " users of the directory have this letter."
+        }
+        (moves_list(&moves(map, &after)))
+        @if serving != server {
+            p.warning {
+                (server) " is " (after.mailbox_state(&server).unwrap_or_default().as_str())
+                ", so the letter is served by " (serving) " until it is up."
+            }
+        }
+    };
     confirmation(
         &op,
         &format!("Move letter {letter} to {server}?"),
-        &explanation,
+        explanation,
         "/console/letter",
         &[("letter", &letter), ("server", &server)],
         &format!("Move letter {letter} to {server}"),
@@ -364,62 +356,48 @@ pub async fn confirm_state(
             .map(|i| map.sorter_states[i])
     }
     .unwrap_or_default();
-    let mut explanation = format!("<p>{} is {} now.</p>", esc(&name), badge(current.as_str()));
     let (title, button) = match state {
-        ServerState::Maintenance => {
-            if mailbox {
-                explanation.push_str(
-                    "<p>Draining it moves its letters to the other mailbox servers: their aliases \
-                     resolve there within the alias TTL, autoconfig answers follow, its open IMAP and \
-                     POP3 sessions are told to reconnect, and the health checks never end a \
-                     maintenance. Letters that move:</p>",
-                );
-            } else {
-                let _ = write!(
-                    explanation,
-                    "<p>Draining it takes it out of <code>outbox.{}</code>'s rotation. Afterwards \
-                     outbox points at: {}.</p>",
-                    esc(&map.config.domain),
-                    esc(&outbox_line(&after))
-                );
-            }
-            (format!("Drain {name}?"), format!("Drain {name}"))
+        ServerState::Maintenance => (format!("Drain {name}?"), format!("Drain {name}")),
+        _ => (format!("Bring {name} back?"), format!("Bring {name} back")),
+    };
+    let domain = &map.config.domain;
+    let explanation = html! {
+        p { (name) " is " (badge(current.as_str())) " now." }
+        @match (state, mailbox) {
+            (ServerState::Maintenance, true) => p {
+                "Draining it moves its letters to the other mailbox servers: their aliases \
+                 resolve there within the alias TTL, autoconfig answers follow, its open IMAP \
+                 and POP3 sessions are told to reconnect, and the health checks never end a \
+                 maintenance. Letters that move:"
+            },
+            (ServerState::Maintenance, false) => p {
+                "Draining it takes it out of " code { "outbox." (domain) } "'s rotation. \
+                 Afterwards outbox points at: " (outbox_line(&after)) "."
+            },
+            (_, true) => p { "Bringing it back returns its letters to it. Letters that move:" },
+            (_, false) => p {
+                "Bringing it back returns it to " code { "outbox." (domain) } "'s rotation: "
+                (outbox_line(&after)) "."
+            },
         }
-        _ => {
-            if mailbox {
-                explanation.push_str(
-                    "<p>Bringing it back returns its letters to it. Letters that move:</p>",
-                );
-            } else {
-                let _ = write!(
-                    explanation,
-                    "<p>Bringing it back returns it to <code>outbox.{}</code>'s rotation: {}.</p>",
-                    esc(&map.config.domain),
-                    esc(&outbox_line(&after))
-                );
+        @if mailbox {
+            (moves_list(&moves(map, &after)))
+            @if state == ServerState::Maintenance
+                && after.serving_mailboxes().iter().all(|s| s.name == name)
+            {
+                p.warning {
+                    "No other mailbox server is up, so its letters stay where they are."
+                }
             }
-            (format!("Bring {name} back?"), format!("Bring {name} back"))
+        }
+        @if failing && state == ServerState::Up {
+            p.warning { "Its health checks fail, so it stays down until they pass." }
         }
     };
-    if mailbox {
-        explanation.push_str(&moves_list(&moves(map, &after)));
-        if state == ServerState::Maintenance
-            && after.serving_mailboxes().iter().all(|s| s.name == name)
-        {
-            explanation.push_str(
-                "<p class=\"warning\">No other mailbox server is up, so its letters stay where they are.</p>",
-            );
-        }
-    }
-    if failing && state == ServerState::Up {
-        explanation.push_str(
-            "<p class=\"warning\">Its health checks fail, so it stays down until they pass.</p>",
-        );
-    }
     confirmation(
         &op,
         &title,
-        &explanation,
+        explanation,
         "/console/server",
         &[("name", &name), ("state", state.as_str())],
         &button,

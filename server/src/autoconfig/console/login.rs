@@ -9,9 +9,10 @@ use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use maud::html;
 use serde::Deserialize;
 
-use super::page::{self, Nav, esc};
+use super::page::{self, Nav};
 use super::session::{self, FAILURE_DELAY};
 use super::{Local, Operator, SESSION_COOKIE, cookie, set_cookie};
 use crate::autoconfig::{App, login_name};
@@ -48,23 +49,32 @@ fn sign_in_page(
     message: Option<(&str, &str)>,
 ) -> Response {
     let login = session::token();
-    let note = match message {
-        Some((class, text)) => format!("<p class=\"{class}\" role=\"alert\">{}</p>", esc(text)),
-        None => String::new(),
+    let body = html! {
+        @if let Some((class, text)) = message {
+            p class=(class) role="alert" { (text) }
+        }
+        form.signin method="post" action="/console/login" {
+            input type="hidden" name="login" value=(login);
+            input type="hidden" name="next" value=(safe_next(next));
+            label {
+                "Operator name "
+                input name="username" id="username" autocomplete="username" value=(username)
+                    required autofocus;
+            }
+            label {
+                "Password "
+                input name="password" id="password" type="password"
+                    autocomplete="current-password" required;
+            }
+            button #sign-in { "Sign in" }
+        }
+        p.hint {
+            "Operators are users of the directory with the operator flag ("
+            code { "mailsite user add NAME --operator" }
+            ")."
+        }
     };
-    let body = format!(
-        "{note}<form class=\"signin\" method=\"post\" action=\"/console/login\">\
-         <input type=\"hidden\" name=\"login\" value=\"{login}\">\
-         <input type=\"hidden\" name=\"next\" value=\"{}\">\
-         <label>Operator name <input name=\"username\" id=\"username\" autocomplete=\"username\" value=\"{}\" required autofocus></label>\
-         <label>Password <input name=\"password\" id=\"password\" type=\"password\" autocomplete=\"current-password\" required></label>\
-         <button id=\"sign-in\">Sign in</button></form>\
-         <p class=\"hint\">Operators are users of the directory with the operator flag \
-         (<code>mailsite user add NAME --operator</code>).</p>",
-        esc(safe_next(next)),
-        esc(username)
-    );
-    let mut response = page::html(status, page::page("Sign in", None, Nav::None, &body));
+    let mut response = page::html(status, page::page("Sign in", None, Nav::None, body));
     set_cookie(&mut response, LOGIN_COOKIE, &login, Some(3600), local.https);
     response
 }

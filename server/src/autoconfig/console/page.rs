@@ -1,15 +1,15 @@
 //! The console's HTML: the frame every page shares (title, navigation, who is signed
-//! in, the last action's message), escaping, and the responses pages go out in.
+//! in, the last action's message), the small pieces several pages use, and the
+//! responses pages go out in.
 //!
-//! Pages are built with `format!` from escaped pieces: every value that comes from a
-//! request, the directory, a report or the queue goes through [`esc`] (or a helper
-//! that calls it), so an address like `<script>@x` shows as text.
-
-use std::borrow::Cow;
-use std::fmt::Write;
+//! Pages are written with maud's `html!`, which escapes every value it is given unless
+//! it is already [`Markup`]: an address like `<script>@x` from a request, the
+//! directory, a report or the queue shows as text without anyone remembering to
+//! escape it. maud quotes every attribute with `"`, so `'` needs no escaping.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
+use maud::{DOCTYPE, Markup, html};
 
 use super::Operator;
 use crate::autoconfig::respond;
@@ -23,11 +23,6 @@ pub const STYLE_PATH: &str = "/console/console.css";
 const POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
                       frame-ancestors 'none'; base-uri 'none'";
 
-/// HTML-escapes text for element content and quoted attribute values.
-pub fn esc(text: &str) -> Cow<'_, str> {
-    mailsite_shared::xml::escape(text)
-}
-
 /// The pages in the navigation bar.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Nav {
@@ -39,66 +34,67 @@ pub enum Nav {
 }
 
 /// A whole page: the shared frame around `body`.
-pub fn page(title: &str, operator: Option<&Operator>, nav: Nav, body: &str) -> String {
-    let mut out = String::with_capacity(body.len() + 2048);
-    let _ = write!(
-        out,
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{} · mailsite helpdesk</title><link rel=\"stylesheet\" href=\"{STYLE_PATH}\"></head><body>\
-         <header><span class=\"brand\">mailsite helpdesk</span>",
-        esc(title)
-    );
-    if let Some(op) = operator {
-        out.push_str("<nav>");
-        for (item, href, label) in [
-            (Nav::Map, "/console", "Site map"),
-            (Nav::Lookup, "/console/user", "Look up a user"),
-            (Nav::Report, "/console/report", "Helper report"),
-        ] {
-            let current = if item == nav {
-                " aria-current=\"page\""
-            } else {
-                ""
-            };
-            let _ = write!(out, "<a href=\"{href}\"{current}>{label}</a>");
+pub fn page(title: &str, operator: Option<&Operator>, nav: Nav, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · mailsite helpdesk" }
+                link rel="stylesheet" href=(STYLE_PATH);
+            }
+            body {
+                header {
+                    span.brand { "mailsite helpdesk" }
+                    @if let Some(op) = operator {
+                        nav {
+                            @for (item, href, label) in [
+                                (Nav::Map, "/console", "Site map"),
+                                (Nav::Lookup, "/console/user", "Look up a user"),
+                                (Nav::Report, "/console/report", "Helper report"),
+                            ] {
+                                @let current = (item == nav).then_some("page");
+                                a href=(href) aria-current=[current] { (label) }
+                            }
+                        }
+                        form.signout method="post" action="/console/logout" {
+                            span #operator { (op.username) }
+                            (csrf_field(op))
+                            button { "Sign out" }
+                        }
+                    }
+                }
+                main {
+                    @if let Some(message) = operator.and_then(|op| op.flash.as_deref()) {
+                        p.flash role="status" { (message) }
+                    }
+                    h1 { (title) }
+                    (body)
+                }
+            }
         }
-        let _ = write!(
-            out,
-            "</nav><form class=\"signout\" method=\"post\" action=\"/console/logout\">\
-             <span id=\"operator\">{}</span>{}<button>Sign out</button></form>",
-            esc(&op.username),
-            csrf_field(op)
-        );
     }
-    out.push_str("</header><main>");
-    if let Some(message) = operator.and_then(|op| op.flash.as_deref()) {
-        let _ = write!(
-            out,
-            "<p class=\"flash\" role=\"status\">{}</p>",
-            esc(message)
-        );
-    }
-    let _ = write!(out, "<h1>{}</h1>{body}</main></body></html>", esc(title));
-    out
 }
 
 /// The hidden field that ties a form to the session.
-pub fn csrf_field(op: &Operator) -> String {
-    format!(
-        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
-        esc(&op.csrf)
-    )
+pub fn csrf_field(op: &Operator) -> Markup {
+    html! { input type="hidden" name="csrf" value=(op.csrf); }
 }
 
 /// A state as a coloured badge.
-pub fn badge(state: &str) -> String {
+pub fn badge(state: &str) -> Markup {
     let class = match state {
         "up" | "pass" | "yes" | "enabled" | "matches" => "good",
         "maintenance" | "skipped" | "pending" => "warn",
         _ => "bad",
     };
-    format!("<span class=\"badge {class}\">{}</span>", esc(state))
+    html! { span class={ "badge " (class) } { (state) } }
+}
+
+/// An error message that a screen reader announces.
+pub fn alert(message: &str) -> Markup {
+    html! { p.error role="alert" { (message) } }
 }
 
 /// Adds the headers every console page carries.
@@ -118,24 +114,22 @@ fn secure(mut response: Response) -> Response {
 }
 
 /// An HTML page.
-pub fn html(status: StatusCode, body: String) -> Response {
+pub fn html(status: StatusCode, page: Markup) -> Response {
     secure(respond(
         Endpoint::Console,
         status,
         "text/html; charset=utf-8",
-        body,
+        page.into_string(),
     ))
 }
 
 /// A page that only says why a request was refused, with a way on.
 pub fn refusal(status: StatusCode, title: &str, message: &str, link: (&str, &str)) -> Response {
-    let body = format!(
-        "<p class=\"error\" role=\"alert\">{}</p><p><a href=\"{}\">{}</a></p>",
-        esc(message),
-        esc(link.0),
-        esc(link.1)
-    );
-    html(status, page(title, None, Nav::None, &body))
+    let body = html! {
+        (alert(message))
+        p { a href=(link.0) { (link.1) } }
+    };
+    html(status, page(title, None, Nav::None, body))
 }
 
 /// `303 See Other` to a console path (after a form, or to the sign-in page).
@@ -171,12 +165,26 @@ pub fn style() -> Response {
 mod tests {
     use super::*;
 
+    /// Whatever the frame shows from a request or a session comes out as text: in
+    /// element content and in a (double-quoted) attribute value alike.
     #[test]
     fn hostile_text_is_escaped() {
-        assert_eq!(
-            esc("<script>\"x\"&'y'@x"),
-            "&lt;script&gt;&quot;x&quot;&amp;&apos;y&apos;@x"
+        let hostile = "<script>\"x\"&'y'@x";
+        let op = Operator {
+            username: hostile.into(),
+            csrf: hostile.into(),
+            token: String::new(),
+            flash: Some(hostile.into()),
+        };
+        let out = page(hostile, Some(&op), Nav::Map, badge(hostile)).into_string();
+        let escaped = "&lt;script&gt;&quot;x&quot;&amp;'y'@x";
+        // The title, the operator, the CSRF field, the flash, the heading, the badge.
+        assert_eq!(out.matches(escaped).count(), 6, "{out}");
+        assert!(out.contains(&format!("value=\"{escaped}\"")), "{out}");
+        assert!(!out.contains("<script"), "{out}");
+        assert!(
+            badge("<b>").into_string().contains("&lt;b&gt;"),
+            "a badge's text is escaped"
         );
-        assert!(badge("<b>").contains("&lt;b&gt;"));
     }
 }

@@ -4,44 +4,53 @@
 //! (routing, settings, DNS answers, certificate). The report is read, shown and
 //! forgotten: it is neither stored nor logged.
 
-use std::fmt::Write;
-
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use mailsite_shared::report::{Outcome, Report};
+use maud::{Markup, html};
 
 use super::Operator;
 use super::lookup::{route_rows, settings_table};
-use super::page::{self, Nav, badge, csrf_field, esc};
+use super::page::{self, Nav, alert, badge, csrf_field};
 use crate::autoconfig::{App, account, client_config};
 use crate::helpdesk::{self, Analysis};
 
 /// The largest report taken (a report with every transcript is well under 1 MiB).
 pub const MAX_REPORT: usize = 4 * 1024 * 1024;
 
-fn form_html(op: &Operator) -> String {
-    format!(
-        "<form class=\"report\" method=\"post\" action=\"/console/report\" enctype=\"multipart/form-data\">{}\
-         <p>The user runs <code>mailsite-helper report --out report.json</code> (or \"Save report\" in its \
-         window) and sends you <code>report.json</code>.</p>\
-         <label>Report file <input type=\"file\" name=\"report\" id=\"report-file\" accept=\".json,application/json\"></label>\
-         <label>or paste its JSON <textarea name=\"text\" id=\"report-text\" rows=\"6\" spellcheck=\"false\"></textarea></label>\
-         <button id=\"explain\">Explain</button></form>",
-        csrf_field(op)
-    )
+fn form_html(op: &Operator) -> Markup {
+    html! {
+        form.report method="post" action="/console/report" enctype="multipart/form-data" {
+            (csrf_field(op))
+            p {
+                "The user runs " code { "mailsite-helper report --out report.json" }
+                " (or \"Save report\" in its window) and sends you " code { "report.json" } "."
+            }
+            label {
+                "Report file "
+                input type="file" name="report" id="report-file" accept=".json,application/json";
+            }
+            label {
+                "or paste its JSON "
+                textarea name="text" id="report-text" rows="6" spellcheck="false" {}
+            }
+            button #explain { "Explain" }
+        }
+    }
 }
 
 fn form_page(op: &Operator, status: StatusCode, error: Option<&str>) -> Response {
-    let mut body = String::new();
-    if let Some(error) = error {
-        let _ = write!(body, "<p class=\"error\" role=\"alert\">{}</p>", esc(error));
-    }
-    body.push_str(&form_html(op));
+    let body = html! {
+        @if let Some(error) = error {
+            (alert(error))
+        }
+        (form_html(op))
+    };
     page::html(
         status,
-        page::page("Helper report", Some(op), Nav::Report, &body),
+        page::page("Helper report", Some(op), Nav::Report, body),
     )
 }
 
@@ -144,31 +153,35 @@ pub async fn upload(
     };
     tracing::info!(operator = %op.username, user = %analysis.route.address, causes = analysis.causes.len(), "console: helper report explained");
 
-    let mut body = String::new();
-    body.push_str("<section class=\"causes\"><h2>Likely cause</h2>");
-    if let Some(note) = helpdesk::schema_note(&report) {
-        let _ = write!(body, "<p class=\"warning\">{}</p>", esc(&note));
-    }
-    if analysis.causes.is_empty() {
-        body.push_str("<p id=\"causes\">None found: every step passed and matches the site.</p>");
-    } else {
-        body.push_str("<ol id=\"causes\">");
-        for cause in &analysis.causes {
-            let _ = write!(body, "<li>{}</li>", esc(cause));
+    let body = html! {
+        section.causes {
+            h2 { "Likely cause" }
+            @if let Some(note) = helpdesk::schema_note(&report) {
+                p.warning { (note) }
+            }
+            @if analysis.causes.is_empty() {
+                p #causes { "None found: every step passed and matches the site." }
+            } @else {
+                ol #causes {
+                    @for cause in &analysis.causes {
+                        li { (cause) }
+                    }
+                }
+            }
         }
-        body.push_str("</ol>");
-    }
-    body.push_str("</section><div class=\"columns\">");
-    body.push_str(&seen_column(&report));
-    body.push_str(&truth_column(&site, &report, &analysis));
-    body.push_str("</div>");
-    body.push_str("<section><h2>Another report</h2>");
-    body.push_str(&form_html(&op));
-    body.push_str("</section>");
+        div.columns {
+            (seen_column(&report))
+            (truth_column(&site, &report, &analysis))
+        }
+        section {
+            h2 { "Another report" }
+            (form_html(&op))
+        }
+    };
     let title = format!("Helper report for {}", report.email);
     page::html(
         StatusCode::OK,
-        page::page(&title, Some(&op), Nav::Report, &body),
+        page::page(&title, Some(&op), Nav::Report, body),
     )
 }
 
@@ -181,139 +194,98 @@ fn outcome(o: Outcome) -> &'static str {
 }
 
 /// What the helper saw: the check, discovery, every step.
-fn seen_column(report: &Report) -> String {
-    let mut out =
-        String::from("<section class=\"column\" id=\"seen\"><h2>What the helper saw</h2>");
-    let _ = write!(
-        out,
-        "<table class=\"facts\"><tbody>\
-         <tr><th>Address</th><td>{}</td></tr><tr><th>Protocol</th><td>{}</td></tr>\
-         <tr><th>Checked</th><td>{} – {}</td></tr><tr><th>Helper</th><td>{} on {}</td></tr>\
-         <tr><th>Summary</th><td id=\"summary\">{} {}</td></tr>",
-        esc(&report.email),
-        esc(&report.protocol),
-        esc(&report.started_at),
-        esc(&report.finished_at),
-        esc(&report.helper_version),
-        esc(&report.os),
-        badge(if report.passed { "pass" } else { "fail" }),
-        esc(&report.summary),
-    );
-    if !report.overrides.is_empty() {
-        let _ = write!(
-            out,
-            "<tr><th>Overrides</th><td>{}</td></tr>",
-            esc(&report.overrides.join(", "))
-        );
-    }
-    let _ = write!(
-        out,
-        "<tr><th>Found by</th><td>{}</td></tr></tbody></table>",
-        esc(report
-            .discovery
-            .method
-            .as_deref()
-            .unwrap_or("nothing answered"))
-    );
-    if !report.discovery.settings.is_empty() {
-        out.push_str(
-            "<h3>Settings found</h3><table><thead><tr><th>Protocol</th><th>Server</th><th>Port</th>\
-             <th>Security</th><th>Username</th></tr></thead><tbody>",
-        );
-        for s in &report.discovery.settings {
-            let _ = write!(
-                out,
-                "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(&s.protocol.to_uppercase()),
-                esc(&s.host),
-                s.port,
-                esc(&s.security),
-                esc(&s.username)
-            );
-        }
-        out.push_str("</tbody></table>");
-    }
-    out.push_str("<h3>Steps</h3><ol class=\"steps\">");
-    for step in &report.steps {
-        let _ = write!(
-            out,
-            "<li class=\"{}\">{} {} <span class=\"ms\">{} ms</span>",
-            outcome(step.outcome),
-            badge(outcome(step.outcome)),
-            esc(&step.title),
-            step.millis
-        );
-        if let Some(problem) = &step.problem {
-            let _ = write!(
-                out,
-                "<p>{} <em>{}</em></p>",
-                esc(&problem.explanation),
-                esc(&problem.suggestion)
-            );
-        }
-        if !step.details.is_empty() {
-            out.push_str("<details><summary>details</summary><dl>");
-            for (k, v) in &step.details {
-                let _ = write!(out, "<dt>{}</dt><dd>{}</dd>", esc(k), esc(v));
+fn seen_column(report: &Report) -> Markup {
+    html! {
+        section.column #seen {
+            h2 { "What the helper saw" }
+            table.facts {
+                tbody {
+                    tr { th { "Address" } td { (report.email) } }
+                    tr { th { "Protocol" } td { (report.protocol) } }
+                    tr { th { "Checked" } td { (report.started_at) " – " (report.finished_at) } }
+                    tr { th { "Helper" } td { (report.helper_version) " on " (report.os) } }
+                    tr {
+                        th { "Summary" }
+                        td #summary {
+                            (badge(if report.passed { "pass" } else { "fail" }))
+                            " " (report.summary)
+                        }
+                    }
+                    @if !report.overrides.is_empty() {
+                        tr { th { "Overrides" } td { (report.overrides.join(", ")) } }
+                    }
+                    tr {
+                        th { "Found by" }
+                        td { (report.discovery.method.as_deref().unwrap_or("nothing answered")) }
+                    }
+                }
             }
-            out.push_str("</dl>");
-            if !step.transcript.is_empty() {
-                let _ = write!(out, "<pre>{}</pre>", esc(&step.transcript.join("\n")));
+            @if !report.discovery.settings.is_empty() {
+                h3 { "Settings found" }
+                table {
+                    thead {
+                        tr {
+                            th { "Protocol" } th { "Server" } th { "Port" } th { "Security" }
+                            th { "Username" }
+                        }
+                    }
+                    tbody {
+                        @for s in &report.discovery.settings {
+                            tr {
+                                td { (s.protocol.to_uppercase()) }
+                                td { code { (s.host) } }
+                                td { (s.port) }
+                                td { (s.security) }
+                                td { (s.username) }
+                            }
+                        }
+                    }
+                }
             }
-            out.push_str("</details>");
+            h3 { "Steps" }
+            ol.steps {
+                @for step in &report.steps {
+                    li class=(outcome(step.outcome)) {
+                        (badge(outcome(step.outcome))) " " (step.title) " "
+                        span.ms { (step.millis) " ms" }
+                        @if let Some(problem) = &step.problem {
+                            p { (problem.explanation) " " em { (problem.suggestion) } }
+                        }
+                        @if !step.details.is_empty() {
+                            details {
+                                summary { "details" }
+                                dl {
+                                    @for (k, v) in &step.details {
+                                        dt { (k) }
+                                        dd { (v) }
+                                    }
+                                }
+                                @if !step.transcript.is_empty() {
+                                    pre { (step.transcript.join("\n")) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            @if !report.findings.is_empty() {
+                h3 { "Findings" }
+                ul {
+                    @for f in &report.findings {
+                        li { (f.explanation) " " em { (f.suggestion) } }
+                    }
+                }
+            }
         }
-        out.push_str("</li>");
     }
-    out.push_str("</ol>");
-    if !report.findings.is_empty() {
-        out.push_str("<h3>Findings</h3><ul>");
-        for f in &report.findings {
-            let _ = write!(
-                out,
-                "<li>{} <em>{}</em></li>",
-                esc(&f.explanation),
-                esc(&f.suggestion)
-            );
-        }
-        out.push_str("</ul>");
-    }
-    out.push_str("</section>");
-    out
 }
 
 /// What the site has now for the same user.
-fn truth_column(site: &crate::state::Snapshot, report: &Report, analysis: &Analysis) -> String {
+fn truth_column(site: &crate::state::Snapshot, report: &Report, analysis: &Analysis) -> Markup {
     let route = &analysis.route;
-    let mut out = String::from(
-        "<section class=\"column\" id=\"truth\"><h2>The site now</h2><table class=\"facts\"><tbody>",
-    );
-    match &analysis.user {
-        Some(u) => {
-            let _ = write!(
-                out,
-                "<tr><th>User</th><td>{} {}, prefers {}</td></tr>",
-                esc(&u.username),
-                badge(if u.enabled { "enabled" } else { "disabled" }),
-                u.preference
-            );
-        }
-        None => {
-            let _ = write!(
-                out,
-                "<tr><th>User</th><td>{} {}</td></tr>",
-                esc(&route.username),
-                badge("not in the directory")
-            );
-        }
-    }
-    out.push_str(&route_rows(&site.map, route));
-    out.push_str("</tbody></table>");
-
-    out.push_str("<h3>Settings autoconfig gives</h3>");
-    match account(site, &route.address) {
+    let settings = match account(site, &route.address) {
         Ok(acct) => {
             let settings = client_config(site, &acct);
-            out.push_str(&settings_table("site-settings", &settings));
             let differs = report.discovery.settings.iter().any(|seen| {
                 !settings
                     .incoming
@@ -321,38 +293,17 @@ fn truth_column(site: &crate::state::Snapshot, report: &Report, analysis: &Analy
                     .chain(&settings.outgoing)
                     .any(|s| s.hostname.eq_ignore_ascii_case(&seen.host) && s.port == seen.port)
             });
-            if differs {
-                out.push_str(
-                    "<p class=\"warning\">The helper found settings the site does not give.</p>",
-                );
+            html! {
+                (settings_table("site-settings", &settings))
+                @if differs {
+                    p.warning { "The helper found settings the site does not give." }
+                }
             }
         }
-        Err(refusal) => {
-            let _ = write!(
-                out,
-                "<p class=\"error\">Autoconfig refuses this address: {}</p>",
-                esc(&refusal.0)
-            );
-        }
-    }
-
-    if !analysis.names.is_empty() {
-        out.push_str(
-            "<h3>DNS</h3><table id=\"names\"><thead><tr><th>Name</th><th>The user's computer had</th>\
-             <th>The site has</th><th></th></tr></thead><tbody>",
-        );
-        for name in &analysis.names {
-            let _ = write!(
-                out,
-                "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(&name.host),
-                esc(&name.seen.join(", ")),
-                esc(&name.want.join(", ")),
-                badge(if name.agrees() { "matches" } else { "differs" })
-            );
-        }
-        out.push_str("</tbody></table>");
-    }
+        Err(refusal) => html! {
+            p.error { "Autoconfig refuses this address: " (refusal.0) }
+        },
+    };
     let mut seen_certs: Vec<&str> = report
         .steps
         .iter()
@@ -360,21 +311,61 @@ fn truth_column(site: &crate::state::Snapshot, report: &Report, analysis: &Analy
         .collect();
     seen_certs.sort_unstable();
     seen_certs.dedup();
-    if let Some(ours) = &analysis.fingerprint {
-        let _ = write!(
-            out,
-            "<h3>Certificate</h3><p>The site's: <code class=\"fingerprint\">{}</code></p>",
-            esc(ours)
-        );
-        for seen in seen_certs {
-            let _ = write!(
-                out,
-                "<p>Seen: <code class=\"fingerprint\">{}</code> {}</p>",
-                esc(seen),
-                badge(if seen == ours { "matches" } else { "differs" })
-            );
+    html! {
+        section.column #truth {
+            h2 { "The site now" }
+            table.facts {
+                tbody {
+                    @match &analysis.user {
+                        Some(u) => tr {
+                            th { "User" }
+                            td {
+                                (u.username) " "
+                                (badge(if u.enabled { "enabled" } else { "disabled" }))
+                                ", prefers " (u.preference)
+                            }
+                        },
+                        None => tr {
+                            th { "User" }
+                            td { (route.username) " " (badge("not in the directory")) }
+                        },
+                    }
+                    (route_rows(&site.map, route))
+                }
+            }
+            h3 { "Settings autoconfig gives" }
+            (settings)
+            @if !analysis.names.is_empty() {
+                h3 { "DNS" }
+                table #names {
+                    thead {
+                        tr {
+                            th { "Name" } th { "The user's computer had" } th { "The site has" }
+                            th {}
+                        }
+                    }
+                    tbody {
+                        @for name in &analysis.names {
+                            tr {
+                                td { code { (name.host) } }
+                                td { (name.seen.join(", ")) }
+                                td { (name.want.join(", ")) }
+                                td { (badge(if name.agrees() { "matches" } else { "differs" })) }
+                            }
+                        }
+                    }
+                }
+            }
+            @if let Some(ours) = &analysis.fingerprint {
+                h3 { "Certificate" }
+                p { "The site's: " code.fingerprint { (ours) } }
+                @for seen in &seen_certs {
+                    p {
+                        "Seen: " code.fingerprint { (seen) } " "
+                        (badge(if seen == ours { "matches" } else { "differs" }))
+                    }
+                }
+            }
         }
     }
-    out.push_str("</section>");
-    out
 }

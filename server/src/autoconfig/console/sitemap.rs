@@ -4,7 +4,6 @@
 //! that lead to the confirmation of a move, a drain or a return.
 
 use std::collections::HashMap;
-use std::fmt::Write;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -12,9 +11,10 @@ use axum::response::Response;
 use mailsite_shared::config::{BUCKETS, Server, bucket_name};
 use mailsite_shared::route::alias_label;
 use mailsite_shared::{ServerState, SiteMap};
+use maud::{Markup, html};
 
 use super::Operator;
-use super::page::{self, Nav, badge, esc};
+use super::page::{self, Nav, badge};
 use crate::autoconfig::App;
 use crate::directory::Health;
 
@@ -60,22 +60,54 @@ fn letters_served(map: &SiteMap, name: &str) -> String {
 
 /// A server's row: name, addresses, state, health, `extra` (what it serves), and a
 /// button that leads to the confirmation of a drain or a return.
-fn server_row(server: &Server, state: ServerState, health: &str, extra: &str) -> String {
+fn server_row(server: &Server, state: ServerState, health: &str, extra: Markup) -> Markup {
     let (target, label) = match state {
         ServerState::Up => ("maintenance", "Drain…"),
         _ => ("up", "Bring back…"),
     };
-    format!(
-        "<tr id=\"server-{n}\"><th>{n}</th><td>{}</td><td class=\"state\">{}</td><td>{}</td><td>{extra}</td>\
-         <td><form method=\"get\" action=\"/console/server\">\
-         <input type=\"hidden\" name=\"name\" value=\"{n}\">\
-         <input type=\"hidden\" name=\"state\" value=\"{target}\">\
-         <button id=\"{target}-{n}\">{label}</button></form></td></tr>",
-        esc(&addresses(server)),
-        badge(state.as_str()),
-        esc(health),
-        n = esc(&server.name)
-    )
+    let n = &server.name;
+    html! {
+        tr id={ "server-" (n) } {
+            th { (n) }
+            td { (addresses(server)) }
+            td.state { (badge(state.as_str())) }
+            td { (health) }
+            td { (extra) }
+            td {
+                form method="get" action="/console/server" {
+                    input type="hidden" name="name" value=(n);
+                    input type="hidden" name="state" value=(target);
+                    button id={ (target) "-" (n) } { (label) }
+                }
+            }
+        }
+    }
+}
+
+/// A table of mailbox servers or sorters (`kind`), each with its states, health and
+/// an `extra` column.
+fn servers_table<'a>(
+    id: &str,
+    kind: &str,
+    extra: &str,
+    rows: impl Iterator<Item = (&'a Server, ServerState, Markup)>,
+    health: Option<&HashMap<String, Health>>,
+) -> Markup {
+    html! {
+        table id=(id) {
+            thead {
+                tr {
+                    th { (kind) } th { "Addresses" } th { "State" } th { "Health checks" }
+                    th { (extra) } th {}
+                }
+            }
+            tbody {
+                @for (server, state, extra) in rows {
+                    (server_row(server, state, &health_text(health, &server.name), extra))
+                }
+            }
+        }
+    }
 }
 
 pub async fn show(State(app): State<App>, op: Operator) -> Response {
@@ -83,104 +115,113 @@ pub async fn show(State(app): State<App>, op: Operator) -> Response {
     let map = &site.map;
     let config = site.config();
     let health = app.site.directory.server_health().await.ok();
-    let mut body = String::new();
-
-    let _ = write!(
-        body,
-        "<form class=\"lookup\" method=\"get\" action=\"/console/user\">\
-         <label>Look up a user <input name=\"q\" id=\"q\" placeholder=\"alice or alice@{d}\" required></label> \
-         <button id=\"lookup\">Look up</button></form>\
-         <p class=\"hint\">{name}: {d}{others}. Site generation {g}; this page shows the site as the \
-         aliases and autoconfig serve it now.</p>",
-        d = esc(&config.domain),
-        name = esc(&config.name),
-        others = if config.other_domains.is_empty() {
-            String::new()
-        } else {
-            format!(" (also {})", esc(&config.other_domains.join(", ")))
-        },
-        g = map.generation
-    );
-
-    body.push_str(
-        "<section><h2>Mailbox servers</h2><table id=\"mailboxes\"><thead><tr><th>Server</th>\
-         <th>Addresses</th><th>State</th><th>Health checks</th><th>Serves letters</th><th></th></tr></thead><tbody>",
-    );
-    for (server, state) in config.mailboxes.iter().zip(&map.mailbox_states) {
-        body.push_str(&server_row(
-            server,
-            *state,
-            &health_text(health.as_ref(), &server.name),
-            &letters_served(map, &server.name),
-        ));
-    }
-    body.push_str("</tbody></table></section>");
-
+    let d = &config.domain;
     let outbox: Vec<&str> = map
         .outbox_sorters()
         .iter()
         .map(|s| s.name.as_str())
         .collect();
-    let _ = write!(
-        body,
-        "<section><h2>Sorters</h2><p><code>outbox.{}</code> round-robins over the sorters in \
-         rotation.</p><table id=\"sorters\"><thead><tr><th>Sorter</th><th>Addresses</th><th>State</th>\
-         <th>Health checks</th><th>In outbox rotation</th><th></th></tr></thead><tbody>",
-        esc(&config.domain)
-    );
-    for (server, state) in config.sorters.iter().zip(&map.sorter_states) {
-        let rotation = outbox.contains(&server.name.as_str());
-        body.push_str(&server_row(
-            server,
-            *state,
-            &health_text(health.as_ref(), &server.name),
-            &badge(if rotation { "yes" } else { "no" }),
-        ));
-    }
-    body.push_str("</tbody></table></section>");
 
-    body.push_str(
-        "<section><h2>Letters</h2><table id=\"letters\"><thead><tr><th>Letter</th><th>Alias</th>\
-         <th>Served by</th><th>Home</th><th>Move to</th></tr></thead><tbody>",
-    );
-    for bucket in 0..BUCKETS {
-        let (owner, home) = (&map.owner(bucket).name, &map.home(bucket).name);
-        // The first server that is not the letter's home comes preselected.
-        let other = config.mailboxes.iter().position(|s| &s.name != home);
-        let options: String = config
-            .mailboxes
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                let selected = if Some(i) == other { " selected" } else { "" };
-                format!("<option{selected}>{}</option>", esc(&s.name))
-            })
-            .collect();
-        let home_note = if owner == home {
-            esc(home).into_owned()
-        } else {
-            format!(
-                "{} {}",
-                esc(home),
-                badge(map.mailbox_state(home).unwrap_or_default().as_str())
-            )
-        };
-        let letter = bucket_name(bucket);
-        let _ = write!(
-            body,
-            "<tr id=\"letter-{l}\"><th>{l}</th><td><code>{}.{}</code></td><td class=\"owner\">{}</td><td>{home_note}</td>\
-             <td><form class=\"move\" method=\"get\" action=\"/console/letter\">\
-             <input type=\"hidden\" name=\"letter\" value=\"{l}\">\
-             <select name=\"server\" aria-label=\"new home of {l}\">{options}</select> <button>Move…</button></form></td></tr>",
-            alias_label(bucket),
-            esc(&config.domain),
-            esc(owner),
-            l = letter,
-        );
-    }
-    body.push_str("</tbody></table></section>");
+    let mailboxes = config
+        .mailboxes
+        .iter()
+        .zip(&map.mailbox_states)
+        .map(|(server, state)| {
+            let letters = html! { (letters_served(map, &server.name)) };
+            (server, *state, letters)
+        });
+    let sorters = config
+        .sorters
+        .iter()
+        .zip(&map.sorter_states)
+        .map(|(server, state)| {
+            let rotation = outbox.contains(&server.name.as_str());
+            (server, *state, badge(if rotation { "yes" } else { "no" }))
+        });
+
+    let body = html! {
+        form.lookup method="get" action="/console/user" {
+            label {
+                "Look up a user "
+                input name="q" id="q" placeholder={ "alice or alice@" (d) } required;
+            }
+            " "
+            button #lookup { "Look up" }
+        }
+        p.hint {
+            (config.name) ": " (d)
+            @if !config.other_domains.is_empty() {
+                " (also " (config.other_domains.join(", ")) ")"
+            }
+            ". Site generation " (map.generation) "; this page shows the site as the aliases \
+             and autoconfig serve it now."
+        }
+
+        section {
+            h2 { "Mailbox servers" }
+            (servers_table("mailboxes", "Server", "Serves letters", mailboxes, health.as_ref()))
+        }
+
+        section {
+            h2 { "Sorters" }
+            p { code { "outbox." (d) } " round-robins over the sorters in rotation." }
+            (servers_table("sorters", "Sorter", "In outbox rotation", sorters, health.as_ref()))
+        }
+
+        section {
+            h2 { "Letters" }
+            table #letters {
+                thead {
+                    tr {
+                        th { "Letter" } th { "Alias" } th { "Served by" } th { "Home" }
+                        th { "Move to" }
+                    }
+                }
+                tbody {
+                    @for bucket in 0..BUCKETS {
+                        (letter_row(map, bucket))
+                    }
+                }
+            }
+        }
+    };
     page::html(
         StatusCode::OK,
-        page::page("Site map", Some(&op), Nav::Map, &body),
+        page::page("Site map", Some(&op), Nav::Map, body),
     )
+}
+
+/// A letter's row: its alias, who serves it, its home, and the form that leads to the
+/// confirmation of a move.
+fn letter_row(map: &SiteMap, bucket: usize) -> Markup {
+    let config = &map.config;
+    let (owner, home) = (&map.owner(bucket).name, &map.home(bucket).name);
+    // The first server that is not the letter's home comes preselected.
+    let other = config.mailboxes.iter().position(|s| &s.name != home);
+    let l = bucket_name(bucket);
+    html! {
+        tr id={ "letter-" (l) } {
+            th { (l) }
+            td { code { (alias_label(bucket)) "." (config.domain) } }
+            td.owner { (owner) }
+            td {
+                (home)
+                @if owner != home {
+                    " " (badge(map.mailbox_state(home).unwrap_or_default().as_str()))
+                }
+            }
+            td {
+                form.move method="get" action="/console/letter" {
+                    input type="hidden" name="letter" value=(l);
+                    select name="server" aria-label={ "new home of " (l) } {
+                        @for (i, s) in config.mailboxes.iter().enumerate() {
+                            option selected[Some(i) == other] { (s.name) }
+                        }
+                    }
+                    " "
+                    button { "Move…" }
+                }
+            }
+        }
+    }
 }
