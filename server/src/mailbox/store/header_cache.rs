@@ -134,8 +134,8 @@ impl Store {
     }
 
     /// The headers of messages whose index rows the caller has (see [`Self::read_header`]),
-    /// `None` for a message whose file is gone. Headers are read once per process and
-    /// kept ([`HeaderCache`]); the rest are read in one blocking task.
+    /// `None` for a message whose file is gone. Headers are read once per store and
+    /// kept (in the store's `HeaderCache`); the rest are read in one blocking task.
     pub async fn headers(
         &self,
         username: &str,

@@ -12,19 +12,19 @@
 //!
 //! This file holds the [`Store`] type, its error and the data it hands out. The rest,
 //! in the order a message meets it:
-//! - [`mailboxes`]: creating, deleting, renaming and subscribing to mailboxes;
-//! - [`messages`]: APPEND, reads, STORE, COPY and MOVE;
-//! - [`index`]: the SQL rows of mailboxes and messages, and the turn to write them;
-//! - [`index_cache`]: each recently used mailbox's message list kept in memory;
-//! - [`header_cache`]: message headers kept in memory for searches and ENVELOPE;
-//! - [`journal`]: expunges, journaled so that a crash never brings a message back;
-//! - [`sync`]: indexing files that arrived without a row (dropped into `new/`, or
+//! - `mailboxes`: creating, deleting, renaming and subscribing to mailboxes;
+//! - `messages`: APPEND, reads, STORE, COPY and MOVE;
+//! - `index`: the SQL rows of mailboxes and messages, and the turn to write them;
+//! - `index_cache`: each recently used mailbox's message list kept in memory;
+//! - `header_cache`: message headers kept in memory for searches and ENVELOPE;
+//! - `journal`: expunges, journaled so that a crash never brings a message back;
+//! - `sync`: indexing files that arrived without a row (dropped into `new/`, or
 //!   written before a crash);
-//! - [`reindex`]: rebuilding a lost index from the files;
-//! - [`database`] and [`changes`]: what every store on one site database shares in
+//! - `reindex`: rebuilding a lost index from the files;
+//! - `database` and `changes`: what every store on one site database shares in
 //!   this process (the SQLite writer queue, the wake-ups of IDLE sessions);
-//! - [`maildir`]: the files themselves; [`names`]: mailbox names and their folders;
-//!   [`migrate`]: copying a user's files to another server's storage.
+//! - `maildir`: the files themselves; `names`: mailbox names and their folders;
+//!   `migrate`: copying a user's files to another server's storage.
 
 mod changes;
 mod database;
@@ -175,7 +175,7 @@ pub struct Store {
 impl Store {
     /// The store of the Maildirs under `root`, indexed in the database of `pool`.
     /// Stores made on the same database share its writer queue and change wake-ups
-    /// (see [`Database::of`]); the memory of mailboxes and headers is this store's own.
+    /// (see `database.rs`); what it keeps in memory of mailboxes and headers is its own.
     pub fn new(root: PathBuf, pool: AnyPool) -> Store {
         let sqlite = pool
             .connect_options()
@@ -209,6 +209,7 @@ impl Store {
         self.database.changes.watch(username)
     }
 
+    /// Wakes the sessions that watch this user's mail.
     fn changed(&self, username: &str) {
         self.database.changes.notify(username);
     }
@@ -227,6 +228,7 @@ impl Store {
     }
 }
 
+/// The time now in seconds since the epoch (internal dates, UIDVALIDITY).
 fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -234,6 +236,8 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
+/// Runs file-system work on the blocking pool, so that a slow disk holds up no
+/// runtime thread.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
 ) -> Result<T> {
