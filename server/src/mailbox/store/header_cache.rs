@@ -6,111 +6,6 @@ use std::sync::Arc;
 
 use super::{MessageInfo, Result, Store, blocking, names};
 
-/// The header of the message file at `path` (see [`Store::read_header`]); `None` if
-/// the file is gone.
-fn header_of(path: &std::path::Path) -> std::io::Result<Option<Vec<u8>>> {
-    use std::io::Read;
-    const MAX_HEADER: u64 = 256 * 1024;
-    let mut reader = match std::fs::File::open(path) {
-        Ok(f) => f.take(MAX_HEADER),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let mut out = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        let n = reader.read(&mut chunk)?;
-        if n == 0 {
-            break;
-        }
-        let from = out.len().saturating_sub(3);
-        out.extend_from_slice(&chunk[..n]);
-        let tail = &out[from..];
-        if let Some(end) = tail
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .map(|i| from + i + 4)
-            .or_else(|| {
-                tail.windows(2)
-                    .position(|w| w == b"\n\n")
-                    .map(|i| from + i + 2)
-            })
-        {
-            out.truncate(end);
-            break;
-        }
-    }
-    Ok(Some(out))
-}
-
-/// Message headers kept in memory for header searches and ENVELOPE, as Dovecot keeps
-/// them in its cache file: a message never changes within a UIDVALIDITY, so a header
-/// once read stays true. At most [`HEADER_CACHE_BYTES`] in all; past that, other
-/// mailboxes' headers make room (the mailbox being read keeps what it has).
-#[derive(Default)]
-pub(super) struct HeaderCache {
-    mailboxes: HashMap<(String, String), KeptHeaders>,
-    bytes: usize,
-}
-
-struct KeptHeaders {
-    uidvalidity: u32,
-    headers: HashMap<u32, Arc<[u8]>>,
-    bytes: usize,
-}
-
-/// The most header bytes kept in memory by one store.
-const HEADER_CACHE_BYTES: usize = 64 << 20;
-
-impl HeaderCache {
-    fn keep(&mut self, key: &(String, String), uidvalidity: u32, uid: u32, header: Arc<[u8]>) {
-        let size = header.len() + 48;
-        while self.bytes + size > HEADER_CACHE_BYTES {
-            let Some(other) = self.mailboxes.keys().find(|k| *k != key).cloned() else {
-                return;
-            };
-            if let Some(gone) = self.mailboxes.remove(&other) {
-                self.bytes -= gone.bytes;
-            }
-        }
-        let kept = self
-            .mailboxes
-            .entry(key.clone())
-            .or_insert_with(|| KeptHeaders {
-                uidvalidity,
-                headers: HashMap::new(),
-                bytes: 0,
-            });
-        if kept.uidvalidity != uidvalidity {
-            self.bytes -= kept.bytes;
-            *kept = KeptHeaders {
-                uidvalidity,
-                headers: HashMap::new(),
-                bytes: 0,
-            };
-        }
-        if kept.headers.insert(uid, header).is_none() {
-            kept.bytes += size;
-            self.bytes += size;
-        }
-    }
-
-    /// Forgets the headers of the mailboxes `gone` picks (deleted or renamed away).
-    pub(super) fn forget(&mut self, gone: impl Fn(&(String, String)) -> bool) {
-        let forgotten: Vec<_> = self
-            .mailboxes
-            .keys()
-            .filter(|key| gone(key))
-            .cloned()
-            .collect();
-        for key in forgotten {
-            if let Some(kept) = self.mailboxes.remove(&key) {
-                self.bytes -= kept.bytes;
-            }
-        }
-    }
-}
-
 impl Store {
     /// The header of a message whose index row the caller has: the bytes up to and
     /// including the blank line that ends it (at most 256 KiB), for header searches.
@@ -189,6 +84,111 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// Message headers kept in memory for header searches and ENVELOPE, as Dovecot keeps
+/// them in its cache file: a message never changes within a UIDVALIDITY, so a header
+/// once read stays true. At most [`HEADER_CACHE_BYTES`] in all; past that, other
+/// mailboxes' headers make room (the mailbox being read keeps what it has).
+#[derive(Default)]
+pub(super) struct HeaderCache {
+    mailboxes: HashMap<(String, String), KeptHeaders>,
+    bytes: usize,
+}
+
+struct KeptHeaders {
+    uidvalidity: u32,
+    headers: HashMap<u32, Arc<[u8]>>,
+    bytes: usize,
+}
+
+/// The most header bytes kept in memory by one store.
+const HEADER_CACHE_BYTES: usize = 64 << 20;
+
+impl HeaderCache {
+    fn keep(&mut self, key: &(String, String), uidvalidity: u32, uid: u32, header: Arc<[u8]>) {
+        let size = header.len() + 48;
+        while self.bytes + size > HEADER_CACHE_BYTES {
+            let Some(other) = self.mailboxes.keys().find(|k| *k != key).cloned() else {
+                return;
+            };
+            if let Some(gone) = self.mailboxes.remove(&other) {
+                self.bytes -= gone.bytes;
+            }
+        }
+        let kept = self
+            .mailboxes
+            .entry(key.clone())
+            .or_insert_with(|| KeptHeaders {
+                uidvalidity,
+                headers: HashMap::new(),
+                bytes: 0,
+            });
+        if kept.uidvalidity != uidvalidity {
+            self.bytes -= kept.bytes;
+            *kept = KeptHeaders {
+                uidvalidity,
+                headers: HashMap::new(),
+                bytes: 0,
+            };
+        }
+        if kept.headers.insert(uid, header).is_none() {
+            kept.bytes += size;
+            self.bytes += size;
+        }
+    }
+
+    /// Forgets the headers of the mailboxes `gone` picks (deleted or renamed away).
+    pub(super) fn forget(&mut self, gone: impl Fn(&(String, String)) -> bool) {
+        let forgotten: Vec<_> = self
+            .mailboxes
+            .keys()
+            .filter(|key| gone(key))
+            .cloned()
+            .collect();
+        for key in forgotten {
+            if let Some(kept) = self.mailboxes.remove(&key) {
+                self.bytes -= kept.bytes;
+            }
+        }
+    }
+}
+
+/// The header of the message file at `path` (see [`Store::read_header`]); `None` if
+/// the file is gone.
+fn header_of(path: &std::path::Path) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    const MAX_HEADER: u64 = 256 * 1024;
+    let mut reader = match std::fs::File::open(path) {
+        Ok(f) => f.take(MAX_HEADER),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = reader.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        let from = out.len().saturating_sub(3);
+        out.extend_from_slice(&chunk[..n]);
+        let tail = &out[from..];
+        if let Some(end) = tail
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map(|i| from + i + 4)
+            .or_else(|| {
+                tail.windows(2)
+                    .position(|w| w == b"\n\n")
+                    .map(|i| from + i + 2)
+            })
+        {
+            out.truncate(end);
+            break;
+        }
+    }
+    Ok(Some(out))
 }
 
 #[cfg(test)]

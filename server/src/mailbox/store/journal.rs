@@ -8,26 +8,6 @@ use sqlx::Row;
 use super::index::split_flags;
 use super::{Result, Store, blocking, maildir, names};
 
-/// Expunges whose files may not all be unlinked: the journal rows (by their MODSEQ),
-/// whether rows of the older per-message journal are among them, and the files.
-#[derive(Debug, Default)]
-struct Journal {
-    batches: Vec<i64>,
-    legacy: bool,
-    files: Vec<(String, Vec<String>)>,
-}
-
-/// How many messages one statement of an expunge names.
-const EXPUNGE_CHUNK: usize = 400;
-
-/// `$first, $first+1, ...`: `count` numbered placeholders (SQLite and PostgreSQL).
-fn placeholders(first: usize, count: usize) -> String {
-    (first..first + count)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 impl Store {
     /// Removes messages atomically: their rows go, and their files are recorded for
     /// unlinking, in one transaction; then the files are unlinked. Returns how many
@@ -185,6 +165,26 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// Expunges whose files may not all be unlinked: the journal rows (by their MODSEQ),
+/// whether rows of the older per-message journal are among them, and the files.
+#[derive(Debug, Default)]
+struct Journal {
+    batches: Vec<i64>,
+    legacy: bool,
+    files: Vec<(String, Vec<String>)>,
+}
+
+/// How many messages one statement of an expunge names.
+const EXPUNGE_CHUNK: usize = 400;
+
+/// `$first, $first+1, ...`: `count` numbered placeholders (SQLite and PostgreSQL).
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
