@@ -55,6 +55,8 @@ pub fn uid_of(file_name: &str) -> Option<u32> {
 
 /// A new unique base name: `<secs>.M<micros>P<pid>Q<n>.<host>,S=<size>,U=<uid>`.
 pub fn unique_name(size: u64, uid: u32) -> String {
+    // Process-wide on purpose: a name is unique because `P` names the process and `Q`
+    // counts within it (the Maildir convention), whichever store of the process writes.
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -216,3 +216,75 @@ pub fn users_of_bucket(usernames: impl IntoIterator<Item = String>, bucket: usiz
         .filter(|u| mailsite_shared::route::bucket_of(u) == bucket)
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::Store;
+    use super::super::fixture::{msg, store};
+
+    #[tokio::test]
+    async fn mail_copied_to_other_storage_keeps_names_and_drops_stale_copies() {
+        use super::Pass;
+        let (s, dir) = store().await;
+        let other = Store::new(dir.join("mail2"), s.pool.clone());
+        s.ensure_user("fay").await.unwrap();
+        for n in 1..=5 {
+            s.append("fay", "INBOX", msg(n), &["\\Seen".into()], None)
+                .await
+                .unwrap();
+        }
+        s.create_mailbox("fay", "Old", "").await.unwrap();
+        // A stale copy on the target from an earlier stay: a file since expunged and a
+        // folder since deleted.
+        let copied = s.copy_user_to(&other, "fay", Pass::Mirror).await.unwrap();
+        assert_eq!(copied.messages, 5);
+        s.expunge("fay", "INBOX", &[2]).await.unwrap();
+        s.delete_mailbox("fay", "Old").await.unwrap();
+        s.append("fay", "INBOX", msg(6), &[], None).await.unwrap();
+        // A catch-up pass only adds.
+        let more = s.copy_user_to(&other, "fay", Pass::CatchUp).await.unwrap();
+        assert_eq!((more.messages, more.removed), (1, 0));
+        assert_eq!(
+            other
+                .maildir("fay", "INBOX")
+                .unwrap()
+                .list("cur")
+                .unwrap()
+                .len(),
+            6
+        );
+        assert!(dir.join("mail2/fay/.Old").is_dir());
+        // A mirror pass removes what the index no longer names.
+        let again = s.copy_user_to(&other, "fay", Pass::Mirror).await.unwrap();
+        assert_eq!((again.messages, again.removed), (0, 2));
+        assert!(!dir.join("mail2/fay/.Old").exists());
+        let ours = s.maildir("fay", "INBOX").unwrap().list("cur").unwrap();
+        let theirs = other.maildir("fay", "INBOX").unwrap().list("cur").unwrap();
+        assert_eq!(ours, theirs);
+        // The target reads the same index: same UIDVALIDITY, UIDs and flags.
+        assert_eq!(
+            other.mailbox("fay", "INBOX").await.unwrap(),
+            s.mailbox("fay", "INBOX").await.unwrap()
+        );
+        assert_eq!(other.sync("fay", "INBOX").await.unwrap(), 0);
+        let uids: Vec<u32> = other
+            .messages("fay", "INBOX")
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.uid)
+            .collect();
+        assert_eq!(uids, [1, 3, 4, 5, 6]);
+        assert_eq!(other.read("fay", "INBOX", 6).await.unwrap(), msg(6));
+        assert_eq!(
+            std::fs::read_to_string(dir.join("mail2/fay/mailsite-uidvalidity"))
+                .unwrap()
+                .trim(),
+            s.mailbox("fay", "INBOX")
+                .await
+                .unwrap()
+                .uidvalidity
+                .to_string()
+        );
+    }
+}

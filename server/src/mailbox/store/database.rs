@@ -1,0 +1,101 @@
+//! What every [`Store`] on one site database shares within this process: the queue of
+//! SQLite writers and the wake-ups of IDLE sessions.
+//!
+//! Several stores use one database at once: the server makes one per mail root (each
+//! mailbox server with storage of its own), the CLI's letter move makes one for each
+//! side, and the tests make stores on databases of their own side by side. SQLite's
+//! writers must queue across all the stores on its file, and a change written through
+//! one store must wake the sessions of another (after a letter move, a session still
+//! open on the old server watches mail the new one delivers), while stores on two
+//! databases have nothing to share. So the state belongs to one [`Database`] value per
+//! database, which its stores hold; [`Database::of`] finds it for a new store from the
+//! pool it is given, so that making a store stays `Store::new(root, pool)`.
+
+use std::sync::{Arc, Mutex, Weak};
+
+use sqlx::AnyPool;
+use tokio::sync::OwnedMutexGuard;
+
+#[cfg(doc)]
+use super::Store;
+use super::changes::Changes;
+
+/// The state the stores on one site database share.
+#[derive(Default)]
+pub(super) struct Database {
+    /// SQLite lets one connection write at a time, and one that finds the database
+    /// locked sleeps in SQLite's busy handler (1, 2, 5, 10 ... 25, 50, 100 ms) before it
+    /// looks again: under contention the lock sat free while its waiters slept, and the
+    /// last of 8 POP3 QUITs arriving together waited 100 ms for 7 transactions of 5 ms.
+    /// This process's writers queue here instead, and each starts the moment the one
+    /// before it ends. Only the store's write transactions queue: its single-statement
+    /// writes (the UID reservation of each APPEND and delivery among them), the
+    /// directory's writes, and other processes on the same file such as the CLI still
+    /// meet the busy handler.
+    writers: Arc<tokio::sync::Mutex<()>>,
+    /// Wakes the sessions of a user when their mail changes.
+    pub(super) changes: Changes,
+}
+
+impl Database {
+    /// The shared state of the database `pool` opens: the one its other stores in this
+    /// process hold, else a new one.
+    ///
+    /// Keyed by the database's URL rather than by the pool value: what must be shared
+    /// is the database (SQLite's lock is the file's), and sqlx gives a pool no identity
+    /// or room for state of ours. The map holds only weak handles: the state lives as
+    /// long as the stores that use it, and a database no store uses any more is
+    /// dropped from the map the next time a store is made.
+    pub(super) fn of(pool: &AnyPool) -> Arc<Database> {
+        static OPEN: Mutex<Vec<(String, Weak<Database>)>> = Mutex::new(Vec::new());
+        let url = pool.connect_options().database_url.to_string();
+        let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
+        open.retain(|(_, database)| database.strong_count() > 0);
+        if let Some(database) = open
+            .iter()
+            .find(|(known, _)| *known == url)
+            .and_then(|(_, database)| database.upgrade())
+        {
+            return database;
+        }
+        let database = Arc::new(Database::default());
+        open.push((url, Arc::downgrade(&database)));
+        database
+    }
+
+    /// Waits for this process's turn to write on SQLite; the turn lasts as long as
+    /// the guard.
+    pub(super) async fn turn_to_write(&self) -> OwnedMutexGuard<()> {
+        self.writers.clone().lock_owned().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::super::Store;
+    use super::super::fixture::{msg, store};
+
+    /// A delivery through one store wakes a session watching through another store on
+    /// the same database (another mailbox server's storage), and no session watching
+    /// a store on another database.
+    #[tokio::test]
+    async fn stores_share_their_database_and_nothing_else() {
+        let (s, dir) = store().await;
+        let (elsewhere, other_dir) = store().await;
+        let beside = Store::new(dir.join("mail2"), s.pool.clone());
+        assert!(Arc::ptr_eq(&s.database, &beside.database));
+        assert!(!Arc::ptr_eq(&s.database, &elsewhere.database));
+        s.ensure_user("amy").await.unwrap();
+        let (here, there) = (beside.watch("amy"), elsewhere.watch("amy"));
+        s.append("amy", "INBOX", msg(1), &[], None).await.unwrap();
+        assert!(here.has_changed().unwrap(), "woken through the other store");
+        assert!(
+            !there.has_changed().unwrap(),
+            "another database, no wake-up"
+        );
+        std::fs::remove_dir_all(dir).ok();
+        std::fs::remove_dir_all(other_dir).ok();
+    }
+}

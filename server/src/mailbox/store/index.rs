@@ -1,0 +1,280 @@
+//! The index in the site database: the rows of mailboxes and messages, read and
+//! written here, and the turn a write transaction takes.
+
+use sqlx::Row;
+use tokio::sync::OwnedMutexGuard;
+
+use super::{MailboxInfo, MessageInfo, Result, Store, StoreError, names};
+
+/// A write transaction, holding this process's turn to write on SQLite until it
+/// commits, rolls back or is dropped.
+pub(super) struct WriteTx {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    _turn: Option<OwnedMutexGuard<()>>,
+}
+
+impl WriteTx {
+    pub(super) async fn commit(self) -> std::result::Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+
+    pub(super) async fn rollback(self) -> std::result::Result<(), sqlx::Error> {
+        self.tx.rollback().await
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &sqlx::AnyConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.tx
+    }
+}
+
+impl Store {
+    /// A transaction that will write. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), so that concurrent writers wait their turn instead of failing
+    /// when one of them read before another committed (SQLITE_BUSY_SNAPSHOT), and the
+    /// writers of this process queue for it first, in the queue of the store's
+    /// [`Database`](super::database::Database).
+    pub(super) async fn write_tx(&self) -> Result<WriteTx> {
+        Ok(match self.sqlite {
+            true => {
+                let turn = self.database.turn_to_write().await;
+                WriteTx {
+                    tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
+                    _turn: Some(turn),
+                }
+            }
+            false => WriteTx {
+                tx: self.pool.begin().await?,
+                _turn: None,
+            },
+        })
+    }
+
+    /// Takes a mailbox's row lock for the rest of a write transaction, before it reads
+    /// anything. On PostgreSQL (READ COMMITTED) two STOREs would otherwise read the same
+    /// flags and one would undo the other's change, and writers that lock messages and
+    /// the mailbox in different orders could deadlock: every writer that reads first
+    /// takes the mailbox row first. SQLite's `BEGIN IMMEDIATE` already holds the database.
+    pub(super) async fn lock_mailbox(
+        &self,
+        tx: &mut WriteTx,
+        username: &str,
+        name: &str,
+    ) -> Result<()> {
+        if !self.sqlite {
+            sqlx::query("SELECT 1 FROM mailboxes WHERE username = $1 AND name = $2 FOR UPDATE")
+                .bind(username)
+                .bind(name)
+                .fetch_optional(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    fn info(row: &sqlx::any::AnyRow) -> Result<MailboxInfo> {
+        Ok(MailboxInfo {
+            name: row.try_get("name")?,
+            uidvalidity: row.try_get::<i64, _>("uidvalidity")? as u32,
+            uidnext: row.try_get::<i64, _>("uidnext")? as u32,
+            highestmodseq: row.try_get::<i64, _>("highestmodseq")? as u64,
+            expungedmodseq: row.try_get::<i64, _>("expungedmodseq")? as u64,
+            special_use: row.try_get("special_use")?,
+            subscribed: row.try_get::<i64, _>("subscribed")? != 0,
+        })
+    }
+
+    pub async fn mailboxes(&self, username: &str) -> Result<Vec<MailboxInfo>> {
+        let rows = sqlx::query(
+            "SELECT name, uidvalidity, uidnext, highestmodseq, expungedmodseq, special_use, subscribed FROM mailboxes WHERE username = $1 ORDER BY name",
+        )
+        .bind(username)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(Store::info).collect()
+    }
+
+    pub async fn mailbox(&self, username: &str, name: &str) -> Result<MailboxInfo> {
+        let name = names::canonical(name)?;
+        let row = sqlx::query(
+            "SELECT name, uidvalidity, uidnext, highestmodseq, expungedmodseq, special_use, subscribed FROM mailboxes WHERE username = $1 AND name = $2",
+        )
+        .bind(username)
+        .bind(&name)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NoMailbox(name))?;
+        Store::info(&row)
+    }
+
+    /// Reserves the next UID of a mailbox (never reused; the row's MODSEQ comes with
+    /// its insert).
+    pub(super) async fn reserve(&self, username: &str, name: &str) -> Result<(u32, u32)> {
+        let row = sqlx::query(
+            "UPDATE mailboxes SET uidnext = uidnext + 1 \
+             WHERE username = $1 AND name = $2 RETURNING uidvalidity, uidnext - 1 AS uid",
+        )
+        .bind(username)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::NoMailbox(name.to_string()))?;
+        Ok((
+            row.try_get::<i64, _>("uidvalidity")? as u32,
+            row.try_get::<i64, _>("uid")? as u32,
+        ))
+    }
+
+    /// Adds a message's row. Its MODSEQ is taken in the same transaction, so that a
+    /// session that saw HIGHESTMODSEQ before the row existed finds it as a change
+    /// (`m.modseq` is ignored).
+    pub(super) async fn insert(&self, username: &str, name: &str, m: &MessageInfo) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        let modseq: i64 = sqlx::query(
+            "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE username = $1 AND name = $2 RETURNING highestmodseq",
+        )
+        .bind(username)
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::NoMailbox(name.to_string()))?
+        .try_get(0)?;
+        sqlx::query(
+            "INSERT INTO messages (username, mailbox, uid, modseq, flags, internal_date, size, file) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (username, mailbox, uid) DO NOTHING",
+        )
+        .bind(username)
+        .bind(name)
+        .bind(i64::from(m.uid))
+        .bind(modseq)
+        .bind(m.flags.join(" "))
+        .bind(m.internal_date)
+        .bind(m.size as i64)
+        .bind(&m.file)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The messages added or changed after `modseq` (new ones and flag changes).
+    pub async fn changed_since(
+        &self,
+        username: &str,
+        name: &str,
+        modseq: u64,
+    ) -> Result<Vec<MessageInfo>> {
+        self.messages_where(username, name, "AND modseq > $3", &[modseq as i64])
+            .await
+    }
+
+    /// The UIDs of a mailbox, in order.
+    pub async fn uids(&self, username: &str, name: &str) -> Result<Vec<u32>> {
+        let name = names::canonical(name)?;
+        let rows = sqlx::query(
+            "SELECT uid FROM messages WHERE username = $1 AND mailbox = $2 ORDER BY uid",
+        )
+        .bind(username)
+        .bind(&name)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| Ok(row.try_get::<i64, _>(0)? as u32))
+            .collect()
+    }
+
+    pub(super) async fn messages_where(
+        &self,
+        username: &str,
+        name: &str,
+        condition: &str,
+        params: &[i64],
+    ) -> Result<Vec<MessageInfo>> {
+        let name = names::canonical(name)?;
+        let sql = format!(
+            "SELECT uid, modseq, flags, internal_date, size, file FROM messages \
+             WHERE username = $1 AND mailbox = $2 {condition} ORDER BY uid"
+        );
+        let mut query = sqlx::query(&sql).bind(username).bind(&name);
+        for &param in params {
+            query = query.bind(param);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(MessageInfo {
+                    uid: row.try_get::<i64, _>("uid")? as u32,
+                    modseq: row.try_get::<i64, _>("modseq")? as u64,
+                    flags: split_flags(&row.try_get::<String, _>("flags")?),
+                    internal_date: row.try_get("internal_date")?,
+                    size: row.try_get::<i64, _>("size")? as u64,
+                    file: row.try_get("file")?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// The flags of an index row, which keeps them separated by spaces.
+pub(super) fn split_flags(flags: &str) -> Vec<String> {
+    flags.split_whitespace().map(str::to_string).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::FlagOp;
+    use super::super::fixture::{msg, store};
+
+    /// Sessions of several processes write one mailbox at once (on PostgreSQL, with
+    /// READ COMMITTED): every message gets its own UID, and no flag change is lost.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_writers_get_distinct_uids_and_keep_every_flag() {
+        let (s, dir) = store().await;
+        s.ensure_user("kim").await.unwrap();
+        let appends: Vec<_> = (0..16)
+            .map(|n| {
+                let s = s.clone();
+                tokio::spawn(async move { s.append("kim", "INBOX", msg(n), &[], None).await })
+            })
+            .collect();
+        let mut uids = Vec::new();
+        for append in appends {
+            uids.push(append.await.unwrap().unwrap().1);
+        }
+        uids.sort_unstable();
+        assert_eq!(uids, (1..=16).collect::<Vec<u32>>());
+        let flags: Vec<String> = (0..12).map(|n| format!("$Label{n}")).collect();
+        let stores: Vec<_> = flags
+            .iter()
+            .map(|flag| {
+                let (s, flag) = (s.clone(), flag.clone());
+                tokio::spawn(async move {
+                    s.store_flags("kim", "INBOX", &[1, 2], FlagOp::Add, &[flag])
+                        .await
+                })
+            })
+            .collect();
+        let mut modseqs = Vec::new();
+        for store in stores {
+            modseqs.extend(store.await.unwrap().unwrap().into_iter().map(|c| c.2));
+        }
+        modseqs.sort_unstable();
+        modseqs.dedup();
+        assert_eq!(modseqs.len(), 24, "each change its own MODSEQ");
+        for m in &s.messages("kim", "INBOX").await.unwrap()[..2] {
+            let mut got = m.flags.clone();
+            got.sort();
+            let mut want = flags.clone();
+            want.sort();
+            assert_eq!(got, want, "UID {}", m.uid);
+        }
+        std::fs::remove_dir_all(dir).ok();
+    }
+}

@@ -1,0 +1,403 @@
+//! Messages: APPEND, reading a message or its file, STORE (flags), COPY and MOVE.
+//! The index decides what a mailbox holds; the files follow it.
+
+use std::collections::HashSet;
+
+use sqlx::Row;
+
+use super::index::split_flags;
+use super::{FlagOp, MessageInfo, Result, Store, StoreError, blocking, maildir, names, now};
+
+/// Messages up to this size are read on the calling thread (see [`Store::read_message`]).
+const INLINE_READ: u64 = 128 * 1024;
+
+impl Store {
+    /// Stores a message durably; returns (UIDVALIDITY, UID) once it is on disk and indexed.
+    pub async fn append(
+        &self,
+        username: &str,
+        name: &str,
+        bytes: Vec<u8>,
+        flags: &[String],
+        internal_date: Option<i64>,
+    ) -> Result<(u32, u32)> {
+        let name = names::canonical(name)?;
+        let dir = self.maildir(username, &name)?;
+        let (uidvalidity, uid) = self.reserve(username, &name).await?;
+        let size = bytes.len() as u64;
+        let file = maildir::unique_name(size, uid);
+        let (base, file_flags) = (file.clone(), flags.to_vec());
+        blocking(move || dir.write(&base, &file_flags, &bytes)).await?;
+        let message = MessageInfo {
+            uid,
+            modseq: 0, // taken by insert
+            flags: flags.to_vec(),
+            internal_date: internal_date.unwrap_or_else(now),
+            size,
+            file,
+        };
+        self.insert(username, &name, &message).await?;
+        self.changed(username);
+        Ok((uidvalidity, uid))
+    }
+
+    /// The bytes of a message whose index row the caller has.
+    pub async fn read_message(
+        &self,
+        username: &str,
+        name: &str,
+        message: &MessageInfo,
+    ) -> Result<Vec<u8>> {
+        let dir = self.maildir(username, &names::canonical(name)?)?;
+        let (file, flags, uid) = (message.file.clone(), message.flags.clone(), message.uid);
+        let read = move || dir.read(&file, &flags);
+        // A small file is read in place, as Dovecot reads: handing it to a blocking
+        // thread and back costs more than the read (POP3 RETR 0.23 ms against 0.08).
+        let found = if message.size <= INLINE_READ {
+            read().map_err(StoreError::Io)?
+        } else {
+            blocking(read).await?
+        };
+        match found {
+            Some(bytes) => Ok(bytes),
+            // Renamed (flags) or expunged meanwhile: ask the index.
+            None => self.read(username, name, uid).await,
+        }
+    }
+
+    /// A message's bytes.
+    pub async fn read(&self, username: &str, name: &str, uid: u32) -> Result<Vec<u8>> {
+        let name = names::canonical(name)?;
+        let row = sqlx::query(
+            "SELECT file, flags FROM messages WHERE username = $1 AND mailbox = $2 AND uid = $3",
+        )
+        .bind(username)
+        .bind(&name)
+        .bind(i64::from(uid))
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NoMessage(uid))?;
+        let file: String = row.try_get(0)?;
+        let flags = split_flags(&row.try_get::<String, _>(1)?);
+        let dir = self.maildir(username, &name)?;
+        blocking(move || {
+            dir.read(&file, &flags)?.ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("message file {file} is missing"),
+                )
+            })
+        })
+        .await
+    }
+
+    /// Changes flags (STORE): replaces, adds or removes them on each UID that exists.
+    /// Each changed message gets a new MODSEQ; its file's `:2,` suffix follows.
+    /// Returns the new flags and MODSEQ of every message touched.
+    pub async fn store_flags(
+        &self,
+        username: &str,
+        name: &str,
+        uids: &[u32],
+        op: FlagOp,
+        flags: &[String],
+    ) -> Result<Vec<(u32, Vec<String>, u64)>> {
+        let name = names::canonical(name)?;
+        let mut tx = self.write_tx().await?;
+        self.lock_mailbox(&mut tx, username, &name).await?;
+        let mut changed = Vec::new();
+        for &uid in uids {
+            let Some(row) = sqlx::query("SELECT flags, file FROM messages WHERE username = $1 AND mailbox = $2 AND uid = $3")
+                .bind(username)
+                .bind(&name)
+                .bind(i64::from(uid))
+                .fetch_optional(&mut *tx)
+                .await?
+            else {
+                continue;
+            };
+            let old = split_flags(&row.try_get::<String, _>("flags")?);
+            let file: String = row.try_get("file")?;
+            let new = op.apply(&old, flags);
+            if new == old {
+                continue;
+            }
+            let modseq: i64 = sqlx::query(
+                "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE username = $1 AND name = $2 RETURNING highestmodseq",
+            )
+            .bind(username)
+            .bind(&name)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+            sqlx::query("UPDATE messages SET flags = $1, modseq = $2 WHERE username = $3 AND mailbox = $4 AND uid = $5")
+                .bind(new.join(" "))
+                .bind(modseq)
+                .bind(username)
+                .bind(&name)
+                .bind(i64::from(uid))
+                .execute(&mut *tx)
+                .await?;
+            changed.push((uid, new, modseq as u64, file, old));
+        }
+        tx.commit().await?;
+        if changed.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.changed(username);
+        // The index decides; file names follow for the benefit of other Maildir readers.
+        let dir = self.maildir(username, &name)?;
+        let renames: Vec<(String, Vec<String>, Vec<String>)> = changed
+            .iter()
+            .map(|(_, f, _, file, old)| (file.clone(), f.clone(), old.clone()))
+            .collect();
+        blocking(move || {
+            for (file, flags, old) in renames {
+                if let Some(path) = dir.locate(&file, &old)? {
+                    std::fs::rename(
+                        &path,
+                        dir.path
+                            .join("cur")
+                            .join(format!("{file}{}", maildir::suffix(&flags))),
+                    )?;
+                }
+            }
+            maildir::sync_dir(&dir.path.join("cur"))
+        })
+        .await?;
+        Ok(changed
+            .into_iter()
+            .map(|(uid, flags, modseq, _, _)| (uid, flags, modseq))
+            .collect())
+    }
+
+    /// Copies messages to another mailbox (a hard link to the same file where possible),
+    /// keeping flags and internal dates. Returns (source UID, new UID) pairs and the
+    /// target's UIDVALIDITY, for COPYUID.
+    pub async fn copy(
+        &self,
+        username: &str,
+        from: &str,
+        uids: &[u32],
+        to: &str,
+    ) -> Result<(u32, Vec<(u32, u32)>)> {
+        let (from, to) = (names::canonical(from)?, names::canonical(to)?);
+        let target = self.mailbox(username, &to).await?;
+        let (source_dir, target_dir) =
+            (self.maildir(username, &from)?, self.maildir(username, &to)?);
+        let wanted: HashSet<u32> = uids.iter().copied().collect();
+        let mut pairs = Vec::new();
+        for m in self.messages(username, &from).await? {
+            if !wanted.contains(&m.uid) {
+                continue;
+            }
+            let (_, uid) = self.reserve(username, &to).await?;
+            let base = maildir::unique_name(m.size, uid);
+            let (src, dst, file, flags, new_base) = (
+                source_dir.clone(),
+                target_dir.clone(),
+                m.file.clone(),
+                m.flags.clone(),
+                base.clone(),
+            );
+            blocking(move || {
+                let path = src.locate(&file, &flags)?.ok_or_else(|| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        format!("message file {file} is missing"),
+                    )
+                })?;
+                let dest = dst
+                    .path
+                    .join("cur")
+                    .join(format!("{new_base}{}", maildir::suffix(&flags)));
+                if std::fs::hard_link(&path, &dest).is_err() {
+                    let bytes = std::fs::read(&path)?;
+                    dst.write(&new_base, &flags, &bytes)?;
+                }
+                maildir::sync_dir(&dst.path.join("cur"))
+            })
+            .await?;
+            self.insert(
+                username,
+                &to,
+                &MessageInfo {
+                    uid,
+                    modseq: 0, // taken by insert
+                    flags: m.flags.clone(),
+                    internal_date: m.internal_date,
+                    size: m.size,
+                    file: base,
+                },
+            )
+            .await?;
+            pairs.push((m.uid, uid));
+        }
+        if !pairs.is_empty() {
+            self.changed(username);
+        }
+        Ok((target.uidvalidity, pairs))
+    }
+
+    /// Moves messages: a copy, then an expunge from the source.
+    pub async fn move_messages(
+        &self,
+        username: &str,
+        from: &str,
+        uids: &[u32],
+        to: &str,
+    ) -> Result<(u32, Vec<(u32, u32)>)> {
+        let (uidvalidity, pairs) = self.copy(username, from, uids, to).await?;
+        let moved: Vec<u32> = pairs.iter().map(|(old, _)| *old).collect();
+        self.expunge(username, from, &moved).await?;
+        Ok((uidvalidity, pairs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixture::{msg, store};
+    use super::super::{FlagOp, StoreError};
+
+    #[tokio::test]
+    async fn appended_messages_are_on_disk_with_rising_uids() {
+        let (s, dir) = store().await;
+        s.ensure_user("alice").await.unwrap();
+        let (v1, u1) = s
+            .append(
+                "alice",
+                "inbox",
+                msg(1),
+                &["\\Seen".into()],
+                Some(1_700_000_000),
+            )
+            .await
+            .unwrap();
+        let (v2, u2) = s.append("alice", "INBOX", msg(2), &[], None).await.unwrap();
+        assert_eq!(v1, v2);
+        assert_eq!((u1, u2), (1, 2));
+        assert_eq!(s.read("alice", "INBOX", 2).await.unwrap(), msg(2));
+        let list = s.messages("alice", "INBOX").await.unwrap();
+        assert_eq!(list[0].flags, ["\\Seen"]);
+        assert_eq!(list[0].internal_date, 1_700_000_000);
+        assert_eq!(list[1].size, msg(2).len() as u64);
+        let cur = std::fs::read_dir(dir.join("mail/alice/cur"))
+            .unwrap()
+            .count();
+        assert_eq!(cur, 2);
+        assert!(matches!(
+            s.append("alice", "Nope", msg(3), &[], None).await,
+            Err(StoreError::NoMailbox(_))
+        ));
+        assert!(matches!(
+            s.append("alice", "../x", msg(3), &[], None).await,
+            Err(StoreError::Name(_))
+        ));
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[tokio::test]
+    async fn flags_copy_move_delete_and_subscriptions() {
+        let (s, dir) = store().await;
+        s.ensure_user("erin").await.unwrap();
+        for n in 1..=3 {
+            s.append(
+                "erin",
+                "INBOX",
+                msg(n),
+                &[],
+                Some(1_700_000_000 + i64::from(n)),
+            )
+            .await
+            .unwrap();
+        }
+        let seen = vec!["\\Seen".to_string()];
+        let changed = s
+            .store_flags("erin", "INBOX", &[1, 2, 9], FlagOp::Add, &seen)
+            .await
+            .unwrap();
+        assert_eq!(changed.len(), 2);
+        assert!(
+            changed[1].2 > changed[0].2,
+            "each change gets a higher MODSEQ"
+        );
+        let again = s
+            .store_flags("erin", "INBOX", &[1], FlagOp::Add, &seen)
+            .await
+            .unwrap();
+        assert!(again.is_empty(), "no change, no new MODSEQ");
+        s.store_flags(
+            "erin",
+            "INBOX",
+            &[1],
+            FlagOp::Add,
+            &["$Work".to_string(), "\\Flagged".to_string()],
+        )
+        .await
+        .unwrap();
+        s.store_flags(
+            "erin",
+            "INBOX",
+            &[2],
+            FlagOp::Remove,
+            &["\\SEEN".to_string()],
+        )
+        .await
+        .unwrap();
+        let list = s.messages("erin", "INBOX").await.unwrap();
+        assert_eq!(list[0].flags, ["\\Seen", "$Work", "\\Flagged"]);
+        assert!(list[1].flags.is_empty());
+        let names: Vec<String> = std::fs::read_dir(dir.join("mail/erin/cur"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().any(|n| n.ends_with(":2,FS")), "{names:?}");
+
+        let (validity, pairs) = s.copy("erin", "INBOX", &[1, 3], "Archive").await.unwrap();
+        assert_eq!(
+            validity,
+            s.mailbox("erin", "Archive").await.unwrap().uidvalidity
+        );
+        assert_eq!(pairs, [(1, 1), (3, 2)]);
+        let archived = s.messages("erin", "Archive").await.unwrap();
+        assert_eq!(archived[0].flags, list[0].flags);
+        assert_eq!(archived[1].internal_date, 1_700_000_003);
+        assert_eq!(s.read("erin", "Archive", 2).await.unwrap(), msg(3));
+
+        let (_, moved) = s
+            .move_messages("erin", "INBOX", &[2], "Trash")
+            .await
+            .unwrap();
+        assert_eq!(moved, [(2, 1)]);
+        let inbox: Vec<u32> = s
+            .messages("erin", "INBOX")
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.uid)
+            .collect();
+        assert_eq!(inbox, [1, 3]);
+        assert_eq!(s.read("erin", "Trash", 1).await.unwrap(), msg(2));
+
+        s.create_mailbox("erin", "Projects", "").await.unwrap();
+        s.create_mailbox("erin", "Projects/2026", "").await.unwrap();
+        assert!(matches!(
+            s.delete_mailbox("erin", "Projects").await,
+            Err(StoreError::Refused(_))
+        ));
+        assert!(matches!(
+            s.delete_mailbox("erin", "inbox").await,
+            Err(StoreError::Refused(_))
+        ));
+        s.delete_mailbox("erin", "Projects/2026").await.unwrap();
+        s.delete_mailbox("erin", "Projects").await.unwrap();
+        assert!(!dir.join("mail/erin/.Projects").exists());
+        s.subscribe("erin", "Junk", false).await.unwrap();
+        assert!(!s.mailbox("erin", "Junk").await.unwrap().subscribed);
+        assert!(matches!(
+            s.subscribe("erin", "Nope", true).await,
+            Err(StoreError::NoMailbox(_))
+        ));
+        std::fs::remove_dir_all(dir).ok();
+    }
+}
