@@ -26,6 +26,7 @@ use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
 use super::{search, wire};
 use crate::mailbox::login::{self, Login};
 use crate::mailbox::store::{FlagOp, MessageInfo, Store, StoreError};
+use crate::sasl::{self, Refusal};
 use crate::state::Site;
 
 /// What the connection loop does after the responses are sent.
@@ -499,24 +500,17 @@ impl Session {
         if *mechanism != AuthMechanism::Plain {
             return Some(no(tag, "Only AUTHENTICATE PLAIN is offered"));
         }
-        let response = response?;
-        let fields: Vec<&[u8]> = response.split(|&b| b == 0).collect();
-        let [authzid, user, password] = fields[..] else {
-            return Some(bad(
-                tag,
-                "The response is not authzid NUL user NUL password",
-            ));
-        };
-        if !authzid.is_empty() && authzid != user {
-            return Some(no(tag, "Logging in as another user is not allowed"));
-        }
-        match (std::str::from_utf8(user), std::str::from_utf8(password)) {
-            (Ok(user), Ok(password)) => {
-                let (user, password) = (user.to_string(), password.to_string());
-                Some(self.login(tag, &user, &password).await)
+        // imap-next has decoded the base64 already.
+        Some(match sasl::plain(response?) {
+            Ok(credentials) => {
+                self.login(tag, &credentials.user, &credentials.password)
+                    .await
             }
-            _ => Some(no(tag, "The user name or password is not UTF-8")),
-        }
+            // A well-formed response that cannot log in is refused (NO); anything
+            // else is a protocol error (BAD).
+            Err(refusal @ (Refusal::OtherUser | Refusal::NotUtf8)) => no(tag, &refusal.to_string()),
+            Err(refusal) => bad(tag, &refusal.to_string()),
+        })
     }
 
     /// NOOP and CHECK: report messages that arrived or vanished since the last look.
