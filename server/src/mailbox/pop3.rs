@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio_rustls::TlsAcceptor;
 
+use super::accept::{Encryption, NoStartTls};
 use super::login::Login;
 use super::store::Store;
 use crate::sasl::{self, Exchange, Mechanism};
@@ -139,11 +140,7 @@ pub struct Session {
     hostname: String,
     site: Arc<Site>,
     store: Store,
-    /// Whether passwords may travel in this connection (TLS or loopback).
-    secure: bool,
-    /// Whether STLS can be offered, and whether TLS is on.
-    tls_available: bool,
-    tls_active: bool,
+    encryption: Encryption,
     state: State,
     failures: u32,
     /// AUTH PLAIN was sent without its response: the next line is the response.
@@ -163,9 +160,7 @@ impl Session {
             hostname: hostname.to_string(),
             site,
             store,
-            secure: peer.ip().is_loopback(),
-            tls_available: false,
-            tls_active: false,
+            encryption: Encryption::for_peer(peer),
             state: State::Authorization { user: None },
             failures: 0,
             auth_pending: None,
@@ -174,14 +169,13 @@ impl Session {
 
     /// Offers STLS on this connection.
     pub fn offer_tls(mut self) -> Session {
-        self.tls_available = true;
+        self.encryption.offer();
         self
     }
 
     /// The connection is now encrypted: passwords may be sent.
     pub fn tls_started(&mut self) {
-        self.tls_active = true;
-        self.secure = true;
+        self.encryption.started();
     }
 
     pub fn greeting(&self) -> String {
@@ -209,10 +203,10 @@ impl Session {
         let mut caps = String::from(
             "+OK Capability list follows\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n",
         );
-        if self.tls_available && !self.tls_active {
+        if self.encryption.can_start() {
             caps.push_str("STLS\r\n");
         }
-        if self.secure {
+        if self.encryption.passwords_allowed() {
             caps.push_str("USER\r\nSASL PLAIN\r\n");
         }
         caps.push_str("IMPLEMENTATION mailsite\r\n.\r\n");
@@ -221,7 +215,7 @@ impl Session {
 
     /// Logs in, or says why not (after a delay that grows with each failure).
     async fn login(&mut self, user: &str, password: &str) -> Step {
-        if !self.secure {
+        if !self.encryption.passwords_allowed() {
             return err(
                 "[AUTH] Passwords are not accepted on an unencrypted connection: use STLS first, or port 995",
             );
@@ -293,15 +287,11 @@ impl Session {
             (_, "CAPA") => self.capabilities(),
             (_, "NOOP") => ok(""),
             (State::Authorization { .. }, "QUIT") => Step::Close(b"+OK Bye\r\n".to_vec()),
-            (State::Authorization { .. }, "STLS") => {
-                if self.tls_active {
-                    err("TLS is already on")
-                } else if !self.tls_available {
-                    err("STLS is not offered here")
-                } else {
-                    Step::StartTls(b"+OK Begin TLS negotiation\r\n".to_vec())
-                }
-            }
+            (State::Authorization { .. }, "STLS") => match self.encryption.start() {
+                Ok(()) => Step::StartTls(b"+OK Begin TLS negotiation\r\n".to_vec()),
+                Err(NoStartTls::AlreadyOn) => err("TLS is already on"),
+                Err(NoStartTls::NotOffered) => err("STLS is not offered here"),
+            },
             (State::Authorization { user }, "USER") => {
                 if args.is_empty() {
                     return err("Say USER name");

@@ -10,6 +10,7 @@ use imap_codec::imap_types::response::{Capability, Code, Data, Response, Status}
 use super::super::wire;
 use super::responses::{bad, data, no, ok, other_code, status, store_no};
 use super::{Outcome, Session, Step};
+use crate::mailbox::accept::NoStartTls;
 use crate::mailbox::login::{self, Login};
 use crate::sasl::{self, Refusal};
 
@@ -19,10 +20,10 @@ impl Session {
     pub fn capabilities(&self) -> Vec1<Capability<'static>> {
         let mut caps = vec![Capability::Imap4Rev1];
         if self.user.is_none() {
-            if self.tls_available && !self.tls_active {
+            if self.encryption.can_start() {
                 caps.push(Capability::StartTls);
             }
-            if self.secure {
+            if self.encryption.passwords_allowed() {
                 caps.push(Capability::Auth(AuthMechanism::Plain));
                 caps.push(Capability::SaslIr);
             } else {
@@ -85,16 +86,16 @@ impl Session {
 
     /// STARTTLS: the connection loop starts TLS once the OK is on the wire.
     pub(super) fn starttls(&self, tag: &Tag<'static>) -> Outcome {
-        let refusal = if self.tls_active {
-            "TLS is already on"
-        } else if !self.tls_available {
-            "STARTTLS is not offered on this port"
-        } else {
-            return Outcome {
-                responses: vec![ok(tag, "Begin TLS negotiation now")],
-                step: Step::StartTls,
-                more: false,
-            };
+        let refusal = match self.encryption.start() {
+            Ok(()) => {
+                return Outcome {
+                    responses: vec![ok(tag, "Begin TLS negotiation now")],
+                    step: Step::StartTls,
+                    more: false,
+                };
+            }
+            Err(NoStartTls::AlreadyOn) => "TLS is already on",
+            Err(NoStartTls::NotOffered) => "STARTTLS is not offered on this port",
         };
         Outcome::of(vec![bad(tag, refusal)])
     }
@@ -106,7 +107,7 @@ impl Session {
         user: &str,
         password: &str,
     ) -> Response<'static> {
-        if !self.secure {
+        if !self.encryption.passwords_allowed() {
             return status(
                 Some(tag),
                 "NO",

@@ -29,6 +29,7 @@ use imap_codec::imap_types::command::{Command, CommandBody};
 use imap_codec::imap_types::core::Tag;
 use imap_codec::imap_types::response::{Data, Response};
 
+use crate::mailbox::accept::Encryption;
 use crate::mailbox::store::{MessageInfo, Store};
 use crate::state::Site;
 use responses::{bad, ok};
@@ -80,10 +81,7 @@ pub struct Session {
     hostname: String,
     site: Arc<Site>,
     store: Store,
-    /// Whether passwords may travel in this connection (TLS or loopback).
-    secure: bool,
-    tls_available: bool,
-    tls_active: bool,
+    encryption: Encryption,
     user: Option<String>,
     selected: Option<Selected>,
     failures: u32,
@@ -104,9 +102,7 @@ impl Session {
             hostname: hostname.to_string(),
             site,
             store,
-            secure: peer.ip().is_loopback(),
-            tls_available: false,
-            tls_active: false,
+            encryption: Encryption::for_peer(peer),
             user: None,
             selected: None,
             failures: 0,
@@ -116,14 +112,13 @@ impl Session {
 
     /// Offers STARTTLS on this connection.
     pub fn offer_tls(mut self) -> Session {
-        self.tls_available = true;
+        self.encryption.offer();
         self
     }
 
     /// The connection is now encrypted: passwords may be sent.
     pub fn tls_started(&mut self) {
-        self.tls_active = true;
-        self.secure = true;
+        self.encryption.started();
     }
 
     pub fn hostname(&self) -> &str {
