@@ -6,6 +6,8 @@
 //! - [`directory`]: users, letter moves and server states in SQL;
 //! - [`mailbox`]: the message store (Maildir bodies, SQL metadata);
 //! - [`sorter`]: SMTP (MX and submission), the durable queue, delivery over LMTP;
+//! - [`sasl`]: the PLAIN and LOGIN exchanges of SMTP AUTH, POP3 AUTH and IMAP
+//!   AUTHENTICATE;
 //! - [`state`]: the live site every role reads;
 //! - [`health`]: the checks that mark failed servers down and recovered ones up;
 //! - [`helpdesk`]: reading desktop helper reports against the site's truth;
@@ -24,6 +26,7 @@ pub mod helpdesk;
 pub mod http;
 pub mod mailbox;
 pub mod metrics;
+pub mod sasl;
 pub mod serve;
 pub mod sorter;
 pub mod state;

@@ -14,8 +14,10 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio_rustls::TlsAcceptor;
 
+use super::accept::{Encryption, NoStartTls};
 use super::login::Login;
 use super::store::Store;
+use crate::sasl::{self, Exchange, Mechanism};
 use crate::state::Site;
 
 /// Longest command line accepted (RFC 2449 allows 255 octets; clients send less).
@@ -138,15 +140,11 @@ pub struct Session {
     hostname: String,
     site: Arc<Site>,
     store: Store,
-    /// Whether passwords may travel in this connection (TLS or loopback).
-    secure: bool,
-    /// Whether STLS can be offered, and whether TLS is on.
-    tls_available: bool,
-    tls_active: bool,
+    encryption: Encryption,
     state: State,
     failures: u32,
     /// AUTH PLAIN was sent without its response: the next line is the response.
-    auth_pending: bool,
+    auth_pending: Option<Exchange>,
 }
 
 impl Session {
@@ -162,25 +160,22 @@ impl Session {
             hostname: hostname.to_string(),
             site,
             store,
-            secure: peer.ip().is_loopback(),
-            tls_available: false,
-            tls_active: false,
+            encryption: Encryption::for_peer(peer),
             state: State::Authorization { user: None },
             failures: 0,
-            auth_pending: false,
+            auth_pending: None,
         }
     }
 
     /// Offers STLS on this connection.
     pub fn offer_tls(mut self) -> Session {
-        self.tls_available = true;
+        self.encryption.offer();
         self
     }
 
     /// The connection is now encrypted: passwords may be sent.
     pub fn tls_started(&mut self) {
-        self.tls_active = true;
-        self.secure = true;
+        self.encryption.started();
     }
 
     pub fn greeting(&self) -> String {
@@ -208,10 +203,10 @@ impl Session {
         let mut caps = String::from(
             "+OK Capability list follows\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n",
         );
-        if self.tls_available && !self.tls_active {
+        if self.encryption.can_start() {
             caps.push_str("STLS\r\n");
         }
-        if self.secure {
+        if self.encryption.passwords_allowed() {
             caps.push_str("USER\r\nSASL PLAIN\r\n");
         }
         caps.push_str("IMPLEMENTATION mailsite\r\n.\r\n");
@@ -220,7 +215,7 @@ impl Session {
 
     /// Logs in, or says why not (after a delay that grows with each failure).
     async fn login(&mut self, user: &str, password: &str) -> Step {
-        if !self.secure {
+        if !self.encryption.passwords_allowed() {
             return err(
                 "[AUTH] Passwords are not accepted on an unencrypted connection: use STLS first, or port 995",
             );
@@ -281,16 +276,10 @@ impl Session {
 
     /// Answers one command line (without its CRLF).
     pub async fn command(&mut self, line: &str) -> Step {
-        if std::mem::take(&mut self.auth_pending) {
+        if let Some(exchange) = self.auth_pending.take() {
             // The client's answer to "+ " after AUTH PLAIN (RFC 5034 4). An empty line
-            // is an empty response, which PLAIN refuses ("=" stands for it), not a
-            // reason to ask again.
-            let response = match line.trim() {
-                "*" => return err("[AUTH] Authentication cancelled"),
-                "" => "=",
-                response => response,
-            };
-            return self.auth(&format!("PLAIN {response}")).await;
+            // is an empty response, which PLAIN refuses, not a reason to ask again.
+            return self.sasl_step(sasl::next(exchange, line)).await;
         }
         let (verb, args) = line.split_once(' ').unwrap_or((line, ""));
         let verb = verb.to_ascii_uppercase();
@@ -298,15 +287,11 @@ impl Session {
             (_, "CAPA") => self.capabilities(),
             (_, "NOOP") => ok(""),
             (State::Authorization { .. }, "QUIT") => Step::Close(b"+OK Bye\r\n".to_vec()),
-            (State::Authorization { .. }, "STLS") => {
-                if self.tls_active {
-                    err("TLS is already on")
-                } else if !self.tls_available {
-                    err("STLS is not offered here")
-                } else {
-                    Step::StartTls(b"+OK Begin TLS negotiation\r\n".to_vec())
-                }
-            }
+            (State::Authorization { .. }, "STLS") => match self.encryption.start() {
+                Ok(()) => Step::StartTls(b"+OK Begin TLS negotiation\r\n".to_vec()),
+                Err(NoStartTls::AlreadyOn) => err("TLS is already on"),
+                Err(NoStartTls::NotOffered) => err("STLS is not offered here"),
+            },
             (State::Authorization { user }, "USER") => {
                 if args.is_empty() {
                     return err("Say USER name");
@@ -419,33 +404,28 @@ impl Session {
         }
     }
 
-    /// AUTH PLAIN, with the initial response on the line (RFC 5034).
+    /// AUTH PLAIN, with or without the initial response on the line (RFC 5034).
     async fn auth(&mut self, args: &str) -> Step {
         let mut parts = args.split_whitespace();
         let mechanism = parts.next().unwrap_or("");
         if !mechanism.eq_ignore_ascii_case("PLAIN") {
             return err("Only AUTH PLAIN is offered");
         }
-        let Some(initial) = parts.next() else {
-            self.auth_pending = true;
-            return Step::Reply(b"+ \r\n".to_vec());
-        };
-        let Some(decoded) = base64_decode(initial) else {
-            return err("[AUTH] The response is not base64");
-        };
-        let fields: Vec<&[u8]> = decoded.split(|&b| b == 0).collect();
-        let [authzid, user, password] = fields[..] else {
-            return err("[AUTH] The response is not authzid NUL user NUL password");
-        };
-        if !authzid.is_empty() && authzid != user {
-            return err("[AUTH] Logging in as another user is not allowed");
-        }
-        match (std::str::from_utf8(user), std::str::from_utf8(password)) {
-            (Ok(user), Ok(password)) => {
-                let (user, password) = (user.to_string(), password.to_string());
-                self.login(&user, &password).await
+        self.sasl_step(sasl::start(Mechanism::Plain, parts.next()))
+            .await
+    }
+
+    async fn sasl_step(&mut self, step: sasl::Step) -> Step {
+        match step {
+            sasl::Step::Prompt(exchange) => {
+                let prompt = format!("+ {}\r\n", exchange.challenge());
+                self.auth_pending = Some(exchange);
+                Step::Reply(prompt.into_bytes())
             }
-            _ => err("[AUTH] The user name or password is not UTF-8"),
+            sasl::Step::Refused(refusal) => err(&format!("[AUTH] {refusal}")),
+            sasl::Step::Credentials(credentials) => {
+                self.login(&credentials.user, &credentials.password).await
+            }
         }
     }
 
@@ -476,24 +456,6 @@ impl Session {
             }
         }
     }
-}
-
-fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let text = text.trim_end_matches('=');
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    let (mut bits, mut n) = (0u32, 0);
-    for c in text.bytes() {
-        let v = ALPHABET.iter().position(|&a| a == c)? as u32;
-        bits = (bits << 6) | v;
-        n += 6;
-        if n >= 8 {
-            n -= 8;
-            out.push((bits >> n) as u8);
-            bits &= (1 << n) - 1;
-        }
-    }
-    Some(out)
 }
 
 /// Serves one connection until QUIT, a timeout, the peer leaves, or `drain` says the
@@ -630,42 +592,69 @@ mod tests {
         assert_eq!(top(body, 0), b"Subject: x\r\n\r\n");
         assert_eq!(top(body, 10), &body[..]);
         assert_eq!(uidl(1, 0x65000000), "0000000165000000");
-        assert_eq!(
-            base64_decode("AGFsaWNlAHNlY3JldA==").unwrap(),
-            b"\0alice\0secret"
-        );
-        assert_eq!(base64_decode("!!"), None);
     }
 
-    #[tokio::test]
-    async fn no_plaintext_passwords_from_other_hosts_before_tls() {
+    /// A session of the embedded site's first mailbox server, for a client at `peer`;
+    /// the data directory to remove afterwards.
+    async fn scratch_session(peer: &str) -> (Session, std::path::PathBuf) {
         let dir = std::env::temp_dir().join(format!("mailsite-pop3-{}", rand::random::<u64>()));
         let mut config = mailsite_shared::SiteConfig::embedded();
         config.data_dir = dir.clone();
         let directory = crate::directory::Directory::open(&config).await.unwrap();
         let store = Store::for_site(&config, &directory);
         let site = Site::load(Arc::new(config), directory).await.unwrap();
-        let peer: SocketAddr = "192.0.2.7:40000".parse().unwrap();
-        let mut session =
-            Session::new("mailbox1", "mailbox1.example.test", site, store, peer).offer_tls();
-        let capa = match session.command("CAPA").await {
+        let peer: SocketAddr = peer.parse().unwrap();
+        let session = Session::new("mailbox1", "mailbox1.example.test", site, store, peer);
+        (session, dir)
+    }
+
+    async fn say(session: &mut Session, line: &str) -> String {
+        match session.command(line).await {
             Step::Reply(b) => String::from_utf8(b).unwrap(),
-            _ => panic!("CAPA closed"),
-        };
+            _ => panic!("{line} closed"),
+        }
+    }
+
+    #[tokio::test]
+    async fn no_plaintext_passwords_from_other_hosts_before_tls() {
+        let (session, dir) = scratch_session("192.0.2.7:40000").await;
+        let mut session = session.offer_tls();
+        let capa = say(&mut session, "CAPA").await;
         assert!(
             capa.contains("STLS") && !capa.contains("USER") && !capa.contains("SASL"),
             "{capa}"
         );
         session.command("USER alice").await;
-        match session.command("PASS secret-password").await {
-            Step::Reply(b) => assert!(
-                String::from_utf8(b)
-                    .unwrap()
-                    .starts_with("-ERR [AUTH] Passwords are not accepted")
-            ),
-            _ => panic!("PASS closed"),
-        }
+        assert!(
+            say(&mut session, "PASS secret-password")
+                .await
+                .starts_with("-ERR [AUTH] Passwords are not accepted")
+        );
         assert!(matches!(session.command("STLS").await, Step::StartTls(_)));
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[tokio::test]
+    async fn auth_plain_refusals_say_why() {
+        let (mut session, dir) = scratch_session("127.0.0.1:40000").await;
+        let not_plain = "-ERR [AUTH] The response is not authzid NUL user NUL password";
+        for (line, expected) in [
+            ("AUTH PLAIN !!", "-ERR [AUTH] The response is not base64"),
+            ("AUTH PLAIN =", not_plain),
+            // bob NUL alice NUL password
+            (
+                "AUTH PLAIN Ym9iAGFsaWNlAGZ1enotcGFzc3dvcmQ=",
+                "-ERR [AUTH] Logging in as another user is not allowed",
+            ),
+            ("AUTH PLAIN", "+ "),
+            ("*", "-ERR [AUTH] Authentication cancelled"),
+            ("AUTH PLAIN", "+ "),
+            // An empty line is an empty response, not a reason to ask again.
+            ("", not_plain),
+            ("AUTH LOGIN", "-ERR Only AUTH PLAIN is offered"),
+        ] {
+            assert_eq!(say(&mut session, line).await, format!("{expected}\r\n"));
+        }
         std::fs::remove_dir_all(dir).ok();
     }
 }

@@ -4,7 +4,7 @@
 //! durable in the sorter's [`queue`] before its 250, and the [`delivery`] loop hands it
 //! to the mailbox server that owns each recipient's letter over LMTP.
 //!
-//! - [`session`]: the SMTP state machine (policy and replies), [`sasl`] its AUTH;
+//! - [`session`]: the SMTP state machine (policy and replies; AUTH with [`crate::sasl`]);
 //! - [`connection`]: line framing, message data, TLS and time limits;
 //! - [`message`]: what is checked in and added to a message; [`dsn`]: bounces;
 //! - [`queue`]: the spool; [`delivery`], [`client`] (LMTP and SMTP) and [`relay`]
@@ -17,7 +17,6 @@ pub mod dsn;
 pub mod message;
 pub mod queue;
 pub mod relay;
-pub mod sasl;
 pub mod session;
 
 use std::net::SocketAddr;

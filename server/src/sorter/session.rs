@@ -15,9 +15,9 @@ use smtp_proto::Request;
 
 use super::message::{self, FromProblem};
 use super::queue::{self, Envelope, Recipient};
-use super::sasl::{self, Exchange};
 use super::{Port, Sorter};
 use crate::mailbox::login::Login;
+use crate::sasl::{self, Exchange, Mechanism, Refusal};
 
 /// Replies with a 5xx code a connection may get before it is closed.
 pub const MAX_ERRORS: u32 = 20;
@@ -80,6 +80,16 @@ pub struct Session {
 
 fn reply(text: &str) -> Next {
     Next::Reply(format!("{text}\r\n"))
+}
+
+/// The reply to an AUTH exchange that ended without credentials (RFC 4954 6).
+fn refused(refusal: Refusal) -> Next {
+    let code = match refusal {
+        Refusal::Cancelled => "501 5.7.0",
+        Refusal::OtherUser => "535 5.7.8",
+        Refusal::NotBase64 | Refusal::NotPlain | Refusal::NotUtf8 | Refusal::TooLong => "501 5.5.2",
+    };
+    reply(&format!("{code} {refusal}"))
 }
 
 impl Session {
@@ -281,29 +291,31 @@ impl Session {
         if !self.auth_allowed() {
             return reply("538 5.7.11 Encryption required: use STARTTLS first, or port 465");
         }
-        let step = match mechanism {
-            smtp_proto::AUTH_PLAIN => sasl::plain(initial),
-            smtp_proto::AUTH_LOGIN => sasl::login(initial),
+        let mechanism = match mechanism {
+            smtp_proto::AUTH_PLAIN => Mechanism::Plain,
+            smtp_proto::AUTH_LOGIN => Mechanism::Login,
             _ => return reply("504 5.5.4 Unsupported mechanism: use PLAIN or LOGIN"),
         };
-        self.sasl_step(step).await
+        let initial = Some(initial).filter(|i| !i.is_empty());
+        self.sasl_step(sasl::start(mechanism, initial)).await
     }
 
     async fn sasl_step(&mut self, step: sasl::Step) -> Next {
-        let (user, password) = match step {
-            sasl::Step::Prompt(prompt, exchange) => {
+        let credentials = match step {
+            sasl::Step::Prompt(exchange) => {
+                let prompt = format!("334 {}\r\n", exchange.challenge());
                 self.sasl = Some(exchange);
-                return Next::Reply(prompt.into());
+                return Next::Reply(prompt);
             }
-            sasl::Step::Refused(text) => return Next::Reply(text.into()),
-            sasl::Step::Credentials { user, password } => (user, password),
+            sasl::Step::Refused(refusal) => return refused(refusal),
+            sasl::Step::Credentials(credentials) => credentials,
         };
         // Any server name: a sorter serves every user, so Elsewhere is a success too.
         let login = crate::mailbox::login::check(
             &self.sorter.site,
             "",
-            &user,
-            &password,
+            &credentials.user,
+            &credentials.password,
             &mut self.login_failures,
         )
         .await;
@@ -609,6 +621,28 @@ pub(crate) mod tests {
         (sorter, dir)
     }
 
+    #[test]
+    fn sasl_refusals_are_smtp_replies() {
+        for (refusal, expected) in [
+            (Refusal::Cancelled, "501 5.7.0 Authentication cancelled"),
+            (Refusal::NotBase64, "501 5.5.2 The response is not base64"),
+            (
+                Refusal::NotPlain,
+                "501 5.5.2 The response is not authzid NUL user NUL password",
+            ),
+            (
+                Refusal::NotUtf8,
+                "501 5.5.2 The user name or password is not UTF-8",
+            ),
+            (
+                Refusal::OtherUser,
+                "535 5.7.8 Logging in as another user is not allowed",
+            ),
+        ] {
+            assert_eq!(refused(refusal), Next::Reply(format!("{expected}\r\n")));
+        }
+    }
+
     async fn say(session: &mut Session, line: &str) -> String {
         match session.line(line.as_bytes()).await {
             Next::Reply(text) | Next::Close(text) | Next::StartTls(text) | Next::Data(text) => text,
@@ -647,8 +681,11 @@ pub(crate) mod tests {
             "{ehlo}"
         );
         // AUTH LOGIN, step by step.
-        assert_eq!(say(&mut session, "AUTH LOGIN").await, sasl::LOGIN_USERNAME);
-        assert_eq!(say(&mut session, "YWxpY2U=").await, sasl::LOGIN_PASSWORD);
+        assert_eq!(
+            say(&mut session, "AUTH LOGIN").await,
+            "334 VXNlcm5hbWU6\r\n"
+        );
+        assert_eq!(say(&mut session, "YWxpY2U=").await, "334 UGFzc3dvcmQ6\r\n");
         let ok = say(&mut session, "YWxpY2UtcGFzc3dvcmQ=").await;
         assert!(ok.starts_with("235 2.7.0"), "{ok}");
         assert!(

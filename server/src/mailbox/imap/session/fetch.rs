@@ -1,0 +1,304 @@
+//! FETCH, answered in parts: each part holds at most so many messages or bytes, and
+//! the next is made once the last is written, so that a FETCH of a whole large
+//! mailbox keeps memory bounded. Only what the items need is read: the index, the
+//! headers (in one batch), or whole messages.
+
+use std::collections::{HashMap, VecDeque};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use imap_codec::imap_types::ToStatic;
+use imap_codec::imap_types::core::{Tag, Vec1};
+use imap_codec::imap_types::fetch::{
+    MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName, Section,
+};
+use imap_codec::imap_types::response::{Data, Response};
+use imap_codec::imap_types::sequence::SequenceSet;
+
+use super::super::{structure, wire};
+use super::responses::{bad, data, ok, store_no};
+use super::{Session, find, has};
+use crate::mailbox::store::{FlagOp, MessageInfo, StoreError};
+
+/// A FETCH being answered in parts.
+pub(super) struct FetchJob {
+    tag: Tag<'static>,
+    user: String,
+    mailbox: String,
+    names: Vec<MessageDataItemName<'static>>,
+    needs: Needs,
+    pairs: VecDeque<(u32, u32)>,
+    /// The mailbox's index when the FETCH began.
+    infos: Arc<Vec<MessageInfo>>,
+    /// Flags this FETCH changed (\Seen), reported with each message.
+    new_flags: HashMap<u32, Vec<String>>,
+}
+
+/// What of each message's file a FETCH needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Needs {
+    /// Nothing: the index has it (FLAGS, UID, INTERNALDATE, RFC822.SIZE).
+    Index,
+    /// The header (ENVELOPE, RFC822.HEADER, BODY[HEADER], BODY[HEADER.FIELDS ...]).
+    Header,
+    /// The whole message.
+    Whole,
+}
+
+/// One part of a FETCH answer holds at most this many messages, or this many bytes
+/// of message data (but always one message).
+const FETCH_BATCH_MESSAGES: usize = 500;
+const FETCH_BATCH_BYTES: usize = 1 << 20;
+
+impl Session {
+    pub(super) async fn fetch(
+        &mut self,
+        tag: &Tag<'static>,
+        user: &str,
+        set: &SequenceSet,
+        items: MacroOrMessageDataItemNames<'static>,
+        by_uid: bool,
+    ) -> Vec<Response<'static>> {
+        let Some(selected) = self.selected.as_ref() else {
+            return vec![bad(tag, "Select a mailbox first")];
+        };
+        let mut names: Vec<MessageDataItemName<'static>> = match items {
+            MacroOrMessageDataItemNames::Macro(m) => {
+                m.expand().iter().map(|n| n.to_static()).collect()
+            }
+            MacroOrMessageDataItemNames::MessageDataItemNames(names) => names,
+        };
+        if by_uid && !names.contains(&MessageDataItemName::Uid) {
+            names.insert(0, MessageDataItemName::Uid);
+        }
+        let mut marks_seen = false;
+        let mut needs = Needs::Index;
+        for name in &names {
+            let this = match name {
+                MessageDataItemName::Flags
+                | MessageDataItemName::Uid
+                | MessageDataItemName::InternalDate
+                | MessageDataItemName::Rfc822Size => Needs::Index,
+                MessageDataItemName::Rfc822Header | MessageDataItemName::Envelope => Needs::Header,
+                MessageDataItemName::Rfc822 | MessageDataItemName::Rfc822Text => {
+                    marks_seen = true;
+                    Needs::Whole
+                }
+                MessageDataItemName::BodyExt { peek, section, .. } => {
+                    marks_seen |= !peek;
+                    match section {
+                        Some(
+                            Section::Header(None)
+                            | Section::HeaderFields(None, _)
+                            | Section::HeaderFieldsNot(None, _),
+                        ) => Needs::Header,
+                        _ => Needs::Whole,
+                    }
+                }
+                MessageDataItemName::Body | MessageDataItemName::BodyStructure => Needs::Whole,
+                _ => {
+                    return vec![bad(
+                        tag,
+                        "FETCH supports FLAGS UID INTERNALDATE RFC822.SIZE RFC822 RFC822.HEADER RFC822.TEXT ENVELOPE BODY BODYSTRUCTURE BODY[section] in this version",
+                    )];
+                }
+            };
+            needs = needs.max(this);
+        }
+        let pairs = match wire::resolve(set, &selected.uids, by_uid) {
+            Ok(pairs) => pairs,
+            Err(e) => return vec![bad(tag, &e)],
+        };
+        let mailbox = selected.name.clone();
+        let messages = match self.store.messages_shared(user, &mailbox).await {
+            Ok(m) => m,
+            Err(e) => return vec![store_no(tag, e)],
+        };
+        let mut new_flags = HashMap::new();
+        if marks_seen && !selected.read_only {
+            let unseen: Vec<u32> = pairs
+                .iter()
+                .map(|&(_, uid)| uid)
+                .filter(|&uid| find(&messages, uid).is_some_and(|m| !has(&m.flags, "\\Seen")))
+                .collect();
+            if !unseen.is_empty() {
+                match self
+                    .store
+                    .store_flags(
+                        user,
+                        &mailbox,
+                        &unseen,
+                        FlagOp::Add,
+                        &["\\Seen".to_string()],
+                    )
+                    .await
+                {
+                    Ok(changed) => {
+                        for (uid, flags, modseq) in changed {
+                            new_flags.insert(uid, flags);
+                            if let Some(selected) = self.selected.as_mut() {
+                                selected.own.insert((uid, modseq));
+                            }
+                        }
+                    }
+                    Err(e) => return vec![store_no(tag, e)],
+                }
+            }
+        }
+        self.pending = Some(FetchJob {
+            tag: tag.clone(),
+            user: user.to_string(),
+            mailbox,
+            names,
+            needs,
+            pairs: pairs.into(),
+            infos: messages,
+            new_flags,
+        });
+        self.fetch_batch().await
+    }
+
+    /// Answers the next messages of the pending FETCH; the tagged OK comes with the last.
+    pub(super) async fn fetch_batch(&mut self) -> Vec<Response<'static>> {
+        let Some(mut job) = self.pending.take() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        // Headers come in one batch for the messages this part may answer.
+        let mut headers: HashMap<u32, Arc<[u8]>> = HashMap::new();
+        if job.needs == Needs::Header {
+            let infos: Vec<&MessageInfo> = job
+                .pairs
+                .iter()
+                .take(FETCH_BATCH_MESSAGES)
+                .filter_map(|&(_, uid)| find(&job.infos, uid))
+                .collect();
+            match self.store.headers(&job.user, &job.mailbox, &infos).await {
+                Ok(read) => headers.extend(
+                    infos
+                        .iter()
+                        .zip(read)
+                        .filter_map(|(info, header)| Some((info.uid, header?))),
+                ),
+                Err(e) => {
+                    out.push(store_no(&job.tag, e));
+                    return out;
+                }
+            }
+        }
+        let (mut count, mut bytes) = (0, 0);
+        while count < FETCH_BATCH_MESSAGES && bytes < FETCH_BATCH_BYTES {
+            let Some((seq, uid)) = job.pairs.pop_front() else {
+                out.push(ok(&job.tag, "FETCH completed"));
+                return out;
+            };
+            let Some(info) = find(&job.infos, uid) else {
+                continue;
+            };
+            let changed = job.new_flags.get(&uid).map(|flags| MessageInfo {
+                flags: flags.clone(),
+                ..info.clone()
+            });
+            let info = changed.as_ref().unwrap_or(info);
+            let whole;
+            let body: &[u8] = match job.needs {
+                Needs::Index => &[],
+                // A header cut short (over 256 KiB without its end) is not used.
+                Needs::Header
+                    if headers.get(&uid).is_some_and(|h| {
+                        h.ends_with(b"\n\n")
+                            || h.ends_with(b"\r\n\r\n")
+                            || h.len() as u64 == info.size
+                    }) =>
+                {
+                    &headers[&uid]
+                }
+                Needs::Header | Needs::Whole => {
+                    whole = match self.store.read_message(&job.user, &job.mailbox, info).await {
+                        Ok(b) => b,
+                        Err(StoreError::NoMessage(_)) => continue,
+                        Err(e) => {
+                            out.push(store_no(&job.tag, e));
+                            return out;
+                        }
+                    };
+                    &whole
+                }
+            };
+            count += 1;
+            bytes += body.len();
+            if let Some(response) = fetch_response(seq, uid, info, body, &job) {
+                out.push(response);
+            }
+        }
+        self.pending = Some(job);
+        out
+    }
+}
+
+/// One message's FETCH response.
+fn fetch_response(
+    seq: u32,
+    uid: u32,
+    info: &MessageInfo,
+    body: &[u8],
+    job: &FetchJob,
+) -> Option<Response<'static>> {
+    let structure = structure::Structure::parse(body);
+    let mut items = Vec::new();
+    for name in &job.names {
+        items.push(match name {
+            MessageDataItemName::Flags => MessageDataItem::Flags(wire::fetch_flags(&info.flags)),
+            MessageDataItemName::Uid => match NonZeroU32::new(uid) {
+                Some(uid) => MessageDataItem::Uid(uid),
+                None => continue,
+            },
+            MessageDataItemName::InternalDate => match wire::internal_date(info.internal_date) {
+                Some(date) => MessageDataItem::InternalDate(date),
+                None => continue,
+            },
+            MessageDataItemName::Rfc822Size => {
+                MessageDataItem::Rfc822Size(u32::try_from(info.size).unwrap_or(u32::MAX))
+            }
+            MessageDataItemName::Rfc822 => MessageDataItem::Rfc822(wire::literal(body)),
+            MessageDataItemName::Rfc822Header => {
+                MessageDataItem::Rfc822Header(wire::literal(wire::split_message(body).0))
+            }
+            MessageDataItemName::Rfc822Text => {
+                MessageDataItem::Rfc822Text(wire::literal(wire::split_message(body).1))
+            }
+            MessageDataItemName::Envelope => MessageDataItem::Envelope(structure.envelope()),
+            MessageDataItemName::Body => MessageDataItem::Body(structure.body_structure(false)),
+            MessageDataItemName::BodyStructure => {
+                MessageDataItem::BodyStructure(structure.body_structure(true))
+            }
+            MessageDataItemName::BodyExt {
+                section, partial, ..
+            } => {
+                let whole = structure.section(section.as_ref());
+                let part: &[u8] = &whole;
+                let (origin, part) = match partial {
+                    Some((start, count)) => {
+                        let start = (*start as usize).min(part.len());
+                        let end = start.saturating_add(count.get() as usize).min(part.len());
+                        (Some(start as u32), &part[start..end])
+                    }
+                    None => (None, part),
+                };
+                MessageDataItem::BodyExt {
+                    section: section.clone(),
+                    origin,
+                    data: wire::literal(part),
+                }
+            }
+            _ => continue,
+        });
+    }
+    if job.new_flags.contains_key(&uid) && !job.names.contains(&MessageDataItemName::Flags) {
+        items.push(MessageDataItem::Flags(wire::fetch_flags(&info.flags)));
+    }
+    let (Some(seq), Ok(items)) = (NonZeroU32::new(seq), Vec1::try_from(items)) else {
+        return None;
+    };
+    Some(data(Data::Fetch { seq, items }))
+}

@@ -1,0 +1,359 @@
+//! The commands on mailboxes as a whole: SELECT and EXAMINE, CREATE, DELETE, RENAME,
+//! SUBSCRIBE and UNSUBSCRIBE, LIST and LSUB, STATUS, NAMESPACE. One personal
+//! namespace, delimited by `/`.
+
+use std::collections::HashSet;
+use std::num::NonZeroU32;
+
+use imap_codec::imap_types::core::{IString, Tag};
+use imap_codec::imap_types::flag::{Flag, FlagNameAttribute, FlagPerm};
+use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
+use imap_codec::imap_types::response::{Code, Data, Response};
+use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
+
+use super::super::wire;
+use super::responses::{bad, data, no, ok, status, store_no};
+use super::{Selected, Session, has};
+
+impl Session {
+    pub(super) async fn select(
+        &mut self,
+        tag: &Tag<'static>,
+        user: &str,
+        mailbox: &Mailbox<'static>,
+        read_only: bool,
+    ) -> Vec<Response<'static>> {
+        // A failed SELECT leaves no mailbox selected (RFC 3501 6.3.1).
+        self.selected = None;
+        let name = match wire::mailbox_name(mailbox) {
+            Ok(name) => name,
+            Err(e) => return vec![no(tag, &e)],
+        };
+        if let Err(e) = self.store.sync(user, &name).await {
+            return vec![store_no(tag, e)];
+        }
+        let (info, messages) = match (
+            self.store.mailbox(user, &name).await,
+            self.store.messages_shared(user, &name).await,
+        ) {
+            (Ok(info), Ok(messages)) => (info, messages),
+            (Err(e), _) | (_, Err(e)) => return vec![store_no(tag, e)],
+        };
+        let system = [
+            Flag::Answered,
+            Flag::Flagged,
+            Flag::Deleted,
+            Flag::Seen,
+            Flag::Draft,
+        ];
+        let mut out = vec![
+            data(Data::Flags(system.to_vec())),
+            data(Data::Exists(messages.len() as u32)),
+            data(Data::Recent(0)),
+        ];
+        let permanent = if read_only {
+            Vec::new()
+        } else {
+            let mut p: Vec<FlagPerm<'static>> =
+                system.iter().cloned().map(FlagPerm::Flag).collect();
+            p.push(FlagPerm::Asterisk);
+            p
+        };
+        out.push(status(
+            None,
+            "OK",
+            Some(Code::PermanentFlags(permanent)),
+            "Flags permitted",
+        ));
+        if let Some(first) = messages.iter().position(|m| !has(&m.flags, "\\Seen"))
+            && let Ok(code) = Code::unseen(first as u32 + 1)
+        {
+            out.push(status(None, "OK", Some(code), "First unseen"));
+        }
+        if let Ok(code) = Code::uidvalidity(info.uidvalidity) {
+            out.push(status(None, "OK", Some(code), "UIDs valid"));
+        }
+        if let Ok(code) = Code::uidnext(info.uidnext) {
+            out.push(status(None, "OK", Some(code), "Predicted next UID"));
+        }
+        let (code, verb) = if read_only {
+            (Code::ReadOnly, "EXAMINE")
+        } else {
+            (Code::ReadWrite, "SELECT")
+        };
+        out.push(status(
+            Some(tag),
+            "OK",
+            Some(code),
+            &format!("{verb} completed"),
+        ));
+        self.selected = Some(Selected {
+            name: info.name,
+            read_only,
+            uids: messages.iter().map(|m| m.uid).collect(),
+            modseq: info.highestmodseq,
+            own: HashSet::new(),
+        });
+        out
+    }
+
+    pub(super) async fn create(
+        &mut self,
+        tag: &Tag<'static>,
+        user: &str,
+        mailbox: &Mailbox<'static>,
+    ) -> Vec<Response<'static>> {
+        // "foo/" declares an intent to create children; the name is "foo".
+        let name = match wire::raw_mailbox(mailbox) {
+            Ok(raw) => match crate::mailbox::store::names::canonical(raw.trim_end_matches('/')) {
+                Ok(name) => name,
+                Err(e) => return vec![no(tag, &format!("Refused: {e}"))],
+            },
+            Err(e) => return vec![no(tag, &e)],
+        };
+        match self.store.create_mailbox(user, &name, "").await {
+            Ok(_) => vec![ok(tag, "CREATE completed")],
+            Err(e) => vec![store_no(tag, e)],
+        }
+    }
+
+    pub(super) async fn delete(
+        &mut self,
+        tag: &Tag<'static>,
+        user: &str,
+        mailbox: &Mailbox<'static>,
+    ) -> Vec<Response<'static>> {
+        let name = match wire::mailbox_name(mailbox) {
+            Ok(name) => name,
+            Err(e) => return vec![no(tag, &e)],
+        };
+        match self.store.delete_mailbox(user, &name).await {
+            Ok(()) => {
+                if self.selected.as_ref().is_some_and(|s| s.name == name) {
+                    self.selected = None;
+                }
+                vec![ok(tag, "DELETE completed")]
+            }
+            Err(e) => vec![store_no(tag, e)],
+        }
+    }
+
+    pub(super) async fn rename(
+        &mut self,
+        tag: &Tag<'static>,
+        user: &str,
+        from: &Mailbox<'static>,
+        to: &Mailbox<'static>,
+    ) -> Vec<Response<'static>> {
+        let (from, to) = match (wire::mailbox_name(from), wire::mailbox_name(to)) {
+            (Ok(from), Ok(to)) => (from, to),
+            (Err(e), _) | (_, Err(e)) => return vec![no(tag, &e)],
+        };
+        match self.store.rename_mailbox(user, &from, &to).await {
+            Ok(()) => {
+                if let Some(selected) = self.selected.as_mut()
+                    && from != "INBOX"
+                {
+                    let prefix = format!("{from}/");
+                    if selected.name == from || selected.name.starts_with(&prefix) {
+                        selected.name = format!("{to}{}", &selected.name[from.len()..]);
+                    }
+                }
+                let mut out = self.refresh(user).await;
+                out.push(ok(tag, "RENAME completed"));
+                out
+            }
+            Err(e) => vec![store_no(tag, e)],
+        }
+    }
+
+    pub(super) async fn subscribe(
+        &mut self,
+        tag: &Tag<'static>,
+        user: &str,
+        mailbox: &Mailbox<'static>,
+        on: bool,
+    ) -> Vec<Response<'static>> {
+        match wire::mailbox_name(mailbox) {
+            Ok(name) => match self.store.subscribe(user, &name, on).await {
+                Ok(()) => vec![ok(
+                    tag,
+                    if on {
+                        "SUBSCRIBE completed"
+                    } else {
+                        "UNSUBSCRIBE completed"
+                    },
+                )],
+                Err(e) => vec![store_no(tag, e)],
+            },
+            Err(e) => vec![no(tag, &e)],
+        }
+    }
+
+    pub(super) async fn list(
+        &mut self,
+        tag: &Tag<'static>,
+        user: &str,
+        reference: &Mailbox<'static>,
+        pattern: &ListMailbox<'static>,
+        lsub: bool,
+    ) -> Vec<Response<'static>> {
+        let (reference, pattern) = match (wire::raw_mailbox(reference), wire::list_pattern(pattern))
+        {
+            (Ok(r), Ok(p)) => (r, p),
+            (Err(e), _) | (_, Err(e)) => return vec![no(tag, &e)],
+        };
+        let verb = if lsub { "LSUB" } else { "LIST" };
+        let delimiter = imap_codec::imap_types::core::QuotedChar::try_from('/').ok();
+        if pattern.is_empty() && !lsub {
+            // The hierarchy delimiter and root (RFC 3501 6.3.8).
+            let root = Mailbox::try_from("").ok();
+            let mut out = Vec::new();
+            if let Some(root) = root {
+                out.push(data(Data::List {
+                    items: vec![FlagNameAttribute::Noselect],
+                    delimiter,
+                    mailbox: root,
+                }));
+            }
+            out.push(ok(tag, "LIST completed"));
+            return out;
+        }
+        let full = format!("{reference}{pattern}");
+        let mailboxes = match self.store.mailboxes(user).await {
+            Ok(m) => m,
+            Err(e) => return vec![store_no(tag, e)],
+        };
+        // Parents that are not mailboxes themselves are listed as \Noselect, so that a
+        // client walking the tree with % finds "Lists" above "Lists/rust".
+        let mut names: Vec<(String, Option<&crate::mailbox::store::MailboxInfo>)> = mailboxes
+            .iter()
+            .map(|m| (m.name.clone(), Some(m)))
+            .collect();
+        if !lsub {
+            for info in &mailboxes {
+                let mut parent = info.name.as_str();
+                while let Some((up, _)) = parent.rsplit_once('/') {
+                    if !names.iter().any(|(n, _)| n == up) {
+                        names.push((up.to_string(), None));
+                    }
+                    parent = up;
+                }
+            }
+            names.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        let mut out = Vec::new();
+        for (name, info) in &names {
+            if (lsub && !info.is_some_and(|i| i.subscribed)) || !wire::pattern_matches(&full, name)
+            {
+                continue;
+            }
+            let Some(mailbox) = wire::wire_mailbox(name) else {
+                continue;
+            };
+            let prefix = format!("{name}/");
+            let children = mailboxes.iter().any(|m| m.name.starts_with(&prefix));
+            let mut items = Vec::new();
+            if info.is_none() {
+                items.push(FlagNameAttribute::Noselect);
+            }
+            items.push(FlagNameAttribute::from(wire::atom(if children {
+                "HasChildren"
+            } else {
+                "HasNoChildren"
+            })));
+            if let Some(special) = info.and_then(|i| i.special_use.strip_prefix('\\'))
+                && let Ok(atom) = imap_codec::imap_types::core::Atom::try_from(special.to_string())
+            {
+                items.push(FlagNameAttribute::from(atom));
+            }
+            out.push(data(if lsub {
+                Data::Lsub {
+                    items,
+                    delimiter,
+                    mailbox,
+                }
+            } else {
+                Data::List {
+                    items,
+                    delimiter,
+                    mailbox,
+                }
+            }));
+        }
+        out.push(ok(tag, &format!("{verb} completed")));
+        out
+    }
+
+    pub(super) async fn status(
+        &mut self,
+        tag: &Tag<'static>,
+        user: &str,
+        mailbox: &Mailbox<'static>,
+        names: &[StatusDataItemName],
+    ) -> Vec<Response<'static>> {
+        let name = match wire::mailbox_name(mailbox) {
+            Ok(name) => name,
+            Err(e) => return vec![no(tag, &e)],
+        };
+        let _ = self.store.sync(user, &name).await;
+        let (info, messages) = match (
+            self.store.mailbox(user, &name).await,
+            self.store.messages_shared(user, &name).await,
+        ) {
+            (Ok(info), Ok(messages)) => (info, messages),
+            (Err(e), _) | (_, Err(e)) => return vec![store_no(tag, e)],
+        };
+        let mut items = Vec::new();
+        for item in names {
+            items.push(match item {
+                StatusDataItemName::Messages => StatusDataItem::Messages(messages.len() as u32),
+                StatusDataItemName::Recent => StatusDataItem::Recent(0),
+                StatusDataItemName::UidNext => match NonZeroU32::new(info.uidnext) {
+                    Some(n) => StatusDataItem::UidNext(n),
+                    None => continue,
+                },
+                StatusDataItemName::UidValidity => match NonZeroU32::new(info.uidvalidity) {
+                    Some(n) => StatusDataItem::UidValidity(n),
+                    None => continue,
+                },
+                StatusDataItemName::Unseen => StatusDataItem::Unseen(
+                    messages.iter().filter(|m| !has(&m.flags, "\\Seen")).count() as u32,
+                ),
+                _ => {
+                    return vec![bad(
+                        tag,
+                        "STATUS supports MESSAGES RECENT UIDNEXT UIDVALIDITY UNSEEN",
+                    )];
+                }
+            });
+        }
+        let Some(mailbox) = wire::wire_mailbox(&info.name) else {
+            return vec![no(tag, "The mailbox name cannot be sent")];
+        };
+        vec![
+            data(Data::Status {
+                mailbox,
+                items: items.into(),
+            }),
+            ok(tag, "STATUS completed"),
+        ]
+    }
+
+    /// One personal namespace, the whole tree, delimited by `/` (RFC 2342).
+    pub(super) fn namespace(&self, tag: &Tag<'static>) -> Vec<Response<'static>> {
+        use imap_codec::imap_types::extensions::namespace::Namespace;
+        let delimiter = imap_codec::imap_types::core::QuotedChar::try_from('/').ok();
+        let personal = IString::try_from("")
+            .map(|prefix| vec![Namespace::new(prefix, delimiter)])
+            .unwrap_or_default();
+        vec![
+            data(Data::Namespace {
+                personal,
+                other: Vec::new(),
+                shared: Vec::new(),
+            }),
+            ok(tag, "NAMESPACE completed"),
+        ]
+    }
+}

@@ -1,0 +1,351 @@
+//! The commands on messages: APPEND into any mailbox, and in the selected one
+//! SEARCH, STORE, COPY and MOVE (UIDPLUS's COPYUID), EXPUNGE and UID EXPUNGE, CLOSE
+//! and UNSELECT. FETCH has its own file ([`super::fetch`]).
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+
+use imap_codec::imap_types::core::{Charset, Tag, Vec1};
+use imap_codec::imap_types::datetime::DateTime;
+use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
+use imap_codec::imap_types::fetch::MessageDataItem;
+use imap_codec::imap_types::flag::{Flag, StoreResponse, StoreType};
+use imap_codec::imap_types::mailbox::Mailbox;
+use imap_codec::imap_types::response::{Code, Data, Response};
+use imap_codec::imap_types::search::SearchKey;
+use imap_codec::imap_types::sequence::SequenceSet;
+
+use super::super::{search, wire};
+use super::responses::{bad, data, no, ok, status, store_no};
+use super::{Selected, Session, expunged, find, has};
+use crate::mailbox::store::{FlagOp, MessageInfo, StoreError};
+
+/// How many message headers one blocking read takes at most (header searches).
+const HEADER_BATCH: usize = 2000;
+
+impl Session {
+    pub(super) async fn append(
+        &mut self,
+        tag: &Tag<'static>,
+        user: &str,
+        mailbox: &Mailbox<'static>,
+        flags: &[Flag<'static>],
+        date: Option<DateTime>,
+        message: LiteralOrLiteral8<'static>,
+    ) -> Vec<Response<'static>> {
+        let bytes = match message {
+            LiteralOrLiteral8::Literal(l) => l.into_inner().into_owned(),
+            LiteralOrLiteral8::Literal8(l) => l.data.into_owned(),
+        };
+        let date = date.map(|d| d.as_ref().timestamp());
+        let name = match wire::mailbox_name(mailbox) {
+            Ok(name) => name,
+            Err(e) => return vec![no(tag, &e)],
+        };
+        let flags: Vec<String> = flags.iter().map(wire::flag_name).collect();
+        match self.store.append(user, &name, bytes, &flags, date).await {
+            Ok((uidvalidity, uid)) => {
+                let mut out = if self.selected.as_ref().is_some_and(|s| s.name == name) {
+                    self.refresh(user).await
+                } else {
+                    Vec::new()
+                };
+                let code = match (NonZeroU32::new(uidvalidity), NonZeroU32::new(uid)) {
+                    (Some(uid_validity), Some(uid)) => Some(Code::AppendUid { uid_validity, uid }),
+                    _ => None,
+                };
+                out.push(status(Some(tag), "OK", code, "APPEND completed"));
+                out
+            }
+            Err(e) => vec![store_no(tag, e)],
+        }
+    }
+
+    pub(super) async fn search(
+        &mut self,
+        tag: &Tag<'static>,
+        user: &str,
+        charset: Option<&str>,
+        criteria: &Vec1<SearchKey<'static>>,
+        by_uid: bool,
+    ) -> Vec<Response<'static>> {
+        let Some(selected) = self.selected.as_ref() else {
+            return vec![bad(tag, "Select a mailbox first")];
+        };
+        if let Some(charset) = charset
+            && !charset.eq_ignore_ascii_case("UTF-8")
+            && !charset.eq_ignore_ascii_case("US-ASCII")
+        {
+            let allowed = ["UTF-8", "US-ASCII"]
+                .into_iter()
+                .filter_map(|c| Charset::try_from(c).ok())
+                .collect();
+            return vec![status(
+                Some(tag),
+                "NO",
+                Some(Code::BadCharset { allowed }),
+                "Only UTF-8 and US-ASCII are supported",
+            )];
+        }
+        let keys = criteria.as_ref();
+        if !search::supported(keys) {
+            return vec![bad(tag, "A search key is not available in this version")];
+        }
+        let mailbox = selected.name.clone();
+        let uids = selected.uids.clone();
+        let messages = match self.store.messages_shared(user, &mailbox).await {
+            Ok(m) => m,
+            Err(e) => return vec![store_no(tag, e)],
+        };
+        let needs_bytes = search::needs_bytes(keys);
+        let needs_body = search::needs_body(keys);
+        let last_seq = uids.len() as u32;
+        let last_uid = uids.last().copied().unwrap_or(0);
+        let candidates: Vec<(u32, &MessageInfo)> = uids
+            .iter()
+            .enumerate()
+            .filter_map(|(i, &uid)| Some((i as u32 + 1, find(&messages, uid)?)))
+            .collect();
+        // Header searches take the headers in one batch, mostly from memory.
+        let headers = if needs_bytes && !needs_body {
+            let infos: Vec<&MessageInfo> = candidates.iter().map(|&(_, info)| info).collect();
+            let mut headers = Vec::with_capacity(infos.len());
+            for chunk in infos.chunks(HEADER_BATCH) {
+                match self.store.headers(user, &mailbox, chunk).await {
+                    Ok(read) => headers.extend(read),
+                    Err(e) => return vec![store_no(tag, e)],
+                }
+            }
+            headers
+        } else {
+            Vec::new()
+        };
+        let mut found = Vec::new();
+        for (i, &(seq, info)) in candidates.iter().enumerate() {
+            let uid = info.uid;
+            let body;
+            let bytes: Option<&[u8]> = if !needs_bytes {
+                None
+            } else if !needs_body {
+                match headers.get(i) {
+                    Some(Some(header)) => Some(header),
+                    _ => continue,
+                }
+            } else {
+                body = match self.store.read_message(user, &mailbox, info).await {
+                    Ok(b) => b,
+                    Err(StoreError::NoMessage(_)) => continue,
+                    Err(e) => return vec![store_no(tag, e)],
+                };
+                Some(&body)
+            };
+            let candidate = search::Candidate::new(seq, info, bytes, last_seq, last_uid);
+            if search::matches_all(keys, &candidate)
+                && let Some(n) = NonZeroU32::new(if by_uid { uid } else { seq })
+            {
+                found.push(n);
+            }
+        }
+        vec![
+            data(Data::Search(found)),
+            ok(
+                tag,
+                if by_uid {
+                    "UID SEARCH completed"
+                } else {
+                    "SEARCH completed"
+                },
+            ),
+        ]
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn store_flags(
+        &mut self,
+        tag: &Tag<'static>,
+        user: &str,
+        set: &SequenceSet,
+        kind: StoreType,
+        response: StoreResponse,
+        flags: &[Flag<'static>],
+        by_uid: bool,
+    ) -> Vec<Response<'static>> {
+        let Some(selected) = self.selected.as_ref() else {
+            return vec![bad(tag, "Select a mailbox first")];
+        };
+        if selected.read_only {
+            return vec![no(tag, "The mailbox is read-only (EXAMINE)")];
+        }
+        let pairs = match wire::resolve(set, &selected.uids, by_uid) {
+            Ok(pairs) => pairs,
+            Err(e) => return vec![bad(tag, &e)],
+        };
+        let op = match kind {
+            StoreType::Replace => FlagOp::Replace,
+            StoreType::Add => FlagOp::Add,
+            StoreType::Remove => FlagOp::Remove,
+        };
+        let flags: Vec<String> = flags.iter().map(wire::flag_name).collect();
+        let uids: Vec<u32> = pairs.iter().map(|&(_, uid)| uid).collect();
+        let changed = match self
+            .store
+            .store_flags(user, &selected.name, &uids, op, &flags)
+            .await
+        {
+            Ok(changed) => changed,
+            Err(e) => return vec![store_no(tag, e)],
+        };
+        if let Some(selected) = self.selected.as_mut() {
+            selected
+                .own
+                .extend(changed.iter().map(|(uid, _, modseq)| (*uid, *modseq)));
+        }
+        let mut out = Vec::new();
+        if response == StoreResponse::Answer {
+            let seq_of: HashMap<u32, u32> = pairs.iter().map(|&(seq, uid)| (uid, seq)).collect();
+            for (uid, flags, _) in changed {
+                let (Some(seq), Some(nz)) = (
+                    seq_of.get(&uid).and_then(|s| NonZeroU32::new(*s)),
+                    NonZeroU32::new(uid),
+                ) else {
+                    continue;
+                };
+                let mut items = vec![MessageDataItem::Flags(wire::fetch_flags(&flags))];
+                if by_uid {
+                    items.push(MessageDataItem::Uid(nz));
+                }
+                if let Ok(items) = Vec1::try_from(items) {
+                    out.push(data(Data::Fetch { seq, items }));
+                }
+            }
+        }
+        out.push(ok(tag, "STORE completed"));
+        out
+    }
+
+    pub(super) async fn copy(
+        &mut self,
+        tag: &Tag<'static>,
+        user: &str,
+        set: &SequenceSet,
+        mailbox: &Mailbox<'static>,
+        by_uid: bool,
+        moving: bool,
+    ) -> Vec<Response<'static>> {
+        let Some(selected) = self.selected.as_ref() else {
+            return vec![bad(tag, "Select a mailbox first")];
+        };
+        if moving && selected.read_only {
+            return vec![no(tag, "The mailbox is read-only (EXAMINE)")];
+        }
+        let pairs = match wire::resolve(set, &selected.uids, by_uid) {
+            Ok(pairs) => pairs,
+            Err(e) => return vec![bad(tag, &e)],
+        };
+        let target = match wire::mailbox_name(mailbox) {
+            Ok(name) => name,
+            Err(e) => return vec![no(tag, &e)],
+        };
+        let uids: Vec<u32> = pairs.iter().map(|&(_, uid)| uid).collect();
+        let from = selected.name.clone();
+        let result = if moving {
+            self.store.move_messages(user, &from, &uids, &target).await
+        } else {
+            self.store.copy(user, &from, &uids, &target).await
+        };
+        let (uidvalidity, copied) = match result {
+            Ok(r) => r,
+            Err(e) => return vec![store_no(tag, e)],
+        };
+        let old: Vec<u32> = copied.iter().map(|&(o, _)| o).collect();
+        let new: Vec<u32> = copied.iter().map(|&(_, n)| n).collect();
+        let code = match (
+            NonZeroU32::new(uidvalidity),
+            wire::uid_set(&old),
+            wire::uid_set(&new),
+        ) {
+            (Some(uid_validity), Some(source), Some(destination)) => Some(Code::CopyUid {
+                uid_validity,
+                source,
+                destination,
+            }),
+            _ => None,
+        };
+        if !moving {
+            return vec![status(Some(tag), "OK", code, "COPY completed")];
+        }
+        // RFC 6851: COPYUID comes untagged, then the EXPUNGEs, then the tagged OK.
+        let mut out = vec![status(None, "OK", code, "Moved")];
+        if let Some(selected) = self.selected.as_mut() {
+            out.extend(expunged(&mut selected.uids, |uid| old.contains(&uid)));
+        }
+        out.push(ok(tag, "MOVE completed"));
+        out
+    }
+
+    pub(super) async fn expunge(
+        &mut self,
+        tag: &Tag<'static>,
+        user: &str,
+        set: Option<&SequenceSet>,
+    ) -> Vec<Response<'static>> {
+        let Some(selected) = self.selected.as_ref() else {
+            return vec![bad(tag, "Select a mailbox first")];
+        };
+        if selected.read_only {
+            return vec![no(tag, "The mailbox is read-only (EXAMINE)")];
+        }
+        let only = match set.map(|s| wire::resolve(s, &selected.uids, true)) {
+            Some(Ok(pairs)) => Some(pairs.into_iter().map(|(_, uid)| uid).collect::<Vec<_>>()),
+            Some(Err(e)) => return vec![bad(tag, &e)],
+            None => None,
+        };
+        match self.expunge_deleted(user, selected, only.as_deref()).await {
+            Ok((mut out, remaining)) => {
+                if let Some(selected) = self.selected.as_mut() {
+                    selected.uids = remaining;
+                }
+                out.push(ok(tag, "EXPUNGE completed"));
+                out
+            }
+            Err(e) => vec![store_no(tag, e)],
+        }
+    }
+
+    /// Removes the \Deleted messages (of `only`, for UID EXPUNGE); returns the EXPUNGE
+    /// responses, highest sequence number first so each number is right when it is read.
+    async fn expunge_deleted(
+        &self,
+        user: &str,
+        selected: &Selected,
+        only: Option<&[u32]>,
+    ) -> Result<(Vec<Response<'static>>, Vec<u32>), StoreError> {
+        let messages = self.store.messages_shared(user, &selected.name).await?;
+        let doomed: Vec<u32> = messages
+            .iter()
+            .filter(|m| has(&m.flags, "\\Deleted"))
+            .filter(|m| only.is_none_or(|o| o.contains(&m.uid)))
+            .map(|m| m.uid)
+            .collect();
+        self.store.expunge(user, &selected.name, &doomed).await?;
+        let mut remaining = selected.uids.clone();
+        let out = expunged(&mut remaining, |uid| doomed.contains(&uid));
+        Ok((out, remaining))
+    }
+
+    /// CLOSE: expunges quietly (unless EXAMINEd), then leaves the mailbox.
+    pub(super) async fn close(&mut self, tag: &Tag<'static>, user: &str) -> Vec<Response<'static>> {
+        if let Some(selected) = self.selected.take()
+            && !selected.read_only
+        {
+            let _ = self.expunge_deleted(user, &selected, None).await;
+        }
+        vec![ok(tag, "CLOSE completed")]
+    }
+
+    /// UNSELECT (RFC 3691): leaves the mailbox without expunging.
+    pub(super) fn unselect(&mut self, tag: &Tag<'static>) -> Vec<Response<'static>> {
+        self.selected = None;
+        vec![ok(tag, "UNSELECT completed")]
+    }
+}

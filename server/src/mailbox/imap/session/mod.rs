@@ -1,0 +1,384 @@
+//! One IMAP session as a state machine (RFC 3501: not authenticated, authenticated,
+//! selected, logout). It takes parsed commands and returns responses; framing, literals
+//! and TLS stay in the connection loop ([`super::serve_connection`]).
+//!
+//! This file holds the states and the dispatch from each command to its handler, in
+//! the order of the states; the handlers live with their group:
+//!
+//! - [`auth`]: CAPABILITY, ID, ENABLE, STARTTLS, LOGIN, AUTHENTICATE, LOGOUT;
+//! - [`updates`]: NOOP, CHECK and IDLE's reports of what others changed;
+//! - [`mailboxes`]: SELECT, EXAMINE, CREATE, DELETE, RENAME, (UN)SUBSCRIBE, LIST,
+//!   LSUB, STATUS, NAMESPACE;
+//! - [`messages`]: APPEND, SEARCH, STORE, COPY, MOVE, EXPUNGE, CLOSE, UNSELECT;
+//! - [`fetch`]: FETCH, answered in parts;
+//! - [`responses`]: the status responses they all build.
+
+mod auth;
+mod fetch;
+mod mailboxes;
+mod messages;
+mod responses;
+mod updates;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use imap_codec::imap_types::command::{Command, CommandBody};
+use imap_codec::imap_types::core::Tag;
+use imap_codec::imap_types::response::{Data, Response};
+
+use crate::mailbox::accept::Encryption;
+use crate::mailbox::store::{MessageInfo, Store};
+use crate::state::Site;
+use responses::{bad, ok};
+
+/// What the connection loop does after the responses are sent.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    Continue,
+    /// Close the connection (LOGOUT).
+    Close,
+    /// Start TLS, discarding anything the client sent before the handshake.
+    StartTls,
+}
+
+/// The responses to one command, and what happens next.
+pub struct Outcome {
+    pub responses: Vec<Response<'static>>,
+    pub step: Step,
+    /// More responses follow: send these, then call [`Session::resume`]. A FETCH of
+    /// many bodies is answered in parts so that memory stays bounded.
+    pub more: bool,
+}
+
+impl Outcome {
+    fn of(responses: Vec<Response<'static>>) -> Outcome {
+        Outcome {
+            responses,
+            step: Step::Continue,
+            more: false,
+        }
+    }
+}
+
+/// The mailbox a session has open, and the UIDs its sequence numbers stand for.
+struct Selected {
+    name: String,
+    read_only: bool,
+    uids: Vec<u32>,
+    /// The mailbox's HIGHESTMODSEQ when the session last looked: anything above it is
+    /// news to report.
+    modseq: u64,
+    /// Flag changes this session made itself (UID, MODSEQ), already reported to it.
+    own: HashSet<(u32, u64)>,
+}
+
+/// One IMAP connection's session, from the greeting to LOGOUT.
+pub struct Session {
+    server: String,
+    hostname: String,
+    site: Arc<Site>,
+    store: Store,
+    encryption: Encryption,
+    user: Option<String>,
+    selected: Option<Selected>,
+    failures: u32,
+    /// A FETCH answered in parts (see [`Outcome::more`]).
+    pending: Option<fetch::FetchJob>,
+}
+
+impl Session {
+    pub fn new(
+        server: &str,
+        hostname: &str,
+        site: Arc<Site>,
+        store: Store,
+        peer: SocketAddr,
+    ) -> Session {
+        Session {
+            server: server.to_string(),
+            hostname: hostname.to_string(),
+            site,
+            store,
+            encryption: Encryption::for_peer(peer),
+            user: None,
+            selected: None,
+            failures: 0,
+            pending: None,
+        }
+    }
+
+    /// Offers STARTTLS on this connection.
+    pub fn offer_tls(mut self) -> Session {
+        self.encryption.offer();
+        self
+    }
+
+    /// The connection is now encrypted: passwords may be sent.
+    pub fn tls_started(&mut self) {
+        self.encryption.started();
+    }
+
+    pub fn hostname(&self) -> &str {
+        &self.hostname
+    }
+
+    /// The logged-in user, if any.
+    pub fn username(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+
+    /// How long the client may stay silent now (the site's `[timeouts]`), IDLE included.
+    pub fn idle_limit(&self) -> Duration {
+        let timeouts = self.site.view().config().timeouts;
+        Duration::from_secs(match self.user {
+            Some(_) => timeouts.imap,
+            None => timeouts.login,
+        })
+    }
+
+    /// Answers one command: the dispatch of the authenticated and selected states.
+    pub async fn command(&mut self, command: Command<'static>) -> Outcome {
+        let tag = command.tag;
+        let Some(user) = self.user.clone() else {
+            return self.not_authenticated(tag, command.body).await;
+        };
+        let responses = match command.body {
+            // Any state.
+            CommandBody::Capability => self.capability(&tag),
+            CommandBody::Noop | CommandBody::Check => self.noop(&tag, &user).await,
+            CommandBody::Logout => return self.logout(&tag),
+            CommandBody::Id { .. } => self.id(&tag),
+            CommandBody::Enable { .. } => self.enable(&tag),
+            CommandBody::Login { .. } | CommandBody::Authenticate { .. } => {
+                vec![bad(&tag, "Already logged in")]
+            }
+            CommandBody::StartTLS => vec![bad(&tag, "STARTTLS is only possible before login")],
+            // Authenticated: mailboxes.
+            CommandBody::Select { mailbox, .. } => self.select(&tag, &user, &mailbox, false).await,
+            CommandBody::Examine { mailbox, .. } => self.select(&tag, &user, &mailbox, true).await,
+            CommandBody::Create { mailbox } => self.create(&tag, &user, &mailbox).await,
+            CommandBody::Delete { mailbox } => self.delete(&tag, &user, &mailbox).await,
+            CommandBody::Rename { from, to } => self.rename(&tag, &user, &from, &to).await,
+            CommandBody::Subscribe { mailbox } => self.subscribe(&tag, &user, &mailbox, true).await,
+            CommandBody::Unsubscribe { mailbox } => {
+                self.subscribe(&tag, &user, &mailbox, false).await
+            }
+            CommandBody::List {
+                reference,
+                mailbox_wildcard,
+            } => {
+                self.list(&tag, &user, &reference, &mailbox_wildcard, false)
+                    .await
+            }
+            CommandBody::Lsub {
+                reference,
+                mailbox_wildcard,
+            } => {
+                self.list(&tag, &user, &reference, &mailbox_wildcard, true)
+                    .await
+            }
+            CommandBody::Status {
+                mailbox,
+                item_names,
+            } => self.status(&tag, &user, &mailbox, &item_names).await,
+            CommandBody::Namespace => self.namespace(&tag),
+            CommandBody::Append {
+                mailbox,
+                flags,
+                date,
+                message,
+            } => {
+                self.append(&tag, &user, &mailbox, &flags, date, message)
+                    .await
+            }
+            // Selected: the messages of the open mailbox.
+            _ if self.selected.is_none() => vec![bad(&tag, "Select a mailbox first")],
+            CommandBody::Fetch {
+                sequence_set,
+                macro_or_item_names,
+                uid,
+                ..
+            } => {
+                self.fetch(&tag, &user, &sequence_set, macro_or_item_names, uid)
+                    .await
+            }
+            CommandBody::Search {
+                charset,
+                criteria,
+                uid,
+            } => {
+                self.search(
+                    &tag,
+                    &user,
+                    charset.as_ref().map(|c| c.as_ref()),
+                    &criteria,
+                    uid,
+                )
+                .await
+            }
+            CommandBody::Store {
+                sequence_set,
+                kind,
+                response,
+                flags,
+                uid,
+                ..
+            } => {
+                self.store_flags(&tag, &user, &sequence_set, kind, response, &flags, uid)
+                    .await
+            }
+            CommandBody::Copy {
+                sequence_set,
+                mailbox,
+                uid,
+            } => {
+                self.copy(&tag, &user, &sequence_set, &mailbox, uid, false)
+                    .await
+            }
+            CommandBody::Move {
+                sequence_set,
+                mailbox,
+                uid,
+            } => {
+                self.copy(&tag, &user, &sequence_set, &mailbox, uid, true)
+                    .await
+            }
+            CommandBody::Expunge => self.expunge(&tag, &user, None).await,
+            CommandBody::ExpungeUid { sequence_set } => {
+                self.expunge(&tag, &user, Some(&sequence_set)).await
+            }
+            CommandBody::Close => self.close(&tag, &user).await,
+            CommandBody::Unselect => self.unselect(&tag),
+            _ => vec![bad(&tag, "This command is not available in this version")],
+        };
+        let mut outcome = Outcome::of(responses);
+        outcome.more = self.pending.is_some();
+        outcome
+    }
+
+    /// The next part of an answer begun by [`Session::command`] (see [`Outcome::more`]).
+    pub async fn resume(&mut self) -> Outcome {
+        let responses = self.fetch_batch().await;
+        let mut outcome = Outcome::of(responses);
+        outcome.more = self.pending.is_some();
+        outcome
+    }
+
+    /// The dispatch of the not authenticated state.
+    async fn not_authenticated(
+        &mut self,
+        tag: Tag<'static>,
+        body: CommandBody<'static>,
+    ) -> Outcome {
+        let responses = match body {
+            CommandBody::Capability => self.capability(&tag),
+            CommandBody::Noop => vec![ok(&tag, "NOOP completed")],
+            CommandBody::Logout => return self.logout(&tag),
+            CommandBody::Id { .. } => self.id(&tag),
+            CommandBody::StartTLS => return self.starttls(&tag),
+            CommandBody::Login { username, password } => {
+                let user = String::from_utf8_lossy(username.as_ref()).into_owned();
+                let password = String::from_utf8_lossy(password.declassify().as_ref()).into_owned();
+                vec![self.login(&tag, &user, &password).await]
+            }
+            _ => vec![bad(&tag, "Log in first (LOGIN or AUTHENTICATE PLAIN)")],
+        };
+        Outcome::of(responses)
+    }
+}
+
+/// Removes the UIDs that are `gone` from a session's sequence and returns their
+/// EXPUNGE responses, highest sequence number first so that each number is right
+/// when the client reads it.
+fn expunged(uids: &mut Vec<u32>, gone: impl Fn(u32) -> bool) -> Vec<Response<'static>> {
+    let mut out = Vec::new();
+    for i in (0..uids.len()).rev() {
+        if gone(uids[i]) {
+            uids.remove(i);
+            if let Ok(d) = Data::expunge(i as u32 + 1) {
+                out.push(responses::data(d));
+            }
+        }
+    }
+    out
+}
+
+/// A message of an index in UID order, by UID.
+fn find(messages: &[MessageInfo], uid: u32) -> Option<&MessageInfo> {
+    messages
+        .binary_search_by_key(&uid, |m| m.uid)
+        .ok()
+        .map(|i| &messages[i])
+}
+
+/// Whether `flags` has `flag` (flags are case-insensitive).
+fn has(flags: &[String], flag: &str) -> bool {
+    flags.iter().any(|f| f.eq_ignore_ascii_case(flag))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use imap_codec::CommandCodec;
+    use imap_codec::decode::Decoder;
+    use imap_codec::imap_types::ToStatic;
+
+    fn parse(line: &str) -> Command<'static> {
+        let (_, command) = CommandCodec::default().decode(line.as_bytes()).unwrap();
+        command.to_static()
+    }
+
+    fn wire(responses: &[Response<'static>]) -> String {
+        use imap_codec::ResponseCodec;
+        use imap_codec::encode::Encoder;
+        responses
+            .iter()
+            .map(|r| {
+                String::from_utf8_lossy(&ResponseCodec::default().encode(r).dump()).into_owned()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn no_plaintext_passwords_from_other_hosts_before_tls() {
+        let dir = std::env::temp_dir().join(format!("mailsite-imap-{}", rand::random::<u64>()));
+        let mut config = mailsite_shared::SiteConfig::embedded();
+        config.data_dir = dir.clone();
+        let directory = crate::directory::Directory::open(&config).await.unwrap();
+        let store = Store::for_site(&config, &directory);
+        let site = Site::load(Arc::new(config), directory).await.unwrap();
+        let peer: SocketAddr = "192.0.2.7:40000".parse().unwrap();
+        let mut session =
+            Session::new("mailbox1", "mailbox1.example.test", site, store, peer).offer_tls();
+        let capability = wire(&session.command(parse("a CAPABILITY\r\n")).await.responses);
+        assert!(
+            capability.contains("STARTTLS")
+                && capability.contains("LOGINDISABLED")
+                && !capability.contains("AUTH="),
+            "{capability}"
+        );
+        let login = wire(
+            &session
+                .command(parse("b LOGIN alice secret\r\n"))
+                .await
+                .responses,
+        );
+        assert!(login.starts_with("b NO [PRIVACYREQUIRED]"), "{login}");
+        let select = wire(&session.command(parse("c SELECT INBOX\r\n")).await.responses);
+        assert!(select.starts_with("c BAD"), "{select}");
+        let starttls = session.command(parse("d STARTTLS\r\n")).await;
+        assert_eq!(starttls.step, Step::StartTls);
+        session.tls_started();
+        let capability = wire(&session.command(parse("e CAPABILITY\r\n")).await.responses);
+        assert!(
+            !capability.contains("STARTTLS")
+                && !capability.contains("LOGINDISABLED")
+                && capability.contains("AUTH=PLAIN"),
+            "{capability}"
+        );
+        std::fs::remove_dir_all(dir).ok();
+    }
+}

@@ -1,0 +1,105 @@
+//! What changed in the selected mailbox since the session last looked, told to the
+//! client: NOOP and CHECK, the responses IDLE sends as changes happen, and the
+//! refresh that other commands end with. Other sessions and deliveries change a
+//! mailbox at any time; a client only learns of it here.
+
+use std::collections::HashSet;
+use std::num::NonZeroU32;
+
+use imap_codec::imap_types::core::{Tag, Vec1};
+use imap_codec::imap_types::fetch::MessageDataItem;
+use imap_codec::imap_types::response::{Data, Response};
+
+use super::super::wire;
+use super::responses::{data, ok};
+use super::{Session, expunged};
+
+impl Session {
+    /// NOOP and CHECK: report messages that arrived or vanished since the last look.
+    pub(super) async fn noop(&mut self, tag: &Tag<'static>, user: &str) -> Vec<Response<'static>> {
+        let mut out = self.refresh(user).await;
+        out.push(ok(tag, "NOOP completed"));
+        out
+    }
+
+    /// A receiver that changes when this user's mail changes (for IDLE).
+    pub fn watch(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.user.as_ref().map(|user| self.store.watch(user))
+    }
+
+    /// What changed in the selected mailbox since the session last looked, as untagged
+    /// responses (for IDLE).
+    pub async fn updates(&mut self) -> Vec<Response<'static>> {
+        match self.user.clone() {
+            Some(user) => self.refresh(&user).await,
+            None => Vec::new(),
+        }
+    }
+
+    /// Reports what other sessions and deliveries changed in the selected mailbox:
+    /// EXPUNGE for messages gone, EXISTS for new ones, FETCH FLAGS for flag changes.
+    /// Cheap when nothing changed: one look at `new/` and one at HIGHESTMODSEQ.
+    pub(super) async fn refresh(&mut self, user: &str) -> Vec<Response<'static>> {
+        let Some(selected) = self.selected.as_mut() else {
+            return Vec::new();
+        };
+        let _ = self.store.sync(user, &selected.name).await;
+        let Ok(info) = self.store.mailbox(user, &selected.name).await else {
+            return Vec::new();
+        };
+        if info.highestmodseq == selected.modseq {
+            return Vec::new();
+        }
+        let Ok(changed) = self
+            .store
+            .changed_since(user, &selected.name, selected.modseq)
+            .await
+        else {
+            return Vec::new();
+        };
+        let last = selected.uids.last().copied().unwrap_or(0);
+        let new: Vec<u32> = changed
+            .iter()
+            .map(|m| m.uid)
+            .filter(|&u| u > last)
+            .collect();
+        let mut out = Vec::new();
+        // Expunges since the session last looked: compare its UIDs with the mailbox's.
+        if info.expungedmodseq > selected.modseq
+            && let Ok(present) = self.store.uids(user, &selected.name).await
+        {
+            let present: HashSet<u32> = present.into_iter().collect();
+            out.extend(expunged(&mut selected.uids, |uid| !present.contains(&uid)));
+        }
+        let before = selected.uids.len();
+        selected.uids.extend(&new);
+        if selected.uids.len() != before || !out.is_empty() {
+            out.push(data(Data::Exists(selected.uids.len() as u32)));
+        }
+        // Flag changes to messages the session already knew.
+        for m in changed.iter().filter(|m| m.uid <= last) {
+            if selected.own.contains(&(m.uid, m.modseq)) {
+                continue;
+            }
+            let Ok(i) = selected.uids.binary_search(&m.uid) else {
+                continue;
+            };
+            let (Some(seq), Some(uid)) = (NonZeroU32::new(i as u32 + 1), NonZeroU32::new(m.uid))
+            else {
+                continue;
+            };
+            let items = vec![
+                MessageDataItem::Flags(wire::fetch_flags(&m.flags)),
+                MessageDataItem::Uid(uid),
+            ];
+            if let Ok(items) = Vec1::try_from(items) {
+                out.push(data(Data::Fetch { seq, items }));
+            }
+        }
+        selected.modseq = info.highestmodseq;
+        selected
+            .own
+            .retain(|&(_, modseq)| modseq > info.highestmodseq);
+        out
+    }
+}
