@@ -325,3 +325,70 @@ print(len(m.uid("SEARCH", "SUBJECT", "\"before the new server\"")[1][0].split())
         "no test user's letter moved to mailbox3: {letters}"
     );
 }
+
+/// An operator's browser for the helpdesk console: signs in, opens the confirmation
+/// page of a letter move, confirms it, and prints the page the console then shows.
+const CONSOLE_MOVE: &str = r#"
+import http.cookiejar, re, sys, urllib.parse, urllib.request
+base, user, password, letter, server = sys.argv[1:6]
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args):
+        return None
+jar = http.cookiejar.CookieJar()
+browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+plain = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), NoRedirect)
+def field(page, name):
+    return re.search(r'name="%s" value="([^"]*)"' % name, page).group(1)
+def post(path, fields):
+    data = urllib.parse.urlencode(fields).encode()
+    try:
+        plain.open(base + path, data, timeout=120)
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Location")
+    raise SystemExit("no redirect after " + path)
+form = browser.open(base + "/console/login", timeout=10).read().decode()
+print("signed in", post("/console/login", {"username": user, "password": password, "login": field(form, "login")}))
+query = urllib.parse.urlencode({"letter": letter, "server": server})
+confirm = browser.open(base + "/console/letter?" + query, timeout=10).read().decode()
+print("confirm", re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", confirm)))
+print("moved", post("/console/letter", {"csrf": field(confirm, "csrf"), "letter": letter, "server": server, "confirm": "yes"}))
+page = browser.open(base + "/console", timeout=10).read().decode()
+print("after", re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page)))
+"#;
+
+#[test]
+fn a_console_letter_move_to_separate_storage_migrates_the_mail() {
+    let site = site();
+    site.add_user("alice", "alice-pass", &[]);
+    site.add_user("opal", "opal-password", &["--operator"]);
+    let new = site.addr(12);
+    assert_eq!(python(SEED, &[&site.addr(11)]).trim(), "seeded");
+    let before = state(&site, 11);
+    assert_eq!(before.len(), 120 - 5 + 20 - 5, "{before:?}");
+
+    let out = python(
+        CONSOLE_MOVE,
+        &[
+            &format!("http://{}", site.http),
+            "opal",
+            "opal-password",
+            "a",
+            "mailbox2",
+        ],
+    );
+    // The confirmation says the mail is copied, the move is done, and the console
+    // says what it copied.
+    assert!(out.contains("signed in (303, '/console')"), "{out}");
+    assert!(out.contains("copied to mailbox2's own storage"), "{out}");
+    assert!(out.contains("moved (303, '/console')"), "{out}");
+    assert!(out.contains("Letter a now belongs to mailbox2"), "{out}");
+    assert!(out.contains("messages copied"), "{out}");
+
+    // mailbox2 serves alice from its own storage, every message with its UID and flags.
+    let reached = site.within(Duration::from_secs(10), || {
+        resolve(site.dns, "maila.example.test") == vec![new.clone()]
+    });
+    assert!(reached.is_some(), "maila does not lead to mailbox2");
+    assert!(site.dir.join("data/mail2/alice/cur").is_dir());
+    assert_eq!(state(&site, 12), before);
+}

@@ -2,6 +2,7 @@
 //!
 //! - [`admin`]: every operation that changes the site, under the CLI and the console;
 //! - [`autoconfig`]: the HTTP service clients configure themselves from;
+//! - [`console`]: the helpdesk console operators use in a browser, beside autoconfig;
 //! - [`dns`]: the authoritative alias DNS;
 //! - [`directory`]: users, letter moves and server states in SQL;
 //! - [`mailbox`]: the message store (Maildir bodies, SQL metadata);
@@ -18,6 +19,7 @@
 pub mod admin;
 pub mod autoconfig;
 pub mod cli;
+pub mod console;
 pub mod directory;
 pub mod dns;
 pub mod fuzzing;

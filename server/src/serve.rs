@@ -152,7 +152,8 @@ pub async fn serve(config: SiteConfig, embedded: bool) -> anyhow::Result<()> {
             format!("cannot listen for HTTP on {addr}: is another mailsite (or another web server) running there? Set [http] listen in the configuration")
         })?;
         let app = App::new(site.clone(), ready.clone());
-        let router = crate::autoconfig::router(app);
+        let console = crate::console::Console::new(config.clone(), app.clone());
+        let router = crate::autoconfig::router(app).merge(crate::console::router(console));
         let threads = crate::http::serve(listeners, router, stop_rx.clone())
             .context("cannot start the HTTP threads")?;
         for thread in threads {

@@ -1,7 +1,7 @@
 //! The autoconfig role: the HTTP service mail clients configure themselves from
 //! (Thunderbird, Outlook Autodiscover, Apple profiles), the desktop helper's
-//! preference endpoint, the operators' helpdesk console (`/console`), plus health and
-//! metrics.
+//! preference endpoint, plus health and metrics. The helpdesk console (`/console`) is
+//! served beside it ([`crate::console`]).
 //!
 //! Every answer comes from the live [`Site`] (routing and user preferences in memory),
 //! so the hot path never touches the database. Unknown users get a realistic answer
@@ -10,7 +10,6 @@
 
 mod apple;
 mod autodiscover;
-mod console;
 mod preference;
 mod template;
 mod thunderbird;
@@ -45,8 +44,6 @@ pub struct App {
     /// Set once every role of this node is listening.
     pub ready: Arc<AtomicBool>,
     templates: Arc<ArcSwap<Templates>>,
-    /// The helpdesk console's sessions on this node.
-    console: Arc<console::Sessions>,
 }
 
 impl App {
@@ -66,7 +63,6 @@ impl App {
             site,
             ready,
             templates,
-            console: Arc::default(),
         }
     }
 }
@@ -99,7 +95,6 @@ pub fn router(app: App) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .merge(console::router())
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(app)

@@ -17,10 +17,11 @@ use mailsite_shared::{ServerState, SiteMap};
 use maud::{Markup, html};
 use serde::Deserialize;
 
+use super::Console;
 use super::Operator;
 use super::page::{self, Nav, alert, badge, csrf_field};
 use super::sitemap::addresses;
-use crate::autoconfig::App;
+use crate::admin::letters::{LetterChange, Progress, Storage, letter_changes, storage_between};
 
 /// The site as it would be with some letters' homes and some servers' states changed.
 fn preview(map: &SiteMap, homes: &[(usize, &str)], states: &[(&str, ServerState)]) -> SiteMap {
@@ -44,29 +45,14 @@ fn preview(map: &SiteMap, homes: &[(usize, &str)], states: &[(&str, ServerState)
     SiteMap::new(config.clone(), &overrides, &current, map.generation)
 }
 
-/// The letters that change server between two maps: `(letter, alias, from, to)`.
-fn moves(before: &SiteMap, after: &SiteMap) -> Vec<(String, String, String, String)> {
-    (0..BUCKETS)
-        .filter(|&b| before.owner(b).name != after.owner(b).name)
-        .map(|b| {
-            (
-                bucket_name(b),
-                format!("{}.{}", alias_label(b), after.config.domain),
-                before.owner(b).name.clone(),
-                after.owner(b).name.clone(),
-            )
-        })
-        .collect()
-}
-
-fn moves_list(moves: &[(String, String, String, String)]) -> Markup {
+fn moves_list(moves: &[LetterChange]) -> Markup {
     html! {
         @if moves.is_empty() {
             p { "No letter changes server." }
         } @else {
             ul.moves {
-                @for (letter, alias, from, to) in moves {
-                    li { (letter) " (" code { (alias) } "): " (from) " → " (to) }
+                @for c in moves {
+                    li { (c.letter) " (" code { (c.alias) } "): " (c.from) " → " (c.to) }
                 }
             }
         }
@@ -75,16 +61,16 @@ fn moves_list(moves: &[(String, String, String, String)]) -> Markup {
 
 /// One line for the log and the next page, letters grouped by where they went:
 /// `letters a b c: mailbox1 → mailbox2`.
-fn moves_line(moves: &[(String, String, String, String)]) -> String {
+fn moves_line(moves: &[LetterChange]) -> String {
     if moves.is_empty() {
         return "no letter changed server".to_string();
     }
     let mut groups: Vec<((&str, &str), Vec<&str>)> = Vec::new();
-    for (letter, _, from, to) in moves {
-        let key = (from.as_str(), to.as_str());
+    for c in moves {
+        let key = (c.from.as_str(), c.to.as_str());
         match groups.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, letters)) => letters.push(letter),
-            None => groups.push((key, vec![letter])),
+            Some((_, letters)) => letters.push(&c.letter),
+            None => groups.push((key, vec![&c.letter])),
         }
     }
     groups
@@ -173,7 +159,7 @@ fn move_target(map: &SiteMap, letter: &str, server: &str) -> Result<(usize, Stri
 }
 
 pub async fn confirm_move(
-    State(app): State<App>,
+    State(app): State<Console>,
     op: Operator,
     Query(query): Query<MoveQuery>,
 ) -> Response {
@@ -200,6 +186,7 @@ pub async fn confirm_move(
         .filter(|u| mailsite_shared::route::bucket_of(u) == bucket)
         .count();
     let serving = after.owner(bucket).name.as_str();
+    let storage = storage_between(map, &map.home(bucket).name, &server);
     let explanation = html! {
         p {
             "Letter " strong { (letter) } " (" code { (alias) } ") is at home on "
@@ -208,7 +195,16 @@ pub async fn confirm_move(
              answers and the sorters' deliveries follow within the alias TTL, and clients keep \
              their settings. " (users) " users of the directory have this letter."
         }
-        (moves_list(&moves(map, &after)))
+        (moves_list(&letter_changes(map, &after)))
+        @if let Storage::Separate { from: from_root, to: to_root } = &storage {
+            p {
+                (server) " keeps its mail apart from " (map.home(bucket).name) ", so the letter's \
+                 mail is copied to " (server) "'s own storage (" code { (to_root.display().to_string()) }
+                ", from " code { (from_root.display().to_string()) } ") while "
+                (map.home(bucket).name) " still serves it; then the letter moves, and what arrived \
+                 meanwhile is copied too. UIDs and flags stay, so mail clients keep their caches."
+            }
+        }
         @if serving != server {
             p.warning {
                 (server) " is " (after.mailbox_state(&server).unwrap_or_default().as_str())
@@ -238,7 +234,7 @@ pub struct MoveForm {
 }
 
 pub async fn move_letter(
-    State(app): State<App>,
+    State(app): State<Console>,
     op: Operator,
     Form(form): Form<MoveForm>,
 ) -> Response {
@@ -251,30 +247,65 @@ pub async fn move_letter(
         Err(e) => return refuse(&op, StatusCode::BAD_REQUEST, "Cannot move", &e),
     };
     let letter = bucket_name(bucket);
-    let from = before.map.home(bucket).name.clone();
-    if let Err(e) = app
-        .site
-        .directory
-        .move_letter(before.config(), bucket, &server)
+    let operator = op.username.clone();
+    let progress = |event: Progress<'_>| log_progress(&operator, event);
+    // Through the admin core, as `mailsite letter move --migrate`: when the new home
+    // keeps mail apart, the letter's mail is copied around the move.
+    let done = match app
+        .admin
+        .move_letter(bucket, &server, true, &progress)
         .await
     {
-        tracing::warn!(operator = %op.username, %letter, to = %server, error = %e, "console: letter move failed");
-        return refuse(
-            &op,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Cannot move",
-            &format!("the directory refused the change: {e}"),
-        );
-    }
+        Ok(done) => done,
+        Err(e) => {
+            tracing::warn!(operator = %op.username, %letter, to = %server, error = %e, "console: letter move failed");
+            return refuse(
+                &op,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Cannot move",
+                &format!("the move did not happen: {e}"),
+            );
+        }
+    };
     reload(&app).await;
     let after = app.site.snapshot();
-    let moved = moves_line(&moves(&before.map, &after.map));
-    tracing::info!(operator = %op.username, %letter, %from, to = %server, moved = %moved, "console: letter moved");
+    let moved = moves_line(&letter_changes(&before.map, &after.map));
+    let copied = match done.copied {
+        Some((mirrored, meanwhile)) => format!(
+            " {} messages copied to {server}'s own storage ({} of them after the move).",
+            mirrored.messages + meanwhile.messages,
+            meanwhile.messages
+        ),
+        None => String::new(),
+    };
+    tracing::info!(operator = %op.username, %letter, from = %done.from, to = %server, moved = %moved, copied = %copied.trim(), "console: letter moved");
     op.tell(
         &app,
-        format!("Letter {letter} now belongs to {server} ({moved})."),
+        format!("Letter {letter} now belongs to {server} ({moved}).{copied}"),
     );
     page::redirect("/console")
+}
+
+/// Logs a migration's progress with the operator who started it.
+fn log_progress(operator: &str, event: Progress<'_>) {
+    match event {
+        Progress::Copying {
+            letter,
+            users,
+            from,
+            to,
+            ..
+        } => {
+            tracing::info!(%operator, %letter, users, %from, %to, "console: copying the letter's mail")
+        }
+        Progress::Mirrored(copied) => {
+            tracing::info!(%operator, messages = copied.messages, bytes = copied.bytes, "console: mail copied; moving the letter")
+        }
+        Progress::CaughtUp { copied, elapsed } => {
+            tracing::info!(%operator, messages = copied.messages, seconds = elapsed.as_secs_f64(), "console: what arrived meanwhile is copied")
+        }
+        Progress::UserCopied { .. } | Progress::Flipped { .. } | Progress::Moved(_) => {}
+    }
 }
 
 #[derive(Deserialize)]
@@ -321,7 +352,7 @@ fn outbox_line(map: &SiteMap) -> String {
 }
 
 pub async fn confirm_state(
-    State(app): State<App>,
+    State(app): State<Console>,
     op: Operator,
     Query(query): Query<StateQuery>,
 ) -> Response {
@@ -381,7 +412,7 @@ pub async fn confirm_state(
             },
         }
         @if mailbox {
-            (moves_list(&moves(map, &after)))
+            (moves_list(&letter_changes(map, &after)))
             @if state == ServerState::Maintenance
                 && after.serving_mailboxes().iter().all(|s| s.name == name)
             {
@@ -416,7 +447,7 @@ pub struct StateForm {
 }
 
 pub async fn set_state(
-    State(app): State<App>,
+    State(app): State<Console>,
     op: Operator,
     Form(form): Form<StateForm>,
 ) -> Response {
@@ -428,12 +459,7 @@ pub async fn set_state(
         Ok(target) => target,
         Err(e) => return refuse(&op, StatusCode::BAD_REQUEST, "Cannot change", &e),
     };
-    if let Err(e) = app
-        .site
-        .directory
-        .set_server_state(before.config(), &name, state)
-        .await
-    {
+    if let Err(e) = app.admin.set_server_state(&name, state).await {
         tracing::warn!(operator = %op.username, server = %name, %state, error = %e, "console: server state change failed");
         return refuse(
             &op,
@@ -445,7 +471,7 @@ pub async fn set_state(
     reload(&app).await;
     let after = app.site.snapshot();
     let what = if mailbox {
-        moves_line(&moves(&before.map, &after.map))
+        moves_line(&letter_changes(&before.map, &after.map))
     } else {
         format!(
             "outbox.{} → {}",
@@ -459,7 +485,7 @@ pub async fn set_state(
 }
 
 /// Serves a change at once on this node rather than at the next poll.
-async fn reload(app: &App) {
+async fn reload(app: &Console) {
     if let Err(error) = app.site.refresh().await {
         tracing::warn!(%error, "cannot reload the site after a console change");
     }
@@ -475,22 +501,22 @@ mod tests {
     fn previews_show_which_letters_move() {
         let map = SiteMap::initial(Arc::new(mailsite_shared::SiteConfig::embedded()));
         let drained = preview(&map, &[], &[("mailbox1", ServerState::Maintenance)]);
-        let moved = moves(&map, &drained);
+        let moved = letter_changes(&map, &drained);
         assert!(!moved.is_empty());
         assert!(
             moved
                 .iter()
-                .all(|(_, _, from, to)| from == "mailbox1" && to == "mailbox2")
+                .all(|c| c.from == "mailbox1" && c.to == "mailbox2")
         );
-        assert_eq!(moved[0].1, "maila.example.test");
+        assert_eq!(moved[0].alias, "maila.example.test");
         let one = preview(&map, &[(0, "mailbox2")], &[]);
         assert_eq!(
-            moves_line(&moves(&map, &one)),
+            moves_line(&letter_changes(&map, &one)),
             "letter a: mailbox1 → mailbox2"
         );
         assert!(moves_line(&moved).starts_with("letters a b c "));
         let sorter = preview(&map, &[], &[("sorter1", ServerState::Maintenance)]);
-        assert!(moves(&map, &sorter).is_empty());
+        assert!(letter_changes(&map, &sorter).is_empty());
         assert!(!outbox_line(&sorter).contains("sorter1"));
     }
 

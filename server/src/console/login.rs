@@ -12,10 +12,11 @@ use axum::response::Response;
 use maud::html;
 use serde::Deserialize;
 
+use super::Console;
 use super::page::{self, Nav};
 use super::session::{self, FAILURE_DELAY};
 use super::{Local, Operator, SESSION_COOKIE, cookie, set_cookie};
-use crate::autoconfig::{App, login_name};
+use crate::autoconfig::login_name;
 
 /// The cookie that pairs a sign-in form with its browser.
 const LOGIN_COOKIE: &str = "mailsite_console_login";
@@ -80,7 +81,7 @@ fn sign_in_page(
 }
 
 pub async fn form(
-    State(app): State<App>,
+    State(app): State<Console>,
     local: Local,
     headers: axum::http::HeaderMap,
     Query(query): Query<FormQuery>,
@@ -110,7 +111,7 @@ pub struct SignIn {
 }
 
 pub async fn submit(
-    State(app): State<App>,
+    State(app): State<Console>,
     local: Local,
     headers: axum::http::HeaderMap,
     Form(form): Form<SignIn>,
@@ -188,7 +189,7 @@ pub struct SignOut {
 }
 
 pub async fn logout(
-    State(app): State<App>,
+    State(app): State<Console>,
     local: Local,
     op: Operator,
     Form(form): Form<SignOut>,

@@ -13,9 +13,9 @@ use mailsite_shared::route::alias_label;
 use mailsite_shared::{ServerState, SiteMap};
 use maud::{Markup, html};
 
+use super::Console;
 use super::Operator;
 use super::page::{self, Nav, badge};
-use crate::autoconfig::App;
 use crate::directory::Health;
 
 /// A server's addresses as text.
@@ -110,7 +110,7 @@ fn servers_table<'a>(
     }
 }
 
-pub async fn show(State(app): State<App>, op: Operator) -> Response {
+pub async fn show(State(app): State<Console>, op: Operator) -> Response {
     let site = app.site.snapshot();
     let map = &site.map;
     let config = site.config();

@@ -28,6 +28,7 @@ mod session;
 mod sitemap;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts};
@@ -38,13 +39,39 @@ use axum::routing::{get, post};
 
 pub use session::Sessions;
 
-use super::App;
+use crate::admin::Admin;
+use crate::autoconfig::App;
+use crate::state::Site;
+
+/// The console's state: the live site, this node's console sessions, the admin core its
+/// changes go through, and the autoconfig service whose answers it shows.
+#[derive(Clone)]
+pub struct Console {
+    pub site: Arc<Site>,
+    console: Arc<Sessions>,
+    pub admin: Admin,
+    pub autoconfig: App,
+}
+
+impl Console {
+    /// The console of a node: `config` is the site as configured (servers added at run
+    /// time come from the directory).
+    pub fn new(config: Arc<mailsite_shared::SiteConfig>, autoconfig: App) -> Console {
+        let site = autoconfig.site.clone();
+        Console {
+            admin: Admin::new(config, site.directory.clone()),
+            site,
+            console: Arc::default(),
+            autoconfig,
+        }
+    }
+}
 
 /// The session cookie's name.
 const SESSION_COOKIE: &str = "mailsite_console";
 
-/// The console's routes (merged into the HTTP service's router).
-pub fn router() -> Router<App> {
+/// The console's routes, to merge into the HTTP service's router.
+pub fn router(console: Console) -> Router {
     Router::new()
         .route("/console", get(sitemap::show))
         .route("/console/", get(|| async { page::redirect("/console") }))
@@ -66,6 +93,8 @@ pub fn router() -> Router<App> {
                 .layer(DefaultBodyLimit::max(report::MAX_REPORT)),
         )
         .route(page::STYLE_PATH, get(|| async { page::style() }))
+        .layer(DefaultBodyLimit::max(crate::autoconfig::MAX_BODY))
+        .with_state(console)
 }
 
 /// A request that may use the console: from a loopback peer, and for a POST, not
@@ -76,10 +105,10 @@ pub struct Local {
     pub https: bool,
 }
 
-impl FromRequestParts<App> for Local {
+impl FromRequestParts<Console> for Local {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, _: &App) -> Result<Local, Response> {
+    async fn from_request_parts(parts: &mut Parts, _: &Console) -> Result<Local, Response> {
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
@@ -141,10 +170,10 @@ pub struct Operator {
     pub flash: Option<String>,
 }
 
-impl FromRequestParts<App> for Operator {
+impl FromRequestParts<Console> for Operator {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Operator, Response> {
+    async fn from_request_parts(parts: &mut Parts, app: &Console) -> Result<Operator, Response> {
         Local::from_request_parts(parts, app).await?;
         let take_flash = parts.method == Method::GET;
         let found = cookie(&parts.headers, SESSION_COOKIE)
@@ -196,7 +225,7 @@ impl Operator {
     }
 
     /// Leaves a message for this operator's next page.
-    pub fn tell(&self, app: &App, message: String) {
+    pub fn tell(&self, app: &Console, message: String) {
         app.console.flash(&self.token, message);
     }
 }
@@ -230,7 +259,6 @@ fn set_cookie(response: &mut Response, name: &str, value: &str, max_age: Option<
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
     use std::sync::atomic::AtomicBool;
 
     use axum::body::Body;
@@ -250,11 +278,13 @@ mod tests {
             .await
             .unwrap();
         directory.set_operator("op", true).await.unwrap();
-        let site = crate::state::Site::load(Arc::new(config), directory)
+        let config = Arc::new(config);
+        let site = crate::state::Site::load(config.clone(), directory)
             .await
             .unwrap();
         let app = App::new(site, Arc::new(AtomicBool::new(true)));
-        (crate::autoconfig::router(app), dir)
+        let console = Console::new(config, app.clone());
+        (crate::autoconfig::router(app).merge(router(console)), dir)
     }
 
     fn request(method: &str, path: &str, peer: &str, body: &str) -> Request<Body> {

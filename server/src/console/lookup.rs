@@ -12,10 +12,11 @@ use mailsite_shared::{SiteConfig, SiteMap};
 use maud::{Markup, html};
 use serde::Deserialize;
 
+use super::Console;
 use super::Operator;
 use super::page::{self, Nav, alert, badge};
 use super::sitemap::addresses;
-use crate::autoconfig::{App, Kind, account, client_config};
+use crate::autoconfig::{Kind, account, client_config};
 use crate::directory::DirectoryError;
 use crate::sorter::queue::{self, Envelope, State as Delivery};
 
@@ -187,7 +188,7 @@ fn queue_table(entries: &[(String, Envelope)]) -> Markup {
 }
 
 pub async fn show(
-    State(app): State<App>,
+    State(app): State<Console>,
     op: Operator,
     Query(query): Query<LookupQuery>,
 ) -> Response {
@@ -264,7 +265,7 @@ pub async fn show(
     let autoconfig = match account(&site, &route.address) {
         Ok(acct) => {
             let settings = client_config(&site, &acct);
-            let document = app.document(&site, &acct, Kind::Thunderbird);
+            let document = app.autoconfig.document(&site, &acct, Kind::Thunderbird);
             html! {
                 (settings_table("settings", &settings))
                 details {

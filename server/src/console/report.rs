@@ -11,10 +11,11 @@ use axum::response::Response;
 use mailsite_shared::report::{Outcome, Report};
 use maud::{Markup, html};
 
+use super::Console;
 use super::Operator;
 use super::lookup::{route_rows, settings_table};
 use super::page::{self, Nav, alert, badge, csrf_field};
-use crate::autoconfig::{App, account, client_config};
+use crate::autoconfig::{account, client_config};
 use crate::helpdesk::{self, Analysis};
 
 /// The largest report taken (a report with every transcript is well under 1 MiB).
@@ -87,7 +88,7 @@ async fn read_upload(mut multipart: Multipart) -> Result<Upload, String> {
 }
 
 pub async fn upload(
-    State(app): State<App>,
+    State(app): State<Console>,
     op: Operator,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Response {
