@@ -9,8 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hickory_resolver::TokioResolver;
-use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use mailsite_shared::resolver::{self, Patience};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -67,26 +66,13 @@ pub struct Net {
 
 impl Net {
     pub fn new(site: &SiteOverride, step_timeout: Duration) -> Result<Net, HelperError> {
-        let mut options = ResolverOpts::default();
-        options.timeout = step_timeout.min(Duration::from_secs(3));
-        options.attempts = 1;
-        options.cache_size = 0;
-        let builder = match site.dns {
-            Some(addr) => {
-                let mut udp = ConnectionConfig::udp();
-                udp.port = addr.port();
-                let mut tcp = ConnectionConfig::tcp();
-                tcp.port = addr.port();
-                let server = NameServerConfig::new(addr.ip(), true, vec![udp, tcp]);
-                Ok(TokioResolver::builder_with_config(
-                    ResolverConfig::from_parts(None, vec![], vec![server]),
-                    TokioRuntimeProvider::default(),
-                ))
-            }
-            None => TokioResolver::builder_tokio(),
+        // One try, no cache: the report shows what the name server says now.
+        let patience = Patience {
+            timeout: step_timeout.min(Duration::from_secs(3)),
+            attempts: 1,
+            cache: false,
         };
-        let resolver = builder
-            .and_then(|b| b.with_options(options).build())
+        let resolver = resolver::build(site.dns, patience)
             .map_err(|e| HelperError::Setup(format!("no DNS resolver: {e}")))?;
         let mut roots = RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
