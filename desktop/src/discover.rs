@@ -17,7 +17,8 @@ use mailsite_shared::autoconfig::{
 use mailsite_shared::report::{Attempt, Discovery, Setting};
 use mailsite_shared::route::{Address, alias_label, bucket_of};
 
-use crate::net::{Net, SiteOverride, Url};
+use crate::http::{Redirects, Url};
+use crate::net::{Net, SiteOverride};
 
 /// A way of finding settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,20 +131,32 @@ fn elapsed(start: Instant) -> u64 {
     start.elapsed().as_millis() as u64
 }
 
-/// The origins discovery asks over HTTP: the override, or the names clients use.
-fn origins(site: &SiteOverride, names: &[String]) -> Vec<Url> {
-    match site.site_url.as_deref().map(Url::parse) {
-        Some(Ok(url)) => vec![url],
-        _ => names
-            .iter()
-            .map(|host| Url {
-                https: true,
-                host: host.clone(),
-                port: 443,
-                path: "/".to_string(),
-            })
-            .collect(),
-    }
+/// The override's origin (`--site-url`), which discovery asks instead of the names
+/// clients use: `None` without an override, `Some(None)` (nothing to ask) when the
+/// override is not an http:// or https:// URL.
+fn site_origin(site: &SiteOverride) -> Option<Option<Url>> {
+    site.site_url.as_deref().map(|text| {
+        Url::parse(text)
+            .ok()
+            .filter(|url| matches!(url.scheme(), "http" | "https"))
+    })
+}
+
+/// `path_and_query` at `origin`'s host and port, over https or http: a site given as
+/// `http://127.0.0.1:8080` is asked `https://127.0.0.1:8080/...` first, as a client
+/// asks a domain over https first.
+fn at(origin: &Url, https: bool, path_and_query: &str) -> Option<Url> {
+    let port = origin.port_or_known_default();
+    let mut url = origin.join(path_and_query).ok()?;
+    url.set_scheme(if https { "https" } else { "http" }).ok()?;
+    url.set_port(port).ok()?;
+    Some(url)
+}
+
+/// `path_and_query` on the default port of `host`.
+fn on_host(host: &str, https: bool, path_and_query: &str) -> Option<Url> {
+    let scheme = if https { "https" } else { "http" };
+    Url::parse(&format!("{scheme}://{host}{path_and_query}")).ok()
 }
 
 fn encode(text: &str) -> String {
@@ -158,46 +171,35 @@ async fn autoconfig(
 ) -> Option<ClientConfig> {
     let query = format!("?emailaddress={}", encode(&address.to_string()));
     let d = &address.domain;
+    let main = format!("/mail/config-v1.1.xml{query}");
+    let well_known = format!("/.well-known/autoconfig/mail/config-v1.1.xml{query}");
     let mut urls = Vec::new();
     for https in [true, false] {
-        match site.site_url.as_deref() {
-            Some(_) => {
-                for origin in origins(site, &[]) {
-                    urls.push(origin.with(https, &format!("/mail/config-v1.1.xml{query}")));
-                    urls.push(origin.with(
-                        https,
-                        &format!("/.well-known/autoconfig/mail/config-v1.1.xml{query}"),
-                    ));
-                }
+        match site_origin(site) {
+            Some(Some(origin)) => {
+                urls.push(at(&origin, https, &main));
+                urls.push(at(&origin, https, &well_known));
             }
+            // An override that is not a URL: nothing to ask.
+            Some(None) => {}
             None => {
-                let port = if https { 443 } else { 80 };
-                let at = |host: String, path: String| Url {
-                    https,
-                    host,
-                    port,
-                    path,
-                };
-                urls.push(at(
-                    format!("autoconfig.{d}"),
-                    format!("/mail/config-v1.1.xml{query}"),
-                ));
-                urls.push(at(
-                    d.clone(),
-                    format!("/.well-known/autoconfig/mail/config-v1.1.xml{query}"),
-                ));
+                urls.push(on_host(&format!("autoconfig.{d}"), https, &main));
+                urls.push(on_host(d, https, &well_known));
             }
         }
     }
-    for url in urls {
+    for url in urls.into_iter().flatten() {
         let start = Instant::now();
-        let result = net.http(&url, None, &[]).await;
+        let result = net.http(&url, None, &[], Redirects::Follow).await;
         let (status, config) = match result {
             Ok(r) if r.status == 200 => match thunderbird::parse(&r.body) {
-                Ok(config) => ("200 OK, a valid clientConfig".to_string(), Some(config)),
-                Err(e) => (format!("200 OK, but not usable: {e}"), None),
+                Ok(config) => (r.story("200 OK, a valid clientConfig"), Some(config)),
+                Err(e) => (r.story(&format!("200 OK, but not usable: {e}")), None),
             },
-            Ok(r) => (format!("HTTP {}: {}", r.status, first_line(&r.body)), None),
+            Ok(r) => (
+                r.story(&format!("HTTP {}: {}", r.status, first_line(&r.body))),
+                None,
+            ),
             Err(e) => (e, None),
         };
         tracing::debug!(%url, %status, "autoconfig");
@@ -232,47 +234,34 @@ async fn autodiscover_pox(
 ) -> Option<ClientConfig> {
     let d = &address.domain;
     let path = "/autodiscover/autodiscover.xml";
-    let urls: Vec<Url> = match site.site_url.as_deref() {
-        Some(_) => origins(site, &[])
-            .into_iter()
-            .flat_map(|o| [o.with(true, path), o.with(false, path)])
+    let urls = match site_origin(site) {
+        Some(origin) => origin
+            .iter()
+            .flat_map(|o| [at(o, true, path), at(o, false, path)])
             .collect(),
-        None => {
-            let at = |https, host: String| Url {
-                https,
-                host,
-                port: if https { 443 } else { 80 },
-                path: path.to_string(),
-            };
-            vec![
-                at(true, d.clone()),
-                at(true, format!("autodiscover.{d}")),
-                at(false, format!("autodiscover.{d}")),
-            ]
-        }
+        None => vec![
+            on_host(d, true, path),
+            on_host(&format!("autodiscover.{d}"), true, path),
+            on_host(&format!("autodiscover.{d}"), false, path),
+        ],
     };
     let body = autodiscover::render_request(&address.to_string());
-    for url in urls {
+    for url in urls.into_iter().flatten() {
         let start = Instant::now();
-        let result = net
-            .http(
-                &url,
-                Some(("text/xml; charset=utf-8", body.as_bytes())),
-                &[],
-            )
-            .await;
+        let post = Some(("text/xml; charset=utf-8", body.as_bytes()));
+        let result = net.http(&url, post, &[], Redirects::Follow).await;
         let (status, config) = match result {
             Ok(r) if r.status == 200 => match autodiscover::parse_response(&r.body) {
                 Ok(c) if !c.incoming.is_empty() && !c.outgoing.is_empty() => {
-                    ("200 OK, an Autodiscover answer".to_string(), Some(c))
+                    (r.story("200 OK, an Autodiscover answer"), Some(c))
                 }
-                Ok(_) => (
-                    "200 OK, but no IMAP/POP3 and SMTP servers".to_string(),
-                    None,
-                ),
-                Err(e) => (format!("200 OK, but not usable: {e}"), None),
+                Ok(_) => (r.story("200 OK, but no IMAP/POP3 and SMTP servers"), None),
+                Err(e) => (r.story(&format!("200 OK, but not usable: {e}")), None),
             },
-            Ok(r) => (format!("HTTP {}: {}", r.status, first_line(&r.body)), None),
+            Ok(r) => (
+                r.story(&format!("HTTP {}: {}", r.status, first_line(&r.body))),
+                None,
+            ),
             Err(e) => (e, None),
         };
         attempts.push(Attempt {
@@ -467,4 +456,43 @@ fn push(
 
 fn complete(config: ClientConfig) -> Option<ClientConfig> {
     (!config.incoming.is_empty() && !config.outgoing.is_empty()).then_some(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn discovery_urls_keep_the_site_port_and_switch_the_scheme() {
+        let site = |url: &str| SiteOverride {
+            site_url: Some(url.to_string()),
+            ..SiteOverride::default()
+        };
+        let origin = site_origin(&site("http://127.0.0.1:8080"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            at(&origin, true, "/x?y=1").unwrap().as_str(),
+            "https://127.0.0.1:8080/x?y=1"
+        );
+        assert_eq!(
+            at(&origin, false, "/x").unwrap().as_str(),
+            "http://127.0.0.1:8080/x"
+        );
+        let origin = site_origin(&site("http://autoconfig.example.test"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            at(&origin, true, "/x").unwrap().as_str(),
+            "https://autoconfig.example.test:80/x"
+        );
+        assert_eq!(
+            on_host("autoconfig.example.test", true, "/mail/config-v1.1.xml")
+                .unwrap()
+                .as_str(),
+            "https://autoconfig.example.test/mail/config-v1.1.xml"
+        );
+        assert_eq!(site_origin(&site("ftp://x")), Some(None));
+        assert_eq!(site_origin(&SiteOverride::default()), None);
+    }
 }

@@ -7,15 +7,24 @@ use mailsite_shared::autoconfig::Preference;
 use mailsite_shared::route::Address;
 
 use crate::HelperError;
-use crate::net::{Net, SiteOverride, Url};
+use crate::http::{Redirects, Url};
+use crate::net::{Net, SiteOverride};
 
 /// Where the endpoint is: the override's origin, or `https://autoconfig.<domain>`.
 pub fn endpoint(site: &SiteOverride, domain: &str) -> Result<Url, HelperError> {
     let origin = match &site.site_url {
-        Some(url) => Url::parse(url).map_err(HelperError::Setup)?,
-        None => Url::parse(&format!("https://autoconfig.{domain}")).map_err(HelperError::Setup)?,
+        Some(url) => url.clone(),
+        None => format!("https://autoconfig.{domain}"),
     };
-    Ok(origin.with(origin.https, "/helper/preference"))
+    let url = Url::parse(&origin)
+        .and_then(|o| o.join("/helper/preference"))
+        .map_err(|e| HelperError::Setup(format!("{origin:?}: {e}")))?;
+    match url.scheme() {
+        "http" | "https" => Ok(url),
+        _ => Err(HelperError::Setup(format!(
+            "{origin:?} is not an http:// or https:// URL"
+        ))),
+    }
 }
 
 /// Stores the preference on the server; the answer's first line on success.
@@ -36,6 +45,7 @@ pub async fn store(
             &url,
             Some(("application/json", body.as_bytes())),
             &[("Authorization", format!("Basic {basic}"))],
+            Redirects::Refuse,
         )
         .await
         .map_err(|e| HelperError::Server(format!("{url}: {e}")))?;

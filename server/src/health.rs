@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mailsite_shared::config::{HealthSettings, Server};
+use mailsite_shared::smtp_reply::{ReplyLimits, read_reply};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -133,32 +134,32 @@ async fn line<R: AsyncRead + Unpin>(reader: &mut BufReader<R>) -> Result<String,
         .to_string())
 }
 
-/// An SMTP/LMTP reply (continuation lines included): its last line, which must carry
-/// `code`.
-async fn reply<R: AsyncRead + Unpin>(reader: &mut BufReader<R>, code: &str) -> Result<(), String> {
-    for _ in 0..MAX_LINES {
-        let text = line(reader).await?;
-        if !text.starts_with(code) {
-            return Err(format!("expected {code}, got {text:?}"));
-        }
-        if text.as_bytes().get(3) != Some(&b'-') {
-            return Ok(());
-        }
+/// An SMTP/LMTP reply (continuation lines included), which must carry `code`.
+async fn reply<R: AsyncRead + Unpin>(reader: &mut BufReader<R>, code: u16) -> Result<(), String> {
+    let limits = ReplyLimits {
+        max_line: MAX_LINE as usize,
+        max_lines: MAX_LINES,
+    };
+    let reply = read_reply(reader, limits)
+        .await
+        .map_err(|e| e.to_string())?;
+    if reply.code != code {
+        return Err(format!("expected {code}, got {:?}", reply.last_line()));
     }
-    Err("reply too long".into())
+    Ok(())
 }
 
 /// The SMTP or LMTP exchange: greeting, LHLO/EHLO, QUIT.
 async fn hello(stream: TcpStream, verb: &str, name: &str) -> Result<(), String> {
     let mut reader = BufReader::new(stream);
-    reply(&mut reader, "220").await?;
+    reply(&mut reader, 220).await?;
     let command = format!("{verb} {name}\r\n");
     reader
         .get_mut()
         .write_all(command.as_bytes())
         .await
         .map_err(|e| e.to_string())?;
-    reply(&mut reader, "250").await?;
+    reply(&mut reader, 250).await?;
     let _ = reader.get_mut().write_all(b"QUIT\r\n").await;
     Ok(())
 }

@@ -5,6 +5,8 @@
 //! - [`autoconfig`]: the client configuration model and its Thunderbird, Outlook and
 //!   Apple renderings (and parsers, for the desktop helper);
 //! - [`report`]: the diagnostics report the desktop helper writes and the helpdesk reads;
+//! - [`smtp_reply`]: reading SMTP/LMTP replies as a client, within limits;
+//! - [`resolver`]: the DNS resolver of the parts that look names up as a client;
 //! - [`xml`]: bounded XML reading and escaping.
 
 pub mod autoconfig;
@@ -12,7 +14,9 @@ pub mod config;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod report;
+pub mod resolver;
 pub mod route;
+pub mod smtp_reply;
 pub mod utf7;
 pub mod xml;
 

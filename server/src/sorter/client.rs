@@ -7,7 +7,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use mailsite_shared::smtp_reply::{self, Reply, ReplyLimits};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::ServerName;
@@ -16,8 +17,6 @@ use super::connection::Stream;
 
 /// How long to wait for a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest reply line read.
-const MAX_REPLY_LINE: usize = 4096;
 
 /// What happened to one recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,10 +31,18 @@ pub enum Outcome {
 
 impl Outcome {
     fn from_reply(reply: &Reply) -> Outcome {
+        // The last line, as logs and bounces quote it: printable and not too long.
+        let text: String = reply
+            .last_line()
+            .trim_end()
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(300)
+            .collect();
         match reply.code / 100 {
-            2 => Outcome::Delivered(reply.text.clone()),
-            5 => Outcome::Permanent(reply.text.clone()),
-            _ => Outcome::Temporary(reply.text.clone()),
+            2 => Outcome::Delivered(text),
+            5 => Outcome::Permanent(text),
+            _ => Outcome::Temporary(text),
         }
     }
 
@@ -68,68 +75,10 @@ pub struct Handoff<'a> {
     pub timeout: Duration,
 }
 
-/// A server reply: its code, its last line, and the text of every line (for EHLO).
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Reply {
-    code: u16,
-    text: String,
-    lines: Vec<String>,
-}
-
-impl Reply {
-    /// Whether an EHLO reply offers an extension.
-    fn offers(&self, extension: &str) -> bool {
-        self.lines.iter().skip(1).any(|l| {
-            l.get(4..)
-                .and_then(|t| t.split_whitespace().next())
-                .is_some_and(|w| w.eq_ignore_ascii_case(extension))
-        })
-    }
-}
-
 type Connection = BufReader<Box<dyn Stream>>;
 
 async fn read_reply(reader: &mut Connection) -> std::io::Result<Reply> {
-    let mut line = Vec::new();
-    let mut lines = Vec::new();
-    loop {
-        line.clear();
-        let n = (&mut *reader)
-            .take(MAX_REPLY_LINE as u64)
-            .read_until(b'\n', &mut line)
-            .await?;
-        if n == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "the server closed the connection",
-            ));
-        }
-        let text = String::from_utf8_lossy(&line);
-        let text: String = text
-            .trim_end()
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(300)
-            .collect();
-        let code = text
-            .get(..3)
-            .and_then(|c| c.parse::<u16>().ok())
-            .filter(|c| (200..600).contains(c))
-            .ok_or_else(|| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!(
-                        "not a reply: {:?}",
-                        text.chars().take(80).collect::<String>()
-                    ),
-                )
-            })?;
-        let last = text.as_bytes().get(3) != Some(&b'-');
-        lines.push(text.clone());
-        if last || lines.len() > 100 {
-            return Ok(Reply { code, text, lines });
-        }
-    }
+    Ok(smtp_reply::read_reply(reader, ReplyLimits::default()).await?)
 }
 
 async fn write(connection: &mut Connection, bytes: &[u8]) -> std::io::Result<()> {
@@ -298,12 +247,12 @@ async fn converse(
     }
     if utf8 {
         if !lmtp && !ehlo.offers("SMTPUTF8") {
+            let message = format!("{host} does not accept internationalized addresses (SMTPUTF8)");
             let refusal = Reply {
                 code: 553,
-                text: format!(
-                    "553 5.6.7 {host} does not accept internationalized addresses (SMTPUTF8)"
-                ),
-                lines: Vec::new(),
+                enhanced: Some([5, 6, 7]),
+                raw: format!("553 5.6.7 {message}\r\n").into_bytes(),
+                message,
             };
             all(outcomes, &refusal);
             return Ok(());
@@ -392,6 +341,8 @@ async fn converse(
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::AsyncReadExt;
+
     use super::*;
 
     #[test]

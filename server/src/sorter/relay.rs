@@ -13,10 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_resolver::TokioResolver;
-use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RData;
 use mailsite_shared::RelaySettings;
+use mailsite_shared::resolver::{self, Patience};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::client::danger::{
     HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
@@ -47,27 +46,12 @@ pub struct Relay {
 
 impl Relay {
     pub fn new(settings: &RelaySettings) -> anyhow::Result<Relay> {
-        let mut options = ResolverOpts::default();
-        options.timeout = Duration::from_secs(5);
-        options.attempts = 2;
-        let builder = match settings.resolver {
-            Some(addr) => {
-                let mut udp = ConnectionConfig::udp();
-                udp.port = addr.port();
-                let mut tcp = ConnectionConfig::tcp();
-                tcp.port = addr.port();
-                let server = NameServerConfig::new(addr.ip(), true, vec![udp, tcp]);
-                let config = ResolverConfig::from_parts(None, vec![], vec![server]);
-                Ok(TokioResolver::builder_with_config(
-                    config,
-                    TokioRuntimeProvider::default(),
-                ))
-            }
-            None => TokioResolver::builder_tokio(),
+        let patience = Patience {
+            timeout: Duration::from_secs(5),
+            attempts: 2,
+            cache: true,
         };
-        let resolver = builder
-            .and_then(|b| b.with_options(options).build())
-            .map_err(|e| {
+        let resolver = resolver::build(settings.resolver, patience).map_err(|e| {
                 tracing::warn!(error = %e, "no DNS resolver for the outbound relay; set [relay] resolver");
                 format!("451 4.4.3 no DNS resolver: {e}; set [relay] resolver")
             });
