@@ -189,7 +189,9 @@ pub async fn serve(config: SiteConfig, embedded: bool) -> anyhow::Result<()> {
     }
     if config.runs(Role::Mailbox) {
         // One store per mail root: servers sharing the site's storage share one (its
-        // caches and locks), a server with storage of its own gets its own.
+        // caches and locks), a server with storage of its own gets its own, beside the
+        // first on the same database (one writer queue, wake-ups across them).
+        let first_store = crate::mailbox::store::Store::for_site(&config, &site.directory);
         let mut stores: std::collections::HashMap<
             std::path::PathBuf,
             crate::mailbox::store::Store,
@@ -208,12 +210,7 @@ pub async fn serve(config: SiteConfig, embedded: bool) -> anyhow::Result<()> {
                 site: site.clone(),
                 store: stores
                     .entry(config.mail_root(&server.name))
-                    .or_insert_with_key(|root| {
-                        crate::mailbox::store::Store::new(
-                            root.clone(),
-                            site.directory.pool().clone(),
-                        )
-                    })
+                    .or_insert_with_key(|root| first_store.beside(root.clone()))
                     .clone(),
                 tls: Some(tls.clone()),
             };

@@ -283,9 +283,8 @@ impl Admin {
     ) -> Result<(Copied, Copied)> {
         let started = Instant::now();
         let config = &map.config;
-        let pool = self.directory.pool();
-        let source = Store::new(config.mail_root(from), pool.clone());
-        let target = Store::new(config.mail_root(to), pool.clone());
+        let source = Store::new(config.mail_root(from), self.directory.pool().clone());
+        let target = source.beside(config.mail_root(to));
         let users = users_of_bucket(
             self.directory
                 .users()

@@ -8,12 +8,12 @@
 //! one store must wake the sessions of another (after a letter move, a session still
 //! open on the old server watches mail the new one delivers), while stores on two
 //! databases have nothing to share. So the state belongs to one [`Database`] value per
-//! database, which its stores hold; [`Database::of`] finds it for a new store from the
-//! pool it is given, so that making a store stays `Store::new(root, pool)`.
+//! database, which its stores hold: [`Store::new`] makes a new one, and
+//! [`Store::beside`] makes the store of another storage root on the same database,
+//! sharing it. No process-wide state: whoever opens a database owns what goes with it.
 
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 
-use sqlx::AnyPool;
 use tokio::sync::OwnedMutexGuard;
 
 #[cfg(doc)]
@@ -38,31 +38,6 @@ pub(super) struct Database {
 }
 
 impl Database {
-    /// The shared state of the database `pool` opens: the one its other stores in this
-    /// process hold, else a new one.
-    ///
-    /// Keyed by the database's URL rather than by the pool value: what must be shared
-    /// is the database (SQLite's lock is the file's), and sqlx gives a pool no identity
-    /// or room for state of ours. The map holds only weak handles: the state lives as
-    /// long as the stores that use it, and a database no store uses any more is
-    /// dropped from the map the next time a store is made.
-    pub(super) fn of(pool: &AnyPool) -> Arc<Database> {
-        static OPEN: Mutex<Vec<(String, Weak<Database>)>> = Mutex::new(Vec::new());
-        let url = pool.connect_options().database_url.to_string();
-        let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
-        open.retain(|(_, database)| database.strong_count() > 0);
-        if let Some(database) = open
-            .iter()
-            .find(|(known, _)| *known == url)
-            .and_then(|(_, database)| database.upgrade())
-        {
-            return database;
-        }
-        let database = Arc::new(Database::default());
-        open.push((url, Arc::downgrade(&database)));
-        database
-    }
-
     /// Waits for this process's turn to write on SQLite; the turn lasts as long as
     /// the guard.
     pub(super) async fn turn_to_write(&self) -> OwnedMutexGuard<()> {
@@ -74,7 +49,6 @@ impl Database {
 mod tests {
     use std::sync::Arc;
 
-    use super::super::Store;
     use super::super::fixture::{msg, store};
 
     /// A delivery through one store wakes a session watching through another store on
@@ -84,7 +58,7 @@ mod tests {
     async fn stores_share_their_database_and_nothing_else() {
         let (s, dir) = store().await;
         let (elsewhere, other_dir) = store().await;
-        let beside = Store::new(dir.join("mail2"), s.pool.clone());
+        let beside = s.beside(dir.join("mail2"));
         assert!(Arc::ptr_eq(&s.database, &beside.database));
         assert!(!Arc::ptr_eq(&s.database, &elsewhere.database));
         s.ensure_user("amy").await.unwrap();

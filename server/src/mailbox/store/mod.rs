@@ -185,7 +185,7 @@ impl Store {
         Store {
             sqlite,
             root,
-            database: Database::of(&pool),
+            database: Arc::default(),
             pool,
             scanned: Arc::default(),
             scan_lock: Arc::default(),
@@ -194,6 +194,15 @@ impl Store {
             headers: Arc::default(),
             retired: Arc::default(),
         }
+    }
+
+    /// The store of another storage root on the same database (another mailbox
+    /// server's own storage): writers queue together, and a change through one wakes
+    /// the sessions watching through the other.
+    pub fn beside(&self, root: PathBuf) -> Store {
+        let mut store = Store::new(root, self.pool.clone());
+        store.database = self.database.clone();
+        store
     }
 
     /// The store of a site: mail under `<data_dir>/mail`, index in the site database.
