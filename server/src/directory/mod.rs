@@ -7,6 +7,7 @@
 //! ([`changes`]), which running nodes poll to pick up only what changed.
 
 pub mod changes;
+pub mod import;
 pub mod password;
 
 use std::collections::HashMap;
