@@ -5,7 +5,8 @@
 //! the database; operator changes made by the CLI or another node show up within one
 //! poll interval. A poll reads the generation (one row) and, when it moved, the log rows
 //! after the generation this node applied (an indexed range), then only the users they
-//! name, or the small site map when a letter or server changed: one user's change costs
+//! name, or the small site map when a letter or server changed (on PostgreSQL, a
+//! `NOTIFY` at each change's commit starts that poll at once): one user's change costs
 //! a node the same at 100 users as at 100,000. The user cache is a persistent map, so a
 //! new view shares all but one path of the old one instead of copying every user.
 
@@ -190,15 +191,24 @@ impl Site {
         Ok(true)
     }
 
-    /// Polls the directory until the process ends.
+    /// Polls the directory until the process ends; on PostgreSQL, also as soon as a
+    /// change is announced (the poll stays the path that makes sure nothing is missed).
     pub fn spawn_watcher(self: &Arc<Self>) {
         let site = self.clone();
+        let announced = Arc::new(tokio::sync::Notify::new());
+        tokio::spawn(listen_for_changes(
+            self.directory.clone(),
+            announced.clone(),
+        ));
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(POLL_INTERVAL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut failing = false;
             loop {
-                tick.tick().await;
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = announced.notified() => {}
+                }
                 match site.refresh().await {
                     Ok(_) if failing => {
                         failing = false;
@@ -213,6 +223,31 @@ impl Site {
                 }
             }
         });
+    }
+}
+
+/// Wakes the watcher at every change PostgreSQL announces; on SQLite, or while the
+/// listening connection is down, the watcher's polls alone keep the node current.
+async fn listen_for_changes(directory: Directory, announced: Arc<tokio::sync::Notify>) {
+    let mut told = false;
+    loop {
+        match directory.change_notices().await {
+            Ok(None) => return,
+            Ok(Some(mut listener)) => {
+                told = false;
+                // recv reconnects by itself after a lost connection; an error means it
+                // could not, and a new listener is tried after a pause.
+                while listener.recv().await.is_ok() {
+                    announced.notify_one();
+                }
+            }
+            Err(error) if !told => {
+                told = true;
+                tracing::warn!(%error, "cannot listen for change notices; polling every {} ms", POLL_INTERVAL.as_millis());
+            }
+            Err(_) => {}
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
     }
 }
 

@@ -24,6 +24,10 @@ const PRUNE_EVERY: i64 = 100;
 /// (a bulk import) than user by user.
 pub const MOST_PENDING: i64 = 2_000;
 
+/// The PostgreSQL channel on which every committed change is announced.
+const CHANNEL: &str = "mailsite_site_changes";
+const NOTICES: &str = "NOTIFY mailsite_site_changes";
+
 /// What a logged change touched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Subject {
@@ -100,6 +104,11 @@ pub(super) async fn record(
                 .bind(at);
         }
         query.execute(&mut **tx).await?;
+    }
+    if tx.backend_name() == <sqlx::Postgres as sqlx::Database>::NAME {
+        // Delivered at commit, to the nodes listening: they poll at once instead of at
+        // their next tick. Only a wake-up: the log stays what they read.
+        sqlx::query(NOTICES).execute(&mut **tx).await?;
     }
     if (generation - count) / PRUNE_EVERY != generation / PRUNE_EVERY {
         prune(&mut **tx, generation - KEEP).await?;
@@ -189,6 +198,17 @@ impl Directory {
         })
     }
 
+    /// On PostgreSQL, a connection that hears of every committed change as it commits
+    /// (`LISTEN`), to wake a node before its next poll; `None` on SQLite.
+    pub async fn change_notices(&self) -> Result<Option<sqlx::postgres::PgListener>> {
+        let Some(url) = &self.postgres else {
+            return Ok(None);
+        };
+        let mut listener = sqlx::postgres::PgListener::connect(url).await?;
+        listener.listen(CHANNEL).await?;
+        Ok(Some(listener))
+    }
+
     /// Drops all but the newest `keep` changes (done as changes are written; public for
     /// tests that need a node to fall behind); returns how many rows went.
     pub async fn prune_changes(&self, keep: i64) -> Result<u64> {
@@ -242,6 +262,25 @@ mod tests {
             d.changes_after(g0 - MOST_PENDING).await.unwrap(),
             Pending::Reload
         );
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    /// On PostgreSQL a change is announced at its commit; SQLite has nothing to listen to.
+    #[tokio::test]
+    async fn changes_are_announced_on_postgresql() {
+        let (d, _, dir) = temp_directory().await;
+        let Some(mut listener) = d.change_notices().await.unwrap() else {
+            assert!(d.postgres.is_none(), "PostgreSQL always listens");
+            return;
+        };
+        d.add_user("alice", "password", "", Preference::Imap)
+            .await
+            .unwrap();
+        let notice = tokio::time::timeout(std::time::Duration::from_secs(5), listener.recv())
+            .await
+            .expect("a notice within 5 s")
+            .unwrap();
+        assert_eq!(notice.channel(), CHANNEL);
         std::fs::remove_dir_all(dir).ok();
     }
 

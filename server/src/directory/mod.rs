@@ -94,6 +94,8 @@ fn now() -> i64 {
 #[derive(Clone)]
 pub struct Directory {
     pool: AnyPool,
+    /// The database URL on PostgreSQL, where nodes also listen for change notices.
+    postgres: Option<Arc<str>>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -144,7 +146,8 @@ impl Directory {
                 .await?;
         }
         MIGRATOR.run(&pool).await?;
-        Ok(Directory { pool })
+        let postgres = url.starts_with("postgres").then(|| Arc::from(url));
+        Ok(Directory { pool, postgres })
     }
 
     /// The connection pool, for the other stores that share the site database.
