@@ -44,6 +44,33 @@ apt_install() {  # apt_install PKG... ; retries once after 'apt-get update'
         || die "apt-get install $* failed"
 }
 
+# start_postgres MAX_CONNECTIONS: the Debian package's PostgreSQL (newest installed), `initdb`
+# in $TMP/postgres and run as the postgres user on PG_ADDR:PG_PORT at its defaults (fsync,
+# synchronous_commit on) except listen address, port and max_connections; waits (<= 15 s) until
+# it is ready. Sets PG_BIN, PG (its folder; log in $PG/postgres.log) and PG_PID (also in PIDS,
+# so cleanup stops it after every client).
+start_postgres() {
+    PG_BIN=$(printf "%s\n" /usr/lib/postgresql/*/bin | sort -V | tail -1)
+    PG="$TMP/postgres"
+    mkdir -p "$PG"
+    chown postgres: "$PG"
+    runuser -u postgres -- "$PG_BIN/initdb" -D "$PG/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 \
+        >"$TMP/initdb.log" 2>&1 || die "initdb failed: $(tail -5 "$TMP/initdb.log")"
+    log "starting PostgreSQL $("$PG_BIN/postgres" --version | awk '{ print $3 }') on $PG_ADDR:$PG_PORT (defaults: fsync, synchronous_commit on)"
+    # setpriv execs the server itself, so $! is the postmaster (SIGTERM on exit, after every client).
+    setpriv --reuid=postgres --regid=postgres --init-groups "$PG_BIN/postgres" -D "$PG/data" \
+        -c listen_addresses="$PG_ADDR" -p "$PG_PORT" -c unix_socket_directories= -c max_connections="$1" \
+        >"$PG/postgres.log" 2>&1 &
+    PG_PID=$!
+    PIDS+=("$PG_PID")
+    for _ in $(seq 1 150); do
+        "$PG_BIN/pg_isready" -q -h "$PG_ADDR" -p "$PG_PORT" && break
+        kill -0 "$PG_PID" 2>/dev/null || die "PostgreSQL exited: $(tail -5 "$PG/postgres.log")"
+        sleep 0.1
+    done
+    "$PG_BIN/pg_isready" -q -h "$PG_ADDR" -p "$PG_PORT" || die "PostgreSQL is not ready after 15 s"
+}
+
 # Rounds are recorded one per line, "VALUE FILE [MORE...]", in a runs file:
 median_line() { sort -n "$1" | awk '{ l[NR] = $0 } END { print l[int((NR + 1) / 2)] }'; }   # the median round's line
 median_file() { median_line "$1" | awk '{ print $2 }'; }                                    # the median round's FILE

@@ -101,7 +101,6 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
     apt_install "${missing[@]}"
 fi
-PG_BIN=$(printf "%s\n" /usr/lib/postgresql/*/bin | sort -V | tail -1)
 
 mailsite_binary
 log "building the load generator (bench/loadgen)"
@@ -137,24 +136,8 @@ needs_pg=0
 for s in "${SITE_LIST[@]}"; do [[ $s == pg-* ]] && needs_pg=1; done
 if [ "$needs_pg" = 1 ]; then
     in_use "$PG_ADDR" "$PG_PORT" && die "$PG_ADDR:$PG_PORT is already in use (set PG_PORT)"
-    PG="$TMP/postgres"
-    mkdir -p "$PG"
-    chown postgres: "$PG"
-    runuser -u postgres -- "$PG_BIN/initdb" -D "$PG/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 \
-        >"$TMP/initdb.log" 2>&1 || die "initdb failed: $(tail -5 "$TMP/initdb.log")"
-    log "starting PostgreSQL $("$PG_BIN/postgres" --version | awk '{ print $3 }') on $PG_ADDR:$PG_PORT (defaults: fsync, synchronous_commit on)"
-    # setpriv execs the server itself, so $! is the postmaster (SIGTERM on exit, after every client).
-    setpriv --reuid=postgres --regid=postgres --init-groups "$PG_BIN/postgres" -D "$PG/data" \
-        -c listen_addresses="$PG_ADDR" -p "$PG_PORT" -c unix_socket_directories= -c max_connections=300 \
-        >"$PG/postgres.log" 2>&1 &
-    PID_OF[postgres]=$!
-    PIDS+=("${PID_OF[postgres]}")
-    for _ in $(seq 1 150); do
-        "$PG_BIN/pg_isready" -q -h "$PG_ADDR" -p "$PG_PORT" && break
-        kill -0 "${PID_OF[postgres]}" 2>/dev/null || die "PostgreSQL exited: $(tail -5 "$PG/postgres.log")"
-        sleep 0.1
-    done
-    "$PG_BIN/pg_isready" -q -h "$PG_ADDR" -p "$PG_PORT" || die "PostgreSQL is not ready after 15 s"
+    start_postgres 300
+    PID_OF[postgres]=$PG_PID
 fi
 psql_admin() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_ADDR" -p "$PG_PORT" -U postgres -d postgres "$@"; }
 

@@ -105,6 +105,75 @@ fn users_are_added_listed_changed_and_removed() {
     );
 }
 
+/// `user import`: a file with a bad row imports nothing and names the line and the fix;
+/// CSV (plain passwords) and JSON lines (an argon2 hash, on standard input) then go in,
+/// users already there are skipped and named, or updated with --update, and the running
+/// server serves the imported users' preferences.
+#[test]
+fn users_are_imported_from_csv_and_json_lines() {
+    let site = Site::isolated();
+    let csv = site.dir.join("users.csv");
+    let path = csv.to_str().unwrap();
+    let header = "username,name,prefer,password\n";
+    let ada = "ada,\"Lovelace, Ada\",pop3,analytical-1\n";
+    std::fs::write(&csv, format!("{header}{ada}Bad Name,,,analytical-2\n")).unwrap();
+    let out = site.run(&["user", "import", path], None);
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("users.csv: line 3: \"bad name\" is not a valid username")
+            && stderr.contains("nothing was imported"),
+        "{stderr}"
+    );
+    assert!(site.ok(&["user", "list"], None).contains("0 users"));
+
+    std::fs::write(&csv, format!("{header}{ada}brian,,,analytical-2\n")).unwrap();
+    let out = site.ok(&["user", "import", path], None);
+    assert!(
+        out.contains("2 user(s) read: 2 added, 0 updated, 0 skipped"),
+        "{out}"
+    );
+
+    let hash = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(mailsite::directory::password::hash("difference-engine"))
+        .unwrap();
+    let lines = format!(
+        "{{\"username\": \"ada\", \"password\": \"another-one\", \"prefer\": \"imap\"}}\n\
+         {{\"username\": \"carl\", \"prefer\": \"pop3\", \"password_hash\": \"{hash}\"}}\n"
+    );
+    let out = site.ok(&["user", "import", "-", "--format", "jsonl"], Some(&lines));
+    assert!(
+        out.contains("2 user(s) read: 1 added, 0 updated, 1 skipped") && out.contains(": ada"),
+        "{out}"
+    );
+    let user = |name: &str| -> serde_json::Value {
+        serde_json::from_str(&site.ok(&["user", "show", name, "--json"], None)).unwrap()
+    };
+    assert_eq!(user("ada")["preference"], "pop3", "skipped: left as it was");
+    assert_eq!(user("ada")["display_name"], "Lovelace, Ada");
+    assert_eq!(user("carl")["preference"], "pop3");
+    let out = site.ok(
+        &["user", "import", "-", "--format", "jsonl", "--update"],
+        Some(&lines),
+    );
+    assert!(out.contains("0 added, 2 updated, 0 skipped"), "{out}");
+    assert_eq!(user("ada")["preference"], "imap");
+
+    // The running server follows: carl's autoconfig answer offers POP3 first.
+    let pop3_first = || {
+        let body = site
+            .get("/mail/config-v1.1.xml?emailaddress=carl@example.test")
+            .body;
+        let (pop3, imap) = (body.find("type=\"pop3\""), body.find("type=\"imap\""));
+        matches!((pop3, imap), (Some(pop3), Some(imap)) if pop3 < imap)
+    };
+    assert!(
+        site.within(std::time::Duration::from_secs(2), pop3_first)
+            .is_some()
+    );
+}
+
 #[test]
 fn passwords_never_reach_the_database_in_clear() {
     let site = Site::isolated();

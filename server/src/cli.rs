@@ -152,6 +152,20 @@ pub enum UserCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Add many users from a file: CSV with a header (username,name,prefer,password or
+    /// password_hash, an argon2 PHC string) or JSON lines with the same fields. Every
+    /// row is checked first; one bad row and nothing is imported. Users already there
+    /// are skipped, or updated with --update.
+    Import {
+        /// The file; "-" reads standard input.
+        file: PathBuf,
+        /// csv or jsonl; without it, from the file's extension or its first character.
+        #[arg(long, value_enum)]
+        format: Option<crate::directory::import::Format>,
+        /// Replace the name, preference and password of users already there.
+        #[arg(long)]
+        update: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -460,6 +474,11 @@ async fn user(admin: &Admin, cmd: UserCommand) -> anyhow::Result<()> {
                 println!("{} users", users.len());
             }
         }
+        UserCommand::Import {
+            file,
+            format,
+            update,
+        } => crate::user_import::run(&dir, &file, format, update).await?,
         UserCommand::Show { username, json } => {
             let value = admin.user(&username).await?.to_json();
             if json {

@@ -224,7 +224,7 @@ impl Metrics {
         );
         let _ = writeln!(out, "mailsite_users {}", site.users.len());
         out.push_str("# HELP mailsite_site_generation Directory generation this node serves.\n# TYPE mailsite_site_generation gauge\n");
-        let _ = writeln!(out, "mailsite_site_generation {}", site.map.generation);
+        let _ = writeln!(out, "mailsite_site_generation {}", site.generation);
         out.push_str("# HELP mailsite_server_state Server state (1 for the state it is in).\n# TYPE mailsite_server_state gauge\n");
         let config = site.config();
         let servers = config

@@ -3,8 +3,11 @@
 //!
 //! Written once against sqlx's `Any` driver so that SQLite (the default, a file in the
 //! data directory) and PostgreSQL (multi-node sites) are a connection-string change.
-//! Every change bumps `site_generation`, which running nodes poll to pick it up.
+//! Every change bumps `site_generation` and names itself in the change log
+//! ([`changes`]), which running nodes poll to pick up only what changed.
 
+pub mod changes;
+pub mod import;
 pub mod password;
 
 use std::collections::HashMap;
@@ -12,10 +15,13 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use mailsite_shared::autoconfig::Preference;
+use mailsite_shared::config::bucket_name;
 use mailsite_shared::route::valid_username;
 use mailsite_shared::{ServerState, SiteConfig, SiteMap};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Row};
+
+use changes::Subject;
 
 /// Directory errors, each with a message an operator can act on.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +79,10 @@ pub struct UserEntry {
     pub enabled: bool,
 }
 
+/// Every user's entry, as a persistent map: a copy costs nothing and a change copies
+/// one path of the tree, so a node applies one user's change without copying 100,000.
+pub type UserEntries = imbl::HashMap<String, UserEntry>;
+
 fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -84,6 +94,8 @@ fn now() -> i64 {
 #[derive(Clone)]
 pub struct Directory {
     pool: AnyPool,
+    /// The database URL on PostgreSQL, where nodes also listen for change notices.
+    postgres: Option<Arc<str>>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -134,7 +146,8 @@ impl Directory {
                 .await?;
         }
         MIGRATOR.run(&pool).await?;
-        Ok(Directory { pool })
+        let postgres = url.starts_with("postgres").then(|| Arc::from(url));
+        Ok(Directory { pool, postgres })
     }
 
     /// The connection pool, for the other stores that share the site database.
@@ -142,19 +155,14 @@ impl Directory {
         &self.pool
     }
 
-    /// The generation counter: it grows with every change made through this module.
-    pub async fn generation(&self) -> Result<i64> {
-        let row = sqlx::query("SELECT generation FROM site_generation WHERE id = 1")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get(0)?)
-    }
-
-    async fn bump(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<()> {
-        sqlx::query("UPDATE site_generation SET generation = generation + 1 WHERE id = 1")
-            .execute(&mut **tx)
-            .await?;
-        Ok(())
+    /// Bumps the generation and logs the change of one user (`Subject::User`) or of the
+    /// site map (`Subject::Site`, named by letter or server), in the change's transaction.
+    async fn bump(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        subject: Subject,
+        name: &str,
+    ) -> Result<()> {
+        changes::record(tx, subject, &[name]).await.map(|_| ())
     }
 
     // ---- users ------------------------------------------------------------------
@@ -186,7 +194,7 @@ impl Directory {
         if added.rows_affected() == 0 {
             return Err(DirectoryError::UserExists(username.to_string()));
         }
-        Directory::bump(&mut tx).await?;
+        Directory::bump(&mut tx, Subject::User, username).await?;
         tx.commit().await?;
         Ok(User {
             username: username.to_string(),
@@ -212,7 +220,7 @@ impl Directory {
         if done.rows_affected() == 0 {
             return Err(DirectoryError::NoUser(username.to_string()));
         }
-        Directory::bump(&mut tx).await?;
+        Directory::bump(&mut tx, Subject::User, username).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -314,22 +322,42 @@ impl Directory {
     }
 
     /// Preference and enabled flag of every user, for the in-memory cache.
-    pub async fn user_entries(&self) -> Result<HashMap<String, UserEntry>> {
+    pub async fn user_entries(&self) -> Result<UserEntries> {
         let rows = sqlx::query("SELECT username, preference, enabled FROM users")
             .fetch_all(&self.pool)
             .await?;
-        let mut out = HashMap::with_capacity(rows.len());
-        for row in rows {
-            let preference: String = row.try_get("preference")?;
-            out.insert(
-                row.try_get("username")?,
-                UserEntry {
-                    preference: Preference::parse(&preference).unwrap_or_default(),
-                    enabled: row.try_get::<i64, _>("enabled")? != 0,
-                },
+        rows.iter().map(Directory::entry_from_row).collect()
+    }
+
+    /// The entries of the named users only (absent: no such user, e.g. removed), for a
+    /// node that follows the change log.
+    pub async fn user_entries_of(&self, usernames: &[&str]) -> Result<Vec<(String, UserEntry)>> {
+        let mut out = Vec::with_capacity(usernames.len());
+        for chunk in usernames.chunks(500) {
+            let sql = format!(
+                "SELECT username, preference, enabled FROM users WHERE username IN ({})",
+                changes::list(chunk.len())
             );
+            let mut query = sqlx::query(&sql);
+            for name in chunk {
+                query = query.bind(name.to_string());
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                out.push(Directory::entry_from_row(&row)?);
+            }
         }
         Ok(out)
+    }
+
+    fn entry_from_row(row: &sqlx::any::AnyRow) -> Result<(String, UserEntry)> {
+        let preference: String = row.try_get("preference")?;
+        Ok((
+            row.try_get("username")?,
+            UserEntry {
+                preference: Preference::parse(&preference).unwrap_or_default(),
+                enabled: row.try_get::<i64, _>("enabled")? != 0,
+            },
+        ))
     }
 
     // ---- letters and servers ------------------------------------------------------
@@ -363,7 +391,7 @@ impl Directory {
             .execute(&mut *tx)
             .await?;
         }
-        Directory::bump(&mut tx).await?;
+        Directory::bump(&mut tx, Subject::Site, &bucket_name(bucket)).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -393,7 +421,7 @@ impl Directory {
         .bind(now())
         .execute(&mut *tx)
         .await?;
-        Directory::bump(&mut tx).await?;
+        Directory::bump(&mut tx, Subject::Site, name).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -424,7 +452,7 @@ impl Directory {
             .rows_affected()
             > 0;
         if changed {
-            Directory::bump(&mut tx).await?;
+            Directory::bump(&mut tx, Subject::Site, name).await?;
         }
         tx.commit().await?;
         Ok(changed)
@@ -439,7 +467,7 @@ impl Directory {
             .await?
             .rows_affected();
         if removed > 0 {
-            Directory::bump(&mut tx).await?;
+            Directory::bump(&mut tx, Subject::Site, "health").await?;
         }
         tx.commit().await?;
         Ok(removed > 0)
@@ -527,7 +555,7 @@ impl Directory {
         .bind(now())
         .execute(&mut *tx)
         .await?;
-        Directory::bump(&mut tx).await?;
+        Directory::bump(&mut tx, Subject::Site, &server.name).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -603,10 +631,12 @@ pub fn redact_url(url: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    async fn temp_directory() -> (Directory, Arc<SiteConfig>, std::path::PathBuf) {
+    /// A directory of its own (SQLite in a temporary folder, or a fresh PostgreSQL
+    /// database), its configuration, and the folder to remove.
+    pub(crate) async fn temp_directory() -> (Directory, Arc<SiteConfig>, std::path::PathBuf) {
         let dir = std::env::temp_dir().join(format!(
             "mailsite-dir-test-{}-{}",
             std::process::id(),

@@ -39,6 +39,46 @@ pub async fn hash(password: &str) -> Result<String> {
         .map_err(|e| DirectoryError::Hash(e.to_string()))?
 }
 
+/// Hashes many passwords (a bulk import), as many at once as there are cores: each
+/// takes ~20 MiB, so all of a batch at once could exhaust memory.
+pub async fn hash_many(passwords: Vec<String>) -> Result<Vec<String>> {
+    let mut out = vec![String::new(); passwords.len()];
+    let at_once = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut jobs = tokio::task::JoinSet::new();
+    for (index, password) in passwords.into_iter().enumerate() {
+        if jobs.len() >= at_once {
+            finish_one(&mut jobs, &mut out).await?;
+        }
+        jobs.spawn_blocking(move || (index, hash_now(&password)));
+    }
+    while !jobs.is_empty() {
+        finish_one(&mut jobs, &mut out).await?;
+    }
+    Ok(out)
+}
+
+async fn finish_one(
+    jobs: &mut tokio::task::JoinSet<(usize, Result<String>)>,
+    out: &mut [String],
+) -> Result<()> {
+    if let Some(done) = jobs.join_next().await {
+        let (index, hash) = done.map_err(|e| DirectoryError::Hash(e.to_string()))?;
+        out[index] = hash?;
+    }
+    Ok(())
+}
+
+/// Whether `hash` is an argon2 PHC string this directory can verify passwords against
+/// (`$argon2id$v=19$m=19456,t=2,p=1$salt$hash`).
+pub fn is_argon2(hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|parsed| {
+        argon2::Algorithm::try_from(parsed.algorithm).is_ok()
+            && parsed.salt.is_some()
+            && parsed.hash.is_some()
+            && argon2::Params::try_from(&parsed).is_ok()
+    })
+}
+
 /// At most this many password checks run at once (each takes ~20 MiB and a core for a
 /// moment): a storm of logins queues here instead of starving every other session of
 /// CPU and memory.
@@ -193,6 +233,24 @@ mod tests {
             "$argon2id$v=19$m=1024,t=2,p=1$c2FsdA$",
         ] {
             assert!(!verify_now(b"", hash), "{hash}");
+        }
+    }
+
+    #[tokio::test]
+    async fn many_passwords_hash_in_their_order_and_read_as_argon2() {
+        let passwords = ["first one", "second one", "third one"].map(String::from);
+        let hashes = hash_many(passwords.to_vec()).await.unwrap();
+        assert!(verify("second one", &hashes[1]).await);
+        assert!(!verify("first one", &hashes[1]).await);
+        assert!(hashes.iter().all(|h| is_argon2(h)));
+        for bad in [
+            "",
+            "plain",
+            "$argon2id$",
+            "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW",
+            "$argon2id$v=19$m=1024,t=2,p=1$c2FsdA$",
+        ] {
+            assert!(!is_argon2(bad), "{bad}");
         }
     }
 
