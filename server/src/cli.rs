@@ -478,7 +478,7 @@ async fn user(admin: &Admin, cmd: UserCommand) -> anyhow::Result<()> {
             file,
             format,
             update,
-        } => crate::user_import::run(&dir, &file, format, update).await?,
+        } => crate::user_import::run(admin, &file, format, update).await?,
         UserCommand::Show { username, json } => {
             let value = admin.user(&username).await?.to_json();
             if json {

@@ -1,7 +1,8 @@
 //! `mailsite user import FILE`: reads the file (or standard input), reports every bad
 //! row before anything is written, shows the import's progress (a bar on a terminal,
 //! a line per tenth otherwise, for logs) and sums up what was added, updated or
-//! skipped. The parsing, checks and batched writes are `directory::import`.
+//! skipped. The parsing and checks are `directory::import`; the import itself is the
+//! admin core's.
 
 use std::io::{IsTerminal, Read};
 use std::path::Path;
@@ -9,7 +10,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 
-use crate::directory::Directory;
+use crate::admin::Admin;
 use crate::directory::import::{Format, Summary, parse};
 
 /// Skipped users named in the summary; the rest are counted.
@@ -17,7 +18,7 @@ const NAMED: usize = 20;
 
 /// Imports the users of `file` (`-`: standard input).
 pub async fn run(
-    dir: &Directory,
+    admin: &Admin,
     file: &Path,
     format: Option<Format>,
     update: bool,
@@ -55,7 +56,7 @@ pub async fn run(
         bar
     });
     let mut tenths_told = 0;
-    let summary = dir
+    let summary = admin
         .import_users(users, update, |done, total| match &bar {
             Some(bar) => bar.set_position(done as u64),
             None => {

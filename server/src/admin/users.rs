@@ -107,6 +107,17 @@ impl Admin {
         Ok(self.directory.set_operator(username, operator).await?)
     }
 
+    /// Adds (or with `update`, replaces) the checked users of an import, by batches;
+    /// `progress(done, total)` after each batch.
+    pub async fn import_users(
+        &self,
+        users: Vec<crate::directory::import::NewUser>,
+        update: bool,
+        progress: impl FnMut(usize, usize),
+    ) -> Result<crate::directory::import::Summary> {
+        Ok(self.directory.import_users(users, update, progress).await?)
+    }
+
     /// One user and where they are served.
     pub async fn user(&self, username: &str) -> Result<UserView> {
         let user = self.directory.user(username).await?;
