@@ -9,12 +9,14 @@
 //! - [`health`]: the checks that mark failed servers down and recovered ones up;
 //! - [`helpdesk`]: reading desktop helper reports against the site's truth;
 //! - [`cli`] and [`serve`]: the command line and the process that runs the roles;
-//! - [`fuzzing`]: the entry points of the fuzz targets in `server/fuzz/`.
+//! - `fuzzing`: the entry points of the fuzz targets in `server/fuzz/`, compiled only
+//!   for tests and for fuzzing builds (the `fuzzing` feature).
 
 pub mod autoconfig;
 pub mod cli;
 pub mod directory;
 pub mod dns;
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod health;
 pub mod helpdesk;
