@@ -6,7 +6,7 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
-use mailsite_shared::config::bucket_name;
+use mailsite_shared::route::bucket_name;
 
 use crate::state::Snapshot;
 

@@ -12,8 +12,8 @@ use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use mailsite_shared::config::{BUCKETS, bucket_name};
-use mailsite_shared::route::{alias_label, parse_bucket};
+use mailsite_shared::config::BUCKETS;
+use mailsite_shared::route::{alias_label, bucket_name, parse_bucket};
 use mailsite_shared::{ServerState, SiteMap};
 use serde::Deserialize;
 
