@@ -333,7 +333,7 @@ async fn metrics(State(app): State<App>) -> Response {
     respond(
         Endpoint::Metrics,
         StatusCode::OK,
-        "text/plain; version=0.0.4; charset=utf-8",
+        crate::metrics::CONTENT_TYPE,
         body,
     )
 }
