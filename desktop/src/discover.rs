@@ -15,7 +15,7 @@ use mailsite_shared::autoconfig::{
     thunderbird,
 };
 use mailsite_shared::report::{Attempt, Discovery, Setting};
-use mailsite_shared::route::{Address, alias_label, bucket_of};
+use mailsite_shared::route::{Address, alias_host, bucket_of, outbox_host};
 
 use crate::http::{Redirects, Url};
 use crate::net::{Net, SiteOverride};
@@ -368,8 +368,8 @@ async fn convention(
     attempts: &mut Vec<Attempt>,
 ) -> Option<ClientConfig> {
     let d = &address.domain;
-    let alias = format!("{}.{d}", alias_label(bucket_of(&address.local)));
-    let outbox = format!("outbox.{d}");
+    let alias = alias_host(bucket_of(&address.local), d);
+    let outbox = outbox_host(d);
     for host in [&alias, &outbox] {
         let start = Instant::now();
         let (status, ok) = match net.addresses(host).await {

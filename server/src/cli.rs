@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use mailsite_shared::autoconfig::{ClientConfig, Preference, Security};
-use mailsite_shared::config::{BUCKETS, DEFAULT_SITE_TOML, bucket_name};
-use mailsite_shared::route::{alias_label, parse_bucket};
+use mailsite_shared::config::{BUCKETS, DEFAULT_SITE_TOML};
+use mailsite_shared::route::{alias_label, bucket_name, parse_bucket};
 use mailsite_shared::{ServerState, SiteConfig, SiteMap};
 
 use crate::admin::letters::{LetterChange, Progress, Storage};

@@ -6,7 +6,6 @@
 //! directly, like the other administrative commands) and the helpdesk console's report
 //! page (`autoconfig::console`), which renders the same analysis next to the report.
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -20,34 +19,7 @@ use tokio_rustls::rustls::pki_types::CertificateDer;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 
 use crate::directory::{Directory, User};
-
-/// The addresses each site name should have now.
-fn expected_addresses(map: &SiteMap) -> BTreeMap<String, Vec<IpAddr>> {
-    let config = &map.config;
-    let mut out = BTreeMap::new();
-    for domain in config.domains() {
-        for bucket in 0..mailsite_shared::config::BUCKETS {
-            out.insert(
-                format!("{}.{domain}", mailsite_shared::route::alias_label(bucket)),
-                map.owner(bucket).addresses.clone(),
-            );
-        }
-        out.insert(
-            format!("outbox.{domain}"),
-            map.outbox_sorters()
-                .iter()
-                .flat_map(|s| s.addresses.clone())
-                .collect(),
-        );
-        for server in config.mailboxes.iter().chain(&config.sorters) {
-            out.insert(
-                format!("{}.{domain}", server.name),
-                server.addresses.clone(),
-            );
-        }
-    }
-    out
-}
+use crate::dns::Zone;
 
 /// The SHA-256 fingerprint of the site's server certificate, as the helper prints it.
 fn site_fingerprint(config: &SiteConfig) -> Option<String> {
@@ -141,13 +113,14 @@ pub async fn analyse(
     let user = directory.user(&route.username).await.ok();
 
     let mut causes = Vec::new();
-    let expected = expected_addresses(map);
+    // What the site's DNS answers now, from the same zone the DNS role serves.
+    let zone = Zone::build(map);
     let mut names = Vec::new();
     for step in report.steps.iter().filter(|s| s.kind == "dns") {
         let (Some(host), Some(seen)) = (step.detail("host"), step.detail("maps_to")) else {
             continue;
         };
-        if let Some(want) = expected.get(&host.to_ascii_lowercase()) {
+        if let Some(want) = zone.addresses(host) {
             let seen: Vec<&str> = seen
                 .split(" -> ")
                 .nth(1)

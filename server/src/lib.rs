@@ -14,7 +14,8 @@
 //! - [`helpdesk`]: reading desktop helper reports against the site's truth;
 //! - [`http`]: the HTTP listeners and threads the HTTP roles are served on;
 //! - [`cli`] and [`serve`]: the command line and the process that runs the roles;
-//! - [`fuzzing`]: the entry points of the fuzz targets in `server/fuzz/`.
+//! - `fuzzing`: the entry points of the fuzz targets in `server/fuzz/`, compiled only
+//!   for tests and for fuzzing builds (the `fuzzing` feature).
 
 pub mod admin;
 pub mod autoconfig;
@@ -22,6 +23,7 @@ pub mod cli;
 pub mod console;
 pub mod directory;
 pub mod dns;
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod health;
 pub mod helpdesk;

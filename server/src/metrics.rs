@@ -1,14 +1,26 @@
-//! Prometheus metrics: counters kept in atomics on the hot paths, gauges read from
-//! the live site when scraped, rendered in the Prometheus text format.
+//! Prometheus metrics with the `prometheus-client` crate: counters bumped on the hot
+//! paths, gauges read from the live site when scraped, written in the Prometheus text
+//! format that `/metrics` serves. The names and labels are what dashboards and the
+//! end-to-end tests read: keep them.
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::LazyLock;
 
-use mailsite_shared::config::bucket_name;
+use mailsite_shared::config::BUCKETS;
+use mailsite_shared::route::bucket_name;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, EncodeMetric, prometheus_text,
+};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::registry::Registry;
 
 use crate::state::Snapshot;
+
+/// The `Content-Type` of what [`Metrics::render`] writes.
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// The HTTP endpoints counted separately.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,16 +36,20 @@ pub enum Endpoint {
     Other,
 }
 
-const ENDPOINTS: [(Endpoint, &str); 8] = [
-    (Endpoint::Thunderbird, "thunderbird"),
-    (Endpoint::AutodiscoverXml, "autodiscover_xml"),
-    (Endpoint::AutodiscoverJson, "autodiscover_json"),
-    (Endpoint::Mobileconfig, "mobileconfig"),
-    (Endpoint::Health, "health"),
-    (Endpoint::Metrics, "metrics"),
-    (Endpoint::Console, "console"),
-    (Endpoint::Other, "other"),
-];
+impl Endpoint {
+    fn label(self) -> &'static str {
+        match self {
+            Endpoint::Thunderbird => "thunderbird",
+            Endpoint::AutodiscoverXml => "autodiscover_xml",
+            Endpoint::AutodiscoverJson => "autodiscover_json",
+            Endpoint::Mobileconfig => "mobileconfig",
+            Endpoint::Health => "health",
+            Endpoint::Metrics => "metrics",
+            Endpoint::Console => "console",
+            Endpoint::Other => "other",
+        }
+    }
+}
 
 /// DNS response codes counted separately (anything else is "other").
 pub const DNS_RCODES: [&str; 6] = [
@@ -52,212 +68,340 @@ pub enum Delivery {
     Failed,
 }
 
-const DELIVERIES: [(Delivery, &str); 3] = [
-    (Delivery::Delivered, "delivered"),
-    (Delivery::Deferred, "deferred"),
-    (Delivery::Failed, "failed"),
-];
+impl Delivery {
+    const ALL: [Delivery; 3] = [Delivery::Delivered, Delivery::Deferred, Delivery::Failed];
 
-pub struct Metrics {
-    http: [[AtomicU64; 5]; ENDPOINTS.len()],
-    dns: [AtomicU64; DNS_RCODES.len()],
-    accepted: AtomicU64,
-    deliveries: [AtomicU64; DELIVERIES.len()],
-    bounces: AtomicU64,
-    queued: AtomicI64,
-    /// Per server: health checks passed and failed, and times marked down and up.
-    health: Mutex<BTreeMap<String, [u64; 4]>>,
+    fn label(self) -> &'static str {
+        match self {
+            Delivery::Delivered => "delivered",
+            Delivery::Deferred => "deferred",
+            Delivery::Failed => "failed",
+        }
+    }
 }
 
-#[allow(clippy::declare_interior_mutable_const)]
-const ZERO: AtomicU64 = AtomicU64::new(0);
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct HttpLabels {
+    endpoint: &'static str,
+    status: &'static str,
+}
 
-#[allow(clippy::declare_interior_mutable_const)]
-const ROW: [AtomicU64; 5] = [ZERO; 5];
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RcodeLabels {
+    rcode: &'static str,
+}
 
-pub static METRICS: Metrics = Metrics {
-    http: [ROW; ENDPOINTS.len()],
-    dns: [ZERO; DNS_RCODES.len()],
-    accepted: ZERO,
-    deliveries: [ZERO; DELIVERIES.len()],
-    bounces: ZERO,
-    queued: AtomicI64::new(0),
-    health: Mutex::new(BTreeMap::new()),
-};
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct DeliveryLabels {
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct HealthCheckLabels {
+    server: String,
+    /// `pass` or `fail`.
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct HealthChangeLabels {
+    server: String,
+    /// `down` or `up`.
+    to: &'static str,
+}
+
+/// This node's counters. The families share their values with every registry they
+/// are registered in, so a scrape reads them as they are.
+pub struct Metrics {
+    http: Family<HttpLabels, Counter>,
+    dns: Family<RcodeLabels, Counter>,
+    accepted: Counter,
+    deliveries: Family<DeliveryLabels, Counter>,
+    bounces: Counter,
+    queued: Gauge,
+    health_checks: Family<HealthCheckLabels, Counter>,
+    health_changes: Family<HealthChangeLabels, Counter>,
+}
+
+pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 
 impl Metrics {
+    fn new() -> Metrics {
+        let metrics = Metrics {
+            http: Family::default(),
+            dns: Family::default(),
+            accepted: Counter::default(),
+            deliveries: Family::default(),
+            bounces: Counter::default(),
+            queued: Gauge::default(),
+            health_checks: Family::default(),
+            health_changes: Family::default(),
+        };
+        // Every response code and delivery result is shown from the start, at 0.
+        for rcode in DNS_RCODES {
+            let _ = metrics.dns.get_or_create(&RcodeLabels { rcode });
+        }
+        for outcome in Delivery::ALL {
+            let _ = metrics.deliveries.get_or_create(&DeliveryLabels {
+                result: outcome.label(),
+            });
+        }
+        metrics
+    }
+
     pub fn http(&self, endpoint: Endpoint, status: u16) {
-        let e = ENDPOINTS
-            .iter()
-            .position(|(x, _)| *x == endpoint)
-            .unwrap_or(6);
-        let class = ((status / 100).clamp(1, 5) - 1) as usize;
-        self.http[e][class].fetch_add(1, Ordering::Relaxed);
+        let class = STATUS_CLASSES[usize::from((status / 100).clamp(1, 5) - 1)];
+        self.http
+            .get_or_create(&HttpLabels {
+                endpoint: endpoint.label(),
+                status: class,
+            })
+            .inc();
     }
 
     /// Counts a DNS answer by its index in [`DNS_RCODES`].
     pub fn dns(&self, rcode: usize) {
-        self.dns[rcode.min(DNS_RCODES.len() - 1)].fetch_add(1, Ordering::Relaxed);
+        let rcode = DNS_RCODES[rcode.min(DNS_RCODES.len() - 1)];
+        self.dns.get_or_create(&RcodeLabels { rcode }).inc();
     }
 
     /// Counts a message a sorter accepted (queued) over SMTP.
     pub fn accepted(&self) {
-        self.accepted.fetch_add(1, Ordering::Relaxed);
+        self.accepted.inc();
     }
 
     /// Counts one recipient's delivery attempt.
     pub fn delivery(&self, outcome: Delivery) {
-        let i = DELIVERIES
-            .iter()
-            .position(|(d, _)| *d == outcome)
-            .unwrap_or(0);
-        self.deliveries[i].fetch_add(1, Ordering::Relaxed);
+        self.deliveries
+            .get_or_create(&DeliveryLabels {
+                result: outcome.label(),
+            })
+            .inc();
     }
 
     /// Counts a bounce (DSN) a sorter queued.
     pub fn bounce(&self) {
-        self.bounces.fetch_add(1, Ordering::Relaxed);
+        self.bounces.inc();
     }
 
     /// Changes the number of messages in this node's sorter queues.
     pub fn queue_size(&self, delta: i64) {
-        self.queued.fetch_add(delta, Ordering::Relaxed);
+        self.queued.inc_by(delta);
     }
 
-    fn health_count(&self, server: &str, slot: usize) {
-        let mut health = self.health.lock().unwrap_or_else(|e| e.into_inner());
-        match health.get_mut(server) {
-            Some(counts) => counts[slot] += 1,
-            None => {
-                let mut counts = [0; 4];
-                counts[slot] = 1;
-                health.insert(server.to_string(), counts);
-            }
+    /// The counters of a server's health, all four shown (at 0) once it is checked.
+    fn health(&self, server: &str) -> ([HealthCheckLabels; 2], [HealthChangeLabels; 2]) {
+        let checks = ["pass", "fail"].map(|result| HealthCheckLabels {
+            server: server.to_string(),
+            result,
+        });
+        let changes = ["down", "up"].map(|to| HealthChangeLabels {
+            server: server.to_string(),
+            to,
+        });
+        for labels in &checks {
+            let _ = self.health_checks.get_or_create(labels);
         }
+        for labels in &changes {
+            let _ = self.health_changes.get_or_create(labels);
+        }
+        (checks, changes)
     }
 
     /// Counts a health check of a server (made by this node).
     pub fn health_check(&self, server: &str, passed: bool) {
-        self.health_count(server, usize::from(!passed));
+        let ([pass, fail], _) = self.health(server);
+        let labels = if passed { pass } else { fail };
+        self.health_checks.get_or_create(&labels).inc();
     }
 
     /// Counts a server marked down (`failing`) or up again by this node's checks.
     pub fn health_change(&self, server: &str, failing: bool) {
-        self.health_count(server, if failing { 2 } else { 3 });
+        let (_, [down, up]) = self.health(server);
+        let labels = if failing { down } else { up };
+        self.health_changes.get_or_create(&labels).inc();
     }
 
+    /// This node's counters and the site's state as `site` has it, in the Prometheus
+    /// text format.
     pub fn render(&self, site: &Snapshot) -> String {
+        let mut registry = Registry::default();
+        registry.register(
+            "mailsite_http_requests",
+            "HTTP requests answered, by endpoint and status class",
+            self.http.clone(),
+        );
+        registry.register(
+            "mailsite_dns_responses",
+            "DNS responses sent, by response code",
+            self.dns.clone(),
+        );
+        registry.register(
+            "mailsite_sorter_accepted",
+            "Messages the sorters of this node accepted over SMTP",
+            self.accepted.clone(),
+        );
+        registry.register(
+            "mailsite_sorter_deliveries",
+            "Recipients' delivery attempts, by result",
+            self.deliveries.clone(),
+        );
+        registry.register(
+            "mailsite_sorter_bounces",
+            "Bounces (delivery status notifications) the sorters queued",
+            self.bounces.clone(),
+        );
+        registry.register(
+            "mailsite_sorter_queue_messages",
+            "Messages waiting in the sorters' queues of this node",
+            ConstGauge::new(self.queued.get().max(0)),
+        );
+        registry.register(
+            "mailsite_health_checks",
+            "Health checks this node made, by server and result",
+            self.health_checks.clone(),
+        );
+        registry.register(
+            "mailsite_health_changes",
+            "Servers this node's health checks marked down or up again",
+            self.health_changes.clone(),
+        );
+        registry.register(
+            "mailsite_users",
+            "Users in the directory",
+            ConstGauge::new(site.users.len() as i64),
+        );
+        registry.register(
+            "mailsite_site_generation",
+            "Directory generation this node serves",
+            ConstGauge::new(site.generation),
+        );
+        registry.register_collector(Box::new(SiteState::of(site)));
         let mut out = String::with_capacity(4096);
-        out.push_str("# HELP mailsite_http_requests_total HTTP requests answered, by endpoint and status class.\n# TYPE mailsite_http_requests_total counter\n");
-        for (e, (_, name)) in ENDPOINTS.iter().enumerate() {
-            for (c, class) in STATUS_CLASSES.iter().enumerate() {
-                let n = self.http[e][c].load(Ordering::Relaxed);
-                if n > 0 {
-                    let _ = writeln!(
-                        out,
-                        "mailsite_http_requests_total{{endpoint=\"{name}\",status=\"{class}\"}} {n}"
-                    );
-                }
-            }
-        }
-        out.push_str("# HELP mailsite_dns_responses_total DNS responses sent, by response code.\n# TYPE mailsite_dns_responses_total counter\n");
-        for (i, rcode) in DNS_RCODES.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "mailsite_dns_responses_total{{rcode=\"{rcode}\"}} {}",
-                self.dns[i].load(Ordering::Relaxed)
-            );
-        }
-        out.push_str("# HELP mailsite_sorter_accepted_total Messages the sorters of this node accepted over SMTP.\n# TYPE mailsite_sorter_accepted_total counter\n");
-        let _ = writeln!(
-            out,
-            "mailsite_sorter_accepted_total {}",
-            self.accepted.load(Ordering::Relaxed)
-        );
-        out.push_str("# HELP mailsite_sorter_deliveries_total Recipients' delivery attempts, by result.\n# TYPE mailsite_sorter_deliveries_total counter\n");
-        for (i, (_, name)) in DELIVERIES.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "mailsite_sorter_deliveries_total{{result=\"{name}\"}} {}",
-                self.deliveries[i].load(Ordering::Relaxed)
-            );
-        }
-        out.push_str("# HELP mailsite_sorter_bounces_total Bounces (delivery status notifications) the sorters queued.\n# TYPE mailsite_sorter_bounces_total counter\n");
-        let _ = writeln!(
-            out,
-            "mailsite_sorter_bounces_total {}",
-            self.bounces.load(Ordering::Relaxed)
-        );
-        out.push_str("# HELP mailsite_sorter_queue_messages Messages waiting in the sorters' queues of this node.\n# TYPE mailsite_sorter_queue_messages gauge\n");
-        let _ = writeln!(
-            out,
-            "mailsite_sorter_queue_messages {}",
-            self.queued.load(Ordering::Relaxed).max(0)
-        );
-        let health = self
-            .health
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        out.push_str("# HELP mailsite_health_checks_total Health checks this node made, by server and result.\n# TYPE mailsite_health_checks_total counter\n");
-        for (server, counts) in &health {
-            for (i, result) in ["pass", "fail"].iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "mailsite_health_checks_total{{server=\"{server}\",result=\"{result}\"}} {}",
-                    counts[i]
-                );
-            }
-        }
-        out.push_str("# HELP mailsite_health_changes_total Servers this node's health checks marked down or up again.\n# TYPE mailsite_health_changes_total counter\n");
-        for (server, counts) in &health {
-            for (i, to) in ["down", "up"].iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "mailsite_health_changes_total{{server=\"{server}\",to=\"{to}\"}} {}",
-                    counts[2 + i]
-                );
-            }
-        }
-        out.push_str(
-            "# HELP mailsite_users Users in the directory.\n# TYPE mailsite_users gauge\n",
-        );
-        let _ = writeln!(out, "mailsite_users {}", site.users.len());
-        out.push_str("# HELP mailsite_site_generation Directory generation this node serves.\n# TYPE mailsite_site_generation gauge\n");
-        let _ = writeln!(out, "mailsite_site_generation {}", site.generation);
-        out.push_str("# HELP mailsite_server_state Server state (1 for the state it is in).\n# TYPE mailsite_server_state gauge\n");
-        let config = site.config();
-        let servers = config
-            .mailboxes
-            .iter()
-            .zip(&site.map.mailbox_states)
-            .map(|(s, st)| ("mailbox", s, st))
-            .chain(
-                config
-                    .sorters
-                    .iter()
-                    .zip(&site.map.sorter_states)
-                    .map(|(s, st)| ("sorter", s, st)),
-            );
-        for (role, server, state) in servers {
-            for candidate in ["up", "maintenance", "down"] {
-                let _ = writeln!(
-                    out,
-                    "mailsite_server_state{{role=\"{role}\",server=\"{}\",state=\"{candidate}\"}} {}",
-                    server.name,
-                    u8::from(state.as_str() == candidate)
-                );
-            }
-        }
-        out.push_str("# HELP mailsite_letter_owner The mailbox server serving each letter (1).\n# TYPE mailsite_letter_owner gauge\n");
-        for bucket in 0..mailsite_shared::config::BUCKETS {
-            let _ = writeln!(
-                out,
-                "mailsite_letter_owner{{letter=\"{}\",server=\"{}\"}} 1",
-                bucket_name(bucket),
-                site.map.owner(bucket).name
-            );
-        }
+        // Writing into a String cannot fail.
+        let _ = prometheus_text::encode(&mut out, &registry);
         out
+    }
+}
+
+/// The site's state as this node serves it, read at each scrape and written in a
+/// stable order (servers as configured, letters a to z).
+#[derive(Debug)]
+struct SiteState {
+    /// Role, server name and the state it is in.
+    servers: Vec<(&'static str, String, &'static str)>,
+    /// Letter and the mailbox server serving it.
+    owners: Vec<(String, String)>,
+}
+
+impl SiteState {
+    fn of(site: &Snapshot) -> SiteState {
+        let config = site.config();
+        let map = &site.map;
+        let mailboxes = config.mailboxes.iter().zip(&map.mailbox_states);
+        let sorters = config.sorters.iter().zip(&map.sorter_states);
+        SiteState {
+            servers: mailboxes
+                .map(|(s, st)| ("mailbox", s.name.clone(), st.as_str()))
+                .chain(sorters.map(|(s, st)| ("sorter", s.name.clone(), st.as_str())))
+                .collect(),
+            owners: (0..BUCKETS)
+                .map(|bucket| (bucket_name(bucket), map.owner(bucket).name.clone()))
+                .collect(),
+        }
+    }
+}
+
+impl Collector for SiteState {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut family = encoder.encode_descriptor(
+            "mailsite_server_state",
+            "Server state (1 for the state it is in).",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (role, server, state) in &self.servers {
+            for candidate in ["up", "maintenance", "down"] {
+                let labels = [
+                    ("role", *role),
+                    ("server", server.as_str()),
+                    ("state", candidate),
+                ];
+                ConstGauge::new(i64::from(*state == candidate))
+                    .encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "mailsite_letter_owner",
+            "The mailbox server serving each letter (1).",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (letter, server) in &self.owners {
+            let labels = [("letter", letter.as_str()), ("server", server.as_str())];
+            ConstGauge::new(1i64).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use mailsite_shared::{SiteConfig, SiteMap};
+
+    use super::*;
+
+    #[test]
+    fn names_labels_and_values_stay_as_dashboards_read_them() {
+        let metrics = Metrics::new();
+        metrics.http(Endpoint::Thunderbird, 200);
+        metrics.http(Endpoint::Thunderbird, 404);
+        metrics.http(Endpoint::Thunderbird, 404);
+        metrics.dns(1);
+        metrics.dns(99);
+        metrics.accepted();
+        metrics.delivery(Delivery::Delivered);
+        metrics.bounce();
+        metrics.queue_size(2);
+        metrics.queue_size(-5);
+        metrics.health_check("mailbox1", false);
+        metrics.health_change("mailbox1", true);
+        let map = SiteMap::initial(Arc::new(SiteConfig::embedded()));
+        let site = Snapshot {
+            generation: map.generation,
+            map,
+            users: Default::default(),
+        };
+        let text = metrics.render(&site);
+        for line in [
+            "# HELP mailsite_http_requests_total HTTP requests answered, by endpoint and status class.",
+            "# TYPE mailsite_http_requests_total counter",
+            "mailsite_http_requests_total{endpoint=\"thunderbird\",status=\"2xx\"} 1",
+            "mailsite_http_requests_total{endpoint=\"thunderbird\",status=\"4xx\"} 2",
+            "mailsite_dns_responses_total{rcode=\"NXDOMAIN\"} 1",
+            "mailsite_dns_responses_total{rcode=\"other\"} 1",
+            "mailsite_dns_responses_total{rcode=\"NOERROR\"} 0",
+            "mailsite_sorter_accepted_total 1",
+            "mailsite_sorter_deliveries_total{result=\"delivered\"} 1",
+            "mailsite_sorter_deliveries_total{result=\"failed\"} 0",
+            "mailsite_sorter_bounces_total 1",
+            "# TYPE mailsite_sorter_queue_messages gauge",
+            "mailsite_sorter_queue_messages 0",
+            "mailsite_health_checks_total{server=\"mailbox1\",result=\"fail\"} 1",
+            "mailsite_health_checks_total{server=\"mailbox1\",result=\"pass\"} 0",
+            "mailsite_health_changes_total{server=\"mailbox1\",to=\"down\"} 1",
+            "mailsite_health_changes_total{server=\"mailbox1\",to=\"up\"} 0",
+            "mailsite_users 0",
+            "mailsite_site_generation 0",
+            "# TYPE mailsite_server_state gauge",
+            "mailsite_server_state{role=\"mailbox\",server=\"mailbox1\",state=\"up\"} 1",
+            "mailsite_server_state{role=\"sorter\",server=\"sorter2\",state=\"down\"} 0",
+            "mailsite_letter_owner{letter=\"a\",server=\"mailbox1\"} 1",
+            "mailsite_letter_owner{letter=\"other\",server=\"mailbox1\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line:?} in\n{text}");
+        }
     }
 }

@@ -12,7 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use mailsite_shared::SiteConfig;
-use mailsite_shared::route::alias_label;
+use mailsite_shared::route::alias_host;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
@@ -37,7 +37,7 @@ pub fn certificate_names(config: &SiteConfig) -> Vec<String> {
     let mut names = Vec::new();
     for domain in config.domains() {
         for bucket in 0..mailsite_shared::config::BUCKETS {
-            names.push(format!("{}.{domain}", alias_label(bucket)));
+            names.push(alias_host(bucket, domain));
         }
         for label in ["outbox", "autoconfig", "autodiscover"] {
             names.push(format!("{label}.{domain}"));

@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::route::{OTHER_BUCKET, bucket_name, is_alias_label, letter_bucket};
+
 /// The embedded default site, as TOML text (also what `check-config --print-default` shows).
 pub const DEFAULT_SITE_TOML: &str = include_str!("default-site.toml");
 
@@ -516,7 +518,7 @@ pub fn valid_domain(domain: &str) -> bool {
 fn letter_key(key: &str) -> Option<Vec<usize>> {
     let key = key.trim().to_ascii_lowercase();
     if key == "other" {
-        return Some(vec![BUCKETS - 1]);
+        return Some(vec![OTHER_BUCKET]);
     }
     let bytes = key.as_bytes();
     let (first, last) = match bytes {
@@ -527,16 +529,7 @@ fn letter_key(key: &str) -> Option<Vec<usize>> {
     if !first.is_ascii_lowercase() || !last.is_ascii_lowercase() || first > last {
         return None;
     }
-    Some((first..=last).map(|c| (c - b'a') as usize).collect())
-}
-
-/// The printable name of a bucket: `a`..`z`, or `other`.
-pub fn bucket_name(bucket: usize) -> String {
-    if bucket < 26 {
-        ((b'a' + bucket as u8) as char).to_string()
-    } else {
-        "other".to_string()
-    }
+    (first..=last).map(letter_bucket).collect()
 }
 
 fn servers(
@@ -558,7 +551,7 @@ fn servers(
                 "use a single DNS label of letters, digits and hyphens, e.g. \"mailbox3\"",
             ));
         }
-        if name.len() == 5 && name.starts_with("mail") || name == "mail0" || name == "outbox" {
+        if is_alias_label(&name) {
             return Err(src.error(
                 Some(span),
                 key,
@@ -1006,7 +999,7 @@ impl SiteConfig {
                 "{name:?} is not a usable server name: use a single DNS label of letters, digits and hyphens, e.g. \"mailbox3\""
             ));
         }
-        if name.len() == 5 && name.starts_with("mail") || name == "mail0" || name == "outbox" {
+        if is_alias_label(name) {
             return Err(format!(
                 "{name:?} collides with a site alias name: choose a name that is not mail<letter>, mail0 or outbox"
             ));

@@ -11,6 +11,7 @@
 
 pub mod autoconfig;
 pub mod config;
+#[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod report;

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::config::{BUCKETS, Server, SiteConfig, bucket_name, valid_domain};
+use crate::config::{BUCKETS, Server, SiteConfig, valid_domain};
 
 /// The longest address accepted (RFC 5321's path limit less the angle brackets).
 pub const MAX_ADDRESS: usize = 254;
@@ -156,21 +156,60 @@ pub fn valid_username(name: &str) -> bool {
         && !name.contains("..")
 }
 
+/// The directory username that a name typed to sign in stands for: `alice`, `Alice`,
+/// or `alice@` one of the site's domains in any case; `None` for an address of another
+/// domain, or for nothing.
+///
+/// Every sign-in (IMAP, POP3, SMTP AUTH, the helper's preference, the console) asks
+/// this, so that a name one of them accepts, every one accepts. Surrounding whitespace
+/// is dropped: no username contains any, and a name pasted into a form or sent by a
+/// sloppy client must not be refused for it.
+pub fn login_username(config: &SiteConfig, typed: &str) -> Option<String> {
+    let typed = typed.trim();
+    let local = match typed.rsplit_once('@') {
+        Some((local, domain)) if config.serves_domain(&domain.to_ascii_lowercase()) => local,
+        Some(_) => return None,
+        None => typed,
+    };
+    Some(local.to_lowercase()).filter(|name| !name.is_empty())
+}
+
 /// The routing bucket of a username: 0..=25 for `a`..`z`, 26 for anything else
 /// (digits, punctuation, non-ASCII letters).
 pub fn bucket_of(username: &str) -> usize {
-    match username.bytes().next() {
-        Some(b) if b.is_ascii_alphabetic() => (b.to_ascii_lowercase() - b'a') as usize,
-        _ => BUCKETS - 1,
+    username
+        .bytes()
+        .next()
+        .and_then(letter_bucket)
+        .unwrap_or(OTHER_BUCKET)
+}
+
+/// The bucket of everything that does not start with an ASCII letter.
+pub const OTHER_BUCKET: usize = BUCKETS - 1;
+
+/// The bucket of an ASCII letter, in either case.
+pub fn letter_bucket(letter: u8) -> Option<usize> {
+    letter
+        .is_ascii_alphabetic()
+        .then(|| usize::from(letter.to_ascii_lowercase() - b'a'))
+}
+
+/// The character that stands for a bucket in alias labels: `a`..`z`, `0` for the
+/// other bucket. A username starting with it falls in that bucket.
+pub fn bucket_char(bucket: usize) -> char {
+    if bucket < OTHER_BUCKET {
+        char::from(b'a' + bucket as u8)
+    } else {
+        '0'
     }
 }
 
-/// The alias label of a bucket: `maila`..`mailz`, `mail0` for other first characters.
-pub fn alias_label(bucket: usize) -> String {
-    if bucket < 26 {
-        format!("mail{}", (b'a' + bucket as u8) as char)
+/// The printable name of a bucket: `a`..`z`, or `other`.
+pub fn bucket_name(bucket: usize) -> String {
+    if bucket < OTHER_BUCKET {
+        bucket_char(bucket).to_string()
     } else {
-        "mail0".to_string()
+        "other".to_string()
     }
 }
 
@@ -178,11 +217,33 @@ pub fn alias_label(bucket: usize) -> String {
 pub fn parse_bucket(s: &str) -> Option<usize> {
     let s = s.trim().to_ascii_lowercase();
     match s.as_bytes() {
-        [c] if c.is_ascii_lowercase() => Some((c - b'a') as usize),
-        [b'0'] => Some(BUCKETS - 1),
-        _ if s == "other" => Some(BUCKETS - 1),
+        [c] if c.is_ascii_lowercase() => letter_bucket(*c),
+        [b'0'] => Some(OTHER_BUCKET),
+        _ if s == "other" => Some(OTHER_BUCKET),
         _ => None,
     }
+}
+
+/// The alias label of a bucket: `maila`..`mailz`, `mail0` for other first characters.
+pub fn alias_label(bucket: usize) -> String {
+    format!("mail{}", bucket_char(bucket))
+}
+
+/// The alias host of a bucket in `domain`: `mail<letter>.<domain>`, the name clients
+/// are configured with.
+pub fn alias_host(bucket: usize, domain: &str) -> String {
+    format!("{}.{domain}", alias_label(bucket))
+}
+
+/// The submission host of `domain`: `outbox.<domain>`, an alias for the sorters.
+pub fn outbox_host(domain: &str) -> String {
+    format!("outbox.{domain}")
+}
+
+/// Whether a server name would take one of the site's alias names (`mail` and one
+/// character, or `outbox`) in the zone.
+pub fn is_alias_label(name: &str) -> bool {
+    name.len() == 5 && name.starts_with("mail") || name == "outbox"
 }
 
 /// Everything a role needs to know about where an address lives.
@@ -353,12 +414,12 @@ impl SiteMap {
             domain: domain.to_string(),
             bucket,
             letter: bucket_name(bucket),
-            alias: format!("{}.{domain}", alias_label(bucket)),
+            alias: alias_host(bucket, domain),
             server: server.name.clone(),
             server_addresses: server.addresses.clone(),
             home: self.config.mailboxes[home_index].name.clone(),
             home_state: self.mailbox_states[home_index],
-            outbox: format!("outbox.{domain}"),
+            outbox: outbox_host(domain),
         }
     }
 }
@@ -511,6 +572,57 @@ mod tests {
         assert!(!valid_username("a..b"));
         assert!(!valid_username(""));
         assert!(!valid_username(&"a".repeat(65)));
+    }
+
+    #[test]
+    fn typed_names_become_usernames() {
+        let mut config = SiteConfig::embedded();
+        config.other_domains = vec!["example.org".to_string()];
+        let name = |typed: &str| login_username(&config, typed);
+        assert_eq!(name("alice").as_deref(), Some("alice"));
+        assert_eq!(name("Alice").as_deref(), Some("alice"));
+        assert_eq!(name("Alice@Example.Test").as_deref(), Some("alice"));
+        assert_eq!(name("alice@example.org").as_deref(), Some("alice"));
+        assert_eq!(name("ÉMILE").as_deref(), Some("émile"));
+        assert_eq!(name("alice@example.net"), None);
+        assert_eq!(name("alice@"), None);
+        assert_eq!(name("@example.test"), None);
+        assert_eq!(name(""), None);
+    }
+
+    /// The mailbox servers' login kept the whitespace around a typed name (so
+    /// ` alice` never matched a user) while the web sign-ins dropped it: one rule now,
+    /// the web's, since no username can contain whitespace.
+    #[test]
+    fn whitespace_around_a_typed_name_is_dropped() {
+        let config = SiteConfig::embedded();
+        let name = |typed: &str| login_username(&config, typed);
+        assert_eq!(name(" alice ").as_deref(), Some("alice"));
+        assert_eq!(name("\talice@example.test\r\n").as_deref(), Some("alice"));
+        assert_eq!(name("   "), None);
+        assert_eq!(name(" @example.test"), None);
+    }
+
+    #[test]
+    fn letters_buckets_and_aliases_agree() {
+        for bucket in 0..BUCKETS {
+            let name = bucket_name(bucket);
+            assert_eq!(parse_bucket(&name), Some(bucket));
+            assert_eq!(bucket_of(&bucket_char(bucket).to_string()), bucket);
+            assert_eq!(
+                alias_host(bucket, "example.test"),
+                format!("{}.example.test", alias_label(bucket))
+            );
+            assert!(is_alias_label(&alias_label(bucket)));
+        }
+        assert_eq!(bucket_of("Zoe"), 25);
+        assert_eq!(bucket_of(""), OTHER_BUCKET);
+        assert_eq!(letter_bucket(b'M'), Some(12));
+        assert_eq!(letter_bucket(b'1'), None);
+        assert_eq!(alias_label(0), "maila");
+        assert_eq!(bucket_name(OTHER_BUCKET), "other");
+        assert!(is_alias_label("outbox"));
+        assert!(!is_alias_label("mailbox1"));
     }
 
     #[test]

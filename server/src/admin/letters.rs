@@ -12,8 +12,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use mailsite_shared::config::{BUCKETS, bucket_name};
-use mailsite_shared::route::alias_label;
+use mailsite_shared::config::BUCKETS;
+use mailsite_shared::route::{alias_label, bucket_name};
 use mailsite_shared::{ServerState, SiteMap};
 
 use super::{Admin, Result, refused};

@@ -132,20 +132,6 @@ pub(crate) fn account(site: &Snapshot, email: &str) -> Result<Account, Refusal> 
     })
 }
 
-/// The directory username someone typed to sign in: `alice`, or `alice@` one of the
-/// site's domains; `None` for another domain's address or nothing.
-pub(crate) fn login_name(site: &Snapshot, typed: &str) -> Option<String> {
-    let typed = typed.trim();
-    let name = match typed.rsplit_once('@') {
-        Some((local, domain)) if site.config().serves_domain(&domain.to_ascii_lowercase()) => {
-            local.to_lowercase()
-        }
-        Some(_) => return None,
-        None => typed.to_lowercase(),
-    };
-    (!name.is_empty()).then_some(name)
-}
-
 /// The configuration model for an account.
 pub(crate) fn client_config(site: &Snapshot, account: &Account) -> ClientConfig {
     let route = site.map.route_user(&account.username, &account.domain);
@@ -285,7 +271,7 @@ async fn metrics(State(app): State<App>) -> Response {
     respond(
         Endpoint::Metrics,
         StatusCode::OK,
-        "text/plain; version=0.0.4; charset=utf-8",
+        crate::metrics::CONTENT_TYPE,
         body,
     )
 }

@@ -18,8 +18,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use base64::Engine;
 use mailsite_shared::autoconfig::Preference;
+use mailsite_shared::route::login_username;
 
-use super::{App, login_name, plain_error, respond};
+use super::{App, plain_error, respond};
 use crate::metrics::Endpoint;
 
 /// The wait before answering a wrong password.
@@ -76,7 +77,7 @@ pub(super) async fn store(
         },
         Err(_) => return bad("the body must be JSON: {\"preference\": \"imap\" | \"pop3\"}"),
     };
-    let username = login_name(&app.site.view(), &typed).unwrap_or_default();
+    let username = login_username(app.site.view().config(), &typed).unwrap_or_default();
     let directory = &app.site.directory;
     let valid = !username.is_empty()
         && directory

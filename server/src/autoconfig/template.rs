@@ -6,6 +6,7 @@
 use mailsite_shared::SiteMap;
 use mailsite_shared::autoconfig::{ClientConfig, Preference, autodiscover, thunderbird};
 use mailsite_shared::config::BUCKETS;
+use mailsite_shared::route::bucket_char;
 use mailsite_shared::xml::escape;
 
 /// Stands for the username while rendering. Control characters never reach a routed
@@ -74,11 +75,7 @@ impl Templates {
         for domain in &domains {
             let per_domain: [[[Template; 2]; 2]; BUCKETS] = std::array::from_fn(|bucket| {
                 // Route a name of this bucket, then put the marker in its place.
-                let probe = if bucket < 26 {
-                    ((b'a' + bucket as u8) as char).to_string()
-                } else {
-                    "0".to_string()
-                };
+                let probe = bucket_char(bucket).to_string();
                 let mut route = map.route_user(&probe, domain);
                 route.username = SLOT.to_string();
                 route.address = format!("{SLOT}@{domain}");

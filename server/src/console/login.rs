@@ -9,6 +9,7 @@ use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use mailsite_shared::route::login_username;
 use maud::html;
 use serde::Deserialize;
 
@@ -16,7 +17,6 @@ use super::Console;
 use super::page::{self, Nav};
 use super::session::{self, FAILURE_DELAY};
 use super::{Local, Operator, SESSION_COOKIE, cookie, set_cookie};
-use crate::autoconfig::login_name;
 
 /// The cookie that pairs a sign-in form with its browser.
 const LOGIN_COOKIE: &str = "mailsite_console_login";
@@ -133,7 +133,7 @@ pub async fn submit(
     let typed = form.username.trim();
     let refuse =
         |status, text: &str| sign_in_page(status, &local, &form.next, typed, Some(("error", text)));
-    let Some(name) = login_name(&app.site.view(), typed) else {
+    let Some(name) = login_username(app.site.view().config(), typed) else {
         tokio::time::sleep(FAILURE_DELAY).await;
         return refuse(StatusCode::UNAUTHORIZED, "Wrong operator name or password.");
     };

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use mailsite_shared::config::{BUCKETS, Server, bucket_name};
-use mailsite_shared::route::alias_label;
+use mailsite_shared::config::{BUCKETS, Server};
+use mailsite_shared::route::{alias_label, bucket_name};
 use mailsite_shared::{ServerState, SiteMap};
 use maud::{Markup, html};
 

@@ -15,8 +15,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use mailsite_shared::autoconfig::Preference;
-use mailsite_shared::config::bucket_name;
-use mailsite_shared::route::valid_username;
+use mailsite_shared::route::{bucket_name, valid_username};
 use mailsite_shared::{ServerState, SiteConfig, SiteMap};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Row};

@@ -230,6 +230,25 @@ impl Zone {
         }
     }
 
+    /// The addresses `host` has now: its A and AAAA records, in the zone's order;
+    /// `None` when the zone gives it none. What the site's DNS answers is the one truth
+    /// the helpdesk compares a user's lookups with.
+    pub fn addresses(&self, host: &str) -> Option<Vec<IpAddr>> {
+        let owner = LowerName::new(&name(&format!("{}.", host.trim_end_matches('.'))));
+        let addresses: Vec<IpAddr> = self
+            .nodes
+            .get(&owner)?
+            .all
+            .iter()
+            .filter_map(|record| match &record.data {
+                RData::A(a) => Some(IpAddr::V4(a.0)),
+                RData::AAAA(aaaa) => Some(IpAddr::V6(aaaa.0)),
+                _ => None,
+            })
+            .collect();
+        (!addresses.is_empty()).then_some(addresses)
+    }
+
     /// The zone of `domain` as a BIND-format master file.
     pub fn export(&self, domain: &str) -> Option<String> {
         let apex = LowerName::new(&name(&format!("{domain}.")));
@@ -341,5 +360,25 @@ mod tests {
             "{text}"
         );
         assert!(zone.export("example.org").is_none());
+    }
+
+    #[test]
+    fn addresses_are_what_the_zone_answers() {
+        let zone = Zone::build(&SiteMap::initial(Arc::new(SiteConfig::embedded())));
+        let ips = |host: &str| {
+            zone.addresses(host)
+                .map(|ips| ips.iter().map(|ip| ip.to_string()).collect::<Vec<_>>())
+        };
+        assert_eq!(ips("maila.example.test").unwrap(), ["127.0.0.11"]);
+        assert_eq!(ips("MAILZ.Example.Test.").unwrap(), ["127.0.0.12"]);
+        assert_eq!(
+            ips("outbox.example.test").unwrap(),
+            ["127.0.0.21", "127.0.0.22"]
+        );
+        assert_eq!(ips("mailbox2.example.test").unwrap(), ["127.0.0.12"]);
+        assert_eq!(ips("example.test"), None);
+        assert_eq!(ips("_imaps._tcp.example.test"), None);
+        assert_eq!(ips("nope.example.test"), None);
+        assert_eq!(ips("maila.example.org"), None);
     }
 }

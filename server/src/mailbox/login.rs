@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use mailsite_shared::route::login_username;
+
 use crate::state::Site;
 
 /// The wait before answering a connection's first failed login. Unit tests and fuzzing
@@ -30,24 +32,6 @@ pub enum Login {
     },
 }
 
-/// The username a typed name stands for: `alice`, `Alice` or `alice@<site domain>`;
-/// `None` for another domain.
-pub fn username(site: &Site, typed: &str) -> Option<String> {
-    let snapshot = site.snapshot();
-    match typed.rsplit_once('@') {
-        Some((local, domain))
-            if snapshot
-                .config()
-                .serves_domain(&domain.to_ascii_lowercase()) =>
-        {
-            Some(local.to_lowercase())
-        }
-        Some(_) => None,
-        None => Some(typed.to_lowercase()),
-    }
-    .filter(|u| !u.is_empty())
-}
-
 /// Checks a login for `server`. `failures` counts this connection's failed attempts:
 /// each one waits longer (250 ms, doubling, at most 4 s) before its answer.
 pub async fn check(
@@ -57,7 +41,7 @@ pub async fn check(
     password: &str,
     failures: &mut u32,
 ) -> Login {
-    let name = username(site, typed);
+    let name = login_username(site.view().config(), typed);
     let valid = match &name {
         Some(name) => site
             .directory

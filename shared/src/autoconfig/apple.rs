@@ -1,52 +1,77 @@
 //! Apple configuration profiles (`.mobileconfig`): a `Configuration` plist holding one
 //! `com.apple.mail.managed` payload for the user's preferred protocol.
 
-use std::fmt::Write;
+use serde::Serialize;
+use uuid::Uuid;
 
 use super::{ClientConfig, Protocol, Security};
-use crate::xml::escape;
 
 pub const CONTENT_TYPE: &str = "application/x-apple-aspen-config";
 
-/// A UUID derived from `seed`, so that installing the profile again replaces it
-/// rather than adding a second account (RFC 9562 version 8: custom).
+/// The namespace of mailsite's profile UUIDs (RFC 9562 version 5: names hashed into a
+/// namespace), itself the version 5 UUID of the DNS name `mobileconfig.mailsite.invalid`.
+fn namespace() -> Uuid {
+    Uuid::new_v5(&Uuid::NAMESPACE_DNS, b"mobileconfig.mailsite.invalid")
+}
+
+/// A UUID derived from `seed` (which names the site's domain and the user), so that
+/// installing the profile again replaces it rather than adding a second account.
 pub fn stable_uuid(seed: &str) -> String {
-    fn fnv(seed: &str, basis: u64) -> u64 {
-        seed.bytes().fold(basis, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        })
-    }
-    let hi = fnv(seed, 0xcbf2_9ce4_8422_2325);
-    let lo = fnv(seed, 0x8422_2325_cbf2_9ce4);
-    let hi = (hi & 0xffff_ffff_ffff_0fff) | 0x0000_0000_0000_8000;
-    let lo = (lo & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000;
+    // Upper case, as Apple's own tools write them.
     format!(
-        "{:08X}-{:04X}-{:04X}-{:04X}-{:012X}",
-        hi >> 32,
-        (hi >> 16) & 0xffff,
-        hi & 0xffff,
-        lo >> 48,
-        lo & 0xffff_ffff_ffff
+        "{:X}",
+        Uuid::new_v5(&namespace(), seed.as_bytes()).hyphenated()
     )
 }
 
-fn key_string(out: &mut String, key: &str, value: &str) {
-    let _ = write!(
-        out,
-        "\t\t\t<key>{key}</key>\n\t\t\t<string>{}</string>\n",
-        escape(value)
-    );
+/// The top level of a profile: a `Configuration` holding the account payload.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Profile<'a> {
+    payload_content: [Account<'a>; 1],
+    payload_description: String,
+    payload_display_name: &'a str,
+    payload_identifier: String,
+    payload_organization: &'a str,
+    payload_removal_disallowed: bool,
+    payload_type: &'static str,
+    #[serde(rename = "PayloadUUID")]
+    payload_uuid: String,
+    payload_version: u8,
 }
 
-fn key_int(out: &mut String, key: &str, value: u16) {
-    let _ = write!(
-        out,
-        "\t\t\t<key>{key}</key>\n\t\t\t<integer>{value}</integer>\n"
-    );
-}
-
-fn key_bool(out: &mut String, key: &str, value: bool) {
-    let _ = write!(out, "\t\t\t<key>{key}</key>\n\t\t\t<{value}/>\n");
+/// The `com.apple.mail.managed` payload: one mail account.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Account<'a> {
+    email_account_description: &'a str,
+    email_account_name: &'a str,
+    email_account_type: &'static str,
+    email_address: &'a str,
+    incoming_mail_server_authentication: &'static str,
+    incoming_mail_server_host_name: &'a str,
+    incoming_mail_server_port_number: u16,
+    #[serde(rename = "IncomingMailServerUseSSL")]
+    incoming_mail_server_use_ssl: bool,
+    incoming_mail_server_username: &'a str,
+    outgoing_mail_server_authentication: &'static str,
+    outgoing_mail_server_host_name: &'a str,
+    outgoing_mail_server_port_number: u16,
+    #[serde(rename = "OutgoingMailServerUseSSL")]
+    outgoing_mail_server_use_ssl: bool,
+    outgoing_mail_server_username: &'a str,
+    outgoing_password_same_as_incoming_password: bool,
+    payload_description: String,
+    payload_display_name: &'a str,
+    payload_identifier: String,
+    payload_type: &'static str,
+    #[serde(rename = "PayloadUUID")]
+    payload_uuid: String,
+    payload_version: u8,
+    prevent_app_sheet: bool,
+    prevent_move: bool,
+    #[serde(rename = "SMIMEEnabled")]
+    smime_enabled: bool,
 }
 
 /// Renders the profile. `config.email` must be set (profiles are per user).
@@ -58,78 +83,51 @@ pub fn render(config: &ClientConfig) -> String {
     let identifier = format!("{}.mailsite", reverse_domain.join("."));
     let account_uuid = stable_uuid(&format!("account:{email}"));
     let profile_uuid = stable_uuid(&format!("profile:{email}"));
-
-    let mut out = String::with_capacity(4096);
-    out.push_str(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" \"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n<plist version=\"1.0\">\n<dict>\n\t<key>PayloadContent</key>\n\t<array>\n\t\t<dict>\n",
-    );
-    let account_type = match incoming.protocol {
-        Protocol::Pop3 => "EmailTypePOP",
-        _ => "EmailTypeIMAP",
+    let account = Account {
+        email_account_description: &config.display_name,
+        email_account_name: email,
+        email_account_type: match incoming.protocol {
+            Protocol::Pop3 => "EmailTypePOP",
+            _ => "EmailTypeIMAP",
+        },
+        email_address: email,
+        incoming_mail_server_authentication: "EmailAuthPassword",
+        incoming_mail_server_host_name: &incoming.hostname,
+        incoming_mail_server_port_number: incoming.port,
+        incoming_mail_server_use_ssl: incoming.security != Security::Plain,
+        incoming_mail_server_username: &incoming.username,
+        outgoing_mail_server_authentication: "EmailAuthPassword",
+        outgoing_mail_server_host_name: &outgoing.hostname,
+        outgoing_mail_server_port_number: outgoing.port,
+        outgoing_mail_server_use_ssl: outgoing.security != Security::Plain,
+        outgoing_mail_server_username: &outgoing.username,
+        outgoing_password_same_as_incoming_password: true,
+        payload_description: format!("Mail account {email}"),
+        payload_display_name: &config.display_name,
+        payload_identifier: format!("{identifier}.account.{account_uuid}"),
+        payload_type: "com.apple.mail.managed",
+        payload_uuid: account_uuid,
+        payload_version: 1,
+        prevent_app_sheet: false,
+        prevent_move: false,
+        smime_enabled: false,
     };
-    key_string(&mut out, "EmailAccountDescription", &config.display_name);
-    key_string(&mut out, "EmailAccountName", email);
-    key_string(&mut out, "EmailAccountType", account_type);
-    key_string(&mut out, "EmailAddress", email);
-    key_string(
-        &mut out,
-        "IncomingMailServerAuthentication",
-        "EmailAuthPassword",
-    );
-    key_string(&mut out, "IncomingMailServerHostName", &incoming.hostname);
-    key_int(&mut out, "IncomingMailServerPortNumber", incoming.port);
-    key_bool(
-        &mut out,
-        "IncomingMailServerUseSSL",
-        incoming.security != Security::Plain,
-    );
-    key_string(&mut out, "IncomingMailServerUsername", &incoming.username);
-    key_string(
-        &mut out,
-        "OutgoingMailServerAuthentication",
-        "EmailAuthPassword",
-    );
-    key_string(&mut out, "OutgoingMailServerHostName", &outgoing.hostname);
-    key_int(&mut out, "OutgoingMailServerPortNumber", outgoing.port);
-    key_bool(
-        &mut out,
-        "OutgoingMailServerUseSSL",
-        outgoing.security != Security::Plain,
-    );
-    key_string(&mut out, "OutgoingMailServerUsername", &outgoing.username);
-    key_bool(&mut out, "OutgoingPasswordSameAsIncomingPassword", true);
-    key_string(
-        &mut out,
-        "PayloadDescription",
-        &format!("Mail account {email}"),
-    );
-    key_string(&mut out, "PayloadDisplayName", &config.display_name);
-    key_string(
-        &mut out,
-        "PayloadIdentifier",
-        &format!("{identifier}.account.{account_uuid}"),
-    );
-    key_string(&mut out, "PayloadType", "com.apple.mail.managed");
-    key_string(&mut out, "PayloadUUID", &account_uuid);
-    let _ = write!(
-        out,
-        "\t\t\t<key>PayloadVersion</key>\n\t\t\t<integer>1</integer>\n"
-    );
-    key_bool(&mut out, "PreventAppSheet", false);
-    key_bool(&mut out, "PreventMove", false);
-    key_bool(&mut out, "SMIMEEnabled", false);
-    out.push_str("\t\t</dict>\n\t</array>\n");
-    let _ = write!(
-        out,
-        "\t<key>PayloadDescription</key>\n\t<string>Sets up {} for {}</string>\n\t<key>PayloadDisplayName</key>\n\t<string>{}</string>\n\t<key>PayloadIdentifier</key>\n\t<string>{}.{}</string>\n\t<key>PayloadOrganization</key>\n\t<string>{}</string>\n\t<key>PayloadRemovalDisallowed</key>\n\t<false/>\n\t<key>PayloadType</key>\n\t<string>Configuration</string>\n\t<key>PayloadUUID</key>\n\t<string>{profile_uuid}</string>\n\t<key>PayloadVersion</key>\n\t<integer>1</integer>\n</dict>\n</plist>\n",
-        escape(&config.display_name),
-        escape(email),
-        escape(&config.display_name),
-        escape(&identifier),
-        profile_uuid,
-        escape(&config.display_name),
-    );
-    out
+    let profile = Profile {
+        payload_content: [account],
+        payload_description: format!("Sets up {} for {email}", config.display_name),
+        payload_display_name: &config.display_name,
+        payload_identifier: format!("{identifier}.{profile_uuid}"),
+        payload_organization: &config.display_name,
+        payload_removal_disallowed: false,
+        payload_type: "Configuration",
+        payload_uuid: profile_uuid,
+        payload_version: 1,
+    };
+    let mut out = Vec::with_capacity(4096);
+    // Strings, integers and booleans written into memory: nothing here can fail.
+    plist::to_writer_xml(&mut out, &profile).expect("a profile serialises");
+    out.push(b'\n');
+    String::from_utf8(out).expect("plist writes UTF-8")
 }
 
 #[cfg(test)]
@@ -142,6 +140,47 @@ mod tests {
         assert_eq!(a, stable_uuid("alice@example.test"));
         assert_ne!(a, stable_uuid("bob@example.test"));
         assert_eq!(a.len(), 36);
-        assert_eq!(&a[14..15], "8");
+        assert_eq!(&a[14..15], "5");
+        assert_eq!(a, a.to_uppercase());
+    }
+
+    #[test]
+    fn a_profile_reads_back_with_its_keys_and_values() {
+        use std::sync::Arc;
+
+        use crate::autoconfig::Preference;
+        use crate::config::SiteConfig;
+        use crate::route::SiteMap;
+
+        let map = SiteMap::initial(Arc::new(SiteConfig::embedded()));
+        let route = map.route("a\"<x>&'@example.test").unwrap();
+        let config = ClientConfig::for_route(&map.config, &route, Preference::Pop3);
+        let text = render(&config);
+        let profile: plist::Dictionary = plist::from_bytes(text.as_bytes()).unwrap();
+        let string = |d: &plist::Dictionary, key: &str| {
+            d.get(key)
+                .and_then(plist::Value::as_string)
+                .map(str::to_string)
+        };
+        assert_eq!(string(&profile, "PayloadType").unwrap(), "Configuration");
+        let uuid = string(&profile, "PayloadUUID").unwrap();
+        assert_eq!(uuid, stable_uuid("profile:a\"<x>&'@example.test"));
+        let account = profile["PayloadContent"].as_array().unwrap()[0]
+            .as_dictionary()
+            .unwrap();
+        assert_eq!(string(account, "EmailAddress").unwrap(), route.address);
+        assert_eq!(string(account, "EmailAccountType").unwrap(), "EmailTypePOP");
+        assert_eq!(
+            account["IncomingMailServerPortNumber"].as_signed_integer(),
+            Some(i64::from(config.incoming[0].port))
+        );
+        assert_eq!(account["IncomingMailServerUseSSL"].as_boolean(), Some(true));
+        assert_eq!(
+            string(account, "PayloadIdentifier").unwrap(),
+            format!(
+                "test.example.mailsite.account.{}",
+                stable_uuid("account:a\"<x>&'@example.test")
+            )
+        );
     }
 }

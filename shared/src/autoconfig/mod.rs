@@ -10,7 +10,7 @@ pub mod thunderbird;
 use std::fmt;
 
 use crate::config::SiteConfig;
-use crate::route::Route;
+use crate::route::{self, Route};
 
 /// A mail protocol a client is configured for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -135,8 +135,8 @@ impl ClientConfig {
             config,
             domain,
             None,
-            &format!("mail0.{domain}"),
-            &format!("outbox.{domain}"),
+            &route::alias_host(route::OTHER_BUCKET, domain),
+            &route::outbox_host(domain),
             LOCALPART_PLACEHOLDER,
             Preference::Imap,
         )
