@@ -4,7 +4,7 @@
 # a change visible on all nodes within 300 ms; CPU per change independent of the user count
 # within 2x).
 #
-# Run (as root, from anywhere; needs only loopback). On 2 cores a run takes about 4 minutes once
+# Run (as root, from anywhere; needs only loopback). On 2 cores a run takes about 3 minutes once
 # mailsite is built:
 #   bash bench/sitechange.sh                      # builds target/release/mailsite first
 #   bash bench/sitechange.sh /path/to/mailsite    # explicit mailsite binary (not built)
