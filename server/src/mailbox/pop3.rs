@@ -6,9 +6,8 @@
 //! are marks until QUIT, then one atomic expunge. One session per maildrop at a time.
 //! Passwords are refused on unencrypted connections (STLS, or port 995) except on loopback.
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
@@ -23,31 +22,6 @@ use crate::state::Site;
 /// Longest command line accepted (RFC 2449 allows 255 octets; clients send less).
 pub const MAX_LINE: usize = 1024;
 pub const MAX_CONNECTIONS: usize = 2000;
-
-/// Maildrops in use by a session of this process.
-static LOCKED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
-
-/// Holds a maildrop lock; released when dropped (QUIT, error or disconnect).
-struct MaildropLock(String);
-
-impl MaildropLock {
-    fn take(username: &str) -> Option<MaildropLock> {
-        let mut locked = LOCKED.lock().unwrap_or_else(|e| e.into_inner());
-        locked
-            .get_or_insert_with(HashSet::new)
-            .insert(username.to_string())
-            .then(|| MaildropLock(username.to_string()))
-    }
-}
-
-impl Drop for MaildropLock {
-    fn drop(&mut self) {
-        let mut locked = LOCKED.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(set) = locked.as_mut() {
-            set.remove(&self.0);
-        }
-    }
-}
 
 /// A message as the session numbers it.
 struct Entry {
@@ -66,7 +40,7 @@ enum State {
         username: String,
         uidvalidity: u32,
         messages: Vec<Entry>,
-        _lock: MaildropLock,
+        _lock: super::store::MaildropLock,
     },
 }
 
@@ -236,7 +210,7 @@ impl Session {
                     ));
                 }
             };
-        let Some(lock) = MaildropLock::take(&username) else {
+        let Some(lock) = self.store.lock_maildrop(&username) else {
             return err("[IN-USE] Another session has this maildrop open; try again when it ends");
         };
         let loaded = async {

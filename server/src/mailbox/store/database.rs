@@ -35,6 +35,10 @@ pub(super) struct Database {
     writers: Arc<tokio::sync::Mutex<()>>,
     /// Wakes the sessions of a user when their mail changes.
     pub(super) changes: Changes,
+    /// The POP3 maildrops open in a session (RFC 1939's exclusive lock), for every
+    /// mailbox server on this database: after a letter move, a session on the old
+    /// server still holds its user's maildrop.
+    pub(super) maildrops: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl Database {
@@ -68,6 +72,30 @@ mod tests {
         assert!(
             !there.has_changed().unwrap(),
             "another database, no wake-up"
+        );
+        std::fs::remove_dir_all(dir).ok();
+        std::fs::remove_dir_all(other_dir).ok();
+    }
+
+    /// A POP3 maildrop open through one mailbox server's store is locked for the
+    /// others on the same database until the session lets go, and not elsewhere.
+    #[tokio::test]
+    async fn maildrop_locks_hold_across_the_stores_of_one_database() {
+        let (s, dir) = store().await;
+        let (elsewhere, other_dir) = store().await;
+        let beside = s.beside(dir.join("mail2"));
+        let held = s.lock_maildrop("amy").expect("the first session locks");
+        assert!(
+            beside.lock_maildrop("amy").is_none(),
+            "locked for the other server"
+        );
+        assert!(s.lock_maildrop("bob").is_some(), "another user is free");
+        let other = elsewhere.lock_maildrop("amy");
+        assert!(other.is_some(), "another database is not locked");
+        drop(held);
+        assert!(
+            beside.lock_maildrop("amy").is_some(),
+            "free once the session ends"
         );
         std::fs::remove_dir_all(dir).ok();
         std::fs::remove_dir_all(other_dir).ok();

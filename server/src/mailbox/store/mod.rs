@@ -59,6 +59,21 @@ use maildir::Maildir;
 pub use names::NameError;
 pub use reindex::ReindexReport;
 
+/// A POP3 session's hold on a maildrop ([`Store::lock_maildrop`]).
+pub struct MaildropLock {
+    set: Arc<std::sync::Mutex<HashSet<String>>>,
+    username: String,
+}
+
+impl Drop for MaildropLock {
+    fn drop(&mut self) {
+        self.set
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.username);
+    }
+}
+
 /// The mailboxes every new user gets, with their SPECIAL-USE attribute (RFC 6154).
 pub const DEFAULT_MAILBOXES: [(&str, &str); 6] = [
     ("INBOX", ""),
@@ -211,6 +226,20 @@ impl Store {
         directory: &crate::directory::Directory,
     ) -> Store {
         Store::new(config.data_dir.join("mail"), directory.pool().clone())
+    }
+
+    /// Takes the exclusive POP3 lock of a user's maildrop (RFC 1939 8); `None` while
+    /// another session holds it. The lock is released when the guard is dropped.
+    pub fn lock_maildrop(&self, username: &str) -> Option<MaildropLock> {
+        let set = self.database.maildrops.clone();
+        let taken = set
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(username.to_string());
+        taken.then(|| MaildropLock {
+            set,
+            username: username.to_string(),
+        })
     }
 
     /// A receiver that changes whenever this user's mail changes in this process.
