@@ -3,7 +3,7 @@
 //! format that `/metrics` serves. The names and labels are what dashboards and the
 //! end-to-end tests read: keep them.
 
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 
 use mailsite_shared::config::BUCKETS;
 use mailsite_shared::route::bucket_name;
@@ -21,6 +21,9 @@ use crate::state::Snapshot;
 
 /// The `Content-Type` of what [`Metrics::render`] writes.
 pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
+
+/// How many [`Endpoint`]s there are (`Other` is the last).
+const ENDPOINT_COUNT: usize = Endpoint::Other as usize + 1;
 
 /// The HTTP endpoints counted separately.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,7 +117,13 @@ struct HealthChangeLabels {
 /// are registered in, so a scrape reads them as they are.
 pub struct Metrics {
     http: Family<HttpLabels, Counter>,
+    /// Each endpoint's and status class's counter once it was first counted: the hot
+    /// path then adds to its atomic without the family's lock and map lookup (a
+    /// `Counter` clone shares its value). Series appear when first counted, as before.
+    http_counters: [[OnceLock<Counter>; 5]; ENDPOINT_COUNT],
     dns: Family<RcodeLabels, Counter>,
+    /// The counter of each response code, resolved once (every code shows from the start).
+    dns_counters: [Counter; DNS_RCODES.len()],
     accepted: Counter,
     deliveries: Family<DeliveryLabels, Counter>,
     bounces: Counter,
@@ -127,9 +136,14 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 
 impl Metrics {
     fn new() -> Metrics {
+        let dns = Family::<RcodeLabels, Counter>::default();
+        let dns_counters =
+            DNS_RCODES.map(|rcode| dns.get_or_create(&RcodeLabels { rcode }).clone());
         let metrics = Metrics {
             http: Family::default(),
-            dns: Family::default(),
+            http_counters: Default::default(),
+            dns,
+            dns_counters,
             accepted: Counter::default(),
             deliveries: Family::default(),
             bounces: Counter::default(),
@@ -137,10 +151,7 @@ impl Metrics {
             health_checks: Family::default(),
             health_changes: Family::default(),
         };
-        // Every response code and delivery result is shown from the start, at 0.
-        for rcode in DNS_RCODES {
-            let _ = metrics.dns.get_or_create(&RcodeLabels { rcode });
-        }
+        // Every response code (above) and delivery result is shown from the start, at 0.
         for outcome in Delivery::ALL {
             let _ = metrics.deliveries.get_or_create(&DeliveryLabels {
                 result: outcome.label(),
@@ -150,19 +161,22 @@ impl Metrics {
     }
 
     pub fn http(&self, endpoint: Endpoint, status: u16) {
-        let class = STATUS_CLASSES[usize::from((status / 100).clamp(1, 5) - 1)];
-        self.http
-            .get_or_create(&HttpLabels {
-                endpoint: endpoint.label(),
-                status: class,
+        let class = usize::from((status / 100).clamp(1, 5) - 1);
+        self.http_counters[endpoint as usize][class]
+            .get_or_init(|| {
+                self.http
+                    .get_or_create(&HttpLabels {
+                        endpoint: endpoint.label(),
+                        status: STATUS_CLASSES[class],
+                    })
+                    .clone()
             })
             .inc();
     }
 
     /// Counts a DNS answer by its index in [`DNS_RCODES`].
     pub fn dns(&self, rcode: usize) {
-        let rcode = DNS_RCODES[rcode.min(DNS_RCODES.len() - 1)];
-        self.dns.get_or_create(&RcodeLabels { rcode }).inc();
+        self.dns_counters[rcode.min(DNS_RCODES.len() - 1)].inc();
     }
 
     /// Counts a message a sorter accepted (queued) over SMTP.
