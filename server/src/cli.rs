@@ -14,6 +14,7 @@ use mailsite_shared::{ServerState, SiteConfig, SiteMap};
 
 use crate::admin::letters::{LetterChange, Progress, Storage};
 use crate::admin::queue::Queued;
+use crate::admin::rebalance::Plan;
 use crate::admin::servers::{Kind, NewServer};
 use crate::admin::users::{NewUser, UserView, check_password};
 use crate::admin::{Admin, utc};
@@ -198,12 +199,20 @@ pub enum LetterCommand {
     },
     /// Show every letter, its alias and the server serving it.
     List,
-    /// Move letters so that every mailbox server that is up is the home of an even
-    /// share of them (after `server add`, say). Prints each move.
+    /// Move letters so that every mailbox server that is up carries an even share of
+    /// the load (after `server add`, say).
+    ///
+    /// Letters are weighed by their users and the mail they store, not counted: first
+    /// letters are far from uniform. The plan, with each server's share of letters,
+    /// users and bytes before and after, is printed before anything moves; then each
+    /// move as it happens.
     Rebalance {
         /// Copy moved letters' mail to servers with storage of their own.
         #[arg(long)]
         migrate: bool,
+        /// Print the plan and stop: move nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -649,15 +658,76 @@ fn print_progress(event: Progress<'_>) {
             copied.messages,
             elapsed.as_secs_f64()
         ),
+        Progress::Planned(plan) => print_plan(plan),
         Progress::Moved(c) => println!("letter {}: {} -> {} ({})", c.letter, c.from, c.to, c.alias),
     }
 }
 
-async fn rebalance(admin: &Admin, migrate: bool) -> anyhow::Result<()> {
-    let done = admin.rebalance(migrate, &print_progress).await?;
-    if done.moves.is_empty() {
-        println!("every mailbox server that is up already has an even share of the letters");
+/// "1.5 GiB", "20 KiB", "512 B".
+fn bytes_text(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
     } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// Prints a rebalance plan: the moves, and each server's share before and after.
+fn print_plan(plan: &Plan) {
+    if plan.moves.is_empty() {
+        println!(
+            "every mailbox server that is up already carries an even share of the load (within 2%):"
+        );
+    } else {
+        println!("plan: {} letter move(s)", plan.moves.len());
+        print_changes(&plan.moves);
+        println!("shares of the load (users and mail stored), before -> after:");
+    }
+    for (before, after) in plan.before.iter().zip(&plan.after) {
+        if plan.moves.is_empty() {
+            println!(
+                "  {:<10} {:>5.1}%  {} letter(s), {} user(s), {}",
+                before.server,
+                before.percent(),
+                before.letters,
+                before.users,
+                bytes_text(before.bytes)
+            );
+        } else {
+            println!(
+                "  {:<10} {:>5.1}% -> {:>5.1}%  letters {} -> {}, users {} -> {}, mail {} -> {}",
+                before.server,
+                before.percent(),
+                after.percent(),
+                before.letters,
+                after.letters,
+                before.users,
+                after.users,
+                bytes_text(before.bytes),
+                bytes_text(after.bytes)
+            );
+        }
+    }
+}
+
+async fn rebalance(admin: &Admin, migrate: bool, dry_run: bool) -> anyhow::Result<()> {
+    if dry_run {
+        let plan = admin.rebalance_plan().await?;
+        print_plan(&plan);
+        if !plan.moves.is_empty() {
+            println!("nothing moved (--dry-run)");
+        }
+        return Ok(());
+    }
+    let done = admin.rebalance(migrate, &print_progress).await?;
+    if !done.plan.moves.is_empty() {
         print_letters(&done.after);
     }
     Ok(())
@@ -666,7 +736,7 @@ async fn rebalance(admin: &Admin, migrate: bool) -> anyhow::Result<()> {
 async fn letter(admin: &Admin, cmd: LetterCommand) -> anyhow::Result<()> {
     match cmd {
         LetterCommand::List => print_letters(&admin.site_map().await?),
-        LetterCommand::Rebalance { migrate } => rebalance(admin, migrate).await?,
+        LetterCommand::Rebalance { migrate, dry_run } => rebalance(admin, migrate, dry_run).await?,
         LetterCommand::Move {
             letter,
             server,
@@ -731,7 +801,7 @@ async fn server(admin: &Admin, cmd: ServerCommand) -> anyhow::Result<()> {
                 list.join(", "),
             );
             if !sorter && even {
-                rebalance(admin, migrate).await?;
+                rebalance(admin, migrate, false).await?;
             } else if !sorter {
                 println!(
                     "it serves no letter yet: `mailsite letter move L {name}` or `mailsite letter rebalance`"

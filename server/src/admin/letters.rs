@@ -1,5 +1,5 @@
-//! Letter moves: making a mailbox server the home of a letter, and rebalancing letters
-//! over the servers that are up.
+//! Letter moves: making a mailbox server the home of a letter (rebalancing, which
+//! plans several moves, is in `rebalance`).
 //!
 //! A move between servers that share storage is a directory change: every node's DNS,
 //! autoconfig and deliveries follow within a poll. Between servers that keep mail
@@ -86,6 +86,8 @@ pub enum Progress<'a> {
     },
     /// The catch-up passes are done.
     CaughtUp { copied: Copied, elapsed: Duration },
+    /// A rebalance will make these moves (reported before the first).
+    Planned(&'a super::rebalance::Plan),
     /// A rebalance moved one letter.
     Moved(&'a LetterChange),
 }
@@ -118,56 +120,6 @@ impl LetterMove {
         (self.after.owner(self.bucket).name != self.server)
             .then(|| self.after.mailbox_state(&self.server).unwrap_or_default())
     }
-}
-
-/// What a rebalance did.
-#[derive(Debug)]
-pub struct Rebalance {
-    pub moves: Vec<LetterChange>,
-    pub after: SiteMap,
-}
-
-/// Moves letters from the mailbox servers that are home to the most letters to those
-/// home to the fewest, among the servers that are up, until shares differ by one at most.
-pub fn rebalance_plan(map: &SiteMap) -> Vec<(usize, String)> {
-    let up: Vec<String> = map
-        .config
-        .mailboxes
-        .iter()
-        .filter(|s| map.mailbox_state(&s.name) == Some(ServerState::Up))
-        .map(|s| s.name.clone())
-        .collect();
-    if up.len() < 2 {
-        return Vec::new();
-    }
-    let mut homes: Vec<String> = (0..BUCKETS).map(|b| map.home(b).name.clone()).collect();
-    let mut moves = Vec::new();
-    loop {
-        let count = |name: &String| homes.iter().filter(|h| *h == name).count();
-        let most = up
-            .iter()
-            .max_by_key(|n| (count(n), std::cmp::Reverse(*n)))
-            .cloned();
-        let fewest = up.iter().min_by_key(|n| (count(n), *n)).cloned();
-        let (Some(most), Some(fewest)) = (most, fewest) else {
-            break;
-        };
-        // Letters whose home is down or in maintenance count for no one: they go first.
-        let stranded = (0..BUCKETS).rev().find(|&b| !up.contains(&homes[b]));
-        let from = match stranded {
-            Some(b) => Some(b),
-            None if count(&most) > count(&fewest) + 1 => {
-                (0..BUCKETS).rev().find(|&b| homes[b] == most)
-            }
-            None => None,
-        };
-        let Some(bucket) = from else {
-            break;
-        };
-        homes[bucket] = fewest.clone();
-        moves.push((bucket, fewest));
-    }
-    moves
 }
 
 impl Admin {
@@ -224,50 +176,6 @@ impl Admin {
             before,
             after,
         })
-    }
-
-    /// Moves letters until every mailbox server that is up is home to an even share,
-    /// each move as [`Admin::move_letter`] makes it.
-    pub async fn rebalance(
-        &self,
-        migrate: bool,
-        progress: &(dyn Fn(Progress<'_>) + Sync),
-    ) -> Result<Rebalance> {
-        let map = self.site_map().await?;
-        let plan = rebalance_plan(&map);
-        // Refuse before moving anything rather than stop half-way.
-        if !migrate {
-            for (bucket, to) in &plan {
-                let from = &map.home(*bucket).name;
-                if let Storage::Separate {
-                    from: from_root,
-                    to: to_root,
-                } = storage_between(&map, from, to)
-                {
-                    return Err(refused(format!(
-                        "{to} keeps mail in {} and {from} in {}: add --migrate to copy the moved letters' mail",
-                        to_root.display(),
-                        from_root.display()
-                    )));
-                }
-            }
-        }
-        let mut moves = Vec::new();
-        for (bucket, to) in plan {
-            let from = map.home(bucket).name.clone();
-            self.move_letter(bucket, &to, migrate, progress).await?;
-            let change = LetterChange {
-                bucket,
-                letter: bucket_name(bucket),
-                alias: format!("{}.{}", alias_label(bucket), map.config.domain),
-                from,
-                to,
-            };
-            progress(Progress::Moved(&change));
-            moves.push(change);
-        }
-        let after = self.site_map().await?;
-        Ok(Rebalance { moves, after })
     }
 
     /// A mirror pass while `from` still serves the letter, the move, then catch-up
@@ -375,58 +283,6 @@ mod tests {
     use mailsite_shared::SiteConfig;
 
     use super::*;
-
-    fn homes(map: &SiteMap, plan: &[(usize, String)]) -> HashMap<String, usize> {
-        let mut homes: Vec<String> = (0..BUCKETS).map(|b| map.home(b).name.clone()).collect();
-        for (bucket, to) in plan {
-            homes[*bucket] = to.clone();
-        }
-        let mut count = HashMap::new();
-        for home in homes {
-            *count.entry(home).or_default() += 1;
-        }
-        count
-    }
-
-    #[test]
-    fn rebalancing_gives_every_server_that_is_up_an_even_share() {
-        let config = SiteConfig::embedded();
-        let added = mailsite_shared::config::Server {
-            name: "mailbox3".into(),
-            addresses: vec!["127.0.0.13".parse().unwrap()],
-            storage: None,
-        };
-        let config = Arc::new(config.with_added(&[(true, added)]));
-        let map = SiteMap::new(config.clone(), &[], &HashMap::new(), 1);
-        let plan = rebalance_plan(&map);
-        // 14 letters on mailbox1 (a-m and other), 13 on mailbox2, none on mailbox3.
-        assert_eq!(plan.len(), 9, "{plan:?}");
-        let count = homes(&map, &plan);
-        assert_eq!(count["mailbox1"], 9);
-        assert_eq!(count["mailbox2"], 9);
-        assert_eq!(count["mailbox3"], 9);
-        // Done: the same plan applied leaves nothing to do.
-        let overrides: Vec<(usize, String)> = plan.clone();
-        let after = SiteMap::new(config.clone(), &overrides, &HashMap::new(), 2);
-        assert!(rebalance_plan(&after).is_empty());
-        // A server in maintenance gets nothing, and its letters go to the others.
-        let states = HashMap::from([("mailbox2".to_string(), ServerState::Maintenance)]);
-        let drained = SiteMap::new(config, &overrides, &states, 3);
-        let plan = rebalance_plan(&drained);
-        let count = homes(&drained, &plan);
-        assert_eq!(count.get("mailbox2"), None, "{plan:?}");
-        assert!(
-            count["mailbox1"].abs_diff(count["mailbox3"]) <= 1,
-            "{count:?}"
-        );
-    }
-
-    #[test]
-    fn one_server_up_is_nothing_to_balance() {
-        let map = SiteMap::initial(Arc::new(SiteConfig::embedded()));
-        // 14 and 13 already differ by one.
-        assert!(rebalance_plan(&map).is_empty());
-    }
 
     #[test]
     fn changes_name_each_letter_that_moves() {

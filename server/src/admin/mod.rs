@@ -6,7 +6,8 @@
 //!   operator), and the views of users the interfaces show;
 //! - [`letters`]: moving a letter to another mailbox server, with the storage check
 //!   and, when the servers keep mail apart, the migration of its mail around the move;
-//!   rebalancing letters over the servers that are up;
+//! - [`rebalance`]: evening out the load (users and mail stored) over the mailbox
+//!   servers that are up, planned and shown before anything moves;
 //! - [`servers`]: adding servers to the running site, draining them and bringing them
 //!   back, and what their health checks find;
 //! - [`queue`]: the sorters' queues (list, flush, remove).
@@ -17,6 +18,7 @@
 
 pub mod letters;
 pub mod queue;
+pub mod rebalance;
 pub mod servers;
 pub mod users;
 

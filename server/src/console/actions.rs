@@ -304,7 +304,10 @@ fn log_progress(operator: &str, event: Progress<'_>) {
         Progress::CaughtUp { copied, elapsed } => {
             tracing::info!(%operator, messages = copied.messages, seconds = elapsed.as_secs_f64(), "console: what arrived meanwhile is copied")
         }
-        Progress::UserCopied { .. } | Progress::Flipped { .. } | Progress::Moved(_) => {}
+        Progress::UserCopied { .. }
+        | Progress::Flipped { .. }
+        | Progress::Planned(_)
+        | Progress::Moved(_) => {}
     }
 }
 

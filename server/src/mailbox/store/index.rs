@@ -1,6 +1,8 @@
 //! The index in the site database: the rows of mailboxes and messages, read and
 //! written here, and the turn a write transaction takes.
 
+use std::collections::HashMap;
+
 use sqlx::Row;
 use tokio::sync::OwnedMutexGuard;
 
@@ -99,6 +101,22 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(Store::info).collect()
+    }
+
+    /// The bytes of mail each user keeps, from the index (users with no mail are left
+    /// out). What a rebalance weighs letters by.
+    pub async fn bytes_by_user(&self) -> Result<HashMap<String, u64>> {
+        let rows = sqlx::query(
+            "SELECT username, CAST(SUM(size) AS BIGINT) AS bytes FROM messages GROUP BY username",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let bytes: i64 = row.try_get("bytes")?;
+                Ok((row.try_get("username")?, bytes.max(0) as u64))
+            })
+            .collect()
     }
 
     pub async fn mailbox(&self, username: &str, name: &str) -> Result<MailboxInfo> {
@@ -231,6 +249,27 @@ pub(super) fn split_flags(flags: &str) -> Vec<String> {
 mod tests {
     use super::super::FlagOp;
     use super::super::fixture::{msg, store};
+
+    /// What a rebalance weighs letters by: each user's bytes, over every mailbox.
+    #[tokio::test]
+    async fn bytes_by_user_adds_up_every_mailbox() {
+        let (s, dir) = store().await;
+        for user in ["kim", "zoe", "nobody"] {
+            s.ensure_user(user).await.unwrap();
+        }
+        s.create_mailbox("kim", "Projects", "").await.unwrap();
+        let mut kim = 0;
+        for (n, mailbox) in [(1, "INBOX"), (2, "INBOX"), (30, "Projects")] {
+            kim += msg(n).len() as u64;
+            s.append("kim", mailbox, msg(n), &[], None).await.unwrap();
+        }
+        s.append("zoe", "INBOX", msg(4), &[], None).await.unwrap();
+        let bytes = s.bytes_by_user().await.unwrap();
+        assert_eq!(bytes.get("kim"), Some(&kim));
+        assert_eq!(bytes.get("zoe"), Some(&(msg(4).len() as u64)));
+        assert_eq!(bytes.get("nobody"), None);
+        std::fs::remove_dir_all(dir).ok();
+    }
 
     /// Sessions of several processes write one mailbox at once (on PostgreSQL, with
     /// READ COMMITTED): every message gets its own UID, and no flag change is lost.
