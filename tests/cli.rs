@@ -268,6 +268,140 @@ fn letters_and_servers_are_moved_with_clear_reports() {
     }
 }
 
+/// Draining the last mailbox server or the last sorter that is up is refused with what
+/// users would see, unless --force; nothing changes until then.
+#[test]
+fn draining_the_last_server_of_a_kind_needs_force() {
+    let site = Site::isolated();
+    site.ok(&["server", "maintenance", "mailbox1"], None);
+    let out = site.run(&["server", "maintenance", "mailbox2"], None);
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success(), "the last mailbox server was drained");
+    for says in [
+        "mailbox2 is the last mailbox server up",
+        "without their mail",
+        "--force",
+    ] {
+        assert!(stderr.contains(says), "{says:?} missing: {stderr}");
+    }
+    let servers = site.ok(&["server", "list"], None);
+    assert!(
+        servers
+            .lines()
+            .any(|l| l.starts_with("mailbox2") && l.contains(" up ")),
+        "{servers}"
+    );
+    let out = site.ok(&["server", "maintenance", "mailbox2", "--force"], None);
+    assert!(out.contains("mailbox2 is now maintenance"), "{out}");
+    assert!(
+        out.contains("warning: mailbox2 is the last mailbox server up"),
+        "{out}"
+    );
+
+    site.ok(&["server", "maintenance", "sorter1"], None);
+    let out = site.run(&["server", "maintenance", "sorter2"], None);
+    assert!(!out.status.success(), "the last sorter was drained");
+    let (_, stderr) = text(&out);
+    assert!(
+        stderr.contains("sorter2 is the last sorter up") && stderr.contains("unable to send"),
+        "{stderr}"
+    );
+    site.ok(&["server", "maintenance", "sorter2", "--force"], None);
+    // Bringing servers back never needs force.
+    site.ok(&["server", "up", "mailbox1"], None);
+    site.ok(&["server", "up", "sorter1"], None);
+}
+
+/// What an operator new to the command line runs into: a directory with no site, user
+/// names typed as addresses, dates, the operator flag, and an empty password.
+#[test]
+fn the_command_line_says_what_it_found_and_takes_addresses() {
+    // No site where the command looks: said, with where it looked and how to point at
+    // one; nothing is created.
+    let empty = std::env::temp_dir().join(format!("mailsite-no-site-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
+    for args in [
+        vec!["user", "list"],
+        vec!["user", "show", "alice"],
+        vec!["route", "alice@example.test"],
+        vec!["letter", "list"],
+    ] {
+        let out = run_command(
+            Command::new(BIN).arg("--data-dir").arg(&empty).args(&args),
+            None,
+        );
+        let (_, stderr) = text(&out);
+        assert!(!out.status.success(), "{args:?} succeeded with no site");
+        assert!(
+            stderr.contains("no site found in")
+                && stderr.contains(&empty.display().to_string())
+                && stderr.contains("--data-dir"),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert!(
+        !empty.join("site.db").exists(),
+        "a read-only command created a site"
+    );
+    // Adding the first user starts one, and says so.
+    let out = run_command(
+        Command::new(BIN)
+            .arg("--data-dir")
+            .arg(&empty)
+            .args(["user", "add", "first"]),
+        Some("first-password\n"),
+    );
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert!(text(&out).1.contains("creating one"), "{:?}", text(&out));
+    std::fs::remove_dir_all(&empty).ok();
+
+    let site = Site::isolated();
+    site.add_user("alice", "alice-password", &["--operator"]);
+    site.add_user("bob", "bob-password", &[]);
+    // Every user argument takes the address as well as the name.
+    let show = site.ok(&["user", "show", "Alice@Example.test"], None);
+    assert!(show.contains("username      alice"), "{show}");
+    // Dates are dates.
+    let created = show
+        .lines()
+        .find(|l| l.starts_with("created_at"))
+        .expect("created_at");
+    assert!(
+        created.ends_with("UTC") && created.contains('-'),
+        "{created}"
+    );
+    site.ok(&["user", "disable", "bob@example.test"], None);
+    site.ok(&["user", "enable", "bob@example.test"], None);
+    site.ok(
+        &["user", "passwd", "bob@example.test"],
+        Some("bob-password-2\n"),
+    );
+    let mailboxes = site.ok(&["mailbox", "list", "bob@example.test"], None);
+    assert!(mailboxes.contains("INBOX"), "{mailboxes}");
+    let other = site.run(&["user", "show", "alice@elsewhere.org"], None);
+    assert!(!other.status.success());
+    assert!(
+        text(&other).1.contains("not a user of this site"),
+        "{}",
+        text(&other).1
+    );
+    // The list shows who may use the console.
+    let list = site.ok(&["user", "list"], None);
+    assert!(list.lines().next().unwrap().contains("OPERATOR"), "{list}");
+    let alice = list.lines().find(|l| l.starts_with("alice")).unwrap();
+    let bob = list.lines().find(|l| l.starts_with("bob")).unwrap();
+    assert!(alice.contains(" yes "), "{list}");
+    assert!(!bob.contains(" yes "), "{list}");
+    // No password on standard input is said as that, not as a short password.
+    let out = site.run(&["user", "add", "carol"], Some(""));
+    assert!(!out.status.success());
+    assert!(
+        text(&out).1.contains("no password was given"),
+        "{}",
+        text(&out).1
+    );
+}
+
 #[test]
 fn zone_export_writes_the_live_zone() {
     let site = Site::isolated();

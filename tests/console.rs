@@ -672,6 +672,91 @@ fn a_letter_moves_once_confirmed() {
     assert!(lookup.body.contains("<code>mailq.example.test</code>"));
 }
 
+/// Draining the last mailbox server that is up: the confirmation page says what users
+/// would see, and only a confirmation of that warning drains it (a form from before
+/// the warning applied is refused and changes nothing).
+#[test]
+fn draining_the_last_mailbox_server_warns_first() {
+    let site = site();
+    let op = Client::new(&site, "op");
+    assert_eq!(op.sign_in(OPERATOR, OPERATOR_PASSWORD, &[]).status, 303);
+    let first = op.get("/console/server?name=mailbox2&state=maintenance");
+    assert_eq!(first.status, 200);
+    assert!(
+        first.body.contains("<h1>Drain mailbox2?</h1>"),
+        "{}",
+        first.body
+    );
+    assert!(
+        !first.body.contains("last mailbox server up"),
+        "{}",
+        first.body
+    );
+    assert_eq!(first.field("force"), "no");
+
+    site.ok(&["server", "maintenance", "mailbox1"], None);
+    let in_maintenance = site.within(Duration::from_secs(5), || {
+        op.get("/console/server?name=mailbox2&state=maintenance")
+            .body
+            .contains("the last one up?")
+    });
+    assert!(
+        in_maintenance.is_some(),
+        "the console did not follow the drain"
+    );
+    let warned = op.get("/console/server?name=mailbox2&state=maintenance");
+    for says in [
+        "<h1>Drain mailbox2, the last one up?</h1>",
+        "mailbox2 is the last mailbox server up",
+        "without their mail",
+        "Drain mailbox2 anyway",
+    ] {
+        assert!(
+            warned.body.contains(says),
+            "{says:?} missing:\n{}",
+            warned.body
+        );
+    }
+    assert_eq!(warned.field("force"), "yes");
+
+    // The form from before the warning: refused, with the warning, and nothing changes.
+    let post = |page: &Answer| {
+        op.post(
+            "/console/server",
+            &[
+                ("csrf", &page.field("csrf")),
+                ("name", &page.field("name")),
+                ("state", &page.field("state")),
+                ("force", &page.field("force")),
+                ("confirm", &page.field("confirm")),
+            ],
+            &[],
+        )
+    };
+    let stale = post(&first);
+    assert_ne!(stale.status, 303, "{}", stale.body);
+    assert!(
+        stale.body.contains("last mailbox server up"),
+        "{}",
+        stale.body
+    );
+    let list = site.ok(&["server", "list"], None);
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("mailbox2") && l.contains(" up ")),
+        "{list}"
+    );
+    // The warned confirmation drains it.
+    let done = post(&warned);
+    assert_eq!(done.status, 303, "{}", done.body);
+    let list = site.ok(&["server", "list"], None);
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("mailbox2") && l.contains("maintenance")),
+        "{list}"
+    );
+}
+
 /// Markup and quotes where a page shows text from users, the directory, a report or the
 /// request.
 const HOSTILE: &str = "<script>\"x\"&'y'</script>";

@@ -13,7 +13,7 @@ use mailsite_shared::route::bucket_name;
 use mailsite_shared::{ServerState, SiteConfig};
 
 use crate::admin::queue::Queued;
-use crate::admin::servers::{Kind, NewServer};
+use crate::admin::servers::{Kind, NewServer, last_up_warning};
 use crate::admin::users::{NewUser, UserView, check_password};
 use crate::admin::{Admin, utc};
 use crate::helpdesk::user_line;
@@ -223,7 +223,15 @@ pub enum ServerCommand {
     /// Drain a server: its letters (or, for a sorter, its share of outbox) move to the
     /// others, and its open IMAP and POP3 sessions are told to reconnect. Health checks
     /// never end a maintenance.
-    Maintenance { name: String },
+    ///
+    /// Draining the last mailbox server or the last sorter that is up is refused, with
+    /// what users would see, unless --force.
+    Maintenance {
+        name: String,
+        /// Drain it even if it is the last server of its kind that is up.
+        #[arg(long)]
+        force: bool,
+    },
     /// Bring a server back: its letters return (once its health checks pass).
     Up { name: String },
     /// Show every server, its state (up, maintenance, down) and its health checks.
@@ -339,7 +347,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::helpdesk::explain(config, &report).await.map(|_| ())
         }
         command => {
-            let admin = Admin::open(config).await?;
+            // Adding users may start a site; anything else in a directory with no site
+            // is a mistake, said as one (not an empty site.db and "no user").
+            let creates = matches!(
+                command,
+                Command::User(UserCommand::Add { .. } | UserCommand::Import { .. })
+            );
+            let admin = if creates {
+                if !crate::admin::site_exists(&config) {
+                    eprintln!(
+                        "note: no site in {} yet: creating one (site.db)",
+                        config.data_dir.display()
+                    );
+                }
+                Admin::open(config).await?
+            } else {
+                Admin::open_existing(config).await?
+            };
             match command {
                 Command::User(cmd) => user(&admin, cmd).await,
                 Command::Route { email, json } => route(&admin, &email, json).await,
@@ -410,7 +434,13 @@ fn read_new_password() -> anyhow::Result<String> {
     } else {
         let mut line = String::new();
         std::io::stdin().lock().read_line(&mut line)?;
-        line.trim_end_matches(['\r', '\n']).to_string()
+        let password = line.trim_end_matches(['\r', '\n']).to_string();
+        if password.is_empty() {
+            bail!(
+                "no password was given: standard input was empty. Run the command on a terminal to be asked for one, or give it as one line on standard input"
+            );
+        }
+        password
     };
     check_password(&password)?;
     Ok(password)
@@ -444,24 +474,29 @@ async fn user(admin: &Admin, cmd: UserCommand) -> anyhow::Result<()> {
             );
         }
         UserCommand::Remove { username } => {
+            let username = admin.username(&username)?;
             admin.remove_user(&username).await?;
             println!("removed {username} (their stored mail is kept)");
         }
         UserCommand::Passwd { username } => {
+            let username = admin.username(&username)?;
             admin.user(&username).await?;
             let password = read_new_password()?;
             admin.set_password(&username, &password).await?;
             println!("password of {username} changed");
         }
         UserCommand::Prefer { username, protocol } => {
+            let username = admin.username(&username)?;
             admin.set_preference(&username, protocol).await?;
             println!("{username} now prefers {protocol}; autoconfig lists it first");
         }
         UserCommand::Disable { username } => {
+            let username = admin.username(&username)?;
             admin.set_enabled(&username, false).await?;
             println!("{username} is disabled");
         }
         UserCommand::Enable { username } => {
+            let username = admin.username(&username)?;
             admin.set_enabled(&username, true).await?;
             println!("{username} is enabled");
         }
@@ -472,14 +507,21 @@ async fn user(admin: &Admin, cmd: UserCommand) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
                 println!(
-                    "{:<24} {:<6} {:<6} {:<10} {:<8} NAME",
-                    "USERNAME", "LETTER", "PREFER", "SERVER", "STATE"
+                    "{:<24} {:<6} {:<6} {:<10} {:<8} {:<8} NAME",
+                    "USERNAME", "LETTER", "PREFER", "SERVER", "STATE", "OPERATOR"
                 );
                 for UserView { user: u, route } in &users {
                     let state = if u.enabled { "enabled" } else { "disabled" };
+                    let operator = if u.operator { "yes" } else { "-" };
                     println!(
-                        "{:<24} {:<6} {:<6} {:<10} {:<8} {}",
-                        u.username, route.letter, u.preference, route.server, state, u.display_name
+                        "{:<24} {:<6} {:<6} {:<10} {:<8} {:<8} {}",
+                        u.username,
+                        route.letter,
+                        u.preference,
+                        route.server,
+                        state,
+                        operator,
+                        u.display_name
                     );
                 }
                 println!("{} users", users.len());
@@ -491,12 +533,16 @@ async fn user(admin: &Admin, cmd: UserCommand) -> anyhow::Result<()> {
             update,
         } => crate::user_import::run(admin, &file, format, update).await?,
         UserCommand::Show { username, json } => {
-            let value = admin.user(&username).await?.to_json();
+            let view = admin.user(&admin.username(&username)?).await?;
+            let value = view.to_json();
             if json {
                 println!("{}", serde_json::to_string_pretty(&value)?);
             } else if let Some(object) = value.as_object() {
                 for (k, v) in object {
-                    let v = v.as_str().map_or(v.to_string(), str::to_string);
+                    let v = match (k.as_str(), v.as_u64()) {
+                        ("created_at", Some(secs)) => utc(secs),
+                        _ => v.as_str().map_or(v.to_string(), str::to_string),
+                    };
                     println!("{k:<13} {v}");
                 }
             }
@@ -593,7 +639,7 @@ async fn route(admin: &Admin, email: &str, json: bool) -> anyhow::Result<()> {
 
 async fn server(admin: &Admin, cmd: ServerCommand) -> anyhow::Result<()> {
     let domain = &admin.config().domain;
-    let (name, state) = match cmd {
+    let (name, state, force) = match cmd {
         ServerCommand::Add {
             name,
             addresses,
@@ -653,10 +699,10 @@ async fn server(admin: &Admin, cmd: ServerCommand) -> anyhow::Result<()> {
             }
             return Ok(());
         }
-        ServerCommand::Maintenance { name } => (name, ServerState::Maintenance),
-        ServerCommand::Up { name } => (name, ServerState::Up),
+        ServerCommand::Maintenance { name, force } => (name, ServerState::Maintenance, force),
+        ServerCommand::Up { name } => (name, ServerState::Up, false),
     };
-    let change = admin.set_server_state(&name, state).await?;
+    let change = admin.set_server_state(&name, state, force).await?;
     let name = &change.name;
     println!("{name} is now {state}; running nodes follow within a second");
     if let Some(detail) = &change.failing {
@@ -665,11 +711,6 @@ async fn server(admin: &Admin, cmd: ServerCommand) -> anyhow::Result<()> {
     match change.kind {
         Kind::Mailbox => {
             print_changes(&change.changes());
-            if change.nowhere_to_go() {
-                println!(
-                    "  warning: no other mailbox server is up, so its letters stay where they are"
-                );
-            }
         }
         Kind::Sorter => {
             let outbox: Vec<&str> = change
@@ -680,6 +721,12 @@ async fn server(admin: &Admin, cmd: ServerCommand) -> anyhow::Result<()> {
                 .collect();
             println!("  outbox.{domain} -> {}", outbox.join(", "));
         }
+    }
+    if let Some(warning) = (state == ServerState::Maintenance)
+        .then(|| last_up_warning(&change.before, name))
+        .flatten()
+    {
+        println!("  warning: {warning}");
     }
     Ok(())
 }
@@ -715,6 +762,7 @@ async fn mailbox(admin: &Admin, cmd: MailboxCommand) -> anyhow::Result<()> {
     let username = match &cmd {
         MailboxCommand::List { username } | MailboxCommand::Reindex { username } => username,
     };
+    let username = &admin.username(username)?;
     // The user's mail is in the storage of the server serving them now.
     let map = admin.site_map().await?;
     let server = &map.owner(mailsite_shared::route::bucket_of(username)).name;
@@ -723,26 +771,26 @@ async fn mailbox(admin: &Admin, cmd: MailboxCommand) -> anyhow::Result<()> {
         admin.directory().pool().clone(),
     );
     match cmd {
-        MailboxCommand::List { username } => {
-            admin.directory().user(&username).await?;
-            store.ensure_user(&username).await?;
+        MailboxCommand::List { .. } => {
+            admin.directory().user(username).await?;
+            store.ensure_user(username).await?;
             println!(
                 "{:<24} {:>8} {:>12} {:>8} SPECIAL-USE",
                 "MAILBOX", "MESSAGES", "UIDVALIDITY", "UIDNEXT"
             );
-            for m in store.mailboxes(&username).await? {
-                store.sync(&username, &m.name).await?;
-                let info = store.mailbox(&username, &m.name).await?;
-                let count = store.messages(&username, &m.name).await?.len();
+            for m in store.mailboxes(username).await? {
+                store.sync(username, &m.name).await?;
+                let info = store.mailbox(username, &m.name).await?;
+                let count = store.messages(username, &m.name).await?.len();
                 println!(
                     "{:<24} {:>8} {:>12} {:>8} {}",
                     info.name, count, info.uidvalidity, info.uidnext, info.special_use
                 );
             }
         }
-        MailboxCommand::Reindex { username } => {
-            admin.directory().user(&username).await?;
-            let report = store.reindex(&username).await?;
+        MailboxCommand::Reindex { .. } => {
+            admin.directory().user(username).await?;
+            let report = store.reindex(username).await?;
             println!(
                 "reindexed {username}: {} messages in {} mailboxes, UIDs and UIDVALIDITY kept",
                 report.messages, report.mailboxes
@@ -791,7 +839,7 @@ fn queue(admin: &Admin, cmd: QueueCommand) -> anyhow::Result<()> {
                     if r.attempts > 0 {
                         line.push_str(&format!(", {} attempts", r.attempts));
                     }
-                    if r.state == State::Pending && !r.remote {
+                    if r.state == State::Pending {
                         if r.next_attempt > now {
                             line.push_str(&format!(
                                 ", next in {} s ({})",

@@ -39,6 +39,10 @@ pub enum AdminError {
     Store(#[from] crate::mailbox::store::StoreError),
     #[error(transparent)]
     Queue(#[from] crate::sorter::queue::QueueError),
+    #[error(
+        "no site found in {0}: there is no site.db there. Run `mailsite serve` once to create the site, or point at an existing one with --data-dir DIR (MAILSITE_DATA_DIR) or --config FILE (MAILSITE_CONFIG)"
+    )]
+    NoSite(std::path::PathBuf),
 }
 
 pub type Result<T> = std::result::Result<T, AdminError>;
@@ -62,6 +66,16 @@ impl Admin {
         Ok(Admin::new(Arc::new(config), directory))
     }
 
+    /// Opens the site database of `config` only if the site exists, so that a command
+    /// run in the wrong directory says so instead of creating an empty site. A
+    /// PostgreSQL site is its database: it exists once configured.
+    pub async fn open_existing(config: SiteConfig) -> Result<Admin> {
+        if !site_exists(&config) {
+            return Err(AdminError::NoSite(config.data_dir.clone()));
+        }
+        Admin::open(config).await
+    }
+
     /// An admin over a directory already open (the console shares the server's).
     pub fn new(config: Arc<SiteConfig>, directory: Directory) -> Admin {
         Admin { config, directory }
@@ -79,6 +93,12 @@ impl Admin {
     pub async fn site_map(&self) -> Result<SiteMap> {
         Ok(self.directory.site_map(self.config.clone()).await?)
     }
+}
+
+/// Whether the site of `config` exists: its SQLite database is there, or it is on
+/// PostgreSQL.
+pub fn site_exists(config: &SiteConfig) -> bool {
+    config.database.is_some() || config.data_dir.join("site.db").exists()
 }
 
 /// A Unix time as UTC text, as every interface shows times.

@@ -64,17 +64,6 @@ impl StateChange {
     pub fn changes(&self) -> Vec<LetterChange> {
         letter_changes(&self.before, &self.after)
     }
-
-    /// A mailbox server drained while no other is up keeps its letters.
-    pub fn nowhere_to_go(&self) -> bool {
-        self.kind == Kind::Mailbox
-            && self.state == ServerState::Maintenance
-            && self
-                .after
-                .serving_mailboxes()
-                .iter()
-                .all(|s| s.name == self.name)
-    }
 }
 
 /// Which kind of server of the site `name` is.
@@ -98,6 +87,42 @@ pub fn state_of(map: &SiteMap, name: &str) -> Option<ServerState> {
             .iter()
             .position(|s| s.name == name)
             .map(|i| map.sorter_states[i]),
+    }
+}
+
+/// Why draining `name` would leave its kind with no server up, and what users would
+/// see; `None` when another server of its kind is up to take over.
+pub fn last_up_warning(map: &SiteMap, name: &str) -> Option<String> {
+    let domain = &map.config.domain;
+    match kind_of(map, name)? {
+        Kind::Mailbox => {
+            let others_up = map
+                .config
+                .mailboxes
+                .iter()
+                .any(|s| s.name != name && map.mailbox_state(&s.name) == Some(ServerState::Up));
+            let served = (0..mailsite_shared::config::BUCKETS)
+                .filter(|&b| map.owner(b).name == name)
+                .count();
+            (!others_up).then(|| {
+                format!(
+                    "{name} is the last mailbox server up: no other server that is up can take over its {served} letter(s), so its users keep depending on it. Stopping it for maintenance leaves them without their mail: their clients say the server cannot be reached until it is back."
+                )
+            })
+        }
+        Kind::Sorter => {
+            let others_up = map
+                .config
+                .sorters
+                .iter()
+                .zip(&map.sorter_states)
+                .any(|(s, state)| s.name != name && *state == ServerState::Up);
+            (!others_up).then(|| {
+                format!(
+                    "{name} is the last sorter up: outbox.{domain} keeps pointing at every sorter (a name must resolve), and stopping them leaves users unable to send mail, and mail from other sites waiting at their senders."
+                )
+            })
+        }
     }
 }
 
@@ -154,8 +179,14 @@ impl Admin {
             .await?)
     }
 
-    /// Drains a server (maintenance) or brings it back (up).
-    pub async fn set_server_state(&self, name: &str, state: ServerState) -> Result<StateChange> {
+    /// Drains a server (maintenance) or brings it back (up). Draining the last server
+    /// of its kind that is up is refused, with what users would see, unless `force`.
+    pub async fn set_server_state(
+        &self,
+        name: &str,
+        state: ServerState,
+        force: bool,
+    ) -> Result<StateChange> {
         let name = name.trim().to_ascii_lowercase();
         if state == ServerState::Down {
             return Err(refused(
@@ -166,6 +197,16 @@ impl Admin {
         let Some(kind) = kind_of(&before, &name) else {
             return Err(DirectoryError::NoServer(name).into());
         };
+        let already = state_of(&before, &name) == Some(ServerState::Maintenance);
+        if state == ServerState::Maintenance
+            && !force
+            && !already
+            && let Some(warning) = last_up_warning(&before, &name)
+        {
+            return Err(refused(format!(
+                "{warning} Drain it anyway with --force (the console asks to confirm the warning)."
+            )));
+        }
         self.directory
             .set_server_state(&self.config, &name, state)
             .await?;

@@ -2,7 +2,7 @@
 //! disable, operator rights; and the view of a user with where the site serves them.
 
 use mailsite_shared::autoconfig::Preference;
-use mailsite_shared::route::{Route, valid_username};
+use mailsite_shared::route::{Route, login_username, valid_username};
 
 use super::{Admin, Result, refused};
 use crate::directory::{DirectoryError, User};
@@ -54,10 +54,21 @@ pub fn check_password(password: &str) -> Result<()> {
 }
 
 impl Admin {
+    /// The username a name typed by an operator stands for: `alice`, `Alice` or
+    /// `alice@<domain>` for any of the site's domains, as every sign-in accepts it.
+    pub fn username(&self, typed: &str) -> Result<String> {
+        login_username(&self.config, typed).ok_or_else(|| {
+            refused(format!(
+                "{typed:?} is not a user of this site: give a username or an address at {}",
+                self.config.domain
+            ))
+        })
+    }
+
     /// Refuses a name that cannot be a new user (badly formed, or taken), before the
     /// caller asks for a password.
     pub async fn check_new_username(&self, username: &str) -> Result<String> {
-        let username = username.to_lowercase();
+        let username = self.username(username)?;
         if !valid_username(&username) {
             return Err(DirectoryError::BadUsername(username).into());
         }

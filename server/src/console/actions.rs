@@ -22,6 +22,7 @@ use super::Operator;
 use super::page::{self, Nav, alert, badge, csrf_field};
 use super::sitemap::addresses;
 use crate::admin::letters::{LetterChange, Progress, Storage, letter_changes, storage_between};
+use crate::admin::servers::last_up_warning;
 
 /// The site as it would be with some letters' homes and some servers' states changed.
 fn preview(map: &SiteMap, homes: &[(usize, &str)], states: &[(&str, ServerState)]) -> SiteMap {
@@ -390,14 +391,28 @@ pub async fn confirm_state(
             .map(|i| map.sorter_states[i])
     }
     .unwrap_or_default();
-    let (title, button) = match state {
-        ServerState::Maintenance => (format!("Drain {name}?"), format!("Drain {name}")),
+    // Draining the last server of its kind: said plainly, and confirming forces it.
+    let last = (state == ServerState::Maintenance && current != ServerState::Maintenance)
+        .then(|| last_up_warning(map, &name))
+        .flatten();
+    let (title, button) = match (state, &last) {
+        (ServerState::Maintenance, None) => (format!("Drain {name}?"), format!("Drain {name}")),
+        (ServerState::Maintenance, Some(_)) => (
+            format!("Drain {name}, the last one up?"),
+            format!("Drain {name} anyway"),
+        ),
         _ => (format!("Bring {name} back?"), format!("Bring {name} back")),
     };
     let domain = &map.config.domain;
     let explanation = html! {
         p { (name) " is " (badge(current.as_str())) " now." }
+        @if let Some(warning) = &last {
+            p.warning { (warning) }
+        }
         @match (state, mailbox) {
+            (ServerState::Maintenance, true) if last.is_some() => p {
+                "Draining it marks it for maintenance; its letters stay on it."
+            },
             (ServerState::Maintenance, true) => p {
                 "Draining it moves its letters to the other mailbox servers: their aliases \
                  resolve there within the alias TTL, autoconfig answers follow, its open IMAP \
@@ -416,13 +431,6 @@ pub async fn confirm_state(
         }
         @if mailbox {
             (moves_list(&letter_changes(map, &after)))
-            @if state == ServerState::Maintenance
-                && after.serving_mailboxes().iter().all(|s| s.name == name)
-            {
-                p.warning {
-                    "No other mailbox server is up, so its letters stay where they are."
-                }
-            }
         }
         @if failing && state == ServerState::Up {
             p.warning { "Its health checks fail, so it stays down until they pass." }
@@ -433,7 +441,11 @@ pub async fn confirm_state(
         &title,
         explanation,
         "/console/server",
-        &[("name", &name), ("state", state.as_str())],
+        &[
+            ("name", &name),
+            ("state", state.as_str()),
+            ("force", if last.is_some() { "yes" } else { "no" }),
+        ],
         &button,
     )
 }
@@ -446,6 +458,10 @@ pub struct StateForm {
     name: String,
     #[serde(default)]
     state: String,
+    /// `yes` when the confirmation page warned that this is the last server of its
+    /// kind that is up.
+    #[serde(default)]
+    force: String,
     confirm: Option<String>,
 }
 
@@ -462,7 +478,8 @@ pub async fn set_state(
         Ok(target) => target,
         Err(e) => return refuse(&op, StatusCode::BAD_REQUEST, "Cannot change", &e),
     };
-    if let Err(e) = app.admin.set_server_state(&name, state).await {
+    let force = form.force == "yes";
+    if let Err(e) = app.admin.set_server_state(&name, state, force).await {
         tracing::warn!(operator = %op.username, server = %name, %state, error = %e, "console: server state change failed");
         return refuse(
             &op,
