@@ -56,8 +56,6 @@ impl SiteOverride {
 pub struct Net {
     pub resolver: TokioResolver,
     pub roots: Arc<RootCertStore>,
-    /// PEM of the extra CA, for lettre's own TLS setup.
-    pub ca_pem: Option<Vec<u8>>,
     /// The longest any single step may take.
     pub step_timeout: Duration,
     /// The client for discovery documents and the preference endpoint.
@@ -76,7 +74,6 @@ impl Net {
             .map_err(|e| HelperError::Setup(format!("no DNS resolver: {e}")))?;
         let mut roots = RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        let mut ca_pem = None;
         if let Some(path) = &site.ca {
             let pem = std::fs::read(path).map_err(|e| {
                 HelperError::Setup(format!("cannot read the CA file {}: {e}", path.display()))
@@ -97,7 +94,6 @@ impl Net {
                     .add(cert)
                     .map_err(|e| HelperError::Setup(format!("{}: {e}", path.display())))?;
             }
-            ca_pem = Some(pem);
         }
         let roots = Arc::new(roots);
         let http = http::client(resolver.clone(), strict_config(roots.clone()))
@@ -105,7 +101,6 @@ impl Net {
         Ok(Net {
             resolver,
             roots,
-            ca_pem,
             step_timeout,
             http,
         })

@@ -85,8 +85,44 @@ async fn every_probe_passes_for_users_of_both_servers() {
         "{:?}",
         imap[0].transcript
     );
-    assert_eq!(step(&report, "smtp").len(), 2);
+    let smtp = step(&report, "smtp");
+    assert_eq!(smtp.len(), 2);
+    // The server's replies as it sent them, credentials redacted, no library text.
+    for s in &smtp {
+        let t = &s.transcript;
+        for (what, found) in [
+            ("greeting", t.iter().any(|l| l.starts_with("S: 220 "))),
+            (
+                "EHLO",
+                t.iter().any(|l| l == "C: EHLO mailsite-helper.invalid"),
+            ),
+            (
+                "the extensions, one per line",
+                t.iter().any(|l| l.starts_with("S: 250-"))
+                    && t.iter().any(|l| l.starts_with("S: 250 ")),
+            ),
+            ("AUTH", t.iter().any(|l| l == "C: AUTH PLAIN <redacted>")),
+            ("its answer", t.iter().any(|l| l.starts_with("S: 235 "))),
+            (
+                "no Rust debug text",
+                !t.iter()
+                    .any(|l| l.contains('{') || l.contains("Authentication(")),
+            ),
+            ("no password", !t.iter().any(|l| l.contains(PASSWORD))),
+        ] {
+            assert!(found, "SMTP transcript lacks {what}: {t:#?}");
+        }
+    }
     let trip = step(&report, "roundtrip")[0];
+    assert!(
+        trip.transcript
+            .iter()
+            .any(|l| l == "C: MAIL FROM:<alice@example.test>")
+            && trip.transcript.iter().any(|l| l == "C: DATA")
+            && trip.transcript.iter().any(|l| l.starts_with("S: 354")),
+        "{:#?}",
+        trip.transcript
+    );
     assert_eq!(trip.outcome, Outcome::Pass);
     assert!(trip.detail("delay_ms").is_some());
     assert!(report.summary.starts_with("All "), "{}", report.summary);

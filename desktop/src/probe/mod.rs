@@ -1,6 +1,6 @@
 //! The tests a check runs, one [`Step`] each, one file per protocol: [`dns`] (addresses
 //! and TTLs), [`tcp`] per address and port, [`tls`] (version, cipher, certificate,
-//! trust, name), [`imap`] (async-imap), [`pop3`] (a small client), [`smtp`] (lettre)
+//! trust, name), [`imap`] (async-imap), [`pop3`] (a small client), [`smtp`] (a small client on the shared reply reader)
 //! and the [`roundtrip`]. This module holds what they share: a step being run
 //! ([`Running`]), the step timeout every one of them is bounded by, and the login they
 //! use; [`wire`] opens their recorded connections. Each step explains its own failure

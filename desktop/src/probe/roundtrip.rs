@@ -43,33 +43,10 @@ pub async fn round_trip(
     );
     let sent = bounded(net, "sending the test message", async {
         let mut run_smtp = Running::new(String::new(), "smtp", String::new());
-        let mut conn = smtp::session(net, outgoing.0, outgoing.1, login, &t, &mut run_smtp).await?;
-        let address: lettre::Address =
-            email.parse().map_err(|e: lettre::address::AddressError| {
-                explain::protocol_error("SMTP", &e.to_string())
-            })?;
-        let envelope = lettre::address::Envelope::new(Some(address.clone()), vec![address])
-            .map_err(|e| explain::protocol_error("SMTP", &e.to_string()))?;
-        t.lock().unwrap_or_else(|p| p.into_inner()).push(
-            true,
-            &format!(
-                "MAIL FROM:<{email}> / RCPT TO:<{email}> / DATA ({} bytes)",
-                message.len()
-            ),
-        );
-        let response = conn
-            .send(&envelope, message.as_bytes())
-            .await
-            .map_err(|e| explain::protocol_error("SMTP", &e.to_string()))?;
-        t.lock().unwrap_or_else(|p| p.into_inner()).push(
-            false,
-            &format!(
-                "{} {}",
-                response.code(),
-                response.message().collect::<Vec<_>>().join(" ")
-            ),
-        );
-        let _ = conn.quit().await;
+        let mut session =
+            smtp::session(net, outgoing.0, outgoing.1, login, &t, &mut run_smtp).await?;
+        session.send_message(email, email, &message).await?;
+        session.quit().await;
         Ok(())
     })
     .await;
