@@ -72,6 +72,10 @@ enum Command {
         /// Print the whole report as JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Print every step's details and transcript, not only the summary and what
+        /// failed.
+        #[arg(long, short)]
+        verbose: bool,
         #[command(flatten)]
         common: Common,
     },
@@ -303,6 +307,7 @@ async fn run(command: Command) -> Result<ExitCode, Usage> {
         Command::Check {
             email,
             json,
+            verbose,
             common,
         } => {
             let report = run_check(email, &common).await?;
@@ -311,8 +316,10 @@ async fn run(command: Command) -> Result<ExitCode, Usage> {
                     "{}",
                     serde_json::to_string_pretty(&report).map_err(|e| Usage(e.to_string()))?
                 );
-            } else {
+            } else if verbose {
                 print!("{}", render::text(&report));
+            } else {
+                print!("{}", render::brief(&report));
             }
             Ok(status(&report))
         }

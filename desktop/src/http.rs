@@ -170,11 +170,12 @@ fn chain(error: &reqwest::Error) -> String {
         parts.push(cause.to_string());
         source = cause.source();
     }
-    if parts.is_empty() {
+    let technical = if parts.is_empty() {
         error.to_string()
     } else {
         parts.join(": ")
-    }
+    };
+    crate::net::in_plain_words(&technical)
 }
 
 #[cfg(test)]

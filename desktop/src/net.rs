@@ -149,7 +149,60 @@ pub(crate) async fn lookup(resolver: &TokioResolver, host: &str) -> Result<Vec<I
         Ok(ips) => Ok(ips.iter().collect()),
         Err(e) if e.is_nx_domain() => Err(format!("{host}: no such name")),
         Err(e) if e.is_no_records_found() => Err(format!("{host}: no address")),
-        Err(e) => Err(format!("{host}: lookup failed: {e}")),
+        Err(e) => Err(format!(
+            "{host}: {}",
+            in_plain_words(&format!("lookup failed: {e}"))
+        )),
+    }
+}
+
+/// What the libraries' errors mean, in the words a user and the helpdesk read
+/// first; the library's own text follows in parentheses for whoever debugs it.
+const PLAIN_WORDS: &[(&str, &str)] = &[
+    (
+        "InvalidContentType",
+        "the server does not speak TLS (HTTPS) on this port",
+    ),
+    (
+        "corrupt message",
+        "the server's answer is not TLS: it does not speak HTTPS on this port",
+    ),
+    (
+        "UnknownIssuer",
+        "the server's certificate is not from an authority this computer trusts",
+    ),
+    (
+        "NotValidForName",
+        "the server's certificate is for another name",
+    ),
+    ("Expired", "the server's certificate has expired"),
+    (
+        "no connections available",
+        "no DNS server answered the query",
+    ),
+    ("Connection refused", "nothing accepts connections there"),
+    (
+        "No route to host",
+        "the server cannot be reached from this network",
+    ),
+    (
+        "Network is unreachable",
+        "this computer has no route to that network",
+    ),
+    ("timed out", "no answer in time"),
+    ("deadline has elapsed", "no answer in time"),
+    (
+        "connection closed before message completed",
+        "the server closed the connection without answering",
+    ),
+];
+
+/// A library error as a user reads it: the plain meaning first, when known, then the
+/// library's text in parentheses.
+pub fn in_plain_words(technical: &str) -> String {
+    match PLAIN_WORDS.iter().find(|(key, _)| technical.contains(key)) {
+        Some((_, plain)) => format!("{plain} ({technical})"),
+        None => technical.to_string(),
     }
 }
 
@@ -210,5 +263,25 @@ impl ServerCertVerifier for Inspecting {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.inner.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_plain_words;
+
+    #[test]
+    fn library_errors_are_said_in_plain_words_first() {
+        let tls = in_plain_words(
+            "error sending request: received corrupt message of type InvalidContentType",
+        );
+        assert!(
+            tls.starts_with("the server does not speak TLS (HTTPS) on this port ("),
+            "{tls}"
+        );
+        assert!(tls.ends_with("InvalidContentType)"), "{tls}");
+        let dns = in_plain_words("lookup failed: no connections available");
+        assert!(dns.starts_with("no DNS server answered"), "{dns}");
+        assert_eq!(in_plain_words("HTTP 404"), "HTTP 404");
     }
 }

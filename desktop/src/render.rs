@@ -42,7 +42,81 @@ fn duration(report: &Report) -> f64 {
     }
 }
 
-/// The plain-text rendering (what `report` writes next to the JSON and the GUI copies).
+/// A step's mark in the text renderings.
+fn mark(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Pass => "PASS",
+        Outcome::Fail => "FAIL",
+        Outcome::Skipped => "SKIP",
+    }
+}
+
+/// The transcript lines shown with a failed step in the brief rendering: its end,
+/// where the failure is.
+const BRIEF_TRANSCRIPT: usize = 8;
+
+/// What `check` prints by default: the summary, what it means, a line per step, and
+/// for the steps that failed their problem and the end of their transcript. The rest
+/// is in `--verbose` and in the report's files.
+pub fn brief(report: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", report.summary);
+    if !report.findings.is_empty() {
+        let _ = writeln!(out, "\nWhat this means");
+        for f in &report.findings {
+            let _ = writeln!(out, "  - {}\n    Try: {}", f.explanation, f.suggestion);
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nSettings found by {}",
+        report
+            .discovery
+            .method
+            .as_deref()
+            .unwrap_or("nothing (no discovery method answered)")
+    );
+    for s in &report.discovery.settings {
+        let _ = writeln!(
+            out,
+            "  {:<5} {}:{} {} user {}",
+            s.protocol, s.host, s.port, s.security, s.username
+        );
+    }
+    let _ = writeln!(out, "\nSteps");
+    for s in &report.steps {
+        let _ = writeln!(out, "  {} {} ({} ms)", mark(s.outcome), s.title, s.millis);
+        if s.outcome != Outcome::Fail {
+            continue;
+        }
+        if let Some(p) = &s.problem {
+            let _ = writeln!(
+                out,
+                "       problem: {}\n       try: {}",
+                p.explanation, p.suggestion
+            );
+        }
+        let skip = s.transcript.len().saturating_sub(BRIEF_TRANSCRIPT);
+        if skip > 0 {
+            let _ = writeln!(out, "       | ({skip} earlier lines in --verbose)");
+        }
+        for line in &s.transcript[skip..] {
+            let _ = writeln!(out, "       | {line}");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nEvery detail and transcript: mailsite-helper check --verbose, or `report` for the helpdesk."
+    );
+    out
+}
+
+/// Details longer than this are printed once; a step that repeats one refers to the
+/// first (a certificate's list of names, shown by every step on the same server).
+const LONG_DETAIL: usize = 120;
+
+/// The plain-text rendering (what `report` writes next to the JSON, `check --verbose`
+/// prints and the GUI copies).
 pub fn text(report: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{}", report.summary);
@@ -88,14 +162,17 @@ pub fn text(report: &Report) -> String {
         );
     }
     let _ = writeln!(out, "\nSteps");
+    let mut shown: Vec<(&str, &str)> = Vec::new();
     for s in &report.steps {
-        let mark = match s.outcome {
-            Outcome::Pass => "PASS",
-            Outcome::Fail => "FAIL",
-            Outcome::Skipped => "SKIP",
-        };
-        let _ = writeln!(out, "  {mark} {} ({} ms)", s.title, s.millis);
+        let _ = writeln!(out, "  {} {} ({} ms)", mark(s.outcome), s.title, s.millis);
         for (k, v) in &s.details {
+            if v.len() > LONG_DETAIL {
+                if shown.contains(&(k.as_str(), v.as_str())) {
+                    let _ = writeln!(out, "       {k}: (as above)");
+                    continue;
+                }
+                shown.push((k, v));
+            }
             let _ = writeln!(out, "       {k}: {v}");
         }
         if let Some(p) = &s.problem {

@@ -72,6 +72,77 @@ fn check_report_prefer_and_helpdesk_explain() {
         &["alice", "alice@example.test"],
     );
 
+    // As text: a summary a person reads at a glance, the details with --verbose (a
+    // certificate's long list of names once, not once per step).
+    let brief = helper(
+        &site,
+        &config_dir,
+        &[
+            "check",
+            "alice@example.test",
+            "--password-stdin",
+            "--no-round-trip",
+        ],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    let brief = String::from_utf8_lossy(&brief.stdout).into_owned();
+    assert!(brief.starts_with("All "), "{brief}");
+    assert!(brief.lines().count() < 40, "{brief}");
+    assert!(
+        !brief.contains("| C:") && !brief.contains("sans:"),
+        "{brief}"
+    );
+    assert!(brief.contains("--verbose"), "{brief}");
+    let verbose = helper(
+        &site,
+        &config_dir,
+        &[
+            "check",
+            "alice@example.test",
+            "--password-stdin",
+            "--no-round-trip",
+            "--verbose",
+        ],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    let verbose = String::from_utf8_lossy(&verbose.stdout).into_owned();
+    assert!(
+        verbose.contains("| C: EHLO mailsite-helper.invalid"),
+        "{verbose}"
+    );
+    let sans: Vec<&str> = verbose
+        .lines()
+        .filter(|l| l.trim_start().starts_with("sans:"))
+        .collect();
+    assert!(sans.len() > 1, "{verbose}");
+    assert_eq!(
+        sans.iter().filter(|l| !l.ends_with("(as above)")).count(),
+        1,
+        "{sans:#?}"
+    );
+
+    // What failed is shown with its problem and the end of its transcript.
+    let failed = helper(
+        &site,
+        &config_dir,
+        &[
+            "check",
+            "alice@example.test",
+            "--password-stdin",
+            "--no-round-trip",
+        ],
+        Some("not the password\n"),
+    );
+    let failed = String::from_utf8_lossy(&failed.stdout).into_owned();
+    assert!(failed.contains("checks failed"), "{failed}");
+    assert!(
+        failed.contains("  FAIL IMAP login")
+            && failed.contains("problem: ")
+            && failed.contains("| S: "),
+        "{failed}"
+    );
+    assert!(!failed.contains("not the password"), "{failed}");
+
     // A wrong password: exit 1; the report files name it.
     let file = site.dir.join("wrong.json");
     let out = helper(
