@@ -42,6 +42,16 @@ fn duration(report: &Report) -> f64 {
     }
 }
 
+/// What the findings mean and what to try.
+fn write_findings(out: &mut String, report: &Report) {
+    if !report.findings.is_empty() {
+        let _ = writeln!(out, "\nWhat this means");
+        for f in &report.findings {
+            let _ = writeln!(out, "  - {}\n    Try: {}", f.explanation, f.suggestion);
+        }
+    }
+}
+
 /// A step's mark in the text renderings.
 fn mark(outcome: Outcome) -> &'static str {
     match outcome {
@@ -61,20 +71,12 @@ const BRIEF_TRANSCRIPT: usize = 8;
 pub fn brief(report: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{}", report.summary);
-    if !report.findings.is_empty() {
-        let _ = writeln!(out, "\nWhat this means");
-        for f in &report.findings {
-            let _ = writeln!(out, "  - {}\n    Try: {}", f.explanation, f.suggestion);
-        }
-    }
+    write_findings(&mut out, report);
+    let method = report.discovery.method.as_deref();
     let _ = writeln!(
         out,
         "\nSettings found by {}",
-        report
-            .discovery
-            .method
-            .as_deref()
-            .unwrap_or("nothing (no discovery method answered)")
+        method.unwrap_or("nothing (no discovery method answered)")
     );
     for s in &report.discovery.settings {
         let _ = writeln!(
@@ -128,21 +130,9 @@ pub fn text(report: &Report) -> String {
     for o in &report.overrides {
         let _ = writeln!(out, "override: {o}");
     }
-    if !report.findings.is_empty() {
-        let _ = writeln!(out, "\nWhat this means");
-        for f in &report.findings {
-            let _ = writeln!(out, "  - {}\n    Try: {}", f.explanation, f.suggestion);
-        }
-    }
-    let _ = writeln!(
-        out,
-        "\nDiscovery: {}",
-        report
-            .discovery
-            .method
-            .as_deref()
-            .unwrap_or("nothing answered")
-    );
+    write_findings(&mut out, report);
+    let method = report.discovery.method.as_deref();
+    let _ = writeln!(out, "\nDiscovery: {}", method.unwrap_or("nothing answered"));
     for a in &report.discovery.attempts {
         let _ = writeln!(
             out,

@@ -74,18 +74,18 @@ fn check_report_prefer_and_helpdesk_explain() {
 
     // As text: a summary a person reads at a glance, the details with --verbose (a
     // certificate's long list of names once, not once per step).
-    let brief = helper(
-        &site,
-        &config_dir,
-        &[
+    let check_text = |extra: &[&str], password: &str| {
+        let mut args = vec![
             "check",
             "alice@example.test",
             "--password-stdin",
             "--no-round-trip",
-        ],
-        Some(&format!("{PASSWORD}\n")),
-    );
-    let brief = String::from_utf8_lossy(&brief.stdout).into_owned();
+        ];
+        args.extend_from_slice(extra);
+        let out = helper(&site, &config_dir, &args, Some(&format!("{password}\n")));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let brief = check_text(&[], PASSWORD);
     assert!(brief.starts_with("All "), "{brief}");
     assert!(brief.lines().count() < 40, "{brief}");
     assert!(
@@ -93,19 +93,7 @@ fn check_report_prefer_and_helpdesk_explain() {
         "{brief}"
     );
     assert!(brief.contains("--verbose"), "{brief}");
-    let verbose = helper(
-        &site,
-        &config_dir,
-        &[
-            "check",
-            "alice@example.test",
-            "--password-stdin",
-            "--no-round-trip",
-            "--verbose",
-        ],
-        Some(&format!("{PASSWORD}\n")),
-    );
-    let verbose = String::from_utf8_lossy(&verbose.stdout).into_owned();
+    let verbose = check_text(&["--verbose"], PASSWORD);
     assert!(
         verbose.contains("| C: EHLO mailsite-helper.invalid"),
         "{verbose}"
@@ -122,18 +110,7 @@ fn check_report_prefer_and_helpdesk_explain() {
     );
 
     // What failed is shown with its problem and the end of its transcript.
-    let failed = helper(
-        &site,
-        &config_dir,
-        &[
-            "check",
-            "alice@example.test",
-            "--password-stdin",
-            "--no-round-trip",
-        ],
-        Some("not the password\n"),
-    );
-    let failed = String::from_utf8_lossy(&failed.stdout).into_owned();
+    let failed = check_text(&[], "not the password");
     assert!(failed.contains("checks failed"), "{failed}");
     assert!(
         failed.contains("  FAIL IMAP login")
