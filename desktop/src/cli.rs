@@ -27,7 +27,7 @@ Examples:
   mailsite-helper check alice@example.test --json      the full report as JSON on stdout
   echo \"$PW\" | mailsite-helper check alice@example.test --password-stdin
   mailsite-helper report --out report.json             the report for the helpdesk (and report.json.txt)
-  mailsite-helper prefer pop3                          choose POP (here and on the server)
+  mailsite-helper prefer pop3 alice@example.test       choose POP for that address (on the site, then here)
   mailsite-helper thunderbird alice@example.test --profile ~/.thunderbird/x.default
                                                        the lines that would add the account to
                                                        Thunderbird; --write appends them
@@ -42,7 +42,8 @@ The password is read from the keyring, a prompt, or one line of standard input
 (--password-stdin); never from the command line, where other users could see it.
 It is never written to a file, a log or a report.
 
-Exit status: 0 all checks passed, 1 some failed, 2 the command was used wrongly.";
+Exit status: 0 all checks passed (or the choice was saved), 1 some failed (or the site
+refused the choice, e.g. a wrong password), 2 the command was used wrongly.";
 
 const THUNDERBIRD_HELP: &str = "\
 Standard output is exactly the text that is (with --write) or would be appended to
@@ -94,9 +95,12 @@ enum Command {
         /// imap keeps mail on the server for every device; pop3 downloads it to one computer.
         #[arg(value_parser = parse_preference)]
         protocol: Preference,
-        /// Your address (default: the last one checked).
-        #[arg(long)]
+        /// Your address, e.g. alice@example.test (default: the last one checked). The
+        /// choice is for this address only.
         email: Option<String>,
+        /// The address, as older versions took it.
+        #[arg(long = "email", hide = true, conflicts_with = "email")]
+        email_option: Option<String>,
         /// Only store the choice on this computer.
         #[arg(long)]
         local_only: bool,
@@ -270,7 +274,7 @@ async fn run_check(email: Option<String>, common: &Common) -> Result<Report, Usa
         .and_then(|d| prefs::load(d).ok())
         .unwrap_or_default();
     let mut opts = CheckOptions::new(&email, &password);
-    opts.protocol = common.protocol.or(local.protocol());
+    opts.protocol = common.protocol.or(local.protocol_for(&email));
     opts.site = common.site.overrides();
     opts.methods = common.discover.clone();
     opts.incoming_host = common.incoming_host.clone();
@@ -333,6 +337,7 @@ async fn run(command: Command) -> Result<ExitCode, Usage> {
         Command::Prefer {
             protocol,
             email,
+            email_option,
             local_only,
             password_stdin,
             site,
@@ -344,26 +349,37 @@ async fn run(command: Command) -> Result<ExitCode, Usage> {
                 )
             })?;
             let mut p = prefs::load(&dir)?;
-            p.protocol = Some(protocol.as_str().to_string());
+            let email = email_or_last(email.or(email_option), Some(&dir))?;
             println!("{}", prefs::consequence(protocol));
+            // The site first: a choice it refused is not kept here either, so that
+            // this computer and the site never disagree.
             if !local_only {
-                let email = email_or_last(email.or(p.email.clone()), Some(&dir))?;
                 let (password, _) = password(&email, password_stdin)?;
                 let net =
                     mailsite_helper::net::Net::new(&site.overrides(), Duration::from_secs(10))?;
-                let answer = mailsite_helper::server_pref::store(
+                let stored = mailsite_helper::server_pref::store(
                     &net,
                     &site.overrides(),
                     &email,
                     &password,
                     protocol,
                 )
-                .await?;
-                println!("the site: {answer}");
-                p.email = Some(email);
+                .await;
+                match stored {
+                    Ok(answer) => println!("the site: {answer}"),
+                    Err(e) => {
+                        eprintln!("{e}; nothing was saved on this computer either");
+                        return Ok(ExitCode::from(1));
+                    }
+                }
             }
+            p.choose(&email, protocol);
+            p.email = Some(email.clone());
             let path = prefs::save(&dir, &p)?;
-            println!("{protocol} is your choice (saved in {})", path.display());
+            println!(
+                "{protocol} is your choice for {email} (saved in {})",
+                path.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Thunderbird {
@@ -419,7 +435,7 @@ async fn add_to_thunderbird(
     let protocol = protocol.or_else(|| {
         prefs::config_dir()
             .and_then(|d| prefs::load(&d).ok())
-            .and_then(|p| p.protocol())
+            .and_then(|p| p.protocol_for(email))
     });
     let result =
         Account::choose(&address.to_string(), name, &settings, protocol).and_then(|account| {
@@ -492,11 +508,12 @@ fn gui(
                 .to_path_buf()
         })
         .unwrap_or_default();
+    let protocol = protocol.or(local.protocol_for(&email));
     let startup = Startup {
         email,
         password: Password(password),
         site: site.overrides(),
-        protocol: protocol.or(local.protocol()),
+        protocol,
         config_dir: dir,
         check_now: check,
         remember: from_keyring,

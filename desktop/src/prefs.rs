@@ -1,7 +1,13 @@
-//! Local preferences: the chosen incoming protocol and the address last checked, in
-//! `preferences.toml` in the platform's config directory (XDG on Linux), or in the
-//! folder `MAILSITE_HELPER_CONFIG_DIR` names (tests use that). Never a password.
+//! Local preferences: the incoming protocol chosen for each address and the address
+//! last checked, in `preferences.toml` in the platform's config directory (XDG on
+//! Linux), or in the folder `MAILSITE_HELPER_CONFIG_DIR` names (tests use that). Never
+//! a password.
+//!
+//! A choice belongs to one address: someone who keeps a POP account for one address
+//! and IMAP for another gets each where they chose it. A file from before, with one
+//! `protocol` for everything, counts as the choice for the address it names.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use mailsite_shared::autoconfig::Preference;
@@ -23,14 +29,41 @@ pub fn consequence(p: Preference) -> &'static str {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Preferences {
-    /// `imap` or `pop3`.
-    pub protocol: Option<String>,
+    /// The address last checked.
     pub email: Option<String>,
+    /// Per address (lower case), `imap` or `pop3`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub choices: BTreeMap<String, String>,
+    /// The one choice of files from before choices were per address.
+    #[serde(default, skip_serializing)]
+    protocol: Option<String>,
 }
 
 impl Preferences {
-    pub fn protocol(&self) -> Option<Preference> {
-        self.protocol.as_deref().and_then(Preference::parse)
+    /// The protocol chosen for `email`, if one was.
+    pub fn protocol_for(&self, email: &str) -> Option<Preference> {
+        self.choices
+            .get(&email.trim().to_lowercase())
+            .and_then(|p| Preference::parse(p))
+    }
+
+    /// Records the protocol chosen for `email`.
+    pub fn choose(&mut self, email: &str, preference: Preference) {
+        self.choices
+            .insert(email.trim().to_lowercase(), preference.as_str().to_string());
+    }
+
+    /// A file from before: its one choice was made for the address it names.
+    fn upgraded(mut self) -> Preferences {
+        if let (Some(protocol), Some(email)) = (self.protocol.take(), &self.email)
+            && let Some(preference) = Preference::parse(&protocol)
+        {
+            let email = email.clone();
+            self.choices
+                .entry(email.trim().to_lowercase())
+                .or_insert_with(|| preference.as_str().to_string());
+        }
+        self
     }
 }
 
@@ -58,7 +91,9 @@ fn error(path: &Path, message: impl ToString) -> HelperError {
 pub fn load(dir: &Path) -> Result<Preferences, HelperError> {
     let path = file_in(dir);
     match std::fs::read_to_string(&path) {
-        Ok(text) => toml::from_str(&text).map_err(|e| error(&path, e)),
+        Ok(text) => toml::from_str::<Preferences>(&text)
+            .map(Preferences::upgraded)
+            .map_err(|e| error(&path, e)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Preferences::default()),
         Err(e) => Err(error(&path, e)),
     }
@@ -80,15 +115,47 @@ mod tests {
     use super::*;
 
     #[test]
-    fn preferences_round_trip_through_the_file() {
+    fn each_address_keeps_its_own_choice() {
         let dir = std::env::temp_dir().join(format!("helper-prefs-{}", rand::random::<u64>()));
         assert_eq!(load(&dir).unwrap(), Preferences::default());
-        let prefs = Preferences {
-            protocol: Some("pop3".into()),
+        let mut prefs = Preferences {
             email: Some("alice@example.test".into()),
+            ..Preferences::default()
         };
+        prefs.choose("Demo@Example.test", Preference::Pop3);
+        prefs.choose("alice@example.test", Preference::Imap);
         save(&dir, &prefs).unwrap();
-        assert_eq!(load(&dir).unwrap().protocol(), Some(Preference::Pop3));
+        let back = load(&dir).unwrap();
+        assert_eq!(
+            back.protocol_for("demo@example.test"),
+            Some(Preference::Pop3)
+        );
+        assert_eq!(
+            back.protocol_for("alice@example.test"),
+            Some(Preference::Imap)
+        );
+        assert_eq!(back.protocol_for("bob@example.test"), None);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn a_file_from_before_keeps_its_choice_for_its_address_only() {
+        let dir = std::env::temp_dir().join(format!("helper-prefs-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            file_in(&dir),
+            "protocol = \"pop3\"\nemail = \"demo@example.test\"\n",
+        )
+        .unwrap();
+        let prefs = load(&dir).unwrap();
+        assert_eq!(
+            prefs.protocol_for("demo@example.test"),
+            Some(Preference::Pop3)
+        );
+        assert_eq!(prefs.protocol_for("alice@example.test"), None);
+        save(&dir, &prefs).unwrap();
+        let text = std::fs::read_to_string(file_in(&dir)).unwrap();
+        assert!(!text.starts_with("protocol"), "{text}");
         std::fs::remove_dir_all(dir).ok();
     }
 }

@@ -49,6 +49,7 @@ fn usage_errors_exit_2_and_help_teaches() {
 fn check_report_prefer_and_helpdesk_explain() {
     let site = Site::start();
     site.add_user("alice", PASSWORD);
+    site.add_user("bob", PASSWORD);
     let config_dir = site.dir.join("helper-config");
 
     // All passes: exit 0, JSON on stdout.
@@ -196,13 +197,7 @@ fn check_report_prefer_and_helpdesk_explain() {
     let out = helper(
         &site,
         &config_dir,
-        &[
-            "prefer",
-            "pop3",
-            "--email",
-            "alice@example.test",
-            "--password-stdin",
-        ],
+        &["prefer", "pop3", "alice@example.test", "--password-stdin"],
         Some(&format!("{PASSWORD}\n")),
     );
     assert_eq!(
@@ -222,7 +217,8 @@ fn check_report_prefer_and_helpdesk_explain() {
         "{saved}"
     );
     assert!(site.ok(&["user", "show", "alice"], None).contains("pop3"));
-    // A wrong password changes nothing on the server.
+    // A wrong password changes nothing on the server, nor here (exit 1: refused, not
+    // a usage error). The address may also come as --email, as it used to.
     let out = helper(
         &site,
         &config_dir,
@@ -235,13 +231,43 @@ fn check_report_prefer_and_helpdesk_explain() {
         ],
         Some("wrong\n"),
     );
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nothing was saved on this computer"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(first(&site));
-    // The next check uses the local choice.
+    assert_eq!(
+        std::fs::read_to_string(config_dir.join("preferences.toml")).unwrap(),
+        saved
+    );
+    // The choice is alice's: another address checked here still gets the site's order.
     let out = helper(
         &site,
         &config_dir,
-        &["check", "--json", "--password-stdin", "--no-round-trip"],
+        &[
+            "check",
+            "bob@example.test",
+            "--json",
+            "--password-stdin",
+            "--no-round-trip",
+        ],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    let report: Report = serde_json::from_slice(&out.stdout).expect("a JSON report");
+    assert_eq!(report.protocol, "imap");
+    // The last address checked is bob now: name alice again.
+    let out = helper(
+        &site,
+        &config_dir,
+        &[
+            "check",
+            "alice@example.test",
+            "--json",
+            "--password-stdin",
+            "--no-round-trip",
+        ],
         Some(&format!("{PASSWORD}\n")),
     );
     let report: Report = serde_json::from_slice(&out.stdout).expect("a JSON report");

@@ -245,7 +245,10 @@ async fn choosing_pop_is_explained_and_stored_here_and_on_the_site() {
 
     // Here, and on the site: autoconfig now lists POP3 first.
     let prefs = mailsite_helper::prefs::load(&site.dir.join("helper-config")).unwrap();
-    assert_eq!(prefs.protocol(), Some(Preference::Pop3));
+    assert_eq!(
+        prefs.protocol_for("nora@example.test"),
+        Some(Preference::Pop3)
+    );
     let xml = site.get("/mail/config-v1.1.xml?emailaddress=nora@example.test");
     assert!(
         xml.find("type=\"pop3\"") < xml.find("type=\"imap\""),
@@ -269,7 +272,14 @@ async fn choosing_pop_is_explained_and_stored_here_and_on_the_site() {
     }
     let err = state.choice_status.clone().unwrap().unwrap_err();
     assert!(err.contains("refused the password"), "{err}");
+    assert!(err.contains("Not saved, here or on the site"), "{err}");
     assert!(sees(&state, &err));
+    // Nor here: this computer keeps the choice the site has.
+    let prefs = mailsite_helper::prefs::load(&site.dir.join("helper-config")).unwrap();
+    assert_eq!(
+        prefs.protocol_for("nora@example.test"),
+        Some(Preference::Pop3)
+    );
 }
 
 /// A finished report with one failed login, as the core makes it.

@@ -155,7 +155,9 @@ fn after_check(report: &Report, password: &str, config_dir: Option<PathBuf>, rem
     }
 }
 
-/// Stores the choice locally, then on the site; one line per place, for the window.
+/// Stores the choice on the site, then, once the site took it, on this computer: the
+/// two never disagree because the site refused the password. One line per place, for
+/// the window.
 async fn store_choice(
     email: &str,
     password: &str,
@@ -163,20 +165,20 @@ async fn store_choice(
     site: &SiteOverride,
     config_dir: Option<PathBuf>,
 ) -> Result<String, String> {
+    let net = crate::net::Net::new(site, Duration::from_secs(10)).map_err(|e| e.to_string())?;
+    let answer = crate::server_pref::store(&net, site, email, password, preference)
+        .await
+        .map_err(|e| format!("Not saved, here or on the site: {e}"))?;
     let local = match &config_dir {
         Some(dir) => {
             let mut p = prefs::load(dir).map_err(|e| e.to_string())?;
-            p.protocol = Some(preference.as_str().to_string());
+            p.choose(email, preference);
             p.email = Some(email.to_string());
             prefs::save(dir, &p)
                 .map(|path| format!("Saved on this computer ({}).", path.display()))
-                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("The site: {answer}. Not saved on this computer: {e}"))?
         }
         None => "Not saved on this computer: it has no configuration folder.".to_string(),
     };
-    let net = crate::net::Net::new(site, Duration::from_secs(10)).map_err(|e| e.to_string())?;
-    match crate::server_pref::store(&net, site, email, password, preference).await {
-        Ok(answer) => Ok(format!("{local} The site: {answer}")),
-        Err(e) => Err(format!("{local} Not saved on the site: {e}")),
-    }
+    Ok(format!("The site: {answer} {local}"))
 }
