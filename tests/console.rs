@@ -54,6 +54,17 @@ fn site() -> Site {
     site
 }
 
+/// An RFC 3339 time `secs` from now.
+fn later(secs: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs() as i64;
+    chrono::DateTime::from_timestamp(now + secs, 0)
+        .expect("a representable time")
+        .to_rfc3339()
+}
+
 /// A helper report of alice, written after her letter moved: her computer still had
 /// `maila` at mailbox1's address, and mailbox1 answered her login with a referral.
 fn stale_report(site: &Site) -> Report {
@@ -96,8 +107,10 @@ fn stale_report(site: &Site) -> Report {
         schema_version: 1,
         helper_version: "0.1.0".to_string(),
         os: "linux x86_64".to_string(),
-        started_at: "2025-03-04T09:15:00Z".to_string(),
-        finished_at: "2025-03-04T09:15:02Z".to_string(),
+        // Written after the letter moved (the drain comes later in the tests that
+        // upload it): the site judges a report against the site as it was then.
+        started_at: later(3600),
+        finished_at: later(3602),
         email: "alice@example.test".to_string(),
         protocol: "imap".to_string(),
         overrides: Vec::new(),
@@ -755,6 +768,54 @@ fn draining_the_last_mailbox_server_warns_first() {
             .any(|l| l.starts_with("mailbox2") && l.contains("maintenance")),
         "{list}"
     );
+}
+
+/// A report made before a drain is judged against the site as it was then: its DNS
+/// answers, right at the time, are not called stale, and the move since is said last.
+#[test]
+fn a_report_is_judged_against_the_site_when_it_was_made() {
+    let site = site();
+    let mut report = stale_report(&site);
+    report.started_at = later(-5);
+    report.finished_at = later(-3);
+    // And a computer without the site's CA: the certificate is fine, the computer
+    // lacks the authority.
+    report.steps.push(Step {
+        id: "tls:outbox.example.test:10465".to_string(),
+        kind: "tls".to_string(),
+        title: "TLS on outbox.example.test:10465".to_string(),
+        outcome: Outcome::Fail,
+        millis: 4,
+        details: vec![("host".to_string(), "outbox.example.test".to_string())],
+        transcript: Vec::new(),
+        problem: Some(Problem {
+            code: "tls_untrusted".to_string(),
+            explanation: "The certificate of outbox.example.test was issued by mailsite example.test CA, which this computer does not trust.".to_string(),
+            suggestion: "install the site's CA certificate".to_string(),
+        }),
+    });
+    let file = site.dir.join("before-the-drain.json");
+    std::fs::write(&file, serde_json::to_string(&report).unwrap()).unwrap();
+    // The site's history starts a second later than the report.
+    std::thread::sleep(Duration::from_millis(1100));
+    site.ok(&["server", "maintenance", "mailbox1"], None);
+    let out = site.ok(&["helpdesk", "explain", file.to_str().unwrap()], None);
+    assert!(!out.contains("stale"), "{out}");
+    assert!(
+        !out.contains("the user's computer had maila.example.test at"),
+        "{out}"
+    );
+    assert!(
+        out.contains("since the report, letter a moved from mailbox1 to mailbox2"),
+        "{out}"
+    );
+    assert!(
+        out.contains("does not trust the authority that issued it")
+            && out.contains("ca.pem")
+            && out.contains("need no change"),
+        "{out}"
+    );
+    assert!(!out.contains("renew"), "{out}");
 }
 
 /// Markup and quotes where a page shows text from users, the directory, a report or the

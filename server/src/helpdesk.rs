@@ -100,12 +100,25 @@ pub fn schema_note(report: &Report) -> Option<String> {
     })
 }
 
-/// Compares a report with the site as `map` and the directory have it now.
+/// Compares a report with the site as it was when the report was made (the site as
+/// `map` has it now, with the later changes the directory's history holds undone), and
+/// says what changed since.
 pub async fn analyse(
     report: &Report,
-    map: &SiteMap,
+    now: &SiteMap,
     directory: &Directory,
 ) -> anyhow::Result<Analysis> {
+    let made = chrono::DateTime::parse_from_rfc3339(&report.started_at)
+        .ok()
+        .map(|t| t.timestamp());
+    let then = match made {
+        Some(at) => directory
+            .site_map_at(now.config.clone(), at)
+            .await
+            .unwrap_or_else(|_| now.clone()),
+        None => now.clone(),
+    };
+    let map = &then;
     let config = &map.config;
     let route = map
         .route(&report.email)
@@ -113,7 +126,7 @@ pub async fn analyse(
     let user = directory.user(&route.username).await.ok();
 
     let mut causes = Vec::new();
-    // What the site's DNS answers now, from the same zone the DNS role serves.
+    // What the site's DNS answered then, from the same zone the DNS role serves.
     let zone = Zone::build(map);
     let mut names = Vec::new();
     for step in report.steps.iter().filter(|s| s.kind == "dns") {
@@ -197,14 +210,18 @@ pub async fn analyse(
                     None => causes.push(format!("{address} port {port} refused: that address is no server of this site (wrong DNS or settings)")),
                 }
             }
-            "tls_wrong_name" | "tls_expired" | "tls_untrusted" => {
+            code @ ("tls_wrong_name" | "tls_expired" | "tls_untrusted") => {
                 let seen = step.detail("sha256").unwrap_or("");
                 let ours = fingerprint.as_deref().unwrap_or("");
-                if !seen.is_empty() && !ours.is_empty() && seen != ours {
-                    causes.push(format!("TLS on {host}: the certificate the user saw ({seen}) is not the site's ({ours}): something between them answers (interception, or a server with the wrong certificate files)"));
+                causes.push(if !seen.is_empty() && !ours.is_empty() && seen != ours {
+                    format!("TLS on {host}: the certificate the user saw ({seen}) is not the site's ({ours}): something between them answers (interception, or a server with the wrong certificate files)")
+                } else if code == "tls_untrusted" {
+                    format!("TLS on {host}: the certificate is the site's own and valid, but the user's computer does not trust the authority that issued it: give the user the site's CA certificate ({}) to install, or to pass to the helper with --ca; the server's [tls] files need no change", config.data_dir.join("tls/ca.pem").display())
+                } else if code == "tls_wrong_name" {
+                    format!("TLS on {host}: the site's certificate does not name {host}: if the client's server name is a typo, the right one is {}; otherwise add the name to the certificate in the site's [tls] files", route.alias)
                 } else {
-                    causes.push(format!("TLS on {host}: {} (the site's own certificate): renew or fix its [tls] files", problem.explanation));
-                }
+                    format!("TLS on {host}: {} (the site's own certificate): renew its [tls] files", problem.explanation)
+                });
             }
             "dns_no_such_name" => causes.push(format!("{host} does not exist: the client has a misspelt server name; the right one is {}", route.alias)),
             _ => causes.push(format!("{}: {}", step.title, problem.explanation)),
@@ -212,6 +229,16 @@ pub async fn analyse(
     }
     for finding in &report.findings {
         causes.push(finding.explanation.clone());
+    }
+    // Last: what changed since, which the user's next check will meet.
+    let since = now
+        .route(&report.email)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", report.email))?;
+    if since.server != route.server {
+        causes.push(format!(
+            "since the report, letter {} moved from {} to {}: the user's client follows {} within its TTL, or a new check shows it",
+            since.letter, route.server, since.server, since.alias
+        ));
     }
     causes.dedup();
     Ok(Analysis {

@@ -7,6 +7,7 @@
 //! ([`changes`]), which running nodes poll to pick up only what changed.
 
 pub mod changes;
+mod history;
 pub mod import;
 pub mod password;
 
@@ -374,6 +375,18 @@ impl Directory {
             .mailbox_index(server)
             .ok_or_else(|| DirectoryError::NoServer(server.to_string()))?;
         let mut tx = self.pool.begin().await?;
+        // Written first: the transaction takes the write lock before it reads (SQLite
+        // cannot turn a reader into a writer while another writes).
+        Directory::bump(&mut tx, Subject::Site, &bucket_name(bucket)).await?;
+        let before: Option<String> =
+            sqlx::query("SELECT server FROM letter_overrides WHERE bucket = $1")
+                .bind(bucket as i64)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|row| row.try_get(0))
+                .transpose()?;
+        let before =
+            before.unwrap_or_else(|| config.mailboxes[config.letters[bucket]].name.clone());
         if config.letters[bucket] == index {
             sqlx::query("DELETE FROM letter_overrides WHERE bucket = $1")
                 .bind(bucket as i64)
@@ -390,7 +403,7 @@ impl Directory {
             .execute(&mut *tx)
             .await?;
         }
-        Directory::bump(&mut tx, Subject::Site, &bucket_name(bucket)).await?;
+        history::record(&mut tx, "letter", &bucket.to_string(), &before, server).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -411,6 +424,14 @@ impl Directory {
             return Err(DirectoryError::NoServer(name.to_string()));
         }
         let mut tx = self.pool.begin().await?;
+        Directory::bump(&mut tx, Subject::Site, name).await?;
+        let before: Option<String> = sqlx::query("SELECT state FROM server_states WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|row| row.try_get(0))
+            .transpose()?;
+        let before = before.unwrap_or_else(|| ServerState::Up.as_str().to_string());
         sqlx::query(
             "INSERT INTO server_states (name, state, changed_at) VALUES ($1, $2, $3) \
              ON CONFLICT (name) DO UPDATE SET state = excluded.state, changed_at = excluded.changed_at",
@@ -420,7 +441,7 @@ impl Directory {
         .bind(now())
         .execute(&mut *tx)
         .await?;
-        Directory::bump(&mut tx, Subject::Site, name).await?;
+        history::record(&mut tx, "state", name, &before, state.as_str()).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -452,6 +473,11 @@ impl Directory {
             > 0;
         if changed {
             Directory::bump(&mut tx, Subject::Site, name).await?;
+            let (before, after) = match failing {
+                true => ("passing", "failing"),
+                false => ("failing", "passing"),
+            };
+            history::record(&mut tx, "health", name, before, after).await?;
         }
         tx.commit().await?;
         Ok(changed)
@@ -566,52 +592,46 @@ impl Directory {
             true => config,
             false => Arc::new(config.with_added(&added)),
         };
+        Ok(self.site_rows().await?.map(config))
+    }
+
+    /// The rows the site map is made of, read in one transaction.
+    async fn site_rows(&self) -> Result<history::SiteRows> {
         let mut tx = self.pool.begin().await?;
         let generation: i64 = sqlx::query("SELECT generation FROM site_generation WHERE id = 1")
             .fetch_one(&mut *tx)
             .await?
             .try_get(0)?;
-        let mut overrides = Vec::new();
+        let mut rows = history::SiteRows {
+            generation,
+            ..Default::default()
+        };
         for row in sqlx::query("SELECT bucket, server FROM letter_overrides")
             .fetch_all(&mut *tx)
             .await?
         {
-            overrides.push((
+            rows.overrides.insert(
                 row.try_get::<i64, _>(0)? as usize,
                 row.try_get::<String, _>(1)?,
-            ));
+            );
         }
-        let mut operator = HashMap::new();
         for row in sqlx::query("SELECT name, state FROM server_states")
             .fetch_all(&mut *tx)
             .await?
         {
             let state: String = row.try_get(1)?;
             if let Some(state) = ServerState::parse(&state) {
-                operator.insert(row.try_get::<String, _>(0)?, state);
+                rows.operator.insert(row.try_get::<String, _>(0)?, state);
             }
         }
-        let mut failing = Vec::new();
         for row in sqlx::query("SELECT name FROM server_health WHERE failing <> 0")
             .fetch_all(&mut *tx)
             .await?
         {
-            failing.push(row.try_get::<String, _>(0)?);
+            rows.failing.insert(row.try_get::<String, _>(0)?);
         }
         tx.commit().await?;
-        let states = config
-            .mailboxes
-            .iter()
-            .chain(&config.sorters)
-            .map(|s| {
-                let state = ServerState::effective(
-                    operator.get(&s.name).copied(),
-                    failing.contains(&s.name),
-                );
-                (s.name.clone(), state)
-            })
-            .collect();
-        Ok(SiteMap::new(config, &overrides, &states, generation))
+        Ok(rows)
     }
 }
 
