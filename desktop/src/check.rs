@@ -274,7 +274,10 @@ pub async fn check_with_progress(
             progress,
         );
     }
-    let findings = explain::findings(&steps);
+    let mut findings = explain::findings(&steps);
+    if let Some(disabled) = explain::account_disabled(&found.discovery, &email) {
+        findings.insert(0, disabled);
+    }
     let mut report = Report {
         schema_version: SCHEMA_VERSION,
         helper_version: env!("CARGO_PKG_VERSION").to_string(),

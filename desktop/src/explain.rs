@@ -2,7 +2,7 @@
 //! terms of the user's own settings, and what to try. Codes are stable so that the
 //! helpdesk (`mailsite helpdesk explain`) can match on them.
 
-use mailsite_shared::report::{Finding, Outcome, Problem, Step};
+use mailsite_shared::report::{Discovery, Finding, Outcome, Problem, Step};
 
 fn problem(code: &str, explanation: String, suggestion: &str) -> Problem {
     Problem {
@@ -142,6 +142,22 @@ pub fn discovery_failed(domain: &str) -> Problem {
         ),
         "Check the domain of your address; if it is right, this computer may be offline or its DNS may not know the site.",
     )
+}
+
+/// The site's autoconfig service said the account is disabled: that is the headline,
+/// whatever the logins then say (every password is refused for a disabled account).
+pub fn account_disabled(discovery: &Discovery, email: &str) -> Option<Finding> {
+    discovery
+        .attempts
+        .iter()
+        .any(|a| a.method == "autoconfig" && a.status.contains("this account is disabled"))
+        .then(|| Finding {
+            code: "account_disabled".to_string(),
+            explanation: format!(
+                "The site says the account {email} is disabled, so no password works for it now."
+            ),
+            suggestion: "Ask your helpdesk to enable the account again; changing the password in your mail client will not help.".to_string(),
+        })
 }
 
 /// Conclusions that need several steps: one port blocked while its sibling works, or

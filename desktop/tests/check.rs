@@ -239,6 +239,18 @@ async fn discovery_works_by_each_path() {
     assert!(found.discovery.attempts.len() >= 6 && found.discovery.attempts.iter().all(|a| !a.ok));
 }
 
+/// Whether `check` holds within 5 s (the running site follows a directory change
+/// within a poll).
+fn within_5s(mut check: impl FnMut() -> bool) -> bool {
+    for _ in 0..50 {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    false
+}
+
 #[tokio::test]
 async fn a_wrong_password_a_misspelt_name_and_a_server_in_maintenance_are_explained() {
     let site = Site::start();
@@ -266,6 +278,31 @@ async fn a_wrong_password_a_misspelt_name_and_a_server_in_maintenance_are_explai
             .suggestion
             .contains("password")
     );
+
+    // A disabled account is the headline, not the refused passwords that follow.
+    site.ok(&["user", "disable", "alice"], None);
+    let disabled = within_5s(|| {
+        site.get("/mail/config-v1.1.xml?emailaddress=alice@example.test")
+            .contains("disabled")
+    });
+    assert!(disabled, "autoconfig did not follow the change");
+    let mut o = options(&site, "alice@example.test", PASSWORD);
+    o.round_trip = false;
+    let report = check(&o).await;
+    assert!(!report.passed);
+    assert_eq!(report.findings[0].code, "account_disabled");
+    assert!(
+        report.summary.contains("disabled") && !report.summary.contains("refused the password"),
+        "{}",
+        report.summary
+    );
+    site.ok(&["user", "enable", "alice"], None);
+    let enabled = within_5s(|| {
+        !site
+            .get("/mail/config-v1.1.xml?emailaddress=alice@example.test")
+            .contains("disabled")
+    });
+    assert!(enabled, "autoconfig did not follow the change");
 
     let mut o = options(&site, "alice@example.test", PASSWORD);
     o.round_trip = false;
