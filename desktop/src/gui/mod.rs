@@ -31,7 +31,18 @@ pub fn run(startup: Startup) -> iced::Result {
         .window_size((860.0, 760.0))
         .default_font(FONT)
         .theme(|_: &State| Theme::Light)
+        .subscription(|_: &State| iced::event::listen_with(keys))
         .run()
+}
+
+/// Key presses no widget took, as messages (Tab and Shift-Tab move the focus).
+fn keys(event: iced::Event, _: iced::event::Status, _: iced::window::Id) -> Option<Message> {
+    match event {
+        iced::Event::Keyboard(iced::keyboard::Event::KeyPressed { key, modifiers, .. }) => {
+            state::key_message(&key, modifiers)
+        }
+        _ => None,
+    }
 }
 
 fn boot(startup: Startup) -> (State, Task<Message>) {
@@ -73,5 +84,7 @@ fn perform(effect: Effect) -> Task<Message> {
             iced::clipboard::write::<Message>(text).chain(Task::done(Message::Copied))
         }
         Effect::Run(job) => Task::run(job.run(), std::convert::identity),
+        Effect::Focus { forward: true } => iced::widget::operation::focus_next(),
+        Effect::Focus { forward: false } => iced::widget::operation::focus_previous(),
     }
 }

@@ -97,6 +97,29 @@ pub enum Message {
     ThunderbirdPreviewed(Result<String, String>),
     WriteThunderbird,
     ThunderbirdWritten(Result<String, String>),
+    /// Tab (forward) or Shift-Tab: the keyboard focus moves to the next or previous
+    /// field or button, as in every other window.
+    Focus {
+        forward: bool,
+    },
+}
+
+/// The message a key press no widget took stands for: Tab and Shift-Tab move the
+/// focus (a text field does not take Tab, so without this a password typed after Tab
+/// would land in the address field). Enter runs the check from the fields themselves.
+pub fn key_message(
+    key: &iced::keyboard::Key,
+    modifiers: iced::keyboard::Modifiers,
+) -> Option<Message> {
+    use iced::keyboard::key::{Key, Named};
+    match key {
+        Key::Named(Named::Tab) if !modifiers.control() && !modifiers.alt() => {
+            Some(Message::Focus {
+                forward: !modifiers.shift(),
+            })
+        }
+        _ => None,
+    }
 }
 
 /// Work for the outside world: a [`Job`], or text for the clipboard (which only the
@@ -105,6 +128,10 @@ pub enum Message {
 pub enum Effect {
     Run(Job),
     Copy(String),
+    /// Move the keyboard focus to the next (or previous) field or button.
+    Focus {
+        forward: bool,
+    },
 }
 
 /// The whole window.
@@ -412,6 +439,7 @@ impl State {
                     Err(e) => self.tb_status = Some(Err(e)),
                 }
             }
+            Message::Focus { forward } => return Some(Effect::Focus { forward }),
             Message::ThunderbirdWritten(result) => {
                 if result.is_ok() {
                     // Written once: a second press would be refused anyway.
