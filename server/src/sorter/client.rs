@@ -4,12 +4,12 @@
 //! transaction per message and server; the envelope is pipelined when the server
 //! offers it (LMTP servers must). Every recipient gets its own [`Outcome`].
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use mailsite_shared::smtp_reply::{self, Reply, ReplyLimits};
 use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::ServerName;
 
@@ -73,6 +73,9 @@ pub struct Handoff<'a> {
     pub message: &'a [u8],
     /// How long the whole transaction may take.
     pub timeout: Duration,
+    /// The address to connect from: a sorter's own, so that a mailbox server knows the
+    /// connection is from a sorter (LMTP is closed to anyone else).
+    pub source: Option<IpAddr>,
 }
 
 type Connection = BufReader<Box<dyn Stream>>;
@@ -118,7 +121,7 @@ pub async fn deliver(
 ) -> (Vec<Outcome>, Option<String>) {
     let mut last_error = String::from("no address to deliver to");
     for (host, addr) in targets {
-        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+        match tokio::time::timeout(CONNECT_TIMEOUT, connect(*addr, handoff.source)).await {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
                 let outcomes = transaction(Box::new(stream), host, dialect, handoff).await;
@@ -130,6 +133,26 @@ pub async fn deliver(
     }
     let outcomes = vec![Outcome::Temporary(last_error); handoff.recipients.len()];
     (outcomes, None)
+}
+
+/// Connects to `addr` from `source` when it is given and of the same family (if this
+/// host cannot bind it, from the default address: the server then decides).
+async fn connect(addr: SocketAddr, source: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    let Some(source) = source.filter(|s| s.is_ipv4() == addr.is_ipv4()) else {
+        return TcpStream::connect(addr).await;
+    };
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    match socket.bind(SocketAddr::new(source, 0)) {
+        Ok(()) => socket.connect(addr).await,
+        Err(error) => {
+            tracing::debug!(%source, %error, "cannot connect from the sorter's address");
+            TcpStream::connect(addr).await
+        }
+    }
 }
 
 /// One transaction over a connected stream to `host`.
@@ -375,6 +398,7 @@ mod tests {
             recipients: &recipients,
             message: b"Subject: x\r\n\r\n.dot\r\n",
             timeout: Duration::from_secs(5),
+            source: None,
         };
         let outcomes = transaction(Box::new(client), "mx.example", &dialect, &handoff).await;
         (outcomes, serve.await.unwrap())
@@ -443,6 +467,7 @@ mod tests {
             recipients: &recipients,
             message: b"x",
             timeout: Duration::from_secs(5),
+            source: None,
         };
         let target = [("nowhere".to_string(), "127.0.0.1:1".parse().unwrap())];
         let (refused, host) = deliver(&target, &Dialect::Lmtp, &handoff).await;

@@ -191,6 +191,7 @@ async fn attempt(sorter: Sorter, id: String, _permit: OwnedSemaphorePermit) {
             recipients: &recipients,
             message: &message,
             timeout: TRANSACTION_TIMEOUT,
+            source: None,
         };
         let (outcomes, host) = if remote {
             match sorter.relay.targets(&label).await {
@@ -209,6 +210,12 @@ async fn attempt(sorter: Sorter, id: String, _permit: OwnedSemaphorePermit) {
             }
         } else {
             let found = targets.remove(&label).unwrap_or_default();
+            // From the sorter's own address: the mailbox servers take LMTP from the
+            // sorters only.
+            let handoff = Handoff {
+                source: own_address(&sorter, found.first().map(|(_, a)| a.is_ipv4())),
+                ..handoff
+            };
             client::deliver(&found, &Dialect::Lmtp, &handoff).await
         };
         for (&i, outcome) in indices.iter().zip(outcomes) {
@@ -255,6 +262,22 @@ async fn attempt(sorter: Sorter, id: String, _permit: OwnedSemaphorePermit) {
     if let Err(error) = sorter.queue.finish(envelope).await {
         tracing::error!(sorter = %sorter.name, %id, %error, "cannot record a delivery attempt");
     }
+}
+
+/// The sorter's configured address of the family of its targets (IPv4 or not).
+fn own_address(sorter: &Sorter, ipv4: Option<bool>) -> Option<std::net::IpAddr> {
+    let view = sorter.site.view();
+    let server = view
+        .config()
+        .sorters
+        .iter()
+        .find(|s| s.name == sorter.name)?;
+    let ipv4 = ipv4?;
+    server
+        .addresses
+        .iter()
+        .find(|a| a.is_ipv4() == ipv4)
+        .copied()
 }
 
 /// Queues the bounce of `failed` recipients to the sender (none for the null sender:

@@ -6,6 +6,7 @@
 //!
 //! - [`session`]: the SMTP state machine (policy and replies; AUTH with [`crate::sasl`]);
 //! - [`connection`]: line framing, message data, TLS and time limits;
+//! - [`incoming`]: a message being received, streamed to the spool as it arrives;
 //! - [`message`]: what is checked in and added to a message; [`dsn`]: bounces;
 //! - [`queue`]: the spool; [`delivery`], [`client`] (LMTP and SMTP) and [`relay`]
 //!   (MX lookup, TLS to other domains): the way out.
@@ -14,6 +15,7 @@ pub mod client;
 pub mod connection;
 pub mod delivery;
 pub mod dsn;
+pub mod incoming;
 pub mod message;
 pub mod queue;
 pub mod relay;
