@@ -16,6 +16,7 @@ use mailsite_shared::QueueSettings;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use super::Sorter;
+use super::body::Body;
 use super::client::{self, Dialect, Handoff, Outcome};
 use super::dsn::{self, Failure};
 use super::queue::{self, Envelope, Recipient, State};
@@ -285,7 +286,7 @@ fn own_address(sorter: &Sorter, ipv4: Option<bool>) -> Option<std::net::IpAddr> 
 async fn bounce(
     sorter: &Sorter,
     envelope: &Envelope,
-    message: &[u8],
+    message: &Body,
     failed: &[Failed],
     now: u64,
 ) -> bool {
@@ -295,6 +296,14 @@ async fn bounce(
         }
         return true;
     }
+    // The bounce quotes the header section only.
+    let head = match message.head().await {
+        Ok(head) => head,
+        Err(error) => {
+            tracing::error!(sorter = %sorter.name, id = %envelope.id, %error, "cannot read a message to bounce it");
+            return false;
+        }
+    };
     let domain = sorter.site.view().config().domain.clone();
     let failures: Vec<Failure<'_>> = failed
         .iter()
@@ -307,7 +316,7 @@ async fn bounce(
         .collect();
     let report = dsn::bounce(
         envelope,
-        message,
+        &head,
         &failures,
         &sorter.hostname,
         &format!("MAILER-DAEMON@{domain}"),

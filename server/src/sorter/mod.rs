@@ -8,9 +8,10 @@
 //! - [`connection`]: line framing, message data, TLS and time limits;
 //! - [`incoming`]: a message being received, streamed to the spool as it arrives;
 //! - [`message`]: what is checked in and added to a message; [`dsn`]: bounces;
-//! - [`queue`]: the spool; [`delivery`], [`client`] (LMTP and SMTP) and [`relay`]
-//!   (MX lookup, TLS to other domains): the way out.
+//! - [`queue`]: the spool; [`delivery`], [`client`] (LMTP and SMTP; [`body`]: the
+//!   message read in chunks) and [`relay`] (MX lookup, TLS to other domains): the way out.
 
+pub mod body;
 pub mod client;
 pub mod connection;
 pub mod delivery;

@@ -25,6 +25,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
+use super::body::Body;
 use super::incoming::Incoming;
 use crate::mailbox::store::maildir::sync_dir;
 
@@ -545,20 +546,27 @@ impl Queue {
         (out, next)
     }
 
-    /// The envelope and message of a busy entry, for a delivery attempt; `None` if it
-    /// was removed (the entry is then forgotten).
-    pub async fn checkout(&self, id: &str) -> Option<(Envelope, Arc<Vec<u8>>)> {
+    /// The envelope and message of a busy entry, for a delivery attempt (a message not
+    /// in memory is read from its file as it is sent); `None` if it was removed (the
+    /// entry is then forgotten).
+    pub async fn checkout(&self, id: &str) -> Option<(Envelope, Body)> {
         let (envelope, fresh) = {
             let mut entries = self.entries();
             let entry = entries.get_mut(id)?;
             (entry.envelope.clone(), entry.fresh.take())
         };
         if let Some(message) = fresh {
-            return Some((envelope, message));
+            return Some((envelope, Body::Memory(message)));
         }
         let path = self.path(id, "msg");
-        match tokio::fs::read(&path).await {
-            Ok(bytes) => Some((envelope, Arc::new(bytes))),
+        match tokio::fs::metadata(&path).await {
+            Ok(meta) => Some((
+                envelope,
+                Body::File {
+                    path,
+                    size: meta.len(),
+                },
+            )),
             Err(error) => {
                 if error.kind() != io::ErrorKind::NotFound {
                     tracing::warn!(%error, path = %path.display(), "cannot read a queued message");
@@ -680,7 +688,7 @@ mod tests {
         // Busy entries are not handed out twice.
         assert!(queue.take_due(now(), true, 100).0.is_empty());
         let (mut env, message) = queue.checkout(&id).await.unwrap();
-        assert_eq!(&message[..], b"hello");
+        assert_eq!(message.head().await.unwrap(), b"hello");
         env.recipients[0].state = State::Delivered;
         env.recipients[1].attempts = 1;
         env.recipients[1].next_attempt = now() + 60;
