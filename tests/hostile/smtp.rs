@@ -290,4 +290,46 @@ fn postmaster_without_a_mailbox_is_deferred_not_refused() {
     assert!(smtp.ask("MAIL FROM:<x@example.org>\r\n").starts_with("250"));
     let reply = smtp.ask("RCPT TO:<postmaster>\r\n");
     assert!(reply.starts_with("451 4.3.0"), "{reply}");
+    assert!(
+        site.log().contains("[site] postmaster names no user"),
+        "the operator is told at the start"
+    );
+}
+
+#[test]
+fn bdat_chunks_go_to_one_spool_file_as_they_come() {
+    let site = Site::isolated();
+    site.add_user("alice", "alice-password", &[]);
+    let mut smtp = Smtp::connect(&format!("{}:10025", site.addr(21)));
+    assert!(smtp.ask("EHLO x\r\n").contains("CHUNKING"));
+    assert!(smtp.ask("MAIL FROM:<x@example.org>\r\n").starts_with("250"));
+    assert!(
+        smtp.ask("RCPT TO:<alice@example.test>\r\n")
+            .starts_with("250")
+    );
+    let head = "Subject: chunked\r\n\r\n";
+    let body = format!("{}\r\n", "y".repeat(78)).repeat(4000);
+    let first = smtp.ask(&format!("BDAT {}\r\n{head}", head.len()));
+    assert!(first.starts_with("250"), "{first}");
+    let second = smtp.ask(&format!("BDAT {}\r\n{body}", body.len()));
+    assert!(second.starts_with("250"), "{second}");
+    // Both chunks are in one file in the spool before the message is complete.
+    let both = (head.len() + body.len()) as u64;
+    assert!(
+        within(Duration::from_secs(10), || {
+            let (files, bytes) = in_flight(&site);
+            files == 1 && bytes >= both
+        }),
+        "{:?}",
+        in_flight(&site)
+    );
+    let queued = smtp.ask("BDAT 0 LAST\r\n");
+    assert!(queued.starts_with("250 2.0.0"), "{queued}");
+    assert!(arrives(&site, "alice", "alice-password", "chunked"));
+    let stored = site.inbox("alice");
+    assert!(
+        stored[0].ends_with(&format!("{head}{body}")),
+        "the message is whole"
+    );
+    assert_eq!(in_flight(&site).0, 0);
 }

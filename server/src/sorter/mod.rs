@@ -154,5 +154,11 @@ pub async fn start(
         report.push(format!("  queue {} ({waiting} waiting)", dir.display()));
         tasks.spawn(delivery::run(sorter, stop.clone()));
     }
+    if !config.sorters.is_empty() && site.view().users.get(&config.postmaster).is_none() {
+        tracing::warn!(
+            user = %config.postmaster,
+            "[site] postmaster names no user yet: mail for postmaster is deferred (451) until that user exists"
+        );
+    }
     Ok(report)
 }
