@@ -105,15 +105,22 @@ fn arrives(site: &Site, user: &str, password: &str, subject: &str) -> bool {
     })
 }
 
+/// A client of sorter1's MX port that has named alice as the recipient.
+fn to_alice(site: &Site) -> Smtp {
+    let mut smtp = Smtp::connect(&format!("{}:10025", site.addr(21)));
+    assert!(
+        smtp.ask("EHLO stranger.example.org\r\n")
+            .contains("CHUNKING")
+    );
+    assert!(smtp.ask("MAIL FROM:<x@example.org>\r\n").starts_with("250"));
+    let rcpt = smtp.ask("RCPT TO:<alice@example.test>\r\n");
+    assert!(rcpt.starts_with("250"), "{rcpt}");
+    smtp
+}
+
 /// A client that started a message to alice and is in the middle of its data.
 fn start_data(site: &Site) -> Smtp {
-    let mut smtp = Smtp::connect(&format!("{}:10025", site.addr(21)));
-    assert!(smtp.ask("EHLO stranger.example.org\r\n").starts_with("250"));
-    assert!(smtp.ask("MAIL FROM:<x@example.org>\r\n").starts_with("250"));
-    assert!(
-        smtp.ask("RCPT TO:<alice@example.test>\r\n")
-            .starts_with("250")
-    );
+    let mut smtp = to_alice(site);
     let go = smtp.ask("DATA\r\n");
     assert!(go.starts_with("354"), "{go}");
     smtp.send("Subject: flood\r\n\r\n");
@@ -300,13 +307,7 @@ fn postmaster_without_a_mailbox_is_deferred_not_refused() {
 fn bdat_chunks_go_to_one_spool_file_as_they_come() {
     let site = Site::isolated();
     site.add_user("alice", "alice-password", &[]);
-    let mut smtp = Smtp::connect(&format!("{}:10025", site.addr(21)));
-    assert!(smtp.ask("EHLO x\r\n").contains("CHUNKING"));
-    assert!(smtp.ask("MAIL FROM:<x@example.org>\r\n").starts_with("250"));
-    assert!(
-        smtp.ask("RCPT TO:<alice@example.test>\r\n")
-            .starts_with("250")
-    );
+    let mut smtp = to_alice(&site);
     let head = "Subject: chunked\r\n\r\n";
     let body = format!("{}\r\n", "y".repeat(78)).repeat(4000);
     let first = smtp.ask(&format!("BDAT {}\r\n{head}", head.len()));
