@@ -164,6 +164,11 @@ fn unfinished_data_goes_to_the_spool_not_to_memory() {
         in_flight(&site)
     );
     let grown = rss(site.pid()).saturating_sub(before);
+    eprintln!(
+        "{CONNECTIONS} unfinished messages of {} KiB: RSS grew by {} KiB",
+        EACH / 1024,
+        grown / 1024
+    );
     assert!(
         grown < sent as usize / 5,
         "memory grew by {} KiB while strangers sent {} KiB of unfinished messages",
@@ -185,6 +190,41 @@ fn unfinished_data_goes_to_the_spool_not_to_memory() {
     let subjects = subjects(&site, "alice", "alice-password");
     assert_eq!(subjects, ["Subject: warm-up", "Subject: honest"]);
     assert!(!site.log().contains("panicked"));
+}
+
+#[test]
+fn hundreds_of_unfinished_messages_cost_under_64_kib_each() {
+    let site = Site::isolated();
+    site.add_user("alice", "alice-password", &[]);
+    assert_eq!(send(&site, "alice@example.test", "warm-up"), "refused {}");
+    assert!(arrives(&site, "alice", "alice-password", "warm-up"));
+    let before = rss(site.pid());
+    // 1,000 hostile connections are to add at most 64 MiB: 64 KiB each.
+    const CONNECTIONS: usize = 400;
+    let mut flood: Vec<Smtp> = (0..CONNECTIONS).map(|_| start_data(&site)).collect();
+    for smtp in &mut flood {
+        send_text(smtp, 64 * 1024);
+    }
+    assert!(
+        within(Duration::from_secs(60), || {
+            let (files, bytes) = in_flight(&site);
+            files == CONNECTIONS && bytes >= (CONNECTIONS * 60 * 1024) as u64
+        }),
+        "{:?}",
+        in_flight(&site)
+    );
+    let grown = rss(site.pid()).saturating_sub(before);
+    eprintln!(
+        "{CONNECTIONS} unfinished messages: RSS grew by {} KiB",
+        grown / 1024
+    );
+    assert!(
+        grown < CONNECTIONS * 64 * 1024,
+        "{} KiB per connection",
+        grown / 1024 / CONNECTIONS
+    );
+    drop(flood);
+    assert!(within(Duration::from_secs(30), || in_flight(&site).0 == 0));
 }
 
 #[test]

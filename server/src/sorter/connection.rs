@@ -22,6 +22,8 @@ use super::session::{Next, Session};
 
 /// The longest command line, its CRLF included.
 pub const MAX_LINE: usize = 1000;
+/// How much is read from the client at once.
+const READ_SIZE: usize = 16 * 1024;
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -94,9 +96,13 @@ impl Input {
             self.buf.drain(..self.pos);
             self.pos = 0;
         }
-        let mut chunk = [0u8; 16384];
-        let n = stream.read(&mut chunk).await?;
-        self.buf.extend_from_slice(&chunk[..n]);
+        if self.buf.is_empty() && self.buf.capacity() > 2 * READ_SIZE {
+            // Give back what a burst of pipelined input or message data needed.
+            self.buf = Vec::new();
+        }
+        // Straight into the buffer: no copy, and no array kept in every connection.
+        self.buf.reserve(READ_SIZE);
+        let n = stream.read_buf(&mut self.buf).await?;
         Ok(n > 0)
     }
 }
