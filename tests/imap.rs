@@ -8,7 +8,7 @@ use common::{Site, python};
 const DELIVER: &str = r#"
 import smtplib, sys
 host, rcpt, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
-with smtplib.LMTP(host, 10024) as s:
+with smtplib.LMTP(host, 10024, source_address=(host.rsplit(".", 1)[0] + ".21", 0)) as s:
     for n in range(1, count + 1):
         s.sendmail("sender@example.org", [rcpt], f"Subject: message {n}\r\n\r\nbody of {n}\r\n".encode())
 "#;
@@ -46,7 +46,7 @@ out["exists_after"] = int(data[0])
 typ, data = m.uid("FETCH", "1:*", "(UID)")
 out["uids_after"] = [d.decode() for d in data]
 import smtplib
-with smtplib.LMTP(host, 10024) as s:
+with smtplib.LMTP(host, 10024, source_address=(host.rsplit(".", 1)[0] + ".21", 0)) as s:
     s.sendmail("sender@example.org", [user + "@example.test"], b"Subject: new\r\n\r\nnew\r\n")
 m.noop()
 out["exists_on_noop"] = [d.decode() for d in m.untagged_responses.pop("EXISTS", [])][-1:]
@@ -415,7 +415,7 @@ messages = [
     "Content-Disposition: attachment; filename=\"r.pdf\"\r\n\r\n" + attachment + "\r\n--mix--\r\n",
     "From: other@example.com\r\nTo: bob@example.test\r\nSubject: Other\r\n\r\nnothing\r\n",
 ]
-with smtplib.LMTP(host, 10024) as s:
+with smtplib.LMTP(host, 10024, source_address=(host.rsplit(".", 1)[0] + ".21", 0)) as s:
     for m in messages:
         s.sendmail("sender@example.org", [rcpt], m.encode())
 "#;
@@ -604,7 +604,7 @@ def until(word):
         if word in line:
             return lines
 start = time.monotonic()
-with smtplib.LMTP(host, 10024) as s:
+with smtplib.LMTP(host, 10024, source_address=(host.rsplit(".", 1)[0] + ".21", 0)) as s:
     s.sendmail("sender@example.org", [user + "@example.test"], b"Subject: pushed\r\n\r\nnow\r\n")
 out["idle_delivery"] = until("EXISTS")
 out["idle_delay"] = time.monotonic() - start
@@ -848,7 +848,7 @@ def say(line):
 def lmtp():
     n = first
     try:
-        s = smtplib.LMTP(host, 10024, timeout=5)
+        s = smtplib.LMTP(host, 10024, timeout=5, source_address=(host.rsplit(".", 1)[0] + ".21", 0))
         while time.time() < end:
             s.sendmail("sender@example.org", [user + "@example.test"], f"Subject: delivered {n}\r\n\r\nbody {n}\r\n".encode())
             say(f"lmtp {n}")

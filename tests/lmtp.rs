@@ -11,7 +11,8 @@ type Lmtp = common::Replies;
 const SMTPLIB_DELIVER: &str = r#"
 import smtplib, sys
 host, port, rcpt = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-with smtplib.LMTP(host, port) as s:
+# From sorter1's address: LMTP is for the sorters only.
+with smtplib.LMTP(host, port, source_address=(host.rsplit(".", 1)[0] + ".21", 0)) as s:
     refused = s.sendmail("sender@example.org", [rcpt], b"Subject: hello\r\n\r\nfrom smtplib\r\n")
     print("refused", refused)
 "#;
@@ -61,7 +62,7 @@ fn one_reply_per_recipient_with_pipelining() {
     for user in ["alice", "amy", "nora"] {
         site.add_user(user, "a-password", &[]);
     }
-    let mut lmtp = Lmtp::connect(&format!("{}:10024", site.addr(11)));
+    let mut lmtp = Lmtp::connect_from(&format!("{}:10024", site.addr(11)), &site.addr(21));
     // Everything up to DATA in one write, as PIPELINING allows.
     lmtp.send(
         "LHLO sorter1.example.test\r\nMAIL FROM:<s@example.org>\r\nRCPT TO:<alice@example.test>\r\n\
@@ -114,7 +115,7 @@ fn one_reply_per_recipient_with_pipelining() {
 fn bad_sequences_and_oversized_input_get_protocol_errors() {
     let site = Site::isolated();
     site.add_user("alice", "a-password", &[]);
-    let mut lmtp = Lmtp::connect(&format!("{}:10024", site.addr(11)));
+    let mut lmtp = Lmtp::connect_from(&format!("{}:10024", site.addr(11)), &site.addr(21));
     for (command, expect) in [
         ("EHLO x\r\n", "500 5.5.1"),
         ("MAIL FROM:<a@example.org>\r\n", "503 5.5.1"),
@@ -171,7 +172,7 @@ host, first, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 end = time.time() + seconds
 n = first
 try:
-    s = smtplib.LMTP(host, 10024, timeout=5)
+    s = smtplib.LMTP(host, 10024, timeout=5, source_address=(host.rsplit(".", 1)[0] + ".21", 0))
     while time.time() < end:
         s.sendmail("sender@example.org", ["alice@example.test"], f"Subject: durable {n}\r\n\r\nbody {n}\r\n".encode())
         print(n, flush=True)
@@ -228,4 +229,51 @@ fn every_acknowledged_delivery_survives_sigkill() {
         "the index and the Maildir disagree: {inbox}"
     );
     assert!(count >= acked.len());
+}
+
+const STRANGER: &str = r#"
+import smtplib, sys
+host, source = sys.argv[1], sys.argv[2]
+with smtplib.LMTP(host, 10024, source_address=(source, 0)) as s:
+    try:
+        s.sendmail("sender@example.org", ["alice@example.test"], b"Subject: sneaked in\r\n\r\nx\r\n")
+        print("accepted")
+    except smtplib.SMTPSenderRefused as e:
+        print("refused", e.smtp_code, e.smtp_error.decode())
+    except smtplib.SMTPServerDisconnected:
+        print("disconnected")
+"#;
+
+#[test]
+fn only_the_sorters_may_deliver() {
+    let site = Site::isolated();
+    site.add_user("alice", "a-password", &[]);
+    // From an address of the site's network that is not a sorter's: refused at MAIL.
+    let out = python(STRANGER, &[&site.addr(11), &site.addr(99)]);
+    assert!(
+        out.trim().starts_with("refused 550 5.7.1"),
+        "a stranger got: {out}"
+    );
+    // From 127.0.0.1, the default source of loopback clients, too; then the
+    // connection is closed.
+    let mut lmtp = Lmtp::connect(&format!("{}:10024", site.addr(11)));
+    assert!(lmtp.ask("LHLO stranger\r\n").starts_with("250"));
+    let mail = lmtp.ask("MAIL FROM:<s@example.org>\r\n");
+    assert!(mail.starts_with("550 5.7.1"), "{mail}");
+    assert_eq!(lmtp.reply(), "", "the connection is closed");
+    assert!(site.inbox("alice").is_empty(), "nothing was delivered");
+
+    // Both sorters may, from their own addresses.
+    let out = python(
+        SMTPLIB_DELIVER,
+        &[&site.addr(11), "10024", "alice@example.test"],
+    );
+    assert_eq!(out.trim(), "refused {}");
+    for sorter in [21, 22] {
+        let mut lmtp = Lmtp::connect_from(&format!("{}:10024", site.addr(11)), &site.addr(sorter));
+        assert!(lmtp.ask("LHLO sorter\r\n").starts_with("250"));
+        let mail = lmtp.ask("MAIL FROM:<s@example.org>\r\n");
+        assert!(mail.starts_with("250 2.1.0"), "sorter .{sorter}: {mail}");
+    }
+    assert_eq!(site.inbox("alice").len(), 1);
 }

@@ -8,7 +8,7 @@ use common::{Site, python};
 const DELIVER: &str = r#"
 import smtplib, sys
 host, rcpt, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
-with smtplib.LMTP(host, 10024) as s:
+with smtplib.LMTP(host, 10024, source_address=(host.rsplit(".", 1)[0] + ".21", 0)) as s:
     for n in range(1, count + 1):
         s.sendmail("sender@example.org", [rcpt], f"Subject: message {n}\r\n\r\n.line one of {n}\r\nline two\r\n".encode())
 "#;

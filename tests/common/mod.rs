@@ -475,6 +475,27 @@ pub fn wait_until(mut ready: impl FnMut() -> bool) {
     }
 }
 
+/// A TCP connection to `addr` from the local address `source` (port chosen by the
+/// system), e.g. from a sorter's address.
+pub fn connect_from(addr: &str, source: &str) -> TcpStream {
+    let addr: SocketAddr = addr.parse().expect("an address and port");
+    let source: std::net::IpAddr = source.parse().expect("an address");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .expect("a runtime");
+    let stream = runtime.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket
+            .bind(SocketAddr::new(source, 0))
+            .expect("bind the source");
+        socket.connect(addr).await.expect("connect")
+    });
+    let stream = stream.into_std().expect("a std stream");
+    stream.set_nonblocking(false).expect("blocking mode");
+    stream
+}
+
 /// A raw SMTP or LMTP connection that reads whole replies, continuation lines included.
 pub struct Replies {
     reader: std::io::BufReader<TcpStream>,
@@ -484,7 +505,15 @@ pub struct Replies {
 impl Replies {
     /// Connects and checks the 220 greeting.
     pub fn connect(addr: &str) -> Replies {
-        let stream = TcpStream::connect(addr).expect("connect");
+        Replies::over(TcpStream::connect(addr).expect("connect"))
+    }
+
+    /// Connects from the local address `source` and checks the 220 greeting.
+    pub fn connect_from(addr: &str, source: &str) -> Replies {
+        Replies::over(connect_from(addr, source))
+    }
+
+    fn over(stream: TcpStream) -> Replies {
         stream
             .set_read_timeout(Some(Duration::from_secs(20)))
             .expect("a read timeout");
@@ -557,6 +586,11 @@ impl Site {
                 .filter(|p| p.exists())
                 .collect(),
         }
+    }
+
+    /// The process id of the running `mailsite serve` (to read its memory use in /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Every message in a user's Maildir INBOX (cur/ and new/), as text, sorted.

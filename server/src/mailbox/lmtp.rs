@@ -2,6 +2,11 @@
 //! the recipient's letter. smtp-proto parses the commands; the session below decides,
 //! one reply per recipient after DATA, and `250` only once the message is durable in
 //! the store.
+//!
+//! Only the site's sorters (their configured addresses, and the `[lmtp] allow`
+//! networks) may deliver: LMTP skips every check a sorter makes, so anyone else gets
+//! `550 5.7.1` at MAIL and the connection is closed. LHLO still works for them, so that
+//! the health checks of the dns nodes see the server alive.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -48,6 +53,8 @@ pub struct Session {
     phase: Phase,
     from: String,
     recipients: Vec<Recipient>,
+    /// The client is not a sorter: MAIL is refused.
+    stranger: bool,
 }
 
 /// What the connection loop must do after a command.
@@ -70,7 +77,15 @@ impl Session {
             phase: Phase::Greeted,
             from: String::new(),
             recipients: Vec::new(),
+            stranger: false,
         }
+    }
+
+    /// A session for a client that is not one of the site's sorters: it may greet, but
+    /// not deliver.
+    pub fn for_stranger(mut self) -> Session {
+        self.stranger = true;
+        self
     }
 
     pub fn greeting(&self) -> String {
@@ -103,6 +118,9 @@ impl Session {
             Request::Mail { from } => match self.phase {
                 Phase::Greeted => Next::Reply("503 5.5.1 Send LHLO first\r\n".into()),
                 Phase::Mail => Next::Reply("503 5.5.1 Nested MAIL command\r\n".into()),
+                _ if self.stranger => Next::Close(
+                    "550 5.7.1 Only the site's mail sorters may deliver here; closing\r\n".into(),
+                ),
                 Phase::Ready if from.size > MAX_MESSAGE => Next::Reply(format!(
                     "552 5.3.4 Message size exceeds the {MAX_MESSAGE} byte limit\r\n"
                 )),
@@ -370,12 +388,14 @@ pub async fn run(
         MAX_CONNECTIONS,
         b"421 4.3.2 Too many connections, try again later\r\n",
         stop,
-        move |stream, _peer| {
+        move |stream, peer| {
             let s = &server;
-            serve_connection(
-                stream,
-                Session::new(&s.name, &s.hostname, s.site.clone(), s.store.clone()),
-            )
+            let mut session = Session::new(&s.name, &s.hostname, s.site.clone(), s.store.clone());
+            if !s.site.view().config().lmtp_allowed(peer.ip()) {
+                tracing::info!(server = %s.name, %peer, "LMTP from a client that is not a sorter: MAIL will be refused");
+                session = session.for_stranger();
+            }
+            serve_connection(stream, session)
         },
     )
     .await

@@ -4,15 +4,16 @@
 //! transaction per message and server; the envelope is pipelined when the server
 //! offers it (LMTP servers must). Every recipient gets its own [`Outcome`].
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use mailsite_shared::smtp_reply::{self, Reply, ReplyLimits};
-use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::ServerName;
 
+use super::body::{Body, CHUNK, Stuffer};
 use super::connection::Stream;
 
 /// How long to wait for a connection.
@@ -70,9 +71,12 @@ pub struct Handoff<'a> {
     pub hostname: &'a str,
     pub sender: &'a str,
     pub recipients: &'a [String],
-    pub message: &'a [u8],
+    pub message: &'a Body,
     /// How long the whole transaction may take.
     pub timeout: Duration,
+    /// The address to connect from: a sorter's own, so that a mailbox server knows the
+    /// connection is from a sorter (LMTP is closed to anyone else).
+    pub source: Option<IpAddr>,
 }
 
 type Connection = BufReader<Box<dyn Stream>>;
@@ -91,20 +95,31 @@ async fn write(connection: &mut Connection, bytes: &[u8]) -> std::io::Result<()>
 /// final `.` line.
 pub fn dot_stuffed(message: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(message.len() + message.len() / 64 + 8);
-    for line in message.split_inclusive(|&b| b == b'\n') {
-        if line.first() == Some(&b'.') {
-            out.push(b'.');
-        }
-        out.extend_from_slice(line);
-    }
-    if !out.is_empty() && !out.ends_with(b"\r\n") {
-        if out.ends_with(b"\n") {
-            out.pop();
-        }
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b".\r\n");
+    let mut stuffer = Stuffer::default();
+    stuffer.push(message, &mut out);
+    stuffer.finish(&mut out);
     out
+}
+
+/// Sends the message as DATA carries it, read and stuffed a chunk at a time.
+async fn send_body(connection: &mut Connection, body: &Body) -> std::io::Result<()> {
+    let mut reader = body.reader().await?;
+    let mut stuffer = Stuffer::default();
+    let mut buf = vec![0u8; CHUNK];
+    let mut out = Vec::with_capacity(CHUNK + CHUNK / 2);
+    let stream = connection.get_mut();
+    loop {
+        let n = reader.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        stuffer.push(&buf[..n], &mut out);
+        stream.write_all(&out).await?;
+        out.clear();
+    }
+    stuffer.finish(&mut out);
+    stream.write_all(&out).await?;
+    stream.flush().await
 }
 
 /// Hands `handoff` to the first of `targets` (a host name and an address each) that
@@ -118,7 +133,7 @@ pub async fn deliver(
 ) -> (Vec<Outcome>, Option<String>) {
     let mut last_error = String::from("no address to deliver to");
     for (host, addr) in targets {
-        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+        match tokio::time::timeout(CONNECT_TIMEOUT, connect(*addr, handoff.source)).await {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
                 let outcomes = transaction(Box::new(stream), host, dialect, handoff).await;
@@ -130,6 +145,26 @@ pub async fn deliver(
     }
     let outcomes = vec![Outcome::Temporary(last_error); handoff.recipients.len()];
     (outcomes, None)
+}
+
+/// Connects to `addr` from `source` when it is given and of the same family (if this
+/// host cannot bind it, from the default address: the server then decides).
+async fn connect(addr: SocketAddr, source: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    let Some(source) = source.filter(|s| s.is_ipv4() == addr.is_ipv4()) else {
+        return TcpStream::connect(addr).await;
+    };
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    match socket.bind(SocketAddr::new(source, 0)) {
+        Ok(()) => socket.connect(addr).await,
+        Err(error) => {
+            tracing::debug!(%source, %error, "cannot connect from the sorter's address");
+            TcpStream::connect(addr).await
+        }
+    }
 }
 
 /// One transaction over a connected stream to `host`.
@@ -239,7 +274,7 @@ async fn converse(
         }
     }
     let lmtp = matches!(dialect, Dialect::Lmtp);
-    let eight_bit = handoff.message.iter().any(|&b| b >= 0x80);
+    let eight_bit = handoff.message.eight_bit().await?;
     let utf8 = !handoff.sender.is_ascii() || handoff.recipients.iter().any(|r| !r.is_ascii());
     let mut params = String::new();
     if eight_bit && (lmtp || ehlo.offers("8BITMIME")) {
@@ -322,7 +357,7 @@ async fn converse(
         }
         return Ok(());
     }
-    write(&mut connection, &dot_stuffed(handoff.message)).await?;
+    send_body(&mut connection, handoff.message).await?;
     if lmtp {
         // One reply per accepted recipient, in order (RFC 2033 4.2).
         for &i in &accepted {
@@ -373,8 +408,9 @@ mod tests {
             hostname: "sorter1.example.test",
             sender: "a@example.test",
             recipients: &recipients,
-            message: b"Subject: x\r\n\r\n.dot\r\n",
+            message: &Body::from(b"Subject: x\r\n\r\n.dot\r\n".to_vec()),
             timeout: Duration::from_secs(5),
+            source: None,
         };
         let outcomes = transaction(Box::new(client), "mx.example", &dialect, &handoff).await;
         (outcomes, serve.await.unwrap())
@@ -441,8 +477,9 @@ mod tests {
             hostname: "h",
             sender: "",
             recipients: &recipients,
-            message: b"x",
+            message: &Body::from(b"x".to_vec()),
             timeout: Duration::from_secs(5),
+            source: None,
         };
         let target = [("nowhere".to_string(), "127.0.0.1:1".parse().unwrap())];
         let (refused, host) = deliver(&target, &Dialect::Lmtp, &handoff).await;

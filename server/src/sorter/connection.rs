@@ -1,7 +1,8 @@
 //! The SMTP connection loop: frames command lines (at most 1000 octets, RFC 5321
 //! 4.5.3.1.6), reads message data (DATA up to CRLF "." CRLF with smtp-proto's data
-//! receiver, BDAT chunks by count), starts TLS, and enforces the time limits. It only
-//! moves bytes; [`Session`] decides. Generic over the stream, so that tests and fuzz
+//! receiver, BDAT chunks by count) straight into the message file in the spool
+//! ([`Incoming`]: never the whole message in memory), starts TLS, and enforces the time
+//! limits. It only moves bytes; [`Session`] decides. Generic over the stream, so that tests and fuzz
 //! targets can drive it from bytes.
 //!
 //! Pipelined commands (RFC 2920) are answered in order and their replies sent
@@ -16,10 +17,13 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
+use super::incoming::Incoming;
 use super::session::{Next, Session};
 
 /// The longest command line, its CRLF included.
 pub const MAX_LINE: usize = 1000;
+/// How much is read from the client at once.
+const READ_SIZE: usize = 16 * 1024;
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -92,9 +96,13 @@ impl Input {
             self.buf.drain(..self.pos);
             self.pos = 0;
         }
-        let mut chunk = [0u8; 16384];
-        let n = stream.read(&mut chunk).await?;
-        self.buf.extend_from_slice(&chunk[..n]);
+        if self.buf.is_empty() && self.buf.capacity() > 2 * READ_SIZE {
+            // Give back what a burst of pipelined input or message data needed.
+            self.buf = Vec::new();
+        }
+        // Straight into the buffer: no copy, and no array kept in every connection.
+        self.buf.reserve(READ_SIZE);
+        let n = stream.read_buf(&mut self.buf).await?;
         Ok(n > 0)
     }
 }
@@ -190,11 +198,11 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin + Send + 'static
                 out.extend_from_slice(text.as_bytes());
                 send(&mut stream, &out, timeout).await?;
                 out.clear();
-                let limit = session.max_message_size();
-                let data = read_data(&mut input, &mut stream, limit, timeout).await;
-                let next = match data {
-                    Ok(Some(message)) => session.message(message).await,
-                    Ok(None) => session.too_large(),
+                let Some(mut incoming) = session.take_incoming() else {
+                    return Ok(());
+                };
+                let next = match read_data(&mut input, &mut stream, &mut incoming, timeout).await {
+                    Ok(()) => session.message(incoming).await,
                     Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
                         let _ = send(&mut stream, session.timed_out().as_bytes(), timeout).await;
                         return Ok(());
@@ -206,14 +214,15 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin + Send + 'static
                 }
             }
             Next::Bdat { size, keep } => {
-                let chunk = match read_chunk(&mut input, &mut stream, size, keep, timeout).await {
+                let mut incoming = if keep { session.take_incoming() } else { None };
+                match read_chunk(&mut input, &mut stream, size, incoming.as_mut(), timeout).await {
                     Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
                         let _ = send(&mut stream, session.timed_out().as_bytes(), timeout).await;
                         return Ok(());
                     }
-                    chunk => chunk?,
+                    result => result?,
                 };
-                if answer(&mut out, session.chunk(chunk).await) {
+                if answer(&mut out, session.chunk(incoming, size).await) {
                     return send(&mut stream, &out, timeout).await;
                 }
             }
@@ -237,34 +246,34 @@ fn answer(out: &mut Vec<u8>, next: Next) -> bool {
     }
 }
 
-/// Reads message data up to CRLF "." CRLF, undoing dot-stuffing. `None` when it was
-/// larger than `limit` (read to its end and dropped).
+/// Reads message data up to CRLF "." CRLF, undoing dot-stuffing, into the message
+/// file as it arrives (past the size limit the file keeps nothing more).
 async fn read_data(
     input: &mut Input,
     stream: &mut Box<dyn Stream>,
-    limit: u64,
+    incoming: &mut Incoming,
     timeout: Duration,
-) -> std::io::Result<Option<Vec<u8>>> {
+) -> std::io::Result<()> {
     let mut receiver = DataReceiver::new();
-    let mut message = Vec::new();
+    let mut data = Vec::new();
     // The CRLF that ended the DATA line also begins the first line of data (RFC 5321
     // 4.1.1.4): a first line starting with a dot is unstuffed, and "." right away
     // ends an empty message.
-    receiver.ingest(&mut b"\r\n".iter(), &mut message);
-    message.clear();
-    let mut too_large = false;
+    receiver.ingest(&mut b"\r\n".iter(), &mut data);
+    data.clear();
     loop {
         let available = input.available();
         let mut bytes = available.iter();
-        let done = receiver.ingest(&mut bytes, &mut message);
+        let done = receiver.ingest(&mut bytes, &mut data);
         let used = available.len() - bytes.as_slice().len();
         input.consume(used);
-        if message.len() as u64 > limit {
-            too_large = true;
-            message = Vec::new();
-        }
+        // A CR at the end may be the one of the final "." CRLF, which the receiver
+        // takes back when the LF comes: it waits for the next round.
+        let keep = usize::from(!done && data.last() == Some(&b'\r'));
+        incoming.write(&data[..data.len() - keep]).await;
+        data.drain(..data.len() - keep);
         if done {
-            return Ok((!too_large).then_some(message));
+            return Ok(());
         }
         if !fill_within(input, stream, Instant::now() + timeout).await? {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
@@ -272,26 +281,25 @@ async fn read_data(
     }
 }
 
-/// Reads `size` octets of a BDAT chunk (kept or dropped).
+/// Reads `size` octets of a BDAT chunk into the message file (or drops them).
 async fn read_chunk(
     input: &mut Input,
     stream: &mut Box<dyn Stream>,
     size: usize,
-    keep: bool,
+    mut incoming: Option<&mut Incoming>,
     timeout: Duration,
-) -> std::io::Result<Option<Vec<u8>>> {
-    let mut chunk = Vec::with_capacity(if keep { size.min(1 << 20) } else { 0 });
+) -> std::io::Result<()> {
     let mut left = size;
     loop {
         let available = input.available();
         let take = left.min(available.len());
-        if keep {
-            chunk.extend_from_slice(&available[..take]);
+        if let Some(incoming) = incoming.as_deref_mut() {
+            incoming.write(&available[..take]).await;
         }
         input.consume(take);
         left -= take;
         if left == 0 {
-            return Ok(keep.then_some(chunk));
+            return Ok(());
         }
         if !fill_within(input, stream, Instant::now() + timeout).await? {
             return Err(std::io::ErrorKind::UnexpectedEof.into());

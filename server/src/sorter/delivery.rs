@@ -16,6 +16,7 @@ use mailsite_shared::QueueSettings;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use super::Sorter;
+use super::body::Body;
 use super::client::{self, Dialect, Handoff, Outcome};
 use super::dsn::{self, Failure};
 use super::queue::{self, Envelope, Recipient, State};
@@ -191,6 +192,7 @@ async fn attempt(sorter: Sorter, id: String, _permit: OwnedSemaphorePermit) {
             recipients: &recipients,
             message: &message,
             timeout: TRANSACTION_TIMEOUT,
+            source: None,
         };
         let (outcomes, host) = if remote {
             match sorter.relay.targets(&label).await {
@@ -209,6 +211,12 @@ async fn attempt(sorter: Sorter, id: String, _permit: OwnedSemaphorePermit) {
             }
         } else {
             let found = targets.remove(&label).unwrap_or_default();
+            // From the sorter's own address: the mailbox servers take LMTP from the
+            // sorters only.
+            let handoff = Handoff {
+                source: own_address(&sorter, found.first().map(|(_, a)| a.is_ipv4())),
+                ..handoff
+            };
             client::deliver(&found, &Dialect::Lmtp, &handoff).await
         };
         for (&i, outcome) in indices.iter().zip(outcomes) {
@@ -257,12 +265,28 @@ async fn attempt(sorter: Sorter, id: String, _permit: OwnedSemaphorePermit) {
     }
 }
 
+/// The sorter's configured address of the family of its targets (IPv4 or not).
+fn own_address(sorter: &Sorter, ipv4: Option<bool>) -> Option<std::net::IpAddr> {
+    let view = sorter.site.view();
+    let server = view
+        .config()
+        .sorters
+        .iter()
+        .find(|s| s.name == sorter.name)?;
+    let ipv4 = ipv4?;
+    server
+        .addresses
+        .iter()
+        .find(|a| a.is_ipv4() == ipv4)
+        .copied()
+}
+
 /// Queues the bounce of `failed` recipients to the sender (none for the null sender:
 /// a bounce is never bounced). Returns false if it could not be queued.
 async fn bounce(
     sorter: &Sorter,
     envelope: &Envelope,
-    message: &[u8],
+    message: &Body,
     failed: &[Failed],
     now: u64,
 ) -> bool {
@@ -272,6 +296,14 @@ async fn bounce(
         }
         return true;
     }
+    // The bounce quotes the header section only.
+    let head = match message.head().await {
+        Ok(head) => head,
+        Err(error) => {
+            tracing::error!(sorter = %sorter.name, id = %envelope.id, %error, "cannot read a message to bounce it");
+            return false;
+        }
+    };
     let domain = sorter.site.view().config().domain.clone();
     let failures: Vec<Failure<'_>> = failed
         .iter()
@@ -284,7 +316,7 @@ async fn bounce(
         .collect();
     let report = dsn::bounce(
         envelope,
-        message,
+        &head,
         &failures,
         &sorter.hostname,
         &format!("MAILER-DAEMON@{domain}"),

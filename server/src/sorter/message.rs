@@ -1,5 +1,5 @@
 //! What a sorter does to and checks in a received message before queueing it: line
-//! ends made CRLF, the Received trace header, the From header of submissions, mail
+//! ends made CRLF (as it is written, [`super::incoming`]), the Received trace header, the From header of submissions, mail
 //! loops.
 //!
 //! Bare LF (a line feed without its carriage return) is normalised to CRLF rather
@@ -14,26 +14,6 @@ use mail_parser::{HeaderName, HeaderValue, MessageParser};
 /// The most Received headers a message may carry before it is taken for a loop
 /// (RFC 5321 6.3 suggests at least 100 as a loop; 50 is what Postfix uses).
 pub const MAX_HOPS: usize = 50;
-
-/// Replaces every LF not preceded by CR with CRLF.
-pub fn normalize_line_ends(data: Vec<u8>) -> Vec<u8> {
-    let bare = data
-        .iter()
-        .enumerate()
-        .filter(|&(i, &b)| b == b'\n' && (i == 0 || data[i - 1] != b'\r'))
-        .count();
-    if bare == 0 {
-        return data;
-    }
-    let mut out = Vec::with_capacity(data.len() + bare);
-    for (i, &b) in data.iter().enumerate() {
-        if b == b'\n' && (i == 0 || data[i - 1] != b'\r') {
-            out.push(b'\r');
-        }
-        out.push(b);
-    }
-    out
-}
 
 /// The header section: everything before the first empty line.
 pub fn header_section(message: &[u8]) -> &[u8] {
@@ -160,16 +140,6 @@ pub fn missing_headers(message: &[u8], hostname: &str, id: &str, time: u64) -> S
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bare_line_feeds_become_crlf() {
-        assert_eq!(
-            normalize_line_ends(b"a\nb\r\nc\n".to_vec()),
-            b"a\r\nb\r\nc\r\n"
-        );
-        assert_eq!(normalize_line_ends(b"\n.\n".to_vec()), b"\r\n.\r\n");
-        assert_eq!(normalize_line_ends(b"a\rb".to_vec()), b"a\rb");
-    }
 
     #[test]
     fn from_must_name_the_user_only() {

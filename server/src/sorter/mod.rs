@@ -6,14 +6,17 @@
 //!
 //! - [`session`]: the SMTP state machine (policy and replies; AUTH with [`crate::sasl`]);
 //! - [`connection`]: line framing, message data, TLS and time limits;
+//! - [`incoming`]: a message being received, streamed to the spool as it arrives;
 //! - [`message`]: what is checked in and added to a message; [`dsn`]: bounces;
-//! - [`queue`]: the spool; [`delivery`], [`client`] (LMTP and SMTP) and [`relay`]
-//!   (MX lookup, TLS to other domains): the way out.
+//! - [`queue`]: the spool; [`delivery`], [`client`] (LMTP and SMTP; [`body`]: the
+//!   message read in chunks) and [`relay`] (MX lookup, TLS to other domains): the way out.
 
+pub mod body;
 pub mod client;
 pub mod connection;
 pub mod delivery;
 pub mod dsn;
+pub mod incoming;
 pub mod message;
 pub mod queue;
 pub mod relay;
@@ -150,6 +153,12 @@ pub async fn start(
         }
         report.push(format!("  queue {} ({waiting} waiting)", dir.display()));
         tasks.spawn(delivery::run(sorter, stop.clone()));
+    }
+    if !config.sorters.is_empty() && site.view().users.get(&config.postmaster).is_none() {
+        tracing::warn!(
+            user = %config.postmaster,
+            "[site] postmaster names no user yet: mail for postmaster is deferred (451) until that user exists"
+        );
     }
     Ok(report)
 }

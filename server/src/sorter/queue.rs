@@ -2,7 +2,8 @@
 //!
 //! Each accepted message is two files: `<id>.msg` (the message as it will be
 //! delivered, Received header included) and `<id>.json` (the [`Envelope`]: sender and
-//! every recipient's state). Both are written to `tmp/`, fsynced, renamed into place
+//! every recipient's state). A message from a client is written to `tmp/` while it
+//! arrives ([`super::incoming`]). Both are written to `tmp/`, fsynced, renamed into place
 //! (the envelope last: its presence marks a complete entry) and the directory is
 //! fsynced, all before the client gets its 250. Directory fsyncs of concurrent
 //! acceptances are shared (group commit). An entry whose recipients are all final is
@@ -24,6 +25,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
+use super::body::Body;
+use super::incoming::Incoming;
 use crate::mailbox::store::maildir::sync_dir;
 
 /// Seconds since the Unix epoch.
@@ -153,6 +156,46 @@ fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut file = File::create(path)?;
     file.write_all(bytes)?;
     file.sync_all()
+}
+
+/// Writes the envelope of `tmp/<id>.msg` (already synced) and moves both into the
+/// spool, the envelope last: its presence marks a complete entry.
+fn place(dir: &Path, id: &str, json: &[u8]) -> Result<()> {
+    let tmp_msg = dir.join("tmp").join(format!("{id}.msg"));
+    let tmp_json = dir.join("tmp").join(format!("{id}.json"));
+    write_synced(&tmp_json, json).map_err(at(&tmp_json))?;
+    let msg = dir.join(format!("{id}.msg"));
+    fs::rename(&tmp_msg, &msg).map_err(at(&msg))?;
+    let json_path = dir.join(format!("{id}.json"));
+    fs::rename(&tmp_json, &json_path).map_err(at(&json_path))
+}
+
+/// Rewrites the message file `path` with `added` after its first `prefix` octets
+/// (copied through a small buffer, never whole in memory), synced.
+fn insert_headers(path: &Path, prefix: u64, added: &[u8]) -> io::Result<()> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let new = path.with_extension("new");
+    let result = (|| {
+        let mut source = File::open(path)?;
+        let out = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&new)?;
+        let mut out = io::BufWriter::new(out);
+        io::copy(&mut (&mut source).take(prefix), &mut out)?;
+        out.write_all(added)?;
+        io::copy(&mut source, &mut out)?;
+        let out = out.into_inner().map_err(|e| e.into_error())?;
+        out.sync_all()?;
+        fs::rename(&new, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&new);
+    }
+    result
 }
 
 /// Directory fsyncs shared by concurrent writers: a caller's rename is durable once
@@ -359,39 +402,77 @@ impl Queue {
     }
 
     /// Writes a message and its envelope durably, then hands it to the delivery loop.
-    /// Only once this returns may the client be told 250.
+    /// Only once this returns may the client be told 250. (Bounces; messages from
+    /// clients are streamed to the spool with [`Queue::accept_incoming`].)
     pub async fn accept(&self, envelope: Envelope, message: Vec<u8>) -> Result<()> {
         let id = envelope.id.clone();
         let message = Arc::new(message);
-        let json = serde_json::to_vec_pretty(&envelope).map_err(|e| QueueError::Io {
-            path: self.path(&id, "json"),
-            source: io::Error::other(e),
-        })?;
+        let json = self.envelope_json(&envelope)?;
         let (dir, bytes) = (self.dir.clone(), message.clone());
-        let written = tokio::task::spawn_blocking(move || {
-            let (tmp_msg, tmp_json) = (
-                dir.join("tmp").join(format!("{id}.msg")),
-                dir.join("tmp").join(format!("{id}.json")),
-            );
+        self.blocking(move || {
+            let tmp_msg = dir.join("tmp").join(format!("{id}.msg"));
             write_synced(&tmp_msg, &bytes).map_err(at(&tmp_msg))?;
-            write_synced(&tmp_json, &json).map_err(at(&tmp_json))?;
-            let msg = dir.join(format!("{id}.msg"));
-            fs::rename(&tmp_msg, &msg).map_err(at(&msg))?;
-            let json_path = dir.join(format!("{id}.json"));
-            fs::rename(&tmp_json, &json_path).map_err(at(&json_path))?;
-            Ok::<_, QueueError>(())
+            place(&dir, &id, &json)
         })
-        .await
-        .map_err(|e| QueueError::Io {
-            path: self.dir.clone(),
-            source: io::Error::other(e),
-        })?;
-        written?;
-        self.dir_sync.sync().await.map_err(at(&self.dir))?;
-        let id = envelope.id.clone();
+        .await?;
         // Small messages stay in memory for their first attempt; large ones are read
         // back, so that a backlog does not fill the memory.
         let fresh = (message.len() <= MAX_FRESH).then_some(message);
+        self.enter(envelope, fresh).await
+    }
+
+    /// Queues a message that was streamed to `tmp/` as it arrived: `added` (headers
+    /// the sorter adds after its Received header) is put in, the file is flushed to
+    /// disk, moved into the spool with its envelope, and the directory synced. Only
+    /// once this returns may the client be told 250; on an error nothing is left.
+    pub async fn accept_incoming(
+        &self,
+        envelope: Envelope,
+        incoming: Incoming,
+        added: Vec<u8>,
+    ) -> Result<()> {
+        let id = envelope.id.clone();
+        let json = self.envelope_json(&envelope)?;
+        let (tmp_msg, prefix, file) = incoming.finish().await.map_err(at(&self.dir))?;
+        let dir = self.dir.clone();
+        self.blocking(move || {
+            let done = if added.is_empty() {
+                file.sync_all().map_err(at(&tmp_msg))
+            } else {
+                drop(file);
+                insert_headers(&tmp_msg, prefix, &added).map_err(at(&tmp_msg))
+            }
+            .and_then(|()| place(&dir, &id, &json));
+            if done.is_err() {
+                let _ = fs::remove_file(&tmp_msg);
+            }
+            done
+        })
+        .await?;
+        self.enter(envelope, None).await
+    }
+
+    fn envelope_json(&self, envelope: &Envelope) -> Result<Vec<u8>> {
+        serde_json::to_vec_pretty(envelope).map_err(|e| QueueError::Io {
+            path: self.path(&envelope.id, "json"),
+            source: io::Error::other(e),
+        })
+    }
+
+    /// Runs file work off the async threads.
+    async fn blocking(&self, work: impl FnOnce() -> Result<()> + Send + 'static) -> Result<()> {
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| QueueError::Io {
+                path: self.dir.clone(),
+                source: io::Error::other(e),
+            })?
+    }
+
+    /// Syncs the spool directory (the renames), then hands the entry to the delivery loop.
+    async fn enter(&self, envelope: Envelope, fresh: Option<Arc<Vec<u8>>>) -> Result<()> {
+        self.dir_sync.sync().await.map_err(at(&self.dir))?;
+        let id = envelope.id.clone();
         self.entries().insert(
             id.clone(),
             Entry {
@@ -465,20 +546,27 @@ impl Queue {
         (out, next)
     }
 
-    /// The envelope and message of a busy entry, for a delivery attempt; `None` if it
-    /// was removed (the entry is then forgotten).
-    pub async fn checkout(&self, id: &str) -> Option<(Envelope, Arc<Vec<u8>>)> {
+    /// The envelope and message of a busy entry, for a delivery attempt (a message not
+    /// in memory is read from its file as it is sent); `None` if it was removed (the
+    /// entry is then forgotten).
+    pub async fn checkout(&self, id: &str) -> Option<(Envelope, Body)> {
         let (envelope, fresh) = {
             let mut entries = self.entries();
             let entry = entries.get_mut(id)?;
             (entry.envelope.clone(), entry.fresh.take())
         };
         if let Some(message) = fresh {
-            return Some((envelope, message));
+            return Some((envelope, Body::Memory(message)));
         }
         let path = self.path(id, "msg");
-        match tokio::fs::read(&path).await {
-            Ok(bytes) => Some((envelope, Arc::new(bytes))),
+        match tokio::fs::metadata(&path).await {
+            Ok(meta) => Some((
+                envelope,
+                Body::File {
+                    path,
+                    size: meta.len(),
+                },
+            )),
             Err(error) => {
                 if error.kind() != io::ErrorKind::NotFound {
                     tracing::warn!(%error, path = %path.display(), "cannot read a queued message");
@@ -600,7 +688,7 @@ mod tests {
         // Busy entries are not handed out twice.
         assert!(queue.take_due(now(), true, 100).0.is_empty());
         let (mut env, message) = queue.checkout(&id).await.unwrap();
-        assert_eq!(&message[..], b"hello");
+        assert_eq!(message.head().await.unwrap(), b"hello");
         env.recipients[0].state = State::Delivered;
         env.recipients[1].attempts = 1;
         env.recipients[1].next_attempt = now() + 60;

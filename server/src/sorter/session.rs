@@ -13,6 +13,7 @@ use mailsite_shared::SmtpLimits;
 use mailsite_shared::route::{Address, AddressError};
 use smtp_proto::Request;
 
+use super::incoming::Incoming;
 use super::message::{self, FromProblem};
 use super::queue::{self, Envelope, Recipient};
 use super::{Port, Sorter};
@@ -34,11 +35,12 @@ pub enum Next {
     Close(String),
     /// Reply, then start TLS (anything the client sent after STARTTLS is dropped).
     StartTls(String),
-    /// Reply 354, then read the message up to CRLF "." CRLF and pass it to
-    /// [`Session::message`] (or [`Session::too_large`]).
+    /// Reply 354, then take the message file with [`Session::take_incoming`], write
+    /// the message up to CRLF "." CRLF to it and pass it to [`Session::message`].
     Data(String),
-    /// Read `size` octets of a BDAT chunk and pass them to [`Session::chunk`]
-    /// (`keep` false: the command is refused, read and drop them).
+    /// Read `size` octets of a BDAT chunk into the message file
+    /// ([`Session::take_incoming`]) and pass it to [`Session::chunk`] (`keep` false:
+    /// the command is refused, read and drop them).
     Bdat {
         size: usize,
         keep: bool,
@@ -48,8 +50,14 @@ pub enum Next {
 struct Transaction {
     sender: String,
     recipients: Vec<Recipient>,
-    /// BDAT chunks so far (RFC 3030); `None` until the first.
-    chunks: Option<Vec<u8>>,
+    /// Chunks were sent with BDAT (RFC 3030): DATA is no longer allowed.
+    bdat: bool,
+    /// The message file, from DATA or the first BDAT until the message is queued.
+    incoming: Option<Incoming>,
+    /// The queue id and time of the message, fixed when its file is started (they are
+    /// in its Received header).
+    id: String,
+    time: u64,
 }
 
 struct Greeting {
@@ -76,6 +84,8 @@ pub struct Session {
     bdat_refusal: Option<String>,
     /// The chunk being read is the last (BDAT ... LAST).
     bdat_last: bool,
+    /// The command line being answered names `<postmaster>`.
+    postmaster_named: bool,
 }
 
 fn reply(text: &str) -> Next {
@@ -109,6 +119,7 @@ impl Session {
             transaction: None,
             bdat_refusal: None,
             bdat_last: false,
+            postmaster_named: false,
         }
     }
 
@@ -171,6 +182,9 @@ impl Session {
                     "421 4.7.0 Too many commands without a message, closing\r\n".into(),
                 );
             }
+            self.postmaster_named = line
+                .windows(12)
+                .any(|w| w.eq_ignore_ascii_case(b"<postmaster>"));
             let mut command = Vec::with_capacity(line.len() + 2);
             command.extend_from_slice(line);
             command.extend_from_slice(b"\r\n");
@@ -214,11 +228,11 @@ impl Session {
             } => self.auth(mechanism, &initial_response).await,
             Request::Mail { from } => self.mail(&from),
             Request::Rcpt { to } => self.rcpt(&to.address),
-            Request::Data => self.data(),
+            Request::Data => self.data().await,
             Request::Bdat {
                 chunk_size,
                 is_last,
-            } => self.bdat(chunk_size, is_last),
+            } => self.bdat(chunk_size, is_last).await,
             Request::Rset => {
                 self.transaction = None;
                 reply("250 2.0.0 Reset")
@@ -372,7 +386,10 @@ impl Session {
         self.transaction = Some(Transaction {
             sender,
             recipients: Vec::new(),
-            chunks: None,
+            bdat: false,
+            incoming: None,
+            id: String::new(),
+            time: 0,
         });
         reply("250 2.1.0 Sender ok")
     }
@@ -384,9 +401,20 @@ impl Session {
             return reply("503 5.5.1 Send MAIL first");
         };
         let view = self.sorter.site.view();
-        // RFC 5321 4.5.1: "postmaster" without a domain is the site's postmaster.
-        let address = if address.eq_ignore_ascii_case("postmaster") {
-            format!("postmaster@{}", view.config().domain)
+        let config = view.config();
+        // RFC 5321 4.5.1: <Postmaster> (which smtp-proto reads as an empty address)
+        // and postmaster@ each of the site's domains go to the configured mailbox.
+        let postmaster = match address {
+            "" => self.postmaster_named,
+            _ => Address::parse(address).is_ok_and(|a| {
+                a.local.eq_ignore_ascii_case("postmaster") && config.serves_domain(&a.domain)
+            }),
+        };
+        if address.is_empty() && !postmaster {
+            return reply("501 5.1.3 Bad recipient address syntax");
+        }
+        let address = if postmaster {
+            format!("{}@{}", config.postmaster, config.domain)
         } else {
             address.to_string()
         };
@@ -398,6 +426,14 @@ impl Session {
                     return Next::Reply(format!(
                         "550 5.2.1 <{shown}>: this mailbox is disabled\r\n"
                     ));
+                }
+                // Mail for postmaster must be taken (RFC 5321 4.5.1): later, once the
+                // operator has made the mailbox.
+                None if postmaster => {
+                    tracing::warn!(sorter = %self.sorter.name, user = %config.postmaster, "mail for postmaster, but the postmaster user (site.postmaster) does not exist");
+                    return reply(
+                        "451 4.3.0 The postmaster's mailbox is not set up; try again later",
+                    );
                 }
                 None => {
                     return Next::Reply(format!("550 5.1.1 <{shown}>: no such user here\r\n"));
@@ -426,106 +462,30 @@ impl Session {
         reply("250 2.1.5 Recipient ok")
     }
 
-    fn data(&mut self) -> Next {
+    async fn data(&mut self) -> Next {
         match &self.transaction {
             None => reply("503 5.5.1 Send MAIL first"),
-            Some(t) if t.chunks.is_some() => {
-                reply("503 5.5.1 DATA after BDAT: finish with BDAT LAST")
-            }
+            Some(t) if t.bdat => reply("503 5.5.1 DATA after BDAT: finish with BDAT LAST"),
             Some(t) if t.recipients.is_empty() => reply("554 5.5.1 No valid recipients"),
-            Some(_) => Next::Data("354 Go ahead, end with <CRLF>.<CRLF>\r\n".into()),
-        }
-    }
-
-    fn bdat(&mut self, size: usize, last: bool) -> Next {
-        let limit = self.limits().max_message_size;
-        let refusal = match &self.transaction {
-            None => Some("503 5.5.1 Send MAIL first\r\n"),
-            Some(t) if t.recipients.is_empty() => Some("554 5.5.1 No valid recipients\r\n"),
-            Some(t) => {
-                let so_far = t.chunks.as_ref().map_or(0, Vec::len);
-                if so_far as u64 + size as u64 > limit {
-                    // The chunk is not read: the connection cannot go on.
-                    return Next::Close(format!(
-                        "552 5.3.4 Message size exceeds the limit of {limit} octets; closing\r\n"
-                    ));
+            Some(_) => match self.start_message().await {
+                Ok(()) => Next::Data("354 Go ahead, end with <CRLF>.<CRLF>\r\n".into()),
+                Err(error) => {
+                    tracing::error!(sorter = %self.sorter.name, %error, "cannot start a message file");
+                    reply("451 4.3.0 The message cannot be received now; try again later")
                 }
-                None
-            }
-        };
-        if let Some(text) = refusal {
-            if size as u64 > limit {
-                return Next::Close(format!("{}; closing\r\n", text.trim_end()));
-            }
-            self.bdat_refusal = Some(text.to_string());
-            return Next::Bdat { size, keep: false };
+            },
         }
-        if let Some(t) = &mut self.transaction {
-            t.chunks.get_or_insert_with(Vec::new);
-        }
-        self.bdat_last = last;
-        Next::Bdat { size, keep: true }
     }
 
-    /// Takes a BDAT chunk that was read (`None`: it was refused and dropped).
-    pub async fn chunk(&mut self, bytes: Option<Vec<u8>>) -> Next {
-        let next = match (self.bdat_refusal.take(), bytes, &mut self.transaction) {
-            (Some(text), _, _) => Next::Reply(text),
-            (None, Some(bytes), Some(t)) => {
-                let chunks = t.chunks.get_or_insert_with(Vec::new);
-                chunks.extend_from_slice(&bytes);
-                if self.bdat_last {
-                    let data = std::mem::take(chunks);
-                    return self.message(data).await;
-                }
-                Next::Reply(format!("250 2.0.0 {} octets received\r\n", bytes.len()))
-            }
-            _ => reply("503 5.5.1 Send MAIL first"),
-        };
-        self.count_errors(next)
-    }
-
-    /// The reply to a message over the size limit (read to its end and dropped).
-    pub fn too_large(&mut self) -> Next {
-        self.transaction = None;
-        let limit = self.limits().max_message_size;
-        self.count_errors(Next::Reply(format!(
-            "552 5.3.4 Message size exceeds the limit of {limit} octets\r\n"
-        )))
-    }
-
-    /// Takes a whole message (DATA or the last BDAT chunk): checks it, adds the trace
-    /// header, and queues it durably; 250 only once it is on disk.
-    pub async fn message(&mut self, data: Vec<u8>) -> Next {
-        let Some(transaction) = self.transaction.take() else {
-            return self.count_errors(reply("503 5.5.1 Send MAIL first"));
-        };
-        let next = self.queue_message(transaction, data).await;
-        self.count_errors(next)
-    }
-
-    async fn queue_message(&mut self, transaction: Transaction, data: Vec<u8>) -> Next {
-        let data = message::normalize_line_ends(data);
-        if message::hops(&data) > message::MAX_HOPS {
-            return reply("554 5.4.6 Too many Received headers: is there a mail loop?");
-        }
-        if let Some(user) = &self.user {
-            let problem = match message::check_from(&data, |a| self.owns(user, a)) {
-                Ok(()) => None,
-                Err(FromProblem::Missing) => Some("the message has no From: header".to_string()),
-                Err(FromProblem::Several) => {
-                    Some("the message has more than one From: header".into())
-                }
-                Err(FromProblem::NotYours(a)) => {
-                    Some(format!("From: <{a}> is not an address of {user}"))
-                }
-            };
-            if let Some(problem) = problem {
-                return Next::Reply(format!("550 5.7.1 {problem}\r\n"));
-            }
-        }
+    /// Starts the message file of the transaction, with the Received header (RFC 5321
+    /// 4.4) at its top.
+    async fn start_message(&mut self) -> std::io::Result<()> {
         let id = self.sorter.queue.new_id();
         let now = queue::now();
+        let limit = self.max_message_size();
+        let Some(transaction) = &self.transaction else {
+            return Err(std::io::Error::other("no transaction"));
+        };
         let (helo, extended) = self
             .greeting
             .as_ref()
@@ -542,7 +502,7 @@ impl Session {
             [only] => Some(only.address.as_str()),
             _ => None,
         };
-        let mut message = message::received(&message::Trace {
+        let trace = message::received(&message::Trace {
             helo,
             ip: self.peer.ip(),
             hostname: &self.sorter.hostname,
@@ -550,26 +510,155 @@ impl Session {
             id: &id,
             recipient: single,
             time: now,
-        })
-        .into_bytes();
-        if self.user.is_some() {
-            message.extend_from_slice(
-                message::missing_headers(&data, &self.sorter.hostname, &id, now).as_bytes(),
-            );
+        });
+        let incoming =
+            Incoming::create(&self.sorter.queue.dir, &id, trace.as_bytes(), limit).await?;
+        if let Some(t) = &mut self.transaction {
+            t.incoming = Some(incoming);
+            t.id = id;
+            t.time = now;
         }
-        message.extend_from_slice(&data);
-        drop(data);
+        Ok(())
+    }
+
+    /// The message file to write DATA or a BDAT chunk to, taken from the transaction
+    /// (given back with [`Session::message`] or [`Session::chunk`]).
+    pub fn take_incoming(&mut self) -> Option<Incoming> {
+        self.transaction.as_mut()?.incoming.take()
+    }
+
+    async fn bdat(&mut self, size: usize, last: bool) -> Next {
+        let limit = self.limits().max_message_size;
+        let refusal = match &self.transaction {
+            None => Some("503 5.5.1 Send MAIL first\r\n"),
+            Some(t) if t.recipients.is_empty() => Some("554 5.5.1 No valid recipients\r\n"),
+            Some(t) => {
+                let so_far = t.incoming.as_ref().map_or(0, Incoming::received);
+                if so_far + size as u64 > limit {
+                    // The chunk is not read: the connection cannot go on.
+                    return Next::Close(format!(
+                        "552 5.3.4 Message size exceeds the limit of {limit} octets; closing\r\n"
+                    ));
+                }
+                None
+            }
+        };
+        if let Some(text) = refusal {
+            if size as u64 > limit {
+                return Next::Close(format!("{}; closing\r\n", text.trim_end()));
+            }
+            self.bdat_refusal = Some(text.to_string());
+            return Next::Bdat { size, keep: false };
+        }
+        let started = self.transaction.as_ref().is_some_and(|t| t.bdat);
+        if !started {
+            if let Err(error) = self.start_message().await {
+                tracing::error!(sorter = %self.sorter.name, %error, "cannot start a message file");
+                self.bdat_refusal = Some(
+                    "451 4.3.0 The message cannot be received now; try again later\r\n".into(),
+                );
+                self.transaction = None;
+                return Next::Bdat { size, keep: false };
+            }
+            if let Some(t) = &mut self.transaction {
+                t.bdat = true;
+            }
+        }
+        self.bdat_last = last;
+        Next::Bdat { size, keep: true }
+    }
+
+    /// Takes back the message file after a BDAT chunk was written to it (`None`: the
+    /// chunk was refused and dropped).
+    pub async fn chunk(&mut self, incoming: Option<Incoming>, size: usize) -> Next {
+        let next = match (self.bdat_refusal.take(), incoming, &mut self.transaction) {
+            (Some(text), _, _) => Next::Reply(text),
+            (None, Some(incoming), Some(_)) if self.bdat_last => {
+                return self.message(incoming).await;
+            }
+            (None, Some(incoming), Some(t)) => {
+                t.incoming = Some(incoming);
+                Next::Reply(format!("250 2.0.0 {size} octets received\r\n"))
+            }
+            _ => reply("503 5.5.1 Send MAIL first"),
+        };
+        self.count_errors(next)
+    }
+
+    /// Takes a whole message (DATA or the last BDAT chunk) in its file: checks it and
+    /// queues it durably; 250 only once it is on disk, 552 if it went over the limit
+    /// (it was read to its end and dropped).
+    pub async fn message(&mut self, mut incoming: Incoming) -> Next {
+        let Some(transaction) = self.transaction.take() else {
+            return self.count_errors(reply("503 5.5.1 Send MAIL first"));
+        };
+        if incoming.too_large() {
+            let limit = self.limits().max_message_size;
+            return self.count_errors(Next::Reply(format!(
+                "552 5.3.4 Message size exceeds the limit of {limit} octets\r\n"
+            )));
+        }
+        if let Some(error) = incoming.take_failure() {
+            tracing::error!(sorter = %self.sorter.name, %error, "cannot write a message to the spool");
+            return reply("451 4.3.0 The message cannot be queued now; try again later");
+        }
+        let next = self.queue_message(transaction, incoming).await;
+        self.count_errors(next)
+    }
+
+    async fn queue_message(&mut self, transaction: Transaction, mut incoming: Incoming) -> Next {
+        let head = match incoming.head().await {
+            Ok(head) => head,
+            Err(error) => {
+                tracing::error!(sorter = %self.sorter.name, %error, "cannot read a message back from the spool");
+                return reply("451 4.3.0 The message cannot be queued now; try again later");
+            }
+        };
+        let header = message::header_section(&head);
+        if message::hops(header) > message::MAX_HOPS {
+            return reply("554 5.4.6 Too many Received headers: is there a mail loop?");
+        }
+        if let Some(user) = &self.user {
+            let problem = match message::check_from(header, |a| self.owns(user, a)) {
+                Ok(()) => None,
+                Err(FromProblem::Missing) => Some("the message has no From: header".to_string()),
+                Err(FromProblem::Several) => {
+                    Some("the message has more than one From: header".into())
+                }
+                Err(FromProblem::NotYours(a)) => {
+                    Some(format!("From: <{a}> is not an address of {user}"))
+                }
+            };
+            if let Some(problem) = problem {
+                return Next::Reply(format!("550 5.7.1 {problem}\r\n"));
+            }
+        }
+        let (id, now) = (transaction.id.clone(), transaction.time);
+        let added = match &self.user {
+            Some(_) => message::missing_headers(header, &self.sorter.hostname, &id, now),
+            None => String::new(),
+        };
+        drop(head);
+        let helo = self
+            .greeting
+            .as_ref()
+            .map_or("unknown", |g| g.host.as_str());
         let envelope = Envelope {
             id: id.clone(),
             sender: transaction.sender,
             received: now,
             authenticated: self.user.clone(),
             client: format!("{helo} [{}]", self.peer.ip()),
-            size: message.len() as u64,
+            size: incoming.size() + added.len() as u64,
             recipients: transaction.recipients,
         };
         let (sender, count) = (envelope.sender.clone(), envelope.recipients.len());
-        match self.sorter.queue.accept(envelope, message).await {
+        match self
+            .sorter
+            .queue
+            .accept_incoming(envelope, incoming, added.into_bytes())
+            .await
+        {
             Ok(()) => {
                 self.commands = 0;
                 crate::metrics::METRICS.accepted();

@@ -238,6 +238,11 @@ pub struct SiteConfig {
     pub tls: Option<TlsFiles>,
     pub mailboxes: Vec<Server>,
     pub sorters: Vec<Server>,
+    /// Networks besides the sorters' own addresses that may deliver over LMTP
+    /// (`[lmtp] allow`).
+    pub lmtp_allow: Vec<Network>,
+    /// The user whose mailbox gets mail for postmaster (RFC 5321 4.5.1).
+    pub postmaster: String,
     /// For each bucket (`a`..`z`, then other), the index into `mailboxes` of its home server.
     pub letters: [usize; BUCKETS],
 }
@@ -276,10 +281,12 @@ impl fmt::Display for ConfigError {
     }
 }
 
+mod network;
 mod raw;
 #[cfg(test)]
 mod tests;
 
+pub use network::Network;
 use raw::*;
 
 // ---- validation -------------------------------------------------------------------
@@ -502,6 +509,37 @@ impl SiteConfig {
                 ));
             }
             other_domains.push(d);
+        }
+        let postmaster = match raw.site.postmaster {
+            None => "postmaster".to_string(),
+            Some(name) => {
+                let span = name.span();
+                let name = name.into_inner().to_ascii_lowercase();
+                if !crate::route::valid_username(&name) {
+                    return Err(src.error(
+                        Some(span),
+                        "site.postmaster",
+                        format!("{name:?} is not a username"),
+                        "name the user whose mailbox gets mail for postmaster, e.g. postmaster = \"alice\"",
+                    ));
+                }
+                name
+            }
+        };
+        let mut lmtp_allow = Vec::new();
+        for text in raw.lmtp.allow {
+            let span = text.span();
+            match Network::parse(text.get_ref()) {
+                Some(network) => lmtp_allow.push(network),
+                None => {
+                    return Err(src.error(
+                        Some(span),
+                        "lmtp.allow",
+                        format!("{:?} is not a network", text.get_ref()),
+                        "write an address or address/prefix, e.g. \"10.0.0.0/8\"",
+                    ));
+                }
+            }
         }
 
         let roles = raw.node.roles.get_ref().clone();
@@ -786,6 +824,8 @@ impl SiteConfig {
             }),
             mailboxes,
             sorters,
+            lmtp_allow,
+            postmaster,
             letters: letters.map(|l| l.unwrap_or(0)),
         })
     }
@@ -796,6 +836,14 @@ impl SiteConfig {
     }
 
     /// Whether `domain` (lower case) is one of the site's mail domains.
+    /// Whether a client at `ip` may deliver over LMTP: a sorter's address, or in one
+    /// of the `[lmtp] allow` networks.
+    pub fn lmtp_allowed(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.sorters.iter().any(|s| s.addresses.contains(&ip))
+            || self.lmtp_allow.iter().any(|n| n.contains(ip))
+    }
+
     pub fn serves_domain(&self, domain: &str) -> bool {
         self.domains().any(|d| d == domain)
     }

@@ -31,6 +31,8 @@ pub(super) struct RawFile {
     pub(super) relay: RawRelay,
     #[serde(default)]
     pub(super) health: RawHealth,
+    #[serde(default)]
+    pub(super) lmtp: RawLmtp,
     pub(super) tls: Option<RawTls>,
     #[serde(default)]
     pub(super) mailbox: Vec<RawServer>,
@@ -49,6 +51,7 @@ pub(super) struct RawSite {
     pub(super) short_name: Option<String>,
     pub(super) data_dir: Option<PathBuf>,
     pub(super) database: Option<String>,
+    pub(super) postmaster: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -151,6 +154,13 @@ pub(super) struct RawHealth {
     pub(super) timeout_ms: Option<Spanned<u64>>,
     pub(super) down_after: Option<Spanned<u64>>,
     pub(super) up_after: Option<Spanned<u64>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLmtp {
+    #[serde(default)]
+    pub(super) allow: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

@@ -170,3 +170,35 @@ fn duplicate_server_names_are_refused() {
     let e = with("name = \"sorter2\"", "name = \"mailbox1\"").unwrap_err();
     assert!(e.message.contains("already named"), "{e}");
 }
+
+#[test]
+fn lmtp_is_for_the_sorters_and_the_allowed_networks() {
+    let c = SiteConfig::embedded();
+    assert!(c.lmtp_allowed("127.0.0.21".parse().unwrap()));
+    assert!(c.lmtp_allowed("::ffff:127.0.0.22".parse().unwrap()));
+    assert!(!c.lmtp_allowed("127.0.0.1".parse().unwrap()));
+    assert!(!c.lmtp_allowed("127.0.0.11".parse().unwrap()));
+    let c = with("allow = []", "allow = [\"10.0.0.0/8\", \"192.0.2.7\"]").unwrap();
+    assert!(c.lmtp_allowed("10.200.0.1".parse().unwrap()));
+    assert!(c.lmtp_allowed("192.0.2.7".parse().unwrap()));
+    assert!(!c.lmtp_allowed("192.0.2.8".parse().unwrap()));
+    let e = with("allow = []", "allow = [\"10.0.0.0/40\"]").unwrap_err();
+    assert_eq!(e.key, "lmtp.allow");
+    assert_eq!(e.line, Some(line_of("allow = []")));
+}
+
+#[test]
+fn postmaster_defaults_and_a_non_user_names_its_line() {
+    assert_eq!(SiteConfig::embedded().postmaster, "demo");
+    let c = with("postmaster = \"demo\"", "").unwrap();
+    assert_eq!(c.postmaster, "postmaster");
+    let c = with("postmaster = \"demo\"", "postmaster = \"Alice\"").unwrap();
+    assert_eq!(c.postmaster, "alice");
+    let e = with(
+        "postmaster = \"demo\"",
+        "postmaster = \"root@example.test\"",
+    )
+    .unwrap_err();
+    assert_eq!(e.key, "site.postmaster");
+    assert_eq!(e.line, Some(line_of("postmaster = \"demo\"")));
+}
