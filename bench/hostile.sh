@@ -12,7 +12,8 @@
 #   1. writes the embedded default site (`mailsite check-config --print-default`) moved to
 #      127.NET.0.0/16 with every limit at its default ([limits] per_source = 50), starts
 #      `mailsite serve` on it and adds the user alice;
-#   2. honest client alone (bench/hostile/honest.py, from 127.NET.9.9): SAMPLES IMAP logins
+#   2. honest client alone (bench/hostile/honest.py, from 127.NET.9.9), after 10 unmeasured
+#      rounds: SAMPLES IMAP logins
 #      (connect, LOGIN, SELECT INBOX, LOGOUT) then SAMPLES SMTP deliveries to alice on the
 #      MX port (EHLO, MAIL, RCPT, DATA of a small message, QUIT), one after another;
 #   3. reads the server's VmRSS, then starts the attack (bench/hostile/attack.py, asyncio),
@@ -71,15 +72,16 @@ echo "alice-password" | msite user add alice >/dev/null
 sleep 3   # the server picks the new user up from the directory
 
 rss() { awk '/^VmRSS:/ { print $2 }' "/proc/${PID_OF[serve]}/status"; }
-honest() {  # honest OUT: the honest client's run, its figures in OUT
-    run_client "$1" python3 "$SCRIPT_DIR/hostile/honest.py" "$IMAP_HOST" "$SMTP_HOST" "127.$NET.9.9" "$SAMPLES" \
+honest() {  # honest OUT [SAMPLES]: the honest client's run, its figures in OUT
+    run_client "$1" python3 "$SCRIPT_DIR/hostile/honest.py" "$IMAP_HOST" "$SMTP_HOST" "127.$NET.9.9" "${2:-$SAMPLES}" \
         || die "the honest client failed: $(tail -5 "$1")"
     grep -q 'errors=0' <(grep imap_login "$1") && grep -q 'errors=0' <(grep smtp_delivery "$1") \
         || log "the honest client saw errors: $(cat "$1")"
 }
 figure() { awk -v op="$2" -v key="$3" '$1 == op { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == key) print kv[2] } }' "$1"; }
 
-log "honest client alone: $SAMPLES IMAP logins, $SAMPLES SMTP deliveries"
+log "honest client alone: 10 unmeasured rounds, then $SAMPLES IMAP logins, $SAMPLES SMTP deliveries"
+honest "$TMP/warmup.txt" 10
 honest "$TMP/unloaded.txt"
 RSS_BEFORE=$(rss)
 

@@ -17,7 +17,7 @@ pub mod wire;
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use input::Refusal;
+use input::{Refusal, tag_of};
 use tokio::time::Instant;
 
 use imap_codec::imap_types::core::Tag;
@@ -58,8 +58,6 @@ fn greeting(session: &Session, text: &str) -> Greeting<'static> {
         text: wire::text(text),
     }
 }
-
-use input::tag_of;
 
 fn enqueue(server: &mut Server, responses: Vec<Response<'static>>) -> Option<ResponseHandle> {
     let mut last = None;
