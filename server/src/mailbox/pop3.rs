@@ -19,9 +19,10 @@ use super::store::Store;
 use crate::sasl::{self, Exchange, Mechanism};
 use crate::state::Site;
 
-/// Longest command line accepted, CRLF included (RFC 2449: 255 octets).
-pub const MAX_LINE: usize = 255;
-/// Longest answer to an AUTH challenge (a SASL response in base64, RFC 5034).
+/// Longest command line accepted, its LF not counted: 255 octets with CRLF (RFC 2449).
+pub const MAX_LINE: usize = 254;
+/// Longest answer to an AUTH challenge (a SASL response in base64, RFC 5034), its LF
+/// not counted.
 pub const MAX_AUTH_LINE: usize = 1024;
 
 /// A message as the session numbers it.
@@ -557,8 +558,9 @@ enum Line {
     Closed,
 }
 
-/// Reads one line of at most `max` bytes (LF included) into `line`. With `skip`, it
-/// first discards the rest of a refused line. Nothing beyond `max` is ever held.
+/// Reads one line of at most `max` bytes before its LF into `line`. With `skip`, it
+/// first discards the rest of a refused line. Nothing beyond `max` is ever held. A
+/// last line the client did not finish before closing is refused as too long.
 async fn read_line<R: AsyncBufRead + Unpin>(
     reader: &mut R,
     line: &mut Vec<u8>,
@@ -568,7 +570,10 @@ async fn read_line<R: AsyncBufRead + Unpin>(
     loop {
         let buffer = reader.fill_buf().await?;
         if buffer.is_empty() {
-            return Ok(Line::Closed);
+            return Ok(match line.is_empty() || skip {
+                true => Line::Closed,
+                false => Line::TooLong { unfinished: false },
+            });
         }
         let end = buffer.iter().position(|&b| b == b'\n');
         let used = end.map_or(buffer.len(), |e| e + 1);
@@ -577,7 +582,7 @@ async fn read_line<R: AsyncBufRead + Unpin>(
             skip = end.is_none();
             continue;
         }
-        if line.len() + used > max {
+        if line.len() + end.unwrap_or(buffer.len()) > max {
             reader.consume(used);
             return Ok(Line::TooLong {
                 unfinished: end.is_none(),
