@@ -187,6 +187,10 @@ submission = 10587
 submissions = 10465
 lmtp = 10024
 
+[limits]
+# The memory test holds IDLE_CONNECTIONS logged-in connections on the one IMAP listener.
+imap_connections = 20000
+
 [[mailbox]]
 name = "mailbox1"
 addresses = ["$MAILSITE_IP"]

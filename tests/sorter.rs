@@ -797,7 +797,9 @@ fn pipelining_abuse_command_injection_and_error_limits() {
 const CROWD: &str = r#"
 import socket, sys
 host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-conns = [socket.create_connection((host, port), timeout=30) for _ in range(n)]
+# 20 connections from each of 50 sources: one source may open only [limits] per_source.
+net = host.split(".")[1]
+conns = [socket.create_connection((host, port), timeout=30, source_address=(f"127.{net}.{100 + i // 20}.{1 + i % 20}", 0)) for i in range(n)]
 greeted = sum(1 for c in conns if c.recv(512).startswith(b"220 "))
 for c in conns:
     c.sendall(b"EHLO crowd\r\nQUIT\r\n")

@@ -383,10 +383,18 @@ pub async fn run(
     server: super::MailboxServer,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
+    // The clients are the site's own sorters: no limit per source.
+    let busy = b"421 4.3.2 Too many connections, try again later\r\n";
     super::accept::run(
         listener,
-        MAX_CONNECTIONS,
-        b"421 4.3.2 Too many connections, try again later\r\n",
+        super::accept::Limits {
+            total: MAX_CONNECTIONS,
+            per_source: MAX_CONNECTIONS,
+        },
+        super::accept::Busy {
+            full: busy,
+            source: busy,
+        },
         stop,
         move |stream, peer| {
             let s = &server;

@@ -10,18 +10,20 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio_rustls::TlsAcceptor;
 
-use super::accept::{Encryption, NoStartTls};
+use super::accept::{Admission, Encryption, NoStartTls};
 use super::login::Login;
 use super::store::Store;
 use crate::sasl::{self, Exchange, Mechanism};
 use crate::state::Site;
 
-/// Longest command line accepted (RFC 2449 allows 255 octets; clients send less).
-pub const MAX_LINE: usize = 1024;
-pub const MAX_CONNECTIONS: usize = 2000;
+/// Longest command line accepted, its LF not counted: 255 octets with CRLF (RFC 2449).
+pub const MAX_LINE: usize = 254;
+/// Longest answer to an AUTH challenge (a SASL response in base64, RFC 5034), its LF
+/// not counted.
+pub const MAX_AUTH_LINE: usize = 1024;
 
 /// A message as the session numbers it.
 struct Entry {
@@ -119,6 +121,8 @@ pub struct Session {
     failures: u32,
     /// AUTH PLAIN was sent without its response: the next line is the response.
     auth_pending: Option<Exchange>,
+    /// The connection's place in its listener's limits (none in the fuzzing harness).
+    admission: Option<Admission>,
 }
 
 impl Session {
@@ -138,6 +142,22 @@ impl Session {
             state: State::Authorization { user: None },
             failures: 0,
             auth_pending: None,
+            admission: None,
+        }
+    }
+
+    /// Holds the connection's place in its listener's limits; the place it takes
+    /// among its source's connections is given up at login.
+    pub fn admitted(mut self, admission: Admission) -> Session {
+        self.admission = Some(admission);
+        self
+    }
+
+    /// The longest line the client may send now.
+    fn max_line(&self) -> usize {
+        match self.auth_pending {
+            Some(_) => MAX_AUTH_LINE,
+            None => MAX_LINE,
         }
     }
 
@@ -446,12 +466,27 @@ pub async fn serve_connection(
         .get_mut()
         .write_all(session.greeting().as_bytes())
         .await?;
+    let login_by = tokio::time::Instant::now()
+        + Duration::from_secs(session.site.view().config().timeouts.login_total);
     let mut line = Vec::new();
+    let mut skip = false;
     loop {
         drain.follow(session.username());
+        let limit = match session.username() {
+            Some(_) => {
+                if let Some(admission) = &mut session.admission {
+                    admission.logged_in();
+                }
+                session.idle_limit()
+            }
+            // Before login the client has a deadline however busy it keeps.
+            None => session
+                .idle_limit()
+                .min(login_by.saturating_duration_since(tokio::time::Instant::now())),
+        };
         line.clear();
-        let mut limited = (&mut reader).take(MAX_LINE as u64 + 1);
-        let read = tokio::time::timeout(session.idle_limit(), limited.read_until(b'\n', &mut line));
+        let max = session.max_line();
+        let read = tokio::time::timeout(limit, read_line(&mut reader, &mut line, max, skip));
         let read = tokio::select! {
             read = read => read,
             _ = drain.started() => {
@@ -460,31 +495,33 @@ pub async fn serve_connection(
                 return Ok(());
             }
         };
-        let n = match read {
+        let read = match read {
             Ok(r) => r?,
             Err(_) => {
-                let _ = reader
-                    .get_mut()
-                    .write_all(b"-ERR Idle too long, closing\r\n")
-                    .await;
+                let bye: &[u8] = match session.username() {
+                    None if tokio::time::Instant::now() >= login_by => {
+                        b"-ERR Too long without logging in, closing\r\n"
+                    }
+                    _ => b"-ERR Idle too long, closing\r\n",
+                };
+                let _ = reader.get_mut().write_all(bye).await;
                 return Ok(());
             }
         };
-        if n == 0 {
-            return Ok(());
-        }
-        if !line.ends_with(b"\n") {
-            // Too long: refuse it and skip the rest of the line.
-            reader
-                .get_mut()
-                .write_all(b"-ERR Line too long\r\n")
-                .await?;
-            let mut rest = Vec::new();
-            (&mut reader)
-                .take(1 << 20)
-                .read_until(b'\n', &mut rest)
-                .await?;
-            continue;
+        skip = false;
+        match read {
+            Line::Closed => return Ok(()),
+            Line::Whole => {}
+            Line::TooLong { unfinished } => {
+                // Refused at once; the rest of the line is skipped as it arrives.
+                session.auth_pending = None;
+                reader
+                    .get_mut()
+                    .write_all(b"-ERR Line too long\r\n")
+                    .await?;
+                skip = unfinished;
+                continue;
+            }
         }
         let text = String::from_utf8_lossy(&line);
         let command = text.trim_end_matches(['\r', '\n']);
@@ -510,6 +547,55 @@ pub async fn serve_connection(
     }
 }
 
+/// How a line read ended.
+enum Line {
+    /// A whole line, in the buffer.
+    Whole,
+    /// More than the limit came before the line's end: nothing of it is kept, and
+    /// when `unfinished` its rest is still to come (to skip).
+    TooLong { unfinished: bool },
+    /// The client closed the connection.
+    Closed,
+}
+
+/// Reads one line of at most `max` bytes before its LF into `line`. With `skip`, it
+/// first discards the rest of a refused line. Nothing beyond `max` is ever held. A
+/// last line the client did not finish before closing is refused as too long.
+async fn read_line<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    line: &mut Vec<u8>,
+    max: usize,
+    mut skip: bool,
+) -> std::io::Result<Line> {
+    loop {
+        let buffer = reader.fill_buf().await?;
+        if buffer.is_empty() {
+            return Ok(match line.is_empty() || skip {
+                true => Line::Closed,
+                false => Line::TooLong { unfinished: false },
+            });
+        }
+        let end = buffer.iter().position(|&b| b == b'\n');
+        let used = end.map_or(buffer.len(), |e| e + 1);
+        if skip {
+            reader.consume(used);
+            skip = end.is_none();
+            continue;
+        }
+        if line.len() + end.unwrap_or(buffer.len()) > max {
+            reader.consume(used);
+            return Ok(Line::TooLong {
+                unfinished: end.is_none(),
+            });
+        }
+        line.extend_from_slice(&buffer[..used]);
+        reader.consume(used);
+        if end.is_some() {
+            return Ok(Line::Whole);
+        }
+    }
+}
+
 /// Accepts POP3 connections for one mailbox server on a bound listener until `stop`.
 /// With `implicit`, every connection starts with TLS (port 995); otherwise STLS is
 /// offered when `tls` is given.
@@ -519,14 +605,22 @@ pub async fn run(
     implicit: bool,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    super::accept::run(
+    let limits = server.site.view().config().limits;
+    super::accept::run_admitting(
         listener,
-        MAX_CONNECTIONS,
-        b"-ERR [SYS/TEMP] Too many connections, try again later\r\n",
+        super::accept::Limits {
+            total: limits.pop3,
+            per_source: limits.per_source,
+        },
+        super::accept::Busy {
+            full: b"-ERR [SYS/TEMP] Too many connections, try again later\r\n",
+            source: b"-ERR [SYS/TEMP] Too many connections from your address, try again later\r\n",
+        },
         stop,
-        move |stream, peer| {
+        move |stream, peer, admission| {
             let s = &server;
-            let session = Session::new(&s.name, &s.hostname, s.site.clone(), s.store.clone(), peer);
+            let session = Session::new(&s.name, &s.hostname, s.site.clone(), s.store.clone(), peer)
+                .admitted(admission);
             let tls = s.tls.clone();
             let drain = s.drain();
             async move {

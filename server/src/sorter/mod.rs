@@ -32,9 +32,6 @@ use tokio::task::JoinSet;
 
 use crate::state::Site;
 
-/// Most concurrent connections per listener; more get a 421.
-pub const MAX_CONNECTIONS: usize = 2000;
-
 /// The three SMTP services of a sorter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Port {
@@ -76,10 +73,17 @@ pub async fn run(
     port: Port,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
+    let limits = sorter.site.view().config().limits;
     crate::mailbox::accept::run(
         listener,
-        MAX_CONNECTIONS,
-        b"421 4.3.2 Too many connections, try again later\r\n",
+        crate::mailbox::accept::Limits {
+            total: limits.smtp,
+            per_source: limits.per_source,
+        },
+        crate::mailbox::accept::Busy {
+            full: b"421 4.3.2 Too many connections, try again later\r\n",
+            source: b"421 4.7.0 Too many connections from your address, try again later\r\n",
+        },
         stop,
         move |stream, peer| {
             let _ = stream.set_nodelay(true);

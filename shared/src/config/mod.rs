@@ -60,6 +60,9 @@ pub struct Timeouts {
     /// An SMTP client of a sorter: to finish a command line, and between the reads of
     /// a message (RFC 5321 4.5.3.2: 5 minutes).
     pub smtp: u64,
+    /// From connecting to logging in, however busy the client keeps (IMAP, POP3;
+    /// Dovecot's 3 minutes).
+    pub login_total: u64,
 }
 
 impl Default for Timeouts {
@@ -69,6 +72,7 @@ impl Default for Timeouts {
             imap: 30 * 60,
             pop3: 10 * 60,
             smtp: 5 * 60,
+            login_total: 3 * 60,
         }
     }
 }
@@ -231,6 +235,7 @@ pub struct SiteConfig {
     pub dns_rate_limit_slip: u32,
     pub ports: Ports,
     pub timeouts: Timeouts,
+    pub limits: ConnectionLimits,
     pub smtp: SmtpLimits,
     pub queue: QueueSettings,
     pub relay: RelaySettings,
@@ -282,7 +287,9 @@ impl fmt::Display for ConfigError {
 }
 
 mod network;
+mod limits;
 mod raw;
+pub use limits::ConnectionLimits;
 #[cfg(test)]
 mod tests;
 
@@ -574,7 +581,13 @@ impl SiteConfig {
             imap: seconds("timeouts.imap", &raw.timeouts.imap, defaults.imap)?,
             pop3: seconds("timeouts.pop3", &raw.timeouts.pop3, defaults.pop3)?,
             smtp: seconds("timeouts.smtp", &raw.timeouts.smtp, defaults.smtp)?,
+            login_total: seconds(
+                "timeouts.login_total",
+                &raw.timeouts.login_total,
+                defaults.login_total,
+            )?,
         };
+        let limits = limits::limits(&src, &raw.limits)?;
         let defaults = SmtpLimits::default();
         let smtp = SmtpLimits {
             max_message_size: src.number(
@@ -814,6 +827,7 @@ impl SiteConfig {
             dns_rate_limit_slip: raw.dns.rate_limit_slip,
             ports: raw.ports,
             timeouts,
+            limits,
             smtp,
             queue,
             relay,

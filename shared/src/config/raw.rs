@@ -24,6 +24,8 @@ pub(super) struct RawFile {
     #[serde(default)]
     pub(super) timeouts: RawTimeouts,
     #[serde(default)]
+    pub(super) limits: super::limits::RawLimits,
+    #[serde(default)]
     pub(super) smtp: RawSmtp,
     #[serde(default)]
     pub(super) queue: RawQueue,
@@ -121,6 +123,7 @@ pub(super) struct RawTimeouts {
     pub(super) imap: Option<Spanned<u64>>,
     pub(super) pop3: Option<Spanned<u64>>,
     pub(super) smtp: Option<Spanned<u64>>,
+    pub(super) login_total: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize, Default)]

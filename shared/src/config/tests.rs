@@ -202,3 +202,20 @@ fn postmaster_defaults_and_a_non_user_names_its_line() {
     assert_eq!(e.key, "site.postmaster");
     assert_eq!(e.line, Some(line_of("postmaster = \"demo\"")));
 }
+
+#[test]
+fn connection_limits_default_and_bad_values_name_their_line() {
+    let c = SiteConfig::embedded();
+    assert_eq!(c.limits, ConnectionLimits::default());
+    assert_eq!(c.timeouts.login_total, 180);
+    let c = with("per_source = 50", "per_source = 5").unwrap();
+    assert_eq!(c.limits.per_source, 5);
+    let c = with("[limits]\n", "").unwrap_err();
+    assert!(c.message.contains("unknown field"), "{c}");
+    let e = with("per_source = 50", "per_source = 0").unwrap_err();
+    assert_eq!(e.line, Some(line_of("per_source = 50")));
+    assert_eq!(e.key, "limits.per_source");
+    let e = with("imap_connections = 4000", "imap_connections = 100000").unwrap_err();
+    assert_eq!(e.key, "limits.imap_connections");
+    assert!(e.to_string().contains("from 1 to 20000"), "{e}");
+}

@@ -1,11 +1,13 @@
 //! IMAP4rev1 (RFC 3501) for the mailbox role, with STARTTLS, SASL-IR, ID, UNSELECT,
 //! UIDPLUS, MOVE, SPECIAL-USE and login referrals (RFC 2221).
 //!
-//! imap-next does the framing (literals, continuation requests, size limits); the
+//! imap-next does the framing (literals, continuation requests, size limits) of the
+//! input that [`input::Gate`] lets through (a few KiB per command before login); the
 //! [`session::Session`] state machine answers parsed commands; this module moves
 //! events between them and owns timeouts and TLS. Passwords are refused on
 //! unencrypted connections except on loopback, as for POP3.
 
+pub mod input;
 pub mod search;
 pub mod session;
 pub mod stream;
@@ -14,6 +16,9 @@ pub mod wire;
 
 use std::collections::VecDeque;
 use std::time::Duration;
+
+use input::{Refusal, tag_of};
+use tokio::time::Instant;
 
 use imap_codec::imap_types::core::Tag;
 use imap_codec::imap_types::response::{
@@ -33,7 +38,6 @@ use super::Drain;
 pub const MAX_LITERAL: u32 = 40 * 1024 * 1024;
 /// The longest command, literals included (Dovecot allows 64 KiB beside literals).
 pub const MAX_COMMAND: u32 = MAX_LITERAL + 64 * 1024;
-pub const MAX_CONNECTIONS: usize = 16_000;
 /// How long a last word (BYE, the OK before TLS) may take to reach the client.
 const FAREWELL: Duration = Duration::from_secs(30);
 /// Malformed commands tolerated on one connection before it is closed.
@@ -55,14 +59,6 @@ fn greeting(session: &Session, text: &str) -> Greeting<'static> {
     }
 }
 
-/// The tag of a command that could not be parsed, if it has a usable one.
-fn tag_of(discarded: &[u8]) -> Option<Tag<'static>> {
-    let first = discarded
-        .split(|&b| b == b' ' || b == b'\r' || b == b'\n')
-        .next()?;
-    Tag::try_from(first.to_vec()).ok()
-}
-
 fn enqueue(server: &mut Server, responses: Vec<Response<'static>>) -> Option<ResponseHandle> {
     let mut last = None;
     for response in responses {
@@ -76,7 +72,7 @@ fn enqueue(server: &mut Server, responses: Vec<Response<'static>>) -> Option<Res
 }
 
 /// What the client sent while the server was busy writing: answered in order later.
-type Backlog = VecDeque<Result<Event, ServerError>>;
+type Backlog = VecDeque<Result<Event, StreamError<ServerError>>>;
 
 /// Drives the connection until `handle` is on the wire (or `limit` passes).
 /// Commands that arrive meanwhile (pipelining) go to `backlog`.
@@ -98,12 +94,23 @@ async fn sent(
                 }
                 Ok(Event::ResponseSent { .. } | Event::GreetingSent { .. }) => {}
                 Ok(event) => backlog.push_back(Ok(event)),
-                Err(StreamError::State(error)) => backlog.push_back(Err(error)),
+                Err(error @ (StreamError::State(_) | StreamError::Refused(_))) => {
+                    backlog.push_back(Err(error))
+                }
                 Err(_) => return false,
             }
         }
     };
     tokio::time::timeout(limit, wait).await.unwrap_or(false)
+}
+
+/// The answer to a literal over the limit: before login a few KiB are enough for any
+/// LOGIN or AUTHENTICATE.
+fn literal_too_large(session: &Session) -> &'static str {
+    match session.username() {
+        None => "Literal too large before login",
+        Some(_) => "Literal too large",
+    }
 }
 
 fn untagged_bye(text: &str) -> Status<'static> {
@@ -131,13 +138,23 @@ pub async fn serve_connection(
     let mut pending_auth: Option<Tag<'static>> = None;
     let mut errors = 0;
     let mut backlog = Backlog::new();
+    let login_by = Instant::now() + session.login_limit();
     loop {
         drain.follow(session.username());
+        if session.logged_in() {
+            stream.set_limits(input::AFTER_LOGIN);
+        }
+        // Before login the client has a deadline however busy it keeps.
+        let limit = match session.username() {
+            Some(_) => session.idle_limit(),
+            None => session
+                .idle_limit()
+                .min(login_by.saturating_duration_since(Instant::now())),
+        };
         let next = match backlog.pop_front() {
-            Some(Ok(event)) => Ok(Ok(event)),
-            Some(Err(error)) => Ok(Err(StreamError::State(error))),
+            Some(next) => Ok(next),
             None => tokio::select! {
-                next = tokio::time::timeout(session.idle_limit(), stream.next(&mut server)) => next,
+                next = tokio::time::timeout(limit, stream.next(&mut server)) => next,
                 _ = drain.started() => {
                     let bye = server.enqueue_status(drained_bye());
                     sent(&mut stream, &mut server, Some(bye), &mut backlog, FAREWELL).await;
@@ -148,9 +165,41 @@ pub async fn serve_connection(
         let event = match next {
             Ok(Ok(event)) => event,
             Err(_) => {
-                let bye = server.enqueue_status(untagged_bye("Idle too long, closing"));
+                let text = match session.username() {
+                    None if Instant::now() >= login_by => "Too long without logging in, closing",
+                    _ => "Idle too long, closing",
+                };
+                let bye = server.enqueue_status(untagged_bye(text));
                 sent(&mut stream, &mut server, Some(bye), &mut backlog, FAREWELL).await;
                 return Ok(());
+            }
+            Ok(Err(StreamError::Refused(refusal))) => {
+                errors += 1;
+                let (tag, text, close) = match refusal {
+                    Refusal::LineTooLong(tag) => (tag, "Command line too long", false),
+                    Refusal::LiteralTooLarge(tag) => (tag, literal_too_large(&session), false),
+                    Refusal::NonSyncLiteralTooLarge(tag) => {
+                        (tag, literal_too_large(&session), true)
+                    }
+                };
+                let bad = |tag| {
+                    Status::bad(tag, None, wire::text(text)).unwrap_or_else(|never| match never {})
+                };
+                match pending_auth.take() {
+                    Some(auth) => {
+                        let _ = server.authenticate_finish(bad(Some(auth)));
+                    }
+                    None => {
+                        server.enqueue_status(bad(tag));
+                    }
+                }
+                if close || errors >= MAX_ERRORS {
+                    // What the client is still sending is not read: the socket closes.
+                    let bye = server.enqueue_status(untagged_bye("Input refused, closing"));
+                    sent(&mut stream, &mut server, Some(bye), &mut backlog, FAREWELL).await;
+                    return Ok(());
+                }
+                continue;
             }
             Ok(Err(StreamError::State(error))) => {
                 errors += 1;
@@ -386,14 +435,23 @@ pub async fn run(
     implicit: bool,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    super::accept::run(
+    let limits = server.site.view().config().limits;
+    super::accept::run_admitting(
         listener,
-        MAX_CONNECTIONS,
-        b"* BYE [UNAVAILABLE] Too many connections, try again later\r\n",
+        super::accept::Limits {
+            total: limits.imap,
+            per_source: limits.per_source,
+        },
+        super::accept::Busy {
+            full: b"* BYE [UNAVAILABLE] Too many connections, try again later\r\n",
+            source:
+                b"* BYE [UNAVAILABLE] Too many connections from your address, try again later\r\n",
+        },
         stop,
-        move |stream, peer| {
+        move |stream, peer, admission| {
             let s = &server;
-            let session = Session::new(&s.name, &s.hostname, s.site.clone(), s.store.clone(), peer);
+            let session = Session::new(&s.name, &s.hostname, s.site.clone(), s.store.clone(), peer)
+                .admitted(admission);
             let tls = s.tls.clone();
             let drain = s.drain();
             async move {

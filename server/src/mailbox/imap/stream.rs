@@ -11,21 +11,29 @@
 //! `ResponseSent` event therefore means "on its way", and [`Stream::flush`] puts
 //! it on the wire.
 //!
-//! While it writes, it keeps reading what the client sends (into an unbounded buffer,
-//! as imap-next does), so that a client that pipelines many commands and reads only
-//! afterwards cannot deadlock with it. Every buffer lives in the `Stream`, so a future
+//! While it writes, it keeps reading what the client sends (up to [`READ_AHEAD`]
+//! bytes), so that a client that pipelines many commands and reads only afterwards
+//! cannot deadlock with it; a client that sends more than that without reading waits,
+//! as with Dovecot, rather than filling the server's memory.
+//!
+//! Input reaches imap-next only through the [`Gate`], which holds it to the limits
+//! of the moment (a few KiB before login). Every buffer lives in the `Stream`, so a future
 //! of [`Stream::next`] or [`Stream::flush`] dropped at an await point (a `select!`
 //! during IDLE) loses nothing.
 
 use std::io::{ErrorKind, Read, Write};
 
 use imap_next::{Interrupt, Io, State};
+
+use super::input::{BEFORE_LOGIN, Gate, Limits, Refusal};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_rustls::rustls;
 
 /// Encoded responses held back before they are written, at most.
 pub const BATCH: usize = 64 * 1024;
+/// Input read ahead while responses wait to be written, at most.
+pub const READ_AHEAD: usize = 256 * 1024;
 
 /// A connection, plain or TLS, with its buffers.
 pub struct Stream {
@@ -40,6 +48,10 @@ pub struct Stream {
     written: usize,
     /// The client closed its side: nothing more to read.
     read_closed: bool,
+    /// The limits on the client's input.
+    gate: Gate,
+    /// Input refused by the gate, reported once what came before it is answered.
+    refused: Option<Refusal>,
 }
 
 /// Why [`Stream::next`] or [`Stream::flush`] stopped.
@@ -55,6 +67,9 @@ pub enum Error<E> {
     /// The protocol state failed (malformed input and the like).
     #[error("protocol error")]
     State(E),
+    /// The client sent more than the limits allow (see [`super::input`]).
+    #[error("input refused")]
+    Refused(Refusal),
 }
 
 impl Stream {
@@ -67,6 +82,8 @@ impl Stream {
             write_buffer: Vec::new(),
             written: 0,
             read_closed: false,
+            gate: Gate::new(BEFORE_LOGIN),
+            refused: None,
         }
     }
 
@@ -79,13 +96,25 @@ impl Stream {
         }
     }
 
+    /// Applies other limits to the client's input from now on (after login).
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.gate.set_limits(limits);
+    }
+
     /// Progresses `state` until its next event. Input is read only when the state
     /// needs it, and everything it produced is written before that.
     pub async fn next<F: State>(&mut self, mut state: F) -> Result<F::Event, Error<F::Error>> {
         loop {
             let input = self.plaintext_input().map_err(io_error)?;
             if !input.is_empty() {
-                state.enqueue_input(&input);
+                self.gate.push(&input);
+            }
+            if self.refused.is_none() && self.gate.has_unread() {
+                let mut passed = Vec::new();
+                self.refused = self.gate.pass(&mut passed);
+                if !passed.is_empty() {
+                    state.enqueue_input(&passed);
+                }
             }
             let io = match state.next() {
                 Ok(event) => return Ok(event),
@@ -103,6 +132,13 @@ impl Stream {
                     self.progress(false).await.map_err(io_error)?;
                 }
                 Io::NeedMoreInput => {
+                    // Everything before the refused input is answered: now the refusal.
+                    if let Some(refusal) = self.refused.take() {
+                        return Err(Error::Refused(refusal));
+                    }
+                    if self.gate.has_unread() {
+                        continue;
+                    }
                     if self.read_closed {
                         // Answers to what the client sent before it closed still go out.
                         let _ = self.flush_inner().await;
@@ -143,7 +179,8 @@ impl Stream {
     /// target: a read buffer held across the wait would be most of it).
     async fn progress(&mut self, want_input: bool) -> Result<(), RawError> {
         let has_output = self.written < self.write_buffer.len();
-        let want_read = !self.read_closed && (want_input || has_output);
+        let room = self.read_buffer.len() < READ_AHEAD;
+        let want_read = !self.read_closed && (want_input || (has_output && room));
         if !has_output {
             if !want_input {
                 return Ok(());

@@ -29,7 +29,7 @@ use imap_codec::imap_types::command::{Command, CommandBody};
 use imap_codec::imap_types::core::Tag;
 use imap_codec::imap_types::response::{Data, Response};
 
-use crate::mailbox::accept::Encryption;
+use crate::mailbox::accept::{Admission, Encryption};
 use crate::mailbox::store::{MessageInfo, Store};
 use crate::state::Site;
 use responses::{bad, ok};
@@ -87,6 +87,8 @@ pub struct Session {
     failures: u32,
     /// A FETCH answered in parts (see [`Outcome::more`]).
     pending: Option<fetch::FetchJob>,
+    /// The connection's place in its listener's limits (none in the fuzzing harness).
+    admission: Option<Admission>,
 }
 
 impl Session {
@@ -107,7 +109,32 @@ impl Session {
             selected: None,
             failures: 0,
             pending: None,
+            admission: None,
         }
+    }
+
+    /// Holds the connection's place in its listener's limits; the place it takes
+    /// among its source's connections is given up at login ([`Session::logged_in`]).
+    pub fn admitted(mut self, admission: Admission) -> Session {
+        self.admission = Some(admission);
+        self
+    }
+
+    /// Whether the client has logged in; the first time it has, the connection stops
+    /// counting against its source.
+    pub fn logged_in(&mut self) -> bool {
+        if self.user.is_none() {
+            return false;
+        }
+        if let Some(admission) = &mut self.admission {
+            admission.logged_in();
+        }
+        true
+    }
+
+    /// How long a client may take from connecting to logging in (`[timeouts]`).
+    pub fn login_limit(&self) -> Duration {
+        Duration::from_secs(self.site.view().config().timeouts.login_total)
     }
 
     /// Offers STARTTLS on this connection.
