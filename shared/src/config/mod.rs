@@ -235,6 +235,7 @@ pub struct SiteConfig {
     pub queue: QueueSettings,
     pub relay: RelaySettings,
     pub health: HealthSettings,
+    pub throttle: ThrottleSettings,
     pub tls: Option<TlsFiles>,
     pub mailboxes: Vec<Server>,
     pub sorters: Vec<Server>,
@@ -279,6 +280,9 @@ impl fmt::Display for ConfigError {
 mod raw;
 #[cfg(test)]
 mod tests;
+mod throttle;
+
+pub use throttle::ThrottleSettings;
 
 use raw::*;
 
@@ -780,6 +784,7 @@ impl SiteConfig {
             queue,
             relay,
             health,
+            throttle: ThrottleSettings::from_raw(&src, &raw.throttle)?,
             tls: raw.tls.map(|t| TlsFiles {
                 cert: t.cert,
                 key: t.key,

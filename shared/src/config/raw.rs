@@ -31,6 +31,8 @@ pub(super) struct RawFile {
     pub(super) relay: RawRelay,
     #[serde(default)]
     pub(super) health: RawHealth,
+    #[serde(default)]
+    pub(super) throttle: super::throttle::RawThrottle,
     pub(super) tls: Option<RawTls>,
     #[serde(default)]
     pub(super) mailbox: Vec<RawServer>,

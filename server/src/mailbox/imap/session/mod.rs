@@ -85,6 +85,7 @@ pub struct Session {
     user: Option<String>,
     selected: Option<Selected>,
     failures: u32,
+    peer: std::net::IpAddr,
     /// A FETCH answered in parts (see [`Outcome::more`]).
     pending: Option<fetch::FetchJob>,
 }
@@ -106,6 +107,7 @@ impl Session {
             user: None,
             selected: None,
             failures: 0,
+            peer: peer.ip(),
             pending: None,
         }
     }
