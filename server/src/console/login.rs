@@ -179,6 +179,7 @@ pub async fn submit(
         tracing::warn!(user = ?account, peer = %local.peer, "console: sign-in refused");
         // The throttle's wait, as IMAP and SMTP logins wait.
         login::failed(&app.site, source, &account, Protocol::Console).await;
+        app.console.failed(&account, source);
         return refuse(StatusCode::UNAUTHORIZED, "Wrong operator name or password.");
     };
     app.console.succeeded(&account, source);

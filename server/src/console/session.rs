@@ -172,6 +172,21 @@ impl Sessions {
         Ok(())
     }
 
+    /// Confirms a failure [`Sessions::attempt`] counted, once its answer is ready: the
+    /// lock starts again from now, so that the wait before the answer does not use it up.
+    pub fn failed(&self, name: &str, source: IpAddr) {
+        let now = Instant::now();
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = failures.get_mut(&(name.to_string(), source))
+            && f.count > FREE_FAILURES
+        {
+            let doubling = (f.count - FREE_FAILURES - 1).min(16);
+            let wait = Duration::from_secs(1u64 << doubling).min(MAX_LOCKOUT);
+            f.locked_until = f.locked_until.max(now + wait);
+            f.last = now;
+        }
+    }
+
     /// Forgets the failures of `name` from `source` (it signed in).
     pub fn succeeded(&self, name: &str, source: IpAddr) {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
