@@ -2,9 +2,10 @@
 //! (headless Chromium driven by Selenium, `tests/console_browser.py`) an operator signs
 //! in, looks up a user, drains a mailbox server (and `dig` sees the alias move) and
 //! uploads a helper report; with curl, the refusals: no session, a wrong or missing
-//! CSRF token, an unconfirmed change, a form from another site, a non-operator, a
-//! wrong password, too many failures, and hostile input (a display name, a report, a
-//! query parameter, a form field) shown as text on every page that shows it.
+//! CSRF token, an unconfirmed change, a form from another site, a non-operator (told
+//! the same as a wrong password), a wrong password, too many failures, and hostile
+//! input (a display name, a report, a query parameter, a form field) shown as text on
+//! every page that shows it.
 
 mod common;
 
@@ -468,11 +469,17 @@ fn refusals_at_the_http_level() {
     assert_eq!(r.status, 403, "{}", r.body);
     assert!(r.body.contains("expired or came from another page"));
 
-    // A user who is not an operator is told so, and gets no session.
+    // A user who is not an operator gets the answer of a wrong password (nothing
+    // tells a guesser the password was right), and no session.
     let bob = Client::new(&site, "bob");
     let r = bob.sign_in("bob", "bob-password", &[]);
-    assert_eq!(r.status, 403);
-    assert!(r.body.contains("bob is not an operator"), "{}", r.body);
+    assert_eq!(r.status, 401);
+    assert!(
+        r.body.contains("Wrong operator name or password."),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("not an operator"), "{}", r.body);
     assert_eq!(bob.session(), None);
     assert_eq!(bob.get("/console").status, 303);
 
@@ -490,11 +497,7 @@ fn refusals_at_the_http_level() {
     }
     let r = mallory.sign_in("mallory", "guess", &[]);
     assert_eq!(r.status, 429);
-    assert!(
-        r.body.contains("Too many failed sign-ins for mallory"),
-        "{}",
-        r.body
-    );
+    assert!(r.body.contains("Too many failed sign-ins"), "{}", r.body);
 
     // The operator signs in: an HttpOnly, SameSite=Strict cookie (Secure behind HTTPS).
     let op = Client::new(&site, "op");
@@ -618,7 +621,7 @@ fn refusals_at_the_http_level() {
     for secret in [OPERATOR_PASSWORD, "bob-password", "not-opals-password"] {
         assert!(!log.contains(secret), "{secret} is in the log");
     }
-    assert!(log.contains("console: signed in") && log.contains("not an operator"));
+    assert!(log.contains("console: signed in") && log.contains("console: sign-in refused"));
 }
 
 #[test]

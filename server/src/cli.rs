@@ -12,6 +12,8 @@ use mailsite_shared::config::{BUCKETS, DEFAULT_SITE_TOML};
 use mailsite_shared::route::bucket_name;
 use mailsite_shared::{ServerState, SiteConfig};
 
+mod block;
+
 use crate::admin::queue::Queued;
 use crate::admin::servers::{Kind, NewServer, last_up_warning};
 use crate::admin::users::{NewUser, UserView, check_password};
@@ -41,6 +43,8 @@ Operating a site:
   mailsite zone export > example.test.zone       the live zone as a BIND master file
   mailsite queue list                            mail the sorters have not delivered yet, and why
   mailsite queue flush                           retry every waiting recipient now
+  mailsite block list                            sources refused after too many failed logins
+  mailsite block remove alice                    let a user whose phone kept an old password in again
   mailsite helpdesk explain report.json          why a user's mailsite-helper check failed
 
 Environment: MAILSITE_CONFIG and MAILSITE_DATA_DIR stand for --config and --data-dir;
@@ -102,6 +106,10 @@ pub enum Command {
     /// delivered, to its mailbox server (down, say) or to another domain's server.
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// Login blocks: sources refused after too many failed password logins, listed
+    /// and lifted (by address, or by username for every block on that account).
+    #[command(subcommand)]
+    Block(block::BlockCommand),
     /// Read what users' desktop helpers report.
     #[command(subcommand)]
     Helpdesk(HelpdeskCommand),
@@ -374,6 +382,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 Command::Mailbox(cmd) => mailbox(&admin, cmd).await,
                 Command::Queue(cmd) => queue(&admin, cmd),
+                Command::Block(cmd) => block::block(&admin, cmd).await,
                 Command::Serve | Command::CheckConfig { .. } | Command::Helpdesk(_) => {
                     unreachable!("handled above")
                 }

@@ -10,6 +10,7 @@
 //! - [`sasl`]: the PLAIN and LOGIN exchanges of SMTP AUTH, POP3 AUTH and IMAP
 //!   AUTHENTICATE;
 //! - [`state`]: the live site every role reads;
+//! - [`throttle`]: login throttling and blocks across connections, for every protocol;
 //! - [`health`]: the checks that mark failed servers down and recovered ones up;
 //! - [`helpdesk`]: reading desktop helper reports against the site's truth;
 //! - [`http`]: the HTTP listeners and threads the HTTP roles are served on;
@@ -34,6 +35,7 @@ pub mod sasl;
 pub mod serve;
 pub mod sorter;
 pub mod state;
+pub mod throttle;
 pub mod tls;
 pub mod user_import;
 

@@ -18,6 +18,7 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::registry::Registry;
 
 use crate::state::Snapshot;
+use crate::throttle::Protocol;
 
 /// The `Content-Type` of what [`Metrics::render`] writes.
 pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
@@ -100,6 +101,11 @@ struct DeliveryLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ProtocolLabels {
+    protocol: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct HealthCheckLabels {
     server: String,
     /// `pass` or `fail`.
@@ -130,6 +136,13 @@ pub struct Metrics {
     queued: Gauge,
     health_checks: Family<HealthCheckLabels, Counter>,
     health_changes: Family<HealthChangeLabels, Counter>,
+    /// Login throttling: failures and refusals by protocol (each counter resolved
+    /// once, indexed as [`Protocol::ALL`]), and blocks started.
+    login_failures: Family<ProtocolLabels, Counter>,
+    login_failure_counters: [Counter; 4],
+    login_blocked: Family<ProtocolLabels, Counter>,
+    login_blocked_counters: [Counter; 4],
+    blocks_started: Counter,
 }
 
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -139,7 +152,28 @@ impl Metrics {
         let dns = Family::<RcodeLabels, Counter>::default();
         let dns_counters =
             DNS_RCODES.map(|rcode| dns.get_or_create(&RcodeLabels { rcode }).clone());
+        let login_failures = Family::<ProtocolLabels, Counter>::default();
+        let login_failure_counters = Protocol::ALL.map(|p| {
+            login_failures
+                .get_or_create(&ProtocolLabels {
+                    protocol: p.label(),
+                })
+                .clone()
+        });
+        let login_blocked = Family::<ProtocolLabels, Counter>::default();
+        let login_blocked_counters = Protocol::ALL.map(|p| {
+            login_blocked
+                .get_or_create(&ProtocolLabels {
+                    protocol: p.label(),
+                })
+                .clone()
+        });
         let metrics = Metrics {
+            login_failures,
+            login_failure_counters,
+            login_blocked,
+            login_blocked_counters,
+            blocks_started: Counter::default(),
             http: Family::default(),
             http_counters: Default::default(),
             dns,
@@ -191,6 +225,21 @@ impl Metrics {
                 result: outcome.label(),
             })
             .inc();
+    }
+
+    /// Counts a failed password login.
+    pub fn login_failure(&self, protocol: Protocol) {
+        self.login_failure_counters[protocol as usize].inc();
+    }
+
+    /// Counts a login refused, unchecked, because its source is blocked.
+    pub fn login_blocked(&self, protocol: Protocol) {
+        self.login_blocked_counters[protocol as usize].inc();
+    }
+
+    /// Counts a source blocked by this node.
+    pub fn block_started(&self) {
+        self.blocks_started.inc();
     }
 
     /// Counts a bounce (DSN) a sorter queued.
@@ -279,6 +328,21 @@ impl Metrics {
             "mailsite_health_changes",
             "Servers this node's health checks marked down or up again",
             self.health_changes.clone(),
+        );
+        registry.register(
+            "mailsite_login_failures",
+            "Failed password logins, by protocol",
+            self.login_failures.clone(),
+        );
+        registry.register(
+            "mailsite_login_blocked",
+            "Logins refused without a check because their source is blocked, by protocol",
+            self.login_blocked.clone(),
+        );
+        registry.register(
+            "mailsite_login_blocks_started",
+            "Sources this node blocked after too many failed logins",
+            self.blocks_started.clone(),
         );
         registry.register(
             "mailsite_users",
@@ -382,6 +446,9 @@ mod tests {
         metrics.queue_size(-5);
         metrics.health_check("mailbox1", false);
         metrics.health_change("mailbox1", true);
+        metrics.login_failure(Protocol::Pop3);
+        metrics.login_blocked(Protocol::Imap);
+        metrics.block_started();
         let map = SiteMap::initial(Arc::new(SiteConfig::embedded()));
         let site = Snapshot {
             generation: map.generation,
@@ -407,6 +474,10 @@ mod tests {
             "mailsite_health_checks_total{server=\"mailbox1\",result=\"pass\"} 0",
             "mailsite_health_changes_total{server=\"mailbox1\",to=\"down\"} 1",
             "mailsite_health_changes_total{server=\"mailbox1\",to=\"up\"} 0",
+            "mailsite_login_failures_total{protocol=\"pop3\"} 1",
+            "mailsite_login_failures_total{protocol=\"console\"} 0",
+            "mailsite_login_blocked_total{protocol=\"imap\"} 1",
+            "mailsite_login_blocks_started_total 1",
             "mailsite_users 0",
             "mailsite_site_generation 0",
             "# TYPE mailsite_server_state gauge",

@@ -20,6 +20,7 @@ use tokio::sync::watch;
 
 use crate::directory::changes::{Pending, Subject};
 use crate::directory::{Directory, UserEntries};
+use crate::throttle::Throttle;
 
 /// How often the directory's generation is checked.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
@@ -66,6 +67,8 @@ pub struct Site {
     /// once), so that an older view never replaces a newer one.
     refreshing: tokio::sync::Mutex<()>,
     reads: ReadCounters,
+    /// This node's login throttle, with the directory's blocks.
+    pub throttle: Throttle,
 }
 
 impl Site {
@@ -74,12 +77,15 @@ impl Site {
         let reads = ReadCounters::default();
         let snapshot = Site::read(&config, &directory, &reads).await?;
         let (changed, _) = watch::channel(snapshot.map.generation);
+        let throttle = Throttle::new(config.throttle);
+        throttle.apply(directory.blocks().await?, snapshot.generation);
         Ok(Arc::new(Site {
             directory,
             current: ArcSwap::from_pointee(snapshot),
             changed,
             refreshing: tokio::sync::Mutex::new(()),
             reads,
+            throttle,
         }))
     }
 
@@ -134,6 +140,7 @@ impl Site {
         let _turn = self.refreshing.lock().await;
         let current = self.current.load_full();
         let config = current.map.config.clone();
+        let blocks_changed;
         let next = match self.directory.changes_after(current.generation).await? {
             Pending::Nothing => return Ok(false),
             Pending::Reload => {
@@ -141,12 +148,14 @@ impl Site {
                     from = current.generation,
                     "the change log no longer reaches back to this node's view; reloading the whole site"
                 );
+                blocks_changed = true;
                 Site::read(&config, &self.directory, &self.reads).await?
             }
             Pending::Changes {
                 generation,
                 changes,
             } => {
+                blocks_changed = changes.iter().any(|c| c.subject == Subject::Block);
                 let site_changed = changes.iter().any(|c| c.subject == Subject::Site);
                 let map = match site_changed {
                     true => {
@@ -181,6 +190,11 @@ impl Site {
                 }
             }
         };
+        if blocks_changed {
+            // Read after the generation: it shows at least every block change up to it.
+            self.throttle
+                .apply(self.directory.blocks().await?, next.generation);
+        }
         let map_changed = next.map.generation != current.map.generation;
         let generation = next.map.generation;
         self.current.store(Arc::new(next));

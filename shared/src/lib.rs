@@ -21,5 +21,7 @@ pub mod smtp_reply;
 pub mod utf7;
 pub mod xml;
 
-pub use config::{HealthSettings, QueueSettings, RelaySettings, Role, SiteConfig, SmtpLimits};
+pub use config::{
+    HealthSettings, QueueSettings, RelaySettings, Role, SiteConfig, SmtpLimits, ThrottleSettings,
+};
 pub use route::{Route, ServerState, SiteMap};

@@ -604,11 +604,6 @@ impl Site {
         }
     }
 
-    /// The process id of the running `mailsite serve` (to read its memory use in /proc).
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     /// Every message in a user's Maildir INBOX (cur/ and new/), as text, sorted.
     pub fn inbox(&self, user: &str) -> Vec<String> {
         let mut out = Vec::new();

@@ -6,3 +6,4 @@
 mod common;
 mod preauth;
 mod smtp;
+mod throttle;

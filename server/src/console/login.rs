@@ -2,8 +2,9 @@
 //!
 //! The sign-in form carries a token that must match a cookie set with the form (both
 //! fresh each time): a page on another site cannot produce it, so it cannot sign a
-//! browser in to an account of its choosing. Refusals say what is wrong (wrong name or
-//! password, not an operator, too many failures) without ever echoing the password.
+//! browser in to an account of its choosing. A wrong password and a right password of
+//! a user who is no operator get the same answer (nothing tells a guesser the password
+//! was right); too many failures get their own. The password is never echoed.
 
 use axum::Form;
 use axum::extract::{Query, State};
@@ -15,8 +16,10 @@ use serde::Deserialize;
 
 use super::Console;
 use super::page::{self, Nav};
-use super::session::{self, FAILURE_DELAY};
+use super::session;
 use super::{Local, Operator, SESSION_COOKIE, cookie, set_cookie};
+use crate::mailbox::login::{self, Login};
+use crate::throttle::Protocol;
 
 /// The cookie that pairs a sign-in form with its browser.
 const LOGIN_COOKIE: &str = "mailsite_console_login";
@@ -133,47 +136,54 @@ pub async fn submit(
     let typed = form.username.trim();
     let refuse =
         |status, text: &str| sign_in_page(status, &local, &form.next, typed, Some(("error", text)));
-    let Some(name) = login_username(app.site.view().config(), typed) else {
-        tokio::time::sleep(FAILURE_DELAY).await;
-        return refuse(StatusCode::UNAUTHORIZED, "Wrong operator name or password.");
-    };
-    if let Some(wait) = app.console.locked(&name) {
-        tracing::warn!(user = ?name, peer = %local.peer, "console: sign-in refused, too many failures");
+    let source = local.peer.ip();
+    let account = login::account_of(&app.site, typed);
+    // The console's own lock is per (name, source): a stranger's guesses lock out the
+    // stranger, never the operator at their own desk.
+    if let Err(wait) = app.console.attempt(&account, source) {
+        tracing::warn!(user = ?account, peer = %local.peer, "console: sign-in refused, too many failures");
         return refuse(
             StatusCode::TOO_MANY_REQUESTS,
             &format!(
-                "Too many failed sign-ins for {name}: try again in {} s.",
+                "Too many failed sign-ins: try again in {} s.",
                 wait.as_secs() + 1
             ),
         );
     }
-    let directory = &app.site.directory;
-    let valid = directory
-        .verify_password(&name, &form.password)
-        .await
-        .unwrap_or(false);
-    if !valid {
-        app.console.failed(&name);
-        tracing::warn!(user = ?name, peer = %local.peer, "console: sign-in refused, wrong name or password");
-        tokio::time::sleep(FAILURE_DELAY).await;
-        return refuse(StatusCode::UNAUTHORIZED, "Wrong operator name or password.");
-    }
-    app.console.succeeded(&name);
-    let operator = directory
-        .user(&name)
-        .await
-        .map(|u| u.operator)
-        .unwrap_or(false);
-    if !operator {
-        tracing::warn!(user = ?name, peer = %local.peer, "console: sign-in refused, not an operator");
+    if let Err(Login::Blocked { minutes }) =
+        login::admit(&app.site, source, &account, Protocol::Console).await
+    {
+        tracing::warn!(user = ?account, peer = %local.peer, "console: sign-in refused, source blocked");
         return refuse(
-            StatusCode::FORBIDDEN,
-            &format!(
-                "{name} is not an operator: only the site's operators may use the helpdesk console. \
-                 Ask an administrator to add an operator account (mailsite user add NAME --operator)."
-            ),
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("Too many failed logins from your address: try again in {minutes} minutes."),
         );
     }
+    let directory = &app.site.directory;
+    let name = login_username(app.site.view().config(), typed);
+    let operator = match &name {
+        Some(name) => {
+            directory
+                .verify_password(name, &form.password)
+                .await
+                .unwrap_or(false)
+                && directory
+                    .user(name)
+                    .await
+                    .is_ok_and(|u| u.operator && u.enabled)
+        }
+        None => false,
+    };
+    // A wrong password and a non-operator's right one get one answer, after one wait.
+    let Some(name) = name.filter(|_| operator) else {
+        tracing::warn!(user = ?account, peer = %local.peer, "console: sign-in refused");
+        // The throttle's wait, as IMAP and SMTP logins wait.
+        login::failed(&app.site, source, &account, Protocol::Console).await;
+        app.console.failed(&account, source);
+        return refuse(StatusCode::UNAUTHORIZED, "Wrong operator name or password.");
+    };
+    app.console.succeeded(&account, source);
+    app.site.throttle.succeeded(source, &name);
     let token = app.console.start(&name);
     tracing::info!(operator = %name, peer = %local.peer, "console: signed in");
     let mut response = page::redirect(safe_next(&form.next));

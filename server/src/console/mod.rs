@@ -10,16 +10,21 @@
 //!   the advice to use HTTPS, before any password or cookie is looked at;
 //! - a POST that a browser says came from another origin (`Origin`, `Sec-Fetch-Site`)
 //!   is refused;
-//! - sign-in checks the password against the directory's argon2 hash and the operator
-//!   flag, waits after each failure and locks a name out for longer and longer after
-//!   repeated ones ([`session`]); the sign-in form carries its own token, so another
-//!   site cannot sign a browser in to an account of its choosing;
+//! - sign-in goes through the site's login throttle (a blocked source is refused before
+//!   any check), counts each attempt against its (name, source) before checking the
+//!   password, and locks that pair out for longer and longer after repeated failures
+//!   ([`session`]), so a stranger cannot lock an operator out from elsewhere; a wrong
+//!   password and a non-operator's right one get the same answer; the sign-in form
+//!   carries its own token, so another site cannot sign a browser in to an account of
+//!   its choosing;
+//! - a session ends at the next request once its operator is disabled or demoted;
 //! - the session is a random token in an `HttpOnly`, `SameSite=Strict` cookie, kept
 //!   server-side with an expiry; every POST must also carry the session's CSRF token;
 //! - every changing action goes through a confirmation page and is logged with the
 //!   operator's name. Passwords and report contents are never logged.
 
 mod actions;
+mod blocks;
 mod login;
 mod lookup;
 mod page;
@@ -92,6 +97,7 @@ pub fn router(console: Console) -> Router {
                 .post(report::upload)
                 .layer(DefaultBodyLimit::max(report::MAX_REPORT)),
         )
+        .route("/console/blocks", get(blocks::show).post(blocks::remove))
         .route(page::STYLE_PATH, get(|| async { page::style() }))
         .layer(DefaultBodyLimit::max(crate::autoconfig::MAX_BODY))
         .with_state(console)
@@ -178,6 +184,24 @@ impl FromRequestParts<Console> for Operator {
         let take_flash = parts.method == Method::GET;
         let found = cookie(&parts.headers, SESSION_COOKIE)
             .and_then(|token| Some((app.console.get(&token, take_flash)?, token)));
+        // A session lasts only while its operator is an enabled operator: one disabled
+        // or demoted is signed out at their next request.
+        let found = match found {
+            Some(((session, flash), token)) => {
+                let still = app
+                    .site
+                    .directory
+                    .user(&session.username)
+                    .await
+                    .is_ok_and(|u| u.enabled && u.operator);
+                if !still {
+                    app.console.end(&token);
+                    tracing::warn!(operator = %session.username, "console: session ended, no longer an enabled operator");
+                }
+                still.then_some(((session, flash), token))
+            }
+            None => None,
+        };
         match found {
             Some(((session, flash), token)) => Ok(Operator {
                 username: session.username,

@@ -29,6 +29,7 @@ pub enum Nav {
     Map,
     Lookup,
     Report,
+    Blocks,
     /// A confirmation or sign-in page: nothing highlighted.
     None,
 }
@@ -53,6 +54,7 @@ pub fn page(title: &str, operator: Option<&Operator>, nav: Nav, body: Markup) ->
                                 (Nav::Map, "/console", "Site map"),
                                 (Nav::Lookup, "/console/user", "Look up a user"),
                                 (Nav::Report, "/console/report", "Helper report"),
+                                (Nav::Blocks, "/console/blocks", "Login blocks"),
                             ] {
                                 @let current = (item == nav).then_some("page");
                                 a href=(href) aria-current=[current] { (label) }

@@ -1,6 +1,6 @@
 //! The console's sign-in state, kept in memory on the node that serves it: sessions
-//! (a random token in a cookie, its CSRF token, expiry) and the throttle on failed
-//! sign-ins.
+//! (a random token in a cookie, its CSRF token, expiry) and the console's own lockout
+//! of failed sign-ins per (name, source), beside the site's login throttle.
 //!
 //! A session token is 32 random bytes; the server keeps only its SHA-256, so a lookup
 //! by token reveals nothing through timing and a memory dump holds no usable token.
@@ -9,6 +9,7 @@
 //! sticky sessions (or one node).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -19,15 +20,13 @@ use sha2::Digest;
 pub const IDLE: Duration = Duration::from_secs(30 * 60);
 /// A session ends this long after sign-in, however busy.
 pub const LIFETIME: Duration = Duration::from_secs(12 * 60 * 60);
-/// Failed sign-ins for one name that cost only the fixed delay; each one after that
+/// Failed sign-ins for one name from one source that cost only the fixed delay; each one after that
 /// doubles a wait during which that name cannot try again.
 const FREE_FAILURES: u32 = 3;
 /// The longest such wait.
 const MAX_LOCKOUT: Duration = Duration::from_secs(5 * 60);
 /// Failures are forgotten this long after the last one.
 const FAILURE_MEMORY: Duration = Duration::from_secs(15 * 60);
-/// The wait before any refusal of a password, as IMAP and SMTP logins wait.
-pub const FAILURE_DELAY: Duration = Duration::from_millis(250);
 /// At most this many sessions are kept; signing in past it ends the oldest.
 const MAX_SESSIONS: usize = 1024;
 
@@ -67,12 +66,12 @@ impl Session {
     }
 }
 
-/// Failed sign-ins of one name.
+/// Failed sign-ins of one name from one source.
 #[derive(Debug, Clone, Copy)]
 struct Failures {
     count: u32,
     last: Instant,
-    /// No attempt for this name is checked before then.
+    /// No attempt for this pair is checked before then.
     locked_until: Instant,
 }
 
@@ -80,7 +79,7 @@ struct Failures {
 #[derive(Default)]
 pub struct Sessions {
     sessions: Mutex<HashMap<[u8; 32], Session>>,
-    failures: Mutex<HashMap<String, Failures>>,
+    failures: Mutex<HashMap<(String, IpAddr), Failures>>,
 }
 
 impl Sessions {
@@ -145,24 +144,24 @@ impl Sessions {
         sessions.remove(&key(token));
     }
 
-    /// How long `name` must wait before its next sign-in is checked (`None`: now).
-    pub fn locked(&self, name: &str) -> Option<Duration> {
-        let now = Instant::now();
-        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let f = failures.get(name)?;
-        (f.locked_until > now).then(|| f.locked_until - now)
-    }
-
-    /// Counts a failed sign-in of `name`.
-    pub fn failed(&self, name: &str) {
+    /// Counts a sign-in attempt of `name` from `source` as a failure *before* its
+    /// password is checked (so parallel guesses cannot all be checked), unless the pair
+    /// is locked out: then `Err` says how long it must wait, and nothing is counted.
+    /// A success takes the count back ([`Sessions::succeeded`]).
+    pub fn attempt(&self, name: &str, source: IpAddr) -> Result<(), Duration> {
         let now = Instant::now();
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         failures.retain(|_, f| now.duration_since(f.last) < FAILURE_MEMORY);
-        let f = failures.entry(name.to_string()).or_insert(Failures {
-            count: 0,
-            last: now,
-            locked_until: now,
-        });
+        let f = failures
+            .entry((name.to_string(), source))
+            .or_insert(Failures {
+                count: 0,
+                last: now,
+                locked_until: now,
+            });
+        if f.locked_until > now {
+            return Err(f.locked_until - now);
+        }
         f.count += 1;
         f.last = now;
         if f.count > FREE_FAILURES {
@@ -170,12 +169,28 @@ impl Sessions {
             let wait = Duration::from_secs(1u64 << doubling).min(MAX_LOCKOUT);
             f.locked_until = now + wait;
         }
+        Ok(())
     }
 
-    /// Forgets the failures of `name` (it signed in).
-    pub fn succeeded(&self, name: &str) {
+    /// Confirms a failure [`Sessions::attempt`] counted, once its answer is ready: the
+    /// lock starts again from now, so that the wait before the answer does not use it up.
+    pub fn failed(&self, name: &str, source: IpAddr) {
+        let now = Instant::now();
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        failures.remove(name);
+        if let Some(f) = failures.get_mut(&(name.to_string(), source))
+            && f.count > FREE_FAILURES
+        {
+            let doubling = (f.count - FREE_FAILURES - 1).min(16);
+            let wait = Duration::from_secs(1u64 << doubling).min(MAX_LOCKOUT);
+            f.locked_until = f.locked_until.max(now + wait);
+            f.last = now;
+        }
+    }
+
+    /// Forgets the failures of `name` from `source` (it signed in).
+    pub fn succeeded(&self, name: &str, source: IpAddr) {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        failures.remove(&(name.to_string(), source));
     }
 }
 
@@ -210,20 +225,31 @@ mod tests {
     }
 
     #[test]
-    fn repeated_failures_lock_a_name_for_longer_and_longer() {
+    fn repeated_failures_lock_a_name_from_one_source_for_longer_and_longer() {
         let sessions = Sessions::default();
-        for _ in 0..FREE_FAILURES {
-            sessions.failed("op");
-            assert_eq!(sessions.locked("op"), None);
+        let here: IpAddr = "127.0.0.66".parse().unwrap();
+        let there: IpAddr = "127.0.0.5".parse().unwrap();
+        for _ in 0..=FREE_FAILURES {
+            assert_eq!(sessions.attempt("op", here), Ok(()));
         }
-        sessions.failed("op");
-        let first = sessions.locked("op").unwrap();
+        let first = sessions.attempt("op", here).unwrap_err();
         assert!(first <= Duration::from_secs(1));
-        sessions.failed("op");
-        assert!(sessions.locked("op").unwrap() > first);
-        assert_eq!(sessions.locked("someone-else"), None);
-        sessions.succeeded("op");
-        assert_eq!(sessions.locked("op"), None);
+        // The operator at their own desk is not locked out by the stranger.
+        assert_eq!(sessions.attempt("op", there), Ok(()));
+        sessions.succeeded("op", there);
+        assert_eq!(sessions.attempt("someone-else", here), Ok(()));
+        sessions.succeeded("op", here);
+        assert_eq!(sessions.attempt("op", here), Ok(()));
+    }
+
+    #[test]
+    fn parallel_attempts_are_counted_before_their_check() {
+        let sessions = Sessions::default();
+        let here: IpAddr = "127.0.0.66".parse().unwrap();
+        let let_through = (0..40)
+            .filter(|_| sessions.attempt("op", here).is_ok())
+            .count();
+        assert_eq!(let_through as u32, FREE_FAILURES + 1);
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub enum Subject {
     User,
     /// The site map: a letter, a server's state or health, an added server.
     Site,
+    /// A login block added or lifted, named by source or account.
+    Block,
 }
 
 impl Subject {
@@ -42,6 +44,7 @@ impl Subject {
         match self {
             Subject::User => "user",
             Subject::Site => "site",
+            Subject::Block => "block",
         }
     }
 }
@@ -187,6 +190,7 @@ impl Directory {
                 id: row.try_get(0)?,
                 subject: match kind.as_str() {
                     "user" => Subject::User,
+                    "block" => Subject::Block,
                     _ => Subject::Site,
                 },
                 name: row.try_get(2)?,

@@ -6,6 +6,7 @@
 //! Every change bumps `site_generation` and names itself in the change log
 //! ([`changes`]), which running nodes poll to pick up only what changed.
 
+pub mod blocks;
 pub mod changes;
 mod history;
 pub mod import;

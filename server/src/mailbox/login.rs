@@ -1,21 +1,20 @@
-//! Password logins, the same for IMAP and POP3: the name as users type it (with or
-//! without `@domain`), the directory's check, a delay that grows with each failure on
-//! the connection, and whether this mailbox server is the one that serves the user.
+//! Password logins, the same for IMAP, POP3 and SMTP AUTH: the name as users type it
+//! (with or without `@domain`), the site's login throttle (a blocked source is refused
+//! before any password is checked), the directory's check, a delay that grows with
+//! each failure from the source, and whether this mailbox server serves the user.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use mailsite_shared::route::login_username;
 
+use crate::metrics::METRICS;
 use crate::state::Site;
+use crate::throttle::{Protocol, Verdict, source_of};
 
-/// The wait before answering a connection's first failed login. Unit tests and fuzzing
-/// builds (`--cfg fuzzing`, set by cargo-fuzz) answer at once: they check answers, not
-/// timing, and a fuzzing iteration must take milliseconds.
-const FIRST_FAILURE_DELAY: Duration = if cfg!(any(test, fuzzing)) {
-    Duration::ZERO
-} else {
-    Duration::from_millis(250)
-};
+/// Unit tests and fuzzing builds (`--cfg fuzzing`, set by cargo-fuzz) answer at once:
+/// they check answers, not timing, and a fuzzing iteration must take milliseconds.
+const WAITS: bool = !cfg!(any(test, fuzzing));
 
 /// The result of a login attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,18 +29,94 @@ pub enum Login {
         alias: String,
         server: String,
     },
+    /// The source is blocked after too many failures; nothing was checked. `minutes`
+    /// until the block ends (at least 1).
+    Blocked { minutes: i64 },
 }
 
-/// Checks a login for `server`. `failures` counts this connection's failed attempts:
-/// each one waits longer (250 ms, doubling, at most 4 s) before its answer.
+/// The account a login names, for counting: the username it would log in as, or what
+/// was typed (bounded) when that is no valid name.
+pub fn account_of(site: &Site, typed: &str) -> String {
+    login_username(site.view().config(), typed).unwrap_or_else(|| {
+        typed
+            .trim()
+            .chars()
+            .take(64)
+            .collect::<String>()
+            .to_lowercase()
+    })
+}
+
+/// Minutes left until `until` (Unix seconds), at least 1.
+pub fn minutes_until(until: i64) -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    ((until - now + 59) / 60).max(1)
+}
+
+/// Asks the throttle whether a login of `account` from `peer` may be checked, waiting
+/// first when it says so; `Err` carries the refusal of a blocked source.
+pub async fn admit(
+    site: &Site,
+    peer: IpAddr,
+    account: &str,
+    protocol: Protocol,
+) -> Result<(), Login> {
+    match site.throttle.begin(peer, account) {
+        Verdict::Blocked { until } => {
+            METRICS.login_blocked(protocol);
+            Err(Login::Blocked {
+                minutes: minutes_until(until),
+            })
+        }
+        Verdict::Check { wait } => {
+            if WAITS && !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Counts a failed login of `account` from `peer` (after [`admit`]): records the block
+/// it starts, if any, in the directory, and waits the throttle's delay.
+pub async fn failed(site: &Site, peer: IpAddr, account: &str, protocol: Protocol) {
+    METRICS.login_failure(protocol);
+    let failure = site.throttle.failed(peer, account);
+    if let Some(block) = failure.block {
+        METRICS.block_started();
+        tracing::warn!(source = %block.source, account = %block.account, failures = block.failures,
+            protocol = protocol.label(), "login: source blocked after too many failures");
+        match site.directory.add_block(&block).await {
+            Ok(generation) => site.throttle.recorded(&block.source, generation),
+            Err(error) => {
+                tracing::warn!(%error, source = %block.source, "login: cannot record the block; it holds on this node only")
+            }
+        }
+    }
+    if WAITS && !failure.delay.is_zero() {
+        tokio::time::sleep(failure.delay.min(Duration::from_secs(60))).await;
+    }
+}
+
+/// Checks a login for `server` from `peer`. `failures` counts this connection's failed
+/// attempts (the callers close a connection after too many).
 pub async fn check(
     site: &Site,
     server: &str,
+    peer: IpAddr,
+    protocol: Protocol,
     typed: &str,
     password: &str,
     failures: &mut u32,
 ) -> Login {
     let name = login_username(site.view().config(), typed);
+    let account = account_of(site, typed);
+    if let Err(blocked) = admit(site, peer, &account, protocol).await {
+        tracing::info!(source = %source_of(peer), account = %account, protocol = protocol.label(), "login: refused, source blocked");
+        return blocked;
+    }
     let valid = match &name {
         Some(name) => site
             .directory
@@ -52,12 +127,10 @@ pub async fn check(
     };
     let Some(username) = name.filter(|_| valid) else {
         *failures += 1;
-        let delay = FIRST_FAILURE_DELAY * 2u32.pow((*failures).min(5) - 1);
-        if !delay.is_zero() {
-            tokio::time::sleep(delay.min(Duration::from_secs(4))).await;
-        }
+        failed(site, peer, &account, protocol).await;
         return Login::Refused;
     };
+    site.throttle.succeeded(peer, &username);
     let snapshot = site.snapshot();
     let route = snapshot
         .map

@@ -18,6 +18,7 @@ use super::login::Login;
 use super::store::Store;
 use crate::sasl::{self, Exchange, Mechanism};
 use crate::state::Site;
+use crate::throttle::Protocol;
 
 /// Longest command line accepted, its LF not counted: 255 octets with CRLF (RFC 2449).
 pub const MAX_LINE: usize = 254;
@@ -119,6 +120,7 @@ pub struct Session {
     encryption: Encryption,
     state: State,
     failures: u32,
+    peer: std::net::IpAddr,
     /// AUTH PLAIN was sent without its response: the next line is the response.
     auth_pending: Option<Exchange>,
     /// The connection's place in its listener's limits (none in the fuzzing harness).
@@ -141,6 +143,7 @@ impl Session {
             encryption: Encryption::for_peer(peer),
             state: State::Authorization { user: None },
             failures: 0,
+            peer: peer.ip(),
             auth_pending: None,
             admission: None,
         }
@@ -214,22 +217,35 @@ impl Session {
                 "[AUTH] Passwords are not accepted on an unencrypted connection: use STLS first, or port 995",
             );
         }
-        let username =
-            match super::login::check(&self.site, &self.server, user, password, &mut self.failures)
-                .await
-            {
-                Login::Accepted { username } => username,
-                Login::Refused => return err("[AUTH] Wrong user name or password"),
-                Login::Elsewhere {
-                    username,
-                    alias,
-                    server,
-                } => {
-                    return err(&format!(
-                        "[SYS/TEMP] {username} is served by {alias} ({server} now): connect there"
-                    ));
-                }
-            };
+        let username = match super::login::check(
+            &self.site,
+            &self.server,
+            self.peer,
+            Protocol::Pop3,
+            user,
+            password,
+            &mut self.failures,
+        )
+        .await
+        {
+            Login::Accepted { username } => username,
+            Login::Refused => return err("[AUTH] Wrong user name or password"),
+            // RFC 3206: a temporary condition of the system, not of the password.
+            Login::Blocked { minutes } => {
+                return err(&format!(
+                    "[SYS/TEMP] Too many failed logins from your address: try again in {minutes} minutes"
+                ));
+            }
+            Login::Elsewhere {
+                username,
+                alias,
+                server,
+            } => {
+                return err(&format!(
+                    "[SYS/TEMP] {username} is served by {alias} ({server} now): connect there"
+                ));
+            }
+        };
         let Some(lock) = self.store.lock_maildrop(&username) else {
             return err("[IN-USE] Another session has this maildrop open; try again when it ends");
         };

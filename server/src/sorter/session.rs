@@ -328,6 +328,8 @@ impl Session {
         let login = crate::mailbox::login::check(
             &self.sorter.site,
             "",
+            self.peer.ip(),
+            crate::throttle::Protocol::Smtp,
             &credentials.user,
             &credentials.password,
             &mut self.login_failures,
@@ -343,6 +345,10 @@ impl Session {
                 Next::Close("535 5.7.8 Authentication credentials invalid; closing\r\n".into())
             }
             Login::Refused => reply("535 5.7.8 Authentication credentials invalid"),
+            // As Postfix's anvil and postscreen do: a temporary refusal, then close.
+            Login::Blocked { minutes } => Next::Close(format!(
+                "421 4.7.0 Too many failed logins from your address: try again in {minutes} minutes; closing\r\n"
+            )),
         }
     }
 

@@ -240,6 +240,7 @@ pub struct SiteConfig {
     pub queue: QueueSettings,
     pub relay: RelaySettings,
     pub health: HealthSettings,
+    pub throttle: ThrottleSettings,
     pub tls: Option<TlsFiles>,
     pub mailboxes: Vec<Server>,
     pub sorters: Vec<Server>,
@@ -292,6 +293,9 @@ mod raw;
 pub use limits::ConnectionLimits;
 #[cfg(test)]
 mod tests;
+mod throttle;
+
+pub use throttle::ThrottleSettings;
 
 pub use network::Network;
 use raw::*;
@@ -832,6 +836,7 @@ impl SiteConfig {
             queue,
             relay,
             health,
+            throttle: ThrottleSettings::from_raw(&src, &raw.throttle)?,
             tls: raw.tls.map(|t| TlsFiles {
                 cert: t.cert,
                 key: t.key,

@@ -13,6 +13,7 @@ use super::{Outcome, Session, Step};
 use crate::mailbox::accept::NoStartTls;
 use crate::mailbox::login::{self, Login};
 use crate::sasl::{self, Refusal};
+use crate::throttle::Protocol;
 
 impl Session {
     /// What the server offers in the session's state (greeting, CAPABILITY, and the
@@ -118,6 +119,8 @@ impl Session {
         let username = match login::check(
             &self.site,
             &self.server,
+            self.peer,
+            Protocol::Imap,
             user,
             password,
             &mut self.failures,
@@ -131,6 +134,16 @@ impl Session {
                     "NO",
                     Some(other_code("AUTHENTICATIONFAILED")),
                     "Wrong user name or password",
+                );
+            }
+            Login::Blocked { minutes } => {
+                return status(
+                    Some(tag),
+                    "NO",
+                    Some(other_code("UNAVAILABLE")),
+                    &format!(
+                        "Too many failed logins from your address: try again in {minutes} minutes"
+                    ),
                 );
             }
             Login::Elsewhere {

@@ -85,6 +85,7 @@ pub struct Session {
     user: Option<String>,
     selected: Option<Selected>,
     failures: u32,
+    peer: std::net::IpAddr,
     /// A FETCH answered in parts (see [`Outcome::more`]).
     pending: Option<fetch::FetchJob>,
     /// The connection's place in its listener's limits (none in the fuzzing harness).
@@ -108,6 +109,7 @@ impl Session {
             user: None,
             selected: None,
             failures: 0,
+            peer: peer.ip(),
             pending: None,
             admission: None,
         }
