@@ -190,4 +190,25 @@ mod tests {
         assert!(seen.windows(STUFFED.len()).any(|w| w == STUFFED));
         smtp_replies(script);
     }
+
+    /// Found by this target: a server that answered DATA with 250 instead of 354 had
+    /// every accepted recipient's message counted as delivered, though it was never
+    /// sent (the queue would have dropped it). Now it is tried again later.
+    #[test]
+    fn a_2xx_to_data_is_not_a_delivery() {
+        let recipients = ["a@example.org".to_string(), "b@example.org".into()];
+        for dialect in [Dialect::Smtp { tls: None }, Dialect::Lmtp] {
+            let (outcomes, seen) = runtime().block_on(hand_off(
+                &dialect,
+                &recipients,
+                b"220 mx\r\n250-mx\r\n250 PIPELINING\r\n250 ok\r\n250 ok\r\n550 no\r\n250 2.0.0 ok without a 354\r\n",
+            ));
+            assert!(!seen.windows(STUFFED.len()).any(|w| w == STUFFED));
+            assert_eq!(outcomes[1], Outcome::Permanent("550 no".into()));
+            assert!(
+                matches!(&outcomes[0], Outcome::Temporary(t) if t.contains("without a 354")),
+                "{outcomes:?}"
+            );
+        }
+    }
 }
