@@ -9,8 +9,13 @@
 //! (`replies`). Fuzzing builds (`--cfg fuzzing`, set by cargo-fuzz) hash passwords
 //! cheaply and answer failed logins at once, so that an iteration takes milliseconds.
 
+mod dns;
 mod harness;
+mod html;
+mod relay;
 mod replies;
+mod report;
+mod web;
 
 use std::sync::OnceLock;
 
@@ -21,6 +26,7 @@ use crate::sorter::{self, Port, Sorter, queue::Queue, relay::Relay};
 
 pub use harness::{DISABLED, ELSEWHERE, PASSWORD, USER};
 pub use replies::Transcript;
+pub use web::OPERATOR;
 
 fn imap_harness() -> &'static Harness {
     static HARNESS: OnceLock<Harness> = OnceLock::new();
@@ -164,6 +170,32 @@ pub fn smtp(data: &[u8]) {
     replies::smtp(&transcript, &queued);
 }
 
+/// Any bytes as a query to the alias DNS server, over UDP and over TCP: no answer or
+/// a well-formed one of bounded size, to a query that was sent (`dns`).
+pub fn dns_requests(data: &[u8]) {
+    dns::requests(data);
+}
+
+/// Any bytes as a request to an autoconfig endpoint or a console page (query string,
+/// path or form body): no server error, and XML, JSON and HTML answers that parse
+/// back and escape what they carry (`web`).
+pub fn http_requests(data: &[u8]) {
+    web::http_requests(data);
+}
+
+/// Any bytes as a helper report uploaded to the console: a clear error or the
+/// explanation, in HTML that escapes everything from the report (`report`).
+pub fn console_reports(data: &[u8]) {
+    report::console_reports(data);
+}
+
+/// Any bytes as the replies of a remote mail server to the sorter's client: bounded
+/// replies or an error, one printable outcome per recipient, and nothing delivered
+/// that was not sent (`relay`).
+pub fn smtp_replies(data: &[u8]) {
+    relay::smtp_replies(data);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,6 +246,26 @@ mod tests {
     #[test]
     fn smtp_holds_on_seeds() {
         hold_on_seeds("smtp_commands", smtp);
+    }
+
+    #[test]
+    fn dns_holds_on_seeds() {
+        hold_on_seeds("dns_requests", dns_requests);
+    }
+
+    #[test]
+    fn http_holds_on_seeds() {
+        hold_on_seeds("http_requests", http_requests);
+    }
+
+    #[test]
+    fn console_reports_hold_on_seeds() {
+        hold_on_seeds("console_reports", console_reports);
+    }
+
+    #[test]
+    fn smtp_replies_hold_on_seeds() {
+        hold_on_seeds("smtp_replies", smtp_replies);
     }
 
     fn text(transcript: Transcript) -> String {

@@ -42,6 +42,9 @@ pub use zone::Zone;
 /// TTL of the minimal ANY answer: it says nothing that changes (RFC 8482 4.2).
 const ANY_TTL: u32 = 3600;
 
+/// The largest UDP query read and the largest UDP answer sent.
+const UDP_BUFFER: usize = 4096;
+
 /// How long a TCP client may stay silent before it is dropped.
 const TCP_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -259,10 +262,10 @@ async fn udp_loop(
     limit: Option<Arc<RateLimit>>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut buf = vec![0u8; 4096];
+    let mut buf = vec![0u8; UDP_BUFFER];
     let reply = Reply {
         bytes: Arc::default(),
-        max_size: 4096,
+        max_size: UDP_BUFFER as u16,
     };
     loop {
         let (n, src) = tokio::select! {
@@ -296,45 +299,70 @@ async fn udp_loop(
             }
             continue;
         }
-        let request = match Request::from_bytes(raw.to_vec(), src, Transport::Udp) {
-            Ok(request) => request,
-            Err(_) => {
-                // A readable header gets FORMERR; anything shorter is not DNS at all.
-                let Ok(header) = Header::read(&mut BinDecoder::new(raw)) else {
-                    continue;
-                };
-                if header.metadata.message_type == MessageType::Response {
-                    continue;
-                }
-                METRICS.dns(rcode_index(ResponseCode::FormErr));
-                let mut metadata = Metadata::response_from_request(&header.metadata);
-                metadata.response_code = ResponseCode::FormErr;
-                let mut out = Vec::with_capacity(12);
-                let header = Header {
-                    metadata,
-                    counts: Default::default(),
-                };
-                if header.emit(&mut BinEncoder::new(&mut out)).is_ok() {
-                    let _ = socket.send_to(&out, src).await;
-                }
-                continue;
-            }
+        let Some(out) = answer_datagram(&handler, &reply, raw, src).await else {
+            continue;
         };
-        // Never answer a response: that would let anyone bounce traffic off us.
-        if request.metadata.message_type == MessageType::Response {
-            continue;
-        }
-        handler
-            .handle_request::<_, TokioTime>(&request, reply.clone())
-            .await;
-        let out = std::mem::take(&mut *reply.bytes.lock().unwrap_or_else(|e| e.into_inner()));
-        if out.is_empty() {
-            continue;
-        }
         if let Err(error) = socket.send_to(&out, src).await {
             tracing::debug!(%error, "DNS send failed");
         }
     }
+}
+
+/// The answer to one UDP datagram from `src` (`None`: nothing is sent back), put
+/// together in `reply`.
+async fn answer_datagram(
+    handler: &Handler,
+    reply: &Reply,
+    raw: &[u8],
+    src: SocketAddr,
+) -> Option<Vec<u8>> {
+    let request = match Request::from_bytes(raw.to_vec(), src, Transport::Udp) {
+        Ok(request) => request,
+        Err(_) => {
+            // A readable header gets FORMERR; anything shorter is not DNS at all.
+            let header = Header::read(&mut BinDecoder::new(raw)).ok()?;
+            if header.metadata.message_type == MessageType::Response {
+                return None;
+            }
+            METRICS.dns(rcode_index(ResponseCode::FormErr));
+            let mut metadata = Metadata::response_from_request(&header.metadata);
+            metadata.response_code = ResponseCode::FormErr;
+            let mut out = Vec::with_capacity(12);
+            let header = Header {
+                metadata,
+                counts: Default::default(),
+            };
+            header.emit(&mut BinEncoder::new(&mut out)).ok()?;
+            return Some(out);
+        }
+    };
+    // Never answer a response: that would let anyone bounce traffic off us.
+    if request.metadata.message_type == MessageType::Response {
+        return None;
+    }
+    handler
+        .handle_request::<_, TokioTime>(&request, reply.clone())
+        .await;
+    let out = std::mem::take(&mut *reply.bytes.lock().unwrap_or_else(|e| e.into_inner()));
+    (!out.is_empty()).then_some(out)
+}
+
+/// What the UDP receive loop sends back for one datagram (`None`: nothing), and what
+/// it sends a network over its rate limit with a slip: for the fuzz targets.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) async fn answer_udp(
+    handler: &Handler,
+    raw: &[u8],
+    src: SocketAddr,
+) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+    let reply = Reply {
+        bytes: Arc::default(),
+        max_size: UDP_BUFFER as u16,
+    };
+    (
+        answer_datagram(handler, &reply, raw, src).await,
+        truncated(raw),
+    )
 }
 
 /// The empty, truncated answer to a query (its header and question), which tells a

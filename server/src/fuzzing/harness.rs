@@ -428,7 +428,7 @@ async fn site(scratch: &Path, root: PathBuf) -> MailboxServer {
 
 /// A fresh scratch directory for this process, on tmpfs where there is one (the store
 /// fsyncs every message). Directories left by processes that are gone are removed.
-fn scratch_dir(name: &str) -> PathBuf {
+pub(super) fn scratch_dir(name: &str) -> PathBuf {
     let shm = Path::new("/dev/shm");
     let base = if shm.is_dir() {
         shm.to_path_buf()

@@ -352,6 +352,13 @@ async fn converse(
         return Ok(());
     }
     if data.code != 354 {
+        // Anything but 354 or a refusal (a 2xx before the message was sent) is a broken
+        // server: the message was not taken, so it is tried again later.
+        let data = if data.code < 400 {
+            temporary(data)
+        } else {
+            data
+        };
         for &i in &accepted {
             outcomes[i] = Some(Outcome::from_reply(&data));
         }
