@@ -93,12 +93,14 @@ async fn hand_off(
         let _ = server.read_to_end(&mut seen).await;
         seen
     });
+    let message = crate::sorter::body::Body::from(MESSAGE.to_vec());
     let handoff = Handoff {
         hostname: "sorter1.example.test",
         sender: "a@example.test",
         recipients,
-        message: MESSAGE,
+        message: &message,
         timeout: TIMEOUT,
+        source: None,
     };
     let outcomes = transaction(Box::new(client), "mx.example.org", dialect, &handoff).await;
     let seen = serve.await.expect("the scripted server");

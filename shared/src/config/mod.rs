@@ -287,8 +287,8 @@ impl fmt::Display for ConfigError {
     }
 }
 
-mod network;
 mod limits;
+mod network;
 mod raw;
 pub use limits::ConnectionLimits;
 #[cfg(test)]
