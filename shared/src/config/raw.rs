@@ -35,6 +35,7 @@ pub(super) struct RawFile {
     pub(super) health: RawHealth,
     #[serde(default)]
     pub(super) lmtp: RawLmtp,
+    #[serde(default)]
     pub(super) throttle: super::throttle::RawThrottle,
     pub(super) tls: Option<RawTls>,
     #[serde(default)]
