@@ -107,7 +107,14 @@ fn arrives(site: &Site, user: &str, password: &str, subject: &str) -> bool {
 
 /// A client of sorter1's MX port that has named alice as the recipient.
 fn to_alice(site: &Site) -> Smtp {
-    let mut smtp = Smtp::connect(&format!("{}:10025", site.addr(21)));
+    to_alice_from(site, 0)
+}
+
+/// [`to_alice`] from the `n`th client: 40 to a source address, under the sorter's
+/// connection cap per source (50).
+fn to_alice_from(site: &Site, n: usize) -> Smtp {
+    let source = format!("127.{}.7.{}", site.net, 1 + n / 40);
+    let mut smtp = Smtp::connect_from(&format!("{}:10025", site.addr(21)), &source);
     assert!(
         smtp.ask("EHLO stranger.example.org\r\n")
             .contains("CHUNKING")
@@ -119,8 +126,8 @@ fn to_alice(site: &Site) -> Smtp {
 }
 
 /// A client that started a message to alice and is in the middle of its data.
-fn start_data(site: &Site) -> Smtp {
-    let mut smtp = to_alice(site);
+fn start_data(site: &Site, n: usize) -> Smtp {
+    let mut smtp = to_alice_from(site, n);
     let go = smtp.ask("DATA\r\n");
     assert!(go.starts_with("354"), "{go}");
     smtp.send("Subject: flood\r\n\r\n");
@@ -149,7 +156,7 @@ fn unfinished_data_goes_to_the_spool_not_to_memory() {
 
     const CONNECTIONS: usize = 40;
     const EACH: usize = 3 * MIB;
-    let mut flood: Vec<Smtp> = (0..CONNECTIONS).map(|_| start_data(&site)).collect();
+    let mut flood: Vec<Smtp> = (0..CONNECTIONS).map(|n| start_data(&site, n)).collect();
     for smtp in &mut flood {
         send_text(smtp, EACH);
     }
@@ -201,7 +208,7 @@ fn hundreds_of_unfinished_messages_cost_under_64_kib_each() {
     let before = rss(site.pid());
     // 1,000 hostile connections are to add at most 64 MiB: 64 KiB each.
     const CONNECTIONS: usize = 400;
-    let mut flood: Vec<Smtp> = (0..CONNECTIONS).map(|_| start_data(&site)).collect();
+    let mut flood: Vec<Smtp> = (0..CONNECTIONS).map(|n| start_data(&site, n)).collect();
     for smtp in &mut flood {
         send_text(smtp, 64 * 1024);
     }
@@ -233,7 +240,7 @@ fn a_message_over_the_limit_mid_stream_gets_552_and_the_session_goes_on() {
         text.replace("max_message_size = 26214400", "max_message_size = 1048576")
     });
     site.add_user("alice", "alice-password", &[]);
-    let mut smtp = start_data(&site);
+    let mut smtp = start_data(&site, 0);
     send_text(&mut smtp, 3 * MIB);
     // Past the limit nothing more is kept on disk either.
     assert!(
@@ -274,7 +281,7 @@ fn a_message_over_the_limit_mid_stream_gets_552_and_the_session_goes_on() {
 fn a_crash_mid_message_leaves_no_file_after_the_restart() {
     let mut site = Site::isolated();
     site.add_user("alice", "alice-password", &[]);
-    let mut smtp = start_data(&site);
+    let mut smtp = start_data(&site, 0);
     send_text(&mut smtp, MIB);
     assert!(within(Duration::from_secs(30), || in_flight(&site).1
         >= MIB as u64 / 2));
