@@ -32,7 +32,7 @@
 #
 # Environment knobs:
 #   LITERAL=250 LITERALPLUS=150 DATA=300 SLOW=300   connections of each kind (1,000 in all)
-#   LITERAL_MIB=2 DATA_MIB=2 SLOW_EVERY=5 PER_SOURCE=40 SAMPLES=100 NET=93 KEEP_TMP=1
+#   LITERAL_MIB=2 DATA_MIB=2 SLOW_EVERY=5 PER_SOURCE=40 SAMPLES=400 NET=93 KEEP_TMP=1
 set -euo pipefail
 BENCH=hostile
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -46,7 +46,7 @@ LITERALPLUS=${LITERALPLUS:-150}
 DATA=${DATA:-300}
 SLOW=${SLOW:-300}
 export LITERAL_MIB=${LITERAL_MIB:-2} DATA_MIB=${DATA_MIB:-2} SLOW_EVERY=${SLOW_EVERY:-5} PER_SOURCE=${PER_SOURCE:-40}
-SAMPLES=${SAMPLES:-100}
+SAMPLES=${SAMPLES:-400}
 NET=${NET:-93}
 command -v python3 >/dev/null || apt_install python3
 # 1,000 sockets in one Python process, more in the server.
