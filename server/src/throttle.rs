@@ -86,6 +86,9 @@ pub enum Verdict {
     Check { wait: Duration },
     /// Refuse at once: the source is blocked until this Unix time.
     Blocked { until: i64 },
+    /// As many of the source's attempts are being checked as it has failures left
+    /// before a block: ask again when one of them is settled.
+    Busy,
 }
 
 /// What a failed attempt leads to.
@@ -100,6 +103,8 @@ pub struct Failure {
 #[derive(Debug, Clone, Copy)]
 struct Count {
     failures: u32,
+    /// Attempts let through whose check has not been settled yet (sources only).
+    pending: u32,
     last: Instant,
 }
 
@@ -148,7 +153,13 @@ impl Throttle {
     }
 
     /// Counts an attempt of `account` from `ip` and says whether to check it. Every
-    /// `Check` must be followed by [`Throttle::failed`] or [`Throttle::succeeded`].
+    /// `Check` must be followed by [`Throttle::failed`] or [`Throttle::succeeded`], and
+    /// then by [`Throttle::settle`].
+    ///
+    /// Attempts being checked count against the failures a source has left, so that
+    /// 400 guesses sent at once get no more checks than 10 sent one by one; what is
+    /// over waits ([`Verdict::Busy`]) rather than being refused, since many users
+    /// behind one address (an office's NAT at nine in the morning) log in at once too.
     pub fn begin(&self, ip: IpAddr, account: &str) -> Verdict {
         let source = source_of(ip);
         let now = Instant::now();
@@ -171,18 +182,23 @@ impl Throttle {
         let block_after = self.settings.block_after;
         let count = state.sources.entry(source.clone()).or_insert(Count {
             failures: 0,
+            pending: 0,
             last: now,
         });
         if now.duration_since(count.last) > forget {
             count.failures = 0;
         }
         if count.failures >= block_after {
-            // The attempts already counted will start the block when they fail.
+            // The failure that reached the count started the block, or will have by
+            // the time this is answered.
             return Verdict::Blocked {
                 until: unix + self.settings.block_minutes as i64 * 60,
             };
         }
-        count.failures += 1;
+        if count.failures + count.pending >= block_after {
+            return Verdict::Busy;
+        }
+        count.pending += 1;
         count.last = now;
         let hot = state.accounts.get(account).is_some_and(|a| {
             now.duration_since(a.last) <= forget
@@ -206,6 +222,7 @@ impl Throttle {
         prune(&mut state, now, forget);
         let account_count = state.accounts.entry(account.to_string()).or_insert(Count {
             failures: 0,
+            pending: 0,
             last: now,
         });
         if now.duration_since(account_count.last) > forget {
@@ -213,7 +230,17 @@ impl Throttle {
         }
         account_count.failures = account_count.failures.saturating_add(1);
         account_count.last = now;
-        let failures = state.sources.get(&source).map_or(1, |c| c.failures.max(1));
+        let source_count = state.sources.entry(source.clone()).or_insert(Count {
+            failures: 0,
+            pending: 0,
+            last: now,
+        });
+        if now.duration_since(source_count.last) > forget {
+            source_count.failures = 0;
+        }
+        source_count.failures = source_count.failures.saturating_add(1);
+        source_count.last = now;
+        let failures = source_count.failures;
         let doubling = (failures - 1).min(16);
         let delay =
             Duration::from_millis(self.settings.first_delay_ms.saturating_mul(1 << doubling)).min(
@@ -247,11 +274,26 @@ impl Throttle {
     pub fn succeeded(&self, ip: IpAddr, account: &str) {
         let source = source_of(ip);
         let mut state = self.state();
-        state.sources.remove(&source);
+        if let Some(count) = state.sources.get_mut(&source) {
+            count.failures = 0;
+        }
         if state.known.len() >= MOST_REMEMBERED {
             state.known.clear();
         }
         state.known.insert((account.to_string(), source));
+    }
+
+    /// Ends an attempt [`Throttle::begin`] let through, however it ended (failed,
+    /// succeeded, or abandoned when its client went away mid-check).
+    pub fn settle(&self, ip: IpAddr) {
+        let source = source_of(ip);
+        let mut state = self.state();
+        if let Some(count) = state.sources.get_mut(&source) {
+            count.pending = count.pending.saturating_sub(1);
+            if count.pending == 0 && count.failures == 0 {
+                state.sources.remove(&source);
+            }
+        }
     }
 
     /// Notes that the block of `source` is in the directory as of `generation`.
@@ -312,7 +354,7 @@ impl Throttle {
 fn prune(state: &mut State, now: Instant, forget: Duration) {
     for map in [&mut state.sources, &mut state.accounts] {
         if map.len() >= MOST_REMEMBERED {
-            map.retain(|_, c| now.duration_since(c.last) <= forget);
+            map.retain(|_, c| c.pending > 0 || now.duration_since(c.last) <= forget);
         }
         if map.len() >= MOST_REMEMBERED {
             map.clear();
@@ -345,7 +387,9 @@ mod tests {
             matches!(t.begin(ip(from), account), Verdict::Check { .. }),
             "checked"
         );
-        t.failed(ip(from), account)
+        let failure = t.failed(ip(from), account);
+        t.settle(ip(from));
+        failure
     }
 
     #[test]
@@ -404,6 +448,47 @@ mod tests {
             .filter(|v| matches!(v, Verdict::Check { .. }))
             .count();
         assert_eq!(checked, 10, "only block_after of 40 parallel guesses");
+        assert!(
+            verdicts[10..].iter().all(|v| *v == Verdict::Busy),
+            "the others wait: {verdicts:?}"
+        );
+        // Once the ten have failed, the waiting ones are refused unchecked.
+        for _ in 0..10 {
+            t.failed(ip("127.0.0.66"), "op");
+            t.settle(ip("127.0.0.66"));
+        }
+        assert!(matches!(
+            t.begin(ip("127.0.0.66"), "op"),
+            Verdict::Blocked { .. }
+        ));
+    }
+
+    #[test]
+    fn many_users_behind_one_address_all_log_in() {
+        // Forty people of one office log in at once: ten are checked at a time, the
+        // rest wait for a turn, and nobody is refused.
+        let t = Throttle::new(settings());
+        let mut waiting = 40;
+        let mut checking = 0;
+        let mut rounds = 0;
+        while waiting > 0 || checking > 0 {
+            rounds += 1;
+            assert!(rounds < 100, "stuck");
+            while waiting > 0 {
+                match t.begin(ip("127.0.0.66"), &format!("user{waiting}")) {
+                    Verdict::Check { .. } => {
+                        waiting -= 1;
+                        checking += 1;
+                    }
+                    Verdict::Busy => break,
+                    Verdict::Blocked { .. } => panic!("an office was blocked"),
+                }
+            }
+            assert!(checking <= 10);
+            t.succeeded(ip("127.0.0.66"), &format!("user{checking}"));
+            t.settle(ip("127.0.0.66"));
+            checking -= 1;
+        }
     }
 
     #[test]

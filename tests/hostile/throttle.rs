@@ -414,3 +414,50 @@ fn console_sign_in_and_blocks_page() {
     // The other operator's session is untouched.
     assert_eq!(opal.get("/console").status, 200);
 }
+
+/// `COUNT` IMAP logins at once from one source, each on its own connection, all started
+/// together; prints one answer per line.
+const AT_ONCE: &str = r#"
+import imaplib, socket, sys, threading
+net, source, user, password, count = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+class Imap(imaplib.IMAP4):
+    def _create_socket(self, timeout=None):
+        return socket.create_connection((self.host, self.port), 30, source_address=(source, 0))
+connections = [Imap(f"127.{net}.0.11", 10143) for _ in range(count)]
+start = threading.Barrier(count)
+answers = [None] * count
+def login(i):
+    start.wait()
+    try:
+        typ, data = connections[i].login(user, password)
+        answers[i] = "OK " + data[0].decode()
+    except imaplib.IMAP4.error as e:
+        answers[i] = "NO " + str(e)
+    except Exception as e:
+        answers[i] = f"error {type(e).__name__} {e}"
+threads = [threading.Thread(target=login, args=(i,)) for i in range(count)]
+for t in threads: t.start()
+for t in threads: t.join(60)
+for answer in answers: print(answer)
+"#;
+
+#[test]
+fn many_logins_at_once_from_one_address_are_not_taken_for_guessing() {
+    // An office behind one NAT address at nine in the morning: 30 mail clients log in
+    // at the same moment. Their checks take turns; none is refused.
+    let site = site();
+    let net = site.net.to_string();
+    let source = format!("127.{}.7.7", site.net);
+    let out = python(AT_ONCE, &[&net, &source, "alice", "alice-password", "30"]);
+    let answers: Vec<&str> = out.lines().collect();
+    assert_eq!(answers.len(), 30, "{out}");
+    assert!(answers.iter().all(|a| a.starts_with("OK ")), "{out}");
+    let metrics = site.get("/metrics").body;
+    assert!(
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("mailsite_login_blocked_total"))
+            .all(|l| l.ends_with(" 0")),
+        "{metrics}"
+    );
+}

@@ -150,15 +150,22 @@ pub async fn submit(
             ),
         );
     }
-    if let Err(Login::Blocked { minutes }) =
-        login::admit(&app.site, source, &account, Protocol::Console).await
-    {
-        tracing::warn!(user = ?account, peer = %local.peer, "console: sign-in refused, source blocked");
-        return refuse(
-            StatusCode::TOO_MANY_REQUESTS,
-            &format!("Too many failed logins from your address: try again in {minutes} minutes."),
-        );
-    }
+    let _admitted = match login::admit(&app.site, source, &account, Protocol::Console).await {
+        Ok(admitted) => admitted,
+        Err(refusal) => {
+            let minutes = match refusal {
+                Login::Blocked { minutes } => minutes,
+                _ => 1,
+            };
+            tracing::warn!(user = ?account, peer = %local.peer, "console: sign-in refused, source blocked");
+            return refuse(
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!(
+                    "Too many failed logins from your address: try again in {minutes} minutes."
+                ),
+            );
+        }
+    };
     let directory = &app.site.directory;
     let name = login_username(app.site.view().config(), typed);
     let operator = match &name {

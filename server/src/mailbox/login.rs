@@ -55,26 +55,58 @@ pub fn minutes_until(until: i64) -> i64 {
     ((until - now + 59) / 60).max(1)
 }
 
+/// How often a login waiting for its source's turn ([`Verdict::Busy`]) asks again, and
+/// how many times before it gives up (a minute: argon2 checks take a few dozen ms).
+const BUSY_POLL: Duration = Duration::from_millis(10);
+const BUSY_POLLS: u32 = 6_000;
+
+/// A login attempt the throttle let through; dropping it settles the attempt, whether
+/// it failed, succeeded or its client went away mid-check.
+#[must_use]
+pub struct Admitted<'s> {
+    site: &'s Site,
+    peer: IpAddr,
+}
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        self.site.throttle.settle(self.peer);
+    }
+}
+
 /// Asks the throttle whether a login of `account` from `peer` may be checked, waiting
-/// first when it says so; `Err` carries the refusal of a blocked source.
-pub async fn admit(
-    site: &Site,
+/// first when it says so (for a delay, or for a turn among the source's attempts being
+/// checked); `Err` carries the refusal of a blocked source.
+pub async fn admit<'s>(
+    site: &'s Site,
     peer: IpAddr,
     account: &str,
     protocol: Protocol,
-) -> Result<(), Login> {
-    match site.throttle.begin(peer, account) {
-        Verdict::Blocked { until } => {
-            METRICS.login_blocked(protocol);
-            Err(Login::Blocked {
-                minutes: minutes_until(until),
-            })
-        }
-        Verdict::Check { wait } => {
-            if WAITS && !wait.is_zero() {
-                tokio::time::sleep(wait).await;
+) -> Result<Admitted<'s>, Login> {
+    let mut polls = 0;
+    loop {
+        match site.throttle.begin(peer, account) {
+            Verdict::Blocked { until } => {
+                METRICS.login_blocked(protocol);
+                return Err(Login::Blocked {
+                    minutes: minutes_until(until),
+                });
             }
-            Ok(())
+            Verdict::Busy if polls < BUSY_POLLS => {
+                polls += 1;
+                tokio::time::sleep(BUSY_POLL).await;
+            }
+            Verdict::Busy => {
+                METRICS.login_blocked(protocol);
+                return Err(Login::Blocked { minutes: 1 });
+            }
+            Verdict::Check { wait } => {
+                let admitted = Admitted { site, peer };
+                if WAITS && !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
+                }
+                return Ok(admitted);
+            }
         }
     }
 }
@@ -113,10 +145,13 @@ pub async fn check(
 ) -> Login {
     let name = login_username(site.view().config(), typed);
     let account = account_of(site, typed);
-    if let Err(blocked) = admit(site, peer, &account, protocol).await {
-        tracing::info!(source = %source_of(peer), account = %account, protocol = protocol.label(), "login: refused, source blocked");
-        return blocked;
-    }
+    let _admitted = match admit(site, peer, &account, protocol).await {
+        Ok(admitted) => admitted,
+        Err(blocked) => {
+            tracing::info!(source = %source_of(peer), account = %account, protocol = protocol.label(), "login: refused, source blocked");
+            return blocked;
+        }
+    };
     let valid = match &name {
         Some(name) => site
             .directory
