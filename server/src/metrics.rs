@@ -213,6 +213,13 @@ impl Metrics {
         self.dns_counters[rcode.min(DNS_RCODES.len() - 1)].inc();
     }
 
+    /// Counts `count` DNS answers with one response code at once (a batch's).
+    pub fn dns_by(&self, rcode: usize, count: u64) {
+        if count > 0 {
+            self.dns_counters[rcode.min(DNS_RCODES.len() - 1)].inc_by(count);
+        }
+    }
+
     /// Counts a message a sorter accepted (queued) over SMTP.
     pub fn accepted(&self) {
         self.accepted.inc();

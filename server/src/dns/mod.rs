@@ -12,6 +12,9 @@
 //! fit a client's UDP buffer, or is limited with a slip, goes out truncated (TC=1) for
 //! the client to ask again over TCP.
 
+#[cfg(target_os = "linux")]
+mod batch;
+mod prepared;
 pub mod rate_limit;
 pub mod zone;
 
@@ -254,8 +257,111 @@ impl ResponseHandler for Reply {
     }
 }
 
+/// Answers one UDP socket's queries, a batch at a time: up to [`batch::BATCH`]
+/// datagrams are read with one system call, each is answered from the zone's prepared
+/// answers when it is a plain query ([`prepared`]) or through hickory otherwise, and
+/// the answers go back with one system call.
+#[cfg(target_os = "linux")]
+async fn udp_loop(
+    socket: tokio::net::UdpSocket,
+    handler: Handler,
+    limit: Option<Arc<RateLimit>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    use std::os::fd::AsRawFd;
+    use tokio::io::Interest;
+
+    let fd = socket.as_raw_fd();
+    let mut batch = batch::Batch::new(UDP_BUFFER);
+    let mut answers: Vec<Vec<u8>> = (0..batch::BATCH).map(|_| Vec::with_capacity(512)).collect();
+    let mut replies: Vec<usize> = Vec::with_capacity(batch::BATCH);
+    let reply = Reply {
+        bytes: Arc::default(),
+        max_size: UDP_BUFFER as u16,
+    };
+    // Rotation of record sets with several members, per loop: round robin still.
+    let mut turn = 0usize;
+    loop {
+        tokio::select! {
+            ready = socket.readable() => if let Err(error) = ready {
+                tracing::debug!(%error, "DNS socket not readable");
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                continue;
+            },
+            _ = async { let _ = stop.wait_for(|s| *s).await; } => return,
+        }
+        loop {
+            let read = match socket.try_io(Interest::READABLE, || batch.receive(fd)) {
+                Ok(read) => read,
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(error) => {
+                    // Transient (an ICMP error for an earlier reply); pause so that a
+                    // persistent one cannot spin a core.
+                    tracing::debug!(%error, "DNS receive failed");
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    break;
+                }
+            };
+            let zone = handler.zone.load_full();
+            let prepared = zone.prepared();
+            let now = std::time::Instant::now();
+            let mut answered = 0;
+            replies.clear();
+            for (i, answer) in answers.iter_mut().enumerate().take(read) {
+                let (raw, src) = batch.datagram(i);
+                let Some(src) = src.filter(|src| src.port() != 0 && !raw.is_empty()) else {
+                    continue;
+                };
+                // Over its network's rate a query is not even parsed: dropped, or
+                // answered with its own header truncated so that a real client
+                // retries over TCP.
+                let verdict = limit
+                    .as_ref()
+                    .map_or(Verdict::Send, |l| l.check(src.ip(), now));
+                if verdict != Verdict::Send {
+                    METRICS.dns(rcode_index(ResponseCode::Refused));
+                    if verdict == Verdict::Truncate
+                        && let Some(out) = truncated(raw)
+                    {
+                        *answer = out;
+                        replies.push(i);
+                    }
+                    continue;
+                }
+                if prepared.answer(raw, &mut turn, answer) {
+                    answered += 1;
+                    replies.push(i);
+                } else if let Some(out) = answer_datagram(&handler, &reply, raw, src).await {
+                    *answer = out;
+                    replies.push(i);
+                }
+            }
+            METRICS.dns_by(rcode_index(ResponseCode::NoError), answered);
+            let mut sent = 0;
+            while sent < replies.len() {
+                match socket.try_io(Interest::WRITABLE, || {
+                    batch.send(fd, &replies[sent..], &answers)
+                }) {
+                    Ok(n) => sent += n.max(1),
+                    Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                        if socket.writable().await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(error) => {
+                        // This answer cannot go (its sender is unreachable): the next.
+                        tracing::debug!(%error, "DNS send failed");
+                        sent += 1;
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Answers one UDP socket's queries in turn, without a task or channel per query:
 /// a query is parsed, answered from the zone and sent back in place.
+#[cfg(not(target_os = "linux"))]
 async fn udp_loop(
     socket: tokio::net::UdpSocket,
     handler: Handler,

@@ -52,6 +52,8 @@ pub struct Zone {
     nodes: HashMap<LowerName, Node>,
     /// Records in a stable order, for export.
     ordered: Vec<Record>,
+    /// The UDP answers to plain queries, encoded ahead.
+    prepared: super::prepared::Prepared,
 }
 
 fn name(text: &str) -> Name {
@@ -160,7 +162,18 @@ impl Zone {
             zone.origins.push((LowerName::new(&apex), soa));
         }
         zone.index();
+        zone.prepared = super::prepared::Prepared::build(&zone);
         zone
+    }
+
+    /// Every name of the zone with its records.
+    pub(super) fn nodes(&self) -> impl Iterator<Item = (&LowerName, &Node)> {
+        self.nodes.iter()
+    }
+
+    /// The answers to plain queries, encoded when the zone was built.
+    pub fn prepared(&self) -> &super::prepared::Prepared {
+        &self.prepared
     }
 
     fn index(&mut self) {
