@@ -18,9 +18,12 @@
 #      are warnings only);
 #   5. builds a dnsperf query file: A for maila..mailz, outbox, autoconfig, plus MX example.test
 #      and SRV _imaps._tcp.example.test (each 4x, so ~1/5 of the mix is MX/SRV);
-#   6. runs `dnsperf -s ADDR -p 10053 -d queries -l DURATION -c CLIENTS -T THREADS -Q 1000000`
-#      against each in turn and prints a markdown table (server, queries/s, lost %, avg latency,
-#      ratio vs NSD).
+#   6. runs `dnsperf -m udp|tcp -s ADDR -p 10053 -d queries -l DURATION -c CLIENTS -T THREADS
+#      -Q 1000000` against each in turn, over UDP and then TCP, and prints a markdown table a
+#      transport (server, queries/s, lost %, avg latency, ratio vs NSD);
+#   7. during mailsite's last UDP round, moves letter MOVE_LETTER to the other mailbox server
+#      with `mailsite letter move` and asks its alias until the new address shows (the answers
+#      stay live under load; target within 1 s).
 # All daemons are started by this script, in the background, and stopped by PID on exit.
 #
 # Environment knobs:
@@ -32,6 +35,8 @@
 #   DNSPERF_THREADS=2      dnsperf -T
 #   DNSPERF_OUTSTANDING=500 dnsperf -q (max in-flight queries; default 100 is too few at this rate)
 #   NSD_SERVERS=2          NSD server-count (with reuseport: yes)
+#   TRANSPORTS="udp tcp"   dnsperf -m for each table
+#   MOVE_LETTER=q          the letter moved mid-run
 #   KEEP_TMP=1             keep the temp dir (configs, zone, logs, raw dnsperf output)
 #
 # Caveat: dnsperf and the server under test share this machine's cores (2 here): the client
@@ -212,56 +217,106 @@ if [ "$PEERS_ONLY" = 0 ] && ! cmp -s "$TMP/answers.NSD" "$TMP/answers.mailsite";
 fi
 
 # ---------------------------------------------------------------- 5. dnsperf runs
-# ROUNDS rounds, alternating servers within each round; each server's reported figures are
-# those of its median-qps run (this machine's run-to-run noise is easily +-20 %).
-for round in $(seq 1 "$ROUNDS"); do
-    for t in "${TARGETS[@]}"; do
-        read -r name ip <<<"$t"
-        args=(-s "$ip" -p "$PORT" -d "$QUERIES" -c "$DNSPERF_CLIENTS" -T "$DNSPERF_THREADS" -q "$DNSPERF_OUTSTANDING" -Q 1000000)
-        if [ "$round" = 1 ] && [ "$WARMUP" != 0 ]; then
-            log "$name: warm-up ${WARMUP}s"
-            run_client /dev/null dnsperf "${args[@]}" -l "$WARMUP" || true
-        fi
-        log "$name (round $round/$ROUNDS): dnsperf ${args[*]} -l $DURATION"
-        out="$TMP/dnsperf.$name.$round.txt"
-        run_client "$out" dnsperf "${args[@]}" -l "$DURATION" || die "dnsperf against $name failed: $(cat "$out")"
-        qps=$(awk '/Queries per second:/ { printf "%.0f", $4 }' "$out")
-        [ -n "$qps" ] || die "could not parse dnsperf output for $name: $(cat "$out")"
-        echo "$qps $out" >>"$TMP/runs.$name"
-        kill -0 "${PID_OF[$name]}" 2>/dev/null || die "$name (PID ${PID_OF[$name]}) died during the benchmark; see its log in $TMP"
+# For each transport, ROUNDS rounds alternating servers within each round; each server's
+# reported figures are those of its median-qps run (this machine's run-to-run noise is
+# easily +-20 %). During mailsite's last UDP round a letter moves to the other mailbox
+# server (`mailsite letter move`, a separate process, as an operator would) and its alias
+# is asked until the new address shows: the answers stay live under load.
+MOVE_LETTER=${MOVE_LETTER:-q}
+move_mid_run() {   # move_mid_run OUT: writes "letter from to old_ip new_ip ms" or "FAIL reason"
+    local out=$1 before after from to i t0 t1
+    sleep "$(awk -v d="$DURATION" 'BEGIN { print d / 2 }')"
+    from=$("$MAILSITE_BIN" --config "$TMP/site.toml" --data-dir "$TMP/data" letter list 2>/dev/null \
+        | awk -v l="$MOVE_LETTER" '$1 == l { print $3 }')
+    to=$("$MAILSITE_BIN" --config "$TMP/site.toml" --data-dir "$TMP/data" letter list 2>/dev/null \
+        | awk -v f="$from" 'NR > 1 && $3 != f && $3 ~ /^mailbox/ { print $3; exit }')
+    [ -n "$from" ] && [ -n "$to" ] || { echo "FAIL cannot tell letter $MOVE_LETTER's server or another (from '$from', to '$to')" >"$out"; return; }
+    before=$(dig @"$MAILSITE_IP" -p "$PORT" +time=1 +tries=3 +short "mail$MOVE_LETTER.$ZONE" A | head -1)
+    t0=$(date +%s%N)
+    "$MAILSITE_BIN" --config "$TMP/site.toml" --data-dir "$TMP/data" letter move "$MOVE_LETTER" "$to" >"$TMP/move.log" 2>&1 \
+        || { echo "FAIL letter move: $(cat "$TMP/move.log")" >"$out"; return; }
+    for i in $(seq 1 100); do   # bounded: 100 asks, ~2 s at the most
+        after=$(dig @"$MAILSITE_IP" -p "$PORT" +time=1 +tries=3 +short "mail$MOVE_LETTER.$ZONE" A | head -1)
+        [ -n "$after" ] && [ "$after" != "$before" ] && break
+        sleep 0.02
+    done
+    t1=$(date +%s%N)
+    if [ -n "$after" ] && [ "$after" != "$before" ]; then
+        echo "$MOVE_LETTER $from $to $before $after $(( (t1 - t0) / 1000000 ))" >"$out"
+    else
+        echo "FAIL mail$MOVE_LETTER.$ZONE still answered $before after the move to $to" >"$out"
+    fi
+}
+
+TRANSPORTS=${TRANSPORTS:-udp tcp}
+for transport in $TRANSPORTS; do
+    for round in $(seq 1 "$ROUNDS"); do
+        for t in "${TARGETS[@]}"; do
+            read -r name ip <<<"$t"
+            args=(-m "$transport" -s "$ip" -p "$PORT" -d "$QUERIES" -c "$DNSPERF_CLIENTS" -T "$DNSPERF_THREADS" -q "$DNSPERF_OUTSTANDING" -Q 1000000)
+            if [ "$round" = 1 ] && [ "$WARMUP" != 0 ]; then
+                log "$name $transport: warm-up ${WARMUP}s"
+                run_client /dev/null dnsperf "${args[@]}" -l "$WARMUP" || true
+            fi
+            MOVER=
+            if [ "$name" = mailsite ] && [ "$transport" = udp ] && [ "$round" = "$ROUNDS" ]; then
+                move_mid_run "$TMP/move.result" &
+                MOVER=$!
+            fi
+            log "$name (round $round/$ROUNDS): dnsperf ${args[*]} -l $DURATION"
+            out="$TMP/dnsperf.$name.$transport.$round.txt"
+            run_client "$out" dnsperf "${args[@]}" -l "$DURATION" || die "dnsperf against $name failed: $(cat "$out")"
+            [ -n "$MOVER" ] && wait "$MOVER"
+            qps=$(awk '/Queries per second:/ { printf "%.0f", $4 }' "$out")
+            [ -n "$qps" ] || die "could not parse dnsperf output for $name: $(cat "$out")"
+            echo "$qps $out" >>"$TMP/runs.$name.$transport"
+            kill -0 "${PID_OF[$name]}" 2>/dev/null || die "$name (PID ${PID_OF[$name]}) died during the benchmark; see its log in $TMP"
+        done
     done
 done
 
-declare -A QPS LOST LAT NOTE ALL
-for t in "${TARGETS[@]}"; do
-    read -r name _ <<<"$t"
-    out=$(median_file "$TMP/runs.$name")   # median run
-    ALL[$name]=$(round_values "$TMP/runs.$name")
-    QPS[$name]=$(awk '/Queries per second:/ { printf "%.0f", $4 }' "$out")
-    LOST[$name]=$(awk '/Queries lost:/ { gsub(/[()%]/, "", $4); print $4 }' "$out")
-    LAT[$name]=$(awk '/Average Latency \(s\):/ { printf "%.3f", $4 * 1000 }' "$out")
-    [ -n "${LOST[$name]}" ] && [ -n "${LAT[$name]}" ] || die "could not parse dnsperf output for $name: $(cat "$out")"
-    NOTE[$name]=$(awk '/Response codes:/ { sub(/^ *Response codes: */, ""); print }' "$out")
-done
-
 # ---------------------------------------------------------------- 6. report
-echo
-echo "### Authoritative DNS benchmark ($(date -u +%Y-%m-%dT%H:%MZ), $NCPU cores shared with dnsperf, UDP, dnsperf -c $DNSPERF_CLIENTS -T $DNSPERF_THREADS -q $DNSPERF_OUTSTANDING -l $DURATION, median of $ROUNDS round(s))"
-echo
-echo "| server | queries/s | lost % | avg latency (ms) | ratio vs NSD |"
-echo "|---|---:|---:|---:|---:|"
-base=${QPS[NSD]}
-for t in "${TARGETS[@]}"; do
-    read -r name _ <<<"$t"
-    case $name in
-        NSD) label="NSD $(nsd -v 2>&1 | awk 'NR == 1 { print $3 }') (server-count $NSD_SERVERS)" ;;
-        *)   v=$("$MAILSITE_BIN" --version 2>/dev/null | head -1 | awk '{ print $NF }' || true); label="mailsite${v:+ $v}" ;;
-    esac
-    ratio=$(awk -v a="${QPS[$name]}" -v b="$base" 'BEGIN { r = (b > 0 ? a / b : 0); printf (r >= 0.1 ? "%.2fx" : "%.4fx"), r }')
-    echo "| $label | ${QPS[$name]} | ${LOST[$name]} | ${LAT[$name]} | $ratio |"
+for transport in $TRANSPORTS; do
+    declare -A QPS=() LOST=() LAT=() NOTE=() ALL=()
+    for t in "${TARGETS[@]}"; do
+        read -r name _ <<<"$t"
+        out=$(median_file "$TMP/runs.$name.$transport")   # median run
+        ALL[$name]=$(round_values "$TMP/runs.$name.$transport")
+        QPS[$name]=$(awk '/Queries per second:/ { printf "%.0f", $4 }' "$out")
+        LOST[$name]=$(awk '/Queries lost:/ { gsub(/[()%]/, "", $4); print $4 }' "$out")
+        LAT[$name]=$(awk '/Average Latency \(s\):/ { printf "%.3f", $4 * 1000; exit }' "$out")   # the first: TCP runs add the connections' own
+        [ -n "${LOST[$name]}" ] && [ -n "${LAT[$name]}" ] || die "could not parse dnsperf output for $name: $(cat "$out")"
+        NOTE[$name]=$(awk '/Response codes:/ { sub(/^ *Response codes: */, ""); print }' "$out")
+    done
+    echo
+    echo "### Authoritative DNS benchmark ($(date -u +%Y-%m-%dT%H:%MZ), $NCPU cores shared with dnsperf, ${transport^^}, dnsperf -m $transport -c $DNSPERF_CLIENTS -T $DNSPERF_THREADS -q $DNSPERF_OUTSTANDING -l $DURATION, median of $ROUNDS round(s))"
+    echo
+    echo "| server | queries/s | lost % | avg latency (ms) | ratio vs NSD |"
+    echo "|---|---:|---:|---:|---:|"
+    base=${QPS[NSD]}
+    for t in "${TARGETS[@]}"; do
+        read -r name _ <<<"$t"
+        case $name in
+            NSD) label="NSD $(nsd -v 2>&1 | awk 'NR == 1 { print $3 }') (server-count $NSD_SERVERS)" ;;
+            *)   v=$("$MAILSITE_BIN" --version 2>/dev/null | head -1 | awk '{ print $NF }' || true); label="mailsite${v:+ $v}" ;;
+        esac
+        ratio=$(awk -v a="${QPS[$name]}" -v b="$base" 'BEGIN { r = (b > 0 ? a / b : 0); printf (r >= 0.1 ? "%.2fx" : "%.4fx"), r }')
+        echo "| $label | ${QPS[$name]} | ${LOST[$name]} | ${LAT[$name]} | $ratio |"
+    done
+    echo
+    for t in "${TARGETS[@]}"; do
+        read -r name _ <<<"$t"
+        printf -- '- %s: response codes %s; queries/s of each round: %s\n' "$name" "${NOTE[$name]:-?}" "${ALL[$name]}"
+    done
+    if [ "$transport" = udp ] && [ "$PEERS_ONLY" = 0 ] && [ -f "$TMP/move.result" ]; then
+        read -r letter from to old new ms <"$TMP/move.result"
+        if [ "$letter" = FAIL ]; then
+            echo "- letter moved during mailsite's last UDP round: **failed**: $(cut -d' ' -f2- "$TMP/move.result")"
+            MOVE_FAILED=1
+        else
+            verdict=$([ "$ms" -le 1000 ] && echo "met" || echo "**not met**")
+            echo "- letter moved during mailsite's last UDP round: mail$letter.$ZONE from $from to $to answered $old before and $new ${ms} ms after \`mailsite letter move\` started (target <= 1000 ms: $verdict)"
+        fi
+    fi
 done
-echo
-for t in "${TARGETS[@]}"; do
-    read -r name _ <<<"$t"
-    printf -- '- %s: response codes %s; queries/s of each round: %s\n' "$name" "${NOTE[$name]:-?}" "${ALL[$name]}"
-done
+[ "${MOVE_FAILED:-0}" = 0 ] || die "the letter moved mid-run did not show in the answers"
