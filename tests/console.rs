@@ -688,6 +688,183 @@ fn a_letter_moves_once_confirmed() {
     assert!(lookup.body.contains("<code>mailq.example.test</code>"));
 }
 
+/// Signs `user` in over IMAP with Python's imaplib at `host` ("ok", or the error).
+fn imap_login(host: &str, user: &str, password: &str) -> String {
+    python(
+        r#"
+import imaplib, sys
+host, user, password = sys.argv[1:4]
+try:
+    m = imaplib.IMAP4(host, 10143, timeout=10)
+    m.login(user, password)
+    m.logout()
+    print("ok")
+except Exception as e:
+    print("error", e)
+"#,
+        &[host, user, password],
+    )
+    .trim()
+    .to_string()
+}
+
+/// What an MX (Python's smtplib at a sorter's port 10025) answers to mail for `rcpt`.
+fn mx_rcpt(host: &str, rcpt: &str) -> String {
+    python(
+        r#"
+import smtplib, sys
+host, rcpt = sys.argv[1:3]
+with smtplib.SMTP(host, 10025, timeout=10) as s:
+    s.ehlo("client.example.org")
+    s.mail("someone@example.org")
+    code, text = s.rcpt(rcpt)
+    print(code, text.decode())
+"#,
+        &[host, rcpt],
+    )
+    .trim()
+    .to_string()
+}
+
+/// From a user's page an operator disables the account (IMAP refuses it, the MX
+/// refuses its mail), enables it again, and resets its password to one shown once
+/// (the old one stops working, the new one works, and neither is logged). Operators'
+/// accounts are not changed from the console.
+#[test]
+fn an_account_is_disabled_enabled_and_given_a_new_password_from_its_page() {
+    let site = site();
+    site.add_user("dora", "dora-password", &[]);
+    let mailbox1 = site.addr(11);
+    let op = Client::new(&site, "op");
+    assert_eq!(op.sign_in(OPERATOR, OPERATOR_PASSWORD, &[]).status, 303);
+    assert_eq!(imap_login(&mailbox1, "dora", "dora-password"), "ok");
+
+    let page = op.get("/console/user?q=dora");
+    for button in ["id=\"account-password\"", "id=\"account-disable\""] {
+        assert!(page.body.contains(button), "{button}:\n{}", page.body);
+    }
+    let operator = op.get("/console/user?q=opal");
+    assert!(
+        operator.body.contains("is an operator"),
+        "{}",
+        operator.body
+    );
+    assert!(!operator.body.contains("id=\"account-disable\""));
+    let refused = op.get("/console/account?user=opal&action=disable");
+    assert_eq!(refused.status, 400);
+    assert!(
+        refused.body.contains("operators' accounts"),
+        "{}",
+        refused.body
+    );
+    let nonsense = op.get("/console/account?user=dora&action=delete");
+    assert_eq!(nonsense.status, 400);
+
+    // Disabling: what will happen first, then only a confirmed form changes it.
+    let confirm = op.get("/console/account?user=dora&action=disable");
+    assert_eq!(confirm.status, 200);
+    assert!(
+        confirm.body.contains("<h1>Disable dora?</h1>"),
+        "{}",
+        confirm.body
+    );
+    assert!(confirm.body.contains("550 5.2.1"), "{}", confirm.body);
+    let form = |page: &Answer, confirmed: &str| {
+        op.post(
+            "/console/account",
+            &[
+                ("csrf", &page.field("csrf")),
+                ("user", &page.field("user")),
+                ("action", &page.field("action")),
+                ("confirm", confirmed),
+            ],
+            &[],
+        )
+    };
+    assert_eq!(form(&confirm, "no").status, 400);
+    assert_eq!(imap_login(&mailbox1, "dora", "dora-password"), "ok");
+    let done = form(&confirm, &confirm.field("confirm"));
+    assert_eq!(
+        (done.status, done.location()),
+        (303, "/console/user?q=dora".to_string())
+    );
+    let page = op.get("/console/user?q=dora");
+    assert!(
+        page.body.contains("dora's account is now disabled."),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("id=\"account-enable\""), "{}", page.body);
+    let login = imap_login(&mailbox1, "dora", "dora-password");
+    assert!(
+        login.starts_with("error"),
+        "a disabled account signed in: {login}"
+    );
+    let rcpt = mx_rcpt(&site.addr(21), "dora@example.test");
+    assert!(rcpt.starts_with("550 5.2.1"), "{rcpt}");
+
+    // Enabled again: signs in, and mail is taken.
+    let confirm = op.get("/console/account?user=dora&action=enable");
+    assert!(
+        confirm.body.contains("<h1>Enable dora?</h1>"),
+        "{}",
+        confirm.body
+    );
+    assert_eq!(form(&confirm, "yes").status, 303);
+    assert_eq!(imap_login(&mailbox1, "dora", "dora-password"), "ok");
+    assert!(mx_rcpt(&site.addr(21), "dora@example.test").starts_with("250"));
+    assert_eq!(
+        op.get("/console/account?user=dora&action=enable").status,
+        400
+    );
+
+    // A new password, shown once: the old one stops working, the new one works.
+    let confirm = op.get("/console/account?user=dora&action=password");
+    assert!(
+        confirm.body.contains("shown to you once"),
+        "{}",
+        confirm.body
+    );
+    let shown = form(&confirm, "yes");
+    assert_eq!(shown.status, 200, "{}", shown.body);
+    assert!(shown.header("cache-control").concat().contains("no-store"));
+    let start = shown
+        .body
+        .find("<code id=\"password\">")
+        .expect("the new password")
+        + 20;
+    let password = &shown.body[start..start + 19];
+    assert_eq!(password.len(), 19);
+    assert!(
+        password
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-'),
+        "{password}"
+    );
+    let login = imap_login(&mailbox1, "dora", "dora-password");
+    assert!(
+        login.starts_with("error"),
+        "the old password still works: {login}"
+    );
+    assert_eq!(imap_login(&mailbox1, "dora", password), "ok");
+    assert!(
+        !site.log().contains(password),
+        "the new password is in the log"
+    );
+    let log = site.log();
+    for line in [
+        "console: account disabled",
+        "console: account enabled",
+        "console: password reset",
+    ] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains(line) && l.contains(OPERATOR) && l.contains("dora")),
+            "no audit line {line:?} naming the operator and the user in:\n{log}"
+        );
+    }
+}
+
 /// Draining the last mailbox server that is up: the confirmation page says what users
 /// would see, and only a confirmation of that warning drains it (a form from before
 /// the warning applied is refused and changes nothing).

@@ -43,6 +43,25 @@ pub struct NewUser<'a> {
     pub operator: bool,
 }
 
+/// The characters of a generated password: letters and digits that cannot be taken
+/// for one another when read out or typed from a note (no 0/O, 1/l/I).
+const READABLE: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+
+/// A password for the helpdesk to hand over: 16 readable characters (about 93 bits)
+/// in groups of four, `xxxx-xxxx-xxxx-xxxx`.
+pub fn generated_password() -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    let mut out = String::with_capacity(19);
+    for i in 0..16 {
+        if i > 0 && i % 4 == 0 {
+            out.push('-');
+        }
+        out.push(char::from(READABLE[rng.random_range(0..READABLE.len())]));
+    }
+    out
+}
+
 /// Refuses a password the site would not accept, saying why.
 pub fn check_password(password: &str) -> Result<()> {
     if password.chars().count() < MIN_PASSWORD_CHARS {
@@ -103,6 +122,14 @@ impl Admin {
         Ok(self.directory.set_password(username, password).await?)
     }
 
+    /// Gives a user a generated password ([`generated_password`]) and returns it: the
+    /// helpdesk's reset, for a user who forgot theirs.
+    pub async fn reset_password(&self, username: &str) -> Result<String> {
+        let password = generated_password();
+        self.set_password(username, &password).await?;
+        Ok(password)
+    }
+
     /// Changes which protocol autoconfig lists first for the user.
     pub async fn set_preference(&self, username: &str, preference: Preference) -> Result<()> {
         Ok(self.directory.set_preference(username, preference).await?)
@@ -148,5 +175,32 @@ impl Admin {
                 UserView { user, route }
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_passwords_are_readable_grouped_and_different() {
+        let passwords: Vec<String> = (0..200).map(|_| generated_password()).collect();
+        for p in &passwords {
+            let groups: Vec<&str> = p.split('-').collect();
+            assert_eq!(groups.len(), 4, "{p}");
+            assert!(groups.iter().all(|g| g.len() == 4), "{p}");
+            assert!(
+                p.bytes()
+                    .filter(|b| *b != b'-')
+                    .all(|b| READABLE.contains(&b)),
+                "{p}"
+            );
+            assert!(!p.contains(['0', 'O', '1', 'l', 'I']), "{p}");
+            check_password(p).expect("the site accepts its own passwords");
+        }
+        let mut distinct = passwords.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), passwords.len());
     }
 }

@@ -88,7 +88,7 @@ fn moves_line(moves: &[LetterChange]) -> String {
         .join("; ")
 }
 
-fn refuse(op: &Operator, status: StatusCode, title: &str, message: &str) -> Response {
+pub(super) fn refuse(op: &Operator, status: StatusCode, title: &str, message: &str) -> Response {
     let body = html! {
         (alert(message))
         p { a href="/console" { "Back to the site map" } }
@@ -97,7 +97,7 @@ fn refuse(op: &Operator, status: StatusCode, title: &str, message: &str) -> Resp
 }
 
 /// A confirmation page: what will happen, a form that does it, a way back.
-fn confirmation(
+pub(super) fn confirmation(
     op: &Operator,
     title: &str,
     explanation: Markup,
@@ -123,7 +123,7 @@ fn confirmation(
 
 /// The refusal of a POST without `confirm=yes` (`None`: it is confirmed), and of one
 /// without the session's CSRF token.
-fn refused(op: &Operator, csrf: &str, confirm: &Option<String>) -> Option<Response> {
+pub(super) fn refused(op: &Operator, csrf: &str, confirm: &Option<String>) -> Option<Response> {
     if let Some(forged) = op.forged(csrf) {
         return Some(forged);
     }
@@ -505,7 +505,7 @@ pub async fn set_state(
 }
 
 /// Serves a change at once on this node rather than at the next poll.
-async fn reload(app: &Console) {
+pub(super) async fn reload(app: &Console) {
     if let Err(error) = app.site.refresh().await {
         tracing::warn!(%error, "cannot reload the site after a console change");
     }

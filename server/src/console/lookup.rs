@@ -1,7 +1,8 @@
 //! Looking up a user: where the site routes them (letter, alias, serving and home
 //! server and their states), what the directory holds about them, the settings
-//! autoconfig gives their mail client (the very document it serves), and the mail the
-//! sorters still hold for them or from them.
+//! autoconfig gives their mail client (the very document it serves), the mail the
+//! sorters still hold for them or from them, and buttons for what the console may do
+//! to the account ([`super::account`]).
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -262,6 +263,35 @@ pub async fn show(
         }
     };
 
+    // What the console may do to the account (see `account`): buttons to its
+    // confirmation pages.
+    let actions = match &user {
+        Ok(u) if u.operator => html! {
+            p #account-actions {
+                (u.username) " is an operator: operators' accounts are changed on the server,                  with " code { "mailsite user" } "."
+            }
+        },
+        Ok(u) => {
+            let toggle = if u.enabled {
+                ("disable", "Disable the account")
+            } else {
+                ("enable", "Enable the account")
+            };
+            html! {
+                div #account-actions {
+                    @for (action, label) in [("password", "Reset the password"), toggle] {
+                        form.inline method="get" action="/console/account" {
+                            input type="hidden" name="user" value=(u.username);
+                            input type="hidden" name="action" value=(action);
+                            button id={ "account-" (action) } { (label) }
+                        }
+                        " "
+                    }
+                }
+            }
+        }
+        Err(_) => html! {},
+    };
     let autoconfig = match account(&site, &route.address) {
         Ok(acct) => {
             let settings = client_config(&site, &acct);
@@ -289,8 +319,12 @@ pub async fn show(
     lookup_page(
         StatusCode::OK,
         html! {
+            @if let Some(message) = &op.flash {
+                p.flash role="status" { (message) }
+            }
             (form)
             (subject)
+            (actions)
             section { h2 { "What autoconfig gives this user" } (autoconfig) }
             section { h2 { "Mail the sorters hold" } (held) }
         },

@@ -1,7 +1,8 @@
 //! The helpdesk console at `/console`: a web page for the site's operators (users with
-//! the directory's operator flag) to look up a user, see the site map, move a letter,
-//! drain a server or bring it back, and read a desktop helper report against the
-//! site's truth. Plain server-rendered HTML, no script.
+//! the directory's operator flag) to look up a user, disable or enable their account
+//! or reset their password, see the site map, move a letter, drain a server or bring
+//! it back, lift login blocks, and read a desktop helper report against the site's
+//! truth. Plain server-rendered HTML, no script.
 //!
 //! Security, in the order a request meets it:
 //! - the HTTP service speaks plain HTTP, so the console answers loopback peers only
@@ -23,6 +24,7 @@
 //! - every changing action goes through a confirmation page and is logged with the
 //!   operator's name. Passwords and report contents are never logged.
 
+mod account;
 mod actions;
 mod blocks;
 mod login;
@@ -83,6 +85,10 @@ pub fn router(console: Console) -> Router {
         .route("/console/login", get(login::form).post(login::submit))
         .route("/console/logout", post(login::logout))
         .route("/console/user", get(lookup::show))
+        .route(
+            "/console/account",
+            get(account::confirm).post(account::apply),
+        )
         .route(
             "/console/letter",
             get(actions::confirm_move).post(actions::move_letter),
