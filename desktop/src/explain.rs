@@ -88,6 +88,37 @@ pub fn auth_refused(what: &str, login: &str) -> Problem {
     )
 }
 
+/// Whether a server's refusal says this computer's address is blocked after too many
+/// failed logins (as mailsite's IMAP, POP3 and SMTP say it), with the block's end when
+/// the server gives it.
+pub fn blocked(reply: &str) -> Option<Option<String>> {
+    if !reply.contains("Too many failed logins") {
+        return None;
+    }
+    let until = reply.split("blocked until ").nth(1).map(|rest| {
+        rest.split([')', ' ', ';'])
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    });
+    Some(until.filter(|u| !u.is_empty()))
+}
+
+/// The server refused to check any password from this computer's address: it is
+/// blocked for a while after too many failed logins from it.
+pub fn source_blocked(what: &str, login: &str, until: Option<&str>) -> Problem {
+    let when = until.map_or_else(String::new, |u| format!(" until {u}"));
+    problem(
+        "source_blocked",
+        format!(
+            "The {what} server does not check passwords from this computer's address{when}: too many failed logins came from it (a phone or program with an old password, say). The password was not tried."
+        ),
+        &format!(
+            "Wait until the block ends, or ask the helpdesk to lift it now (`mailsite block remove {login}`, or the Blocks page of the console); then correct the password in every device that kept trying the old one, or the block comes back."
+        ),
+    )
+}
+
 pub fn referral(server_host: &str, target: &str) -> Problem {
     problem(
         "referral",
@@ -200,4 +231,31 @@ pub fn findings(steps: &[Step]) -> Vec<Finding> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::blocked;
+
+    #[test]
+    fn blocks_are_read_from_each_protocols_refusal() {
+        let end = Some("2026-12-05T09:15:19Z".to_string());
+        for reply in [
+            "a1 NO [UNAVAILABLE] Too many failed logins from your address: try again in 15 minutes (blocked until 2026-12-05T09:15:19Z)",
+            "-ERR [SYS/TEMP] Too many failed logins from your address: try again in 15 minutes (blocked until 2026-12-05T09:15:19Z)",
+            "421 4.7.0 Too many failed logins from your address: try again in 15 minutes (blocked until 2026-12-05T09:15:19Z); closing",
+        ] {
+            assert_eq!(blocked(reply), Some(end.clone()), "{reply}");
+        }
+        assert_eq!(
+            blocked(
+                "NO [UNAVAILABLE] Too many failed logins from your address: try again in 1 minutes"
+            ),
+            Some(None)
+        );
+        assert_eq!(
+            blocked("NO [AUTHENTICATIONFAILED] Wrong user name or password"),
+            None
+        );
+    }
 }

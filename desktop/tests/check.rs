@@ -471,3 +471,77 @@ async fn certificates_for_the_wrong_name_or_expired_are_explained() {
     assert_eq!(p.code, "tls_expired");
     assert!(p.explanation.contains("2021"), "{p:?}");
 }
+
+/// A computer whose address the site blocked after failed logins (a phone kept an old
+/// password, say) is told that, with the block's end and how it is lifted, and not that
+/// its password is wrong; the helpdesk's explanation names the command that lifts it,
+/// and once it is lifted the check passes.
+#[tokio::test]
+async fn a_blocked_address_is_explained_as_blocked_not_as_a_wrong_password() {
+    let site = Site::start_with(|t| {
+        t.replace("block_after = 10 ", "block_after = 3 ")
+            .replace("first_delay_ms = 250 ", "first_delay_ms = 10 ")
+            .replace("max_delay_ms = 4000 ", "max_delay_ms = 20 ")
+    });
+    site.add_user("alice", PASSWORD);
+    let mut o = options(&site, "alice@example.test", "wrong password 7");
+    o.round_trip = false;
+    let report = check(&o).await;
+    assert!(
+        problems(&report).contains(&"auth_refused".to_string()),
+        "{}",
+        render::text(&report)
+    );
+
+    // The right password now: not tried, and the report says why.
+    let mut o = options(&site, "alice@example.test", PASSWORD);
+    o.round_trip = false;
+    let report = check(&o).await;
+    assert!(!report.passed);
+    let codes = problems(&report);
+    assert!(
+        codes.iter().filter(|c| *c == "source_blocked").count() >= 3
+            && !codes.contains(&"auth_refused".to_string()),
+        "{codes:?}\n{}",
+        render::text(&report)
+    );
+    assert!(
+        report
+            .summary
+            .contains("does not check passwords from this computer's address until"),
+        "{}",
+        report.summary
+    );
+    let imap = step(&report, "imap")[0];
+    let until = imap.detail("blocked_until").expect("the block's end");
+    let until = chrono::DateTime::parse_from_rfc3339(until).expect("an RFC 3339 time");
+    assert!(until > chrono::Utc::now(), "{until}");
+    let problem = imap.problem.as_ref().unwrap();
+    assert!(
+        problem.suggestion.contains("mailsite block remove alice"),
+        "{}",
+        problem.suggestion
+    );
+
+    // The helpdesk reads the report: the block, and the command that lifts it.
+    let file = site.dir.join("blocked-report.json");
+    std::fs::write(&file, serde_json::to_string(&report).unwrap()).unwrap();
+    let explained = site.ok(&["helpdesk", "explain", file.to_str().unwrap()], None);
+    assert!(
+        explained.contains("blocked after too many failed logins")
+            && explained.contains("`mailsite block remove alice`"),
+        "{explained}"
+    );
+
+    // Lifted: the running site lets the address in again within a poll.
+    site.ok(&["block", "remove", "alice"], None);
+    let mut report = check(&o).await;
+    for _ in 0..10 {
+        if report.passed {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        report = check(&o).await;
+    }
+    assert!(report.passed, "{}", render::text(&report));
+}

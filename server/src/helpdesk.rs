@@ -178,6 +178,11 @@ pub async fn analyse(
                 Some(u) if !u.enabled => format!("login refused: the account {} is disabled (`mailsite user enable {}`)", u.username, u.username),
                 Some(u) => format!("login refused: {} exists and is enabled, so the password was wrong; reset it with `mailsite user passwd {}`", u.username, u.username),
             }),
+            "source_blocked" => causes.push(format!(
+                "login refused before any password check: the user's computer's address is blocked after too many failed logins{} (a device with an old password, say); lift it with `mailsite block remove {}` or the console's Blocks page, and have the user correct the password on the device that kept failing",
+                step.detail("blocked_until").filter(|u| *u != "unknown").map(|u| format!(" (until {u})")).unwrap_or_default(),
+                route.username
+            )),
             "referral" => causes.push(format!(
                 "the client uses {host}, which does not serve letter {} now; it is served by {} as {}{}: set the incoming server to {}",
                 route.letter,

@@ -124,6 +124,14 @@ async fn log_in(
                 run.detail("referral", &url);
                 return Err(explain::referral(&s.hostname, &host));
             }
+            if let Some(until) = explain::blocked(&last) {
+                run.detail("blocked_until", until.as_deref().unwrap_or("unknown"));
+                return Err(explain::source_blocked(
+                    "IMAP",
+                    &login.username,
+                    until.as_deref(),
+                ));
+            }
             if matches!(e, async_imap::error::Error::No(_)) {
                 return Err(explain::auth_refused("IMAP", &login.username));
             }

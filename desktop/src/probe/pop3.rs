@@ -66,6 +66,9 @@ fn problem(s: &ServerSetting, login: &Login, reply: &str) -> Problem {
             .unwrap_or("another server");
         return explain::referral(&s.hostname, target);
     }
+    if let Some(until) = explain::blocked(text) {
+        return explain::source_blocked("POP3", &login.username, until.as_deref());
+    }
     if text.contains("[SYS/TEMP]") || text.contains("[IN-USE]") {
         return explain::server_temporary("POP3", text);
     }

@@ -269,6 +269,10 @@ async fn authenticate(
         .collect();
     let refused = |f: Failed| match f {
         Failed::Io(e) => explain::protocol_error("SMTP", &e),
+        Failed::Reply(r) if explain::blocked(&quoted(&r)).is_some() => {
+            let until = explain::blocked(&quoted(&r)).flatten();
+            explain::source_blocked("outgoing (SMTP)", &login.username, until.as_deref())
+        }
         Failed::Reply(r) if r.code == 535 || r.code >= 500 => {
             explain::auth_refused("outgoing (SMTP)", &login.username)
         }

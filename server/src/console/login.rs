@@ -154,7 +154,7 @@ pub async fn submit(
         Ok(admitted) => admitted,
         Err(refusal) => {
             let minutes = match refusal {
-                Login::Blocked { minutes } => minutes,
+                Login::Blocked { until } => login::minutes_until(until),
                 _ => 1,
             };
             tracing::warn!(user = ?account, peer = %local.peer, "console: sign-in refused, source blocked");

@@ -29,9 +29,9 @@ pub enum Login {
         alias: String,
         server: String,
     },
-    /// The source is blocked after too many failures; nothing was checked. `minutes`
-    /// until the block ends (at least 1).
-    Blocked { minutes: i64 },
+    /// The source is blocked after too many failures; nothing was checked. The block
+    /// ends at `until` (Unix seconds).
+    Blocked { until: i64 },
 }
 
 /// The account a login names, for counting: the username it would log in as, or what
@@ -53,6 +53,19 @@ pub fn minutes_until(until: i64) -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
     ((until - now + 59) / 60).max(1)
+}
+
+/// The words every protocol refuses a blocked source with: when to try again, and the
+/// block's end as an RFC 3339 time, which the desktop helper reads to tell its user.
+pub fn blocked_text(until: i64) -> String {
+    let end = chrono::DateTime::from_timestamp(until, 0).map_or_else(
+        || until.to_string(),
+        |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+    );
+    format!(
+        "Too many failed logins from your address: try again in {} minutes (blocked until {end})",
+        minutes_until(until)
+    )
 }
 
 /// How often a login waiting for its source's turn ([`Verdict::Busy`]) asks again, and
@@ -88,9 +101,7 @@ pub async fn admit<'s>(
         match site.throttle.begin(peer, account) {
             Verdict::Blocked { until } => {
                 METRICS.login_blocked(protocol);
-                return Err(Login::Blocked {
-                    minutes: minutes_until(until),
-                });
+                return Err(Login::Blocked { until });
             }
             Verdict::Busy if polls < BUSY_POLLS => {
                 polls += 1;
@@ -98,7 +109,11 @@ pub async fn admit<'s>(
             }
             Verdict::Busy => {
                 METRICS.login_blocked(protocol);
-                return Err(Login::Blocked { minutes: 1 });
+                // Not a block of its own: a minute's wait, said the same way.
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64);
+                return Err(Login::Blocked { until: now + 60 });
             }
             Verdict::Check { wait } => {
                 let admitted = Admitted { site, peer };

@@ -231,9 +231,10 @@ impl Session {
             Login::Accepted { username } => username,
             Login::Refused => return err("[AUTH] Wrong user name or password"),
             // RFC 3206: a temporary condition of the system, not of the password.
-            Login::Blocked { minutes } => {
+            Login::Blocked { until } => {
                 return err(&format!(
-                    "[SYS/TEMP] Too many failed logins from your address: try again in {minutes} minutes"
+                    "[SYS/TEMP] {}",
+                    crate::mailbox::login::blocked_text(until)
                 ));
             }
             Login::Elsewhere {

@@ -346,8 +346,9 @@ impl Session {
             }
             Login::Refused => reply("535 5.7.8 Authentication credentials invalid"),
             // As Postfix's anvil and postscreen do: a temporary refusal, then close.
-            Login::Blocked { minutes } => Next::Close(format!(
-                "421 4.7.0 Too many failed logins from your address: try again in {minutes} minutes; closing\r\n"
+            Login::Blocked { until } => Next::Close(format!(
+                "421 4.7.0 {}; closing\r\n",
+                crate::mailbox::login::blocked_text(until)
             )),
         }
     }

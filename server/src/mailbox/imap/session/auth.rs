@@ -136,14 +136,12 @@ impl Session {
                     "Wrong user name or password",
                 );
             }
-            Login::Blocked { minutes } => {
+            Login::Blocked { until } => {
                 return status(
                     Some(tag),
                     "NO",
                     Some(other_code("UNAVAILABLE")),
-                    &format!(
-                        "Too many failed logins from your address: try again in {minutes} minutes"
-                    ),
+                    &crate::mailbox::login::blocked_text(until),
                 );
             }
             Login::Elsewhere {
