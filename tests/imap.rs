@@ -832,6 +832,52 @@ fn silent_clients_are_disconnected_after_the_configured_timeouts() {
     }
 }
 
+const KEEPALIVE: &str = r#"
+import imaplib, sys, json, time
+host, user, password = sys.argv[1:4]
+m = imaplib.IMAP4(host, 10143, timeout=10)
+m.login(user, password)
+m.select("INBOX")
+m.send(b"i1 IDLE\r\n")
+out = {"start": m.readline().decode().strip(), "lines": []}
+start = time.monotonic()
+while time.monotonic() - start < 3.5:
+    line = m.readline().decode().strip()
+    out["lines"].append([line, round(time.monotonic() - start, 2)])
+    if len(out["lines"]) >= 3:
+        break
+m.send(b"DONE\r\n")
+out["done"] = m.readline().decode().strip()
+m.logout()
+print(json.dumps(out))
+"#;
+
+/// A client that IDLEs is sent `* OK Still here` every `timeouts.idle_keepalive`
+/// seconds, so that NATs and firewalls on the way see traffic; DONE ends the IDLE
+/// as before.
+#[test]
+fn an_idle_client_gets_keepalives_at_the_configured_interval() {
+    let site =
+        Site::isolated_with(|text| text.replacen("idle_keepalive = 120", "idle_keepalive = 1", 1));
+    site.add_user("erin", "erin-password", &[]);
+    let out = python(KEEPALIVE, &[&site.addr(11), "erin", "erin-password"]);
+    let out: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let text = out.to_string();
+    assert!(out["start"].as_str().unwrap().starts_with('+'), "{text}");
+    let lines = out["lines"].as_array().unwrap();
+    assert_eq!(lines.len(), 3, "{text}");
+    for (n, line) in lines.iter().enumerate() {
+        assert_eq!(line[0], "* OK Still here", "{text}");
+        let at = line[1].as_f64().unwrap();
+        let want = (n + 1) as f64;
+        assert!(
+            at > want - 0.5 && at < want + 0.5,
+            "keepalive {n} at {at} s: {text}"
+        );
+    }
+    assert!(out["done"].as_str().unwrap().starts_with("i1 OK"), "{text}");
+}
+
 /// APPENDs in a stream, printing "N UID" for each one acknowledged, and LMTP
 /// deliveries beside it, printing "lmtp N"; both stop when the server vanishes.
 const APPEND_STREAM: &str = r#"

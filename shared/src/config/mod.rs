@@ -63,6 +63,11 @@ pub struct Timeouts {
     /// From connecting to logging in, however busy the client keeps (IMAP, POP3;
     /// Dovecot's 3 minutes).
     pub login_total: u64,
+    /// Between the untagged `* OK Still here` an IMAP session sends while its client
+    /// IDLEs (0: none), so that NAT and firewall state along the way sees traffic and
+    /// keeps the connection (home routers and mobile networks drop idle TCP after a few
+    /// minutes; Dovecot's imap_idle_notify_interval is 2 minutes).
+    pub idle_keepalive: u64,
 }
 
 impl Default for Timeouts {
@@ -73,6 +78,7 @@ impl Default for Timeouts {
             pop3: 10 * 60,
             smtp: 5 * 60,
             login_total: 3 * 60,
+            idle_keepalive: 2 * 60,
         }
     }
 }
@@ -589,6 +595,14 @@ impl SiteConfig {
                 "timeouts.login_total",
                 &raw.timeouts.login_total,
                 defaults.login_total,
+            )?,
+            idle_keepalive: src.number(
+                "timeouts.idle_keepalive",
+                &raw.timeouts.idle_keepalive,
+                defaults.idle_keepalive,
+                0,
+                29 * 60,
+                "seconds",
             )?,
         };
         let limits = limits::limits(&src, &raw.limits)?;

@@ -126,6 +126,7 @@ pub(super) struct RawTimeouts {
     pub(super) pop3: Option<Spanned<u64>>,
     pub(super) smtp: Option<Spanned<u64>>,
     pub(super) login_total: Option<Spanned<u64>>,
+    pub(super) idle_keepalive: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize, Default)]

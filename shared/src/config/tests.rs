@@ -83,6 +83,16 @@ fn timeouts_default_and_a_zero_names_its_line() {
 }
 
 #[test]
+fn idle_keepalives_default_may_be_off_and_stay_under_29_minutes() {
+    assert_eq!(SiteConfig::embedded().timeouts.idle_keepalive, 120);
+    let c = with("idle_keepalive = 120", "idle_keepalive = 0").unwrap();
+    assert_eq!(c.timeouts.idle_keepalive, 0);
+    let e = with("idle_keepalive = 120", "idle_keepalive = 1800").unwrap_err();
+    assert_eq!(e.key, "timeouts.idle_keepalive");
+    assert_eq!(e.line, Some(line_of("idle_keepalive")));
+}
+
+#[test]
 fn sorter_limits_default_and_bad_values_name_their_line() {
     let c = SiteConfig::embedded();
     assert_eq!(c.smtp.max_message_size, 25 * 1024 * 1024);

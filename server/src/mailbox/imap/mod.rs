@@ -381,6 +381,11 @@ async fn idle(
     let updates = session.updates().await;
     enqueue(server, updates);
     let deadline = tokio::time::Instant::now() + session.idle_limit();
+    // Traffic now and then keeps NAT and firewall state along the way (timeouts.idle_keepalive).
+    // (Without one the timer is never polled; a day only keeps its arithmetic finite.)
+    let every = session.idle_keepalive();
+    let period = every.unwrap_or(Duration::from_secs(86_400));
+    let mut keepalive = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     let mut errors = 0;
     loop {
         let woken = async {
@@ -411,6 +416,14 @@ async fn idle(
             _ = tokio::time::sleep(IDLE_POLL) => {
                 let updates = session.updates().await;
                 enqueue(server, updates);
+            }
+            _ = keepalive.tick(), if every.is_some() => {
+                let mut out = session.updates().await;
+                out.push(Response::Status(
+                    Status::ok(None, None, wire::text("Still here"))
+                        .unwrap_or_else(|never| match never {}),
+                ));
+                enqueue(server, out);
             }
             _ = drain.started() => {
                 let bye = server.enqueue_status(drained_bye());

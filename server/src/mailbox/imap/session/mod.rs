@@ -168,6 +168,12 @@ impl Session {
         })
     }
 
+    /// How often an IDLE client is sent `* OK Still here` (`None`: never).
+    pub fn idle_keepalive(&self) -> Option<Duration> {
+        let every = self.site.view().config().timeouts.idle_keepalive;
+        (every > 0).then(|| Duration::from_secs(every))
+    }
+
     /// Answers one command: the dispatch of the authenticated and selected states.
     pub async fn command(&mut self, command: Command<'static>) -> Outcome {
         let tag = command.tag;
