@@ -5,7 +5,7 @@ use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::Response;
 use mailsite_shared::autoconfig::apple;
 
-use super::{App, account, client_config, plain_error, query_param, respond};
+use super::{App, Kind, account, plain_error, query_param, respond};
 use crate::metrics::Endpoint;
 
 pub(super) async fn profile(State(app): State<App>, uri: Uri) -> Response {
@@ -21,20 +21,17 @@ pub(super) async fn profile(State(app): State<App>, uri: Uri) -> Response {
         },
         Err(reason) => Err(reason),
     };
-    let config = email.and_then(|email| {
-        account(&site, &email)
-            .map(|account| client_config(&site, &account))
-            .map_err(|r| format!("emailaddress: {}", r.0))
-    });
-    match config {
-        Ok(config) => {
+    let account = email
+        .and_then(|email| account(&site, &email).map_err(|r| format!("emailaddress: {}", r.0)));
+    match account {
+        Ok(account) => {
             let mut response = respond(
                 Endpoint::Mobileconfig,
                 StatusCode::OK,
                 apple::CONTENT_TYPE,
-                apple::render(&config),
+                app.document(&site, &account, Kind::Apple),
             );
-            let disposition = format!("attachment; filename=\"{}.mobileconfig\"", config.domain);
+            let disposition = format!("attachment; filename=\"{}.mobileconfig\"", account.domain);
             if let Ok(value) = HeaderValue::from_str(&disposition) {
                 response
                     .headers_mut()

@@ -146,13 +146,14 @@ impl App {
         if templates.generation == site.map.generation {
             let bucket = bucket_of(&account.username);
             if let Some(t) = templates.get(&account.domain, bucket, account.preference, kind) {
-                return t.fill(&account.username);
+                return t.fill(&account.username, &account.domain);
             }
         }
         let doc = client_config(site, account);
         match kind {
             Kind::Thunderbird => tb::render(&doc),
             Kind::Autodiscover => ad::render_response(&doc),
+            Kind::Apple => mailsite_shared::autoconfig::apple::render(&doc),
         }
     }
 }

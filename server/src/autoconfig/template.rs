@@ -1,10 +1,11 @@
-//! Pre-rendered documents: for every domain, letter and preference, the Thunderbird
-//! and Autodiscover documents are rendered once per site change with a marker where
-//! the username goes, and filled per request by copying. This keeps the hot path at
-//! one allocation and a few memcpys instead of building and escaping a whole document.
+//! Pre-rendered documents: for every domain, letter and preference, the Thunderbird,
+//! Autodiscover and Apple profile documents are rendered once per site change with
+//! markers where the username (and a profile's UUIDs, derived from the address) go,
+//! and filled per request by copying. This keeps the hot path at one allocation and a
+//! few memcpys instead of building and escaping a whole document.
 
 use mailsite_shared::SiteMap;
-use mailsite_shared::autoconfig::{ClientConfig, Preference, autodiscover, thunderbird};
+use mailsite_shared::autoconfig::{ClientConfig, Preference, apple, autodiscover, thunderbird};
 use mailsite_shared::config::BUCKETS;
 use mailsite_shared::route::bucket_char;
 use mailsite_shared::xml::escape;
@@ -12,33 +13,77 @@ use mailsite_shared::xml::escape;
 /// Stands for the username while rendering. Control characters never reach a routed
 /// address (they are refused), so the marker cannot collide with a real name.
 const SLOT: &str = "\u{1}user\u{1}";
+/// Stand for an Apple profile's UUIDs (upper-case hex and hyphens when filled).
+const ACCOUNT_UUID: &str = "\u{1}account-uuid\u{1}";
+const PROFILE_UUID: &str = "\u{1}profile-uuid\u{1}";
 
-/// A document split around the places the username goes.
+/// What goes in a marker's place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    User,
+    AccountUuid,
+    ProfileUuid,
+}
+
+/// A document split around the places the username and UUIDs go.
 #[derive(Debug, Clone)]
 pub struct Template {
+    /// One more part than slots: part, slot, part, ..., part.
     parts: Vec<String>,
+    slots: Vec<Slot>,
     len: usize,
 }
 
 impl Template {
     fn new(rendered: &str) -> Template {
-        let parts: Vec<String> = rendered.split(SLOT).map(str::to_string).collect();
+        let mut parts = Vec::new();
+        let mut slots = Vec::new();
+        let mut rest = rendered;
+        loop {
+            let next = [
+                (SLOT, Slot::User),
+                (ACCOUNT_UUID, Slot::AccountUuid),
+                (PROFILE_UUID, Slot::ProfileUuid),
+            ]
+            .into_iter()
+            .filter_map(|(marker, slot)| rest.find(marker).map(|at| (at, marker, slot)))
+            .min_by_key(|(at, ..)| *at);
+            let Some((at, marker, slot)) = next else {
+                parts.push(rest.to_string());
+                break;
+            };
+            parts.push(rest[..at].to_string());
+            slots.push(slot);
+            rest = &rest[at + marker.len()..];
+        }
         Template {
             len: parts.iter().map(String::len).sum(),
             parts,
+            slots,
         }
     }
 
-    /// The document for `username` (escaped here, as the renderers escape it).
-    pub fn fill(&self, username: &str) -> String {
+    /// The document for `username` at `domain` (escaped here, as the renderers escape
+    /// it; a profile's UUIDs derived from the address, as [`apple::render`] does).
+    pub fn fill(&self, username: &str, domain: &str) -> String {
         let name = escape(username);
-        let mut out = String::with_capacity(self.len + (self.parts.len() - 1) * name.len());
+        let uuids = self
+            .slots
+            .iter()
+            .any(|s| *s != Slot::User)
+            .then(|| apple::uuids(&format!("{username}@{domain}")));
+        let mut out = String::with_capacity(self.len + self.slots.len() * 40.max(name.len()));
         let mut parts = self.parts.iter();
         if let Some(first) = parts.next() {
             out.push_str(first);
         }
-        for part in parts {
-            out.push_str(&name);
+        for (slot, part) in self.slots.iter().zip(parts) {
+            match (slot, &uuids) {
+                (Slot::User, _) => out.push_str(&name),
+                (Slot::AccountUuid, Some((account, _))) => out.push_str(account),
+                (Slot::ProfileUuid, Some((_, profile))) => out.push_str(profile),
+                _ => {}
+            }
             out.push_str(part);
         }
         out
@@ -50,6 +95,7 @@ impl Template {
 pub enum Kind {
     Thunderbird = 0,
     Autodiscover = 1,
+    Apple = 2,
 }
 
 /// Every template of one site generation.
@@ -57,7 +103,7 @@ pub struct Templates {
     pub generation: i64,
     domains: Vec<String>,
     /// Indexed by domain, bucket, preference, kind.
-    templates: Vec<[[[Template; 2]; 2]; BUCKETS]>,
+    templates: Vec<[[[Template; 3]; 2]; BUCKETS]>,
 }
 
 fn pref_index(p: Preference) -> usize {
@@ -73,7 +119,7 @@ impl Templates {
         let mut templates = Vec::new();
         let domains: Vec<String> = config.domains().map(str::to_string).collect();
         for domain in &domains {
-            let per_domain: [[[Template; 2]; 2]; BUCKETS] = std::array::from_fn(|bucket| {
+            let per_domain: [[[Template; 3]; 2]; BUCKETS] = std::array::from_fn(|bucket| {
                 // Route a name of this bucket, then put the marker in its place.
                 let probe = bucket_char(bucket).to_string();
                 let mut route = map.route_user(&probe, domain);
@@ -84,6 +130,11 @@ impl Templates {
                     [
                         Template::new(&thunderbird::render(&doc)),
                         Template::new(&autodiscover::render_response(&doc)),
+                        Template::new(&apple::render_with(
+                            &doc,
+                            ACCOUNT_UUID.to_string(),
+                            PROFILE_UUID.to_string(),
+                        )),
                     ]
                 })
             });
@@ -134,14 +185,13 @@ mod tests {
                         .get(&route.domain, route.bucket, pref, kind)
                         .unwrap()
                 };
+                let fill = |kind| t(kind).fill(&route.username, &route.domain);
+                assert_eq!(fill(Kind::Thunderbird), thunderbird::render(&doc));
                 assert_eq!(
-                    t(Kind::Thunderbird).fill(&route.username),
-                    thunderbird::render(&doc)
-                );
-                assert_eq!(
-                    t(Kind::Autodiscover).fill(&route.username),
+                    fill(Kind::Autodiscover),
                     autodiscover::render_response(&doc)
                 );
+                assert_eq!(fill(Kind::Apple), apple::render(&doc));
             }
         }
     }

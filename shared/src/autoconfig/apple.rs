@@ -74,15 +74,28 @@ struct Account<'a> {
     smime_enabled: bool,
 }
 
+/// The profile's two UUIDs for an address: the account payload's and the profile's.
+pub fn uuids(email: &str) -> (String, String) {
+    (
+        stable_uuid(&format!("account:{email}")),
+        stable_uuid(&format!("profile:{email}")),
+    )
+}
+
 /// Renders the profile. `config.email` must be set (profiles are per user).
 pub fn render(config: &ClientConfig) -> String {
+    let (account_uuid, profile_uuid) = uuids(config.email.as_deref().unwrap_or_default());
+    render_with(config, account_uuid, profile_uuid)
+}
+
+/// Renders the profile with the UUIDs given: [`render`], or a template whose UUIDs are
+/// filled per address.
+pub fn render_with(config: &ClientConfig, account_uuid: String, profile_uuid: String) -> String {
     let email = config.email.as_deref().unwrap_or_default();
     let incoming = &config.incoming[0];
     let outgoing = &config.outgoing[0];
     let reverse_domain: Vec<&str> = config.domain.rsplit('.').collect();
     let identifier = format!("{}.mailsite", reverse_domain.join("."));
-    let account_uuid = stable_uuid(&format!("account:{email}"));
-    let profile_uuid = stable_uuid(&format!("profile:{email}"));
     let account = Account {
         email_account_description: &config.display_name,
         email_account_name: email,
