@@ -158,6 +158,7 @@ cat >"$TMP/nginx/nginx.conf" <<EOF
 daemon off;
 master_process on;
 worker_processes auto;           # one per core ($NCPU here)
+worker_rlimit_nofile 16384;      # room for the open_file_cache below and the connections
 pid $TMP/nginx/nginx.pid;
 error_log $TMP/nginx/error.log warn;
 events { worker_connections 1024; }
@@ -171,7 +172,7 @@ http {
     sendfile on;
     tcp_nopush on;
     tcp_nodelay on;
-    open_file_cache max=50000 inactive=60s;   # every file of the run stays open: no open()/stat()
+    open_file_cache max=12000 inactive=60s;   # one format's files of every user stay open: no open()/stat()
     open_file_cache_valid 60s;
     keepalive_timeout 65s;
     keepalive_requests 1000000;
