@@ -1,0 +1,330 @@
+//! Mail for other domains: to the domain's MX over STARTTLS (a DNS server and a sink
+//! run by the test), bounces when it fails, and a smarthost that takes everything.
+
+use super::*;
+
+/// A child process stopped when dropped.
+struct Helper(Child);
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a Python helper and waits for its "ready" line.
+fn helper(program: &str, args: &[&str]) -> Helper {
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg(program)
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert_eq!(ready.trim(), "ready", "a helper did not start: {args:?}");
+    Helper(child)
+}
+
+/// An authoritative DNS server for made-up remote domains: answers A and MX queries
+/// for the names given as "name TYPE value" arguments, NXDOMAIN for other names.
+const DNS: &str = r#"
+import socket, struct, sys
+ip, port = sys.argv[1], int(sys.argv[2])
+zone = {}
+for entry in sys.argv[3:]:
+    name, rtype, value = entry.split(" ", 2)
+    zone.setdefault(name.lower(), []).append((rtype, value))
+def encode(name):
+    out = b""
+    for label in name.rstrip(".").split("."):
+        if label:
+            out += bytes([len(label)]) + label.encode()
+    return out + b"\0"
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((ip, port))
+print("ready", flush=True)
+while True:
+    data, peer = s.recvfrom(4096)
+    try:
+        qid, flags = struct.unpack(">HH", data[:4])
+        i, labels = 12, []
+        while data[i] != 0:
+            n = data[i]
+            labels.append(data[i + 1:i + 1 + n].decode().lower())
+            i += n + 1
+        qtype = struct.unpack(">H", data[i + 1:i + 3])[0]
+        question = data[12:i + 5]
+        name = ".".join(labels)
+        answers = []
+        for rtype, value in zone.get(name, []):
+            if rtype == "A" and qtype == 1:
+                answers.append(struct.pack(">HHIH", 1, 1, 60, 4) + socket.inet_aton(value))
+            elif rtype == "MX" and qtype == 15:
+                preference, host = value.split()
+                rdata = struct.pack(">H", int(preference)) + encode(host)
+                answers.append(struct.pack(">HHIH", 15, 1, 60, len(rdata)) + rdata)
+        rcode = 0 if name in zone else 3
+        header = struct.pack(">HHHHHH", qid, 0x8480 | (flags & 0x0100) | rcode, 1, len(answers), 0, 0)
+        s.sendto(header + question + b"".join(b"\xc0\x0c" + a for a in answers), peer)
+    except Exception:
+        pass
+"#;
+
+/// A remote domain's mail server: SMTP without PIPELINING, with STARTTLS; refuses
+/// nobody@..., saves each message in a folder with how it came.
+const SINK: &str = r#"
+import os, socket, ssl, sys, threading
+ip, port, out, cert, key = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind((ip, port))
+srv.listen(50)
+lock, count = threading.Lock(), [0]
+def serve(conn):
+    tls, sender, rcpts = False, "", []
+    f = conn.makefile("rb")
+    def say(text):
+        conn.sendall(text.encode())
+    say("220 sink ESMTP\r\n")
+    while True:
+        line = f.readline()
+        if not line:
+            return
+        command = line.decode("utf-8", "replace").strip()
+        verb = command[:4].upper()
+        if verb == "EHLO":
+            say("250-sink\r\n" + ("" if tls else "250-STARTTLS\r\n") + "250-8BITMIME\r\n250 SIZE 10000000\r\n")
+        elif command.upper() == "STARTTLS":
+            say("220 go ahead\r\n")
+            conn = ctx.wrap_socket(conn, server_side=True)
+            f, tls = conn.makefile("rb"), True
+        elif verb == "MAIL":
+            sender, rcpts = command, []
+            say("250 ok\r\n")
+        elif verb == "RCPT":
+            if "nobody@" in command.lower():
+                say("550 5.1.1 <nobody>: no such user here\r\n")
+            else:
+                rcpts.append(command[8:])
+                say("250 ok\r\n")
+        elif verb == "DATA":
+            say("354 go ahead\r\n")
+            body = b""
+            while True:
+                l = f.readline()
+                if l in (b".\r\n", b""):
+                    break
+                body += l[1:] if l.startswith(b"..") else l
+            with lock:
+                count[0] += 1
+                name = os.path.join(out, str(count[0]))
+            with open(name + ".tmp", "wb") as o:
+                o.write(f"X-Sink-TLS: {tls}\r\nX-Sink-Mail: {sender}\r\nX-Sink-Rcpt: {' '.join(rcpts)}\r\n".encode() + body)
+            os.rename(name + ".tmp", name + ".eml")
+            say("250 2.0.0 saved\r\n")
+        elif verb == "QUIT":
+            say("221 bye\r\n")
+            conn.close()
+            return
+        else:
+            say("250 ok\r\n" if verb in ("RSET", "NOOP") else "500 5.5.1 what\r\n")
+print("ready", flush=True)
+while True:
+    c, _ = srv.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+"#;
+
+/// Starts the sink on `127.N.0.99:10026`; returns it and its folder.
+fn sink(site: &Site) -> (Helper, PathBuf) {
+    let folder = site.dir.join("sink");
+    std::fs::create_dir_all(&folder).unwrap();
+    let tls = site.dir.join("data/tls");
+    let sink = helper(
+        SINK,
+        &[
+            &site.addr(99),
+            "10026",
+            folder.to_str().unwrap(),
+            tls.join("server.pem").to_str().unwrap(),
+            tls.join("server-key.pem").to_str().unwrap(),
+        ],
+    );
+    (sink, folder)
+}
+
+/// The messages the sink saved.
+fn sunk(folder: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(folder)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+                .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn remote_mail_goes_to_the_domains_mx_over_starttls_and_failures_bounce() {
+    let site = Site::isolated_with(|t| {
+        let resolver = format!("resolver = \"{}53:10054\"", net_of(&t));
+        quick(t)
+            .replace("resolver = \"system\"", &resolver)
+            .replace("port = 25", "port = 10026")
+            .replace("lifetime = 432000", "lifetime = 6")
+    });
+    site.add_user("alice", "alice-password", &[]);
+    site.add_user("nora", "nora-password", &[]);
+    let (mx, a_only, dead) = (site.addr(99), site.addr(99), site.addr(98));
+    let _dns = helper(
+        DNS,
+        &[
+            &site.addr(53),
+            "10054",
+            "remote.example MX 10 mx.remote.example",
+            &format!("mx.remote.example A {mx}"),
+            &format!("a-only.example A {a_only}"),
+            "nullmx.example MX 0 .",
+            "dead.example MX 10 mx.dead.example",
+            &format!("mx.dead.example A {dead}"),
+        ],
+    );
+    let (_sink, folder) = sink(&site);
+
+    // One message to a local and a remote user; then to a domain without MX records.
+    assert_eq!(
+        send(
+            &site,
+            "alice",
+            "nora@example.test,bob@remote.example",
+            "local and remote"
+        ),
+        "refused {}"
+    );
+    assert_eq!(
+        send(&site, "alice", "carol@a-only.example", "by A record"),
+        "refused {}"
+    );
+    // Failures: refused by the remote server, no such domain, a null MX, and a server
+    // that never answers (until the queue lifetime, 6 s here, runs out).
+    for rcpt in [
+        "nobody@remote.example",
+        "x@nxdomain.example",
+        "y@nullmx.example",
+        "z@dead.example",
+    ] {
+        assert_eq!(
+            send(&site, "alice", rcpt, &format!("to {rcpt}")),
+            "refused {}"
+        );
+    }
+
+    let start = Instant::now();
+    while sunk(&folder).len() < 2 && start.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let remote = sunk(&folder);
+    assert_eq!(remote.len(), 2, "{remote:?}\n{}", site.log());
+    let bob = remote
+        .iter()
+        .find(|m| m.contains("Subject: local and remote"))
+        .unwrap();
+    assert!(
+        bob.starts_with("X-Sink-TLS: True\r\n"),
+        "STARTTLS was not used: {bob}"
+    );
+    assert!(
+        bob.contains("X-Sink-Rcpt: <bob@remote.example>\r\n"),
+        "{bob}"
+    );
+    assert!(
+        bob.contains("X-Sink-Mail: MAIL FROM:<alice@example.test>"),
+        "{bob}"
+    );
+    assert!(bob.contains("with ESMTPA id"), "{bob}");
+    let carol = remote
+        .iter()
+        .find(|m| m.contains("Subject: by A record"))
+        .unwrap();
+    assert!(
+        carol.contains("X-Sink-Rcpt: <carol@a-only.example>"),
+        "{carol}"
+    );
+    let nora = imap_messages(&site.addr(12), "nora", "nora-password");
+    assert!(
+        nora.iter().any(|m| m.contains("Subject: local and remote")),
+        "{nora:?}"
+    );
+
+    let bounces = wait_for_mail(&site, "alice", Duration::from_secs(30), |m| m.len() >= 4);
+    let find = |rcpt: &str| {
+        bounces
+            .iter()
+            .find(|b| b.contains(&format!("Final-Recipient: rfc822; {rcpt}")))
+            .unwrap_or_else(|| panic!("no bounce for {rcpt}: {bounces:?}"))
+    };
+    let refused = find("nobody@remote.example");
+    assert!(refused.contains("Status: 5.1.1"), "{refused}");
+    assert!(
+        refused.contains("Remote-MTA: dns; mx.remote.example"),
+        "{refused}"
+    );
+    assert!(
+        refused.contains("Diagnostic-Code: smtp; 550 5.1.1 <nobody>"),
+        "{refused}"
+    );
+    assert!(find("x@nxdomain.example").contains("Status: 5.1.2"));
+    assert!(find("y@nullmx.example").contains("Status: 5.1.10"));
+    let expired = find("z@dead.example");
+    assert!(expired.contains("Status: 4.4.7"), "{expired}");
+    assert!(expired.contains("within 6 seconds"), "{expired}");
+    assert!(
+        expired.contains("cannot connect to mx.dead.example"),
+        "{expired}"
+    );
+    let drained = site.within(Duration::from_secs(10), || {
+        site.ok(&["queue", "list"], None)
+            .contains("0 messages queued")
+    });
+    assert!(drained.is_some(), "{}", site.ok(&["queue", "list"], None));
+}
+
+#[test]
+fn a_smarthost_takes_all_remote_mail() {
+    let site = Site::isolated_with(|t| {
+        let net = net_of(&t);
+        quick(t)
+            .replace(
+                "resolver = \"system\"",
+                &format!("resolver = \"{net}9:10054\""),
+            )
+            .replace(
+                "# smarthost = ",
+                &format!("smarthost = \"{net}99:10026\" # "),
+            )
+    });
+    site.add_user("alice", "alice-password", &[]);
+    let (_sink, folder) = sink(&site);
+    assert_eq!(
+        send(&site, "alice", "dave@anywhere.example", "via the smarthost"),
+        "refused {}"
+    );
+    let start = Instant::now();
+    while sunk(&folder).is_empty() && start.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let messages = sunk(&folder);
+    assert_eq!(messages.len(), 1, "{}", site.log());
+    assert!(
+        messages[0].contains("X-Sink-Rcpt: <dave@anywhere.example>"),
+        "{}",
+        messages[0]
+    );
+}
