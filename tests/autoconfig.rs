@@ -198,6 +198,105 @@ fn outlook_autodiscover_json_points_at_the_pox_endpoint() {
     assert_eq!(v["ErrorCode"], "InvalidUser");
 }
 
+/// Thunderbird 140's Account Hub: autoconfig and its .well-known twin, then in parallel
+/// the Autodiscover requests it makes with the user's credentials (POX over POST with
+/// Basic auth, the right password and a wrong one, and GET), and JSON v2 in both forms
+/// with the protocol in another case. Every answer as Python's urllib saw it.
+const ACCOUNT_HUB: &str = r#"
+import base64, json, sys, urllib.request, urllib.error
+from concurrent.futures import ThreadPoolExecutor
+base, email, password, pox = sys.argv[1:5]
+def call(name, path, data=None, auth=None, host="autoconfig.example.test"):
+    headers = {"Host": host, "User-Agent": "Thunderbird/140.0"}
+    if data is not None:
+        headers["Content-Type"] = "text/xml; charset=utf-8"
+    if auth is not None:
+        headers["Authorization"] = "Basic " + base64.b64encode(auth.encode()).decode()
+    req = urllib.request.Request(base + path, data=data, headers=headers, method="POST" if data is not None else "GET")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            status, hdrs, body = r.status, dict(r.headers), r.read().decode()
+    except urllib.error.HTTPError as e:
+        status, hdrs, body = e.code, dict(e.headers), e.read().decode()
+    return name, {"status": status, "www_authenticate": hdrs.get("WWW-Authenticate"), "body": body}
+ad = "autodiscover.example.test"
+calls = [
+    ("autoconfig", f"/mail/config-v1.1.xml?emailaddress={email}", None, None, "autoconfig.example.test"),
+    ("well_known", f"/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress={email}", None, None, "example.test"),
+    ("pox_right", "/autodiscover/autodiscover.xml", pox.encode(), f"{email}:{password}", ad),
+    ("pox_wrong", "/autodiscover/autodiscover.xml", pox.encode(), f"{email}:not the password", ad),
+    ("pox_none", "/Autodiscover/Autodiscover.xml", pox.encode(), None, ad),
+    ("pox_get", "/autodiscover/autodiscover.xml", None, f"{email}:{password}", ad),
+    ("json_path", f"/autodiscover/autodiscover.json/v1.0/{email}?Protocol=autodiscoverv1", None, None, ad),
+    ("json_query", f"/autodiscover/autodiscover.json?Email={email}&Protocol=AUTODISCOVERV1", None, f"{email}:{password}", ad),
+]
+with ThreadPoolExecutor(len(calls)) as pool:
+    out = dict(pool.map(lambda c: call(*c), calls))
+print(json.dumps(out))
+"#;
+
+#[test]
+fn thunderbird_140_account_hub_never_meets_a_401() {
+    let site = Site::isolated();
+    site.add_user("alice", "alice-password", &[]);
+    let pox = autodiscover::render_request("alice@example.test");
+    let out = python(
+        ACCOUNT_HUB,
+        &[
+            &format!("http://{}", site.http),
+            "alice@example.test",
+            "alice-password",
+            &pox,
+        ],
+    );
+    let out: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let text = out.to_string();
+    for (name, answer) in out.as_object().unwrap() {
+        assert_ne!(answer["status"], 401, "{name}: {text}");
+        assert!(
+            answer["www_authenticate"].is_null(),
+            "{name} asks for credentials: {text}"
+        );
+    }
+    for name in ["autoconfig", "well_known"] {
+        assert_eq!(out[name]["status"], 200, "{name}: {text}");
+        let doc = thunderbird::parse(out[name]["body"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            doc.incoming[0].hostname, "maila.example.test",
+            "{name}: {text}"
+        );
+    }
+    for name in ["pox_right", "pox_wrong", "pox_none"] {
+        assert_eq!(out[name]["status"], 200, "{name}: {text}");
+        let doc = autodiscover::parse_response(out[name]["body"].as_str().unwrap()).unwrap();
+        let (incoming, outgoing) = expected("maila.example.test", "alice", false);
+        assert_eq!(doc.incoming, incoming, "{name}");
+        assert_eq!(doc.outgoing, outgoing, "{name}");
+    }
+    // A GET of the POX address is an Autodiscover error document, not a challenge.
+    assert_eq!(out["pox_get"]["status"], 400, "{text}");
+    assert!(
+        out["pox_get"]["body"]
+            .as_str()
+            .unwrap()
+            .contains("<ErrorCode>600</ErrorCode>"),
+        "{text}"
+    );
+    for name in ["json_path", "json_query"] {
+        assert_eq!(out[name]["status"], 200, "{name}: {text}");
+        let v: serde_json::Value =
+            serde_json::from_str(out[name]["body"].as_str().unwrap()).unwrap();
+        assert_eq!(v["Protocol"], "AutodiscoverV1", "{name}: {text}");
+        assert!(
+            v["Url"]
+                .as_str()
+                .unwrap()
+                .ends_with("/autodiscover/autodiscover.xml"),
+            "{name}: {text}"
+        );
+    }
+}
+
 const READ_PLIST: &str = r#"
 import plistlib, sys, json
 p = plistlib.loads(open(sys.argv[1], 'rb').read())
