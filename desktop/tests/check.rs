@@ -523,6 +523,20 @@ async fn a_blocked_address_is_explained_as_blocked_not_as_a_wrong_password() {
         problem.suggestion
     );
 
+    // POP3 says the same.
+    let mut pop = options(&site, "alice@example.test", PASSWORD);
+    pop.round_trip = false;
+    pop.protocol = Some(Preference::Pop3);
+    let pop = check(&pop).await;
+    let pop3 = step(&pop, "pop3");
+    assert!(!pop3.is_empty(), "{}", render::text(&pop));
+    assert!(
+        pop3.iter()
+            .all(|s| s.problem.as_ref().map(|p| p.code.as_str()) == Some("source_blocked")),
+        "{}",
+        render::text(&pop)
+    );
+
     // The helpdesk reads the report: the block, and the command that lifts it.
     let file = site.dir.join("blocked-report.json");
     std::fs::write(&file, serde_json::to_string(&report).unwrap()).unwrap();
