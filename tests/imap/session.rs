@@ -512,3 +512,82 @@ fn rename_namespace_enable_and_literal_plus() {
     assert!(!site.dir.join("data/etc").exists());
     assert!(!site.dir.join("etc").exists());
 }
+
+/// Two sessions on one INBOX, read line by line: a keyword one of them sets is
+/// announced in FLAGS and PERMANENTFLAGS to each before the FETCH that shows it, and
+/// a later SELECT lists it.
+const KEYWORDS: &str = r#"
+import imaplib, sys, json
+host, user, password = sys.argv[1:4]
+def connect():
+    m = imaplib.IMAP4(host, 10143, timeout=10)
+    m.login(user, password)
+    return m
+def raw(m, command):
+    tag = m._new_tag().decode()
+    m.send(f"{tag} {command}\r\n".encode())
+    lines = []
+    while True:
+        line = m.readline().decode().rstrip("\r\n")
+        lines.append(line)
+        if line.startswith(tag + " "):
+            return lines
+a, b = connect(), connect()
+out = {"select_a": raw(a, "SELECT INBOX"), "select_b": raw(b, "SELECT INBOX")}
+out["store"] = raw(a, "STORE 1 +FLAGS ($Label1)")
+out["store_again"] = raw(a, "STORE 2 +FLAGS ($Label1)")
+out["noop_b"] = raw(b, "NOOP")
+out["examine"] = raw(connect(), "EXAMINE INBOX")
+print(json.dumps(out))
+"#;
+
+#[test]
+fn a_new_keyword_is_announced_in_flags_before_it_is_used() {
+    let site = Site::isolated();
+    site.add_user("kim", "kim-password", &[]);
+    python(DELIVER, &[&site.addr(11), "kim@example.test", "2"]);
+    let out = python(KEYWORDS, &[&site.addr(11), "kim", "kim-password"]);
+    let out: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let text = out.to_string();
+    let lines = |key: &str| -> Vec<String> {
+        out[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l.as_str().unwrap().to_string())
+            .collect()
+    };
+    let position = |lines: &[String], what: &str| lines.iter().position(|l| l.contains(what));
+    // Before: only the system flags.
+    assert!(
+        lines("select_a").iter().all(|l| !l.contains("$Label1")),
+        "{text}"
+    );
+    for (key, fetch) in [("store", "* 1 FETCH"), ("noop_b", "* 1 FETCH")] {
+        let got = lines(key);
+        let flags = position(&got, "* FLAGS (").unwrap_or_else(|| panic!("{key}: {text}"));
+        let permanent =
+            position(&got, "[PERMANENTFLAGS (").unwrap_or_else(|| panic!("{key}: {text}"));
+        let fetch = position(&got, fetch).unwrap_or_else(|| panic!("{key}: {text}"));
+        assert!(got[flags].contains("$Label1"), "{key}: {text}");
+        assert!(
+            got[permanent].contains("$Label1") && got[permanent].contains("\\*"),
+            "{key}: {text}"
+        );
+        assert!(flags < fetch && permanent < fetch, "{key}: {text}");
+        assert!(got[fetch].contains("$Label1"), "{key}: {text}");
+    }
+    // Announced once: the next use of the same keyword needs no new FLAGS.
+    assert!(
+        position(&lines("store_again"), "* FLAGS (").is_none(),
+        "{text}"
+    );
+    let examine = lines("examine");
+    let flags = position(&examine, "* FLAGS (").unwrap();
+    assert!(examine[flags].contains("$Label1"), "{text}");
+    // Read-only: no flag can be changed for good.
+    assert!(
+        examine.iter().any(|l| l.contains("[PERMANENTFLAGS ()]")),
+        "{text}"
+    );
+}

@@ -15,6 +15,43 @@ use super::super::wire;
 use super::responses::{bad, data, no, ok, status, store_no};
 use super::{Selected, Session, has};
 
+/// The untagged FLAGS of a mailbox whose messages use `keywords`, and its
+/// PERMANENTFLAGS: the same and `\*` (any new keyword), or none when it is read-only.
+pub(super) fn flags_in_use(
+    keywords: &std::collections::BTreeSet<String>,
+    read_only: bool,
+) -> Vec<Response<'static>> {
+    let mut flags = vec![
+        Flag::Answered,
+        Flag::Flagged,
+        Flag::Deleted,
+        Flag::Seen,
+        Flag::Draft,
+    ];
+    flags.extend(
+        keywords
+            .iter()
+            .filter_map(|k| Flag::try_from(k.as_str()).ok())
+            .map(|f| imap_codec::imap_types::ToStatic::to_static(&f)),
+    );
+    let permanent = if read_only {
+        Vec::new()
+    } else {
+        let mut p: Vec<FlagPerm<'static>> = flags.iter().cloned().map(FlagPerm::Flag).collect();
+        p.push(FlagPerm::Asterisk);
+        p
+    };
+    vec![
+        data(Data::Flags(flags)),
+        status(
+            None,
+            "OK",
+            Some(Code::PermanentFlags(permanent)),
+            "Flags permitted",
+        ),
+    ]
+}
+
 impl Session {
     pub(super) async fn select(
         &mut self,
@@ -39,32 +76,21 @@ impl Session {
             (Ok(info), Ok(messages)) => (info, messages),
             (Err(e), _) | (_, Err(e)) => return vec![store_no(tag, e)],
         };
-        let system = [
-            Flag::Answered,
-            Flag::Flagged,
-            Flag::Deleted,
-            Flag::Seen,
-            Flag::Draft,
-        ];
+        // The keywords in use in the mailbox are flags of it too (RFC 3501 7.2.6).
+        let keywords: std::collections::BTreeSet<String> = messages
+            .iter()
+            .flat_map(|m| m.flags.iter())
+            .filter(|f| matches!(Flag::try_from(f.as_str()), Ok(Flag::Keyword(_))))
+            .cloned()
+            .collect();
+        let [flags, permanent] = <[_; 2]>::try_from(flags_in_use(&keywords, read_only))
+            .unwrap_or_else(|_| unreachable!("flags_in_use gives FLAGS and PERMANENTFLAGS"));
         let mut out = vec![
-            data(Data::Flags(system.to_vec())),
+            flags,
             data(Data::Exists(messages.len() as u32)),
             data(Data::Recent(0)),
+            permanent,
         ];
-        let permanent = if read_only {
-            Vec::new()
-        } else {
-            let mut p: Vec<FlagPerm<'static>> =
-                system.iter().cloned().map(FlagPerm::Flag).collect();
-            p.push(FlagPerm::Asterisk);
-            p
-        };
-        out.push(status(
-            None,
-            "OK",
-            Some(Code::PermanentFlags(permanent)),
-            "Flags permitted",
-        ));
         if let Some(first) = messages.iter().position(|m| !has(&m.flags, "\\Seen"))
             && let Ok(code) = Code::unseen(first as u32 + 1)
         {
@@ -93,6 +119,7 @@ impl Session {
             uids: messages.iter().map(|m| m.uid).collect(),
             modseq: info.highestmodseq,
             own: HashSet::new(),
+            keywords,
         });
         out
     }

@@ -73,6 +73,9 @@ struct Selected {
     modseq: u64,
     /// Flag changes this session made itself (UID, MODSEQ), already reported to it.
     own: HashSet<(u32, u64)>,
+    /// The keywords the client was told of in FLAGS: a new one is announced before the
+    /// first FETCH that shows it (RFC 3501 7.2.6).
+    keywords: std::collections::BTreeSet<String>,
 }
 
 /// One IMAP connection's session, from the greeting to LOGOUT.
@@ -289,7 +292,7 @@ impl Session {
             CommandBody::Unselect => self.unselect(&tag),
             _ => vec![bad(&tag, "This command is not available in this version")],
         };
-        let mut outcome = Outcome::of(responses);
+        let mut outcome = Outcome::of(self.announce_keywords(responses));
         outcome.more = self.pending.is_some();
         outcome
     }
@@ -297,6 +300,7 @@ impl Session {
     /// The next part of an answer begun by [`Session::command`] (see [`Outcome::more`]).
     pub async fn resume(&mut self) -> Outcome {
         let responses = self.fetch_batch().await;
+        let responses = self.announce_keywords(responses);
         let mut outcome = Outcome::of(responses);
         outcome.more = self.pending.is_some();
         outcome

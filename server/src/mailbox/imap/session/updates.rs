@@ -8,9 +8,11 @@ use std::num::NonZeroU32;
 
 use imap_codec::imap_types::core::{Tag, Vec1};
 use imap_codec::imap_types::fetch::MessageDataItem;
+use imap_codec::imap_types::flag::{Flag, FlagFetch};
 use imap_codec::imap_types::response::{Data, Response};
 
 use super::super::wire;
+use super::mailboxes::flags_in_use;
 use super::responses::{data, ok};
 use super::{Session, expunged};
 
@@ -30,10 +32,46 @@ impl Session {
     /// What changed in the selected mailbox since the session last looked, as untagged
     /// responses (for IDLE).
     pub async fn updates(&mut self) -> Vec<Response<'static>> {
-        match self.user.clone() {
+        let out = match self.user.clone() {
             Some(user) => self.refresh(&user).await,
             None => Vec::new(),
+        };
+        self.announce_keywords(out)
+    }
+
+    /// Puts an untagged FLAGS (and PERMANENTFLAGS) before the first response that shows
+    /// the selected mailbox's client a keyword it was not told of (RFC 3501 7.2.6: the
+    /// FLAGS response lists every flag in use).
+    pub(super) fn announce_keywords(
+        &mut self,
+        mut out: Vec<Response<'static>>,
+    ) -> Vec<Response<'static>> {
+        let Some(selected) = self.selected.as_mut() else {
+            return out;
+        };
+        let mut first = None;
+        for (i, response) in out.iter().enumerate() {
+            let Response::Data(Data::Fetch { items, .. }) = response else {
+                continue;
+            };
+            for item in items.as_ref() {
+                let MessageDataItem::Flags(flags) = item else {
+                    continue;
+                };
+                for flag in flags {
+                    if let FlagFetch::Flag(flag @ Flag::Keyword(_)) = flag
+                        && selected.keywords.insert(flag.to_string())
+                    {
+                        first.get_or_insert(i);
+                    }
+                }
+            }
         }
+        if let Some(at) = first {
+            let announced = flags_in_use(&selected.keywords, selected.read_only);
+            out.splice(at..at, announced);
+        }
+        out
     }
 
     /// Reports what other sessions and deliveries changed in the selected mailbox:
