@@ -198,3 +198,63 @@ fn an_idle_client_gets_keepalives_at_the_configured_interval() {
     }
     assert!(out["done"].as_str().unwrap().starts_with("i1 OK"), "{text}");
 }
+
+/// Two sessions expunge the same message, then one moves and copies a message into
+/// the mailbox it has selected; every answer read line by line.
+const SAME_MAILBOX: &str = r#"
+import imaplib, sys, json
+host, user, password = sys.argv[1:4]
+def connect():
+    m = imaplib.IMAP4(host, 10143, timeout=10)
+    m.login(user, password)
+    return m
+def raw(m, command):
+    tag = m._new_tag().decode()
+    m.send(f"{tag} {command}\r\n".encode())
+    lines = []
+    while True:
+        line = m.readline().decode().rstrip("\r\n")
+        lines.append(line)
+        if line.startswith(tag + " "):
+            return lines
+a, b = connect(), connect()
+raw(a, "SELECT INBOX")
+raw(b, "SELECT INBOX")
+raw(a, "STORE 1 +FLAGS (\\Deleted)")
+raw(b, "STORE 1 +FLAGS (\\Deleted)")
+out = {"expunge_a": raw(a, "EXPUNGE"), "expunge_b": raw(b, "EXPUNGE")}
+out["move"] = raw(a, "MOVE 1 INBOX")
+out["copy"] = raw(a, "COPY 1 INBOX")
+out["fetch"] = raw(a, "FETCH 1:* (UID)")
+print(json.dumps(out))
+"#;
+
+/// Both sessions that expunge the same message are told it is gone (the second by the
+/// other's expunge), and a MOVE or COPY into the selected mailbox itself reports the
+/// new copy's EXISTS before its tagged OK.
+#[test]
+fn expunges_reach_every_session_and_copies_into_the_selected_mailbox_exist_at_once() {
+    let site = Site::isolated();
+    site.add_user("fay", "fay-password", &[]);
+    python(DELIVER, &[&site.addr(11), "fay@example.test", "3"]);
+    let out = python(SAME_MAILBOX, &[&site.addr(11), "fay", "fay-password"]);
+    let out: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let text = out.to_string();
+    let lines = |key: &str| out[key].to_string();
+    assert!(lines("expunge_a").contains("\"* 1 EXPUNGE\""), "{text}");
+    assert!(lines("expunge_b").contains("\"* 1 EXPUNGE\""), "{text}");
+    // Two messages left; MOVE 1 takes one out (EXPUNGE) and puts it back (EXISTS 2).
+    let moved = lines("move");
+    assert!(moved.contains("\"* 1 EXPUNGE\""), "{text}");
+    assert!(moved.contains("\"* 2 EXISTS\""), "{text}");
+    assert!(
+        moved.find("* 2 EXISTS").unwrap() < moved.find(" OK MOVE completed").unwrap(),
+        "{text}"
+    );
+    assert!(lines("copy").contains("\"* 3 EXISTS\""), "{text}");
+    assert_eq!(
+        out["fetch"].as_array().unwrap().len(),
+        4,
+        "three messages and the tagged OK: {text}"
+    );
+}

@@ -271,13 +271,23 @@ impl Session {
             }),
             _ => None,
         };
+        // Copies into the selected mailbox itself are news to this session: EXISTS.
+        let into_selected = target == from;
         if !moving {
-            return vec![status(Some(tag), "OK", code, "COPY completed")];
+            let mut out = Vec::new();
+            if into_selected {
+                out.extend(self.refresh(user).await);
+            }
+            out.push(status(Some(tag), "OK", code, "COPY completed"));
+            return out;
         }
         // RFC 6851: COPYUID comes untagged, then the EXPUNGEs, then the tagged OK.
         let mut out = vec![status(None, "OK", code, "Moved")];
         if let Some(selected) = self.selected.as_mut() {
             out.extend(expunged(&mut selected.uids, |uid| old.contains(&uid)));
+        }
+        if into_selected {
+            out.extend(self.refresh(user).await);
         }
         out.push(ok(tag, "MOVE completed"));
         out
@@ -305,6 +315,9 @@ impl Session {
                 if let Some(selected) = self.selected.as_mut() {
                     selected.uids = remaining;
                 }
+                // Messages another session expunged meanwhile are gone for this one too:
+                // its client learns of them now (one of them may be what it wanted gone).
+                out.extend(self.refresh(user).await);
                 out.push(ok(tag, "EXPUNGE completed"));
                 out
             }
