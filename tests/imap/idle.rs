@@ -1,8 +1,8 @@
 //! Sessions that stay: two sessions and IDLE seeing each other's changes, silent
 //! clients disconnected after the configured timeouts, keep-alives during IDLE.
 
-use crate::DELIVER;
 use crate::common::{Site, python};
+use crate::{DELIVER, RAW_SESSION};
 
 const TWO_SESSIONS: &str = r#"
 import imaplib, smtplib, sys, json, time
@@ -202,21 +202,6 @@ fn an_idle_client_gets_keepalives_at_the_configured_interval() {
 /// Two sessions expunge the same message, then one moves and copies a message into
 /// the mailbox it has selected; every answer read line by line.
 const SAME_MAILBOX: &str = r#"
-import imaplib, sys, json
-host, user, password = sys.argv[1:4]
-def connect():
-    m = imaplib.IMAP4(host, 10143, timeout=10)
-    m.login(user, password)
-    return m
-def raw(m, command):
-    tag = m._new_tag().decode()
-    m.send(f"{tag} {command}\r\n".encode())
-    lines = []
-    while True:
-        line = m.readline().decode().rstrip("\r\n")
-        lines.append(line)
-        if line.startswith(tag + " "):
-            return lines
 a, b = connect(), connect()
 raw(a, "SELECT INBOX")
 raw(b, "SELECT INBOX")
@@ -237,7 +222,10 @@ fn expunges_reach_every_session_and_copies_into_the_selected_mailbox_exist_at_on
     let site = Site::isolated();
     site.add_user("fay", "fay-password", &[]);
     python(DELIVER, &[&site.addr(11), "fay@example.test", "3"]);
-    let out = python(SAME_MAILBOX, &[&site.addr(11), "fay", "fay-password"]);
+    let out = python(
+        &format!("{RAW_SESSION}{SAME_MAILBOX}"),
+        &[&site.addr(11), "fay", "fay-password"],
+    );
     let out: serde_json::Value = serde_json::from_str(&out).unwrap();
     let text = out.to_string();
     let lines = |key: &str| out[key].to_string();

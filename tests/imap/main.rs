@@ -18,3 +18,24 @@ with smtplib.LMTP(host, 10024, source_address=(host.rsplit(".", 1)[0] + ".21", 0
     for n in range(1, count + 1):
         s.sendmail("sender@example.org", [rcpt], f"Subject: message {n}\r\n\r\nbody of {n}\r\n".encode())
 "#;
+
+/// The start of a Python program that reads answers line by line: `connect()` logs
+/// `user` in at `host` (its arguments), `raw(m, command)` sends one command and returns
+/// every line up to its tagged answer.
+pub const RAW_SESSION: &str = r#"
+import imaplib, sys, json
+host, user, password = sys.argv[1:4]
+def connect():
+    m = imaplib.IMAP4(host, 10143, timeout=10)
+    m.login(user, password)
+    return m
+def raw(m, command):
+    tag = m._new_tag().decode()
+    m.send(f"{tag} {command}\r\n".encode())
+    lines = []
+    while True:
+        line = m.readline().decode().rstrip("\r\n")
+        lines.append(line)
+        if line.startswith(tag + " "):
+            return lines
+"#;

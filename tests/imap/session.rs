@@ -1,8 +1,8 @@
 //! A mail client's everyday session with Python's imaplib: reading, flags, expunges,
 //! appends and copies; structure and searches; renaming, NAMESPACE, ENABLE and LITERAL+.
 
-use crate::DELIVER;
 use crate::common::{Site, python};
+use crate::{DELIVER, RAW_SESSION};
 
 const SESSION: &str = r#"
 import imaplib, sys, json, re
@@ -517,21 +517,6 @@ fn rename_namespace_enable_and_literal_plus() {
 /// announced in FLAGS and PERMANENTFLAGS to each before the FETCH that shows it, and
 /// a later SELECT lists it.
 const KEYWORDS: &str = r#"
-import imaplib, sys, json
-host, user, password = sys.argv[1:4]
-def connect():
-    m = imaplib.IMAP4(host, 10143, timeout=10)
-    m.login(user, password)
-    return m
-def raw(m, command):
-    tag = m._new_tag().decode()
-    m.send(f"{tag} {command}\r\n".encode())
-    lines = []
-    while True:
-        line = m.readline().decode().rstrip("\r\n")
-        lines.append(line)
-        if line.startswith(tag + " "):
-            return lines
 a, b = connect(), connect()
 out = {"select_a": raw(a, "SELECT INBOX"), "select_b": raw(b, "SELECT INBOX")}
 out["store"] = raw(a, "STORE 1 +FLAGS ($Label1)")
@@ -546,7 +531,10 @@ fn a_new_keyword_is_announced_in_flags_before_it_is_used() {
     let site = Site::isolated();
     site.add_user("kim", "kim-password", &[]);
     python(DELIVER, &[&site.addr(11), "kim@example.test", "2"]);
-    let out = python(KEYWORDS, &[&site.addr(11), "kim", "kim-password"]);
+    let out = python(
+        &format!("{RAW_SESSION}{KEYWORDS}"),
+        &[&site.addr(11), "kim", "kim-password"],
+    );
     let out: serde_json::Value = serde_json::from_str(&out).unwrap();
     let text = out.to_string();
     let lines = |key: &str| -> Vec<String> {

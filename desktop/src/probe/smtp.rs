@@ -269,14 +269,15 @@ async fn authenticate(
         .collect();
     let refused = |f: Failed| match f {
         Failed::Io(e) => explain::protocol_error("SMTP", &e),
-        Failed::Reply(r) if explain::blocked(&quoted(&r)).is_some() => {
-            let until = explain::blocked(&quoted(&r)).flatten();
-            explain::source_blocked("outgoing (SMTP)", &login.username, until.as_deref())
-        }
-        Failed::Reply(r) if r.code == 535 || r.code >= 500 => {
-            explain::auth_refused("outgoing (SMTP)", &login.username)
-        }
-        Failed::Reply(r) => explain::server_temporary("outgoing (SMTP)", &quoted(&r)),
+        Failed::Reply(r) => match explain::blocked(&quoted(&r)) {
+            Some(until) => {
+                explain::source_blocked("outgoing (SMTP)", &login.username, until.as_deref())
+            }
+            None if r.code == 535 || r.code >= 500 => {
+                explain::auth_refused("outgoing (SMTP)", &login.username)
+            }
+            None => explain::server_temporary("outgoing (SMTP)", &quoted(&r)),
+        },
     };
     if offered.iter().any(|m| m == "PLAIN") {
         let token = BASE64.encode(format!("\0{}\0{}", login.username, login.password));

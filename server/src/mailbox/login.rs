@@ -49,10 +49,7 @@ pub fn account_of(site: &Site, typed: &str) -> String {
 
 /// Minutes left until `until` (Unix seconds), at least 1.
 pub fn minutes_until(until: i64) -> i64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    ((until - now + 59) / 60).max(1)
+    ((until - crate::throttle::unix_now() + 59) / 60).max(1)
 }
 
 /// The words every protocol refuses a blocked source with: when to try again, and the
@@ -110,10 +107,9 @@ pub async fn admit<'s>(
             Verdict::Busy => {
                 METRICS.login_blocked(protocol);
                 // Not a block of its own: a minute's wait, said the same way.
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs() as i64);
-                return Err(Login::Blocked { until: now + 60 });
+                return Err(Login::Blocked {
+                    until: crate::throttle::unix_now() + 60,
+                });
             }
             Verdict::Check { wait } => {
                 let admitted = Admitted { site, peer };

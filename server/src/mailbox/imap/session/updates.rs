@@ -59,8 +59,10 @@ impl Session {
                     continue;
                 };
                 for flag in flags {
-                    if let FlagFetch::Flag(flag @ Flag::Keyword(_)) = flag
-                        && selected.keywords.insert(flag.to_string())
+                    // Known keywords (the common case) cost a lookup, no allocation.
+                    if let FlagFetch::Flag(Flag::Keyword(keyword)) = flag
+                        && !selected.keywords.contains(keyword.as_ref())
+                        && selected.keywords.insert(keyword.as_ref().to_string())
                     {
                         first.get_or_insert(i);
                     }
