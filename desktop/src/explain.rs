@@ -119,6 +119,30 @@ pub fn source_blocked(what: &str, login: &str, until: Option<&str>) -> Problem {
     )
 }
 
+/// Whether a server's refusal says the password was an app password that expired (as
+/// mailsite's IMAP, POP3 and SMTP say it): its label and when it expired.
+pub fn app_password_expired_in(reply: &str) -> Option<(String, String)> {
+    let rest = reply.split("The app password \"").nth(1)?;
+    let (label, rest) = rest.split_once("\" expired at ")?;
+    // An RFC 3339 UTC time, which has colons of its own: up to the 'Z' that ends it.
+    let at = rest.find('Z').map_or(rest, |end| &rest[..=end]);
+    Some((label.to_string(), at.to_string()))
+}
+
+/// The password given is one of the user's app passwords, and it has expired: the
+/// right secret, out of date.
+pub fn app_password_expired(what: &str, login: &str, label: &str, at: &str) -> Problem {
+    problem(
+        "app_password_expired",
+        format!(
+            "The {what} server recognised the password as {login}'s app password \"{label}\", which expired at {at}. The password is not wrong, it is out of date."
+        ),
+        &format!(
+            "Create a new app password for this device (ask the helpdesk, or `mailsite user app-password add {login} --label \"{label}\"`) and type it in place of the old one; remove the old one once the device works."
+        ),
+    )
+}
+
 pub fn referral(server_host: &str, target: &str) -> Problem {
     problem(
         "referral",
@@ -235,7 +259,27 @@ pub fn findings(steps: &[Step]) -> Vec<Finding> {
 
 #[cfg(test)]
 mod tests {
-    use super::blocked;
+    use super::{app_password_expired_in, blocked};
+
+    #[test]
+    fn expired_app_passwords_are_read_from_each_protocols_refusal() {
+        let text = "The app password \"phone (old)\" expired at 2026-12-01T00:00:00Z: create a new one for this device";
+        for reply in [
+            format!("a1 NO [EXPIRED] {text}"),
+            format!("-ERR [AUTH] {text}"),
+            format!("535 5.7.8 {text}"),
+        ] {
+            assert_eq!(
+                app_password_expired_in(&reply),
+                Some(("phone (old)".into(), "2026-12-01T00:00:00Z".into())),
+                "{reply}"
+            );
+        }
+        assert_eq!(
+            app_password_expired_in("a1 NO [AUTHENTICATIONFAILED] Wrong user name or password"),
+            None
+        );
+    }
 
     #[test]
     fn blocks_are_read_from_each_protocols_refusal() {

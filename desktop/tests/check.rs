@@ -559,3 +559,80 @@ async fn a_blocked_address_is_explained_as_blocked_not_as_a_wrong_password() {
     }
     assert!(report.passed, "{}", render::text(&report));
 }
+
+/// A device with an app password that has expired is told just that, with the app
+/// password's label and end, and not that its password is wrong; the helpdesk's
+/// explanation says how to make a new one.
+#[tokio::test]
+async fn an_expired_app_password_is_explained_as_expired_not_as_wrong() {
+    let site = Site::start();
+    site.add_user("alice", PASSWORD);
+    let end = chrono::Utc::now() + chrono::Duration::seconds(2);
+    let end = end.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let added = site.ok(
+        &[
+            "user",
+            "app-password",
+            "add",
+            "alice",
+            "--label",
+            "phone",
+            "--expires",
+            &end,
+            "--json",
+        ],
+        None,
+    );
+    let added: serde_json::Value = serde_json::from_str(&added).unwrap();
+    let app_password = added["password"].as_str().unwrap().to_string();
+
+    // Before its end it works like the password.
+    let mut o = options(&site, "alice@example.test", &app_password);
+    o.round_trip = false;
+    let report = check(&o).await;
+    assert!(report.passed, "{}", render::text(&report));
+
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let report = check(&o).await;
+    assert!(!report.passed);
+    let codes = problems(&report);
+    assert!(
+        codes
+            .iter()
+            .filter(|c| *c == "app_password_expired")
+            .count()
+            >= 2
+            && !codes.contains(&"auth_refused".to_string()),
+        "{codes:?}\n{}",
+        render::text(&report)
+    );
+    let imap = step(&report, "imap")[0];
+    assert_eq!(imap.detail("app_password"), Some("phone"));
+    let problem = imap.problem.as_ref().unwrap();
+    assert!(
+        problem.explanation.contains("\"phone\"") && problem.explanation.contains(&end),
+        "{}",
+        problem.explanation
+    );
+    assert!(
+        problem.suggestion.contains("new app password"),
+        "{}",
+        problem.suggestion
+    );
+    let smtp = step(&report, "smtp");
+    assert!(
+        smtp.iter()
+            .any(|s| s.problem.as_ref().map(|p| p.code.as_str()) == Some("app_password_expired")),
+        "{}",
+        render::text(&report)
+    );
+
+    let file = site.dir.join("expired-report.json");
+    std::fs::write(&file, serde_json::to_string(&report).unwrap()).unwrap();
+    let explained = site.ok(&["helpdesk", "explain", file.to_str().unwrap()], None);
+    assert!(
+        explained.contains("app password \"phone\", which has expired")
+            && explained.contains("mailsite user app-password add alice"),
+        "{explained}"
+    );
+}

@@ -12,6 +12,7 @@ use mailsite_shared::config::{BUCKETS, DEFAULT_SITE_TOML};
 use mailsite_shared::route::bucket_name;
 use mailsite_shared::{ServerState, SiteConfig};
 
+mod app_password;
 mod block;
 
 use crate::admin::queue::Queued;
@@ -163,6 +164,9 @@ pub enum UserCommand {
         #[arg(long)]
         json: bool,
     },
+    /// A user's app passwords: one per device, each cut off on its own.
+    #[command(subcommand)]
+    AppPassword(app_password::AppPasswordCommand),
     /// Add many users from a file: CSV with a header (username,name,prefer,password or
     /// password_hash, an argon2 PHC string) or JSON lines with the same fields. Every
     /// row is checked first; one bad row and nothing is imported. Users already there
@@ -541,6 +545,7 @@ async fn user(admin: &Admin, cmd: UserCommand) -> anyhow::Result<()> {
             format,
             update,
         } => crate::user_import::run(admin, &file, format, update).await?,
+        UserCommand::AppPassword(cmd) => app_password::app_password(admin, cmd).await?,
         UserCommand::Show { username, json } => {
             let view = admin.user(&admin.username(&username)?).await?;
             let value = view.to_json();

@@ -183,6 +183,12 @@ pub async fn analyse(
                 step.detail("blocked_until").filter(|u| *u != "unknown").map(|u| format!(" (until {u})")).unwrap_or_default(),
                 route.username
             )),
+            "app_password_expired" => causes.push(format!(
+                "login refused: the device used {}'s app password{}, which has expired (the password itself was right); make a new one with `mailsite user app-password add {} --label LABEL` or the console's user page, and remove the old one",
+                route.username,
+                step.detail("app_password").map(|l| format!(" \"{l}\"")).unwrap_or_default(),
+                route.username
+            )),
             "referral" => causes.push(format!(
                 "the client uses {host}, which does not serve letter {} now; it is served by {} as {}{}: set the incoming server to {}",
                 route.letter,

@@ -68,7 +68,7 @@ fn a_letter_moves_once_confirmed() {
 }
 
 /// Signs `user` in over IMAP with Python's imaplib at `host` ("ok", or the error).
-fn imap_login(host: &str, user: &str, password: &str) -> String {
+pub(super) fn imap_login(host: &str, user: &str, password: &str) -> String {
     python(
         r#"
 import imaplib, sys

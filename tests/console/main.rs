@@ -7,6 +7,7 @@
 //! input (a display name, a report, a query parameter, a form field) shown as text on
 //! every page that shows it.
 
+mod app_passwords;
 mod browser;
 mod changes;
 #[path = "../common/mod.rs"]

@@ -132,6 +132,15 @@ async fn log_in(
                     until.as_deref(),
                 ));
             }
+            if let Some((label, at)) = explain::app_password_expired_in(&last) {
+                run.detail("app_password", &label);
+                return Err(explain::app_password_expired(
+                    "IMAP",
+                    &login.username,
+                    &label,
+                    &at,
+                ));
+            }
             if matches!(e, async_imap::error::Error::No(_)) {
                 return Err(explain::auth_refused("IMAP", &login.username));
             }

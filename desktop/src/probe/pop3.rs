@@ -69,6 +69,9 @@ fn problem(s: &ServerSetting, login: &Login, reply: &str) -> Problem {
     if let Some(until) = explain::blocked(text) {
         return explain::source_blocked("POP3", &login.username, until.as_deref());
     }
+    if let Some((label, at)) = explain::app_password_expired_in(text) {
+        return explain::app_password_expired("POP3", &login.username, &label, &at);
+    }
     if text.contains("[SYS/TEMP]") || text.contains("[IN-USE]") {
         return explain::server_temporary("POP3", text);
     }

@@ -269,15 +269,18 @@ async fn authenticate(
         .collect();
     let refused = |f: Failed| match f {
         Failed::Io(e) => explain::protocol_error("SMTP", &e),
-        Failed::Reply(r) => match explain::blocked(&quoted(&r)) {
-            Some(until) => {
+        Failed::Reply(r) => {
+            let text = quoted(&r);
+            if let Some(until) = explain::blocked(&text) {
                 explain::source_blocked("outgoing (SMTP)", &login.username, until.as_deref())
-            }
-            None if r.code == 535 || r.code >= 500 => {
+            } else if let Some((label, at)) = explain::app_password_expired_in(&text) {
+                explain::app_password_expired("outgoing (SMTP)", &login.username, &label, &at)
+            } else if r.code == 535 || r.code >= 500 {
                 explain::auth_refused("outgoing (SMTP)", &login.username)
+            } else {
+                explain::server_temporary("outgoing (SMTP)", &text)
             }
-            None => explain::server_temporary("outgoing (SMTP)", &quoted(&r)),
-        },
+        }
     };
     if offered.iter().any(|m| m == "PLAIN") {
         let token = BASE64.encode(format!("\0{}\0{}", login.username, login.password));

@@ -11,12 +11,14 @@
 //! - [`servers`]: adding servers to the running site, draining them and bringing them
 //!   back, and what their health checks find;
 //! - [`queue`]: the sorters' queues (list, flush, remove);
-//! - [`blocks`]: the login throttle's blocks (list, remove).
+//! - [`blocks`]: the login throttle's blocks (list, remove);
+//! - [`app_passwords`]: a user's app passwords (add, list, remove).
 //!
 //! Operations take an [`Admin`] (the site's configuration and its directory) and return
 //! plain values: what changed, so that each interface can say it in its own words.
 //! Long operations report their progress through a callback rather than printing.
 
+pub mod app_passwords;
 pub mod blocks;
 pub mod letters;
 pub mod queue;

@@ -27,9 +27,6 @@ pub async fn show(State(app): State<Console>, op: Operator) -> Response {
         }
     };
     let body = html! {
-        @if let Some(message) = &op.flash {
-            p.flash role="status" { (message) }
-        }
         p {
             "Sources refused after too many failed logins (IMAP, POP3, SMTP, this console). "
             "A blocked source gets no password checked until its block ends or is lifted."

@@ -292,6 +292,12 @@ pub async fn show(
         }
         Err(_) => html! {},
     };
+    let app_passwords = match &user {
+        Ok(u) => html! {
+            section { h2 { "App passwords" } (super::app_passwords::section(&app, &op, u).await) }
+        },
+        Err(_) => html! {},
+    };
     let autoconfig = match account(&site, &route.address) {
         Ok(acct) => {
             let settings = client_config(&site, &acct);
@@ -319,12 +325,10 @@ pub async fn show(
     lookup_page(
         StatusCode::OK,
         html! {
-            @if let Some(message) = &op.flash {
-                p.flash role="status" { (message) }
-            }
             (form)
             (subject)
             (actions)
+            (app_passwords)
             section { h2 { "What autoconfig gives this user" } (autoconfig) }
             section { h2 { "Mail the sorters hold" } (held) }
         },

@@ -1,7 +1,8 @@
 //! The helpdesk console at `/console`: a web page for the site's operators (users with
-//! the directory's operator flag) to look up a user, disable or enable their account
-//! or reset their password, see the site map, move a letter, drain a server or bring
-//! it back, lift login blocks, and read a desktop helper report against the site's
+//! the directory's operator flag) to look up a user, disable or enable their account,
+//! reset their password or add and remove their app passwords, see the site map, move
+//! a letter, drain a server or bring it back, lift login blocks, and read a desktop
+//! helper report against the site's
 //! truth. Plain server-rendered HTML, no script.
 //!
 //! Security, in the order a request meets it:
@@ -26,6 +27,7 @@
 
 mod account;
 mod actions;
+mod app_passwords;
 mod blocks;
 mod login;
 mod lookup;
@@ -88,6 +90,10 @@ pub fn router(console: Console) -> Router {
         .route(
             "/console/account",
             get(account::confirm).post(account::apply),
+        )
+        .route(
+            "/console/app-password",
+            get(app_passwords::confirm_remove).post(app_passwords::apply),
         )
         .route(
             "/console/letter",

@@ -6,6 +6,7 @@
 //! Every change bumps `site_generation` and names itself in the change log
 //! ([`changes`]), which running nodes poll to pick up only what changed.
 
+pub mod app_passwords;
 pub mod blocks;
 pub mod changes;
 mod history;
@@ -45,6 +46,14 @@ pub enum DirectoryError {
     NoServer(String),
     #[error("cannot add server {0:?}: {1}")]
     BadServer(String, String),
+    #[error(
+        "{0} already has an app password labelled {1:?}: choose another label, or remove that one first"
+    )]
+    AppPasswordExists(String, String),
+    #[error(
+        "{0} has no app password labelled {1:?}: `mailsite user app-password list {0}` shows them"
+    )]
+    NoAppPassword(String, String),
     #[error("password hashing failed: {0}")]
     Hash(String),
 }
@@ -226,13 +235,23 @@ impl Directory {
         Ok(())
     }
 
+    /// Removes a user and their app passwords.
     pub async fn remove_user(&self, username: &str) -> Result<()> {
-        self.update_user(
-            "DELETE FROM users WHERE username = $1",
-            username,
-            None::<String>,
-        )
-        .await
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM app_passwords WHERE username = $1")
+            .bind(username)
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query("DELETE FROM users WHERE username = $1")
+            .bind(username)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(DirectoryError::NoUser(username.to_string()));
+        }
+        Directory::bump(&mut tx, Subject::User, username).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     pub async fn set_password(&self, username: &str, password: &str) -> Result<()> {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use mailsite_shared::route::login_username;
 
+use crate::directory::app_passwords::Verified;
 use crate::metrics::METRICS;
 use crate::state::Site;
 use crate::throttle::{Protocol, Verdict, source_of};
@@ -32,6 +33,8 @@ pub enum Login {
     /// The source is blocked after too many failures; nothing was checked. The block
     /// ends at `until` (Unix seconds).
     Blocked { until: i64 },
+    /// The password is one of the user's app passwords, which expired at `at`.
+    Expired { label: String, at: i64 },
 }
 
 /// The account a login names, for counting: the username it would log in as, or what
@@ -55,13 +58,26 @@ pub fn minutes_until(until: i64) -> i64 {
 /// The words every protocol refuses a blocked source with: when to try again, and the
 /// block's end as an RFC 3339 time, which the desktop helper reads to tell its user.
 pub fn blocked_text(until: i64) -> String {
-    let end = chrono::DateTime::from_timestamp(until, 0).map_or_else(
-        || until.to_string(),
-        |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-    );
+    let end = rfc3339(until);
     format!(
         "Too many failed logins from your address: try again in {} minutes (blocked until {end})",
         minutes_until(until)
+    )
+}
+
+/// The words every protocol refuses an expired app password with: which one and since
+/// when (RFC 3339), which the desktop helper reads to tell its user.
+pub fn expired_text(label: &str, at: i64) -> String {
+    format!(
+        "The app password \"{label}\" expired at {}: create a new one for this device",
+        rfc3339(at)
+    )
+}
+
+fn rfc3339(at: i64) -> String {
+    chrono::DateTime::from_timestamp(at, 0).map_or_else(
+        || at.to_string(),
+        |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
     )
 }
 
@@ -163,18 +179,26 @@ pub async fn check(
             return blocked;
         }
     };
-    let valid = match &name {
+    let verified = match &name {
         Some(name) => site
             .directory
-            .verify_password(name, password)
+            .verify_login(name, password, &peer.to_string())
             .await
-            .unwrap_or(false),
-        None => false,
+            .unwrap_or(Verified::Wrong),
+        None => Verified::Wrong,
     };
-    let Some(username) = name.filter(|_| valid) else {
-        *failures += 1;
-        failed(site, peer, &account, protocol).await;
-        return Login::Refused;
+    let username = match (name, verified) {
+        (Some(username), Verified::Password | Verified::AppPassword { .. }) => username,
+        (Some(username), Verified::Expired { label, at }) => {
+            // The right secret, out of date: not a guess, so not counted as one.
+            tracing::info!(user = %username, label = %label, protocol = protocol.label(), "login: refused, app password expired");
+            return Login::Expired { label, at };
+        }
+        _ => {
+            *failures += 1;
+            failed(site, peer, &account, protocol).await;
+            return Login::Refused;
+        }
     };
     site.throttle.succeeded(peer, &username);
     let snapshot = site.snapshot();

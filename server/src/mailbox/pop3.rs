@@ -230,6 +230,12 @@ impl Session {
         {
             Login::Accepted { username } => username,
             Login::Refused => return err("[AUTH] Wrong user name or password"),
+            Login::Expired { label, at } => {
+                return err(&format!(
+                    "[AUTH] {}",
+                    crate::mailbox::login::expired_text(&label, at)
+                ));
+            }
             // RFC 3206: a temporary condition of the system, not of the password.
             Login::Blocked { until } => {
                 return err(&format!(

@@ -345,6 +345,10 @@ impl Session {
                 Next::Close("535 5.7.8 Authentication credentials invalid; closing\r\n".into())
             }
             Login::Refused => reply("535 5.7.8 Authentication credentials invalid"),
+            Login::Expired { label, at } => reply(&format!(
+                "535 5.7.8 {}",
+                crate::mailbox::login::expired_text(&label, at)
+            )),
             // As Postfix's anvil and postscreen do: a temporary refusal, then close.
             Login::Blocked { until } => Next::Close(format!(
                 "421 4.7.0 {}; closing\r\n",

@@ -144,6 +144,15 @@ impl Session {
                     &crate::mailbox::login::blocked_text(until),
                 );
             }
+            // RFC 5530: the credentials were right once and are no longer.
+            Login::Expired { label, at } => {
+                return status(
+                    Some(tag),
+                    "NO",
+                    Some(other_code("EXPIRED")),
+                    &crate::mailbox::login::expired_text(&label, at),
+                );
+            }
             Login::Elsewhere {
                 username, alias, ..
             } => {
