@@ -131,7 +131,8 @@ enum Command {
         #[command(flatten)]
         site: SiteArgs,
     },
-    /// Forget the password stored in the keyring for an address.
+    /// Forget the password stored for an address, in every keyring the helper uses;
+    /// says whether there was one (and fails if it is still found afterwards).
     Forget { email: String },
     /// Open the window: type your address and password, press Check, watch each step,
     /// choose POP or IMAP, and review, copy or save the report.
@@ -179,7 +180,10 @@ struct Common {
     /// Read the password as one line from standard input.
     #[arg(long)]
     password_stdin: bool,
-    /// Keep the password in the keyring once the login works.
+    /// Keep the password in the keyring once the login works: the desktop keyring
+    /// (Secret Service: GNOME Keyring, KeePassXC) when there is one, else the kernel
+    /// keyring of your user (until you log out of every session or restart). Says
+    /// which, or why neither could.
     #[arg(long)]
     remember: bool,
     #[command(flatten)]
@@ -240,7 +244,7 @@ fn password(email: &str, from_stdin: bool) -> Result<(String, bool), Usage> {
     match secret::get(email) {
         Ok(Some(p)) => return Ok((p, true)),
         Ok(None) => {}
-        Err(e) => tracing::debug!(error = %e, "no keyring"),
+        Err(e) => eprintln!("note: no keyring could be read, so no stored password: {e}"),
     }
     if std::io::stdin().is_terminal() {
         let p = rpassword::prompt_password(format!("Password for {email}: "))
@@ -292,12 +296,15 @@ async fn run_check(email: Option<String>, common: &Common) -> Result<Report, Usa
         matches!(s.kind.as_str(), "imap" | "pop3")
             && s.outcome == mailsite_shared::report::Outcome::Pass
     });
-    if common.remember
-        && login_ok
-        && !from_keyring
-        && let Err(e) = secret::set(&report.email, &password)
-    {
-        eprintln!("note: the password was not stored: {e}");
+    if common.remember && !from_keyring {
+        if !login_ok {
+            eprintln!("note: the password was not remembered: no server accepted it");
+        } else {
+            match secret::set(&report.email, &password) {
+                Ok(store) => eprintln!("remembered the password in {}", store.describe()),
+                Err(e) => eprintln!("note: the password was not remembered: {e}"),
+            }
+        }
     }
     Ok(report)
 }
@@ -391,8 +398,13 @@ async fn run(command: Command) -> Result<ExitCode, Usage> {
             site,
         } => add_to_thunderbird(&email, &profile, protocol, name.as_deref(), write, &site).await,
         Command::Forget { email } => {
-            secret::forget(&email)?;
-            println!("no password is stored for {email} any more");
+            if secret::forget(&email)? {
+                println!(
+                    "forgot the password for {email}: it is no longer stored on this computer"
+                );
+            } else {
+                println!("no password was stored for {email}: nothing to forget");
+            }
             Ok(ExitCode::SUCCESS)
         }
         #[cfg(feature = "gui")]
@@ -534,7 +546,6 @@ fn on_a_desktop() -> bool {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    mailsite_helper::secret::choose_store();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(

@@ -520,3 +520,55 @@ async fn the_account_is_previewed_then_written_into_a_thunderbird_profile() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// "Remember the password" ticked: after a check whose login worked, the window says
+/// which keyring kept the password (the real one: the kernel's here, with no desktop
+/// session), and the next start finds it; after a refused password it says it kept
+/// nothing, and nothing is kept.
+#[tokio::test]
+async fn remembering_the_password_says_where_it_was_kept() {
+    let site = Site::start();
+    let name = format!("gui{}", rand::random::<u32>());
+    site.add_user(&name, PASSWORD);
+    let email = format!("{name}@example.test");
+    let mut state = State::new(Startup {
+        site: site.overrides(),
+        ..startup(&site.dir)
+    });
+    act(&mut state, |ui| {
+        ui.click("Remember the password in the keyring")
+            .expect("the checkbox");
+    });
+    assert!(state.remember);
+
+    let job = the_job(type_and_check(&mut state, &email, "not the password"));
+    perform(&mut state, job).await;
+    assert!(
+        sees(
+            &state,
+            "The password was not remembered: no server accepted it."
+        ),
+        "{:?}",
+        state.remember_status
+    );
+    assert_eq!(mailsite_helper::secret::get(&email).unwrap(), None);
+
+    state.update(Message::PasswordChanged(mailsite_helper::gui::Password(
+        PASSWORD.to_string(),
+    )));
+    let job = the_job(act(&mut state, |ui| {
+        ui.click("Check").expect("the Check button");
+    }));
+    perform(&mut state, job).await;
+    let said = match &state.remember_status {
+        Some(Ok(said)) => said.clone(),
+        other => panic!("not remembered: {other:?}"),
+    };
+    assert!(said.starts_with("Remembered the password in "), "{said}");
+    assert!(sees(&state, &said), "{said} is shown");
+    assert_eq!(
+        mailsite_helper::secret::get(&email).unwrap().as_deref(),
+        Some(PASSWORD)
+    );
+    assert!(mailsite_helper::secret::forget(&email).unwrap());
+}

@@ -121,8 +121,10 @@ fn check(
             let _ = progress.unbounded_send(Message::Progress(p));
         };
         let result = check_with_progress(&options, &on_progress).await;
-        if let Ok(report) = &result {
-            after_check(report, &options.password, config_dir, remember);
+        if let Ok(report) = &result
+            && let Some(kept) = after_check(report, &options.password, config_dir, remember)
+        {
+            let _ = tx.unbounded_send(Message::Remembered(kept));
         }
         let _ = tx.unbounded_send(Message::Checked(
             result.map(Box::new).map_err(|e| e.to_string()),
@@ -134,8 +136,13 @@ fn check(
 }
 
 /// What the CLI also does after a check: remember the address, and the password once
-/// a login worked (if asked to).
-fn after_check(report: &Report, password: &str, config_dir: Option<PathBuf>, remember: bool) {
+/// a login worked (if asked to); returns what the keyring did, for the window.
+fn after_check(
+    report: &Report,
+    password: &str,
+    config_dir: Option<PathBuf>,
+    remember: bool,
+) -> Option<Result<String, String>> {
     if let Some(dir) = config_dir {
         let mut p = prefs::load(&dir).unwrap_or_default();
         p.email = Some(report.email.clone());
@@ -147,12 +154,21 @@ fn after_check(report: &Report, password: &str, config_dir: Option<PathBuf>, rem
         matches!(s.kind.as_str(), "imap" | "pop3")
             && s.outcome == mailsite_shared::report::Outcome::Pass
     });
-    if remember
-        && login_ok
-        && let Err(e) = secret::set(&report.email, password)
-    {
-        tracing::warn!(error = %e, "the password was not stored in the keyring");
+    if !remember {
+        return None;
     }
+    if !login_ok {
+        return Some(Err(
+            "The password was not remembered: no server accepted it.".to_string(),
+        ));
+    }
+    Some(match secret::set(&report.email, password) {
+        Ok(store) => Ok(format!("Remembered the password in {}.", store.describe())),
+        Err(e) => {
+            tracing::warn!(error = %e, "the password was not stored in the keyring");
+            Err(format!("The password was not remembered: {e}"))
+        }
+    })
 }
 
 /// Stores the choice on the site, then, once the site took it, on this computer: the

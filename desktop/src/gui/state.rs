@@ -80,6 +80,8 @@ pub enum Message {
     Check,
     Progress(Progress),
     Checked(Result<Box<Report>, String>),
+    /// Where the keyring kept the password after a check, or why it did not.
+    Remembered(Result<String, String>),
     ToggleStep(usize),
     ToggleDiscovery,
     Choose(Preference),
@@ -144,6 +146,8 @@ pub struct State {
     pub ca: String,
     pub site_open: bool,
     pub remember: bool,
+    /// What the keyring did with the password after the last check (`Err`: not kept).
+    pub remember_status: Option<Result<String, String>>,
     pub choice: Option<Preference>,
     /// What storing the choice answered (`Err`: something was not stored).
     pub choice_status: Option<Result<String, String>>,
@@ -180,6 +184,7 @@ impl State {
                 .unwrap_or_default(),
             site_open: false,
             remember: startup.remember,
+            remember_status: None,
             choice: startup.protocol,
             choice_status: None,
             phase: Phase::Idle,
@@ -290,6 +295,7 @@ impl State {
                     Ok(options) => {
                         self.notice = None;
                         self.export_status = None;
+                        self.remember_status = None;
                         self.phase = Phase::Running {
                             discovery: None,
                             steps: Vec::new(),
@@ -333,6 +339,7 @@ impl State {
                 };
             }
             Message::Checked(Err(e)) => self.phase = Phase::Failed(e),
+            Message::Remembered(status) => self.remember_status = Some(status),
             Message::ToggleStep(i) => {
                 if let Phase::Done { expanded, .. } = &mut self.phase
                     && !expanded.remove(&i)

@@ -114,6 +114,9 @@ fn form(state: &State) -> Element<'_, Message> {
             .spacing(12),
         );
     }
+    if let Some(status) = &state.remember_status {
+        col = col.push(outcome_text(status).size(13));
+    }
     if let Some(notice) = &state.notice {
         col = col.push(text(notice).style(text::danger));
     }
