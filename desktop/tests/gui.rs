@@ -371,7 +371,16 @@ async fn a_failure_opens_by_itself_and_the_report_is_reviewed_copied_and_saved()
     let problem = report.steps[1].problem.clone().unwrap();
     assert!(sees(&state, &problem.explanation));
     assert!(sees(&state, &format!("Try: {}", problem.suggestion)));
+    // The words first; what the server said behind a button of its own.
+    assert!(!sees(&state, "C: a1 LOGIN \"alice\" <redacted>"));
+    act(&mut state, |ui| {
+        ui.click("Show what the server said (2 lines)")
+            .expect("the transcript button");
+    });
     assert!(sees(&state, "C: a1 LOGIN \"alice\" <redacted>"));
+    assert!(sees(&state, "Hide what the server said"));
+    // Each step says it opens.
+    assert!(sees(&state, "Show details") && sees(&state, "Hide details"));
     // The passed one is closed until pressed.
     assert!(!sees(&state, "a: 127.0.0.11 (ttl 30 s)"));
     act(&mut state, |ui| {
@@ -571,4 +580,71 @@ async fn remembering_the_password_says_where_it_was_kept() {
         Some(PASSWORD)
     );
     assert!(mailsite_helper::secret::forget(&email).unwrap());
+}
+
+/// The keys a user presses, simulated: the address field leaves Tab to the window
+/// (which moves the focus: Tab forward, Shift-Tab back, as in every window) instead of
+/// taking it, so a password typed after Tab never lands in the address; Enter in either
+/// field runs the check; the password typed is never shown.
+#[test]
+fn tab_is_left_to_the_window_enter_checks_and_the_password_stays_masked() {
+    use iced::keyboard::Modifiers;
+    use iced::keyboard::key::{Key, Named};
+    let dir = std::env::temp_dir().join(format!("helper-gui-keys-{}", rand::random::<u64>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut state = State::new(startup(&dir));
+
+    let mut tab_status = None;
+    let effects = act(&mut state, |ui| {
+        ui.click(Id::new("email")).expect("the address field");
+        let _ = ui.typewrite("alice@example.test");
+        tab_status = Some(ui.tap_key(Key::Named(Named::Tab)));
+    });
+    assert_eq!(tab_status, Some(iced::event::Status::Ignored));
+    assert!(effects.is_empty(), "{effects:?}");
+    assert_eq!(state.email, "alice@example.test", "no Tab in the address");
+    let tab = Key::Named(Named::Tab);
+    for (modifiers, forward) in [(Modifiers::empty(), true), (Modifiers::SHIFT, false)] {
+        let message = mailsite_helper::gui::key_message(&tab, modifiers).expect("a focus move");
+        match state.update(message) {
+            Some(Effect::Focus { forward: f }) => assert_eq!(f, forward),
+            other => panic!("expected a focus move, got {other:?}"),
+        }
+    }
+    // Ctrl-Tab and other keys are left alone.
+    assert!(mailsite_helper::gui::key_message(&tab, Modifiers::CTRL).is_none());
+    assert!(
+        mailsite_helper::gui::key_message(&Key::Named(Named::Enter), Modifiers::empty()).is_none()
+    );
+
+    // The password, typed and submitted with Enter: a check starts, and the window
+    // never shows the password.
+    let effects = act(&mut state, |ui| {
+        ui.click(Id::new("password")).expect("the password field");
+        let _ = ui.typewrite(PASSWORD);
+        let _ = ui.tap_key(Key::Named(Named::Enter));
+    });
+    assert!(matches!(the_job(effects), Job::Check { .. }));
+    assert_eq!(state.password.0, PASSWORD);
+    // No text on screen holds it (the field itself draws it masked).
+    let shown =
+        simulator(&state).find(
+            |candidate: iced_test::selector::Candidate<'_>| match candidate {
+                iced_test::selector::Candidate::Text { content, .. }
+                    if content.contains(PASSWORD) =>
+                {
+                    Some(())
+                }
+                _ => None,
+            },
+        );
+    assert!(shown.is_err(), "the password is shown as text");
+    // Enter in the address field runs it too (once the first check is over).
+    state.update(Message::Checked(Err("stopped".into())));
+    let effects = act(&mut state, |ui| {
+        ui.click(Id::new("email")).expect("the address field");
+        let _ = ui.tap_key(Key::Named(Named::Enter));
+    });
+    assert!(matches!(the_job(effects), Job::Check { .. }));
+    std::fs::remove_dir_all(dir).ok();
 }

@@ -14,7 +14,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use iced::{Font, Task, Theme};
 
 pub use job::Job;
-pub use state::{Effect, Message, Password, Phase, Startup, State};
+pub use state::{Effect, Message, Password, Phase, Startup, State, key_message};
 
 /// The window's font: embedded (iced's `fira-sans`), so the window looks the same on
 /// every machine, with or without system fonts.

@@ -56,10 +56,12 @@ pub enum Phase {
         discovery: Option<Discovery>,
         steps: Vec<Step>,
     },
-    /// The report, which steps are opened, and whether the report text is shown.
+    /// The report, which steps are opened (and of those, which show what the server
+    /// said), and whether the report text is shown.
     Done {
         report: Box<Report>,
         expanded: BTreeSet<usize>,
+        transcripts: BTreeSet<usize>,
         discovery_open: bool,
         reviewing: bool,
     },
@@ -83,6 +85,8 @@ pub enum Message {
     /// Where the keyring kept the password after a check, or why it did not.
     Remembered(Result<String, String>),
     ToggleStep(usize),
+    /// Show or hide the lines exchanged with the server in an opened step.
+    ToggleTranscript(usize),
     ToggleDiscovery,
     Choose(Preference),
     StoreChoice,
@@ -334,6 +338,7 @@ impl State {
                 self.phase = Phase::Done {
                     report,
                     expanded,
+                    transcripts: BTreeSet::new(),
                     discovery_open: false,
                     reviewing: false,
                 };
@@ -345,6 +350,13 @@ impl State {
                     && !expanded.remove(&i)
                 {
                     expanded.insert(i);
+                }
+            }
+            Message::ToggleTranscript(i) => {
+                if let Phase::Done { transcripts, .. } = &mut self.phase
+                    && !transcripts.remove(&i)
+                {
+                    transcripts.insert(i);
                 }
             }
             Message::ToggleDiscovery => {

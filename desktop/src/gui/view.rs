@@ -216,16 +216,17 @@ fn check<'a>(state: &'a State, phase: &'a Phase) -> Element<'a, Message> {
                 col = col.push(text(discovery_line(d)).size(14));
             }
             col.push(Column::with_children(
-                steps.iter().map(|s| step_line(s, None, false)),
+                steps.iter().map(|s| step_line(s, None, Opened::Closed)),
             ))
             .into()
         }
         Phase::Done {
             report,
             expanded,
+            transcripts,
             discovery_open,
             ..
-        } => results(state, report, expanded, *discovery_open),
+        } => results(state, report, (expanded, transcripts), *discovery_open),
     }
 }
 
@@ -252,9 +253,20 @@ fn mark(outcome: Outcome) -> Element<'static, Message> {
     text(word).size(13).style(style).width(44).into()
 }
 
-/// One step: a line, and a button that opens it once the check is done.
-fn step_line(step: &Step, index: Option<usize>, open: bool) -> Element<'_, Message> {
-    let line = row![
+/// How much of a step is shown.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Opened {
+    Closed,
+    /// What went wrong in words, what to try, and what was found.
+    Details,
+    /// And the lines exchanged with the server.
+    Transcript,
+}
+
+/// One step: a line, and once the check is done a button that opens it: first the
+/// plain-language details, then (behind a button of its own) the transcript.
+fn step_line(step: &Step, index: Option<usize>, opened: Opened) -> Element<'_, Message> {
+    let mut line = row![
         mark(step.outcome),
         text(&step.title).size(14).width(Fill),
         text(format!("{} ms", step.millis)).size(13),
@@ -264,12 +276,22 @@ fn step_line(step: &Step, index: Option<usize>, open: bool) -> Element<'_, Messa
     let Some(index) = index else {
         return line.into();
     };
+    // Says it opens, in the link colour: a line of text would not look clickable.
+    line = line.push(
+        text(if opened == Opened::Closed {
+            "Show details"
+        } else {
+            "Hide details"
+        })
+        .size(13)
+        .style(text::primary),
+    );
     let header = button(line)
         .style(button::text)
         .width(Fill)
         .padding([2, 0])
         .on_press(Message::ToggleStep(index));
-    if !open {
+    if opened == Opened::Closed {
         return header.into();
     }
     let mut details = Column::new().spacing(3);
@@ -282,18 +304,39 @@ fn step_line(step: &Step, index: Option<usize>, open: bool) -> Element<'_, Messa
             .iter()
             .map(|(k, v)| text(format!("{k}: {v}")).size(13).into()),
     );
-    details = details.extend(
-        step.transcript
-            .iter()
-            .map(|l| text(l).size(12).font(Font::MONOSPACE).into()),
-    );
+    if !step.transcript.is_empty() {
+        let label = if opened == Opened::Transcript {
+            "Hide what the server said".to_string()
+        } else {
+            format!(
+                "Show what the server said ({} lines)",
+                step.transcript.len()
+            )
+        };
+        details = details.push(
+            button(text(label).size(13))
+                .style(button::text)
+                .padding(0)
+                .on_press(Message::ToggleTranscript(index)),
+        );
+        if opened == Opened::Transcript {
+            details = details.extend(
+                step.transcript
+                    .iter()
+                    .map(|l| text(l).size(12).font(Font::MONOSPACE).into()),
+            );
+        }
+    }
     column![header, container(details).padding([4, 52])].into()
 }
 
 fn results<'a>(
     state: &'a State,
     report: &'a Report,
-    expanded: &'a std::collections::BTreeSet<usize>,
+    (expanded, transcripts): (
+        &'a std::collections::BTreeSet<usize>,
+        &'a std::collections::BTreeSet<usize>,
+    ),
     discovery_open: bool,
 ) -> Element<'a, Message> {
     let banner = container(text(&report.summary).size(16))
@@ -351,13 +394,16 @@ fn results<'a>(
         ))
         .size(18),
     );
-    col = col.push(Column::with_children(
-        report
-            .steps
-            .iter()
-            .enumerate()
-            .map(|(i, s)| step_line(s, Some(i), expanded.contains(&i))),
-    ));
+    col = col.push(Column::with_children(report.steps.iter().enumerate().map(
+        |(i, s)| {
+            let opened = match (expanded.contains(&i), transcripts.contains(&i)) {
+                (false, _) => Opened::Closed,
+                (true, false) => Opened::Details,
+                (true, true) => Opened::Transcript,
+            };
+            step_line(s, Some(i), opened)
+        },
+    )));
     col = col.push(rule::horizontal(1));
     col = col.push(text("Send this to the helpdesk").size(18));
     col = col.push(export(state));
