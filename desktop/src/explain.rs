@@ -20,6 +20,15 @@ pub fn dns_no_such_name(host: &str) -> Problem {
     )
 }
 
+/// The DNS server gave no answer at all (as opposed to "no such name").
+pub fn dns_not_answering(host: &str, server: &str) -> Problem {
+    problem(
+        "dns_not_answering",
+        format!("The DNS server {server} did not answer when asked for {host}."),
+        "Check that this computer is online (open a web page). If it is, its DNS server may be down or blocked: try another network; if the site names its own DNS server, check that address.",
+    )
+}
+
 pub fn dns_failed(host: &str, error: &str) -> Problem {
     problem(
         "dns_failed",
@@ -72,11 +81,36 @@ pub fn tls_untrusted(host: &str, issuer: &str) -> Problem {
     )
 }
 
+/// The server's certificate is wrong in itself (self-signed, or its signature does not
+/// check): no CA file can make it trusted, unlike [`tls_untrusted`].
+pub fn tls_bad_certificate(host: &str) -> Problem {
+    problem(
+        "tls_bad_certificate",
+        format!(
+            "The certificate of {host} was not issued by any certificate authority (it is self-signed) or its signature is broken, so no computer can check it."
+        ),
+        "Do not accept it and do not send your password: tell the helpdesk and send them this report. The server needs a certificate issued by an authority (the site's own CA, or a public one).",
+    )
+}
+
 pub fn tls_failed(host: &str, error: &str) -> Problem {
     problem(
         "tls_failed",
         format!("The secure connection to {host} failed: {error}."),
         "Check that the security setting (SSL/TLS or STARTTLS) matches the port; the helper's discovered settings do.",
+    )
+}
+
+/// The server offers no way of logging in with a password that the helper (and a mail
+/// client) can use on this connection: no AUTH at all (a relay port such as 25), or
+/// only mechanisms without a password.
+pub fn mechanism_not_offered(what: &str, host: &str, port: u16, offered: &str) -> Problem {
+    problem(
+        "mechanism_not_offered",
+        format!(
+            "The {what} server at {host} port {port} offers no password login on this connection (it offers: {offered}), so your client cannot sign in there."
+        ),
+        "This is usually the wrong port for sending mail (port 25 is for servers; clients use 465 or 587): use the settings the helper discovered. If they are what you use, tell the helpdesk.",
     )
 }
 

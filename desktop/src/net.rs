@@ -58,6 +58,8 @@ pub struct Net {
     pub roots: Arc<RootCertStore>,
     /// The longest any single step may take.
     pub step_timeout: Duration,
+    /// The name server asked, as a user reads it: the site's, or this computer's.
+    pub dns_server: String,
     /// The client for discovery documents and the preference endpoint.
     pub(crate) http: reqwest::Client,
 }
@@ -102,6 +104,9 @@ impl Net {
             resolver,
             roots,
             step_timeout,
+            dns_server: site
+                .dns
+                .map_or_else(|| "this computer uses".to_string(), |addr| addr.to_string()),
             http,
         })
     }

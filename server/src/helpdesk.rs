@@ -221,19 +221,26 @@ pub async fn analyse(
                     None => causes.push(format!("{address} port {port} refused: that address is no server of this site (wrong DNS or settings)")),
                 }
             }
-            code @ ("tls_wrong_name" | "tls_expired" | "tls_untrusted") => {
+            code @ ("tls_wrong_name" | "tls_expired" | "tls_untrusted" | "tls_bad_certificate") => {
                 let seen = step.detail("sha256").unwrap_or("");
                 let ours = fingerprint.as_deref().unwrap_or("");
                 causes.push(if !seen.is_empty() && !ours.is_empty() && seen != ours {
                     format!("TLS on {host}: the certificate the user saw ({seen}) is not the site's ({ours}): something between them answers (interception, or a server with the wrong certificate files)")
                 } else if code == "tls_untrusted" {
                     format!("TLS on {host}: the certificate is the site's own and valid, but the user's computer does not trust the authority that issued it: give the user the site's CA certificate ({}) to install, or to pass to the helper with --ca; the server's [tls] files need no change", config.data_dir.join("tls/ca.pem").display())
+                } else if code == "tls_bad_certificate" {
+                    format!("TLS on {host}: the certificate is the site's own but issued by no authority (self-signed) or badly signed: put a certificate issued by the site's CA or a public one in the [tls] files; a CA file on the user's computer cannot fix this")
                 } else if code == "tls_wrong_name" {
                     format!("TLS on {host}: the site's certificate does not name {host}: if the client's server name is a typo, the right one is {}; otherwise add the name to the certificate in the site's [tls] files", route.alias)
                 } else {
                     format!("TLS on {host}: {} (the site's own certificate): renew its [tls] files", problem.explanation)
                 });
             }
+            "mechanism_not_offered" => causes.push(format!(
+                "{host} port {} offers no password login (a port for servers, such as 25): the user's client must send through {} on port 465 or 587, as autoconfig says",
+                step.detail("port").unwrap_or("?"),
+                route.outbox
+            )),
             "dns_no_such_name" => causes.push(format!("{host} does not exist: the client has a misspelt server name; the right one is {}", route.alias)),
             _ => causes.push(format!("{}: {}", step.title, problem.explanation)),
         }

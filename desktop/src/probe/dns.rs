@@ -27,6 +27,7 @@ pub async fn dns(net: &Net, host: &str) -> (Step, Vec<IpAddr>) {
     let mut ips = Vec::new();
     let mut nx = false;
     let mut error = None;
+    let mut silent = false;
     for rtype in [RecordType::A, RecordType::AAAA] {
         let lookup =
             tokio::time::timeout(net.step_timeout, net.resolver.lookup(fqdn.as_str(), rtype)).await;
@@ -51,8 +52,9 @@ pub async fn dns(net: &Net, host: &str) -> (Step, Vec<IpAddr>) {
             }
             Ok(Err(e)) if e.is_nx_domain() => nx = true,
             Ok(Err(e)) if e.is_no_records_found() => {}
+            Ok(Err(e)) if e.to_string().contains("timed out") => silent = true,
             Ok(Err(e)) => error = Some(e.to_string()),
-            Err(_) => error = Some(format!("no answer within {:?}", net.step_timeout)),
+            Err(_) => silent = true,
         }
     }
     if !ips.is_empty() {
@@ -62,6 +64,9 @@ pub async fn dns(net: &Net, host: &str) -> (Step, Vec<IpAddr>) {
     }
     let problem = if nx {
         explain::dns_no_such_name(host)
+    } else if silent && error.is_none() {
+        run.detail("dns_server", &net.dns_server);
+        explain::dns_not_answering(host, &net.dns_server)
     } else {
         explain::dns_failed(host, error.as_deref().unwrap_or("no A or AAAA record"))
     };

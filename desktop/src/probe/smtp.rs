@@ -244,13 +244,14 @@ pub(super) async fn session(
     }) {
         run.detail("auth_offered", offered);
     }
-    authenticate(&mut session, &ehlo, login, run).await?;
+    authenticate(&mut session, s, &ehlo, login, run).await?;
     Ok(session)
 }
 
 /// AUTH PLAIN, or AUTH LOGIN when only that is offered.
 async fn authenticate(
     session: &mut Session,
+    s: &ServerSetting,
     ehlo: &Reply,
     login: &Login,
     run: &mut Running,
@@ -299,16 +300,19 @@ async fn authenticate(
             .await
             .map_err(refused)?;
     } else {
-        return Err(explain::protocol_error(
-            "SMTP",
-            &format!(
-                "the server offers no password login the helper can use (it offers: {})",
-                if offered.is_empty() {
-                    "none".to_string()
-                } else {
-                    offered.join(" ")
-                }
-            ),
+        let offered = if offered.is_empty() {
+            "no AUTH at all".to_string()
+        } else {
+            format!("AUTH {}", offered.join(" "))
+        };
+        if offered == "no AUTH at all" {
+            run.detail("auth_offered", "none");
+        }
+        return Err(explain::mechanism_not_offered(
+            "outgoing (SMTP)",
+            &s.hostname,
+            s.port,
+            &offered,
         ));
     }
     run.detail("auth", "accepted");

@@ -24,8 +24,19 @@ async fn before_tls(protocol: Protocol, stream: TcpStream) -> Result<TcpStream, 
     }
 }
 
-/// Facts about a certificate (DER).
-pub fn describe_certificate(der: &[u8], run: &mut Running) -> (String, String, String) {
+/// What the TLS step says about a certificate.
+pub struct Described {
+    /// Its names (subject alternative names), comma-separated.
+    pub names: String,
+    pub issuer: String,
+    /// When it expires (RFC 2822).
+    pub expiry: String,
+    /// Whether it vouches for itself (its issuer is its subject): no authority issued it.
+    pub self_signed: bool,
+}
+
+/// Facts about a certificate (DER), also recorded as the step's details.
+pub fn describe_certificate(der: &[u8], run: &mut Running) -> Described {
     let fingerprint = sha2::Sha256::digest(der)
         .iter()
         .map(|b| format!("{b:02X}"))
@@ -34,11 +45,16 @@ pub fn describe_certificate(der: &[u8], run: &mut Running) -> (String, String, S
     let mut names = String::new();
     let mut issuer = String::new();
     let mut expiry = String::new();
+    let mut self_signed = false;
     match x509_parser::parse_x509_certificate(der) {
         Ok((_, cert)) => {
             run.detail("subject", cert.subject());
             issuer = cert.issuer().to_string();
             run.detail("issuer", &issuer);
+            self_signed = cert.issuer() == cert.subject();
+            if self_signed {
+                run.detail("self_signed", true);
+            }
             if let Ok(Some(san)) = cert.subject_alternative_name() {
                 let list: Vec<String> = san
                     .value
@@ -69,7 +85,12 @@ pub fn describe_certificate(der: &[u8], run: &mut Running) -> (String, String, S
         Err(e) => run.detail("certificate_error", e),
     }
     run.detail("sha256", &fingerprint);
-    (names, issuer, expiry)
+    Described {
+        names,
+        issuer,
+        expiry,
+        self_signed,
+    }
 }
 
 /// A TLS handshake (after STARTTLS for those settings) that shows the certificate
@@ -118,7 +139,7 @@ pub async fn tls(net: &Net, s: &ServerSetting, stream: TcpStream) -> Step {
     if let Some(c) = conn.negotiated_cipher_suite() {
         run.detail("cipher", format!("{:?}", c.suite()));
     }
-    let (names, issuer, expiry) = match conn.peer_certificates().and_then(|c| c.first()) {
+    let cert = match conn.peer_certificates().and_then(|c| c.first()) {
         Some(cert) => describe_certificate(cert.as_ref(), &mut run),
         None => {
             return run.fail(explain::tls_failed(
@@ -149,14 +170,21 @@ pub async fn tls(net: &Net, s: &ServerSetting, stream: TcpStream) -> Step {
         None => run.pass(),
         Some(rustls::Error::InvalidCertificate(e)) => match e {
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
-                run.fail(explain::tls_wrong_name(&s.hostname, &names))
+                run.fail(explain::tls_wrong_name(&s.hostname, &cert.names))
             }
             CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-                run.fail(explain::tls_expired(&s.hostname, &expiry))
+                run.fail(explain::tls_expired(&s.hostname, &cert.expiry))
+            }
+            // Issued by nobody: no CA file on this computer can make it trusted.
+            CertificateError::UnknownIssuer if cert.self_signed => {
+                run.fail(explain::tls_bad_certificate(&s.hostname))
             }
             CertificateError::UnknownIssuer => {
-                run.fail(explain::tls_untrusted(&s.hostname, &issuer))
+                run.fail(explain::tls_untrusted(&s.hostname, &cert.issuer))
             }
+            CertificateError::BadSignature
+            | CertificateError::UnsupportedSignatureAlgorithmContext { .. }
+            | CertificateError::BadEncoding => run.fail(explain::tls_bad_certificate(&s.hostname)),
             other => run.fail(explain::tls_failed(&s.hostname, &format!("{other:?}"))),
         },
         Some(other) => run.fail(explain::tls_failed(&s.hostname, &other.to_string())),
