@@ -32,6 +32,11 @@ pub struct CheckOptions {
     pub step_timeout: Duration,
     /// Send a test message to the user and wait for it.
     pub round_trip: bool,
+    /// The long check: the silences to wait in IMAP IDLE, each followed by a test
+    /// message whose notice must come within `push_wait` ([`probe::idle`]); empty: no
+    /// long check.
+    pub idle_schedule: Vec<Duration>,
+    pub push_wait: Duration,
 }
 
 impl std::fmt::Debug for CheckOptions {
@@ -45,6 +50,8 @@ impl std::fmt::Debug for CheckOptions {
             .field("incoming_host", &self.incoming_host)
             .field("step_timeout", &self.step_timeout)
             .field("round_trip", &self.round_trip)
+            .field("idle_schedule", &self.idle_schedule)
+            .field("push_wait", &self.push_wait)
             .finish()
     }
 }
@@ -60,6 +67,8 @@ impl CheckOptions {
             incoming_host: None,
             step_timeout: Duration::from_secs(10),
             round_trip: true,
+            idle_schedule: Vec::new(),
+            push_wait: probe::idle::PUSH_WAIT,
         }
     }
 }
@@ -72,6 +81,8 @@ pub enum Progress {
     Discovered(Discovery),
     /// A step finished.
     Step(Step),
+    /// A long step's news on the way (the long check's rounds).
+    Note(String),
 }
 
 /// Where progress goes: any function; [`check`] passes one that drops it.
@@ -259,6 +270,30 @@ pub async fn check_with_progress(
                     "Round trip: a test message to yourself".into(),
                 )
                 .skip("no working incoming and outgoing server"),
+            };
+            finished(&mut steps, step, progress);
+        }
+        if !opts.idle_schedule.is_empty() {
+            let note = |text: String| progress(Progress::Note(text));
+            let step = match (working_out, working_in) {
+                (Some(out), Some(inc)) if inc.0.protocol == Protocol::Imap => {
+                    probe::idle_survival(
+                        &net,
+                        &email,
+                        out,
+                        inc,
+                        &login_for(inc.0),
+                        (&opts.idle_schedule, opts.push_wait),
+                        &note,
+                    )
+                    .await
+                }
+                _ => Running::new(
+                    "idle".into(),
+                    "idle",
+                    "Push mail (IMAP IDLE) through silence".into(),
+                )
+                .skip("no working IMAP and outgoing server (push is an IMAP feature)"),
             };
             finished(&mut steps, step, progress);
         }

@@ -201,6 +201,24 @@ struct Common {
     /// Skip the round trip (sending a test message to yourself).
     #[arg(long)]
     no_round_trip: bool,
+    /// The long check (about 30 minutes): wait in IMAP IDLE as a mail program does
+    /// and, after each silence (1, 2, 4, 8 and 14 min), send yourself a test message
+    /// and see whether its notice still arrives; says after how much silence push
+    /// stopped, if it did, and the keep-alive interval that works on this network.
+    #[arg(long)]
+    long: bool,
+    /// The long check's silences instead of the default, e.g. 30s,2m,10m (30 min in
+    /// all at most).
+    #[arg(long, value_name = "LIST", value_parser = parse_schedule, requires = "long")]
+    idle_schedule: Option<Schedule>,
+}
+
+/// The long check's silences, as `--idle-schedule` reads them.
+#[derive(Clone, Debug)]
+struct Schedule(Vec<Duration>);
+
+fn parse_schedule(s: &str) -> Result<Schedule, String> {
+    mailsite_helper::probe::idle::parse_schedule(s).map(Schedule)
 }
 
 fn parse_preference(s: &str) -> Result<Preference, String> {
@@ -284,7 +302,23 @@ async fn run_check(email: Option<String>, common: &Common) -> Result<Report, Usa
     opts.incoming_host = common.incoming_host.clone();
     opts.step_timeout = Duration::from_secs(common.timeout.max(1));
     opts.round_trip = !common.no_round_trip;
-    let report = mailsite_helper::check(&opts).await?;
+    if common.long {
+        opts.idle_schedule = common.idle_schedule.clone().map_or_else(
+            || mailsite_helper::probe::idle::DEFAULT_SCHEDULE.to_vec(),
+            |s| s.0,
+        );
+        let total: Duration = opts.idle_schedule.iter().sum();
+        eprintln!(
+            "long check: push mail is tested through {} of silence after the other steps; each round is told here",
+            mailsite_helper::probe::idle::human(total)
+        );
+    }
+    let on_progress = |p: mailsite_helper::Progress| {
+        if let mailsite_helper::Progress::Note(note) = p {
+            eprintln!("long check: {note}");
+        }
+    };
+    let report = mailsite_helper::check_with_progress(&opts, &on_progress).await?;
     if let Some(d) = &dir {
         let mut p = local;
         p.email = Some(report.email.clone());

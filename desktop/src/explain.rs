@@ -177,6 +177,22 @@ pub fn app_password_expired(what: &str, login: &str, label: &str, at: &str) -> P
     )
 }
 
+/// Push mail stopped after a silence: something between this computer and the server
+/// forgets connections idle that long.
+pub fn idle_connection_dropped(host: &str, after: &str, works: Option<&str>, why: &str) -> Problem {
+    let works = works.map_or_else(
+        || "Even the shortest silence tried was too long.".to_string(),
+        |w| format!("After {w} of silence it still worked."),
+    );
+    problem(
+        "idle_connection_dropped",
+        format!(
+            "New mail stopped being announced: after {after} without traffic, the waiting connection to {host} no longer carried the server's notices ({why}). Something between this computer and the server, usually a home router's NAT or a firewall, forgets connections that stay quiet that long. {works}"
+        ),
+        "Set your mail program to check for new mail more often than that (Thunderbird: Account Settings, Server Settings, \"Check for new messages every N minutes\"), or ask the helpdesk to make the server's keep-alive shorter; send them this report.",
+    )
+}
+
 pub fn referral(server_host: &str, target: &str) -> Problem {
     problem(
         "referral",

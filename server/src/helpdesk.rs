@@ -236,6 +236,12 @@ pub async fn analyse(
                     format!("TLS on {host}: {} (the site's own certificate): renew its [tls] files", problem.explanation)
                 });
             }
+            "idle_connection_dropped" => causes.push(format!(
+                "push mail stops on the user's network after {} of silence (a NAT router or firewall drops idle connections; {} still worked): the site's IMAP keep-alive ([timeouts] idle_keepalive) is every {} s; set it below what worked, or have the user's client check for mail more often",
+                step.detail("push_stopped_after").unwrap_or("?"),
+                step.detail("keepalive_that_works").unwrap_or("none"),
+                config.timeouts.idle_keepalive
+            )),
             "mechanism_not_offered" => causes.push(format!(
                 "{host} port {} offers no password login (a port for servers, such as 25): the user's client must send through {} on port 465 or 587, as autoconfig says",
                 step.detail("port").unwrap_or("?"),

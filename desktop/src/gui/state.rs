@@ -318,6 +318,8 @@ impl State {
                     match p {
                         Progress::Discovered(d) => *discovery = Some(d),
                         Progress::Step(s) => steps.push(s),
+                        // The long check is the command line's.
+                        Progress::Note(_) => {}
                     }
                 }
             }

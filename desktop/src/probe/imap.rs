@@ -32,7 +32,7 @@ pub(super) async fn starttls(stream: TcpStream) -> Result<TcpStream, String> {
 }
 
 /// Logs in over IMAP as the user's client would (async-imap); returns the session.
-async fn session(
+pub(super) async fn session(
     net: &Net,
     s: &ServerSetting,
     ip: IpAddr,
@@ -217,4 +217,40 @@ pub(super) async fn wait_for(
     }
     let _ = inbox.logout().await;
     Ok(false)
+}
+
+/// Deletes every message whose subject carries `token` (the long check's test
+/// messages), over a session of its own.
+pub(super) async fn delete_matching(
+    net: &Net,
+    incoming: (&ServerSetting, IpAddr),
+    login: &Login,
+    token: &str,
+    t: &Shared,
+) -> Result<(), Problem> {
+    let mut scratch = Running::new(String::new(), "imap", String::new());
+    let err = |e: async_imap::error::Error| explain::protocol_error("IMAP", &e.to_string());
+    let mut inbox = session(net, incoming.0, incoming.1, login, t, &mut scratch).await?;
+    inbox.select("INBOX").await.map_err(err)?;
+    let found = inbox
+        .uid_search(format!("HEADER Subject \"{token}\""))
+        .await
+        .map_err(err)?;
+    if !found.is_empty() {
+        let set: Vec<String> = found.iter().map(u32::to_string).collect();
+        inbox
+            .uid_store(set.join(","), "+FLAGS (\\Deleted)")
+            .await
+            .map_err(err)?
+            .for_each(|_| async {})
+            .await;
+        inbox
+            .expunge()
+            .await
+            .map_err(err)?
+            .for_each(|_| async {})
+            .await;
+    }
+    let _ = inbox.logout().await;
+    Ok(())
 }

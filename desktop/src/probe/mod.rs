@@ -18,6 +18,7 @@ use crate::net::Net;
 use crate::record::{Secrets, Shared, Transcript};
 
 mod dns;
+pub mod idle;
 mod imap;
 mod pop3;
 mod roundtrip;
@@ -27,6 +28,7 @@ mod tls;
 mod wire;
 
 pub use dns::dns;
+pub use idle::idle_survival;
 pub use imap::imap;
 pub use pop3::{Pop3, pop3};
 pub use roundtrip::{ROUND_TRIP_WAIT, round_trip};
