@@ -490,10 +490,12 @@ fn addresses(value: Option<&HeaderValue<'_>>) -> Vec<Address<'static>> {
                             mailbox: nstring(Some(&header_text(name))),
                             host: NString(None),
                         });
+                        // A comment in an empty group (`g2: (foo) ;`) is no member.
                         out.extend(
                             group
                                 .addresses
                                 .iter()
+                                .filter(|a| a.address.as_deref().is_some_and(|x| !x.is_empty()))
                                 .map(|a| one(a.name.as_deref(), a.address.as_deref())),
                         );
                         out.push(Address {
@@ -772,6 +774,37 @@ X-Other: raw value\r\n\r\n";
         assert_eq!(e.reply_to, e.from);
         assert_eq!(e.to.len(), 2);
         assert!(e.cc.is_empty() && e.in_reply_to.0.is_none());
+    }
+
+    /// RFC 3501 7.4.2: a group is `(NIL NIL "name" NIL)` … `(NIL NIL NIL NIL)`, its
+    /// members between; a comment in an empty group is no member.
+    #[test]
+    fn envelope_groups_have_their_markers_and_no_invented_members() {
+        let e = envelope(b"Cc: group:;, group2: (foo) ;, team: ann@example.org;\r\n\r\n");
+        let wire: Vec<(Option<String>, Option<String>, Option<String>)> =
+            e.cc.iter()
+                .map(|a| {
+                    let text = |n: &NString<'_>| {
+                        n.0.as_ref()
+                            .map(|v| String::from_utf8_lossy(v.as_ref()).into_owned())
+                    };
+                    (text(&a.name), text(&a.mailbox), text(&a.host))
+                })
+                .collect();
+        let start = |g: &str| (None, Some(g.to_string()), None);
+        let end = (None, None, None);
+        assert_eq!(
+            wire,
+            vec![
+                start("group"),
+                end.clone(),
+                start("group2"),
+                end.clone(),
+                start("team"),
+                (None, Some("ann".into()), Some("example.org".into())),
+                end,
+            ]
+        );
     }
 
     #[test]

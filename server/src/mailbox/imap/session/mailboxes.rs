@@ -225,12 +225,15 @@ impl Session {
         pattern: &ListMailbox<'static>,
         lsub: bool,
     ) -> Vec<Response<'static>> {
+        let verb = if lsub { "LSUB" } else { "LIST" };
         let (reference, pattern) = match (wire::raw_mailbox(reference), wire::list_pattern(pattern))
         {
             (Ok(r), Ok(p)) => (r, p),
-            (Err(e), _) | (_, Err(e)) => return vec![no(tag, &e)],
+            // A pattern that is no valid modified UTF-7 (`&'+,-` is a valid atom) names
+            // no mailbox: every name this server has encodes validly.
+            (Ok(_), Err(_)) => return vec![ok(tag, &format!("{verb} completed"))],
+            (Err(e), _) => return vec![no(tag, &e)],
         };
-        let verb = if lsub { "LSUB" } else { "LIST" };
         let delimiter = imap_codec::imap_types::core::QuotedChar::try_from('/').ok();
         if pattern.is_empty() && !lsub {
             // The hierarchy delimiter and root (RFC 3501 6.3.8).
@@ -255,24 +258,33 @@ impl Session {
         // client walking the tree with % finds "Lists" above "Lists/rust".
         let mut names: Vec<(String, Option<&crate::mailbox::store::MailboxInfo>)> = mailboxes
             .iter()
+            .filter(|m| !lsub || m.subscribed)
             .map(|m| (m.name.clone(), Some(m)))
             .collect();
-        if !lsub {
-            for info in &mailboxes {
-                let mut parent = info.name.as_str();
-                while let Some((up, _)) = parent.rsplit_once('/') {
-                    if !names.iter().any(|(n, _)| n == up) {
-                        names.push((up.to_string(), None));
-                    }
-                    parent = up;
+        // For LSUB only the parents of subscribed mailboxes that the pattern stops at
+        // (RFC 3501 6.3.9: `%` with "foo/bar" subscribed lists "foo" as \Noselect).
+        let subscribed_below = |up: &str| {
+            let prefix = format!("{up}/");
+            mailboxes.iter().any(|m| {
+                m.subscribed
+                    && m.name.starts_with(&prefix)
+                    && !wire::pattern_matches(&full, &m.name)
+            })
+        };
+        for info in &mailboxes {
+            let mut parent = info.name.as_str();
+            while let Some((up, _)) = parent.rsplit_once('/') {
+                let wanted = !lsub || (info.subscribed && subscribed_below(up));
+                if wanted && !names.iter().any(|(n, _)| n == up) {
+                    names.push((up.to_string(), None));
                 }
+                parent = up;
             }
-            names.sort_by(|a, b| a.0.cmp(&b.0));
         }
+        names.sort_by(|a, b| a.0.cmp(&b.0));
         let mut out = Vec::new();
         for (name, info) in &names {
-            if (lsub && !info.is_some_and(|i| i.subscribed)) || !wire::pattern_matches(&full, name)
-            {
+            if !wire::pattern_matches(&full, name) {
                 continue;
             }
             let Some(mailbox) = wire::wire_mailbox(name) else {

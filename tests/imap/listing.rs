@@ -1,0 +1,72 @@
+//! LIST and LSUB as RFC 3501 6.3.8-6.3.9 has them, with Python's imaplib: a pattern of
+//! odd but valid atoms is answered (OK, nothing matches) rather than refused; LSUB
+//! with `%` names the unsubscribed parent of a subscribed mailbox as `\Noselect`, with
+//! `*` only what is subscribed, and forgets a mailbox once it is unsubscribed.
+
+use crate::RAW_SESSION;
+use crate::common::{Site, python};
+
+#[test]
+fn list_and_lsub_follow_rfc_3501() {
+    let site = Site::isolated();
+    site.add_user("alice", "alice-password", &[]);
+    let program = format!(
+        "{RAW_SESSION}{}",
+        r#"
+m = connect()
+out = {}
+m.create("foo")
+m.create("foo/bar")
+# CREATE subscribes: foo is made an unsubscribed parent of a subscribed mailbox.
+m.unsubscribe("foo")
+m.subscribe("foo/bar")
+out["odd"] = raw(m, "LIST \"\" !#$$&'+,-.0123456789:;<=>?@^_`|[}%*")
+out["lsub_percent"] = raw(m, 'LSUB "" "%"')
+out["lsub_star"] = raw(m, 'LSUB "" "*"')
+out["lsub_below"] = raw(m, 'LSUB "" "foo/%"')
+m.unsubscribe("foo/bar")
+out["lsub_after"] = raw(m, 'LSUB "" "*"')
+out["lsub_percent_after"] = raw(m, 'LSUB "" "%"')
+m.logout()
+print(json.dumps(out))
+"#
+    );
+    let out = python(&program, &[&site.addr(11), "alice", "alice-password"]);
+    let out: serde_json::Value = serde_json::from_str(&out).unwrap();
+    // The answers about foo (the default folders are subscribed too), and the tagged one.
+    let lines = |key: &str| -> Vec<String> {
+        let all: Vec<String> =
+            serde_json::from_value(out[key].clone()).unwrap_or_else(|_| panic!("{key}: {out}"));
+        all.into_iter()
+            .filter(|l| !l.starts_with('*') || l.contains(" foo"))
+            .collect()
+    };
+    let odd = lines("odd");
+    assert_eq!(odd.len(), 1, "{odd:?}");
+    assert!(odd[0].contains(" OK "), "{odd:?}");
+
+    let percent = lines("lsub_percent");
+    assert_eq!(percent.len(), 2, "{percent:?}");
+    assert!(
+        percent[0].starts_with("* LSUB (\\Noselect") && percent[0].ends_with("\"/\" foo"),
+        "{percent:?}"
+    );
+    let star = lines("lsub_star");
+    assert_eq!(star.len(), 2, "{star:?}");
+    assert!(
+        star[0].starts_with("* LSUB (") && star[0].ends_with(" foo/bar"),
+        "{star:?}"
+    );
+    assert!(!star[0].contains("Noselect"), "{star:?}");
+    let below = lines("lsub_below");
+    assert!(
+        below[0].ends_with(" foo/bar") && below.len() == 2,
+        "{below:?}"
+    );
+
+    for key in ["lsub_after", "lsub_percent_after"] {
+        let after = lines(key);
+        assert_eq!(after.len(), 1, "{key}: {after:?}");
+        assert!(after[0].contains(" OK "), "{after:?}");
+    }
+}
