@@ -93,17 +93,6 @@ pub fn resolve(set: &SequenceSet, uids: &[u32], by_uid: bool) -> Result<Vec<(u32
             Sequence::Range(a, b) => (value(a), value(b)),
         };
         let (lo, hi) = (a.min(b), a.max(b));
-        // `*` in an empty mailbox (`FETCH 1:*` right after selecting it) names no
-        // message, as Dovecot answers it: OK with nothing, not an error.
-        let starred = match sequence {
-            Sequence::Single(v) => matches!(v, SeqOrUid::Asterisk),
-            Sequence::Range(a, b) => {
-                matches!(a, SeqOrUid::Asterisk) || matches!(b, SeqOrUid::Asterisk)
-            }
-        };
-        if !by_uid && largest == 0 && starred {
-            continue;
-        }
         if !by_uid && (hi > largest || lo == 0) {
             return Err("No such message: the sequence number is past the last message".into());
         }
@@ -230,15 +219,6 @@ mod tests {
         assert!(resolve(&set, &uids, true).unwrap().is_empty());
         let set: SequenceSet = "10:*".parse().unwrap();
         assert_eq!(resolve(&set, &uids, true).unwrap(), vec![(3, 9)]);
-        // An empty mailbox: `1:*` and `*` name nothing; a number is still past the end.
-        for starred in ["1:*", "*", "*:4"] {
-            let set: SequenceSet = starred.parse().unwrap();
-            assert!(resolve(&set, &[], false).unwrap().is_empty(), "{starred}");
-        }
-        let set: SequenceSet = "1".parse().unwrap();
-        assert!(resolve(&set, &[], false).is_err());
-        let set: SequenceSet = "1,3:*".parse().unwrap();
-        assert!(resolve(&set, &[], false).is_err());
     }
 
     #[test]
