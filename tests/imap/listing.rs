@@ -1,7 +1,9 @@
 //! LIST and LSUB as RFC 3501 6.3.8-6.3.9 has them, with Python's imaplib: a pattern of
 //! odd but valid atoms is answered (OK, nothing matches) rather than refused; LSUB
 //! with `%` names the unsubscribed parent of a subscribed mailbox as `\Noselect`, with
-//! `*` only what is subscribed, and forgets a mailbox once it is unsubscribed.
+//! `*` only what is subscribed, and forgets a mailbox once it is unsubscribed. And an
+//! empty mailbox as Dovecot 2.3 answers it: `FETCH 1:*` BAD (no message set), `UID
+//! FETCH 1:*` OK with nothing.
 
 use crate::RAW_SESSION;
 use crate::common::{Site, python};
@@ -27,6 +29,9 @@ out["lsub_below"] = raw(m, 'LSUB "" "foo/%"')
 m.unsubscribe("foo/bar")
 out["lsub_after"] = raw(m, 'LSUB "" "*"')
 out["lsub_percent_after"] = raw(m, 'LSUB "" "%"')
+m.select("foo/bar")
+out["empty_fetch"] = raw(m, "FETCH 1:* (FLAGS)")
+out["empty_uid_fetch"] = raw(m, "UID FETCH 1:* (FLAGS)")
 m.logout()
 print(json.dumps(out))
 "#
@@ -64,6 +69,10 @@ print(json.dumps(out))
         "{below:?}"
     );
 
+    let empty = lines("empty_fetch");
+    assert!(empty.len() == 1 && empty[0].contains(" BAD "), "{empty:?}");
+    let empty = lines("empty_uid_fetch");
+    assert!(empty.len() == 1 && empty[0].contains(" OK "), "{empty:?}");
     for key in ["lsub_after", "lsub_percent_after"] {
         let after = lines(key);
         assert_eq!(after.len(), 1, "{key}: {after:?}");

@@ -219,6 +219,14 @@ mod tests {
         assert!(resolve(&set, &uids, true).unwrap().is_empty());
         let set: SequenceSet = "10:*".parse().unwrap();
         assert_eq!(resolve(&set, &uids, true).unwrap(), vec![(3, 9)]);
+        // An empty mailbox, as Dovecot 2.3 answers it: `FETCH 1:*` and `FETCH *` name an
+        // invalid message set (BAD; RFC 9051 9: `*` is the number of messages "in a
+        // non-empty mailbox"), `UID FETCH 1:*` names nothing (OK).
+        for starred in ["1:*", "*"] {
+            let set: SequenceSet = starred.parse().unwrap();
+            assert!(resolve(&set, &[], false).is_err(), "{starred}");
+            assert!(resolve(&set, &[], true).unwrap().is_empty(), "{starred}");
+        }
     }
 
     #[test]
