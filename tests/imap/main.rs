@@ -9,6 +9,7 @@ mod durability;
 mod idle;
 mod listing;
 mod login;
+mod recent;
 mod session;
 
 /// Delivers `count` messages to `rcpt` over LMTP from the site's first sorter address.

@@ -107,6 +107,8 @@ pub struct Candidate<'a> {
     /// The largest sequence number and UID in the mailbox, for `*`.
     pub last_seq: u32,
     pub last_uid: u32,
+    /// Whether the message is \Recent in the searching session.
+    pub recent: bool,
     parsed: OnceCell<Option<Message<'a>>>,
 }
 
@@ -124,6 +126,7 @@ impl<'a> Candidate<'a> {
             bytes,
             last_seq,
             last_uid,
+            recent: false,
             parsed: OnceCell::new(),
         }
     }
@@ -302,9 +305,9 @@ pub fn matches(key: &SearchKey<'_>, c: &Candidate<'_>) -> bool {
         SearchKey::Unseen => !c.has("\\Seen"),
         SearchKey::Keyword(k) => c.has(k.as_ref()),
         SearchKey::Unkeyword(k) => !c.has(k.as_ref()),
-        // This server keeps no \Recent state: nothing is recent.
-        SearchKey::Recent | SearchKey::New => false,
-        SearchKey::Old => true,
+        SearchKey::Recent => c.recent,
+        SearchKey::New => c.recent && !c.has("\\Seen"),
+        SearchKey::Old => !c.recent,
         SearchKey::Larger(n) => c.info.size > u64::from(*n),
         SearchKey::Smaller(n) => c.info.size < u64::from(*n),
         SearchKey::Before(d) => c.internal_date().is_some_and(|x| x < date(d)),

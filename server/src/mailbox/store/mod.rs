@@ -37,6 +37,7 @@ pub mod maildir;
 mod messages;
 pub mod migrate;
 pub mod names;
+mod recent;
 mod reindex;
 mod sync;
 

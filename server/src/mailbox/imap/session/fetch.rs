@@ -32,6 +32,8 @@ pub(super) struct FetchJob {
     infos: Arc<Vec<MessageInfo>>,
     /// Flags this FETCH changed (\Seen), reported with each message.
     new_flags: HashMap<u32, Vec<String>>,
+    /// What is \Recent in the session.
+    recent: super::recent::Recent,
 }
 
 /// What of each message's file a FETCH needs.
@@ -110,6 +112,7 @@ impl Session {
             Err(e) => return vec![bad(tag, &e)],
         };
         let mailbox = selected.name.clone();
+        let recent = selected.recent.clone();
         let messages = match self.store.messages_shared(user, &mailbox).await {
             Ok(m) => m,
             Err(e) => return vec![store_no(tag, e)],
@@ -154,6 +157,7 @@ impl Session {
             pairs: pairs.into(),
             infos: messages,
             new_flags,
+            recent,
         });
         self.fetch_batch().await
     }
@@ -248,7 +252,9 @@ fn fetch_response(
     let mut items = Vec::new();
     for name in &job.names {
         items.push(match name {
-            MessageDataItemName::Flags => MessageDataItem::Flags(wire::fetch_flags(&info.flags)),
+            MessageDataItemName::Flags => {
+                MessageDataItem::Flags(job.recent.flags(uid, &info.flags))
+            }
             MessageDataItemName::Uid => match NonZeroU32::new(uid) {
                 Some(uid) => MessageDataItem::Uid(uid),
                 None => continue,
@@ -295,7 +301,7 @@ fn fetch_response(
         });
     }
     if job.new_flags.contains_key(&uid) && !job.names.contains(&MessageDataItemName::Flags) {
-        items.push(MessageDataItem::Flags(wire::fetch_flags(&info.flags)));
+        items.push(MessageDataItem::Flags(job.recent.flags(uid, &info.flags)));
     }
     let (Some(seq), Ok(items)) = (NonZeroU32::new(seq), Vec1::try_from(items)) else {
         return None;

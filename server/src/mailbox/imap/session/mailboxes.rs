@@ -13,7 +13,7 @@ use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
 
 use super::super::wire;
 use super::responses::{bad, data, no, ok, status, store_no};
-use super::{Selected, Session, has};
+use super::{Selected, Session, has, recent};
 
 /// The untagged FLAGS of a mailbox whose messages use `keywords`, and its
 /// PERMANENTFLAGS: the same and `\*` (any new keyword), or none when it is read-only.
@@ -85,10 +85,25 @@ impl Session {
             .collect();
         let [flags, permanent] = <[_; 2]>::try_from(flags_in_use(&keywords, read_only))
             .unwrap_or_else(|_| unreachable!("flags_in_use gives FLAGS and PERMANENTFLAGS"));
+        // \Recent: a read-write SELECT claims what no session had; EXAMINE only looks.
+        let uids: Vec<u32> = messages.iter().map(|m| m.uid).collect();
+        let recent = if read_only {
+            match self.store.recent_from(user, &name).await {
+                Ok(from) => recent::Recent::from(from),
+                Err(e) => return vec![store_no(tag, e)],
+            }
+        } else {
+            let mut recent = recent::Recent::default();
+            match self.store.claim_recent(user, &name).await {
+                Ok(claimed) => recent.add(claimed),
+                Err(e) => return vec![store_no(tag, e)],
+            }
+            recent
+        };
         let mut out = vec![
             flags,
             data(Data::Exists(messages.len() as u32)),
-            data(Data::Recent(0)),
+            data(Data::Recent(recent.count(&uids))),
             permanent,
         ];
         if let Some(first) = messages.iter().position(|m| !has(&m.flags, "\\Seen"))
@@ -116,10 +131,11 @@ impl Session {
         self.selected = Some(Selected {
             name: info.name,
             read_only,
-            uids: messages.iter().map(|m| m.uid).collect(),
+            uids,
             modseq: info.highestmodseq,
             own: HashSet::new(),
             keywords,
+            recent,
         });
         out
     }
@@ -343,11 +359,20 @@ impl Session {
             (Ok(info), Ok(messages)) => (info, messages),
             (Err(e), _) | (_, Err(e)) => return vec![store_no(tag, e)],
         };
+        // RECENT: the messages no session has claimed yet.
+        let recent = if names.contains(&StatusDataItemName::Recent) {
+            match self.store.recent_from(user, &name).await {
+                Ok(from) => messages.iter().filter(|m| m.uid >= from).count() as u32,
+                Err(e) => return vec![store_no(tag, e)],
+            }
+        } else {
+            0
+        };
         let mut items = Vec::new();
         for item in names {
             items.push(match item {
                 StatusDataItemName::Messages => StatusDataItem::Messages(messages.len() as u32),
-                StatusDataItemName::Recent => StatusDataItem::Recent(0),
+                StatusDataItemName::Recent => StatusDataItem::Recent(recent),
                 StatusDataItemName::UidNext => match NonZeroU32::new(info.uidnext) {
                     Some(n) => StatusDataItem::UidNext(n),
                     None => continue,

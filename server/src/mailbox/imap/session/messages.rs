@@ -93,6 +93,7 @@ impl Session {
         }
         let mailbox = selected.name.clone();
         let uids = selected.uids.clone();
+        let recent = selected.recent.clone();
         let messages = match self.store.messages_shared(user, &mailbox).await {
             Ok(m) => m,
             Err(e) => return vec![store_no(tag, e)],
@@ -139,7 +140,8 @@ impl Session {
                 };
                 Some(&body)
             };
-            let candidate = search::Candidate::new(seq, info, bytes, last_seq, last_uid);
+            let mut candidate = search::Candidate::new(seq, info, bytes, last_seq, last_uid);
+            candidate.recent = recent.contains(uid);
             if search::matches_all(keys, &candidate)
                 && let Some(n) = NonZeroU32::new(if by_uid { uid } else { seq })
             {
@@ -201,6 +203,11 @@ impl Session {
                 .extend(changed.iter().map(|(uid, _, modseq)| (*uid, *modseq)));
         }
         let mut out = Vec::new();
+        let recent = self
+            .selected
+            .as_ref()
+            .map(|s| s.recent.clone())
+            .unwrap_or_default();
         if response == StoreResponse::Answer {
             let seq_of: HashMap<u32, u32> = pairs.iter().map(|&(seq, uid)| (uid, seq)).collect();
             for (uid, flags, _) in changed {
@@ -210,7 +217,7 @@ impl Session {
                 ) else {
                     continue;
                 };
-                let mut items = vec![MessageDataItem::Flags(wire::fetch_flags(&flags))];
+                let mut items = vec![MessageDataItem::Flags(recent.flags(uid, &flags))];
                 if by_uid {
                     items.push(MessageDataItem::Uid(nz));
                 }

@@ -17,6 +17,7 @@ mod auth;
 mod fetch;
 mod mailboxes;
 mod messages;
+mod recent;
 mod responses;
 mod updates;
 
@@ -76,6 +77,8 @@ struct Selected {
     /// The keywords the client was told of in FLAGS: a new one is announced before the
     /// first FETCH that shows it (RFC 3501 7.2.6).
     keywords: std::collections::BTreeSet<String>,
+    /// The messages that are \Recent in this session.
+    recent: recent::Recent,
 }
 
 /// One IMAP connection's session, from the greeting to LOGOUT.

@@ -11,7 +11,6 @@ use imap_codec::imap_types::fetch::MessageDataItem;
 use imap_codec::imap_types::flag::{Flag, FlagFetch};
 use imap_codec::imap_types::response::{Data, Response};
 
-use super::super::wire;
 use super::mailboxes::flags_in_use;
 use super::responses::{data, ok};
 use super::{Session, expunged};
@@ -116,6 +115,15 @@ impl Session {
         if selected.uids.len() != before || !out.is_empty() {
             out.push(data(Data::Exists(selected.uids.len() as u32)));
         }
+        // New mail is \Recent in the read-write session that notices it first.
+        if !new.is_empty() {
+            if !selected.read_only
+                && let Ok(claimed) = self.store.claim_recent(user, &selected.name).await
+            {
+                selected.recent.add(claimed);
+            }
+            out.push(data(Data::Recent(selected.recent.count(&selected.uids))));
+        }
         // Flag changes to messages the session already knew.
         for m in changed.iter().filter(|m| m.uid <= last) {
             if selected.own.contains(&(m.uid, m.modseq)) {
@@ -129,7 +137,7 @@ impl Session {
                 continue;
             };
             let items = vec![
-                MessageDataItem::Flags(wire::fetch_flags(&m.flags)),
+                MessageDataItem::Flags(selected.recent.flags(m.uid, &m.flags)),
                 MessageDataItem::Uid(uid),
             ];
             if let Ok(items) = Vec1::try_from(items) {
