@@ -467,9 +467,14 @@ fn addresses(value: Option<&HeaderValue<'_>>) -> Vec<Address<'static>> {
             Some((m, h)) => (m, h),
             None => (addr, ""),
         };
+        // A source route (`@route:user@domain`, RFC 822) is the address's ADL.
+        let (adl, mailbox) = match mailbox.split_once(':') {
+            Some((route, local)) if route.starts_with('@') => (Some(route), local),
+            _ => (None, mailbox),
+        };
         Address {
             name: nstring(name.map(header_text).as_deref()),
-            adl: NString(None),
+            adl: nstring(adl.map(header_text).as_deref()),
             mailbox: nstring(Some(&header_text(mailbox))),
             host: nstring(Some(&header_text(host))),
         }
@@ -774,6 +779,18 @@ X-Other: raw value\r\n\r\n";
         assert_eq!(e.reply_to, e.from);
         assert_eq!(e.to.len(), 2);
         assert!(e.cc.is_empty() && e.in_reply_to.0.is_none());
+    }
+
+    /// A source-routed address (`@route:user@domain`) carries its route as the ADL.
+    #[test]
+    fn envelope_source_routes_are_the_adl() {
+        let e = envelope(b"From: <@route:user@domain>\r\n\r\n");
+        let a = &e.from[0];
+        assert_eq!(a.adl, nstring(Some("@route")));
+        assert_eq!(a.mailbox, nstring(Some("user")));
+        assert_eq!(a.host, nstring(Some("domain")));
+        let plain = envelope(b"From: user@domain\r\n\r\n");
+        assert_eq!(plain.from[0].adl, NString(None));
     }
 
     /// RFC 3501 7.4.2: a group is `(NIL NIL "name" NIL)` … `(NIL NIL NIL NIL)`, its

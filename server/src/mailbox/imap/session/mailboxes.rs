@@ -154,9 +154,12 @@ impl Session {
             },
             Err(e) => return vec![no(tag, &e)],
         };
-        match self.store.create_mailbox(user, &name, "").await {
-            Ok(_) => vec![ok(tag, "CREATE completed")],
-            Err(e) => vec![store_no(tag, e)],
+        // CREATE does not subscribe (RFC 3501 6.3.3, as Dovecot): clients that want it
+        // say SUBSCRIBE.
+        let created = self.store.create_mailbox(user, &name, "").await;
+        match created.and(Ok(self.store.subscribe(user, &name, false).await)) {
+            Ok(Ok(())) => vec![ok(tag, "CREATE completed")],
+            Ok(Err(e)) | Err(e) => vec![store_no(tag, e)],
         }
     }
 
