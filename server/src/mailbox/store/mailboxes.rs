@@ -122,20 +122,29 @@ impl Store {
         }
         let mut tx = self.write_tx().await?;
         self.lock_mailbox(&mut tx, username, &name).await?;
+        let mut removed = 0;
         for table in [
             "DELETE FROM messages WHERE username = $1 AND mailbox = $2",
             "DELETE FROM mailboxes WHERE username = $1 AND name = $2",
         ] {
-            sqlx::query(table)
+            removed = sqlx::query(table)
                 .bind(username)
                 .bind(&name)
                 .execute(&mut *tx)
-                .await?;
+                .await?
+                .rows_affected();
+        }
+        // Another session deleted it between the check and the lock: it is gone.
+        if removed == 0 {
+            return Err(StoreError::NoMailbox(name));
         }
         tx.commit().await?;
         let dir = self.maildir(username, &name)?;
         blocking(move || {
-            std::fs::remove_dir_all(&dir.path)?;
+            match std::fs::remove_dir_all(&dir.path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
             match dir.path.parent() {
                 Some(parent) => maildir::sync_dir(parent),
                 None => Ok(()),
@@ -275,6 +284,35 @@ impl Store {
 mod tests {
     use super::super::StoreError;
     use super::super::fixture::store;
+
+    /// Two sessions deleting one mailbox at once: one deletes it, the other hears that
+    /// it is gone (NONEXISTENT), never a storage failure.
+    #[tokio::test]
+    async fn deleting_a_mailbox_twice_at_once_is_no_failure() {
+        let (s, dir) = store().await;
+        s.ensure_user("amy").await.unwrap();
+        for round in 0..5 {
+            let name = format!("Gone{round}");
+            s.create_mailbox("amy", &name, "").await.unwrap();
+            let (a, b) = tokio::join!(
+                s.delete_mailbox("amy", &name),
+                s.delete_mailbox("amy", &name)
+            );
+            let results = [a, b];
+            assert_eq!(
+                results.iter().filter(|r| r.is_ok()).count(),
+                1,
+                "{results:?}"
+            );
+            assert!(
+                results
+                    .iter()
+                    .any(|r| matches!(r, Err(StoreError::NoMailbox(_)))),
+                "{results:?}"
+            );
+        }
+        std::fs::remove_dir_all(dir).ok();
+    }
 
     #[tokio::test]
     async fn new_users_get_the_special_mailboxes() {
