@@ -142,7 +142,7 @@ impl Store {
         let dir = self.maildir(username, &name)?;
         blocking(move || {
             match std::fs::remove_dir_all(&dir.path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
                 _ => {}
             }
             match dir.path.parent() {
