@@ -14,6 +14,7 @@ use mailsite_shared::{ServerState, SiteConfig};
 
 mod app_password;
 mod block;
+mod user_import;
 
 use crate::admin::queue::Queued;
 use crate::admin::servers::{Kind, NewServer, last_up_warning};
@@ -544,7 +545,7 @@ async fn user(admin: &Admin, cmd: UserCommand) -> anyhow::Result<()> {
             file,
             format,
             update,
-        } => crate::user_import::run(admin, &file, format, update).await?,
+        } => user_import::run(admin, &file, format, update).await?,
         UserCommand::AppPassword(cmd) => app_password::app_password(admin, cmd).await?,
         UserCommand::Show { username, json } => {
             let view = admin.user(&admin.username(&username)?).await?;
@@ -773,38 +774,23 @@ async fn zone_export(
 }
 
 async fn mailbox(admin: &Admin, cmd: MailboxCommand) -> anyhow::Result<()> {
-    let username = match &cmd {
-        MailboxCommand::List { username } | MailboxCommand::Reindex { username } => username,
-    };
-    let username = &admin.username(username)?;
-    // The user's mail is in the storage of the server serving them now.
-    let map = admin.site_map().await?;
-    let server = &map.owner(mailsite_shared::route::bucket_of(username)).name;
-    let store = crate::mailbox::store::Store::new(
-        map.config.mail_root(server),
-        admin.directory().pool().clone(),
-    );
     match cmd {
-        MailboxCommand::List { .. } => {
-            admin.directory().user(username).await?;
-            store.ensure_user(username).await?;
+        MailboxCommand::List { username } => {
+            let username = admin.username(&username)?;
             println!(
                 "{:<24} {:>8} {:>12} {:>8} SPECIAL-USE",
                 "MAILBOX", "MESSAGES", "UIDVALIDITY", "UIDNEXT"
             );
-            for m in store.mailboxes(username).await? {
-                store.sync(username, &m.name).await?;
-                let info = store.mailbox(username, &m.name).await?;
-                let count = store.messages(username, &m.name).await?.len();
+            for m in admin.mailboxes_of(&username).await? {
                 println!(
                     "{:<24} {:>8} {:>12} {:>8} {}",
-                    info.name, count, info.uidvalidity, info.uidnext, info.special_use
+                    m.name, m.messages, m.uidvalidity, m.uidnext, m.special_use
                 );
             }
         }
-        MailboxCommand::Reindex { .. } => {
-            admin.directory().user(username).await?;
-            let report = store.reindex(username).await?;
+        MailboxCommand::Reindex { username } => {
+            let username = admin.username(&username)?;
+            let report = admin.reindex(&username).await?;
             println!(
                 "reindexed {username}: {} messages in {} mailboxes, UIDs and UIDVALIDITY kept",
                 report.messages, report.mailboxes

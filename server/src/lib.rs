@@ -37,7 +37,6 @@ pub mod sorter;
 pub mod state;
 pub mod throttle;
 pub mod tls;
-pub mod user_import;
 
 /// A real PostgreSQL for the unit tests that run on both databases (the end-to-end
 /// tests' support file, see `tests/common/postgres.rs`).

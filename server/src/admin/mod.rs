@@ -12,6 +12,7 @@
 //!   back, and what their health checks find;
 //! - [`queue`]: the sorters' queues (list, flush, remove);
 //! - [`blocks`]: the login throttle's blocks (list, remove);
+//! - [`mailboxes`]: a user's stored mail (list, reindex);
 //! - [`app_passwords`]: a user's app passwords (add, list, remove).
 //!
 //! Operations take an [`Admin`] (the site's configuration and its directory) and return
@@ -21,6 +22,7 @@
 pub mod app_passwords;
 pub mod blocks;
 pub mod letters;
+pub mod mailboxes;
 pub mod queue;
 pub mod rebalance;
 pub mod servers;

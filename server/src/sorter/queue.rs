@@ -241,6 +241,8 @@ pub struct Queue {
     arrivals: Mutex<VecDeque<String>>,
     wake: Notify,
     dir_sync: DirSync,
+    /// Counts the ids this queue handed out (part of each id).
+    ids: AtomicU64,
     _lock: File,
 }
 
@@ -364,6 +366,7 @@ impl Queue {
             entries: Mutex::new(entries),
             arrivals: Mutex::new(VecDeque::new()),
             wake: Notify::new(),
+            ids: AtomicU64::new(0),
             _lock: lock,
         })
     }
@@ -383,12 +386,11 @@ impl Queue {
 
     /// A new queue id, unique in this spool: seconds, a counter and randomness in hex.
     pub fn new_id(&self) -> String {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
         loop {
             let id = format!(
                 "{:08X}{:04X}{:04X}",
                 now() as u32,
-                COUNTER.fetch_add(1, Ordering::Relaxed) as u16,
+                self.ids.fetch_add(1, Ordering::Relaxed) as u16,
                 rand::random::<u16>()
             );
             if !self.entries().contains_key(&id) {

@@ -38,7 +38,7 @@ mod messages;
 pub mod migrate;
 pub mod names;
 mod recent;
-mod reindex;
+pub mod reindex;
 mod sync;
 
 #[cfg(test)]
