@@ -491,3 +491,118 @@ fn health_readiness_and_metrics() {
     let r = curl(&["-X", "DELETE", &site.url("/mail/config-v1.1.xml")]);
     assert_eq!(r.status, 405);
 }
+
+/// Validates a document against draft-ietf-mailmaint-autoconfig-06's own RELAX NG
+/// schema (tests/schemas/autoconfig-06.rnc) with jing, a validator nobody here wrote.
+fn valid_by_the_drafts_schema(site: &Site, name: &str, document: &str) {
+    let file = site.dir.join(name);
+    std::fs::write(&file, document).unwrap();
+    let schema = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/schemas/autoconfig-06.rnc"
+    );
+    let out = common::run_command(
+        std::process::Command::new("jing")
+            .arg("-c")
+            .arg(schema)
+            .arg(&file),
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{name} is not valid by the draft's schema: {}{}\n{document}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Mail Autoconfig 1.2 (draft-ietf-mailmaint-autoconfig-06) beside 1.1: the same
+/// servers (the user's own letter alias), every authentication the servers offer in
+/// the order the site prefers (SASL PLAIN, for SMTP also LOGIN, then the password
+/// login every client knows), valid by the draft's schema; an unknown address gets
+/// the same shape as a known one, no address gets placeholders, a hostile one cannot
+/// break it. A schema check that is not vacuous: a broken document fails it.
+#[test]
+fn autoconfig_1_2_lists_every_authentication_and_is_valid_by_the_drafts_schema() {
+    let site = Site::isolated();
+    site.add_user("nora", "nora-password", &["--prefer", "pop3"]);
+    for path in [
+        "/mail/config-v1.2.xml",
+        "/.well-known/autoconfig/mail/config-v1.2.xml",
+    ] {
+        let known = site.get(&format!("{path}?emailaddress=nora@example.test"));
+        assert_eq!(known.status, 200, "{path}");
+        assert!(
+            known.body.contains("<clientConfig version=\"1.2\">"),
+            "{}",
+            known.body
+        );
+        valid_by_the_drafts_schema(&site, "known.xml", &known.body);
+        // The settings are 1.1's: what Thunderbird checks holds, server for server.
+        let v11 = site.get("/mail/config-v1.1.xml?emailaddress=nora@example.test");
+        assert_eq!(
+            thunderbird::parse(&known.body).unwrap(),
+            thunderbird::parse(&v11.body).unwrap()
+        );
+        let doc = thunderbird::parse(&known.body).unwrap();
+        assert_eq!(
+            doc.incoming[0].protocol,
+            Protocol::Pop3,
+            "nora prefers POP3"
+        );
+        assert_eq!(doc.incoming[0].hostname, "mailn.example.test");
+        // Every authentication, most preferred first.
+        let outgoing = known.body.split("<outgoingServer").nth(1).unwrap();
+        let order: Vec<&str> = outgoing
+            .lines()
+            .filter(|l| l.contains("<authentication"))
+            .map(str::trim)
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "<authentication system=\"sasl\">PLAIN</authentication>",
+                "<authentication system=\"sasl\">LOGIN</authentication>",
+                "<authentication>password-cleartext</authentication>",
+            ]
+        );
+        let unknown = site.get(&format!("{path}?emailaddress=nyx@example.test"));
+        assert_eq!(unknown.status, 200);
+        // Same shape but for the name (and the protocol nora chose).
+        let shape = |body: &str| -> std::collections::BTreeSet<String> {
+            body.lines()
+                .filter(|l| !l.contains("<username>"))
+                .map(|l| l.trim().to_string())
+                .collect()
+        };
+        assert_eq!(shape(&known.body), shape(&unknown.body));
+    }
+    let placeholder = site.get("/mail/config-v1.2.xml");
+    assert_eq!(placeholder.status, 200);
+    valid_by_the_drafts_schema(&site, "placeholder.xml", &placeholder.body);
+    assert_eq!(
+        thunderbird::parse(&placeholder.body).unwrap().incoming[0].username,
+        LOCALPART_PLACEHOLDER
+    );
+    let hostile = site.get("/mail/config-v1.2.xml?emailaddress=a%22%3Cx%3E%26%40y@example.test");
+    assert_eq!(hostile.status, 200, "{}", hostile.body);
+    valid_by_the_drafts_schema(&site, "hostile.xml", &hostile.body);
+    assert!(!hostile.body.contains("<x>"));
+
+    // The schema does check: a port that is no number is refused.
+    let broken = placeholder.body.replacen("<port>", "<port>port ", 1);
+    let file = site.dir.join("broken.xml");
+    std::fs::write(&file, &broken).unwrap();
+    let schema = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/schemas/autoconfig-06.rnc"
+    );
+    let out = common::run_command(
+        std::process::Command::new("jing")
+            .arg("-c")
+            .arg(schema)
+            .arg(&file),
+        None,
+    );
+    assert!(!out.status.success(), "jing took a broken document");
+}

@@ -72,6 +72,11 @@ pub fn router(app: App) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/mail/config-v1.1.xml", get(thunderbird::config))
+        .route("/mail/config-v1.2.xml", get(thunderbird::config_v1_2))
+        .route(
+            "/.well-known/autoconfig/mail/config-v1.2.xml",
+            get(thunderbird::config_v1_2),
+        )
         .route(
             "/.well-known/autoconfig/mail/config-v1.1.xml",
             get(thunderbird::config),
@@ -229,6 +234,7 @@ async fn index(State(app): State<App>) -> Response {
          <p>Mail clients set themselves up from this service. Enter your address to see what they are told.</p>\
          <form action=\"/mail/config-v1.1.xml\"><label>Email address <input name=\"emailaddress\" type=\"email\" required></label> <button>Show settings</button></form>\
          <ul><li>Thunderbird: <code>/mail/config-v1.1.xml?emailaddress=</code></li>\
+         <li>Mail Autoconfig 1.2 (IETF draft): <code>/mail/config-v1.2.xml?emailaddress=</code></li>\
          <li>Outlook: <code>POST /autodiscover/autodiscover.xml</code>, <code>/autodiscover/autodiscover.json</code></li>\
          <li>Apple Mail: <code>/mobileconfig?emailaddress=</code></li></ul></body></html>"
     );

@@ -1,4 +1,6 @@
-//! Thunderbird clientConfig v1.1 (the format of `/mail/config-v1.1.xml`).
+//! Thunderbird clientConfig v1.1 (the format of `/mail/config-v1.1.xml`), and v1.2 of
+//! the IETF's Mail Autoconfig (draft-ietf-mailmaint-autoconfig-06), which lists every
+//! authentication a server offers, most preferred first, SASL mechanisms by name.
 //!
 //! Thunderbird rejects a file without `<domain>`, an incoming and an outgoing server,
 //! and `socketType` and `authentication` on each; every value written here is escaped.
@@ -12,16 +14,59 @@ use crate::xml::{self, Element, escape};
 /// laptop does not lose mail, short enough that the mailbox does not fill up.
 pub const POP3_DAYS_ON_SERVER: u32 = 14;
 
-fn server(out: &mut String, tag: &str, s: &ServerSetting) {
+/// How a client may log in to a mailsite server of `protocol`, most preferred first,
+/// as v1.2 lists them: the SASL mechanisms the server offers (`system="sasl"`), then
+/// the generic password login every client knows (IMAP LOGIN, POP3 USER/PASS).
+pub fn authentications(protocol: Protocol) -> &'static [(Option<&'static str>, &'static str)] {
+    match protocol {
+        Protocol::Imap | Protocol::Pop3 => &[(Some("sasl"), "PLAIN"), (None, "password-cleartext")],
+        Protocol::Smtp => &[
+            (Some("sasl"), "PLAIN"),
+            (Some("sasl"), "LOGIN"),
+            (None, "password-cleartext"),
+        ],
+    }
+}
+
+/// The clientConfig versions this module writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    /// Thunderbird's format: one `password-cleartext` authentication per server.
+    V1_1,
+    /// draft-ietf-mailmaint-autoconfig-06: every authentication, in preference order.
+    V1_2,
+}
+
+fn server(out: &mut String, tag: &str, s: &ServerSetting, version: Version) {
     let _ = write!(
         out,
-        "    <{tag} type=\"{}\">\n      <hostname>{}</hostname>\n      <port>{}</port>\n      <socketType>{}</socketType>\n      <authentication>password-cleartext</authentication>\n      <username>{}</username>\n",
+        "    <{tag} type=\"{}\">\n      <hostname>{}</hostname>\n      <port>{}</port>\n      <socketType>{}</socketType>\n",
         s.protocol.thunderbird_name(),
         escape(&s.hostname),
         s.port,
         s.security.thunderbird_name(),
-        escape(&s.username),
     );
+    match version {
+        Version::V1_1 => {
+            out.push_str("      <authentication>password-cleartext</authentication>\n")
+        }
+        Version::V1_2 => {
+            for (system, method) in authentications(s.protocol) {
+                match system {
+                    Some(system) => {
+                        let _ = writeln!(
+                            out,
+                            "      <authentication system=\"{system}\">{method}</authentication>"
+                        );
+                    }
+                    None => {
+                        let _ = writeln!(out, "      <authentication>{method}</authentication>");
+                    }
+                }
+            }
+        }
+    }
+    let _ = writeln!(out, "      <username>{}</username>", escape(&s.username));
     if s.protocol == Protocol::Pop3 {
         let _ = write!(
             out,
@@ -33,19 +78,28 @@ fn server(out: &mut String, tag: &str, s: &ServerSetting) {
 
 /// Renders the clientConfig v1.1 document.
 pub fn render(config: &ClientConfig) -> String {
+    render_version(config, Version::V1_1)
+}
+
+/// Renders a clientConfig document of `version`.
+pub fn render_version(config: &ClientConfig, version: Version) -> String {
     let mut out = String::with_capacity(2048);
     let domain = escape(&config.domain);
     let _ = write!(
         out,
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<clientConfig version=\"1.1\">\n  <emailProvider id=\"{domain}\">\n    <domain>{domain}</domain>\n    <displayName>{}</displayName>\n    <displayShortName>{}</displayShortName>\n",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<clientConfig version=\"{}\">\n  <emailProvider id=\"{domain}\">\n    <domain>{domain}</domain>\n    <displayName>{}</displayName>\n    <displayShortName>{}</displayShortName>\n",
+        match version {
+            Version::V1_1 => "1.1",
+            Version::V1_2 => "1.2",
+        },
         escape(&config.display_name),
         escape(&config.short_name),
     );
     for s in &config.incoming {
-        server(&mut out, "incomingServer", s);
+        server(&mut out, "incomingServer", s, version);
     }
     for s in &config.outgoing {
-        server(&mut out, "outgoingServer", s);
+        server(&mut out, "outgoingServer", s, version);
     }
     out.push_str("  </emailProvider>\n</clientConfig>\n");
     out
@@ -176,6 +230,24 @@ mod tests {
         assert!(!xml.contains("<x>"));
         let parsed = parse(&xml).unwrap();
         assert_eq!(parsed.incoming[0].username, "a\"<x>&");
+    }
+
+    #[test]
+    fn version_1_2_lists_every_authentication_in_order_and_parses_as_1_1() {
+        let config = config_for("nora@example.test", Preference::Imap);
+        let xml = render_version(&config, Version::V1_2);
+        assert!(xml.contains("<clientConfig version=\"1.2\">"), "{xml}");
+        let imap = xml.split("</incomingServer>").next().unwrap();
+        let sasl = imap.find("<authentication system=\"sasl\">PLAIN</authentication>");
+        let password = imap.find("<authentication>password-cleartext</authentication>");
+        assert!(
+            sasl.is_some() && password.is_some() && sasl < password,
+            "{imap}"
+        );
+        assert!(xml.contains("<authentication system=\"sasl\">LOGIN</authentication>"));
+        // What Thunderbird checks holds, and the settings are the v1.1 document's.
+        let parsed = parse(&xml).unwrap();
+        assert_eq!(parsed, parse(&render(&config)).unwrap());
     }
 
     #[test]
