@@ -7,6 +7,7 @@ mod common;
 mod curl;
 mod durability;
 mod idle;
+mod imaptest;
 mod listing;
 mod login;
 mod recent;
