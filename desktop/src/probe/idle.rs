@@ -129,19 +129,10 @@ pub async fn idle_survival(
     for (round, silence) in schedule.iter().enumerate() {
         tokio::time::sleep(*silence).await;
         let subject = format!("mailsite-helper push test {token} {}", round + 1);
-        let message = format!(
-            "From: <{email}>\r\nTo: <{email}>\r\nSubject: {subject}\r\nDate: {}\r\nMessage-ID: <{token}.{round}@mailsite-helper.invalid>\r\n\r\nThis message tests that new mail is announced to a mail program that waits. The helper deletes it.\r\n",
-            chrono::Utc::now().to_rfc2822()
-        );
-        let sent = bounded(net, "sending a test message", async {
-            let mut scratch = Running::new(String::new(), "smtp", String::new());
-            let mut session =
-                smtp::session(net, outgoing.0, outgoing.1, login, &t, &mut scratch).await?;
-            session.send_message(email, email, &message).await?;
-            session.quit().await;
-            Ok(())
-        })
-        .await;
+        let id = format!("{token}.{round}");
+        let purpose = "This message tests that new mail is announced to a mail program that waits.";
+        let sent =
+            smtp::send_to_self(net, outgoing, login, &t, (email, &subject, &id, purpose)).await;
         if let Err(p) = sent {
             return run.fail(p);
         }

@@ -197,18 +197,7 @@ pub(super) async fn wait_for(
             .await
             .map_err(err)?;
         if let Some(uid) = found.into_iter().next() {
-            inbox
-                .uid_store(uid.to_string(), "+FLAGS (\\Deleted)")
-                .await
-                .map_err(err)?
-                .for_each(|_| async {})
-                .await;
-            inbox
-                .expunge()
-                .await
-                .map_err(err)?
-                .for_each(|_| async {})
-                .await;
+            delete_uids(&mut inbox, &[uid]).await?;
             let _ = inbox.logout().await;
             return Ok(true);
         }
@@ -236,21 +225,33 @@ pub(super) async fn delete_matching(
         .uid_search(format!("HEADER Subject \"{token}\""))
         .await
         .map_err(err)?;
-    if !found.is_empty() {
-        let set: Vec<String> = found.iter().map(u32::to_string).collect();
-        inbox
-            .uid_store(set.join(","), "+FLAGS (\\Deleted)")
-            .await
-            .map_err(err)?
-            .for_each(|_| async {})
-            .await;
-        inbox
-            .expunge()
-            .await
-            .map_err(err)?
-            .for_each(|_| async {})
-            .await;
-    }
+    let found: Vec<u32> = found.into_iter().collect();
+    delete_uids(&mut inbox, &found).await?;
     let _ = inbox.logout().await;
+    Ok(())
+}
+
+/// Marks the messages of `uids` deleted and expunges them (nothing for none).
+async fn delete_uids(
+    inbox: &mut async_imap::Session<TlsWire>,
+    uids: &[u32],
+) -> Result<(), Problem> {
+    if uids.is_empty() {
+        return Ok(());
+    }
+    let err = |e: async_imap::error::Error| explain::protocol_error("IMAP", &e.to_string());
+    let set: Vec<String> = uids.iter().map(u32::to_string).collect();
+    inbox
+        .uid_store(set.join(","), "+FLAGS (\\Deleted)")
+        .await
+        .map_err(err)?
+        .for_each(|_| async {})
+        .await;
+    inbox
+        .expunge()
+        .await
+        .map_err(err)?
+        .for_each(|_| async {})
+        .await;
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use mailsite_shared::autoconfig::{Protocol, ServerSetting};
 use mailsite_shared::report::Step;
 
-use super::{Login, Running, bounded, endpoint, imap, pop3, smtp};
+use super::{Login, Running, endpoint, imap, pop3, smtp};
 use crate::explain;
 use crate::net::Net;
 
@@ -37,19 +37,9 @@ pub async fn round_trip(
     let token = format!("{:016x}", rand::random::<u64>());
     let subject = format!("mailsite-helper round trip {token}");
     run.detail("subject", &subject);
-    let message = format!(
-        "From: <{email}>\r\nTo: <{email}>\r\nSubject: {subject}\r\nDate: {}\r\nMessage-ID: <{token}@mailsite-helper.invalid>\r\n\r\nThis message tests that mail you send comes back to you. The helper deletes it.\r\n",
-        chrono::Utc::now().to_rfc2822()
-    );
-    let sent = bounded(net, "sending the test message", async {
-        let mut run_smtp = Running::new(String::new(), "smtp", String::new());
-        let mut session =
-            smtp::session(net, outgoing.0, outgoing.1, login, &t, &mut run_smtp).await?;
-        session.send_message(email, email, &message).await?;
-        session.quit().await;
-        Ok(())
-    })
-    .await;
+    let purpose = "This message tests that mail you send comes back to you.";
+    let sent =
+        smtp::send_to_self(net, outgoing, login, &t, (email, &subject, &token, purpose)).await;
     if let Err(p) = sent {
         return run.fail(p);
     }

@@ -328,3 +328,27 @@ pub async fn smtp(net: &Net, s: &ServerSetting, ip: IpAddr, login: &Login) -> St
     })
     .await
 }
+
+/// Sends the user a test message from themselves through `outgoing`, within the step
+/// timeout: the round trip's and the long check's. `id` makes its Message-ID unique,
+/// `purpose` is its one line of body.
+pub(super) async fn send_to_self(
+    net: &crate::net::Net,
+    outgoing: (&ServerSetting, IpAddr),
+    login: &Login,
+    t: &crate::record::Shared,
+    (email, subject, id, purpose): (&str, &str, &str, &str),
+) -> Result<(), Problem> {
+    let message = format!(
+        "From: <{email}>\r\nTo: <{email}>\r\nSubject: {subject}\r\nDate: {}\r\nMessage-ID: <{id}@mailsite-helper.invalid>\r\n\r\n{purpose} The helper deletes it.\r\n",
+        chrono::Utc::now().to_rfc2822()
+    );
+    super::bounded(net, "sending a test message", async {
+        let mut scratch = Running::new(String::new(), "smtp", String::new());
+        let mut session = session(net, outgoing.0, outgoing.1, login, t, &mut scratch).await?;
+        session.send_message(email, email, &message).await?;
+        session.quit().await;
+        Ok(())
+    })
+    .await
+}
