@@ -117,7 +117,7 @@ pub fn smtp_session(data: &[u8]) -> (Transcript, Vec<String>) {
     };
     let transcript = harness.converse(input, |stream, peer, server| {
         let _ = std::fs::remove_dir_all(&spool);
-        let queue = Queue::open(spool.clone()).expect("the fuzzing spool");
+        let queue = Queue::open(spool.clone(), Default::default()).expect("the fuzzing spool");
         let relay = Relay::new(&mailsite_shared::RelaySettings {
             // Nothing listens there; nothing is relayed while the input is served.
             resolver: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9))),

@@ -29,7 +29,6 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufRead
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use crate::metrics::METRICS;
 use crate::state::Site;
 
 /// The longest reply line a check reads.
@@ -251,7 +250,7 @@ async fn watch_server(
             _ = stop.wait_for(|s| *s) => return,
         }
         let result = probe.check(kind, &server.addresses).await;
-        METRICS.health_check(&server.name, result.is_ok());
+        site.metrics.health_check(&server.name, result.is_ok());
         if let Err(error) = &result
             && !tally.failing
         {
@@ -275,7 +274,7 @@ async fn watch_server(
                         checks = settings.up_after, "health checks passing again: marked up");
                 }
                 if changed {
-                    METRICS.health_change(&server.name, now_failing);
+                    site.metrics.health_change(&server.name, now_failing);
                 }
                 if let Err(error) = site.refresh().await {
                     tracing::warn!(%error, "cannot read the directory after a health change");

@@ -3,8 +3,9 @@
 //! format that `/metrics` serves. The names and labels are what dashboards and the
 //! end-to-end tests read: keep them.
 
-use std::sync::{LazyLock, OnceLock};
+use std::sync::OnceLock;
 
+use mailsite_shared::SiteMap;
 use mailsite_shared::config::BUCKETS;
 use mailsite_shared::route::bucket_name;
 use prometheus_client::collector::Collector;
@@ -17,7 +18,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::registry::Registry;
 
-use crate::state::Snapshot;
 use crate::throttle::Protocol;
 
 /// The `Content-Type` of what [`Metrics::render`] writes.
@@ -145,10 +145,15 @@ pub struct Metrics {
     blocks_started: Counter,
 }
 
-pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::new()
+    }
+}
 
 impl Metrics {
-    fn new() -> Metrics {
+    /// A node's counters, at 0. Each node's [`crate::state::Site`] owns one.
+    pub fn new() -> Metrics {
         let dns = Family::<RcodeLabels, Counter>::default();
         let dns_counters =
             DNS_RCODES.map(|rcode| dns.get_or_create(&RcodeLabels { rcode }).clone());
@@ -254,9 +259,10 @@ impl Metrics {
         self.bounces.inc();
     }
 
-    /// Changes the number of messages in this node's sorter queues.
-    pub fn queue_size(&self, delta: i64) {
-        self.queued.inc_by(delta);
+    /// The gauge of the messages in this node's sorter queues, for a queue to keep
+    /// (a clone shares its value).
+    pub fn queue_gauge(&self) -> Gauge {
+        self.queued.clone()
     }
 
     /// The counters of a server's health, all four shown (at 0) once it is checked.
@@ -292,9 +298,9 @@ impl Metrics {
         self.health_changes.get_or_create(&labels).inc();
     }
 
-    /// This node's counters and the site's state as `site` has it, in the Prometheus
-    /// text format.
-    pub fn render(&self, site: &Snapshot) -> String {
+    /// This node's counters and the site's state as this node serves it (the map,
+    /// the number of users, the generation), in the Prometheus text format.
+    pub fn render(&self, map: &SiteMap, users: usize, generation: i64) -> String {
         let mut registry = Registry::default();
         registry.register(
             "mailsite_http_requests",
@@ -354,14 +360,14 @@ impl Metrics {
         registry.register(
             "mailsite_users",
             "Users in the directory",
-            ConstGauge::new(site.users.len() as i64),
+            ConstGauge::new(users as i64),
         );
         registry.register(
             "mailsite_site_generation",
             "Directory generation this node serves",
-            ConstGauge::new(site.generation),
+            ConstGauge::new(generation),
         );
-        registry.register_collector(Box::new(SiteState::of(site)));
+        registry.register_collector(Box::new(SiteState::of(map)));
         let mut out = String::with_capacity(4096);
         // Writing into a String cannot fail.
         let _ = prometheus_text::encode(&mut out, &registry);
@@ -380,9 +386,8 @@ struct SiteState {
 }
 
 impl SiteState {
-    fn of(site: &Snapshot) -> SiteState {
-        let config = site.config();
-        let map = &site.map;
+    fn of(map: &SiteMap) -> SiteState {
+        let config = &map.config;
         let mailboxes = config.mailboxes.iter().zip(&map.mailbox_states);
         let sorters = config.sorters.iter().zip(&map.sorter_states);
         SiteState {
@@ -449,20 +454,15 @@ mod tests {
         metrics.accepted();
         metrics.delivery(Delivery::Delivered);
         metrics.bounce();
-        metrics.queue_size(2);
-        metrics.queue_size(-5);
+        metrics.queue_gauge().inc_by(2);
+        metrics.queue_gauge().inc_by(-5);
         metrics.health_check("mailbox1", false);
         metrics.health_change("mailbox1", true);
         metrics.login_failure(Protocol::Pop3);
         metrics.login_blocked(Protocol::Imap);
         metrics.block_started();
         let map = SiteMap::initial(Arc::new(SiteConfig::embedded()));
-        let site = Snapshot {
-            generation: map.generation,
-            map,
-            users: Default::default(),
-        };
-        let text = metrics.render(&site);
+        let text = metrics.render(&map, 0, map.generation);
         for line in [
             "# HELP mailsite_http_requests_total HTTP requests answered, by endpoint and status class.",
             "# TYPE mailsite_http_requests_total counter",

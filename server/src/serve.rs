@@ -153,7 +153,10 @@ pub async fn serve(config: SiteConfig, embedded: bool) -> anyhow::Result<()> {
         })?;
         let app = App::new(site.clone(), ready.clone());
         let console = crate::console::Console::new(config.clone(), app.clone());
-        let router = crate::autoconfig::router(app).merge(crate::console::router(console));
+        let router = crate::autoconfig::counted(
+            crate::autoconfig::router(app).merge(crate::console::router(console)),
+            site.metrics.clone(),
+        );
         let threads = crate::http::serve(listeners, router, stop_rx.clone())
             .context("cannot start the HTTP threads")?;
         for thread in threads {

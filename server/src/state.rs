@@ -20,6 +20,7 @@ use tokio::sync::watch;
 
 use crate::directory::changes::{Pending, Subject};
 use crate::directory::{Directory, UserEntries};
+use crate::metrics::Metrics;
 use crate::throttle::Throttle;
 
 /// How often the directory's generation is checked.
@@ -69,6 +70,8 @@ pub struct Site {
     reads: ReadCounters,
     /// This node's login throttle, with the directory's blocks.
     pub throttle: Throttle,
+    /// This node's counters, served at `/metrics`.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Site {
@@ -86,6 +89,7 @@ impl Site {
             refreshing: tokio::sync::Mutex::new(()),
             reads,
             throttle,
+            metrics: Arc::default(),
         }))
     }
 

@@ -29,7 +29,7 @@ use mailsite_shared::autoconfig::{
 };
 use mailsite_shared::route::{Address, bucket_of};
 
-use crate::metrics::{Endpoint, METRICS};
+use crate::metrics::{Endpoint, Metrics};
 use crate::state::{Site, Snapshot};
 pub use template::Kind;
 use template::Templates;
@@ -103,6 +103,23 @@ pub fn router(app: App) -> Router {
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(app)
+}
+
+/// Counts every answer of `router` in the node's `metrics`, by the endpoint that
+/// [`respond`] named (`other` for answers axum made itself, such as a refused body).
+pub fn counted(router: Router, metrics: Arc<Metrics>) -> Router {
+    router.layer(axum::middleware::map_response_with_state(
+        metrics,
+        |State(metrics): State<Arc<Metrics>>, response: Response| async move {
+            let endpoint = response
+                .extensions()
+                .get::<Endpoint>()
+                .copied()
+                .unwrap_or(Endpoint::Other);
+            metrics.http(endpoint, response.status().as_u16());
+            response
+        },
+    ))
 }
 
 /// Why a request cannot be answered with a configuration.
@@ -196,15 +213,15 @@ pub(crate) fn host_domain(site: &Snapshot, headers: &HeaderMap) -> Option<String
         .then(|| domain.to_string())
 }
 
-/// Builds a response with a content type, counting it.
+/// Builds a response with a content type, named by its endpoint for [`counted`].
 pub(crate) fn respond(
     endpoint: Endpoint,
     status: StatusCode,
     content_type: &'static str,
     body: impl Into<Body>,
 ) -> Response {
-    METRICS.http(endpoint, status.as_u16());
     let mut response = Response::new(body.into());
+    response.extensions_mut().insert(endpoint);
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -274,7 +291,10 @@ async fn readyz(State(app): State<App>) -> Response {
 
 async fn metrics(State(app): State<App>) -> Response {
     let site = app.site.snapshot();
-    let body = METRICS.render(&site);
+    let body = app
+        .site
+        .metrics
+        .render(&site.map, site.users.len(), site.generation);
     respond(
         Endpoint::Metrics,
         StatusCode::OK,
@@ -312,7 +332,72 @@ async fn fallback(
 
 #[cfg(test)]
 mod tests {
-    use super::query_param;
+    use std::sync::atomic::AtomicBool;
+
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn node(name: &str) -> (Router, Arc<Site>, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("mailsite-{name}-{}", rand::random::<u64>()));
+        let mut config = mailsite_shared::SiteConfig::embedded();
+        config.data_dir = dir.clone();
+        let directory = crate::directory::Directory::open(&config).await.unwrap();
+        let site = Site::load(Arc::new(config), directory).await.unwrap();
+        let app = App::new(site.clone(), Arc::new(AtomicBool::new(true)));
+        (counted(router(app), site.metrics.clone()), site, dir)
+    }
+
+    async fn get(router: &Router, path: &str) -> (StatusCode, String) {
+        let request = Request::get(path).body(Body::empty()).unwrap();
+        let response = router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// Each node counts its own answers (two in one process share nothing), by the
+    /// endpoint that answered, and answers axum makes itself count as `other`.
+    #[tokio::test]
+    async fn each_node_counts_its_own_answers_by_endpoint() {
+        let (first, _, first_dir) = node("metrics-a").await;
+        let (second, second_site, second_dir) = node("metrics-b").await;
+        let address = "/mail/config-v1.1.xml?emailaddress=someone@example.test";
+        assert_eq!(get(&first, address).await.0, StatusCode::OK);
+        assert_eq!(get(&first, "/no/such/page").await.0, StatusCode::NOT_FOUND);
+        let big = Request::post("/autodiscover/autodiscover.xml")
+            .body(Body::from(vec![b'x'; MAX_BODY + 1]))
+            .unwrap();
+        let refused = first.clone().oneshot(big).await.unwrap().status();
+        assert_eq!(refused, StatusCode::PAYLOAD_TOO_LARGE);
+        let (_, text) = get(&first, "/metrics").await;
+        let line = |endpoint: &str, status: &str, n: u32| {
+            format!(
+                "mailsite_http_requests_total{{endpoint=\"{endpoint}\",status=\"{status}\"}} {n}\n"
+            )
+        };
+        assert!(text.contains(&line("thunderbird", "2xx", 1)), "{text}");
+        // The unknown page and the refused body.
+        assert!(text.contains(&line("other", "4xx", 2)), "{text}");
+        let (_, other) = get(&second, "/metrics").await;
+        assert!(!other.contains("endpoint=\"thunderbird\""), "{other}");
+        second_site.metrics.accepted();
+        let (_, other) = get(&second, "/metrics").await;
+        assert!(
+            other.contains("mailsite_sorter_accepted_total 1"),
+            "{other}"
+        );
+        let (_, first_text) = get(&first, "/metrics").await;
+        assert!(
+            first_text.contains("mailsite_sorter_accepted_total 0"),
+            "{first_text}"
+        );
+        let _ = std::fs::remove_dir_all(first_dir);
+        let _ = std::fs::remove_dir_all(second_dir);
+    }
 
     #[test]
     fn query_params_decode_and_refuse_bad_utf8() {

@@ -36,7 +36,7 @@ use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseI
 use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder};
 use tokio::sync::watch;
 
-use crate::metrics::METRICS;
+use crate::metrics::Metrics;
 use crate::state::Site;
 use rate_limit::{RateLimit, Verdict};
 use zone::Lookup;
@@ -56,6 +56,8 @@ const TCP_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Handler {
     zone: Arc<ArcSwap<Zone>>,
     turn: Arc<AtomicUsize>,
+    /// The node's counters (its [`crate::state::Site`]'s).
+    metrics: Arc<Metrics>,
 }
 
 fn rcode_index(code: ResponseCode) -> usize {
@@ -70,10 +72,11 @@ fn rcode_index(code: ResponseCode) -> usize {
 }
 
 impl Handler {
-    pub fn new(zone: Arc<ArcSwap<Zone>>) -> Handler {
+    pub fn new(zone: Arc<ArcSwap<Zone>>, metrics: Arc<Metrics>) -> Handler {
         Handler {
             zone,
             turn: Arc::new(AtomicUsize::new(0)),
+            metrics,
         }
     }
 
@@ -84,7 +87,7 @@ impl Handler {
         code: ResponseCode,
         mut response_handle: R,
     ) -> ResponseInfo {
-        METRICS.dns(rcode_index(code));
+        self.metrics.dns(rcode_index(code));
         let response =
             MessageResponseBuilder::new(&request.queries, edns).error_msg(&request.metadata, code);
         match response_handle.send_response(response).await {
@@ -177,7 +180,7 @@ impl RequestHandler for Handler {
                     (none, none, std::slice::from_ref(soa), none)
                 }
             };
-        METRICS.dns(rcode_index(metadata.response_code));
+        self.metrics.dns(rcode_index(metadata.response_code));
         let response = builder.build(
             metadata,
             answers.iter().chain(rest.iter()),
@@ -319,7 +322,7 @@ async fn udp_loop(
                     .as_ref()
                     .map_or(Verdict::Send, |l| l.check(src.ip(), now));
                 if verdict != Verdict::Send {
-                    METRICS.dns(rcode_index(ResponseCode::Refused));
+                    handler.metrics.dns(rcode_index(ResponseCode::Refused));
                     if verdict == Verdict::Truncate
                         && let Some(out) = truncated(raw)
                     {
@@ -336,7 +339,9 @@ async fn udp_loop(
                     replies.push(i);
                 }
             }
-            METRICS.dns_by(rcode_index(ResponseCode::NoError), answered);
+            handler
+                .metrics
+                .dns_by(rcode_index(ResponseCode::NoError), answered);
             let mut sent = 0;
             while sent < replies.len() {
                 match socket.try_io(Interest::WRITABLE, || {
@@ -397,7 +402,7 @@ async fn udp_loop(
             l.check(src.ip(), std::time::Instant::now())
         });
         if verdict != Verdict::Send {
-            METRICS.dns(rcode_index(ResponseCode::Refused));
+            handler.metrics.dns(rcode_index(ResponseCode::Refused));
             if verdict == Verdict::Truncate
                 && let Some(out) = truncated(raw)
             {
@@ -430,7 +435,7 @@ async fn answer_datagram(
             if header.metadata.message_type == MessageType::Response {
                 return None;
             }
-            METRICS.dns(rcode_index(ResponseCode::FormErr));
+            handler.metrics.dns(rcode_index(ResponseCode::FormErr));
             let mut metadata = Metadata::response_from_request(&header.metadata);
             metadata.response_code = ResponseCode::FormErr;
             let mut out = Vec::with_capacity(12);
@@ -497,7 +502,7 @@ pub async fn start(site: &Arc<Site>, stop: watch::Receiver<bool>) -> anyhow::Res
     let snapshot = site.snapshot();
     let addr = snapshot.config().dns_listen;
     let zone = Arc::new(ArcSwap::from_pointee(Zone::build(&snapshot.map)));
-    let handler = Handler::new(zone.clone());
+    let handler = Handler::new(zone.clone(), site.metrics.clone());
     // One receive loop per core: the kernel spreads clients across the sockets.
     let loops = std::thread::available_parallelism()
         .map_or(2, |n| n.get())

@@ -299,7 +299,7 @@ mod tests {
 
     /// What the hickory path answers, from a handler whose rotation is at its start.
     async fn hickory(zone: &Arc<ArcSwap<Zone>>, query: &[u8], nth: usize) -> Option<Vec<u8>> {
-        let handler = Handler::new(zone.clone());
+        let handler = Handler::new(zone.clone(), Default::default());
         let mut answer = None;
         for _ in 0..=nth {
             answer = answer_udp(&handler, query, src()).await.0;

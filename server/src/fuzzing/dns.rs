@@ -55,7 +55,7 @@ fn fixture() -> &'static Fixture {
             .expect("a tokio runtime for fuzzing");
         let map = SiteMap::initial(Arc::new(SiteConfig::embedded()));
         let zone = Arc::new(ArcSwap::from_pointee(Zone::build(&map)));
-        let handler = Handler::new(zone.clone());
+        let handler = Handler::new(zone.clone(), Default::default());
         let (server, tcp) = runtime.block_on(async {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await

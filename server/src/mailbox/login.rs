@@ -9,7 +9,6 @@ use std::time::Duration;
 use mailsite_shared::route::login_username;
 
 use crate::directory::app_passwords::Verified;
-use crate::metrics::METRICS;
 use crate::state::Site;
 use crate::throttle::{Protocol, Verdict, source_of};
 
@@ -113,7 +112,7 @@ pub async fn admit<'s>(
     loop {
         match site.throttle.begin(peer, account) {
             Verdict::Blocked { until } => {
-                METRICS.login_blocked(protocol);
+                site.metrics.login_blocked(protocol);
                 return Err(Login::Blocked { until });
             }
             Verdict::Busy if polls < BUSY_POLLS => {
@@ -121,7 +120,7 @@ pub async fn admit<'s>(
                 tokio::time::sleep(BUSY_POLL).await;
             }
             Verdict::Busy => {
-                METRICS.login_blocked(protocol);
+                site.metrics.login_blocked(protocol);
                 // Not a block of its own: a minute's wait, said the same way.
                 return Err(Login::Blocked {
                     until: crate::throttle::unix_now() + 60,
@@ -141,10 +140,10 @@ pub async fn admit<'s>(
 /// Counts a failed login of `account` from `peer` (after [`admit`]): records the block
 /// it starts, if any, in the directory, and waits the throttle's delay.
 pub async fn failed(site: &Site, peer: IpAddr, account: &str, protocol: Protocol) {
-    METRICS.login_failure(protocol);
+    site.metrics.login_failure(protocol);
     let failure = site.throttle.failed(peer, account);
     if let Some(block) = failure.block {
-        METRICS.block_started();
+        site.metrics.block_started();
         tracing::warn!(source = %block.source, account = %block.account, failures = block.failures,
             protocol = protocol.label(), "login: source blocked after too many failures");
         match site.directory.add_block(&block).await {

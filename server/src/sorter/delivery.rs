@@ -21,7 +21,7 @@ use super::client::{self, Dialect, Handoff, Outcome};
 use super::dsn::{self, Failure};
 use super::queue::{self, Envelope, Recipient, State};
 use super::relay::NoRoute;
-use crate::metrics::{Delivery, METRICS};
+use crate::metrics::Delivery;
 
 /// Messages delivered at once by one sorter.
 pub const PARALLEL: usize = 16;
@@ -227,13 +227,13 @@ async fn attempt(sorter: Sorter, id: String, _permit: OwnedSemaphorePermit) {
                 Outcome::Delivered(_) => {
                     r.state = State::Delivered;
                     r.last_error = None;
-                    METRICS.delivery(Delivery::Delivered);
+                    sorter.site.metrics.delivery(Delivery::Delivered);
                     tracing::info!(sorter = %sorter.name, %id, to = %r.address, %via, "delivered");
                 }
                 Outcome::Temporary(why) => {
                     let wait = backoff(&settings, r.attempts);
                     r.next_attempt = now + wait;
-                    METRICS.delivery(Delivery::Deferred);
+                    sorter.site.metrics.delivery(Delivery::Deferred);
                     tracing::info!(sorter = %sorter.name, %id, to = %r.address, %via, error = %why, retry_in = wait, "deferred");
                     r.last_error = Some(format!("{label}: {why}"));
                 }
@@ -249,7 +249,7 @@ async fn attempt(sorter: Sorter, id: String, _permit: OwnedSemaphorePermit) {
     if !failed.is_empty() {
         if bounce(&sorter, &envelope, &message, &failed, now).await {
             for _ in &failed {
-                METRICS.delivery(Delivery::Failed);
+                sorter.site.metrics.delivery(Delivery::Failed);
             }
         } else {
             // The bounce is not durable: keep the recipients to bounce them later.
@@ -335,7 +335,7 @@ async fn bounce(
     let bounce_id = bounce.id.clone();
     match sorter.queue.accept(bounce, report).await {
         Ok(()) => {
-            METRICS.bounce();
+            sorter.site.metrics.bounce();
             tracing::info!(sorter = %sorter.name, id = %envelope.id, bounce = %bounce_id, to = %envelope.sender, "bounce queued");
             true
         }

@@ -126,7 +126,7 @@ pub async fn start(
     );
     for server in &config.sorters {
         let dir = queue::spool_dir(&config.data_dir, &server.name);
-        let queue = queue::Queue::open(dir.clone())
+        let queue = queue::Queue::open(dir.clone(), site.metrics.queue_gauge())
             .with_context(|| format!("cannot open the queue of {}", server.name))?;
         let waiting = queue.len();
         let sorter = Sorter {

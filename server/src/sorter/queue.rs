@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use prometheus_client::metrics::gauge::Gauge;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
@@ -243,6 +244,8 @@ pub struct Queue {
     dir_sync: DirSync,
     /// Counts the ids this queue handed out (part of each id).
     ids: AtomicU64,
+    /// The node's gauge of queued messages, moved with every entry in and out.
+    queued: Gauge,
     _lock: File,
 }
 
@@ -311,8 +314,9 @@ pub fn request_flush(dir: &Path) -> Result<()> {
 }
 
 impl Queue {
-    /// Opens (creating) a spool, locks it for this process, and loads its entries.
-    pub fn open(dir: PathBuf) -> Result<Queue> {
+    /// Opens (creating) a spool, locks it for this process, and loads its entries,
+    /// counting them in `queued` (the node's gauge, [`crate::metrics::Metrics::queue_gauge`]).
+    pub fn open(dir: PathBuf, queued: Gauge) -> Result<Queue> {
         let tmp = dir.join("tmp");
         fs::create_dir_all(&tmp).map_err(at(&tmp))?;
         let lock_path = dir.join("lock");
@@ -355,7 +359,7 @@ impl Queue {
                 let _ = fs::remove_file(&path);
             }
         }
-        crate::metrics::METRICS.queue_size(entries.len() as i64);
+        queued.inc_by(entries.len() as i64);
         Ok(Queue {
             dir_sync: DirSync {
                 dir: dir.clone(),
@@ -367,6 +371,7 @@ impl Queue {
             arrivals: Mutex::new(VecDeque::new()),
             wake: Notify::new(),
             ids: AtomicU64::new(0),
+            queued,
             _lock: lock,
         })
     }
@@ -483,7 +488,7 @@ impl Queue {
                 fresh,
             },
         );
-        crate::metrics::METRICS.queue_size(1);
+        self.queued.inc();
         self.arrivals
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -591,7 +596,7 @@ impl Queue {
 
     async fn forget(&self, id: &str) {
         if self.entries().remove(id).is_some() {
-            crate::metrics::METRICS.queue_size(-1);
+            self.queued.dec();
         }
         let (json, msg) = (self.path(id, "json"), self.path(id, "msg"));
         let _ = tokio::fs::remove_file(json).await;
@@ -677,9 +682,9 @@ mod tests {
     #[tokio::test]
     async fn accepted_messages_survive_a_reopen_and_finished_ones_are_deleted() {
         let dir = std::env::temp_dir().join(format!("mailsite-queue-{}", rand::random::<u64>()));
-        let queue = Queue::open(dir.clone()).unwrap();
+        let queue = Queue::open(dir.clone(), Gauge::default()).unwrap();
         assert!(matches!(
-            Queue::open(dir.clone()),
+            Queue::open(dir.clone(), Gauge::default()),
             Err(QueueError::Locked(_))
         ));
         let first = envelope(&queue, &["nora@example.test", "amy@example.test"]);
@@ -700,7 +705,7 @@ mod tests {
         assert!(next.is_some_and(|n| n >= now() + 59));
         drop(queue);
 
-        let queue = Queue::open(dir.clone()).unwrap();
+        let queue = Queue::open(dir.clone(), Gauge::default()).unwrap();
         assert_eq!(queue.len(), 1);
         let listed = read_spool(&dir).unwrap();
         assert_eq!(listed[0].recipients[0].state, State::Delivered);
@@ -721,7 +726,7 @@ mod tests {
     #[tokio::test]
     async fn removed_entries_are_forgotten_and_expired_ones_fall_due() {
         let dir = std::env::temp_dir().join(format!("mailsite-queue-{}", rand::random::<u64>()));
-        let queue = Queue::open(dir.clone()).unwrap();
+        let queue = Queue::open(dir.clone(), Gauge::default()).unwrap();
         let mut held = envelope(&queue, &["x@example.org"]);
         held.recipients[0].remote = true;
         held.recipients[0].next_attempt = now() + 1000;

@@ -672,7 +672,7 @@ impl Session {
         {
             Ok(()) => {
                 self.commands = 0;
-                crate::metrics::METRICS.accepted();
+                self.sorter.site.metrics.accepted();
                 tracing::info!(sorter = %self.sorter.name, %id, from = %sender, recipients = count, peer = %self.peer, "queued");
                 Next::Reply(format!("250 2.0.0 Ok: queued as {id}\r\n"))
             }
@@ -703,7 +703,7 @@ pub(crate) mod tests {
             .await
             .unwrap();
         let site = Site::load(Arc::new(config), directory).await.unwrap();
-        let queue = queue::Queue::open(dir.join("queue/sorter1")).unwrap();
+        let queue = queue::Queue::open(dir.join("queue/sorter1"), Default::default()).unwrap();
         let sorter = Sorter {
             name: "sorter1".into(),
             hostname: "sorter1.example.test".into(),
