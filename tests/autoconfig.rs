@@ -598,3 +598,102 @@ fn autoconfig_1_2_lists_every_authentication_and_is_valid_by_the_drafts_schema()
     let out = jing(&site, "broken.xml", &broken);
     assert!(!out.status.success(), "jing took a broken document");
 }
+
+/// The digest an independent implementation (Python's hashlib) computes over the
+/// bytes a plain HTTP client receives for `domain`'s PACC document, and the bytes.
+fn pacc_fetch(site: &Site, domain: &str) -> (String, String) {
+    let program = r#"
+import base64, hashlib, json, sys, urllib.request
+request = urllib.request.Request(sys.argv[1], headers={"Host": sys.argv[2]})
+with urllib.request.urlopen(request, timeout=10) as response:
+    assert response.headers["Content-Type"] == "application/json", response.headers
+    body = response.read()
+json.loads(body)
+print("v=UAAC1; a=sha256; d=" + base64.b64encode(hashlib.sha256(body).digest()).decode())
+print(body.decode())
+"#;
+    let out = python(
+        program,
+        &[
+            &site.url("/.well-known/user-agent-configuration.json"),
+            &format!("ua-auto-config.{domain}"),
+        ],
+    );
+    let (digest, body) = out.split_once('\n').unwrap();
+    (digest.to_string(), body.trim_end().to_string())
+}
+
+/// What dig finds at `_ua-auto-config.<domain>` TXT, quotes removed.
+fn pacc_record(site: &Site, domain: &str) -> Vec<String> {
+    common::records(site.dns, &format!("_ua-auto-config.{domain}"), "TXT")
+        .iter()
+        .map(|l| l.trim_matches('"').to_string())
+        .collect()
+}
+
+/// PACC (draft-ietf-mailmaint-pacc): each domain's document at the well-known path of
+/// `ua-auto-config.<domain>`, pinned by the TXT record in our own zone: the digest an
+/// independent SHA-256 computes over the bytes served is the one published. The
+/// document names the hosts that do not depend on the user, so a letter move changes
+/// neither it nor the record.
+#[test]
+fn pacc_document_and_its_digest_record_agree() {
+    let site = Site::isolated_with(|text| {
+        text.replace("imaps = 10993", "imaps = 993")
+            .replace("pop3s = 10995", "pop3s = 995")
+            .replace("submissions = 10465", "submissions = 465")
+            .replace("other_domains = []", "other_domains = [\"second.test\"]")
+            .replace(
+                r#"roles = ["autoconfig", "dns", "mailbox", "sorter"]"#,
+                r#"roles = ["autoconfig", "dns"]"#,
+            )
+    });
+    let (digest, body) = pacc_fetch(&site, "example.test");
+    assert_eq!(pacc_record(&site, "example.test"), vec![digest.clone()]);
+    let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(doc["protocols"]["imap"]["host"], "mail0.example.test");
+    assert_eq!(doc["protocols"]["pop3"]["host"], "mail0.example.test");
+    assert_eq!(doc["protocols"]["submit"]["host"], "outbox.example.test");
+    assert_eq!(doc["authentication"]["password"], true);
+    assert_eq!(doc["info"]["provider"]["name"], "Example Test Mail");
+    // The document's host resolves to the HTTP service.
+    assert_eq!(
+        common::resolve(site.dns, "ua-auto-config.example.test"),
+        vec![site.http.ip().to_string()]
+    );
+
+    // Every domain has its own document and record.
+    let (second_digest, second_body) = pacc_fetch(&site, "second.test");
+    assert!(
+        second_body.contains("\"mail0.second.test\""),
+        "{second_body}"
+    );
+    assert_ne!(second_digest, digest);
+    assert_eq!(pacc_record(&site, "second.test"), vec![second_digest]);
+
+    // A letter move changes the aliases, not the document or its record.
+    let before = common::resolve(site.dns, "maila.example.test");
+    site.ok(&["letter", "move", "a", "mailbox2"], None);
+    let moved = site.within(Duration::from_secs(5), || {
+        common::resolve(site.dns, "maila.example.test") != before
+    });
+    assert!(moved.is_some(), "the letter move did not show in the zone");
+    assert_eq!(pacc_fetch(&site, "example.test"), (digest.clone(), body));
+    assert_eq!(pacc_record(&site, "example.test"), vec![digest]);
+}
+
+/// The embedded default's ports are not PACC's defaults: no document (a 404 that
+/// says why) and no record, rather than a document naming the wrong ports.
+#[test]
+fn pacc_is_not_published_off_the_default_ports() {
+    let site = Site::isolated();
+    let answer = curl(&[
+        "-H",
+        "Host: ua-auto-config.example.test",
+        &site.url("/.well-known/user-agent-configuration.json"),
+    ]);
+    assert_eq!(answer.status, 404, "{answer:?}");
+    assert!(answer.body.contains("default TLS ports"), "{answer:?}");
+    assert!(answer.body.contains("10993"), "{answer:?}");
+    assert!(pacc_record(&site, "example.test").is_empty());
+}

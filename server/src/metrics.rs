@@ -33,6 +33,8 @@ pub enum Endpoint {
     AutodiscoverXml,
     AutodiscoverJson,
     Mobileconfig,
+    /// The PACC document.
+    Pacc,
     Health,
     Metrics,
     /// The helpdesk console.
@@ -47,6 +49,7 @@ impl Endpoint {
             Endpoint::AutodiscoverXml => "autodiscover_xml",
             Endpoint::AutodiscoverJson => "autodiscover_json",
             Endpoint::Mobileconfig => "mobileconfig",
+            Endpoint::Pacc => "pacc",
             Endpoint::Health => "health",
             Endpoint::Metrics => "metrics",
             Endpoint::Console => "console",

@@ -39,7 +39,7 @@ pub fn certificate_names(config: &SiteConfig) -> Vec<String> {
         for bucket in 0..mailsite_shared::config::BUCKETS {
             names.push(alias_host(bucket, domain));
         }
-        for label in ["outbox", "autoconfig", "autodiscover"] {
+        for label in ["outbox", "autoconfig", "autodiscover", "ua-auto-config"] {
             names.push(format!("{label}.{domain}"));
         }
         for server in config.mailboxes.iter().chain(&config.sorters) {

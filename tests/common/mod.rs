@@ -416,6 +416,11 @@ pub fn dig(args: &[&str]) -> String {
 
 /// The A records of `name` at the DNS server `dns` (dig, one try of at most 2 s), sorted.
 pub fn resolve(dns: SocketAddr, name: &str) -> Vec<String> {
+    records(dns, name, "A")
+}
+
+/// The records of one type at `name` (dig +short, one try of at most 2 s), sorted.
+pub fn records(dns: SocketAddr, name: &str, rtype: &str) -> Vec<String> {
     let out = dig(&[
         &format!("@{}", dns.ip()),
         "-p",
@@ -424,11 +429,11 @@ pub fn resolve(dns: SocketAddr, name: &str) -> Vec<String> {
         "+tries=1",
         "+time=2",
         name,
-        "A",
+        rtype,
     ]);
-    let mut addresses: Vec<String> = out.lines().map(|l| l.trim().to_string()).collect();
-    addresses.sort();
-    addresses
+    let mut answers: Vec<String> = out.lines().map(|l| l.trim().to_string()).collect();
+    answers.sort();
+    answers
 }
 
 pub fn exists(path: &Path) -> bool {

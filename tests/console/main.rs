@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Site, dig, python, run_command};
+use common::{Site, python, run_command};
 use mailsite_shared::report::{Discovery, Finding, Outcome, Problem, Report, Setting, Step};
 
 const OPERATOR: &str = "opal";
@@ -27,19 +27,7 @@ const OPERATOR_PASSWORD: &str = "opal-password";
 
 /// The A records of `label.example.test` from the site's DNS, sorted.
 fn resolve(site: &Site, label: &str) -> Vec<String> {
-    let out = dig(&[
-        &format!("@{}", site.dns.ip()),
-        "-p",
-        &site.dns.port().to_string(),
-        "+short",
-        "+tries=1",
-        "+time=2",
-        &format!("{label}.example.test"),
-        "A",
-    ]);
-    let mut addresses: Vec<String> = out.lines().map(|l| l.trim().to_string()).collect();
-    addresses.sort();
-    addresses
+    common::resolve(site.dns, &format!("{label}.example.test"))
 }
 
 /// A site whose sorters relay remote mail to a closed loopback port, so that a message

@@ -1,5 +1,5 @@
 //! The autoconfig role: the HTTP service mail clients configure themselves from
-//! (Thunderbird, Outlook Autodiscover, Apple profiles), the desktop helper's
+//! (Thunderbird, Outlook Autodiscover, Apple profiles, PACC), the desktop helper's
 //! preference endpoint, plus health and metrics. The helpdesk console (`/console`) is
 //! served beside it ([`crate::console`]).
 //!
@@ -10,6 +10,7 @@
 
 mod apple;
 mod autodiscover;
+mod pacc;
 mod preference;
 mod template;
 mod thunderbird;
@@ -94,6 +95,7 @@ pub fn router(app: App) -> Router {
             "/autodiscover/autodiscover.json/v1.0/{email}",
             get(autodiscover::json_path),
         )
+        .route(mailsite_shared::autoconfig::pacc::PATH, get(pacc::document))
         .route("/helper/preference", post(preference::store))
         .route("/mobileconfig", get(apple::profile))
         .route("/email.mobileconfig", get(apple::profile))
@@ -207,6 +209,7 @@ pub(crate) fn host_domain(site: &Snapshot, headers: &HeaderMap) -> Option<String
     let domain = host
         .strip_prefix("autoconfig.")
         .or_else(|| host.strip_prefix("autodiscover."))
+        .or_else(|| host.strip_prefix("ua-auto-config."))
         .unwrap_or(&host);
     site.config()
         .serves_domain(domain)

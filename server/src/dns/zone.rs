@@ -6,9 +6,10 @@ use std::collections::HashMap;
 use std::fmt::Write;
 use std::net::IpAddr;
 
-use hickory_proto::rr::rdata::{A, AAAA, MX, NS, SOA, SRV};
+use hickory_proto::rr::rdata::{A, AAAA, MX, NS, SOA, SRV, TXT};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 use mailsite_shared::SiteMap;
+use mailsite_shared::autoconfig::pacc;
 use mailsite_shared::route::alias_label;
 
 /// One record set of a name, with the records a resolver will want next (the
@@ -126,6 +127,18 @@ impl Zone {
                 for ip in &config.http_addresses {
                     add(address(&at(label), config.ttl, *ip));
                 }
+            }
+            // PACC: the document's host, and the digest of the bytes it serves (the
+            // same function makes both; nothing when the site publishes no document).
+            if let Ok(document) = pacc::Document::for_domain(config, domain) {
+                for ip in &config.http_addresses {
+                    add(address(&at(pacc::HOST_LABEL), config.ttl, *ip));
+                }
+                add(Record::from_rdata(
+                    at(pacc::RECORD_LABEL),
+                    config.ttl,
+                    RData::TXT(TXT::new(vec![document.record()])),
+                ));
             }
             let p = config.ports;
             for (service, port) in [

@@ -5,6 +5,7 @@
 
 pub mod apple;
 pub mod autodiscover;
+pub mod pacc;
 pub mod thunderbird;
 
 use std::fmt;
