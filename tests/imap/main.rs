@@ -12,6 +12,7 @@ mod listing;
 mod login;
 mod recent;
 mod session;
+mod sorting;
 
 /// Delivers `count` messages to `rcpt` over LMTP from the site's first sorter address.
 pub const DELIVER: &str = r#"

@@ -1,5 +1,5 @@
 //! IMAP4rev1 (RFC 3501) for the mailbox role, with STARTTLS, SASL-IR, ID, UNSELECT,
-//! UIDPLUS, MOVE, SPECIAL-USE and login referrals (RFC 2221).
+//! UIDPLUS, MOVE, SPECIAL-USE, SORT and THREAD (RFC 5256) and login referrals (RFC 2221).
 //!
 //! imap-next does the framing (literals, continuation requests, size limits) of the
 //! input that [`input::Gate`] lets through (a few KiB per command before login); the
@@ -10,6 +10,7 @@
 pub mod input;
 pub mod search;
 pub mod session;
+pub mod sort;
 pub mod stream;
 pub mod structure;
 pub mod wire;

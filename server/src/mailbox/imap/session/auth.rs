@@ -5,6 +5,7 @@
 
 use imap_codec::imap_types::auth::AuthMechanism;
 use imap_codec::imap_types::core::{IString, NString, Tag, Vec1};
+use imap_codec::imap_types::extensions::thread::ThreadingAlgorithm;
 use imap_codec::imap_types::response::{Capability, Code, Data, Response, Status};
 
 use super::super::wire;
@@ -42,6 +43,9 @@ impl Session {
             Capability::UidPlus,
             Capability::Move,
             Capability::from(wire::atom("SPECIAL-USE")),
+            Capability::Sort(None),
+            Capability::Thread(ThreadingAlgorithm::OrderedSubject),
+            Capability::Thread(ThreadingAlgorithm::References),
         ]);
         Vec1::try_from(caps).unwrap_or_else(|_| Vec1::from(Capability::Imap4Rev1))
     }

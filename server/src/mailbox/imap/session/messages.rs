@@ -23,6 +23,12 @@ use crate::mailbox::store::{FlagOp, MessageInfo, StoreError};
 /// How many message headers one blocking read takes at most (header searches).
 const HEADER_BATCH: usize = 2000;
 
+/// A message a search matched: its sequence number and index entry.
+pub(super) struct Matched {
+    pub seq: u32,
+    pub info: MessageInfo,
+}
+
 impl Session {
     pub(super) async fn append(
         &mut self,
@@ -69,8 +75,38 @@ impl Session {
         criteria: &Vec1<SearchKey<'static>>,
         by_uid: bool,
     ) -> Vec<Response<'static>> {
+        let found = match self.matching(tag, user, charset, criteria).await {
+            Ok(found) => found,
+            Err(refusal) => return refusal,
+        };
+        let found = found
+            .iter()
+            .filter_map(|m| NonZeroU32::new(if by_uid { m.info.uid } else { m.seq }))
+            .collect();
+        vec![
+            data(Data::Search(found)),
+            ok(
+                tag,
+                if by_uid {
+                    "UID SEARCH completed"
+                } else {
+                    "SEARCH completed"
+                },
+            ),
+        ]
+    }
+
+    /// The messages of the selected mailbox that match `criteria`, in mailbox order
+    /// (SEARCH, and the set SORT and THREAD order); `Err` is the command's refusal.
+    pub(super) async fn matching(
+        &mut self,
+        tag: &Tag<'static>,
+        user: &str,
+        charset: Option<&str>,
+        criteria: &Vec1<SearchKey<'static>>,
+    ) -> Result<Vec<Matched>, Vec<Response<'static>>> {
         let Some(selected) = self.selected.as_ref() else {
-            return vec![bad(tag, "Select a mailbox first")];
+            return Err(vec![bad(tag, "Select a mailbox first")]);
         };
         if let Some(charset) = charset
             && !charset.eq_ignore_ascii_case("UTF-8")
@@ -80,23 +116,26 @@ impl Session {
                 .into_iter()
                 .filter_map(|c| Charset::try_from(c).ok())
                 .collect();
-            return vec![status(
+            return Err(vec![status(
                 Some(tag),
                 "NO",
                 Some(Code::BadCharset { allowed }),
                 "Only UTF-8 and US-ASCII are supported",
-            )];
+            )]);
         }
         let keys = criteria.as_ref();
         if !search::supported(keys) {
-            return vec![bad(tag, "A search key is not available in this version")];
+            return Err(vec![bad(
+                tag,
+                "A search key is not available in this version",
+            )]);
         }
         let mailbox = selected.name.clone();
         let uids = selected.uids.clone();
         let recent = selected.recent.clone();
         let messages = match self.store.messages_shared(user, &mailbox).await {
             Ok(m) => m,
-            Err(e) => return vec![store_no(tag, e)],
+            Err(e) => return Err(vec![store_no(tag, e)]),
         };
         let needs_bytes = search::needs_bytes(keys);
         let needs_body = search::needs_body(keys);
@@ -110,14 +149,10 @@ impl Session {
         // Header searches take the headers in one batch, mostly from memory.
         let headers = if needs_bytes && !needs_body {
             let infos: Vec<&MessageInfo> = candidates.iter().map(|&(_, info)| info).collect();
-            let mut headers = Vec::with_capacity(infos.len());
-            for chunk in infos.chunks(HEADER_BATCH) {
-                match self.store.headers(user, &mailbox, chunk).await {
-                    Ok(read) => headers.extend(read),
-                    Err(e) => return vec![store_no(tag, e)],
-                }
+            match self.headers_of(tag, user, &mailbox, &infos).await {
+                Ok(headers) => headers,
+                Err(refusal) => return Err(refusal),
             }
-            headers
         } else {
             Vec::new()
         };
@@ -136,29 +171,39 @@ impl Session {
                 body = match self.store.read_message(user, &mailbox, info).await {
                     Ok(b) => b,
                     Err(StoreError::NoMessage(_)) => continue,
-                    Err(e) => return vec![store_no(tag, e)],
+                    Err(e) => return Err(vec![store_no(tag, e)]),
                 };
                 Some(&body)
             };
             let mut candidate = search::Candidate::new(seq, info, bytes, last_seq, last_uid);
             candidate.recent = recent.contains(uid);
-            if search::matches_all(keys, &candidate)
-                && let Some(n) = NonZeroU32::new(if by_uid { uid } else { seq })
-            {
-                found.push(n);
+            if search::matches_all(keys, &candidate) {
+                found.push(Matched {
+                    seq,
+                    info: info.clone(),
+                });
             }
         }
-        vec![
-            data(Data::Search(found)),
-            ok(
-                tag,
-                if by_uid {
-                    "UID SEARCH completed"
-                } else {
-                    "SEARCH completed"
-                },
-            ),
-        ]
+        Ok(found)
+    }
+
+    /// The headers of `infos` in the selected mailbox, read in batches (mostly from
+    /// memory); `None` for a message whose file is gone.
+    pub(super) async fn headers_of(
+        &self,
+        tag: &Tag<'static>,
+        user: &str,
+        mailbox: &str,
+        infos: &[&MessageInfo],
+    ) -> Result<Vec<Option<std::sync::Arc<[u8]>>>, Vec<Response<'static>>> {
+        let mut headers = Vec::with_capacity(infos.len());
+        for chunk in infos.chunks(HEADER_BATCH) {
+            match self.store.headers(user, mailbox, chunk).await {
+                Ok(read) => headers.extend(read),
+                Err(e) => return Err(vec![store_no(tag, e)]),
+            }
+        }
+        Ok(headers)
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -11,6 +11,7 @@
 //!   LSUB, STATUS, NAMESPACE;
 //! - [`messages`]: APPEND, SEARCH, STORE, COPY, MOVE, EXPUNGE, CLOSE, UNSELECT;
 //! - [`fetch`]: FETCH, answered in parts;
+//! - [`sorting`]: SORT and THREAD;
 //! - [`responses`]: the status responses they all build.
 
 mod auth;
@@ -19,6 +20,7 @@ mod mailboxes;
 mod messages;
 mod recent;
 mod responses;
+mod sorting;
 mod updates;
 
 use std::collections::HashSet;
@@ -259,6 +261,24 @@ impl Session {
                     uid,
                 )
                 .await
+            }
+            CommandBody::Sort {
+                sort_criteria,
+                charset,
+                search_criteria,
+                uid,
+            } => {
+                self.sort(&tag, &user, &sort_criteria, &charset, &search_criteria, uid)
+                    .await
+            }
+            CommandBody::Thread {
+                algorithm,
+                charset,
+                search_criteria,
+                uid,
+            } => {
+                self.thread(&tag, &user, &algorithm, &charset, &search_criteria, uid)
+                    .await
             }
             CommandBody::Store {
                 sequence_set,
