@@ -4,6 +4,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod condstore;
 mod curl;
 mod durability;
 mod idle;
@@ -43,3 +44,31 @@ def raw(m, command):
         if line.startswith(tag + " "):
             return lines
 "#;
+
+/// What a [`RAW_SESSION`] program printed: a JSON object of the lines each command got.
+pub struct Answers(pub serde_json::Value);
+
+impl Answers {
+    pub fn parse(printed: &str) -> Answers {
+        Answers(serde_json::from_str(printed).unwrap_or_else(|e| panic!("{e}: {printed}")))
+    }
+
+    /// The lines one command got.
+    pub fn lines(&self, key: &str) -> Vec<String> {
+        serde_json::from_value(self.0[key].clone()).unwrap_or_else(|_| panic!("{key}: {}", self.0))
+    }
+
+    /// The lines one command got, as one text.
+    pub fn text(&self, key: &str) -> String {
+        self.lines(key).join("\n")
+    }
+
+    /// Asserts that one command got exactly this line.
+    pub fn has(&self, key: &str, line: &str) {
+        let got = self.lines(key);
+        assert!(
+            got.iter().any(|l| l == line),
+            "{key}: no {line:?} in {got:?}"
+        );
+    }
+}

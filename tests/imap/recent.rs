@@ -5,7 +5,7 @@
 //! `* n RECENT` (after mail arrives or a COPY into the selected mailbox) follow.
 
 use crate::common::{Site, python};
-use crate::{DELIVER, RAW_SESSION};
+use crate::{Answers, DELIVER, RAW_SESSION};
 
 #[test]
 fn new_mail_is_recent_in_exactly_one_session() {
@@ -45,17 +45,11 @@ print(json.dumps(out))
 "#
     );
     let out = python(&program, &[&host, "alice", "alice-password"]);
-    let out: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let lines = |key: &str| -> Vec<String> {
-        serde_json::from_value(out[key].clone()).unwrap_or_else(|_| panic!("{key}: {out}"))
-    };
-    let has = |key: &str, line: &str| {
-        let got = lines(key);
-        assert!(
-            got.iter().any(|l| l == line),
-            "{key}: no {line:?} in {got:?}"
-        );
-    };
+    let out = Answers::parse(&out);
+    let (lines, has) = (
+        |key: &str| out.lines(key),
+        |key: &str, line: &str| out.has(key, line),
+    );
     has("status_before", "* STATUS INBOX (RECENT 2 MESSAGES 2)");
     has("a_select", "* 2 RECENT");
     let fetched = lines("a_fetch");

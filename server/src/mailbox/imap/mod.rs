@@ -1,5 +1,6 @@
 //! IMAP4rev1 (RFC 3501) for the mailbox role, with STARTTLS, SASL-IR, ID, UNSELECT,
-//! UIDPLUS, MOVE, SPECIAL-USE, SORT and THREAD (RFC 5256) and login referrals (RFC 2221).
+//! UIDPLUS, MOVE, SPECIAL-USE, SORT and THREAD (RFC 5256), CONDSTORE (RFC 7162) and
+//! login referrals (RFC 2221).
 //!
 //! imap-next does the framing (literals, continuation requests, size limits) of the
 //! input that [`input::Gate`] lets through (a few KiB per command before login); the

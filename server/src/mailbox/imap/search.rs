@@ -73,6 +73,7 @@ pub fn supported(keys: &[SearchKey<'_>]) -> bool {
         | SearchKey::Header(..)
         | SearchKey::Keyword(_)
         | SearchKey::Larger(_)
+        | SearchKey::ModSequence { .. }
         | SearchKey::New
         | SearchKey::Old
         | SearchKey::On(_)
@@ -309,6 +310,8 @@ pub fn matches(key: &SearchKey<'_>, c: &Candidate<'_>) -> bool {
         SearchKey::New => c.recent && !c.has("\\Seen"),
         SearchKey::Old => !c.recent,
         SearchKey::Larger(n) => c.info.size > u64::from(*n),
+        // RFC 7162 3.1.5: one MODSEQ per message here, so the entry name is ignored.
+        SearchKey::ModSequence { modseq, .. } => c.info.modseq >= *modseq,
         SearchKey::Smaller(n) => c.info.size < u64::from(*n),
         SearchKey::Before(d) => c.internal_date().is_some_and(|x| x < date(d)),
         SearchKey::On(d) => c.internal_date().is_some_and(|x| x == date(d)),

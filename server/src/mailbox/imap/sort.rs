@@ -25,6 +25,7 @@ pub struct Keys {
     /// The sent date (RFC 5256 2.2): the Date header in UTC, else the arrival.
     pub date: i64,
     pub size: u64,
+    pub modseq: u64,
     /// The base subject (RFC 5256 2.1), upper case.
     pub subject: String,
     /// Whether the subject had a reply or forward marker taken off.
@@ -48,6 +49,7 @@ impl Keys {
             arrival: info.internal_date,
             date: info.internal_date,
             size: info.size,
+            modseq: info.modseq,
             ..Keys::default()
         };
         let Some(header) = header else { return keys };

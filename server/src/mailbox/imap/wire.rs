@@ -178,6 +178,22 @@ pub fn uid_set(uids: &[u32]) -> Option<UidSet> {
     Vec1::try_from(elements).ok().map(UidSet)
 }
 
+/// Numbers (UIDs or sequence numbers) as a sequence set, runs as ranges, for
+/// response codes such as CONDSTORE's MODIFIED.
+pub fn sequence_set(numbers: &[u32]) -> Option<SequenceSet> {
+    let set = uid_set(numbers)?;
+    let elements: Vec<Sequence> = set
+        .0
+        .as_ref()
+        .iter()
+        .map(|e| match *e {
+            UidElement::Single(a) => Sequence::Single(SeqOrUid::Value(a)),
+            UidElement::Range(a, b) => Sequence::Range(SeqOrUid::Value(a), SeqOrUid::Value(b)),
+        })
+        .collect();
+    Vec1::try_from(elements).ok().map(SequenceSet)
+}
+
 /// Response text: one line, never empty.
 pub fn text(s: &str) -> Text<'static> {
     let line: String = s

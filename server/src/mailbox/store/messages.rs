@@ -11,6 +11,15 @@ use super::{FlagOp, MessageInfo, Result, Store, StoreError, blocking, maildir, n
 /// Messages up to this size are read on the calling thread (see [`Store::read_message`]).
 const INLINE_READ: u64 = 128 * 1024;
 
+/// What a conditional STORE did.
+#[derive(Debug, Default)]
+pub struct Stored {
+    /// The messages changed: UID, new flags, new MODSEQ.
+    pub changed: Vec<(u32, Vec<String>, u64)>,
+    /// The UIDs left alone because they changed after the client's MODSEQ.
+    pub modified: Vec<u32>,
+}
+
 impl Store {
     /// Stores a message durably; returns (UIDVALIDITY, UID) once it is on disk and indexed.
     pub async fn append(
@@ -102,12 +111,31 @@ impl Store {
         op: FlagOp,
         flags: &[String],
     ) -> Result<Vec<(u32, Vec<String>, u64)>> {
+        Ok(self
+            .store_flags_unless_changed(username, name, uids, op, flags, None)
+            .await?
+            .changed)
+    }
+
+    /// STORE with RFC 7162's UNCHANGEDSINCE: a message whose MODSEQ is above
+    /// `unchanged_since` is left as it is and listed in [`Stored::modified`] (checked
+    /// in the same transaction as the change, so no other change slips between).
+    pub async fn store_flags_unless_changed(
+        &self,
+        username: &str,
+        name: &str,
+        uids: &[u32],
+        op: FlagOp,
+        flags: &[String],
+        unchanged_since: Option<u64>,
+    ) -> Result<Stored> {
         let name = names::canonical(name)?;
         let mut tx = self.write_tx().await?;
         self.lock_mailbox(&mut tx, username, &name).await?;
         let mut changed = Vec::new();
+        let mut modified = Vec::new();
         for &uid in uids {
-            let Some(row) = sqlx::query("SELECT flags, file FROM messages WHERE username = $1 AND mailbox = $2 AND uid = $3")
+            let Some(row) = sqlx::query("SELECT flags, file, modseq FROM messages WHERE username = $1 AND mailbox = $2 AND uid = $3")
                 .bind(username)
                 .bind(&name)
                 .bind(i64::from(uid))
@@ -116,6 +144,12 @@ impl Store {
             else {
                 continue;
             };
+            if let Some(since) = unchanged_since
+                && row.try_get::<i64, _>("modseq")? as u64 > since
+            {
+                modified.push(uid);
+                continue;
+            }
             let old = split_flags(&row.try_get::<String, _>("flags")?);
             let file: String = row.try_get("file")?;
             let new = op.apply(&old, flags);
@@ -142,7 +176,10 @@ impl Store {
         }
         tx.commit().await?;
         if changed.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Stored {
+                changed: Vec::new(),
+                modified,
+            });
         }
         self.changed(username);
         // The index decides; file names follow for the benefit of other Maildir readers.
@@ -176,10 +213,13 @@ impl Store {
             maildir::sync_dir(&dir.path.join("cur"))
         })
         .await?;
-        Ok(changed
-            .into_iter()
-            .map(|(uid, flags, modseq, _, _)| (uid, flags, modseq))
-            .collect())
+        Ok(Stored {
+            changed: changed
+                .into_iter()
+                .map(|(uid, flags, modseq, _, _)| (uid, flags, modseq))
+                .collect(),
+            modified,
+        })
     }
 
     /// Copies messages to another mailbox (a hard link to the same file where possible),

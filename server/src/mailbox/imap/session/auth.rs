@@ -44,6 +44,7 @@ impl Session {
             Capability::Move,
             Capability::from(wire::atom("SPECIAL-USE")),
             Capability::Sort(None),
+            Capability::CondStore,
             Capability::Thread(ThreadingAlgorithm::OrderedSubject),
             Capability::Thread(ThreadingAlgorithm::References),
         ]);
@@ -76,16 +77,6 @@ impl Session {
                 parameters: Some(parameters),
             }),
             ok(tag, "ID completed"),
-        ]
-    }
-
-    /// ENABLE: no extension here needs enabling, so the answer lists none (RFC 5161).
-    pub(super) fn enable(&self, tag: &Tag<'static>) -> Vec<Response<'static>> {
-        vec![
-            data(Data::Enabled {
-                capabilities: Vec::new(),
-            }),
-            ok(tag, "ENABLE completed"),
         ]
     }
 

@@ -17,7 +17,7 @@ use imap_codec::imap_types::sequence::SequenceSet;
 
 use super::super::{structure, wire};
 use super::responses::{bad, data, ok, store_no};
-use super::{Session, find, has};
+use super::{Session, condstore, find, has};
 use crate::mailbox::store::{FlagOp, MessageInfo, StoreError};
 
 /// A FETCH being answered in parts.
@@ -30,8 +30,8 @@ pub(super) struct FetchJob {
     pairs: VecDeque<(u32, u32)>,
     /// The mailbox's index when the FETCH began.
     infos: Arc<Vec<MessageInfo>>,
-    /// Flags this FETCH changed (\Seen), reported with each message.
-    new_flags: HashMap<u32, Vec<String>>,
+    /// Flags this FETCH changed (\Seen) and their MODSEQ, reported with each message.
+    new_flags: HashMap<u32, (Vec<String>, u64)>,
     /// What is \Recent in the session.
     recent: super::recent::Recent,
 }
@@ -60,10 +60,11 @@ impl Session {
         set: &SequenceSet,
         items: MacroOrMessageDataItemNames<'static>,
         by_uid: bool,
+        changed_since: Option<u64>,
     ) -> Vec<Response<'static>> {
-        let Some(selected) = self.selected.as_ref() else {
+        if self.selected.is_none() {
             return vec![bad(tag, "Select a mailbox first")];
-        };
+        }
         let mut names: Vec<MessageDataItemName<'static>> = match items {
             MacroOrMessageDataItemNames::Macro(m) => {
                 m.expand().iter().map(|n| n.to_static()).collect()
@@ -73,6 +74,13 @@ impl Session {
         if by_uid && !names.contains(&MessageDataItemName::Uid) {
             names.insert(0, MessageDataItemName::Uid);
         }
+        // CHANGEDSINCE answers with MODSEQ; asking for MODSEQ turns CONDSTORE on.
+        if changed_since.is_some() && !names.contains(&MessageDataItemName::ModSeq) {
+            names.push(MessageDataItemName::ModSeq);
+        }
+        if names.contains(&MessageDataItemName::ModSeq) {
+            self.condstore = true;
+        }
         let mut marks_seen = false;
         let mut needs = Needs::Index;
         for name in &names {
@@ -80,7 +88,8 @@ impl Session {
                 MessageDataItemName::Flags
                 | MessageDataItemName::Uid
                 | MessageDataItemName::InternalDate
-                | MessageDataItemName::Rfc822Size => Needs::Index,
+                | MessageDataItemName::Rfc822Size
+                | MessageDataItemName::ModSeq => Needs::Index,
                 MessageDataItemName::Rfc822Header | MessageDataItemName::Envelope => Needs::Header,
                 MessageDataItemName::Rfc822 | MessageDataItemName::Rfc822Text => {
                     marks_seen = true;
@@ -101,13 +110,16 @@ impl Session {
                 _ => {
                     return vec![bad(
                         tag,
-                        "FETCH supports FLAGS UID INTERNALDATE RFC822.SIZE RFC822 RFC822.HEADER RFC822.TEXT ENVELOPE BODY BODYSTRUCTURE BODY[section] in this version",
+                        "FETCH supports FLAGS UID INTERNALDATE RFC822.SIZE MODSEQ RFC822 RFC822.HEADER RFC822.TEXT ENVELOPE BODY BODYSTRUCTURE BODY[section] in this version",
                     )];
                 }
             };
             needs = needs.max(this);
         }
-        let pairs = match wire::resolve(set, &selected.uids, by_uid) {
+        let Some(selected) = self.selected.as_ref() else {
+            return vec![bad(tag, "Select a mailbox first")];
+        };
+        let mut pairs = match wire::resolve(set, &selected.uids, by_uid) {
             Ok(pairs) => pairs,
             Err(e) => return vec![bad(tag, &e)],
         };
@@ -117,6 +129,9 @@ impl Session {
             Ok(m) => m,
             Err(e) => return vec![store_no(tag, e)],
         };
+        if let Some(since) = changed_since {
+            pairs.retain(|&(_, uid)| find(&messages, uid).is_some_and(|m| m.modseq > since));
+        }
         let mut new_flags = HashMap::new();
         if marks_seen && !selected.read_only {
             let unseen: Vec<u32> = pairs
@@ -138,7 +153,7 @@ impl Session {
                 {
                     Ok(changed) => {
                         for (uid, flags, modseq) in changed {
-                            new_flags.insert(uid, flags);
+                            new_flags.insert(uid, (flags, modseq));
                             if let Some(selected) = self.selected.as_mut() {
                                 selected.own.insert((uid, modseq));
                             }
@@ -199,8 +214,9 @@ impl Session {
             let Some(info) = find(&job.infos, uid) else {
                 continue;
             };
-            let changed = job.new_flags.get(&uid).map(|flags| MessageInfo {
+            let changed = job.new_flags.get(&uid).map(|(flags, modseq)| MessageInfo {
                 flags: flags.clone(),
+                modseq: *modseq,
                 ..info.clone()
             });
             let info = changed.as_ref().unwrap_or(info);
@@ -266,6 +282,10 @@ fn fetch_response(
             MessageDataItemName::Rfc822Size => {
                 MessageDataItem::Rfc822Size(u32::try_from(info.size).unwrap_or(u32::MAX))
             }
+            MessageDataItemName::ModSeq => match condstore::modseq_item(info.modseq) {
+                Some(item) => item,
+                None => continue,
+            },
             MessageDataItemName::Rfc822 => MessageDataItem::Rfc822(wire::literal(body)),
             MessageDataItemName::Rfc822Header => {
                 MessageDataItem::Rfc822Header(wire::literal(wire::split_message(body).0))

@@ -117,6 +117,15 @@ impl Session {
         if let Ok(code) = Code::uidnext(info.uidnext) {
             out.push(status(None, "OK", Some(code), "Predicted next UID"));
         }
+        // CONDSTORE (RFC 7162 3.1.2.1): every SELECT and EXAMINE says HIGHESTMODSEQ.
+        if let Some(modseq) = std::num::NonZeroU64::new(info.highestmodseq) {
+            out.push(status(
+                None,
+                "OK",
+                Some(Code::HighestModSeq(modseq)),
+                "Highest MODSEQ",
+            ));
+        }
         let (code, verb) = if read_only {
             (Code::ReadOnly, "EXAMINE")
         } else {
@@ -387,10 +396,14 @@ impl Session {
                 StatusDataItemName::Unseen => StatusDataItem::Unseen(
                     messages.iter().filter(|m| !has(&m.flags, "\\Seen")).count() as u32,
                 ),
+                StatusDataItemName::HighestModSeq => {
+                    self.condstore = true;
+                    StatusDataItem::HighestModSeq(info.highestmodseq)
+                }
                 _ => {
                     return vec![bad(
                         tag,
-                        "STATUS supports MESSAGES RECENT UIDNEXT UIDVALIDITY UNSEEN",
+                        "STATUS supports MESSAGES RECENT UIDNEXT UIDVALIDITY UNSEEN HIGHESTMODSEQ",
                     )];
                 }
             });

@@ -17,11 +17,22 @@ use imap_codec::imap_types::sequence::SequenceSet;
 
 use super::super::{search, wire};
 use super::responses::{bad, data, no, ok, status, store_no};
-use super::{Selected, Session, expunged, find, has};
+use super::{Selected, Session, condstore, expunged, find, has};
 use crate::mailbox::store::{FlagOp, MessageInfo, StoreError};
 
 /// How many message headers one blocking read takes at most (header searches).
 const HEADER_BATCH: usize = 2000;
+
+/// A STORE as the client sent it.
+pub(super) struct StoreRequest<'a> {
+    pub set: &'a SequenceSet,
+    pub kind: StoreType,
+    pub response: StoreResponse,
+    pub flags: &'a [Flag<'static>],
+    pub by_uid: bool,
+    /// RFC 7162's UNCHANGEDSINCE.
+    pub unchanged_since: Option<u64>,
+}
 
 /// A message a search matched: its sequence number and index entry.
 pub(super) struct Matched {
@@ -79,12 +90,13 @@ impl Session {
             Ok(found) => found,
             Err(refusal) => return refusal,
         };
+        let modseq = self.highest_found(criteria.as_ref(), &found);
         let found = found
             .iter()
             .filter_map(|m| NonZeroU32::new(if by_uid { m.info.uid } else { m.seq }))
             .collect();
         vec![
-            data(Data::Search(found)),
+            data(Data::Search(found, modseq)),
             ok(
                 tag,
                 if by_uid {
@@ -187,6 +199,19 @@ impl Session {
         Ok(found)
     }
 
+    /// For a search that uses MODSEQ, the highest MODSEQ of what it found (RFC 7162
+    /// 3.1.5); `None` otherwise.
+    pub(super) fn highest_found(
+        &mut self,
+        keys: &[SearchKey<'_>],
+        found: &[Matched],
+    ) -> Option<std::num::NonZeroU64> {
+        if !self.searches_modseq(keys) {
+            return None;
+        }
+        std::num::NonZeroU64::new(found.iter().map(|m| m.info.modseq).max()?)
+    }
+
     /// The headers of `infos` in the selected mailbox, read in batches (mostly from
     /// memory); `None` for a message whose file is gone.
     pub(super) async fn headers_of(
@@ -206,16 +231,11 @@ impl Session {
         Ok(headers)
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub(super) async fn store_flags(
         &mut self,
         tag: &Tag<'static>,
         user: &str,
-        set: &SequenceSet,
-        kind: StoreType,
-        response: StoreResponse,
-        flags: &[Flag<'static>],
-        by_uid: bool,
+        request: StoreRequest<'_>,
     ) -> Vec<Response<'static>> {
         let Some(selected) = self.selected.as_ref() else {
             return vec![bad(tag, "Select a mailbox first")];
@@ -223,29 +243,40 @@ impl Session {
         if selected.read_only {
             return vec![no(tag, "The mailbox is read-only (EXAMINE)")];
         }
-        let pairs = match wire::resolve(set, &selected.uids, by_uid) {
+        let by_uid = request.by_uid;
+        let pairs = match wire::resolve(request.set, &selected.uids, by_uid) {
             Ok(pairs) => pairs,
             Err(e) => return vec![bad(tag, &e)],
         };
-        let op = match kind {
+        let op = match request.kind {
             StoreType::Replace => FlagOp::Replace,
             StoreType::Add => FlagOp::Add,
             StoreType::Remove => FlagOp::Remove,
         };
-        let flags: Vec<String> = flags.iter().map(wire::flag_name).collect();
+        let flags: Vec<String> = request.flags.iter().map(wire::flag_name).collect();
         let uids: Vec<u32> = pairs.iter().map(|&(_, uid)| uid).collect();
-        let changed = match self
+        let stored = match self
             .store
-            .store_flags(user, &selected.name, &uids, op, &flags)
+            .store_flags_unless_changed(
+                user,
+                &selected.name,
+                &uids,
+                op,
+                &flags,
+                request.unchanged_since,
+            )
             .await
         {
-            Ok(changed) => changed,
+            Ok(stored) => stored,
             Err(e) => return vec![store_no(tag, e)],
         };
         if let Some(selected) = self.selected.as_mut() {
-            selected
-                .own
-                .extend(changed.iter().map(|(uid, _, modseq)| (*uid, *modseq)));
+            selected.own.extend(
+                stored
+                    .changed
+                    .iter()
+                    .map(|(uid, _, modseq)| (*uid, *modseq)),
+            );
         }
         let mut out = Vec::new();
         let recent = self
@@ -253,25 +284,49 @@ impl Session {
             .as_ref()
             .map(|s| s.recent.clone())
             .unwrap_or_default();
-        if response == StoreResponse::Answer {
-            let seq_of: HashMap<u32, u32> = pairs.iter().map(|&(seq, uid)| (uid, seq)).collect();
-            for (uid, flags, _) in changed {
+        let seq_of: HashMap<u32, u32> = pairs.iter().map(|&(seq, uid)| (uid, seq)).collect();
+        // With CONDSTORE on, every change is told with its UID and MODSEQ, .SILENT or
+        // not (RFC 7162 3.1.3); without it, .SILENT tells nothing.
+        if request.response == StoreResponse::Answer || self.condstore {
+            for (uid, flags, modseq) in stored.changed {
                 let (Some(seq), Some(nz)) = (
                     seq_of.get(&uid).and_then(|s| NonZeroU32::new(*s)),
                     NonZeroU32::new(uid),
                 ) else {
                     continue;
                 };
-                let mut items = vec![MessageDataItem::Flags(recent.flags(uid, &flags))];
-                if by_uid {
+                let mut items = Vec::new();
+                if request.response == StoreResponse::Answer {
+                    items.push(MessageDataItem::Flags(recent.flags(uid, &flags)));
+                }
+                if by_uid || self.condstore {
                     items.push(MessageDataItem::Uid(nz));
+                }
+                if self.condstore {
+                    items.extend(condstore::modseq_item(modseq));
                 }
                 if let Ok(items) = Vec1::try_from(items) {
                     out.push(data(Data::Fetch { seq, items }));
                 }
             }
         }
-        out.push(ok(tag, "STORE completed"));
+        // The messages UNCHANGEDSINCE kept from changing, by UID or number as asked.
+        let modified: Vec<u32> = if by_uid {
+            stored.modified
+        } else {
+            stored
+                .modified
+                .iter()
+                .filter_map(|uid| seq_of.get(uid).copied())
+                .collect()
+        };
+        let code = wire::sequence_set(&modified).map(Code::Modified);
+        let text = if code.is_some() {
+            "Conditional STORE failed for some messages"
+        } else {
+            "STORE completed"
+        };
+        out.push(status(Some(tag), "OK", code, text));
         out
     }
 

@@ -6,6 +6,7 @@
 //! the order of the states; the handlers live with their group:
 //!
 //! - [`auth`]: CAPABILITY, ID, ENABLE, STARTTLS, LOGIN, AUTHENTICATE, LOGOUT;
+//! - [`condstore`]: what CONDSTORE (RFC 7162) adds to SELECT, FETCH, STORE and SEARCH;
 //! - [`updates`]: NOOP, CHECK and IDLE's reports of what others changed;
 //! - [`mailboxes`]: SELECT, EXAMINE, CREATE, DELETE, RENAME, (UN)SUBSCRIBE, LIST,
 //!   LSUB, STATUS, NAMESPACE;
@@ -15,6 +16,7 @@
 //! - [`responses`]: the status responses they all build.
 
 mod auth;
+mod condstore;
 mod fetch;
 mod mailboxes;
 mod messages;
@@ -35,6 +37,7 @@ use imap_codec::imap_types::response::{Data, Response};
 use crate::mailbox::accept::{Admission, Encryption};
 use crate::mailbox::store::{MessageInfo, Store};
 use crate::state::Site;
+use messages::StoreRequest;
 use responses::{bad, ok};
 
 /// What the connection loop does after the responses are sent.
@@ -98,6 +101,9 @@ pub struct Session {
     pending: Option<fetch::FetchJob>,
     /// The connection's place in its listener's limits (none in the fuzzing harness).
     admission: Option<Admission>,
+    /// CONDSTORE is on (RFC 7162 3.1: ENABLE, or a command that uses it): flag
+    /// changes are reported with their UID and MODSEQ.
+    condstore: bool,
 }
 
 impl Session {
@@ -120,6 +126,7 @@ impl Session {
             peer: peer.ip(),
             pending: None,
             admission: None,
+            condstore: false,
         }
     }
 
@@ -194,14 +201,26 @@ impl Session {
             CommandBody::Noop | CommandBody::Check => self.noop(&tag, &user).await,
             CommandBody::Logout => return self.logout(&tag),
             CommandBody::Id { .. } => self.id(&tag),
-            CommandBody::Enable { .. } => self.enable(&tag),
+            CommandBody::Enable { capabilities } => self.enable(&tag, capabilities.as_ref()),
             CommandBody::Login { .. } | CommandBody::Authenticate { .. } => {
                 vec![bad(&tag, "Already logged in")]
             }
             CommandBody::StartTLS => vec![bad(&tag, "STARTTLS is only possible before login")],
             // Authenticated: mailboxes.
-            CommandBody::Select { mailbox, .. } => self.select(&tag, &user, &mailbox, false).await,
-            CommandBody::Examine { mailbox, .. } => self.select(&tag, &user, &mailbox, true).await,
+            CommandBody::Select {
+                mailbox,
+                parameters,
+            } => match self.select_parameters(&tag, &parameters) {
+                Ok(()) => self.select(&tag, &user, &mailbox, false).await,
+                Err(refusal) => refusal,
+            },
+            CommandBody::Examine {
+                mailbox,
+                parameters,
+            } => match self.select_parameters(&tag, &parameters) {
+                Ok(()) => self.select(&tag, &user, &mailbox, true).await,
+                Err(refusal) => refusal,
+            },
             CommandBody::Create { mailbox } => self.create(&tag, &user, &mailbox).await,
             CommandBody::Delete { mailbox } => self.delete(&tag, &user, &mailbox).await,
             CommandBody::Rename { from, to } => self.rename(&tag, &user, &from, &to).await,
@@ -243,11 +262,14 @@ impl Session {
                 sequence_set,
                 macro_or_item_names,
                 uid,
-                ..
-            } => {
-                self.fetch(&tag, &user, &sequence_set, macro_or_item_names, uid)
-                    .await
-            }
+                modifiers,
+            } => match self.changed_since(&tag, &modifiers) {
+                Ok(since) => {
+                    self.fetch(&tag, &user, &sequence_set, macro_or_item_names, uid, since)
+                        .await
+                }
+                Err(refusal) => refusal,
+            },
             CommandBody::Search {
                 charset,
                 criteria,
@@ -286,10 +308,18 @@ impl Session {
                 response,
                 flags,
                 uid,
-                ..
+                modifiers,
             } => {
-                self.store_flags(&tag, &user, &sequence_set, kind, response, &flags, uid)
-                    .await
+                let since = self.unchanged_since(&modifiers);
+                let request = StoreRequest {
+                    set: &sequence_set,
+                    kind,
+                    response,
+                    flags: &flags,
+                    by_uid: uid,
+                    unchanged_since: since,
+                };
+                self.store_flags(&tag, &user, request).await
             }
             CommandBody::Copy {
                 sequence_set,

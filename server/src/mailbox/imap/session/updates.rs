@@ -79,6 +79,7 @@ impl Session {
     /// EXPUNGE for messages gone, EXISTS for new ones, FETCH FLAGS for flag changes.
     /// Cheap when nothing changed: one look at `new/` and one at HIGHESTMODSEQ.
     pub(super) async fn refresh(&mut self, user: &str) -> Vec<Response<'static>> {
+        let condstore = self.condstore;
         let Some(selected) = self.selected.as_mut() else {
             return Vec::new();
         };
@@ -136,10 +137,13 @@ impl Session {
             else {
                 continue;
             };
-            let items = vec![
+            let mut items = vec![
                 MessageDataItem::Flags(selected.recent.flags(m.uid, &m.flags)),
                 MessageDataItem::Uid(uid),
             ];
+            if condstore {
+                items.extend(super::condstore::modseq_item(m.modseq));
+            }
             if let Ok(items) = Vec1::try_from(items) {
                 out.push(data(Data::Fetch { seq, items }));
             }

@@ -1,0 +1,113 @@
+//! CONDSTORE (RFC 7162 3.1): every message's MODSEQ and the mailbox's HIGHESTMODSEQ
+//! (kept by the store with each change) shown to clients. Here: turning it on (ENABLE,
+//! SELECT (CONDSTORE), or any command that uses it), and reading the command modifiers
+//! (FETCH CHANGEDSINCE, STORE UNCHANGEDSINCE). QRESYNC is not offered.
+
+use std::num::NonZeroU64;
+
+use imap_codec::imap_types::command::{FetchModifier, SelectParameter, StoreModifier};
+use imap_codec::imap_types::core::Tag;
+use imap_codec::imap_types::extensions::enable::CapabilityEnable;
+use imap_codec::imap_types::fetch::MessageDataItem;
+use imap_codec::imap_types::response::{Data, Response};
+use imap_codec::imap_types::search::SearchKey;
+
+use super::Session;
+use super::responses::{bad, data, ok};
+
+impl Session {
+    /// ENABLE (RFC 5161): CONDSTORE is the one extension here to enable; others are
+    /// left out of the answer.
+    pub(super) fn enable(
+        &mut self,
+        tag: &Tag<'static>,
+        asked: &[CapabilityEnable<'static>],
+    ) -> Vec<Response<'static>> {
+        let mut enabled = Vec::new();
+        if asked.contains(&CapabilityEnable::CondStore) {
+            self.condstore = true;
+            enabled.push(CapabilityEnable::CondStore);
+        }
+        vec![
+            data(Data::Enabled {
+                capabilities: enabled,
+            }),
+            ok(tag, "ENABLE completed"),
+        ]
+    }
+
+    /// SELECT and EXAMINE parameters: `(CONDSTORE)` turns it on; QRESYNC's is refused.
+    pub(super) fn select_parameters(
+        &mut self,
+        tag: &Tag<'static>,
+        parameters: &[SelectParameter],
+    ) -> Result<(), Vec<Response<'static>>> {
+        for parameter in parameters {
+            match parameter {
+                SelectParameter::CondStore => self.condstore = true,
+                SelectParameter::QResync { .. } => {
+                    return Err(vec![bad(tag, "QRESYNC is not available in this version")]);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// FETCH's `(CHANGEDSINCE n)`: only messages changed after MODSEQ n, with their
+    /// MODSEQ. `(VANISHED)` belongs to QRESYNC, not offered.
+    pub(super) fn changed_since(
+        &mut self,
+        tag: &Tag<'static>,
+        modifiers: &[FetchModifier],
+    ) -> Result<Option<u64>, Vec<Response<'static>>> {
+        let mut since = None;
+        for modifier in modifiers {
+            match modifier {
+                FetchModifier::ChangedSince(n) => {
+                    self.condstore = true;
+                    since = Some(n.get());
+                }
+                FetchModifier::Vanished => {
+                    return Err(vec![bad(tag, "VANISHED needs QRESYNC, not available")]);
+                }
+            }
+        }
+        Ok(since)
+    }
+
+    /// STORE's `(UNCHANGEDSINCE n)`.
+    pub(super) fn unchanged_since(&mut self, modifiers: &[StoreModifier]) -> Option<u64> {
+        let mut since = None;
+        for StoreModifier::UnchangedSince(n) in modifiers {
+            self.condstore = true;
+            since = Some(*n);
+        }
+        since
+    }
+
+    /// Whether a search uses MODSEQ (then its answer says the highest MODSEQ found,
+    /// and CONDSTORE is on).
+    pub(super) fn searches_modseq(&mut self, keys: &[SearchKey<'_>]) -> bool {
+        let uses = uses_modseq(keys);
+        self.condstore |= uses;
+        uses
+    }
+}
+
+fn uses_modseq(keys: &[SearchKey<'_>]) -> bool {
+    keys.iter().any(|key| match key {
+        SearchKey::ModSequence { .. } => true,
+        SearchKey::And(keys) => uses_modseq(keys.as_ref()),
+        SearchKey::Not(key) => uses_modseq(std::slice::from_ref(key.as_ref())),
+        SearchKey::Or(a, b) => {
+            uses_modseq(std::slice::from_ref(a.as_ref()))
+                || uses_modseq(std::slice::from_ref(b.as_ref()))
+        }
+        _ => false,
+    })
+}
+
+/// A message's MODSEQ as a FETCH item (every stored message has one above 0).
+pub(super) fn modseq_item(modseq: u64) -> Option<MessageDataItem<'static>> {
+    NonZeroU64::new(modseq).map(MessageDataItem::ModSeq)
+}
