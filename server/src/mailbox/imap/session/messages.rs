@@ -90,7 +90,7 @@ impl Session {
             Ok(found) => found,
             Err(refusal) => return refusal,
         };
-        let modseq = self.highest_found(criteria.as_ref(), &found);
+        let modseq = self.highest_found(criteria.as_ref(), found.iter().map(|m| m.info.modseq));
         let found = found
             .iter()
             .filter_map(|m| NonZeroU32::new(if by_uid { m.info.uid } else { m.seq }))
@@ -199,17 +199,17 @@ impl Session {
         Ok(found)
     }
 
-    /// For a search that uses MODSEQ, the highest MODSEQ of what it found (RFC 7162
-    /// 3.1.5); `None` otherwise.
+    /// For a search (SEARCH, SORT) that uses MODSEQ, the highest MODSEQ of what it
+    /// found (RFC 7162 3.1.5); `None` otherwise.
     pub(super) fn highest_found(
         &mut self,
         keys: &[SearchKey<'_>],
-        found: &[Matched],
+        found: impl Iterator<Item = u64>,
     ) -> Option<std::num::NonZeroU64> {
         if !self.searches_modseq(keys) {
             return None;
         }
-        std::num::NonZeroU64::new(found.iter().map(|m| m.info.modseq).max()?)
+        std::num::NonZeroU64::new(found.max()?)
     }
 
     /// The headers of `infos` in the selected mailbox, read in batches (mostly from

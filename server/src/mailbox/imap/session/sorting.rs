@@ -33,14 +33,7 @@ impl Session {
             Ok(keys) => keys,
             Err(refusal) => return refusal,
         };
-        let modseq = if self.searches_modseq(search.as_ref()) {
-            keys.iter()
-                .map(|k| k.modseq)
-                .max()
-                .and_then(std::num::NonZeroU64::new)
-        } else {
-            None
-        };
+        let modseq = self.highest_found(search.as_ref(), keys.iter().map(|k| k.modseq));
         let sorted = sort::sort(keys, criteria.as_ref());
         vec![
             data(Data::Sort(sorted, modseq)),
