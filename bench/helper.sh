@@ -108,7 +108,7 @@ done
 
 # ---------------------------------------------------------------- 2. and 3. the window
 log "starting Xvfb $DISPLAY_NUM"
-Xvfb "$DISPLAY_NUM" -screen 0 1024x768x24 -nolisten tcp >"$TMP/xvfb.log" 2>&1 &
+Xvfb "$DISPLAY_NUM" -screen 0 1024x768x24 -nolisten tcp -noreset >"$TMP/xvfb.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 1 100); do DISPLAY=$DISPLAY_NUM xdotool getdisplaygeometry >/dev/null 2>&1 && break; sleep 0.1; done
 DISPLAY=$DISPLAY_NUM xdotool getdisplaygeometry >/dev/null 2>&1 || die "Xvfb did not start"

@@ -67,6 +67,9 @@ fn tab_moves_from_the_address_to_the_password_and_enter_checks() {
                 "1024x768x24",
                 "-nolisten",
                 "tcp",
+                // Without it the server resets when the readiness probe below
+                // disconnects, and a window opening during that reset is refused.
+                "-noreset",
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
