@@ -20,6 +20,7 @@ use crate::admin::queue::Queued;
 use crate::admin::servers::{Kind, NewServer, last_up_warning};
 use crate::admin::users::{NewUser, UserView, check_password};
 use crate::admin::{Admin, utc};
+use crate::directory::quota::Quota;
 use crate::helpdesk::user_line;
 
 mod letters;
@@ -162,6 +163,21 @@ pub enum UserCommand {
     /// Show one user and where they are served.
     Show {
         username: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a user's quota (the limits on what all their mailboxes hold together) and
+    /// what they hold; with --storage or --messages, set it first. Mail past a limit is
+    /// refused (IMAP NO [OVERQUOTA], LMTP 452 4.2.2); nothing stored is deleted.
+    /// Example: `mailsite user quota alice --storage 2G --messages 50000`.
+    Quota {
+        username: String,
+        /// Most octets: 500M, 2G, 1.5T (powers of 1024), or `none` for no limit.
+        #[arg(long, value_parser = parse_storage)]
+        storage: Option<u64>,
+        /// Most messages, or `none` for no limit.
+        #[arg(long, value_parser = parse_count)]
+        messages: Option<u64>,
         #[arg(long)]
         json: bool,
     },
@@ -547,6 +563,29 @@ async fn user(admin: &Admin, cmd: UserCommand) -> anyhow::Result<()> {
             update,
         } => user_import::run(admin, &file, format, update).await?,
         UserCommand::AppPassword(cmd) => app_password::app_password(admin, cmd).await?,
+        UserCommand::Quota {
+            username,
+            storage,
+            messages,
+            json,
+        } => {
+            let username = admin.username(&username)?;
+            let view = if storage.is_some() || messages.is_some() {
+                let old = admin.quota(&username).await?.quota;
+                let quota = Quota {
+                    storage: storage.unwrap_or(old.storage),
+                    messages: messages.unwrap_or(old.messages),
+                };
+                admin.set_quota(&username, quota).await?
+            } else {
+                admin.quota(&username).await?
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&view.to_json())?);
+            } else {
+                println!("{username}: {}", view.describe());
+            }
+        }
         UserCommand::Show { username, json } => {
             let view = admin.user(&admin.username(&username)?).await?;
             let value = view.to_json();
@@ -564,6 +603,19 @@ async fn user(admin: &Admin, cmd: UserCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn parse_storage(text: &str) -> Result<u64, String> {
+    crate::directory::quota::parse_size(text)
+}
+
+fn parse_count(text: &str) -> Result<u64, String> {
+    if text.eq_ignore_ascii_case("none") || text.eq_ignore_ascii_case("unlimited") {
+        return Ok(0);
+    }
+    text.trim().parse().map_err(|_| {
+        format!("{text:?} is not a number of messages: write e.g. 50000, or `none` for no limit")
+    })
 }
 
 fn security_name(s: Security) -> &'static str {

@@ -328,3 +328,75 @@ fn draining_the_last_mailbox_server_warns_first() {
         "{list}"
     );
 }
+
+#[test]
+fn a_users_quota_is_shown_and_changed_once_confirmed() {
+    let site = site();
+    site.add_user("dora", "dora-password", &[]);
+    let op = Client::new(&site, "op");
+    assert_eq!(op.sign_in(OPERATOR, OPERATOR_PASSWORD, &[]).status, 303);
+
+    let page = op.get("/console/user?q=dora");
+    assert!(
+        page.body
+            .contains("dora's mailboxes hold 0 B (no limit), 0 messages (no limit)."),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("id=\"quota-change\""), "{}", page.body);
+    let nonsense = op.get("/console/quota?user=dora&storage=lots&messages=");
+    assert_eq!(nonsense.status, 400);
+    assert!(nonsense.body.contains("500M"), "{}", nonsense.body);
+
+    // What it means first; only a confirmed form changes it.
+    let confirm = op.get("/console/quota?user=dora&storage=2G&messages=50000");
+    assert_eq!(confirm.status, 200, "{}", confirm.body);
+    assert!(
+        confirm.body.contains("<h1>Change dora&#39;s quota?</h1>")
+            || confirm.body.contains("<h1>Change dora's quota?</h1>"),
+        "{}",
+        confirm.body
+    );
+    assert!(
+        confirm.body.contains("2.0 GiB, 50000 messages"),
+        "{}",
+        confirm.body
+    );
+    let form = |page: &Answer, confirmed: &str| {
+        op.post(
+            "/console/quota",
+            &[
+                ("csrf", &page.field("csrf")),
+                ("user", &page.field("user")),
+                ("storage", &page.field("storage")),
+                ("messages", &page.field("messages")),
+                ("confirm", confirmed),
+            ],
+            &[],
+        )
+    };
+    assert_eq!(form(&confirm, "no").status, 400);
+    assert!(
+        site.ok(&["user", "quota", "dora"], None)
+            .contains("(no limit)")
+    );
+    let done = form(&confirm, &confirm.field("confirm"));
+    assert_eq!(
+        (done.status, done.location()),
+        (303, "/console/user?q=dora".to_string())
+    );
+    let page = op.get("/console/user?q=dora");
+    assert!(
+        page.body
+            .contains("dora's quota is now 2.0 GiB, 50000 messages"),
+        "{}",
+        page.body
+    );
+    let cli = site.ok(&["user", "quota", "dora"], None);
+    assert!(
+        cli.contains("of 2.0 GiB") && cli.contains("0 of 50000 messages"),
+        "{cli}"
+    );
+    // The form shows the limits as they can be typed again.
+    assert!(page.body.contains("value=\"2048M\""), "{}", page.body);
+}

@@ -218,3 +218,48 @@ fn every_acknowledged_message_survives_sigkill_and_is_delivered() {
     });
     assert!(drained.is_some(), "{}", site.ok(&["queue", "list"], None));
 }
+
+#[test]
+fn mail_to_a_full_mailbox_waits_in_the_queue_and_arrives_once_there_is_room() {
+    // Retries far apart: only `queue flush` makes the sorter try again soon.
+    let site = Site::isolated_with(|t| {
+        t.replace("retry_max = 2", "retry_max = 3600")
+            .replace("retry_first = 1", "retry_first = 3600")
+    });
+    site.add_user("alice", "alice-password", &[]);
+    site.add_user("nora", "nora-password", &[]);
+    site.ok(&["user", "quota", "nora", "--messages", "1"], None);
+    assert_eq!(
+        send(&site, "alice", "nora@example.test", "first"),
+        "refused {}"
+    );
+    wait_for_mail(&site, "nora", Duration::from_secs(15), |m| m.len() == 1);
+
+    // The second is accepted (250) and waits: the mailbox server said 452 4.2.2.
+    assert_eq!(
+        send(&site, "alice", "nora@example.test", "second"),
+        "refused {}"
+    );
+    let waiting = site.within(Duration::from_secs(10), || {
+        site.ok(&["queue", "list"], None).contains("4.2.2")
+    });
+    let list = site.ok(&["queue", "list"], None);
+    assert!(waiting.is_some(), "{list}");
+    assert!(
+        list.contains("mailbox full (message quota exceeded"),
+        "{list}"
+    );
+    assert_eq!(site.inbox("nora").len(), 1);
+
+    // Room is made; the flushed queue delivers it.
+    site.ok(&["user", "quota", "nora", "--messages", "none"], None);
+    site.ok(&["queue", "flush"], None);
+    let messages = wait_for_mail(&site, "nora", Duration::from_secs(15), |m| m.len() == 2);
+    assert!(
+        messages.iter().any(|m| m.contains("Subject: second")),
+        "{}",
+        messages.join("\n-----\n")
+    );
+    let list = site.ok(&["queue", "list"], None);
+    assert!(list.contains("0 messages queued"), "{list}");
+}

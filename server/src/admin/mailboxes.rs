@@ -18,7 +18,7 @@ pub struct MailboxRow {
 
 impl Admin {
     /// The store holding `username`'s mail: the storage of the server serving them now.
-    async fn store_of(&self, username: &str) -> Result<Store> {
+    pub(super) async fn store_of(&self, username: &str) -> Result<Store> {
         self.directory.user(username).await?;
         let map = self.site_map().await?;
         let server = &map.owner(mailsite_shared::route::bucket_of(username)).name;

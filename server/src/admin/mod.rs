@@ -13,7 +13,8 @@
 //! - [`queue`]: the sorters' queues (list, flush, remove);
 //! - [`blocks`]: the login throttle's blocks (list, remove);
 //! - [`mailboxes`]: a user's stored mail (list, reindex);
-//! - [`app_passwords`]: a user's app passwords (add, list, remove).
+//! - [`app_passwords`]: a user's app passwords (add, list, remove);
+//! - [`quotas`]: a user's quota (limits on what their mailboxes hold) and usage.
 //!
 //! Operations take an [`Admin`] (the site's configuration and its directory) and return
 //! plain values: what changed, so that each interface can say it in its own words.
@@ -24,6 +25,7 @@ pub mod blocks;
 pub mod letters;
 pub mod mailboxes;
 pub mod queue;
+pub mod quotas;
 pub mod rebalance;
 pub mod servers;
 pub mod users;

@@ -30,6 +30,8 @@ impl UserView {
             "letter": self.route.letter,
             "alias": self.route.alias,
             "server": self.route.server,
+            "quota_storage": self.user.quota.storage,
+            "quota_messages": self.user.quota.messages,
         })
     }
 }

@@ -68,7 +68,7 @@ pub struct AccountForm {
 }
 
 /// The user page of `username`.
-fn user_page(username: &str) -> String {
+pub(super) fn user_page(username: &str) -> String {
     format!(
         "/console/user?q={}",
         utf8_percent_encode(username, NON_ALPHANUMERIC)

@@ -298,6 +298,10 @@ pub async fn show(
         },
         Err(_) => html! {},
     };
+    let quota = match &user {
+        Ok(u) => html! { section { h2 { "Quota" } (super::quota::section(&app, u).await) } },
+        Err(_) => html! {},
+    };
     let autoconfig = match account(&site, &route.address) {
         Ok(acct) => {
             let settings = client_config(&site, &acct);
@@ -329,6 +333,7 @@ pub async fn show(
             (subject)
             (actions)
             (app_passwords)
+            (quota)
             section { h2 { "What autoconfig gives this user" } (autoconfig) }
             section { h2 { "Mail the sorters hold" } (held) }
         },

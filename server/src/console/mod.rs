@@ -1,9 +1,9 @@
 //! The helpdesk console at `/console`: a web page for the site's operators (users with
 //! the directory's operator flag) to look up a user, disable or enable their account,
-//! reset their password or add and remove their app passwords, see the site map, move
-//! a letter, drain a server or bring it back, lift login blocks, and read a desktop
-//! helper report against the site's
-//! truth. Plain server-rendered HTML, no script.
+//! reset their password, add and remove their app passwords or set their quota, see
+//! the site map, move a letter, drain a server or bring it back, lift login blocks,
+//! and read a desktop helper report against the site's truth. Plain server-rendered
+//! HTML, no script.
 //!
 //! Security, in the order a request meets it:
 //! - the HTTP service speaks plain HTTP, so the console answers loopback peers only
@@ -32,6 +32,7 @@ mod blocks;
 mod login;
 mod lookup;
 mod page;
+mod quota;
 mod report;
 mod session;
 mod sitemap;
@@ -91,6 +92,7 @@ pub fn router(console: Console) -> Router {
             "/console/account",
             get(account::confirm).post(account::apply),
         )
+        .route("/console/quota", get(quota::confirm).post(quota::apply))
         .route(
             "/console/app-password",
             get(app_passwords::confirm_remove).post(app_passwords::apply),

@@ -12,6 +12,7 @@ pub mod changes;
 mod history;
 pub mod import;
 pub mod password;
+pub mod quota;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -69,6 +70,8 @@ pub struct User {
     pub enabled: bool,
     pub operator: bool,
     pub created_at: i64,
+    /// The limits on what the user's mailboxes hold.
+    pub quota: quota::Quota,
 }
 
 /// What the health checks last found about a server.
@@ -213,6 +216,7 @@ impl Directory {
             enabled: true,
             operator: false,
             created_at,
+            quota: quota::Quota::default(),
         })
     }
 
@@ -300,12 +304,13 @@ impl Directory {
             enabled: row.try_get::<i64, _>("enabled")? != 0,
             operator: row.try_get::<i64, _>("operator")? != 0,
             created_at: row.try_get("created_at")?,
+            quota: Directory::quota_from_row(row)?,
         })
     }
 
     pub async fn user(&self, username: &str) -> Result<User> {
         let row = sqlx::query(
-            "SELECT username, display_name, preference, enabled, operator, created_at FROM users WHERE username = $1",
+            "SELECT username, display_name, preference, enabled, operator, created_at, quota_storage, quota_messages FROM users WHERE username = $1",
         )
         .bind(username)
         .fetch_optional(&self.pool)
@@ -316,7 +321,7 @@ impl Directory {
 
     pub async fn users(&self) -> Result<Vec<User>> {
         let rows = sqlx::query(
-            "SELECT username, display_name, preference, enabled, operator, created_at FROM users ORDER BY username",
+            "SELECT username, display_name, preference, enabled, operator, created_at, quota_storage, quota_messages FROM users ORDER BY username",
         )
         .fetch_all(&self.pool)
         .await?;

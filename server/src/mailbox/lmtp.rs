@@ -1,7 +1,8 @@
 //! LMTP intake (RFC 2033): how sorters hand messages to the mailbox server that owns
 //! the recipient's letter. smtp-proto parses the commands; the session below decides,
 //! one reply per recipient after DATA, and `250` only once the message is durable in
-//! the store.
+//! the store. A recipient over quota gets `452 4.2.2` (`552 5.2.2` for a message larger
+//! than the whole quota).
 //!
 //! Only the site's sorters (their configured addresses, and the `[lmtp] allow`
 //! networks) may deliver: LMTP skips every check a sorter makes, so anyone else gets
@@ -17,6 +18,7 @@ use smtp_proto::{Error as ParseError, Request};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::quota::room;
 use super::store::Store;
 use crate::state::Site;
 
@@ -212,6 +214,40 @@ impl Session {
             )
             .into_bytes();
             message.extend_from_slice(body);
+            // Over quota: temporary while deleting mail could make room (the sorter
+            // keeps the message and tries again), permanent when it never fits.
+            match room(
+                &self.site.directory,
+                &self.store,
+                &r.username,
+                message.len() as u64,
+                1,
+            )
+            .await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(exceeded)) => {
+                    tracing::info!(recipient = %r.address, %exceeded, "delivery refused: over quota");
+                    let code = if exceeded.never {
+                        "552 5.2.2"
+                    } else {
+                        "452 4.2.2"
+                    };
+                    replies.push_str(&format!(
+                        "{code} <{}>: mailbox full ({exceeded})\r\n",
+                        r.address
+                    ));
+                    continue;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, recipient = %r.address, "quota check failed");
+                    replies.push_str(&format!(
+                        "451 4.3.0 <{}>: could not check the mailbox's quota, try again later\r\n",
+                        r.address
+                    ));
+                    continue;
+                }
+            }
             let result = async {
                 self.store.ensure_user(&r.username).await?;
                 self.store

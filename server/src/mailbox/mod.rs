@@ -6,6 +6,7 @@ pub mod imap;
 pub mod lmtp;
 pub mod login;
 pub mod pop3;
+pub mod quota;
 pub mod store;
 
 use std::sync::Arc;

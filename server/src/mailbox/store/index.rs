@@ -7,6 +7,7 @@ use sqlx::Row;
 use tokio::sync::OwnedMutexGuard;
 
 use super::{MailboxInfo, MessageInfo, Result, Store, StoreError, names};
+use crate::directory::quota::Usage;
 
 /// A write transaction, holding this process's turn to write on SQLite until it
 /// commits, rolls back or is dropped.
@@ -117,6 +118,20 @@ impl Store {
                 Ok((row.try_get("username")?, bytes.max(0) as u64))
             })
             .collect()
+    }
+
+    /// What a user's mailboxes hold together: messages and octets (what quotas count).
+    pub async fn usage(&self, username: &str) -> Result<Usage> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS messages, CAST(COALESCE(SUM(size), 0) AS BIGINT) AS bytes FROM messages WHERE username = $1",
+        )
+        .bind(username)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Usage {
+            messages: row.try_get::<i64, _>("messages")?.max(0) as u64,
+            storage: row.try_get::<i64, _>("bytes")?.max(0) as u64,
+        })
     }
 
     pub async fn mailbox(&self, username: &str, name: &str) -> Result<MailboxInfo> {

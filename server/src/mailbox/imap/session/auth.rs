@@ -5,6 +5,7 @@
 
 use imap_codec::imap_types::auth::AuthMechanism;
 use imap_codec::imap_types::core::{IString, NString, Tag, Vec1};
+use imap_codec::imap_types::extensions::quota::Resource;
 use imap_codec::imap_types::extensions::thread::ThreadingAlgorithm;
 use imap_codec::imap_types::response::{Capability, Code, Data, Response, Status};
 
@@ -45,6 +46,9 @@ impl Session {
             Capability::from(wire::atom("SPECIAL-USE")),
             Capability::Sort(None),
             Capability::CondStore,
+            Capability::Quota,
+            Capability::QuotaRes(Resource::Storage),
+            Capability::QuotaRes(Resource::Message),
             Capability::Thread(ThreadingAlgorithm::OrderedSubject),
             Capability::Thread(ThreadingAlgorithm::References),
         ]);

@@ -12,7 +12,7 @@ use imap_codec::imap_types::response::{Code, Data, Response};
 use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
 
 use super::super::wire;
-use super::responses::{bad, data, no, ok, status, store_no};
+use super::responses::{data, no, ok, status, store_no};
 use super::{Selected, Session, has, recent};
 
 /// The untagged FLAGS of a mailbox whose messages use `keywords`, and its
@@ -396,15 +396,23 @@ impl Session {
                 StatusDataItemName::Unseen => StatusDataItem::Unseen(
                     messages.iter().filter(|m| !has(&m.flags, "\\Seen")).count() as u32,
                 ),
+                // RFC 9208 4.3, for the quota resources.
+                StatusDataItemName::Deleted => StatusDataItem::Deleted(
+                    messages
+                        .iter()
+                        .filter(|m| has(&m.flags, "\\Deleted"))
+                        .count() as u32,
+                ),
+                StatusDataItemName::DeletedStorage => StatusDataItem::DeletedStorage(
+                    messages
+                        .iter()
+                        .filter(|m| has(&m.flags, "\\Deleted"))
+                        .map(|m| m.size)
+                        .sum(),
+                ),
                 StatusDataItemName::HighestModSeq => {
                     self.condstore = true;
                     StatusDataItem::HighestModSeq(info.highestmodseq)
-                }
-                _ => {
-                    return vec![bad(
-                        tag,
-                        "STATUS supports MESSAGES RECENT UIDNEXT UIDVALIDITY UNSEEN HIGHESTMODSEQ",
-                    )];
                 }
             });
         }

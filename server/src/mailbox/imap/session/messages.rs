@@ -60,6 +60,9 @@ impl Session {
             Err(e) => return vec![no(tag, &e)],
         };
         let flags: Vec<String> = flags.iter().map(wire::flag_name).collect();
+        if let Some(refusal) = self.over_quota(tag, user, bytes.len() as u64, 1).await {
+            return vec![refusal];
+        }
         match self.store.append(user, &name, bytes, &flags, date).await {
             Ok((uidvalidity, uid)) => {
                 let mut out = if self.selected.as_ref().is_some_and(|s| s.name == name) {
@@ -355,6 +358,23 @@ impl Session {
         };
         let uids: Vec<u32> = pairs.iter().map(|&(_, uid)| uid).collect();
         let from = selected.name.clone();
+        // A copy adds to what the user keeps; a move within their mailboxes does not.
+        if !moving {
+            let storage = match self.store.messages_shared(user, &from).await {
+                Ok(messages) => {
+                    let wanted: std::collections::HashSet<u32> = uids.iter().copied().collect();
+                    messages
+                        .iter()
+                        .filter(|m| wanted.contains(&m.uid))
+                        .map(|m| m.size)
+                        .sum()
+                }
+                Err(e) => return vec![store_no(tag, e)],
+            };
+            if let Some(refusal) = self.over_quota(tag, user, storage, uids.len() as u64).await {
+                return vec![refusal];
+            }
+        }
         let result = if moving {
             self.store.move_messages(user, &from, &uids, &target).await
         } else {

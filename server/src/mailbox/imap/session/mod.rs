@@ -13,6 +13,7 @@
 //! - [`messages`]: APPEND, SEARCH, STORE, COPY, MOVE, EXPUNGE, CLOSE, UNSELECT;
 //! - [`fetch`]: FETCH, answered in parts;
 //! - [`sorting`]: SORT and THREAD;
+//! - [`quota`]: GETQUOTA, GETQUOTAROOT, SETQUOTA, and the check before mail comes in;
 //! - [`responses`]: the status responses they all build.
 
 mod auth;
@@ -20,6 +21,7 @@ mod condstore;
 mod fetch;
 mod mailboxes;
 mod messages;
+mod quota;
 mod recent;
 mod responses;
 mod sorting;
@@ -38,7 +40,7 @@ use crate::mailbox::accept::{Admission, Encryption};
 use crate::mailbox::store::{MessageInfo, Store};
 use crate::state::Site;
 use messages::StoreRequest;
-use responses::{bad, ok};
+use responses::{bad, no, ok};
 
 /// What the connection loop does after the responses are sent.
 #[derive(Debug, PartialEq, Eq)]
@@ -247,6 +249,14 @@ impl Session {
                 item_names,
             } => self.status(&tag, &user, &mailbox, &item_names).await,
             CommandBody::Namespace => self.namespace(&tag),
+            CommandBody::GetQuotaRoot { mailbox } => {
+                self.get_quota_root(&tag, &user, &mailbox).await
+            }
+            CommandBody::GetQuota { root } => self.get_quota(&tag, &user, &root).await,
+            CommandBody::SetQuota { .. } => vec![no(
+                &tag,
+                "Quotas are set by the site's operators (mailsite user quota), not over IMAP",
+            )],
             CommandBody::Append {
                 mailbox,
                 flags,
