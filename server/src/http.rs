@@ -2,7 +2,13 @@
 //! routes come from the roles that answer over HTTP (`autoconfig`, and the helpdesk
 //! `console` beside it); `serve` composes them.
 
-use axum::Router;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request};
+use axum::response::Response;
+use axum::serve::IncomingStream;
+use tower::{Layer, Service};
 
 /// Binds the HTTP listeners: one socket per core on the same address (SO_REUSEPORT),
 /// each served by its own single-threaded runtime, as nginx runs one worker per core.
@@ -27,18 +33,24 @@ pub fn bind(
         .collect()
 }
 
-/// Serves `router` on the listeners from [`bind`], one thread each, until `stop`
-/// turns true. Each handle finishes when its thread's server has stopped.
-pub fn serve(
+/// Serves `service` (the routes, wrapped once: see `autoconfig::counted`) on the
+/// listeners from [`bind`], one thread each, until `stop` turns true. Each request
+/// carries its peer's address as [`ConnectInfo`], as axum's own make-service gives it.
+/// Each handle finishes when its thread's server has stopped.
+pub fn serve<S>(
     listeners: Vec<std::net::TcpListener>,
-    router: Router,
+    service: S,
     stop: tokio::sync::watch::Receiver<bool>,
-) -> std::io::Result<Vec<std::thread::JoinHandle<std::io::Result<()>>>> {
+) -> std::io::Result<Vec<std::thread::JoinHandle<std::io::Result<()>>>>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
     listeners
         .into_iter()
         .enumerate()
         .map(|(i, listener)| {
-            let router = router.clone();
+            let service = service.clone();
             let mut stop = stop.clone();
             std::thread::Builder::new()
                 .name(format!("http-{i}"))
@@ -48,9 +60,15 @@ pub fn serve(
                         .build()?;
                     runtime.block_on(async move {
                         let listener = tokio::net::TcpListener::from_std(listener)?;
-                        let router =
-                            router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-                        axum::serve(listener, router)
+                        let make = tower::service_fn(
+                            move |stream: IncomingStream<'_, tokio::net::TcpListener>| {
+                                let peer: SocketAddr = *stream.remote_addr();
+                                let connection =
+                                    axum::Extension(ConnectInfo(peer)).layer(service.clone());
+                                std::future::ready(Ok::<_, Infallible>(connection))
+                            },
+                        );
+                        axum::serve(listener, make)
                             .with_graceful_shutdown(async move {
                                 let _ = stop.wait_for(|s| *s).await;
                             })
