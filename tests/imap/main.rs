@@ -11,6 +11,7 @@ mod idle;
 mod imaptest;
 mod listing;
 mod login;
+mod qresync;
 mod quota;
 mod recent;
 mod session;

@@ -5,7 +5,6 @@ use std::cell::OnceCell;
 
 use imap_codec::imap_types::core::AString;
 use imap_codec::imap_types::search::SearchKey;
-use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 use mail_parser::{Address, HeaderValue, Message, PartType};
 
 use super::structure;
@@ -268,20 +267,6 @@ fn contains(haystack: &str, needle: &AString<'_>) -> bool {
     haystack.to_lowercase().contains(&needle)
 }
 
-fn in_set(set: &SequenceSet, value: u32, largest: u32) -> bool {
-    let v = |x: &SeqOrUid| match x {
-        SeqOrUid::Value(n) => n.get(),
-        SeqOrUid::Asterisk => largest,
-    };
-    set.0.as_ref().iter().any(|s| match s {
-        Sequence::Single(x) => v(x) == value,
-        Sequence::Range(a, b) => {
-            let (a, b) = (v(a), v(b));
-            a.min(b) <= value && value <= a.max(b)
-        }
-    })
-}
-
 /// Whether all keys match the message.
 pub fn matches_all(keys: &[SearchKey<'_>], c: &Candidate<'_>) -> bool {
     keys.iter().all(|k| matches(k, c))
@@ -291,8 +276,8 @@ pub fn matches(key: &SearchKey<'_>, c: &Candidate<'_>) -> bool {
     let date = |d: &imap_codec::imap_types::datetime::NaiveDate| *d.as_ref();
     match key {
         SearchKey::And(keys) => matches_all(keys.as_ref(), c),
-        SearchKey::SequenceSet(set) => in_set(set, c.seq, c.last_seq),
-        SearchKey::Uid(set) => in_set(set, c.info.uid, c.last_uid),
+        SearchKey::SequenceSet(set) => super::wire::in_set(set, c.seq, c.last_seq),
+        SearchKey::Uid(set) => super::wire::in_set(set, c.info.uid, c.last_uid),
         SearchKey::All => true,
         SearchKey::Answered => c.has("\\Answered"),
         SearchKey::Deleted => c.has("\\Deleted"),

@@ -194,6 +194,21 @@ pub fn sequence_set(numbers: &[u32]) -> Option<SequenceSet> {
     Vec1::try_from(elements).ok().map(SequenceSet)
 }
 
+/// Whether `set` holds `value` (a UID or sequence number), `*` standing for `largest`.
+pub fn in_set(set: &SequenceSet, value: u32, largest: u32) -> bool {
+    let v = |x: &SeqOrUid| match x {
+        SeqOrUid::Value(n) => n.get(),
+        SeqOrUid::Asterisk => largest,
+    };
+    set.0.as_ref().iter().any(|s| match s {
+        Sequence::Single(x) => v(x) == value,
+        Sequence::Range(a, b) => {
+            let (a, b) = (v(a), v(b));
+            a.min(b) <= value && value <= a.max(b)
+        }
+    })
+}
+
 /// Response text: one line, never empty.
 pub fn text(s: &str) -> Text<'static> {
     let line: String = s

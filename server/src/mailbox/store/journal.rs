@@ -6,7 +6,7 @@
 use sqlx::Row;
 
 use super::index::split_flags;
-use super::{Result, Store, blocking, maildir, names};
+use super::{Result, Store, StoreError, blocking, maildir, names};
 
 impl Store {
     /// Removes messages atomically: their rows go, and their files are recorded for
@@ -23,9 +23,10 @@ impl Store {
         // Each deleted row says which file to unlink, and with which flags it is found
         // at once.
         let mut files: Vec<(String, Vec<String>)> = Vec::new();
+        let mut gone: Vec<String> = Vec::new();
         for chunk in uids.chunks(EXPUNGE_CHUNK) {
             let sql = format!(
-                "DELETE FROM messages WHERE username = $1 AND mailbox = $2 AND uid IN ({}) RETURNING file, flags",
+                "DELETE FROM messages WHERE username = $1 AND mailbox = $2 AND uid IN ({}) RETURNING file, flags, uid",
                 placeholders(3, chunk.len())
             );
             let mut query = sqlx::query(&sql).bind(username).bind(&name);
@@ -34,6 +35,7 @@ impl Store {
             }
             for row in query.fetch_all(&mut *tx).await? {
                 files.push((row.try_get(0)?, split_flags(&row.try_get::<String, _>(1)?)));
+                gone.push(row.try_get::<i64, _>(2)?.to_string());
             }
         }
         if files.is_empty() {
@@ -60,6 +62,16 @@ impl Store {
         .bind(journal.join("/"))
         .execute(&mut *tx)
         .await?;
+        // What vanished, for QRESYNC clients that come back later.
+        sqlx::query(
+            "INSERT INTO vanished (username, mailbox, modseq, uids) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(username)
+        .bind(&name)
+        .bind(modseq)
+        .bind(gone.join(","))
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         self.changed(username);
         self.unlink(username, &name, &files).await?;
@@ -78,6 +90,55 @@ impl Store {
             }
         });
         Ok(files.len())
+    }
+
+    /// The UIDs expunged from a mailbox after MODSEQ `since` (QRESYNC), ascending. For
+    /// a MODSEQ older than the record (expunges before it began were not kept), every
+    /// UID below UIDNEXT that the mailbox no longer holds: a client ignores UIDs it
+    /// never had, and misses none it had.
+    pub async fn vanished_since(&self, username: &str, name: &str, since: u64) -> Result<Vec<u32>> {
+        let name = names::canonical(name)?;
+        let row = sqlx::query(
+            "SELECT vanished_from, uidnext FROM mailboxes WHERE username = $1 AND name = $2",
+        )
+        .bind(username)
+        .bind(&name)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::NoMailbox(name.clone()))?;
+        let (from, uidnext) = (
+            row.try_get::<i64, _>(0)?.max(0) as u64,
+            row.try_get::<i64, _>(1)?.max(1) as u32,
+        );
+        if since < from {
+            let present = self.uids(username, &name).await?;
+            let mut present = present.into_iter().peekable();
+            let mut gone = Vec::new();
+            for uid in 1..uidnext {
+                if present.peek() == Some(&uid) {
+                    present.next();
+                } else {
+                    gone.push(uid);
+                }
+            }
+            return Ok(gone);
+        }
+        let rows = sqlx::query(
+            "SELECT uids FROM vanished WHERE username = $1 AND mailbox = $2 AND modseq > $3",
+        )
+        .bind(username)
+        .bind(&name)
+        .bind(since.min(i64::MAX as u64) as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut uids = Vec::new();
+        for row in rows {
+            let list: String = row.try_get(0)?;
+            uids.extend(list.split(',').filter_map(|u| u.parse::<u32>().ok()));
+        }
+        uids.sort_unstable();
+        uids.dedup();
+        Ok(uids)
     }
 
     /// The expunges of a mailbox whose files may not all be unlinked yet.
@@ -203,6 +264,51 @@ mod tests {
             .unwrap()
             .try_get(0)
             .unwrap()
+    }
+
+    #[tokio::test]
+    async fn what_vanished_since_a_modseq_is_remembered_and_renamed_along() {
+        let (s, _dir) = store().await;
+        s.ensure_user("dora").await.unwrap();
+        for n in 1..=6 {
+            s.append("dora", "INBOX", msg(n), &[], None).await.unwrap();
+        }
+        let before = s.mailbox("dora", "INBOX").await.unwrap().highestmodseq;
+        s.expunge("dora", "INBOX", &[2, 3]).await.unwrap();
+        let middle = s.mailbox("dora", "INBOX").await.unwrap().highestmodseq;
+        s.expunge("dora", "INBOX", &[5]).await.unwrap();
+        assert_eq!(
+            s.vanished_since("dora", "INBOX", before).await.unwrap(),
+            [2, 3, 5]
+        );
+        assert_eq!(
+            s.vanished_since("dora", "INBOX", middle).await.unwrap(),
+            [5]
+        );
+        let now = s.mailbox("dora", "INBOX").await.unwrap().highestmodseq;
+        assert!(
+            s.vanished_since("dora", "INBOX", now)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        s.create_mailbox("dora", "Old", "").await.unwrap();
+        s.append("dora", "Old", msg(7), &[], None).await.unwrap();
+        s.append("dora", "Old", msg(8), &[], None).await.unwrap();
+        s.expunge("dora", "Old", &[1]).await.unwrap();
+        s.rename_mailbox("dora", "Old", "Older").await.unwrap();
+        assert_eq!(s.vanished_since("dora", "Older", 0).await.unwrap(), [1]);
+        // A MODSEQ from before the record began: every UID that is gone.
+        sqlx::query(
+            "UPDATE mailboxes SET vanished_from = 1000 WHERE username = 'dora' AND name = 'INBOX'",
+        )
+        .execute(&s.pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            s.vanished_since("dora", "INBOX", middle).await.unwrap(),
+            [2, 3, 5]
+        );
     }
 
     #[tokio::test]

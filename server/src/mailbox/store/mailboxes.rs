@@ -125,6 +125,7 @@ impl Store {
         let mut removed = 0;
         for table in [
             "DELETE FROM messages WHERE username = $1 AND mailbox = $2",
+            "DELETE FROM vanished WHERE username = $1 AND mailbox = $2",
             "DELETE FROM mailboxes WHERE username = $1 AND name = $2",
         ] {
             removed = sqlx::query(table)
@@ -228,6 +229,7 @@ impl Store {
                 "UPDATE messages SET mailbox = $1 WHERE username = $2 AND mailbox = $3",
                 "UPDATE expunges SET mailbox = $1 WHERE username = $2 AND mailbox = $3",
                 "UPDATE expunge_batches SET mailbox = $1 WHERE username = $2 AND mailbox = $3",
+                "UPDATE vanished SET mailbox = $1 WHERE username = $2 AND mailbox = $3",
             ] {
                 if let Err(e) = sqlx::query(sql)
                     .bind(new)

@@ -46,6 +46,7 @@ impl Session {
             Capability::from(wire::atom("SPECIAL-USE")),
             Capability::Sort(None),
             Capability::CondStore,
+            Capability::QResync,
             Capability::Quota,
             Capability::QuotaRes(Resource::Storage),
             Capability::QuotaRes(Resource::Message),

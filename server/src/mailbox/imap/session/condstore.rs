@@ -1,7 +1,8 @@
 //! CONDSTORE (RFC 7162 3.1): every message's MODSEQ and the mailbox's HIGHESTMODSEQ
 //! (kept by the store with each change) shown to clients. Here: turning it on (ENABLE,
 //! SELECT (CONDSTORE), or any command that uses it), and reading the command modifiers
-//! (FETCH CHANGEDSINCE, STORE UNCHANGEDSINCE). QRESYNC is not offered.
+//! (FETCH CHANGEDSINCE, STORE UNCHANGEDSINCE), and the parameters QRESYNC adds to
+//! them (see `qresync`).
 
 use std::num::NonZeroU64;
 
@@ -13,11 +14,12 @@ use imap_codec::imap_types::response::{Data, Response};
 use imap_codec::imap_types::search::SearchKey;
 
 use super::Session;
+use super::qresync::Resync;
 use super::responses::{bad, data, ok};
 
 impl Session {
-    /// ENABLE (RFC 5161): CONDSTORE is the one extension here to enable; others are
-    /// left out of the answer.
+    /// ENABLE (RFC 5161): CONDSTORE and QRESYNC (which turns CONDSTORE on too) are the
+    /// extensions here to enable; others are left out of the answer.
     pub(super) fn enable(
         &mut self,
         tag: &Tag<'static>,
@@ -28,6 +30,13 @@ impl Session {
             self.condstore = true;
             enabled.push(CapabilityEnable::CondStore);
         }
+        for capability in asked {
+            if capability.to_string().eq_ignore_ascii_case("QRESYNC") && !self.qresync {
+                self.qresync = true;
+                self.condstore = true;
+                enabled.push(capability.clone());
+            }
+        }
         vec![
             data(Data::Enabled {
                 capabilities: enabled,
@@ -36,43 +45,67 @@ impl Session {
         ]
     }
 
-    /// SELECT and EXAMINE parameters: `(CONDSTORE)` turns it on; QRESYNC's is refused.
+    /// SELECT and EXAMINE parameters: `(CONDSTORE)` turns it on; `(QRESYNC (...))`,
+    /// once QRESYNC is enabled (RFC 7162 3.2.5), says what the client knew.
     pub(super) fn select_parameters(
         &mut self,
         tag: &Tag<'static>,
         parameters: &[SelectParameter],
-    ) -> Result<(), Vec<Response<'static>>> {
+    ) -> Result<Option<Resync>, Vec<Response<'static>>> {
+        let mut resync = None;
         for parameter in parameters {
             match parameter {
                 SelectParameter::CondStore => self.condstore = true,
-                SelectParameter::QResync { .. } => {
-                    return Err(vec![bad(tag, "QRESYNC is not available in this version")]);
+                SelectParameter::QResync { .. } if !self.qresync => {
+                    return Err(vec![bad(
+                        tag,
+                        "QRESYNC is not enabled: send ENABLE QRESYNC first",
+                    )]);
+                }
+                SelectParameter::QResync {
+                    uid_validity,
+                    mod_sequence_value,
+                    known_uids,
+                    ..
+                } => {
+                    resync = Some(Resync {
+                        uidvalidity: uid_validity.get(),
+                        modseq: mod_sequence_value.get(),
+                        known: known_uids.clone(),
+                    });
                 }
             }
         }
-        Ok(())
+        Ok(resync)
     }
 
     /// FETCH's `(CHANGEDSINCE n)`: only messages changed after MODSEQ n, with their
-    /// MODSEQ. `(VANISHED)` belongs to QRESYNC, not offered.
+    /// MODSEQ; and whether QRESYNC's `VANISHED` asks for what was expunged since too
+    /// (only with UID FETCH, CHANGEDSINCE and QRESYNC enabled: RFC 7162 3.2.6).
     pub(super) fn changed_since(
         &mut self,
         tag: &Tag<'static>,
         modifiers: &[FetchModifier],
-    ) -> Result<Option<u64>, Vec<Response<'static>>> {
+        by_uid: bool,
+    ) -> Result<(Option<u64>, bool), Vec<Response<'static>>> {
         let mut since = None;
+        let mut vanished = false;
         for modifier in modifiers {
             match modifier {
                 FetchModifier::ChangedSince(n) => {
                     self.condstore = true;
                     since = Some(n.get());
                 }
-                FetchModifier::Vanished => {
-                    return Err(vec![bad(tag, "VANISHED needs QRESYNC, not available")]);
-                }
+                FetchModifier::Vanished => vanished = true,
             }
         }
-        Ok(since)
+        if vanished && !(self.qresync && by_uid && since.is_some()) {
+            return Err(vec![bad(
+                tag,
+                "VANISHED needs ENABLE QRESYNC, UID FETCH and CHANGEDSINCE",
+            )]);
+        }
+        Ok((since, vanished))
     }
 
     /// STORE's `(UNCHANGEDSINCE n)`.

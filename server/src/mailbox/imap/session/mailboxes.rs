@@ -59,9 +59,19 @@ impl Session {
         user: &str,
         mailbox: &Mailbox<'static>,
         read_only: bool,
+        resync: Option<super::qresync::Resync>,
     ) -> Vec<Response<'static>> {
-        // A failed SELECT leaves no mailbox selected (RFC 3501 6.3.1).
-        self.selected = None;
+        // A failed SELECT leaves no mailbox selected (RFC 3501 6.3.1); with QRESYNC
+        // on, the client is told that the one it had is closed (RFC 7162 3.2.11).
+        let mut closed = Vec::new();
+        if self.selected.take().is_some() && self.qresync {
+            closed.push(status(
+                None,
+                "OK",
+                Some(Code::Closed),
+                "Previous mailbox closed",
+            ));
+        }
         let name = match wire::mailbox_name(mailbox) {
             Ok(name) => name,
             Err(e) => return vec![no(tag, &e)],
@@ -100,12 +110,13 @@ impl Session {
             }
             recent
         };
-        let mut out = vec![
+        let mut out = closed;
+        out.extend([
             flags,
             data(Data::Exists(messages.len() as u32)),
             data(Data::Recent(recent.count(&uids))),
             permanent,
-        ];
+        ]);
         if let Some(first) = messages.iter().position(|m| !has(&m.flags, "\\Seen"))
             && let Ok(code) = Code::unseen(first as u32 + 1)
         {
@@ -125,6 +136,15 @@ impl Session {
                 Some(Code::HighestModSeq(modseq)),
                 "Highest MODSEQ",
             ));
+        }
+        if let Some(resync) = &resync {
+            match self
+                .resync(user, &name, resync, &info, &messages, &recent)
+                .await
+            {
+                Ok(responses) => out.extend(responses),
+                Err(e) => return vec![store_no(tag, e)],
+            }
         }
         let (code, verb) = if read_only {
             (Code::ReadOnly, "EXAMINE")

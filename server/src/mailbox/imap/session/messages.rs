@@ -410,8 +410,13 @@ impl Session {
         }
         // RFC 6851: COPYUID comes untagged, then the EXPUNGEs, then the tagged OK.
         let mut out = vec![status(None, "OK", code, "Moved")];
+        let vanished = self.qresync;
         if let Some(selected) = self.selected.as_mut() {
-            out.extend(expunged(&mut selected.uids, |uid| old.contains(&uid)));
+            out.extend(expunged(
+                &mut selected.uids,
+                |uid| old.contains(&uid),
+                vanished,
+            ));
         }
         if into_selected {
             out.extend(self.refresh(user).await);
@@ -469,7 +474,7 @@ impl Session {
             .collect();
         self.store.expunge(user, &selected.name, &doomed).await?;
         let mut remaining = selected.uids.clone();
-        let out = expunged(&mut remaining, |uid| doomed.contains(&uid));
+        let out = expunged(&mut remaining, |uid| doomed.contains(&uid), self.qresync);
         Ok((out, remaining))
     }
 

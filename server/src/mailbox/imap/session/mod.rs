@@ -13,6 +13,7 @@
 //! - [`messages`]: APPEND, SEARCH, STORE, COPY, MOVE, EXPUNGE, CLOSE, UNSELECT;
 //! - [`fetch`]: FETCH, answered in parts;
 //! - [`sorting`]: SORT and THREAD;
+//! - [`qresync`]: what QRESYNC (RFC 7162 3.2) adds to SELECT, FETCH and expunges;
 //! - [`quota`]: GETQUOTA, GETQUOTAROOT, SETQUOTA, and the check before mail comes in;
 //! - [`responses`]: the status responses they all build.
 
@@ -21,6 +22,7 @@ mod condstore;
 mod fetch;
 mod mailboxes;
 mod messages;
+mod qresync;
 mod quota;
 mod recent;
 mod responses;
@@ -106,6 +108,8 @@ pub struct Session {
     /// CONDSTORE is on (RFC 7162 3.1: ENABLE, or a command that uses it): flag
     /// changes are reported with their UID and MODSEQ.
     condstore: bool,
+    /// QRESYNC is on (ENABLE QRESYNC): expunges are told as VANISHED with UIDs.
+    qresync: bool,
 }
 
 impl Session {
@@ -129,6 +133,7 @@ impl Session {
             pending: None,
             admission: None,
             condstore: false,
+            qresync: false,
         }
     }
 
@@ -213,14 +218,14 @@ impl Session {
                 mailbox,
                 parameters,
             } => match self.select_parameters(&tag, &parameters) {
-                Ok(()) => self.select(&tag, &user, &mailbox, false).await,
+                Ok(resync) => self.select(&tag, &user, &mailbox, false, resync).await,
                 Err(refusal) => refusal,
             },
             CommandBody::Examine {
                 mailbox,
                 parameters,
             } => match self.select_parameters(&tag, &parameters) {
-                Ok(()) => self.select(&tag, &user, &mailbox, true).await,
+                Ok(resync) => self.select(&tag, &user, &mailbox, true, resync).await,
                 Err(refusal) => refusal,
             },
             CommandBody::Create { mailbox } => self.create(&tag, &user, &mailbox).await,
@@ -273,10 +278,21 @@ impl Session {
                 macro_or_item_names,
                 uid,
                 modifiers,
-            } => match self.changed_since(&tag, &modifiers) {
-                Ok(since) => {
-                    self.fetch(&tag, &user, &sequence_set, macro_or_item_names, uid, since)
-                        .await
+            } => match self.changed_since(&tag, &modifiers, uid) {
+                Ok((since, vanished)) => {
+                    let mut out = match (vanished, since) {
+                        (true, Some(since)) => {
+                            self.vanished_in(&tag, &user, &sequence_set, since).await
+                        }
+                        _ => Ok(Vec::new()),
+                    };
+                    if let Ok(out) = &mut out {
+                        out.extend(
+                            self.fetch(&tag, &user, &sequence_set, macro_or_item_names, uid, since)
+                                .await,
+                        );
+                    }
+                    out.unwrap_or_else(|refusal| refusal)
                 }
                 Err(refusal) => refusal,
             },
@@ -394,16 +410,26 @@ impl Session {
 
 /// Removes the UIDs that are `gone` from a session's sequence and returns their
 /// EXPUNGE responses, highest sequence number first so that each number is right
-/// when the client reads it.
-fn expunged(uids: &mut Vec<u32>, gone: impl Fn(u32) -> bool) -> Vec<Response<'static>> {
+/// when the client reads it; with QRESYNC on (`vanished`), one `VANISHED` with their
+/// UIDs instead.
+fn expunged(
+    uids: &mut Vec<u32>,
+    gone: impl Fn(u32) -> bool,
+    vanished: bool,
+) -> Vec<Response<'static>> {
     let mut out = Vec::new();
+    let mut removed = Vec::new();
     for i in (0..uids.len()).rev() {
         if gone(uids[i]) {
-            uids.remove(i);
-            if let Ok(d) = Data::expunge(i as u32 + 1) {
+            removed.push(uids.remove(i));
+            if !vanished && let Ok(d) = Data::expunge(i as u32 + 1) {
                 out.push(responses::data(d));
             }
         }
+    }
+    if vanished {
+        removed.reverse();
+        out.extend(qresync::vanished(&removed, false));
     }
     out
 }

@@ -80,6 +80,7 @@ impl Session {
     /// Cheap when nothing changed: one look at `new/` and one at HIGHESTMODSEQ.
     pub(super) async fn refresh(&mut self, user: &str) -> Vec<Response<'static>> {
         let condstore = self.condstore;
+        let vanished = self.qresync;
         let Some(selected) = self.selected.as_mut() else {
             return Vec::new();
         };
@@ -109,7 +110,11 @@ impl Session {
             && let Ok(present) = self.store.uids(user, &selected.name).await
         {
             let present: HashSet<u32> = present.into_iter().collect();
-            out.extend(expunged(&mut selected.uids, |uid| !present.contains(&uid)));
+            out.extend(expunged(
+                &mut selected.uids,
+                |uid| !present.contains(&uid),
+                vanished,
+            ));
         }
         let before = selected.uids.len();
         selected.uids.extend(&new);
