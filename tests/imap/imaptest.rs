@@ -89,7 +89,9 @@ fn imaptest_stress_mix_sees_no_error() {
     let (site, args) = site();
     let mbox = tests_dir().join("default.mbox");
     let secs = std::env::var("IMAPTEST_SECS").unwrap_or_else(|_| "30".to_string());
-    for extra in [None, Some("logout=0")] {
+    // `qresync`: the clients ENABLE QRESYNC, come back with SELECT (QRESYNC ...) and
+    // check every VANISHED against what they saw.
+    for extra in [None, Some("logout=0"), Some("qresync")] {
         let mut more = vec![
             format!("mbox={}", mbox.display()),
             "clients=10".to_string(),
