@@ -1,7 +1,7 @@
 //! QUOTA (RFC 9208) as a user meets it: an operator sets limits with `mailsite user
 //! quota`, imaplib reads them (GETQUOTAROOT, GETQUOTA), APPEND and COPY past them get
 //! `NO [OVERQUOTA]`, STATUS tells what an EXPUNGE would free, and after one the mail
-//! fits again; LMTP refuses a full mailbox with 452 4.2.2, and a message larger than the
+//! fits again, and STATUS SIZE tells what a mailbox holds; LMTP refuses a full mailbox with 452 4.2.2, and a message larger than the
 //! whole quota with 552 5.2.2. Nothing stored before is lost on the way.
 
 use crate::common::{Site, python};
@@ -84,6 +84,8 @@ out["delete"] = raw(m, "STORE 1 +FLAGS.SILENT (\\Deleted)")
 out["status"] = raw(m, "STATUS INBOX (MESSAGES DELETED DELETED-STORAGE)")
 out["expunge"] = raw(m, "EXPUNGE")
 out["after"] = append("Drafts", "Subject: after\r\n\r\nfits again\r\n")
+out["size"] = raw(m, "STATUS Drafts (MESSAGES SIZE)")
+out["drafts_octets"] = len("Subject: third\r\n\r\nfits\r\n") + len("Subject: after\r\n\r\nfits again\r\n")
 m.logout()
 print(json.dumps(out))
 "#
@@ -140,6 +142,13 @@ print(json.dumps(out))
         text("after").contains(" OK [APPENDUID "),
         "{}",
         text("after")
+    );
+    // STATUS=SIZE (RFC 8438): the octets a mailbox holds.
+    assert!(capability.contains(" STATUS=SIZE"), "{capability}");
+    let octets = out.0["drafts_octets"].as_u64().unwrap();
+    out.has(
+        "size",
+        &format!("* STATUS Drafts (MESSAGES 2 SIZE {octets})"),
     );
 
     // LMTP: three messages of three; the sorter is told to try later (452), and a

@@ -50,6 +50,7 @@ impl Session {
             Capability::Quota,
             Capability::QuotaRes(Resource::Storage),
             Capability::QuotaRes(Resource::Message),
+            Capability::StatusSize,
             Capability::Thread(ThreadingAlgorithm::OrderedSubject),
             Capability::Thread(ThreadingAlgorithm::References),
         ]);

@@ -430,6 +430,10 @@ impl Session {
                         .map(|m| m.size)
                         .sum(),
                 ),
+                // STATUS=SIZE (RFC 8438): what the mailbox holds, in octets.
+                StatusDataItemName::Size => {
+                    StatusDataItem::Size(messages.iter().map(|m| m.size).sum())
+                }
                 StatusDataItemName::HighestModSeq => {
                     self.condstore = true;
                     StatusDataItem::HighestModSeq(info.highestmodseq)
