@@ -173,10 +173,10 @@ pub enum UserCommand {
     Quota {
         username: String,
         /// Most octets: 500M, 2G, 1.5T (powers of 1024), or `none` for no limit.
-        #[arg(long, value_parser = parse_storage)]
+        #[arg(long, value_parser = crate::directory::quota::parse_size)]
         storage: Option<u64>,
         /// Most messages, or `none` for no limit.
-        #[arg(long, value_parser = parse_count)]
+        #[arg(long, value_parser = crate::directory::quota::parse_count)]
         messages: Option<u64>,
         #[arg(long)]
         json: bool,
@@ -603,19 +603,6 @@ async fn user(admin: &Admin, cmd: UserCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-fn parse_storage(text: &str) -> Result<u64, String> {
-    crate::directory::quota::parse_size(text)
-}
-
-fn parse_count(text: &str) -> Result<u64, String> {
-    if text.eq_ignore_ascii_case("none") || text.eq_ignore_ascii_case("unlimited") {
-        return Ok(0);
-    }
-    text.trim().parse().map_err(|_| {
-        format!("{text:?} is not a number of messages: write e.g. 50000, or `none` for no limit")
-    })
 }
 
 fn security_name(s: Security) -> &'static str {

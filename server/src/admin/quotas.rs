@@ -65,11 +65,7 @@ impl Admin {
     /// A limit below what the user holds already is allowed: nothing is deleted, new
     /// mail is refused until they make room.
     pub async fn set_quota(&self, username: &str, quota: Quota) -> Result<QuotaView> {
-        if quota.storage > 0 && quota.storage < 1024 {
-            return Err(refused(
-                "a storage limit under 1 KiB holds no message: give at least 1K, or `none` for no limit",
-            ));
-        }
+        quota.check().map_err(refused)?;
         self.directory.set_quota(username, quota).await?;
         tracing::info!(user = %username, limits = %quota.describe(), "quota set");
         self.quota(username).await

@@ -14,7 +14,7 @@ use super::actions::{confirmation, refuse, refused};
 use super::page;
 use super::{Console, Operator};
 use crate::directory::User;
-use crate::directory::quota::{Quota, parse_size, size};
+use crate::directory::quota::{Quota, parse_count, parse_size, size};
 
 #[derive(Deserialize)]
 pub struct QuotaQuery {
@@ -26,16 +26,13 @@ pub struct QuotaQuery {
     messages: String,
 }
 
+/// The confirmed change: the same fields, with the session's token and `confirm`.
 #[derive(Deserialize)]
 pub struct QuotaForm {
     #[serde(default)]
     csrf: String,
-    #[serde(default)]
-    user: String,
-    #[serde(default)]
-    storage: String,
-    #[serde(default)]
-    messages: String,
+    #[serde(flatten)]
+    change: QuotaQuery,
     confirm: Option<String>,
 }
 
@@ -47,12 +44,10 @@ fn limits(storage: &str, messages: &str) -> Result<Quota, String> {
     } else {
         parse_size(storage)?
     };
-    let messages = match messages.trim() {
-        "" => 0,
-        m if m.eq_ignore_ascii_case("none") => 0,
-        m => m.parse().map_err(|_| {
-            format!("{m:?} is not a number of messages: write e.g. 50000, or leave it empty for no limit")
-        })?,
+    let messages = if messages.trim().is_empty() {
+        0
+    } else {
+        parse_count(messages)?
     };
     Ok(Quota { storage, messages })
 }
@@ -100,9 +95,7 @@ async fn target(
     let username = app.admin.username(typed).map_err(|e| e.to_string())?;
     app.admin.user(&username).await.map_err(|e| e.to_string())?;
     let quota = limits(storage, messages)?;
-    if quota.storage > 0 && quota.storage < 1024 {
-        return Err("a storage limit under 1 KiB holds no message: give at least 1K, or leave it empty for no limit".into());
-    }
+    quota.check()?;
     Ok((username, quota))
 }
 
@@ -167,7 +160,12 @@ pub async fn apply(
     if let Some(refused) = refused(&op, &form.csrf, &form.confirm) {
         return refused;
     }
-    let (name, quota) = match target(&app, &form.user, &form.storage, &form.messages).await {
+    let QuotaQuery {
+        user,
+        storage,
+        messages,
+    } = &form.change;
+    let (name, quota) = match target(&app, user, storage, messages).await {
         Ok(target) => target,
         Err(e) => return refuse(&op, StatusCode::BAD_REQUEST, "Cannot change the quota", &e),
     };

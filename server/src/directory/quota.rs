@@ -75,6 +75,14 @@ impl Quota {
         Ok(())
     }
 
+    /// Refuses limits that make no sense, saying why.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        if self.storage > 0 && self.storage < 1024 {
+            return Err("a storage limit under 1 KiB holds no message: give at least 1K, or `none` for no limit".into());
+        }
+        Ok(())
+    }
+
     /// The limits in words: `1.0 GiB, 10000 messages`, or `no limit`.
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
@@ -133,6 +141,18 @@ pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
         return Err(bad_size(text));
     }
     Ok(octets.round() as u64)
+}
+
+/// Reads a message limit as an operator types it: `50000`; `0`, `none` or `unlimited`
+/// for no limit.
+pub fn parse_count(text: &str) -> std::result::Result<u64, String> {
+    let t = text.trim();
+    if t.eq_ignore_ascii_case("none") || t.eq_ignore_ascii_case("unlimited") {
+        return Ok(0);
+    }
+    t.parse().map_err(|_| {
+        format!("{text:?} is not a number of messages: write e.g. 50000, or `none` for no limit")
+    })
 }
 
 fn bad_size(text: &str) -> String {

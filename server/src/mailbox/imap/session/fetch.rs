@@ -8,6 +8,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use imap_codec::imap_types::ToStatic;
+use imap_codec::imap_types::command::FetchModifier;
 use imap_codec::imap_types::core::{Tag, Vec1};
 use imap_codec::imap_types::fetch::{
     MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName, Section,
@@ -53,6 +54,30 @@ const FETCH_BATCH_MESSAGES: usize = 500;
 const FETCH_BATCH_BYTES: usize = 1 << 20;
 
 impl Session {
+    /// FETCH with its modifiers: CHANGEDSINCE, and QRESYNC's VANISHED, whose
+    /// `VANISHED (EARLIER)` comes before the FETCH responses.
+    pub(super) async fn fetch_command(
+        &mut self,
+        tag: &Tag<'static>,
+        user: &str,
+        (set, items, by_uid): (SequenceSet, MacroOrMessageDataItemNames<'static>, bool),
+        modifiers: &[FetchModifier],
+    ) -> Vec<Response<'static>> {
+        let (since, vanished) = match self.changed_since(tag, modifiers, by_uid) {
+            Ok(found) => found,
+            Err(refusal) => return refusal,
+        };
+        let mut out = Vec::new();
+        if vanished && let Some(since) = since {
+            match self.vanished_in(tag, user, &set, since).await {
+                Ok(told) => out = told,
+                Err(refusal) => return refusal,
+            }
+        }
+        out.extend(self.fetch(tag, user, &set, items, by_uid, since).await);
+        out
+    }
+
     pub(super) async fn fetch(
         &mut self,
         tag: &Tag<'static>,

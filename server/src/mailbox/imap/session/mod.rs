@@ -278,24 +278,10 @@ impl Session {
                 macro_or_item_names,
                 uid,
                 modifiers,
-            } => match self.changed_since(&tag, &modifiers, uid) {
-                Ok((since, vanished)) => {
-                    let mut out = match (vanished, since) {
-                        (true, Some(since)) => {
-                            self.vanished_in(&tag, &user, &sequence_set, since).await
-                        }
-                        _ => Ok(Vec::new()),
-                    };
-                    if let Ok(out) = &mut out {
-                        out.extend(
-                            self.fetch(&tag, &user, &sequence_set, macro_or_item_names, uid, since)
-                                .await,
-                        );
-                    }
-                    out.unwrap_or_else(|refusal| refusal)
-                }
-                Err(refusal) => refusal,
-            },
+            } => {
+                let request = (sequence_set, macro_or_item_names, uid);
+                self.fetch_command(&tag, &user, request, &modifiers).await
+            }
             CommandBody::Search {
                 charset,
                 criteria,
