@@ -14,6 +14,7 @@ use mailsite_shared::{ServerState, SiteConfig};
 
 mod app_password;
 mod block;
+mod sieve;
 mod user_import;
 
 use crate::admin::queue::Queued;
@@ -113,6 +114,9 @@ pub enum Command {
     /// and lifted (by address, or by username for every block on that account).
     #[command(subcommand)]
     Block(block::BlockCommand),
+    /// Users' Sieve filter scripts (users manage their own over ManageSieve).
+    #[command(subcommand)]
+    Sieve(sieve::SieveCommand),
     /// Read what users' desktop helpers report.
     #[command(subcommand)]
     Helpdesk(HelpdeskCommand),
@@ -404,6 +408,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Mailbox(cmd) => mailbox(&admin, cmd).await,
                 Command::Queue(cmd) => queue(&admin, cmd),
                 Command::Block(cmd) => block::block(&admin, cmd).await,
+                Command::Sieve(cmd) => sieve::sieve(&admin, cmd).await,
                 Command::Serve | Command::CheckConfig { .. } | Command::Helpdesk(_) => {
                     unreachable!("handled above")
                 }

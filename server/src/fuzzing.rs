@@ -21,7 +21,7 @@ use std::sync::OnceLock;
 
 use harness::{Eof, Harness};
 
-use crate::mailbox::{imap, lmtp, pop3};
+use crate::mailbox::{imap, lmtp, managesieve, pop3};
 use crate::sorter::{self, Port, Sorter, queue::Queue, relay::Relay};
 
 pub use harness::{DISABLED, ELSEWHERE, PASSWORD, USER};
@@ -41,6 +41,11 @@ fn pop3_harness() -> &'static Harness {
 fn lmtp_harness() -> &'static Harness {
     static HARNESS: OnceLock<Harness> = OnceLock::new();
     HARNESS.get_or_init(|| Harness::new("lmtp", Eof::AfterInput))
+}
+
+fn managesieve_harness() -> &'static Harness {
+    static HARNESS: OnceLock<Harness> = OnceLock::new();
+    HARNESS.get_or_init(|| Harness::new("managesieve", Eof::AfterInput))
 }
 
 fn smtp_harness() -> &'static Harness {
@@ -87,15 +92,18 @@ pub fn pop3_session(data: &[u8]) -> Transcript {
     })
 }
 
+/// What a ManageSieve client that sent `data` saw (STARTTLS offered).
+pub fn managesieve_session(data: &[u8]) -> Transcript {
+    managesieve_harness().converse(data, |stream, peer, server| {
+        let session = managesieve::Session::new(server, peer).offer_tls();
+        managesieve::serve_connection(Box::new(stream), session, server.tls.clone())
+    })
+}
+
 /// What an LMTP client (a sorter) that sent `data` saw.
 pub fn lmtp_session(data: &[u8]) -> Transcript {
     lmtp_harness().converse(data, |stream, _peer, server| {
-        let session = lmtp::Session::new(
-            &server.name,
-            &server.hostname,
-            server.site.clone(),
-            server.store.clone(),
-        );
+        let session = lmtp::Session::new(server);
         lmtp::serve_connection(stream, session)
     })
 }
@@ -160,6 +168,12 @@ pub fn pop3(data: &[u8]) {
 /// well-formed reply lines.
 pub fn lmtp(data: &[u8]) {
     replies::lmtp(&lmtp_session(data));
+}
+
+/// Any ManageSieve client input: the session ends, stays in the store, and writes
+/// only well-formed responses.
+pub fn managesieve(data: &[u8]) {
+    replies::managesieve(&managesieve_session(data));
 }
 
 /// Any SMTP client input: the session ends, stays in the store, writes only
@@ -241,6 +255,11 @@ mod tests {
     #[test]
     fn lmtp_holds_on_seeds() {
         hold_on_seeds("lmtp_commands", lmtp);
+    }
+
+    #[test]
+    fn managesieve_holds_on_seeds() {
+        hold_on_seeds("managesieve_commands", managesieve);
     }
 
     #[test]

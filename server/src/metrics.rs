@@ -142,9 +142,9 @@ pub struct Metrics {
     /// Login throttling: failures and refusals by protocol (each counter resolved
     /// once, indexed as [`Protocol::ALL`]), and blocks started.
     login_failures: Family<ProtocolLabels, Counter>,
-    login_failure_counters: [Counter; 4],
+    login_failure_counters: [Counter; Protocol::ALL.len()],
     login_blocked: Family<ProtocolLabels, Counter>,
-    login_blocked_counters: [Counter; 4],
+    login_blocked_counters: [Counter; Protocol::ALL.len()],
     blocks_started: Counter,
 }
 

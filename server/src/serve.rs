@@ -216,6 +216,10 @@ pub async fn serve(config: SiteConfig, embedded: bool) -> anyhow::Result<()> {
                     .or_insert_with_key(|root| first_store.beside(root.clone()))
                     .clone(),
                 tls: Some(tls.clone()),
+                sieve: std::sync::Arc::new(crate::mailbox::sieve::Engine::new(&format!(
+                    "{}.{}",
+                    server.name, config.domain
+                ))),
             };
             for ip in &server.addresses {
                 for (protocol, port) in [
@@ -224,6 +228,7 @@ pub async fn serve(config: SiteConfig, embedded: bool) -> anyhow::Result<()> {
                     ("POP3S", config.ports.pop3s),
                     ("IMAP", config.ports.imap),
                     ("IMAPS", config.ports.imaps),
+                    ("ManageSieve", config.ports.managesieve),
                 ] {
                     let addr = std::net::SocketAddr::new(*ip, port);
                     let listener =
@@ -237,13 +242,16 @@ pub async fn serve(config: SiteConfig, embedded: bool) -> anyhow::Result<()> {
                         "POP3" => tasks.spawn(crate::mailbox::pop3::run(listener, m, false, stop)),
                         "POP3S" => tasks.spawn(crate::mailbox::pop3::run(listener, m, true, stop)),
                         "IMAP" => tasks.spawn(crate::mailbox::imap::run(listener, m, false, stop)),
+                        "ManageSieve" => {
+                            tasks.spawn(crate::mailbox::managesieve::run(listener, m, stop))
+                        }
                         _ => tasks.spawn(crate::mailbox::imap::run(listener, m, true, stop)),
                     };
                     if protocol == "LMTP" {
                         let p = config.ports;
                         listening.push(format!(
-                            "{} {ip}: IMAP {}/{} (TLS), POP3 {}/{} (TLS), LMTP {}",
-                            server.name, p.imap, p.imaps, p.pop3, p.pop3s, p.lmtp
+                            "{} {ip}: IMAP {}/{} (TLS), POP3 {}/{} (TLS), LMTP {}, ManageSieve {}",
+                            server.name, p.imap, p.imaps, p.pop3, p.pop3s, p.lmtp, p.managesieve
                         ));
                     }
                 }

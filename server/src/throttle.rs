@@ -41,14 +41,16 @@ pub enum Protocol {
     Pop3,
     Smtp,
     Console,
+    ManageSieve,
 }
 
 impl Protocol {
-    pub const ALL: [Protocol; 4] = [
+    pub const ALL: [Protocol; 5] = [
         Protocol::Imap,
         Protocol::Pop3,
         Protocol::Smtp,
         Protocol::Console,
+        Protocol::ManageSieve,
     ];
 
     pub fn label(self) -> &'static str {
@@ -57,6 +59,7 @@ impl Protocol {
             Protocol::Pop3 => "pop3",
             Protocol::Smtp => "smtp",
             Protocol::Console => "console",
+            Protocol::ManageSieve => "managesieve",
         }
     }
 }

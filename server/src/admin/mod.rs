@@ -14,7 +14,8 @@
 //! - [`blocks`]: the login throttle's blocks (list, remove);
 //! - [`mailboxes`]: a user's stored mail (list, reindex);
 //! - [`app_passwords`]: a user's app passwords (add, list, remove);
-//! - [`quotas`]: a user's quota (limits on what their mailboxes hold) and usage.
+//! - [`quotas`]: a user's quota (limits on what their mailboxes hold) and usage;
+//! - [`sieve`]: a user's Sieve filter scripts (list, show, put, activate, remove).
 //!
 //! Operations take an [`Admin`] (the site's configuration and its directory) and return
 //! plain values: what changed, so that each interface can say it in its own words.
@@ -28,6 +29,7 @@ pub mod queue;
 pub mod quotas;
 pub mod rebalance;
 pub mod servers;
+pub mod sieve;
 pub mod users;
 
 use std::sync::Arc;

@@ -13,6 +13,7 @@ mod history;
 pub mod import;
 pub mod password;
 pub mod quota;
+pub mod sieve;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -55,6 +56,14 @@ pub enum DirectoryError {
         "{0} has no app password labelled {1:?}: `mailsite user app-password list {0}` shows them"
     )]
     NoAppPassword(String, String),
+    #[error("{0} has no Sieve script named {1:?}")]
+    NoScript(String, String),
+    #[error("{0} already has a Sieve script named {1:?}")]
+    ScriptExists(String, String),
+    #[error("the Sieve script {1:?} of {0} is active: activate another one (or none) first")]
+    ScriptActive(String, String),
+    #[error("{0} has {1} Sieve scripts, the most a user may keep: remove one first")]
+    TooManyScripts(String, usize),
     #[error("password hashing failed: {0}")]
     Hash(String),
 }
@@ -239,13 +248,15 @@ impl Directory {
         Ok(())
     }
 
-    /// Removes a user and their app passwords.
+    /// Removes a user, their app passwords and their Sieve scripts.
     pub async fn remove_user(&self, username: &str) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM app_passwords WHERE username = $1")
-            .bind(username)
-            .execute(&mut *tx)
-            .await?;
+        for table in ["app_passwords", "sieve_scripts", "sieve_seen"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE username = $1"))
+                .bind(username)
+                .execute(&mut *tx)
+                .await?;
+        }
         let done = sqlx::query("DELETE FROM users WHERE username = $1")
             .bind(username)
             .execute(&mut *tx)

@@ -273,7 +273,7 @@ impl Harness {
         let _ = std::fs::remove_dir_all(&self.root);
         if pristine.is_dir() {
             sqlx::raw_sql(
-                "DELETE FROM messages; DELETE FROM mailboxes; DELETE FROM expunges; DELETE FROM expunge_batches; \
+                "DELETE FROM messages; DELETE FROM mailboxes; DELETE FROM sieve_scripts; DELETE FROM expunges; DELETE FROM expunge_batches; \
                  INSERT INTO mailboxes SELECT * FROM pristine_mailboxes; \
                  INSERT INTO messages SELECT * FROM pristine_messages;",
             )
@@ -423,6 +423,7 @@ async fn site(scratch: &Path, root: PathBuf) -> MailboxServer {
         site,
         store,
         tls: Some(tls),
+        sieve: Default::default(),
     }
 }
 

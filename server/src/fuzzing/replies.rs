@@ -211,6 +211,55 @@ pub fn smtp(transcript: &Transcript, spool: &[String]) {
     }
 }
 
+/// ManageSieve: the output is responses, each data lines (strings: quoted, or a
+/// `{n}` literal and its n octets; a capability or script name, `ACTIVE`) ending in
+/// an `OK`, `NO` or `BYE` status line; the greeting ends in OK; nothing follows BYE;
+/// after the OK to STARTTLS the bytes are TLS and are not looked at.
+pub fn managesieve(transcript: &Transcript) {
+    let fail = |what: &str, at: &[u8]| -> ! { fail("ManageSieve", what, at, transcript) };
+    let mut output = &transcript.output[..];
+    let mut statuses = 0;
+    while !output.is_empty() {
+        let whole = line("ManageSieve", &mut output, false, transcript);
+        // A literal goes on after its octets, to the end of the line that follows.
+        let mut tail = whole;
+        while let Some(open) = tail.iter().rposition(|&b| b == b'{')
+            && tail.ends_with(b"}\r\n")
+            && let Ok(n) = std::str::from_utf8(&tail[open + 1..tail.len() - 3])
+                .unwrap_or("")
+                .parse::<usize>()
+        {
+            if output.len() < n {
+                fail("output ends inside a literal", tail);
+            }
+            output = &output[n..];
+            tail = line("ManageSieve", &mut output, false, transcript);
+        }
+        let status = ["OK", "NO", "BYE"].iter().any(|s| {
+            whole.starts_with(s.as_bytes()) && matches!(whole.get(s.len()), Some(b' ' | b'\r'))
+        });
+        if status {
+            statuses += 1;
+            if whole.contains(&0) || whole.iter().any(|&b| b < b' ' && b != b'\r' && b != b'\n') {
+                fail("status line with a control character", whole);
+            }
+            if whole.starts_with(b"BYE") && !output.is_empty() {
+                fail("output after BYE", output);
+            }
+            if whole.starts_with(b"OK \"Begin TLS negotiation now\"") {
+                return;
+            }
+        } else if !matches!(whole.first(), Some(b'"' | b'{')) {
+            fail("line that is neither a status nor a string", whole);
+        } else if statuses == 0 && !whole.starts_with(b"\"") {
+            fail("greeting line that is not a capability", whole);
+        }
+    }
+    if statuses == 0 {
+        fail("no greeting", &transcript.output);
+    }
+}
+
 /// SMTP and LMTP: every line is a reply line, a three-digit code from 2xx to 5xx, then
 /// a space or (continued) a hyphen, ending with CRLF; the first is the 220 greeting. A
 /// later 220 answers STARTTLS: the bytes after it are TLS and are not looked at. Each

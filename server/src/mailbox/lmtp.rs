@@ -19,6 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::quota::room;
+use super::sieve::{Delivery, Engine, Outcome};
 use super::store::Store;
 use crate::state::Site;
 
@@ -52,6 +53,7 @@ pub struct Session {
     hostname: String,
     site: Arc<Site>,
     store: Store,
+    sieve: Arc<Engine>,
     phase: Phase,
     from: String,
     recipients: Vec<Recipient>,
@@ -70,12 +72,13 @@ pub enum Next {
 }
 
 impl Session {
-    pub fn new(server: &str, hostname: &str, site: Arc<Site>, store: Store) -> Session {
+    pub fn new(server: &super::MailboxServer) -> Session {
         Session {
-            server: server.to_string(),
-            hostname: hostname.to_string(),
-            site,
-            store,
+            server: server.name.clone(),
+            hostname: server.hostname.clone(),
+            site: server.site.clone(),
+            store: server.store.clone(),
+            sieve: server.sieve.clone(),
             phase: Phase::Greeted,
             from: String::new(),
             recipients: Vec::new(),
@@ -248,18 +251,55 @@ impl Session {
                     continue;
                 }
             }
-            let result = async {
-                self.store.ensure_user(&r.username).await?;
-                self.store
-                    .append(&r.username, "INBOX", message, &[], None)
-                    .await
-            }
-            .await;
-            match result {
-                Ok((_, uid)) => replies.push_str(&format!(
-                    "250 2.0.0 <{}> delivered (UID {uid})\r\n",
+            let outcome = self
+                .sieve
+                .filter(
+                    &self.site.directory,
+                    &self.store,
+                    &Delivery {
+                        username: &r.username,
+                        recipient: &r.address,
+                        sender: &self.from,
+                        display_name: "",
+                        message: body,
+                    },
+                )
+                .await;
+            if let Some(reason) = &outcome.reject {
+                // RFC 5429 2.1.1: refused at delivery, so the sender's server bounces.
+                let reason = echo(reason, 200);
+                replies.push_str(&format!(
+                    "550 5.7.1 <{}>: refused by the recipient's filter: {reason}\r\n",
                     r.address
-                )),
+                ));
+                continue;
+            }
+            match self.store_filed(&r.username, message, &outcome).await {
+                Ok(uid) => {
+                    for (id, seconds) in &outcome.remember {
+                        if let Err(error) = self
+                            .site
+                            .directory
+                            .remember_sieve(&r.username, id, *seconds)
+                            .await
+                        {
+                            tracing::warn!(%error, recipient = %r.address, "cannot record what the Sieve script remembers");
+                        }
+                    }
+                    super::outbound::send(
+                        self.site.clone(),
+                        &self.server,
+                        &self.hostname,
+                        outcome.outgoing,
+                    );
+                    replies.push_str(&match uid {
+                        Some(uid) => format!("250 2.0.0 <{}> delivered (UID {uid})\r\n", r.address),
+                        None => format!(
+                            "250 2.0.0 <{}> discarded by the recipient's filter\r\n",
+                            r.address
+                        ),
+                    });
+                }
                 Err(error) => {
                     tracing::warn!(%error, recipient = %r.address, "delivery failed");
                     replies.push_str(&format!(
@@ -271,6 +311,46 @@ impl Session {
         }
         self.reset();
         replies
+    }
+
+    /// Stores the copies a script filed (INBOX when it filed none but did not
+    /// discard); the UID of the first, or `None` when the message was discarded. A
+    /// mailbox that does not exist (and was not to be created) gets INBOX instead.
+    async fn store_filed(
+        &self,
+        username: &str,
+        message: Vec<u8>,
+        outcome: &Outcome,
+    ) -> Result<Option<u32>, super::store::StoreError> {
+        use super::store::StoreError;
+        self.store.ensure_user(username).await?;
+        let mut first = None;
+        for filing in &outcome.filings {
+            let mut mailbox = filing.mailbox.as_str();
+            match self.store.mailbox(username, mailbox).await {
+                Ok(_) => {}
+                Err(StoreError::NoMailbox(_)) | Err(StoreError::Name(_)) if filing.create => {
+                    match self.store.create_mailbox(username, mailbox, "").await {
+                        Ok(_) | Err(StoreError::Exists(_)) => {}
+                        Err(error) => {
+                            tracing::info!(%error, user = %username, %mailbox, "Sieve fileinto :create failed: kept in INBOX");
+                            mailbox = "INBOX";
+                        }
+                    }
+                }
+                Err(StoreError::NoMailbox(_)) | Err(StoreError::Name(_)) => {
+                    tracing::info!(user = %username, %mailbox, "Sieve fileinto a mailbox that does not exist: kept in INBOX");
+                    mailbox = "INBOX";
+                }
+                Err(error) => return Err(error),
+            }
+            let (_, uid) = self
+                .store
+                .append(username, mailbox, message.clone(), &filing.flags, None)
+                .await?;
+            first.get_or_insert(uid);
+        }
+        Ok(first)
     }
 
     /// Replies for a message that was too large: one per recipient.
@@ -434,7 +514,7 @@ pub async fn run(
         stop,
         move |stream, peer| {
             let s = &server;
-            let mut session = Session::new(&s.name, &s.hostname, s.site.clone(), s.store.clone());
+            let mut session = Session::new(s);
             if !s.site.view().config().lmtp_allowed(peer.ip()) {
                 tracing::info!(server = %s.name, %peer, "LMTP from a client that is not a sorter: MAIL will be refused");
                 session = session.for_stranger();

@@ -5,8 +5,11 @@ pub mod accept;
 pub mod imap;
 pub mod lmtp;
 pub mod login;
+pub mod managesieve;
+pub mod outbound;
 pub mod pop3;
 pub mod quota;
+pub mod sieve;
 pub mod store;
 
 use std::sync::Arc;
@@ -27,6 +30,8 @@ pub struct MailboxServer {
     pub store: store::Store,
     /// TLS for STARTTLS/STLS and the implicit-TLS ports.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Users' Sieve scripts, run at LMTP delivery.
+    pub sieve: Arc<sieve::Engine>,
 }
 
 impl MailboxServer {

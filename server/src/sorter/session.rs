@@ -407,12 +407,19 @@ impl Session {
 
     fn rcpt(&mut self, address: &str) -> Next {
         let limit = self.limits().max_recipients;
-        let authenticated = self.user.is_some();
         let Some(transaction) = &mut self.transaction else {
             return reply("503 5.5.1 Send MAIL first");
         };
         let view = self.sorter.site.view();
         let config = view.config();
+        // May relay: an authenticated user, or one of the site's mailbox servers
+        // sending what its users' Sieve scripts send (auto-replies with the null
+        // sender, redirects from the user's own address), see mailbox::outbound.
+        let authenticated = self.user.is_some()
+            || (config.is_mailbox_server(self.peer.ip())
+                && (transaction.sender.is_empty()
+                    || Address::parse(&transaction.sender)
+                        .is_ok_and(|a| config.serves_domain(&a.domain))));
         // RFC 5321 4.5.1: <Postmaster> (which smtp-proto reads as an empty address)
         // and postmaster@ each of the site's domains go to the configured mailbox.
         let postmaster = match address {

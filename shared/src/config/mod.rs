@@ -45,6 +45,13 @@ pub struct Ports {
     pub submission: u16,
     pub submissions: u16,
     pub lmtp: u16,
+    /// ManageSieve (RFC 5804) on the mailbox servers; 4190 when not configured.
+    #[serde(default = "managesieve_port")]
+    pub managesieve: u16,
+}
+
+fn managesieve_port() -> u16 {
+    4190
 }
 
 /// How long a client may stay silent, in seconds, before the server closes the
@@ -188,6 +195,7 @@ impl Default for Ports {
             submission: 587,
             submissions: 465,
             lmtp: 24,
+            managesieve: managesieve_port(),
         }
     }
 }
@@ -875,6 +883,12 @@ impl SiteConfig {
         let ip = ip.to_canonical();
         self.sorters.iter().any(|s| s.addresses.contains(&ip))
             || self.lmtp_allow.iter().any(|n| n.contains(ip))
+    }
+
+    /// Whether `ip` is an address of one of the site's mailbox servers.
+    pub fn is_mailbox_server(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.mailboxes.iter().any(|s| s.addresses.contains(&ip))
     }
 
     pub fn serves_domain(&self, domain: &str) -> bool {

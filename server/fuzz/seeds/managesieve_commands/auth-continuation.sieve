@@ -1,0 +1,10 @@
+CAPABILITY
+AUTHENTICATE "PLAIN"
+"AGFsaWNlAGZ1enotcGFzc3dvcmQ="
+CHECKSCRIPT {7}
+keep;
+
+CHECKSCRIPT {9+}
+fileinto;
+NOOP "tag"
+LOGOUT

@@ -1,0 +1,4 @@
+CAPABILITY
+STARTTLS
+garbage
+LOGOUT
