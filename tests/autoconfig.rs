@@ -555,6 +555,22 @@ fn autoconfig_1_2_lists_every_authentication_and_is_valid_by_the_drafts_schema()
             "nora prefers POP3"
         );
         assert_eq!(doc.incoming[0].hostname, "mailn.example.test");
+        // Where nora keeps her filters: ManageSieve on her letter's alias.
+        let setup = known
+            .body
+            .split("<setupServer")
+            .nth(1)
+            .expect("a setupServer");
+        assert!(setup.starts_with(" type=\"managesieve\">"), "{setup}");
+        for wanted in [
+            "<hostname>mailn.example.test</hostname>",
+            "<port>10190</port>",
+            "<socketType>STARTTLS</socketType>",
+            "<authentication system=\"sasl\">PLAIN</authentication>",
+            "<username>nora</username>",
+        ] {
+            assert!(setup.contains(wanted), "{wanted}: {setup}");
+        }
         // Every authentication, most preferred first.
         let outgoing = known.body.split("<outgoingServer").nth(1).unwrap();
         let order: Vec<&str> = outgoing

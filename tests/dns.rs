@@ -110,6 +110,11 @@ fn aliases_outbox_mx_and_srv_records() {
                 10110,
                 vec!["mailbox1.example.test.", "mailbox2.example.test."],
             ),
+            (
+                "_sieve._tcp",
+                10190,
+                vec!["mailbox1.example.test.", "mailbox2.example.test."],
+            ),
             ("_submissions._tcp", 10465, vec!["outbox.example.test."]),
             ("_submission._tcp", 10587, vec!["outbox.example.test."]),
             (

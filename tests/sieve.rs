@@ -394,3 +394,81 @@ fn sieve_connect_uploads_and_activates_with_an_app_password() {
     let list: serde_json::Value = serde_json::from_str(&list).expect(&list);
     assert!(list[0]["last_used_at"].is_i64(), "{list}");
 }
+
+/// Scripts live in the site database: when a letter moves to a server with storage of
+/// its own (`letter move --migrate`), its users' filters run there at once, and that
+/// server's ManageSieve lists them.
+#[test]
+fn scripts_follow_their_letter_to_another_server() {
+    let site = Site::isolated_with(|text| {
+        text.replace(
+            "name = \"mailbox2\"\n",
+            "name = \"mailbox2\"\nstorage = \"mail2\"\n",
+        )
+        .replace("retry_first = 5", "retry_first = 1")
+        .replace("retry_max = 600", "retry_max = 2")
+    });
+    site.add_user("alice", "alice-password", &[]);
+    let script = site.dir.join("receipts.sieve");
+    std::fs::write(
+        &script,
+        "require [\"fileinto\", \"mailbox\"];\nif header :contains \"Subject\" \"receipt\" { fileinto :create \"Receipts\"; }\n",
+    )
+    .unwrap();
+    let out = site.ok(
+        &[
+            "sieve",
+            "put",
+            "alice",
+            "receipts",
+            &script.to_string_lossy(),
+            "--activate",
+        ],
+        None,
+    );
+    assert!(out.contains("active now"), "{out}");
+    send(
+        &site,
+        "shop@example.test",
+        "alice@example.test",
+        "receipt one",
+        "1",
+        "",
+    );
+    wait_for(
+        &site,
+        "the first receipt on mailbox1",
+        || read(&site, 11, "alice", "alice-password", "Receipts"),
+        |l| l.contains("receipt one"),
+    );
+
+    let out = site.ok(&["letter", "move", "a", "mailbox2", "--migrate"], None);
+    assert!(out.contains("now belongs to mailbox2"), "{out}");
+    send(
+        &site,
+        "shop@example.test",
+        "alice@example.test",
+        "receipt two",
+        "2",
+        "",
+    );
+    let receipts = wait_for(
+        &site,
+        "both receipts on mailbox2",
+        || read(&site, 12, "alice", "alice-password", "Receipts"),
+        |l| l.contains("receipt two"),
+    );
+    assert!(receipts.contains("receipt one"), "{receipts}");
+    assert!(site.dir.join("data/mail2/alice/.Receipts/cur").is_dir());
+
+    let listed = python(
+        r#"
+import sys, managesieve
+s = managesieve.MANAGESIEVE(sys.argv[1], 10190, timeout=10)
+assert s.login("", "alice", "alice-password") == "OK"
+print(s.listscripts())
+"#,
+        &[&site.addr(12)],
+    );
+    assert_eq!(listed.trim(), "('OK', [('receipts', True)])");
+}

@@ -429,6 +429,7 @@ fn empty_config(address: &Address) -> ClientConfig {
         short_name: String::new(),
         incoming: Vec::new(),
         outgoing: Vec::new(),
+        sieve: None,
     }
 }
 

@@ -146,6 +146,9 @@ impl Zone {
                 ("_imaps._tcp", p.imaps),
                 ("_pop3._tcp", p.pop3),
                 ("_pop3s._tcp", p.pop3s),
+                // ManageSieve (RFC 5804 1.8): any mailbox server manages any user's
+                // scripts, which live in the site database.
+                ("_sieve._tcp", p.managesieve),
             ] {
                 // Domain-wide records cannot know the user's letter: they name the
                 // serving mailbox servers, which refer a login to the right one.
@@ -383,6 +386,10 @@ mod tests {
         );
         assert!(
             text.contains("_imaps._tcp.example.test. 300 IN SRV 0 1 10993 mailbox1.example.test."),
+            "{text}"
+        );
+        assert!(
+            text.contains("_sieve._tcp.example.test. 300 IN SRV 0 1 10190 mailbox2.example.test."),
             "{text}"
         );
         assert!(zone.export("example.org").is_none());

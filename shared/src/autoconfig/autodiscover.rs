@@ -165,6 +165,7 @@ pub fn parse_response(text: &str) -> Result<ClientConfig, DocumentError> {
         short_name: String::new(),
         incoming,
         outgoing,
+        sieve: None,
     })
 }
 

@@ -97,6 +97,14 @@ pub struct ServerSetting {
     pub username: String,
 }
 
+/// Where a user manages their Sieve filters: ManageSieve (RFC 5804) with STARTTLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SieveServer {
+    pub hostname: String,
+    pub port: u16,
+    pub username: String,
+}
+
 /// The whole configuration for one account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientConfig {
@@ -110,6 +118,8 @@ pub struct ClientConfig {
     pub incoming: Vec<ServerSetting>,
     /// Outgoing (submission) servers, implicit TLS first.
     pub outgoing: Vec<ServerSetting>,
+    /// The filter server (autoconfig v1.2's `setupServer type="managesieve"`).
+    pub sieve: Option<SieveServer>,
 }
 
 /// Thunderbird's placeholder for the local part of the address being set up.
@@ -182,6 +192,11 @@ impl ClientConfig {
                 server(Protocol::Smtp, p.submissions, Security::Tls, outbox),
                 server(Protocol::Smtp, p.submission, Security::StartTls, outbox),
             ],
+            sieve: Some(SieveServer {
+                hostname: alias.to_string(),
+                port: p.managesieve,
+                username: username.to_string(),
+            }),
         }
     }
 

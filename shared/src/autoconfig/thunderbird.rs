@@ -2,6 +2,9 @@
 //! the IETF's Mail Autoconfig (draft-ietf-mailmaint-autoconfig-06), which lists every
 //! authentication a server offers, most preferred first, SASL mechanisms by name.
 //!
+//! Version 1.2 also names the ManageSieve server (`setupServer type="managesieve"`),
+//! where users keep their filters.
+//!
 //! Thunderbird rejects a file without `<domain>`, an incoming and an outgoing server,
 //! and `socketType` and `authentication` on each; every value written here is escaped.
 
@@ -101,7 +104,17 @@ pub fn render_version(config: &ClientConfig, version: Version) -> String {
     for s in &config.outgoing {
         server(&mut out, "outgoingServer", s, version);
     }
-    out.push_str("  </emailProvider>\n</clientConfig>\n");
+    out.push_str("  </emailProvider>\n");
+    if let (Version::V1_2, Some(sieve)) = (version, &config.sieve) {
+        let _ = write!(
+            out,
+            "  <setupServer type=\"managesieve\">\n    <hostname>{}</hostname>\n    <port>{}</port>\n    <socketType>STARTTLS</socketType>\n    <authentication system=\"sasl\">PLAIN</authentication>\n    <username>{}</username>\n  </setupServer>\n",
+            escape(&sieve.hostname),
+            sieve.port,
+            escape(&sieve.username),
+        );
+    }
+    out.push_str("</clientConfig>\n");
     out
 }
 
@@ -184,6 +197,7 @@ pub fn parse(text: &str) -> Result<ClientConfig, DocumentError> {
             .to_string(),
         incoming,
         outgoing,
+        sieve: None,
     })
 }
 
