@@ -302,6 +302,17 @@ fn a_script_uploaded_over_managesieve_files_flags_refuses_and_answers_while_away
         bounce.contains("refused by the recipient's filter"),
         "{bounce}"
     );
+
+    // The node counts what scripts did.
+    let metrics = site.get("/metrics").body;
+    for line in [
+        "mailsite_sieve_total{result=\"filed\"} 4",
+        "mailsite_sieve_total{result=\"discarded\"} 1",
+        "mailsite_sieve_total{result=\"rejected\"} 1",
+        "mailsite_sieve_total{result=\"sent\"} 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line}: {metrics}");
+    }
 }
 
 #[test]

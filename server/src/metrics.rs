@@ -87,6 +87,34 @@ impl Delivery {
     }
 }
 
+/// What a delivery's Sieve script came to, and what became of what scripts send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sieve {
+    /// The script ran: the message was filed (INBOX or elsewhere).
+    Filed,
+    Discarded,
+    Rejected,
+    /// The script failed: the message was kept in INBOX.
+    Failed,
+    /// A vacation reply or redirect taken by a sorter.
+    Sent,
+    /// One no sorter took, after every retry, or that a sorter refused.
+    NotSent,
+}
+
+impl Sieve {
+    fn label(self) -> &'static str {
+        match self {
+            Sieve::Filed => "filed",
+            Sieve::Discarded => "discarded",
+            Sieve::Rejected => "rejected",
+            Sieve::Failed => "failed",
+            Sieve::Sent => "sent",
+            Sieve::NotSent => "not_sent",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct HttpLabels {
     endpoint: &'static str,
@@ -146,6 +174,7 @@ pub struct Metrics {
     login_blocked: Family<ProtocolLabels, Counter>,
     login_blocked_counters: [Counter; Protocol::ALL.len()],
     blocks_started: Counter,
+    sieve: Family<DeliveryLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -182,6 +211,7 @@ impl Metrics {
             login_blocked,
             login_blocked_counters,
             blocks_started: Counter::default(),
+            sieve: Family::default(),
             http: Family::default(),
             http_counters: Default::default(),
             dns,
@@ -250,6 +280,15 @@ impl Metrics {
     /// Counts a login refused, unchecked, because its source is blocked.
     pub fn login_blocked(&self, protocol: Protocol) {
         self.login_blocked_counters[protocol as usize].inc();
+    }
+
+    /// Counts a Sieve script's run at delivery, or a message one sent.
+    pub fn sieve(&self, result: Sieve) {
+        self.sieve
+            .get_or_create(&DeliveryLabels {
+                result: result.label(),
+            })
+            .inc();
     }
 
     /// Counts a source blocked by this node.
@@ -359,6 +398,11 @@ impl Metrics {
             "mailsite_login_blocks_started",
             "Sources this node blocked after too many failed logins",
             self.blocks_started.clone(),
+        );
+        registry.register(
+            "mailsite_sieve",
+            "Deliveries whose Sieve script filed, discarded, rejected or failed, and the messages scripts sent (sent, not_sent)",
+            self.sieve.clone(),
         );
         registry.register(
             "mailsite_users",

@@ -21,6 +21,7 @@ use tokio::net::TcpStream;
 use super::quota::room;
 use super::sieve::{Delivery, Engine, Outcome};
 use super::store::Store;
+use crate::metrics::Sieve;
 use crate::state::Site;
 
 /// Largest message accepted, in bytes (announced as SIZE).
@@ -265,6 +266,15 @@ impl Session {
                     },
                 )
                 .await;
+            let result = match (&outcome.failed, &outcome.reject, outcome.filings.is_empty()) {
+                (Some(_), _, _) => Some(Sieve::Failed),
+                (None, Some(_), _) => Some(Sieve::Rejected),
+                (None, None, true) => Some(Sieve::Discarded),
+                (None, None, false) => outcome.ran.then_some(Sieve::Filed),
+            };
+            if let Some(result) = result {
+                self.site.metrics.sieve(result);
+            }
             if let Some(reason) = &outcome.reject {
                 // RFC 5429 2.1.1: refused at delivery, so the sender's server bounces.
                 let reason = echo(reason, 200);

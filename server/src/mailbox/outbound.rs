@@ -18,6 +18,7 @@ use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream};
 
 use super::sieve::Outgoing;
+use crate::metrics::Sieve;
 use crate::state::Site;
 
 /// Rounds over the sorters before a message is given up.
@@ -64,10 +65,12 @@ async fn send_one(site: &Site, server: &str, hostname: &str, message: &Outgoing)
             .unwrap_or_else(|_| Sent::NotNow("timed out".into()));
             match attempt {
                 Sent::Taken => {
+                    site.metrics.sieve(Sieve::Sent);
                     tracing::info!(%server, to = %message.recipient, sorter = %host, "Sieve message handed to a sorter");
                     return;
                 }
                 Sent::Refused(reply) => {
+                    site.metrics.sieve(Sieve::NotSent);
                     tracing::warn!(%server, to = %message.recipient, sorter = %host, %reply, "Sieve message refused by the sorter; not sent");
                     return;
                 }
@@ -80,6 +83,7 @@ async fn send_one(site: &Site, server: &str, hostname: &str, message: &Outgoing)
             wait *= 2;
         }
     }
+    site.metrics.sieve(Sieve::NotSent);
     tracing::warn!(%server, to = %message.recipient, error = %last, "Sieve message given up: no sorter took it");
 }
 

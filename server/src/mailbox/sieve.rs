@@ -15,7 +15,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use sieve::compiler::grammar::Capability;
-use sieve::compiler::grammar::actions::action_redirect::ByTime;
 use sieve::runtime::RuntimeError;
 use sieve::{Compiler, Envelope, Event, Input, Mailbox, Recipient, Runtime, Sieve};
 
@@ -101,6 +100,8 @@ pub struct Outcome {
     pub remember: Vec<(String, u64)>,
     /// The script failed: the message is kept in INBOX.
     pub failed: Option<String>,
+    /// A script ran (the user has an active one).
+    pub ran: bool,
 }
 
 impl Outcome {
@@ -269,7 +270,10 @@ impl Engine {
             .with_envelope(Envelope::To, delivery.recipient)
             .with_user_address(delivery.recipient)
             .with_user_full_name(delivery.display_name);
-        let mut outcome = Outcome::default();
+        let mut outcome = Outcome {
+            ran: true,
+            ..Outcome::default()
+        };
         // Messages the script made (vacation replies), by their id (from 1).
         let mut created: Vec<Vec<u8>> = Vec::new();
         let mut input = Input::script("active", script);
@@ -336,10 +340,8 @@ impl Engine {
                 Event::SendMessage {
                     recipient,
                     message_id,
-                    by_time,
                     ..
                 } => {
-                    let _: ByTime<i64> = by_time;
                     let recipient = match recipient {
                         Recipient::Address(address) if sendable(&address) => address,
                         _ => continue,
@@ -374,6 +376,7 @@ fn failed(delivery: &Delivery<'_>, error: String) -> Outcome {
     tracing::warn!(user = %delivery.username, %error, "Sieve script failed: the message is kept in INBOX");
     Outcome {
         failed: Some(error),
+        ran: true,
         ..Outcome::keep()
     }
 }
