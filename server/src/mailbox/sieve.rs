@@ -414,3 +414,57 @@ fn keywords(flags: Vec<String>) -> Vec<String> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scripts_are_checked_before_they_are_stored() {
+        let engine = Engine::default();
+        assert!(
+            engine
+                .check(b"require [\"fileinto\", \"vacation\"];\nfileinto \"Lists\";\n")
+                .is_ok()
+        );
+        let error = engine.check(b"require \"enotify\";\nkeep;\n").unwrap_err();
+        assert!(
+            error.contains("\"enotify\" is not available here"),
+            "{error}"
+        );
+        let error = engine
+            .check(b"require \"editheader\";\naddheader \"X\" \"y\";\n")
+            .unwrap_err();
+        assert!(error.contains("editheader"), "{error}");
+        let error = engine.check(b"keep;\nfileinto \"x\";\n").unwrap_err();
+        assert!(!error.is_empty());
+        let error = engine.check(b"if true {\nkeep\n}\n").unwrap_err();
+        assert!(error.contains("line 3"), "{error}");
+        assert!(engine.check(b"keep; # \xff\n").is_err(), "not UTF-8");
+        let big = format!("# {}\nkeep;\n", "x".repeat(MAX_SCRIPT));
+        assert!(engine.check(big.as_bytes()).unwrap_err().contains("octets"));
+    }
+
+    #[test]
+    fn only_flags_imap_can_carry_are_set() {
+        let flags = keywords(vec![
+            "\\seen".into(),
+            "$label1".into(),
+            "two words".into(),
+            "\\Seen".into(),
+            "(paren".into(),
+            String::new(),
+        ]);
+        assert_eq!(flags, vec!["\\Seen".to_string(), "$label1".to_string()]);
+    }
+
+    #[test]
+    fn only_single_addresses_are_sent_to() {
+        assert!(sendable("bob@example.test"));
+        assert!(!sendable("bob@example.test>\r\nRCPT TO:<eve@example.test"));
+        assert!(!sendable("two words@example.test"));
+        assert!(!sendable("no-at-sign"));
+        assert!(valid_name("vacation 2026"));
+        assert!(!valid_name("../etc/passwd") && !valid_name("") && !valid_name("a\u{7}b"));
+    }
+}

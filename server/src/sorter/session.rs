@@ -826,4 +826,29 @@ pub(crate) mod tests {
         assert!(wrong.starts_with("535 5.7.8"), "{wrong}");
         std::fs::remove_dir_all(dir).ok();
     }
+
+    /// What users' Sieve scripts send leaves from the mailbox servers: they may relay
+    /// auto-replies (null sender) and the site's own addresses, nothing else, and
+    /// nobody else may relay unauthenticated.
+    #[tokio::test]
+    async fn mailbox_servers_relay_only_auto_replies_and_the_sites_addresses() {
+        let (sorter, dir) = scratch_sorter().await;
+        let mailbox: SocketAddr = "127.0.0.11:40000".parse().unwrap();
+        let stranger: SocketAddr = "127.0.0.99:40000".parse().unwrap();
+        for (peer, sender, expected) in [
+            (mailbox, "", "250 2.1.5"),
+            (mailbox, "alice@example.test", "250 2.1.5"),
+            (mailbox, "someone@example.org", "554 5.7.1"),
+            (stranger, "", "554 5.7.1"),
+            (stranger, "alice@example.test", "554 5.7.1"),
+        ] {
+            let mut session = Session::new(sorter.clone(), Port::Mx, peer);
+            say(&mut session, "EHLO mailbox1.example.test").await;
+            let mail = say(&mut session, &format!("MAIL FROM:<{sender}>")).await;
+            assert!(mail.starts_with("250"), "{mail}");
+            let rcpt = say(&mut session, "RCPT TO:<friend@example.org>").await;
+            assert!(rcpt.starts_with(expected), "{peer} {sender:?}: {rcpt}");
+        }
+        std::fs::remove_dir_all(dir).ok();
+    }
 }
