@@ -14,7 +14,7 @@ use common::{Site, python};
 /// What a user's filter does: lists into "Lists" (made when missing), "urgent" mail
 /// flagged and kept, "junk" dropped, "spam" refused, and a vacation reply to the rest
 /// (once a day per sender, per RFC 5230's rules).
-const SCRIPT: &str = r#"require ["fileinto", "imap4flags", "vacation", "mailbox", "reject", "variables", "relational", "body", "envelope"];
+const SCRIPT: &str = r#"require ["fileinto", "imap4flags", "vacation", "mailbox", "reject", "variables", "relational", "body", "envelope", "copy"];
 # Mail from a list goes to its folder.
 if header :contains "List-Id" "news.example.test" {
     fileinto :create "Lists";
@@ -22,6 +22,8 @@ if header :contains "List-Id" "news.example.test" {
 }
 if header :contains "Subject" "urgent" {
     addflag "\\Flagged";
+    # A copy for the Urgent folder; the message stays in INBOX too.
+    fileinto :copy :create "Urgent";
 }
 if header :contains "Subject" "junk" {
     discard;
@@ -271,6 +273,12 @@ fn a_script_uploaded_over_managesieve_files_flags_refuses_and_answers_while_away
     assert!(
         !inbox.contains("junk") && !inbox.contains("an offer"),
         "{inbox}"
+    );
+    let urgent = read(&site, 11, "alice", "alice-password", "Urgent");
+    assert_eq!(urgent.lines().count(), 1, "{urgent}");
+    assert!(
+        urgent.contains("urgent: the report") && urgent.contains("\\Flagged"),
+        "{urgent}"
     );
 
     // Bob gets one vacation reply (not one per message, none for bulk mail), and the

@@ -329,13 +329,14 @@ impl Session {
     async fn store_filed(
         &self,
         username: &str,
-        message: Vec<u8>,
+        mut message: Vec<u8>,
         outcome: &Outcome,
     ) -> Result<Option<u32>, super::store::StoreError> {
         use super::store::StoreError;
         self.store.ensure_user(username).await?;
         let mut first = None;
-        for filing in &outcome.filings {
+        let last = outcome.filings.len().saturating_sub(1);
+        for (i, filing) in outcome.filings.iter().enumerate() {
             let mut mailbox = filing.mailbox.as_str();
             match self.store.mailbox(username, mailbox).await {
                 Ok(_) => {}
@@ -354,9 +355,14 @@ impl Session {
                 }
                 Err(error) => return Err(error),
             }
+            // The last copy takes the message itself.
+            let bytes = match i == last {
+                true => std::mem::take(&mut message),
+                false => message.clone(),
+            };
             let (_, uid) = self
                 .store
-                .append(username, mailbox, message.clone(), &filing.flags, None)
+                .append(username, mailbox, bytes, &filing.flags, None)
                 .await?;
             first.get_or_insert(uid);
         }
