@@ -400,3 +400,50 @@ fn a_users_quota_is_shown_and_changed_once_confirmed() {
     // The form shows the limits as they can be typed again.
     assert!(page.body.contains("value=\"2048M\""), "{}", page.body);
 }
+
+/// The helpdesk reads a user's filters on the user page (read only): none, then the
+/// active script's name and text once the user keeps one.
+#[test]
+fn a_users_filters_are_shown_on_the_user_page() {
+    let site = site();
+    site.add_user("dora", "dora-password", &[]);
+    let op = Client::new(&site, "op");
+    assert_eq!(op.sign_in(OPERATOR, OPERATOR_PASSWORD, &[]).status, 303);
+    let page = op.get("/console/user?q=dora");
+    assert!(
+        page.body
+            .contains("dora has no filters: all mail goes to INBOX."),
+        "{}",
+        page.body
+    );
+    let script = site.dir.join("away.sieve");
+    std::fs::write(
+        &script,
+        "require \"vacation\";\nvacation \"Back on <Monday> & later\";\n",
+    )
+    .unwrap();
+    site.ok(
+        &[
+            "sieve",
+            "put",
+            "dora",
+            "away",
+            &script.to_string_lossy(),
+            "--activate",
+        ],
+        None,
+    );
+    let page = op.get("/console/user?q=dora");
+    assert!(
+        page.body
+            .contains("The filter script <code>away</code> runs when mail arrives"),
+        "{}",
+        page.body
+    );
+    // The script's text is shown as text, never as markup.
+    assert!(
+        page.body.contains("Back on &lt;Monday&gt; &amp; later"),
+        "{}",
+        page.body
+    );
+}

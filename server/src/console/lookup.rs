@@ -302,6 +302,10 @@ pub async fn show(
         Ok(u) => html! { section { h2 { "Quota" } (super::quota::section(&app, u).await) } },
         Err(_) => html! {},
     };
+    let filters = match &user {
+        Ok(u) => html! { section { h2 { "Filters" } (super::filters::section(&app, u).await) } },
+        Err(_) => html! {},
+    };
     let autoconfig = match account(&site, &route.address) {
         Ok(acct) => {
             let settings = client_config(&site, &acct);
@@ -334,6 +338,7 @@ pub async fn show(
             (actions)
             (app_passwords)
             (quota)
+            (filters)
             section { h2 { "What autoconfig gives this user" } (autoconfig) }
             section { h2 { "Mail the sorters hold" } (held) }
         },

@@ -29,6 +29,7 @@ mod account;
 mod actions;
 mod app_passwords;
 mod blocks;
+mod filters;
 mod login;
 mod lookup;
 mod page;
