@@ -137,12 +137,13 @@ fn parse_number(digits: &[u8]) -> Option<u64> {
         .filter(|n| *n <= u64::from(u32::MAX))
 }
 
-/// A string as responses carry it: quoted when it can be (short, no CR, LF, NUL,
-/// valid UTF-8), else a literal.
+/// A string as responses carry it: quoted when it can be (short, valid UTF-8, no
+/// control characters: a client that shows or logs a response line must not be
+/// tricked by one a script or a client put there), else a literal.
 pub fn string(value: &[u8]) -> Vec<u8> {
     let quotable = value.len() <= MAX_QUOTED
         && std::str::from_utf8(value).is_ok()
-        && !value.iter().any(|c| matches!(c, b'\r' | b'\n' | 0));
+        && !value.iter().any(|&c| c < b' ' || c == 0x7f);
     let mut out = Vec::with_capacity(value.len() + 16);
     if quotable {
         out.push(b'"');
@@ -211,5 +212,6 @@ mod tests {
     fn strings_are_quoted_or_sent_as_literals() {
         assert_eq!(string(br#"a"b\c"#), br#""a\"b\\c""#.to_vec());
         assert_eq!(string(b"two\r\nlines"), b"{10}\r\ntwo\r\nlines".to_vec());
+        assert_eq!(string(b"bell\x07"), b"{5}\r\nbell\x07".to_vec());
     }
 }
