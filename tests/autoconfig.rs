@@ -615,6 +615,220 @@ fn autoconfig_1_2_lists_every_authentication_and_is_valid_by_the_drafts_schema()
     assert!(!out.status.success(), "jing took a broken document");
 }
 
+/// Thunderbird's own parser, taken from Debian's thunderbird package by
+/// scripts/thunderbird-parser (scripts/test runs it and sets `THUNDERBIRD_PARSER`;
+/// otherwise it is run here, and finds its work done after the first time).
+fn thunderbird_parser() -> std::path::PathBuf {
+    if let Some(dir) = std::env::var_os("THUNDERBIRD_PARSER") {
+        let dir = std::path::PathBuf::from(dir);
+        assert!(
+            dir.join("ready").is_file(),
+            "THUNDERBIRD_PARSER={} is not prepared: run scripts/thunderbird-parser",
+            dir.display()
+        );
+        return dir;
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/thunderbird-parser");
+    let out = common::run_command(&mut std::process::Command::new(script), None);
+    assert!(
+        out.status.success(),
+        "scripts/thunderbird-parser failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// What Thunderbird's own `readFromXML` (with its JXON) makes of `document`, as
+/// tests/thunderbird/parse.mjs prints it: `ok`, and the servers as Thunderbird holds
+/// them, or the error it refused the document with.
+fn thunderbird_reads(
+    site: &Site,
+    parser: &std::path::Path,
+    name: &str,
+    document: &str,
+) -> serde_json::Value {
+    let file = site.dir.join(name);
+    std::fs::write(&file, document).unwrap();
+    let driver = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/thunderbird/parse.mjs"
+    );
+    let out = common::run_command(
+        std::process::Command::new("node")
+            .arg(driver)
+            .arg(parser)
+            .arg(&file),
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "parse.mjs could not run Thunderbird's parser on {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("parse.mjs prints JSON")
+}
+
+/// Thunderbird's `Ci.nsMsgSocketType.SSL` and `.alwaysSTARTTLS`, and
+/// `Ci.nsMsgAuthMethod.passwordCleartext` (MailNewsTypes2.idl).
+const TB_SSL: u64 = 3;
+const TB_STARTTLS: u64 = 2;
+const TB_PASSWORD_CLEARTEXT: u64 = 3;
+
+/// A server as Thunderbird holds it: (type, hostname, port, socketType, auth, username).
+fn thunderbird_server(server: &serde_json::Value) -> (String, String, u64, u64, u64, String) {
+    (
+        server["type"].as_str().unwrap_or_default().to_string(),
+        server["hostname"].as_str().unwrap_or_default().to_string(),
+        server["port"].as_u64().unwrap_or_default(),
+        server["socketType"].as_u64().unwrap_or_default(),
+        server["auth"].as_u64().unwrap_or_default(),
+        server["username"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+/// The same, from a setting written out by hand: password-cleartext everywhere.
+fn as_thunderbird_holds_it(setting: &ServerSetting) -> (String, String, u64, u64, u64, String) {
+    let socket = match setting.security {
+        Security::Tls => TB_SSL,
+        Security::StartTls => TB_STARTTLS,
+        Security::Plain => 0,
+    };
+    (
+        setting.protocol.thunderbird_name().to_string(),
+        setting.hostname.clone(),
+        u64::from(setting.port),
+        socket,
+        TB_PASSWORD_CLEARTEXT,
+        setting.username.clone(),
+    )
+}
+
+/// Thunderbird's own parser (readFromXML.sys.mjs and JXON.sys.mjs of Debian's
+/// thunderbird 153 ESR, run by tests/thunderbird/parse.mjs) reads both versions of the
+/// document for a user who prefers IMAP, one who prefers POP3, an unknown address, no
+/// address (placeholders) and a hostile one: it accepts each, takes the preferred
+/// server first with implicit TLS and password-cleartext (in 1.2 past the SASL
+/// entries, which it does not know, and unbothered by the `setupServer`), keeps the
+/// others as alternatives in order, and the submission servers on outbox; it logs no
+/// complaint. Not vacuous: a document without its incoming servers is refused, and so
+/// is a 1.2 one left with only its SASL entries.
+#[test]
+fn thunderbirds_own_parser_reads_1_1_and_1_2() {
+    let parser = thunderbird_parser();
+    let site = Site::isolated();
+    site.add_user("alice", "alice-password", &[]);
+    site.add_user("nora", "nora-password", &["--prefer", "pop3"]);
+    let cases = [
+        (
+            "emailaddress=alice@example.test",
+            "maila.example.test",
+            "alice",
+            false,
+        ),
+        (
+            "emailaddress=nora@example.test",
+            "mailn.example.test",
+            "nora",
+            true,
+        ),
+        (
+            "emailaddress=cyril@example.test",
+            "mailc.example.test",
+            "cyril",
+            false,
+        ),
+        ("", "mail0.example.test", LOCALPART_PLACEHOLDER, false),
+        (
+            "emailaddress=a%22%3Cx%3E%26%40y@example.test",
+            "maila.example.test",
+            "a\"<x>&@y",
+            false,
+        ),
+    ];
+    for (query, alias, user, pop_first) in cases {
+        for version in ["1.1", "1.2"] {
+            let path = format!("/mail/config-v{version}.xml?{query}");
+            let r = site.get(&path);
+            assert_eq!(r.status, 200, "{path}: {}", r.body);
+            let read = thunderbird_reads(&site, &parser, "document.xml", &r.body);
+            assert_eq!(
+                read["ok"], true,
+                "Thunderbird refused {path}: {read}\n{}",
+                r.body
+            );
+            let (incoming, outgoing) = expected(alias, user, pop_first);
+            let servers = |first: &str, rest: &str| {
+                std::iter::once(&read[first])
+                    .chain(read[rest].as_array().unwrap())
+                    .map(thunderbird_server)
+                    .collect::<Vec<_>>()
+            };
+            let want = |settings: &[ServerSetting]| {
+                settings
+                    .iter()
+                    .map(as_thunderbird_holds_it)
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(
+                servers("incoming", "incomingAlternatives"),
+                want(&incoming),
+                "{path}: {read}"
+            );
+            assert_eq!(
+                servers("outgoing", "outgoingAlternatives"),
+                want(&outgoing),
+                "{path}: {read}"
+            );
+            assert_eq!(read["domains"], serde_json::json!(["example.test"]));
+            // Nothing it dropped with a complaint on its console on the way.
+            assert_eq!(read["logged"], serde_json::json!([]), "{path}: {read}");
+            if version == "1.2" {
+                assert!(r.body.contains("<authentication system=\"sasl\">PLAIN"));
+                assert!(r.body.contains("<setupServer type=\"managesieve\">"));
+            }
+        }
+    }
+    // The first of alice's servers as Thunderbird takes it, spelled out.
+    let r = site.get("/mail/config-v1.2.xml?emailaddress=alice@example.test");
+    let read = thunderbird_reads(&site, &parser, "alice.xml", &r.body);
+    assert_eq!(read["incoming"]["type"], "imap", "{read}");
+    assert_eq!(read["incoming"]["hostname"], "maila.example.test");
+    assert_eq!(read["incoming"]["port"], 10993);
+    assert_eq!(read["incoming"]["socketType"], TB_SSL);
+    assert_eq!(read["incoming"]["auth"], TB_PASSWORD_CLEARTEXT);
+    assert_eq!(read["outgoing"]["hostname"], "outbox.example.test");
+    assert_eq!(read["outgoing"]["port"], 10465);
+    assert_eq!(read["outgoing"]["socketType"], TB_SSL);
+
+    // Not vacuous: without its incoming servers Thunderbird refuses the document.
+    for version in ["1.1", "1.2"] {
+        let body = site
+            .get(&format!(
+                "/mail/config-v{version}.xml?emailaddress=alice@example.test"
+            ))
+            .body;
+        let start = body.find("<incomingServer").unwrap();
+        let end = body.rfind("</incomingServer>").unwrap() + "</incomingServer>".len();
+        let stripped = format!("{}{}", &body[..start], &body[end..]);
+        let read = thunderbird_reads(&site, &parser, "stripped.xml", &stripped);
+        assert_eq!(read["ok"], false, "{version}: {read}\n{stripped}");
+        assert!(
+            read["error"].as_str().unwrap().contains("incomingServer"),
+            "{version}: {read}"
+        );
+    }
+    // Nor does it read the SASL entries of 1.2: with only those, it finds no
+    // authentication it knows and refuses the document; password-cleartext is what it
+    // takes.
+    let body = site
+        .get("/mail/config-v1.2.xml?emailaddress=alice@example.test")
+        .body;
+    let sasl_only = body.replace("<authentication>password-cleartext</authentication>", "");
+    assert!(sasl_only.contains("<authentication system=\"sasl\">PLAIN</authentication>"));
+    let read = thunderbird_reads(&site, &parser, "sasl-only.xml", &sasl_only);
+    assert_eq!(read["ok"], false, "{read}\n{sasl_only}");
+}
+
 /// The digest an independent implementation (Python's hashlib) computes over the
 /// bytes a plain HTTP client receives for `domain`'s PACC document, and the bytes.
 fn pacc_fetch(site: &Site, domain: &str) -> (String, String) {
