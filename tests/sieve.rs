@@ -33,6 +33,14 @@ if body :contains "buy now" {
     reject "No advertising, thank you.";
     stop;
 }
+# Mail from inside the site, by its envelope sender, is marked.
+if envelope :domain :is "from" "example.test" {
+    addflag "$internal";
+}
+# Low priority (X-Priority 4 or 5) is marked too.
+if header :value "ge" :comparator "i;ascii-numeric" "X-Priority" "4" {
+    addflag "$low";
+}
 # (sieve-rs scopes a variable first set inside a block to that block: set it first.)
 set "subject" "";
 if header :matches "Subject" "*" {
@@ -248,6 +256,31 @@ fn a_script_uploaded_over_managesieve_files_flags_refuses_and_answers_while_away
         "many",
         "Precedence: bulk\r\n",
     );
+    // No vacation reply to machines, to lists, or to the user's own address.
+    send(
+        &site,
+        "news@example.org",
+        "alice@example.test",
+        "low priority note",
+        "automatic",
+        "X-Priority: 5\r\nAuto-Submitted: auto-generated\r\n",
+    );
+    send(
+        &site,
+        "bob@example.test",
+        "alice@example.test",
+        "other list",
+        "list mail",
+        "List-Id: <other.example.test>\r\n",
+    );
+    send(
+        &site,
+        "alice@example.test",
+        "alice@example.test",
+        "note to self",
+        "remember",
+        "",
+    );
 
     let lists = wait_for(
         &site,
@@ -260,10 +293,29 @@ fn a_script_uploaded_over_managesieve_files_flags_refuses_and_answers_while_away
         &site,
         "alice's INBOX",
         || read(&site, 11, "alice", "alice-password", "INBOX"),
-        |l| l.contains("bulk note"),
+        |l| l.contains("note to self"),
     );
     let lines: Vec<&str> = inbox.lines().collect();
-    assert_eq!(lines.len(), 3, "urgent, second and bulk only: {inbox}");
+    assert_eq!(
+        lines.len(),
+        6,
+        "all but the list's, the junk and the offer: {inbox}"
+    );
+    let line = |subject: &str| {
+        lines
+            .iter()
+            .find(|l| l.contains(subject))
+            .copied()
+            .unwrap_or("")
+    };
+    assert!(line("second note").contains("$internal"), "{inbox}");
+    assert!(!line("second note").contains("$low"), "{inbox}");
+    assert!(line("low priority note").contains("$low"), "{inbox}");
+    assert!(!line("low priority note").contains("$internal"), "{inbox}");
+    assert!(
+        !inbox.contains("Away:"),
+        "no reply to alice's own address: {inbox}"
+    );
     assert!(
         lines
             .iter()
@@ -314,12 +366,21 @@ fn a_script_uploaded_over_managesieve_files_flags_refuses_and_answers_while_away
     // The node counts what scripts did.
     let metrics = site.get("/metrics").body;
     for line in [
-        "mailsite_sieve_total{result=\"filed\"} 4",
+        "mailsite_sieve_total{result=\"filed\"} 7",
         "mailsite_sieve_total{result=\"discarded\"} 1",
         "mailsite_sieve_total{result=\"rejected\"} 1",
         "mailsite_sieve_total{result=\"sent\"} 1",
     ] {
-        assert!(metrics.lines().any(|l| l == line), "{line}: {metrics}");
+        let sent: Vec<String> = site
+            .log()
+            .lines()
+            .filter(|l| l.contains("Sieve message"))
+            .map(str::to_string)
+            .collect();
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line}: {metrics}\nsent: {sent:#?}"
+        );
     }
 }
 

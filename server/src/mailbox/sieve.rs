@@ -368,6 +368,14 @@ impl Engine {
         if outcome.reject.is_some() {
             outcome.filings.clear();
         }
+        // RFC 3834 2: no automatic reply to automatic mail. sieve-rs 0.7 looks for
+        // Auto-Submitted among the headers mail-parser does not name, but mail-parser
+        // names it, so the interpreter never sees it: the reply is withheld here, and
+        // the sender is not marked as answered (sieve-rs's vacation ids start "_v").
+        if auto_submitted(delivery.message) {
+            outcome.outgoing.retain(|m| !m.sender.is_empty());
+            outcome.remember.retain(|(id, _)| !id.starts_with("_v"));
+        }
         Ok(outcome)
     }
 }
@@ -379,6 +387,27 @@ fn failed(delivery: &Delivery<'_>, error: String) -> Outcome {
         ran: true,
         ..Outcome::keep()
     }
+}
+
+/// Whether a message says it was sent automatically (RFC 3834 5: an Auto-Submitted
+/// header with a value other than `no`).
+fn auto_submitted(message: &[u8]) -> bool {
+    // The header section: up to the first empty line.
+    let end = message
+        .windows(2)
+        .position(|w| w == b"\n\n" || w == b"\n\r")
+        .map_or(message.len(), |p| p + 1);
+    message[..end]
+        .split(|&b| b == b'\n')
+        .filter_map(|line| {
+            let (name, value) = line.split_at(line.iter().position(|&b| b == b':')?);
+            name.eq_ignore_ascii_case(b"Auto-Submitted")
+                .then_some(&value[1..])
+        })
+        .any(|value| {
+            let value = value.split(|&b| b == b';').next().unwrap_or_default();
+            !value.trim_ascii().eq_ignore_ascii_case(b"no")
+        })
 }
 
 /// Whether a script's recipient can go into RCPT TO as it is: one address, nothing
@@ -456,6 +485,20 @@ mod tests {
             String::new(),
         ]);
         assert_eq!(flags, vec!["\\Seen".to_string(), "$label1".to_string()]);
+    }
+
+    #[test]
+    fn automatic_mail_is_recognised() {
+        assert!(auto_submitted(
+            b"From: a@b\r\nAuto-Submitted: auto-generated\r\n\r\nx"
+        ));
+        assert!(auto_submitted(
+            b"auto-submitted:auto-replied; owner-email=x\r\n\r\n"
+        ));
+        assert!(!auto_submitted(b"Auto-Submitted: no\r\n\r\nbody"));
+        assert!(!auto_submitted(
+            b"From: a@b\r\n\r\nAuto-Submitted: auto-generated\r\n"
+        ));
     }
 
     #[test]
