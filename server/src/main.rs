@@ -5,8 +5,13 @@ use mailsite::cli::{Cli, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 fn init_logs(format: LogFormat) {
+    // imap-next opens an INFO span for every response fragment it writes: at the
+    // default level that was a quarter of the CPU of a large FETCH (bench/imap-scale.sh),
+    // for nothing a log reader needs.
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new("info,sqlx=warn,hickory_server=warn,hickory_net=warn,hickory_proto=warn")
+        EnvFilter::new(
+            "info,sqlx=warn,hickory_server=warn,hickory_net=warn,hickory_proto=warn,imap_next=warn",
+        )
     });
     // Colours only on a terminal: a log file or journald gets plain text.
     let builder = tracing_subscriber::fmt()

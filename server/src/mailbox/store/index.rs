@@ -208,6 +208,17 @@ impl Store {
             .await
     }
 
+    /// How many messages a mailbox holds.
+    pub async fn count(&self, username: &str, name: &str) -> Result<usize> {
+        let name = names::canonical(name)?;
+        let row = sqlx::query("SELECT COUNT(*) FROM messages WHERE username = $1 AND mailbox = $2")
+            .bind(username)
+            .bind(&name)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>(0)?.max(0) as usize)
+    }
+
     /// The UIDs of a mailbox, in order.
     pub async fn uids(&self, username: &str, name: &str) -> Result<Vec<u32>> {
         let name = names::canonical(name)?;

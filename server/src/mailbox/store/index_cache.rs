@@ -3,7 +3,7 @@
 //! reads nothing but its mailbox row, and one that finds it changed reads only the
 //! changed rows.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::{MessageInfo, Result, Store, names};
@@ -83,13 +83,26 @@ impl Store {
                         Err(i) => merged.insert(i, m),
                     }
                 }
-                // Expunges leave no row to find: after one (also one that came while
-                // this looked), read it all.
+                // Expunges leave no row to find (also one that came while this
+                // looked): the journal names their UIDs. A count that still disagrees
+                // (an expunge the journal does not name) reads it all.
                 let now = self.mailbox(username, &name).await?;
-                if now.uidvalidity == stamp.0 && now.expungedmodseq <= old.2 {
+                if now.uidvalidity != stamp.0 {
+                    self.messages_where(username, &name, "", &[]).await?
+                } else if now.expungedmodseq <= old.2 {
                     merged
                 } else {
-                    self.messages_where(username, &name, "", &[]).await?
+                    let gone: HashSet<u32> = self
+                        .vanished_since(username, &name, old.2)
+                        .await?
+                        .into_iter()
+                        .collect();
+                    merged.retain(|m| !gone.contains(&m.uid));
+                    if self.count(username, &name).await? == merged.len() {
+                        merged
+                    } else {
+                        self.messages_where(username, &name, "", &[]).await?
+                    }
                 }
             }
             _ => self.messages_where(username, &name, "", &[]).await?,
