@@ -34,6 +34,18 @@ out["date"] = answer(m.sort("(DATE)", "UTF-8", "ALL"))
 out["reverse_from"] = answer(m.sort("(REVERSE FROM)", "US-ASCII", "ALL"))
 out["subject_narrowed"] = answer(m.sort("(SUBJECT DATE)", "UTF-8", "FROM", "example.org", "NOT", "FROM", "dave"))
 out["uid_arrival"] = answer(m.uid("SORT", "(REVERSE ARRIVAL)", "UTF-8", "ALL"))
+# What REVERSE ARRIVAL must give: newest internal date first, equal ones in mailbox
+# order (the deliveries may or may not fall within one second).
+import email.utils, re as _re
+typ, data = m.uid("FETCH", "1:*", "(INTERNALDATE)")
+arrived = {}
+for d in data:
+    text = d.decode()
+    uid = int(_re.search(r"UID (\d+)", text).group(1))
+    stamp = _re.search(r'INTERNALDATE "([^"]+)"', text).group(1)
+    arrived[uid] = imaplib.Internaldate2tuple(f'INTERNALDATE "{stamp}"'.encode())
+order = sorted(arrived, key=lambda u: (-__import__("time").mktime(arrived[u]), u))
+out["uid_arrival_expected"] = ["OK", [" ".join(str(u) for u in order)]]
 out["uid_reverse_date"] = answer(m.uid("SORT", "(REVERSE DATE)", "UTF-8", "ALL"))
 out["references"] = answer(m.thread("REFERENCES", "UTF-8", "ALL"))
 out["orderedsubject"] = answer(m.thread("ORDEREDSUBJECT", "UTF-8", "ALL"))
@@ -77,9 +89,12 @@ fn sort_and_thread_order_what_the_search_finds() {
     ok("reverse_from", "5 4 1 3 2");
     // Dave's message is not searched; subject ties broken by date.
     ok("subject_narrowed", "3 5 2 1");
-    // Everything arrived within the same second: equal keys keep the mailbox order,
-    // reversed or not.
-    ok("uid_arrival", "1 2 3 4 5");
+    // Newest arrival first; equal keys (deliveries within one second) keep the
+    // mailbox order, reversed or not.
+    assert_eq!(
+        out["uid_arrival"], out["uid_arrival_expected"],
+        "uid_arrival: {out}"
+    );
     ok("uid_reverse_date", "5 4 1 2 3");
     // Seq 1 (id 2) replies to seq 2 (id 1), seq 4 to seq 1; the forwarded agenda (3)
     // gathers under the one that is no reply or forward (5); the threads in the order

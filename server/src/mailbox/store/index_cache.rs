@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use super::{MessageInfo, Result, Store, names};
+use super::{MailboxInfo, MessageInfo, Result, Store, names};
 
 /// The right to update one mailbox's cached index (see [`Store::messages_shared`]).
 pub(super) type Turn = Arc<tokio::sync::Mutex<()>>;
@@ -35,6 +35,16 @@ impl Store {
         username: &str,
         name: &str,
     ) -> Result<Arc<Vec<MessageInfo>>> {
+        Ok(self.mailbox_shared(username, name).await?.1)
+    }
+
+    /// A mailbox's state and its messages as [`Store::messages_shared`] gives them, from
+    /// one read of the mailbox's row (SELECT and STATUS want both).
+    pub async fn mailbox_shared(
+        &self,
+        username: &str,
+        name: &str,
+    ) -> Result<(MailboxInfo, Arc<Vec<MessageInfo>>)> {
         let name = names::canonical(name)?;
         let info = self.mailbox(username, &name).await?;
         let stamp = (info.uidvalidity, info.uidnext, info.highestmodseq);
@@ -46,7 +56,7 @@ impl Store {
                 .map(|c| c.messages.clone())
         };
         if let Some(messages) = fresh(&self.cache.lock().unwrap_or_else(|e| e.into_inner())) {
-            return Ok(messages);
+            return Ok((info, messages));
         }
         // One session brings a mailbox's entry up to date while the others wait for it
         // (with 16 sessions on one busy mailbox, each reading the whole index itself
@@ -67,7 +77,7 @@ impl Store {
                 && c.stamp.1 >= stamp.1
                 && c.stamp.2 >= stamp.2
             {
-                return Ok(c.messages.clone());
+                return Ok((info, c.messages.clone()));
             }
             cache.remove(&key)
         };
@@ -122,7 +132,7 @@ impl Store {
                 messages: messages.clone(),
             },
         );
-        Ok(messages)
+        Ok((info, messages))
     }
 }
 

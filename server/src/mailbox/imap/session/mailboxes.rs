@@ -79,12 +79,9 @@ impl Session {
         if let Err(e) = self.store.sync(user, &name).await {
             return vec![store_no(tag, e)];
         }
-        let (info, messages) = match (
-            self.store.mailbox(user, &name).await,
-            self.store.messages_shared(user, &name).await,
-        ) {
-            (Ok(info), Ok(messages)) => (info, messages),
-            (Err(e), _) | (_, Err(e)) => return vec![store_no(tag, e)],
+        let (info, messages) = match self.store.mailbox_shared(user, &name).await {
+            Ok(both) => both,
+            Err(e) => return vec![store_no(tag, e)],
         };
         // The keywords in use in the mailbox are flags of it too (RFC 3501 7.2.6).
         let keywords: std::collections::BTreeSet<String> = messages
@@ -384,12 +381,9 @@ impl Session {
             Err(e) => return vec![no(tag, &e)],
         };
         let _ = self.store.sync(user, &name).await;
-        let (info, messages) = match (
-            self.store.mailbox(user, &name).await,
-            self.store.messages_shared(user, &name).await,
-        ) {
-            (Ok(info), Ok(messages)) => (info, messages),
-            (Err(e), _) | (_, Err(e)) => return vec![store_no(tag, e)],
+        let (info, messages) = match self.store.mailbox_shared(user, &name).await {
+            Ok(both) => both,
+            Err(e) => return vec![store_no(tag, e)],
         };
         // RECENT: the messages no session has claimed yet.
         let recent = if names.contains(&StatusDataItemName::Recent) {
