@@ -496,7 +496,7 @@ fn health_readiness_and_metrics() {
 /// draft-ietf-mailmaint-autoconfig-06 (tests/schemas/autoconfig-06.rnc).
 fn jing(site: &Site, name: &str, document: &str) -> std::process::Output {
     let file = site.dir.join(name);
-    std::fs::write(&file, document).unwrap();
+    std::fs::write(&file, document).expect("write the document to check");
     let schema = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../tests/schemas/autoconfig-06.rnc"
@@ -648,7 +648,7 @@ fn thunderbird_reads(
     document: &str,
 ) -> serde_json::Value {
     let file = site.dir.join(name);
-    std::fs::write(&file, document).unwrap();
+    std::fs::write(&file, document).expect("write the document to check");
     let driver = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../tests/thunderbird/parse.mjs"
@@ -759,7 +759,11 @@ fn thunderbirds_own_parser_reads_1_1_and_1_2() {
             let (incoming, outgoing) = expected(alias, user, pop_first);
             let servers = |first: &str, rest: &str| {
                 std::iter::once(&read[first])
-                    .chain(read[rest].as_array().unwrap())
+                    .chain(
+                        read[rest]
+                            .as_array()
+                            .expect("the parser lists the alternatives"),
+                    )
                     .map(thunderbird_server)
                     .collect::<Vec<_>>()
             };
@@ -807,13 +811,18 @@ fn thunderbirds_own_parser_reads_1_1_and_1_2() {
                 "/mail/config-v{version}.xml?emailaddress=alice@example.test"
             ))
             .body;
-        let start = body.find("<incomingServer").unwrap();
-        let end = body.rfind("</incomingServer>").unwrap() + "</incomingServer>".len();
+        let start = body
+            .find("<incomingServer")
+            .expect("an incomingServer in the document");
+        let end = body.rfind("</incomingServer>").expect("its end") + "</incomingServer>".len();
         let stripped = format!("{}{}", &body[..start], &body[end..]);
         let read = thunderbird_reads(&site, &parser, "stripped.xml", &stripped);
         assert_eq!(read["ok"], false, "{version}: {read}\n{stripped}");
         assert!(
-            read["error"].as_str().unwrap().contains("incomingServer"),
+            read["error"]
+                .as_str()
+                .expect("the parser's error")
+                .contains("incomingServer"),
             "{version}: {read}"
         );
     }

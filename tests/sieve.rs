@@ -162,7 +162,9 @@ fn a_script_uploaded_over_managesieve_files_flags_refuses_and_answers_while_away
     );
     let out: serde_json::Value = serde_json::from_str(out.trim()).expect(&out);
     assert_eq!(out["tls"], true, "{out}");
-    let extensions = out["capabilities"].as_array().unwrap();
+    let extensions = out["capabilities"]
+        .as_array()
+        .expect("the client reports the capabilities as a list");
     for wanted in [
         "fileinto",
         "vacation",
@@ -178,7 +180,10 @@ fn a_script_uploaded_over_managesieve_files_flags_refuses_and_answers_while_away
     assert_eq!(out["login"], "OK", "{out}");
     assert_eq!(out["bad"], "NO", "{out}");
     assert!(
-        out["bad_text"].as_str().unwrap().contains("line 3"),
+        out["bad_text"]
+            .as_str()
+            .expect("the refusal's text")
+            .contains("line 3"),
         "the refusal names the line: {out}"
     );
     assert_eq!(out["notify"], "NO", "{out}");
@@ -196,7 +201,7 @@ fn a_script_uploaded_over_managesieve_files_flags_refuses_and_answers_while_away
     assert!(
         out["delete_active_code"]
             .as_str()
-            .unwrap()
+            .expect("the refusal's response code")
             .contains("ACTIVE"),
         "{out}"
     );
@@ -407,7 +412,7 @@ fn sieve_connect_uploads_and_activates_with_an_app_password() {
         &script,
         "require [\"fileinto\", \"mailbox\"];\nif header :contains \"Subject\" \"receipt\" { fileinto :create \"Receipts\"; }\n",
     )
-    .unwrap();
+    .expect("write the script file");
     let sieve_connect = |args: &[&str]| {
         let mut child = Command::new("sieve-connect")
             .args([
@@ -428,10 +433,10 @@ fn sieve_connect_uploads_and_activates_with_an_app_password() {
         child
             .stdin
             .take()
-            .unwrap()
+            .expect("sieve-connect's standard input")
             .write_all(format!("{app_password}\n").as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+            .expect("send the app password to sieve-connect");
+        let out = child.wait_with_output().expect("sieve-connect's output");
         (
             out.status.success(),
             String::from_utf8_lossy(&out.stdout).into_owned()
@@ -494,7 +499,7 @@ fn scripts_follow_their_letter_to_another_server() {
         &script,
         "require [\"fileinto\", \"mailbox\"];\nif header :contains \"Subject\" \"receipt\" { fileinto :create \"Receipts\"; }\n",
     )
-    .unwrap();
+    .expect("write the script file");
     let out = site.ok(
         &[
             "sieve",

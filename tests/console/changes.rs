@@ -421,7 +421,7 @@ fn a_users_filters_are_shown_on_the_user_page() {
         &script,
         "require \"vacation\";\nvacation \"Back on <Monday> & later\";\n",
     )
-    .unwrap();
+    .expect("write the script file");
     site.ok(
         &[
             "sieve",

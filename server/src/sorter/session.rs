@@ -833,8 +833,8 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn mailbox_servers_relay_only_auto_replies_and_the_sites_addresses() {
         let (sorter, dir) = scratch_sorter().await;
-        let mailbox: SocketAddr = "127.0.0.11:40000".parse().unwrap();
-        let stranger: SocketAddr = "127.0.0.99:40000".parse().unwrap();
+        let mailbox: SocketAddr = "127.0.0.11:40000".parse().expect("an address");
+        let stranger: SocketAddr = "127.0.0.99:40000".parse().expect("an address");
         for (peer, sender, expected) in [
             (mailbox, "", "250 2.1.5"),
             (mailbox, "alice@example.test", "250 2.1.5"),

@@ -610,9 +610,13 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("mailsite-sieve-{}", rand::random::<u64>()));
         let mut config = mailsite_shared::SiteConfig::embedded();
         config.data_dir = dir.clone();
-        let directory = crate::directory::Directory::open(&config).await.unwrap();
+        let directory = crate::directory::Directory::open(&config)
+            .await
+            .expect("a scratch site database");
         let store = Store::for_site(&config, &directory);
-        let site = Site::load(Arc::new(config), directory).await.unwrap();
+        let site = Site::load(Arc::new(config), directory)
+            .await
+            .expect("the scratch site");
         let server = MailboxServer {
             name: "mailbox1".into(),
             hostname: "mailbox1.example.test".into(),
@@ -621,14 +625,19 @@ mod tests {
             tls: None,
             sieve: Arc::default(),
         };
-        (Session::new(&server, peer.parse().unwrap()), dir)
+        (
+            Session::new(&server, peer.parse().expect("a peer address")),
+            dir,
+        )
     }
 
     async fn say(session: &mut Session, line: &str) -> String {
         let mut args = Vec::new();
         assert_eq!(wire::parse_line(line.as_bytes(), &mut args), Ok(Line::Done));
         match session.command(args).await {
-            Step::Reply(b) | Step::Close(b) | Step::StartTls(b) => String::from_utf8(b).unwrap(),
+            Step::Reply(b) | Step::Close(b) | Step::StartTls(b) => {
+                String::from_utf8(b).expect("responses are UTF-8")
+            }
         }
     }
 
@@ -668,9 +677,14 @@ mod tests {
         let mut reader = BufReader::new(input);
         let mut out = Vec::new();
         loop {
-            match read_command(&mut reader).await.unwrap() {
+            match read_command(&mut reader)
+                .await
+                .expect("reading from memory")
+            {
                 Read::Closed => return out,
-                Read::Refused(reply) => out.push(String::from_utf8(reply).unwrap()),
+                Read::Refused(reply) => {
+                    out.push(String::from_utf8(reply).expect("refusals are UTF-8"))
+                }
                 Read::Command(args) => out.push(format!("{args:?}")),
             }
         }

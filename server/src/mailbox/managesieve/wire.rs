@@ -172,7 +172,7 @@ mod tests {
 
     #[test]
     fn commands_with_strings_numbers_and_literals() {
-        let (args, line) = parse(r#"HAVESPACE "my \"script\"" 1234"#).unwrap();
+        let (args, line) = parse(r#"HAVESPACE "my \"script\"" 1234"#).expect("a valid line");
         assert_eq!(line, Line::Done);
         assert_eq!(
             args,
@@ -182,11 +182,14 @@ mod tests {
                 Arg::Number(1234)
             ]
         );
-        let (args, line) = parse(r#"PUTSCRIPT "a" {12+}"#).unwrap();
+        let (args, line) = parse(r#"PUTSCRIPT "a" {12+}"#).expect("a valid line");
         assert_eq!(line, Line::Literal(12));
         assert_eq!(args.len(), 2);
-        assert_eq!(parse("CHECKSCRIPT {3}").unwrap().1, Line::Literal(3));
-        assert_eq!(parse("").unwrap(), (vec![], Line::Done));
+        assert_eq!(
+            parse("CHECKSCRIPT {3}").expect("a valid line").1,
+            Line::Literal(3)
+        );
+        assert_eq!(parse("").expect("an empty line"), (vec![], Line::Done));
     }
 
     #[test]
