@@ -17,6 +17,7 @@ pub mod fuzzing;
 pub mod report;
 pub mod resolver;
 pub mod route;
+pub mod smtp_data;
 pub mod smtp_reply;
 pub mod utf7;
 pub mod xml;

@@ -13,6 +13,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use mailsite_shared::smtp_data::dot_stuffed;
 use mailsite_shared::smtp_reply::{self, ReplyLimits};
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream};
@@ -148,23 +149,6 @@ async fn connect(addr: SocketAddr, source: Option<IpAddr>) -> std::io::Result<Tc
         }
     }
     TcpStream::connect(addr).await
-}
-
-/// The message as DATA carries it: CRLF line ends, leading dots doubled, the final
-/// `.` line.
-fn dot_stuffed(message: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(message.len() + 64);
-    for line in message.split_inclusive(|&b| b == b'\n') {
-        let text = line.strip_suffix(b"\n").unwrap_or(line);
-        let text = text.strip_suffix(b"\r").unwrap_or(text);
-        if text.first() == Some(&b'.') {
-            out.push(b'.');
-        }
-        out.extend_from_slice(text);
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b".\r\n");
-    out
 }
 
 /// The sorters `outbox` points at (their SMTP port), and this server's own address to

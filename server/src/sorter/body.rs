@@ -1,7 +1,7 @@
 //! A queued message's text as a delivery attempt reads it: a small message fresh from
 //! acceptance is still in memory; any other is read from its spool file in chunks, so
-//! that delivering large messages (16 at a time) never holds them whole in memory.
-//! [`Stuffer`] dot-stuffs the text for DATA (RFC 5321 4.5.2) chunk by chunk.
+//! that delivering large messages (16 at a time) never holds them whole in memory. It is
+//! dot-stuffed for DATA by [`mailsite_shared::smtp_data::Stuffer`], chunk by chunk.
 
 use std::io;
 use std::path::PathBuf;
@@ -92,50 +92,6 @@ impl Body {
     }
 }
 
-/// Dot-stuffing (RFC 5321 4.5.2) over chunks: a dot that starts a line is doubled,
-/// a bare LF is sent as CRLF, and [`Stuffer::finish`] ends the last line and adds the
-/// final `.` line.
-#[derive(Debug)]
-pub struct Stuffer {
-    line_start: bool,
-    last_cr: bool,
-}
-
-impl Default for Stuffer {
-    fn default() -> Self {
-        Stuffer {
-            line_start: true,
-            last_cr: false,
-        }
-    }
-}
-
-impl Stuffer {
-    /// Appends `chunk`, stuffed, to `out`.
-    pub fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
-        out.reserve(chunk.len() + 16);
-        for &b in chunk {
-            if self.line_start && b == b'.' {
-                out.push(b'.');
-            }
-            if b == b'\n' && !self.last_cr {
-                out.push(b'\r');
-            }
-            out.push(b);
-            self.line_start = b == b'\n';
-            self.last_cr = b == b'\r';
-        }
-    }
-
-    /// Ends the text: CRLF if its last line lacks one, then `.` CRLF.
-    pub fn finish(self, out: &mut Vec<u8>) {
-        if !self.line_start {
-            out.extend_from_slice(b"\r\n");
-        }
-        out.extend_from_slice(b".\r\n");
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,23 +128,5 @@ mod tests {
             .unwrap();
         assert_eq!(whole, text);
         std::fs::remove_dir_all(dir).ok();
-    }
-
-    #[test]
-    fn stuffing_over_chunks_matches_stuffing_at_once() {
-        let text = b"a\r\n.b\r\n..c\n.\r\nd";
-        let mut whole = Vec::new();
-        let mut s = Stuffer::default();
-        s.push(text, &mut whole);
-        s.finish(&mut whole);
-        assert_eq!(whole, b"a\r\n..b\r\n...c\r\n..\r\nd\r\n.\r\n");
-        for split in 0..text.len() {
-            let mut out = Vec::new();
-            let mut s = Stuffer::default();
-            s.push(&text[..split], &mut out);
-            s.push(&text[split..], &mut out);
-            s.finish(&mut out);
-            assert_eq!(out, whole, "split at {split}");
-        }
     }
 }

@@ -13,7 +13,10 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::ServerName;
 
-use super::body::{Body, CHUNK, Stuffer};
+use mailsite_shared::smtp_data::Stuffer;
+pub use mailsite_shared::smtp_data::dot_stuffed;
+
+use super::body::{Body, CHUNK};
 use super::connection::Stream;
 
 /// How long to wait for a connection.
@@ -89,16 +92,6 @@ async fn write(connection: &mut Connection, bytes: &[u8]) -> std::io::Result<()>
     let stream = connection.get_mut();
     stream.write_all(bytes).await?;
     stream.flush().await
-}
-
-/// The message as DATA carries it: CRLF line ends, leading dots doubled, and the
-/// final `.` line.
-pub fn dot_stuffed(message: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(message.len() + message.len() / 64 + 8);
-    let mut stuffer = Stuffer::default();
-    stuffer.push(message, &mut out);
-    stuffer.finish(&mut out);
-    out
 }
 
 /// Sends the message as DATA carries it, read and stuffed a chunk at a time.
