@@ -14,6 +14,7 @@ use mailsite_shared::{ServerState, SiteConfig};
 
 mod app_password;
 mod block;
+mod dkim;
 mod sieve;
 mod user_import;
 
@@ -117,6 +118,9 @@ pub enum Command {
     /// Users' Sieve filter scripts (users manage their own over ManageSieve).
     #[command(subcommand)]
     Sieve(sieve::SieveCommand),
+    /// The site's DKIM signing keys: list them, and rotate them.
+    #[command(subcommand)]
+    Dkim(dkim::DkimCommand),
     /// Read what users' desktop helpers report.
     #[command(subcommand)]
     Helpdesk(HelpdeskCommand),
@@ -409,6 +413,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Queue(cmd) => queue(&admin, cmd),
                 Command::Block(cmd) => block::block(&admin, cmd).await,
                 Command::Sieve(cmd) => sieve::sieve(&admin, cmd).await,
+                Command::Dkim(cmd) => dkim::dkim(&admin, cmd).await,
                 Command::Serve | Command::CheckConfig { .. } | Command::Helpdesk(_) => {
                     unreachable!("handled above")
                 }

@@ -139,6 +139,7 @@ pub fn smtp_session(data: &[u8]) -> (Transcript, Vec<String>) {
             queue: std::sync::Arc::new(queue),
             tls: server.tls.clone(),
             relay: std::sync::Arc::new(relay),
+            dkim: std::sync::Arc::new(crate::dkim::Signer::new(server.site.view().config())),
         };
         let tls = sorter.tls.clone();
         let session = sorter::session::Session::new(sorter, port, peer).offer_tls();

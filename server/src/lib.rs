@@ -23,6 +23,7 @@ pub mod autoconfig;
 pub mod cli;
 pub mod console;
 pub mod directory;
+pub mod dkim;
 pub mod dns;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;

@@ -68,6 +68,17 @@ const BLOCKING_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(
 async fn run() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logs(cli.log_format);
+    // A command's output piped into `head` ends quietly when the reader goes, as other
+    // Unix tools do, rather than with a panic about a broken pipe. `serve` keeps
+    // SIGPIPE ignored: a client that hangs up is an error to handle, not the end.
+    #[cfg(unix)]
+    if !matches!(cli.command, mailsite::cli::Command::Serve) {
+        // SAFETY: restores the default disposition of one signal; nothing else here
+        // has installed a handler for it.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     match mailsite::cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {

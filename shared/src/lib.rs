@@ -25,4 +25,4 @@ pub mod xml;
 pub use config::{
     HealthSettings, QueueSettings, RelaySettings, Role, SiteConfig, SmtpLimits, ThrottleSettings,
 };
-pub use route::{Route, ServerState, SiteMap};
+pub use route::{DkimKey, Route, ServerState, SiteMap};

@@ -293,11 +293,66 @@ fn up_or_all<'a>(servers: &'a [Server], states: &[ServerState]) -> Vec<&'a Serve
     }
 }
 
+/// A DKIM public key the site publishes (RFC 6376 3.6) and when its domain signs
+/// with it. Keys are rotated by time, so that every node agrees without talking: a
+/// domain signs, per algorithm, with the published key whose `sign_from` is the
+/// latest one already reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DkimKey {
+    pub domain: String,
+    pub selector: String,
+    /// `ed25519` (RFC 8463) or `rsa`.
+    pub algorithm: String,
+    /// The public key in base64: the record's `p=` (SubjectPublicKeyInfo for RSA, the
+    /// 32 bytes for Ed25519).
+    pub public_key: String,
+    /// Unix seconds from which mail is signed with it.
+    pub sign_from: i64,
+    /// Unix seconds at which it leaves the zone; none while it is the newest.
+    pub withdraw_at: Option<i64>,
+}
+
+impl DkimKey {
+    /// The name of its TXT record.
+    pub fn record_name(&self) -> String {
+        format!("{}._domainkey.{}", self.selector, self.domain)
+    }
+
+    /// The text of its TXT record.
+    pub fn record(&self) -> String {
+        format!("v=DKIM1; k={}; p={}", self.algorithm, self.public_key)
+    }
+
+    /// Whether the zone holds it at `now` (Unix seconds).
+    pub fn published(&self, now: i64) -> bool {
+        self.withdraw_at.is_none_or(|at| now < at)
+    }
+
+    /// The keys of `keys` that `domain` signs with at `now`: per algorithm, the
+    /// published key with the latest `sign_from` already reached.
+    pub fn signing<'k>(keys: &'k [DkimKey], domain: &str, now: i64) -> Vec<&'k DkimKey> {
+        let mut chosen: Vec<&DkimKey> = Vec::new();
+        for key in keys.iter().filter(|k| {
+            k.domain.eq_ignore_ascii_case(domain) && k.sign_from <= now && k.published(now)
+        }) {
+            match chosen.iter_mut().find(|c| c.algorithm == key.algorithm) {
+                Some(slot) if slot.sign_from <= key.sign_from => *slot = key,
+                Some(_) => {}
+                None => chosen.push(key),
+            }
+        }
+        chosen
+    }
+}
+
 /// The site as it is now: configuration, operator overrides and server states,
 /// resolved into an owner for every letter. Cheap to read, rebuilt on every change.
 #[derive(Debug, Clone)]
 pub struct SiteMap {
     pub config: Arc<SiteConfig>,
+    /// The DKIM keys the zone publishes or will withdraw (the directory's
+    /// `dkim_keys`), oldest first.
+    pub dkim: Arc<[DkimKey]>,
     /// A counter that grows with every change of the directory or site state.
     pub generation: i64,
     pub mailbox_states: Vec<ServerState>,
@@ -346,6 +401,7 @@ impl SiteMap {
         }
         SiteMap {
             config,
+            dkim: Arc::new([]),
             generation,
             mailbox_states,
             sorter_states,
@@ -381,6 +437,23 @@ impl SiteMap {
         self.mailbox_state(name)
             .is_some_and(|state| state != ServerState::Up)
             && self.serving_mailboxes().iter().all(|s| s.name != name)
+    }
+
+    /// The keys `domain` signs with at `now`: per algorithm, the published key with
+    /// the latest `sign_from` already reached.
+    pub fn dkim_signing(&self, domain: &str, now: i64) -> Vec<&DkimKey> {
+        DkimKey::signing(&self.dkim, domain, now)
+    }
+
+    /// The next time (Unix seconds, after `now`) at which a DKIM key leaves the zone or
+    /// starts signing: when the zone and the signers must look again.
+    pub fn dkim_next_change(&self, now: i64) -> Option<i64> {
+        self.dkim
+            .iter()
+            .flat_map(|k| [Some(k.sign_from), k.withdraw_at])
+            .flatten()
+            .filter(|t| *t > now)
+            .min()
     }
 
     /// The sorters that `outbox` points at: those that are up, or all of them if none is

@@ -15,7 +15,8 @@
 //! - [`mailboxes`]: a user's stored mail (list, reindex);
 //! - [`app_passwords`]: a user's app passwords (add, list, remove);
 //! - [`quotas`]: a user's quota (limits on what their mailboxes hold) and usage;
-//! - [`sieve`]: a user's Sieve filter scripts (list, show, put, activate, remove).
+//! - [`sieve`]: a user's Sieve filter scripts (list, show, put, activate, remove);
+//! - [`dkim`]: the site's DKIM signing keys (list, rotate).
 //!
 //! Operations take an [`Admin`] (the site's configuration and its directory) and return
 //! plain values: what changed, so that each interface can say it in its own words.
@@ -23,6 +24,7 @@
 
 pub mod app_passwords;
 pub mod blocks;
+pub mod dkim;
 pub mod letters;
 pub mod mailboxes;
 pub mod queue;

@@ -25,6 +25,9 @@ pub(super) struct SiteRows {
     pub operator: HashMap<String, ServerState>,
     /// Servers whose health checks fail.
     pub failing: HashSet<String>,
+    /// The DKIM keys (not kept in the history: the site at an earlier time is shown
+    /// with today's keys).
+    pub dkim: Vec<mailsite_shared::DkimKey>,
 }
 
 impl SiteRows {
@@ -47,7 +50,9 @@ impl SiteRows {
                 (s.name.clone(), state)
             })
             .collect();
-        SiteMap::new(config, &overrides, &states, self.generation)
+        let mut map = SiteMap::new(config, &overrides, &states, self.generation);
+        map.dkim = self.dkim.clone().into();
+        map
     }
 }
 

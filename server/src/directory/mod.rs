@@ -9,6 +9,7 @@
 pub mod app_passwords;
 pub mod blocks;
 pub mod changes;
+pub mod dkim;
 mod history;
 pub mod import;
 pub mod password;
@@ -666,6 +667,7 @@ impl Directory {
         {
             rows.failing.insert(row.try_get::<String, _>(0)?);
         }
+        rows.dkim = dkim::read_keys(&mut tx).await?;
         tx.commit().await?;
         Ok(rows)
     }

@@ -242,7 +242,16 @@ impl ResponseHandler for Reply {
         let mut encoder = BinEncoder::new(&mut bytes);
         encoder.set_max_size(max);
         match response.destructive_emit(&mut encoder) {
-            Ok(info) => Ok(info),
+            Ok(info) => {
+                // hickory marks an answer that did not fit as truncated, with no
+                // records counted, but leaves the records it began writing after the
+                // question: cut them off, or strict clients (dnspython) reject the
+                // datagram as having junk at its end instead of retrying over TCP.
+                if metadata_truncated(&bytes) {
+                    cut_after_question(&mut bytes);
+                }
+                Ok(info)
+            }
             Err(_) => {
                 // Too large for the client's buffer: the header alone, truncated, so
                 // that it retries over TCP.
@@ -257,6 +266,34 @@ impl ResponseHandler for Reply {
                 Ok(ResponseInfo::from(header))
             }
         }
+    }
+}
+
+/// Whether an encoded response has its TC bit set.
+fn metadata_truncated(bytes: &[u8]) -> bool {
+    bytes.get(2).is_some_and(|flags| flags & 0x02 != 0)
+}
+
+/// Cuts an encoded response after its question section (the header's counts of the
+/// other sections must already be 0).
+fn cut_after_question(bytes: &mut Vec<u8>) {
+    let questions = bytes
+        .get(4..6)
+        .map_or(0, |c| u16::from_be_bytes([c[0], c[1]]));
+    let Some(section) = bytes.get(12..) else {
+        return;
+    };
+    let mut decoder = BinDecoder::new(section);
+    for _ in 0..questions {
+        if hickory_proto::op::Query::read(&mut decoder).is_err() {
+            return;
+        }
+    }
+    let end = 12 + decoder.index();
+    bytes.truncate(end);
+    // The header's answer, authority and additional counts: nothing follows.
+    for count in bytes.get_mut(6..12).into_iter().flatten() {
+        *count = 0;
     }
 }
 
@@ -530,7 +567,20 @@ pub async fn start(site: &Arc<Site>, stop: watch::Receiver<bool>) -> anyhow::Res
     let site = site.clone();
     let live = zone.clone();
     tokio::spawn(async move {
-        while changes.changed().await.is_ok() {
+        loop {
+            // DKIM keys leave the zone at a time of their own, not at a change.
+            let now = crate::dkim::now();
+            let next = site.snapshot().map.dkim_next_change(now);
+            let due = async {
+                match next {
+                    Some(at) => tokio::time::sleep(Duration::from_secs((at - now) as u64)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                changed = changes.changed() => if changed.is_err() { break },
+                () = due => {}
+            }
             let snapshot = site.snapshot();
             live.store(Arc::new(Zone::build(&snapshot.map)));
         }

@@ -320,6 +320,53 @@ mod tests {
             .collect()
     }
 
+    /// An answer too large for a client without EDNS (a DKIM RSA key's TXT record)
+    /// comes back truncated: the header and question only, so that it asks again
+    /// over TCP.
+    #[tokio::test]
+    async fn an_answer_too_large_for_512_octets_is_the_question_with_tc() {
+        let mut site = SiteMap::initial(Arc::new(SiteConfig::embedded()));
+        site.dkim = vec![mailsite_shared::DkimKey {
+            domain: "example.test".into(),
+            selector: "big".into(),
+            algorithm: "rsa".into(),
+            public_key: "A".repeat(600),
+            sign_from: 0,
+            withdraw_at: None,
+        }]
+        .into();
+        let zone = Arc::new(ArcSwap::from_pointee(Zone::build(&site)));
+        let handler = Handler::new(zone, Default::default());
+        for payload in [None, Some(512)] {
+            let query = bytes(&Query {
+                id: 7,
+                name: "big._domainkey.example.test",
+                qtype: 16,
+                flags: [1, 0],
+                payload,
+            });
+            let (answer, _) = answer_udp(&handler, &query, src()).await;
+            let answer = answer.expect("an answer");
+            assert_eq!(answer[2] & 0x02, 0x02, "TC is set: {answer:?}");
+            let message = hickory_proto::op::Message::from_bytes(&answer).expect("it parses");
+            assert!(message.answers.is_empty());
+            // Nothing after the question (and the OPT record when the query had one).
+            let question_end = 12 + "big._domainkey.example.test".len() + 2 + 4;
+            assert_eq!(answer.len(), question_end, "{payload:?}: {answer:?}");
+        }
+        let large = bytes(&Query {
+            id: 8,
+            name: "big._domainkey.example.test",
+            qtype: 16,
+            flags: [1, 0],
+            payload: Some(4096),
+        });
+        let (answer, _) = answer_udp(&handler, &large, src()).await;
+        let message =
+            hickory_proto::op::Message::from_bytes(&answer.expect("an answer")).expect("it parses");
+        assert_eq!(message.answers.len(), 1);
+    }
+
     #[tokio::test]
     async fn prepared_answers_are_the_hickory_answers_byte_for_byte() {
         let zone = zone();

@@ -74,6 +74,7 @@ impl Zone {
         let config = &site.config;
         let mut zone = Zone::default();
         let serial = site.generation.clamp(1, i64::from(u32::MAX)) as u32;
+        let now = crate::dkim::now();
         for domain in config.domains() {
             let apex = name(&format!("{domain}."));
             let at = |label: &str| name(&format!("{label}.{domain}."));
@@ -139,6 +140,23 @@ impl Zone {
                     config.ttl,
                     RData::TXT(TXT::new(vec![document.record()])),
                 ));
+            }
+            // DKIM public keys (RFC 6376 3.6.2.2): each selector of the domain until it
+            // is withdrawn; an RSA key is longer than one string (255 octets) holds.
+            for key in site.dkim.iter() {
+                if key.domain == domain && key.published(now) {
+                    let text = key.record();
+                    let strings = text
+                        .as_bytes()
+                        .chunks(255)
+                        .map(|chunk| String::from_utf8_lossy(chunk).into_owned())
+                        .collect();
+                    add(Record::from_rdata(
+                        name(&format!("{}.", key.record_name())),
+                        config.ttl,
+                        RData::TXT(TXT::new(strings)),
+                    ));
+                }
             }
             let p = config.ports;
             for (service, port) in [

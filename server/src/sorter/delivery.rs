@@ -314,7 +314,7 @@ async fn bounce(
             remote_mta: f.server.as_deref(),
         })
         .collect();
-    let report = dsn::bounce(
+    let mut report = dsn::bounce(
         envelope,
         &head,
         &failures,
@@ -322,6 +322,11 @@ async fn bounce(
         &format!("MAILER-DAEMON@{domain}"),
         now,
     );
+    // Bounces are the site's own mail: signed like what users send.
+    let signatures = sorter
+        .dkim
+        .sign(&sorter.site.snapshot().map, &domain, &[&report], now as i64);
+    report.splice(0..0, signatures.into_bytes());
     let remote = sorter.site.view().map.route(&envelope.sender).is_err();
     let bounce = Envelope {
         id: sorter.queue.new_id(),

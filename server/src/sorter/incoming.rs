@@ -138,6 +138,17 @@ impl Incoming {
         Ok(head)
     }
 
+    /// The whole message (after the sorter's headers), to sign it.
+    pub async fn message(&mut self) -> io::Result<Vec<u8>> {
+        let file = self.file.as_mut().ok_or_else(closed)?;
+        file.flush().await?;
+        let mut reader = tokio::fs::File::open(&self.path).await?;
+        reader.seek(io::SeekFrom::Start(self.prefix)).await?;
+        let mut message = Vec::with_capacity(self.written as usize);
+        reader.read_to_end(&mut message).await?;
+        Ok(message)
+    }
+
     /// Flushes the file to disk and gives it to the queue: where it is, its size, and
     /// the open file. From here the queue owns the file.
     pub async fn finish(mut self) -> io::Result<(PathBuf, u64, std::fs::File)> {

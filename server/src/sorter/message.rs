@@ -117,6 +117,30 @@ pub fn check_from(message: &[u8], owns: impl Fn(&str) -> bool) -> Result<(), Fro
     }
 }
 
+/// The domain of the message's one From: address (lower case), if it has exactly
+/// one: whose DKIM signature the message gets.
+pub fn from_domain(message: &[u8]) -> Option<String> {
+    let parsed = MessageParser::new().parse_headers(header_section(message))?;
+    let mut from_headers = parsed
+        .headers()
+        .iter()
+        .filter(|h| matches!(h.name, HeaderName::From));
+    let from = from_headers.next()?;
+    if from_headers.next().is_some() {
+        return None;
+    }
+    let HeaderValue::Address(list) = &from.value else {
+        return None;
+    };
+    let mut addresses = list.iter();
+    let address = addresses.next()?.address()?;
+    if addresses.next().is_some() {
+        return None;
+    }
+    let (_, domain) = address.rsplit_once('@')?;
+    Some(domain.to_ascii_lowercase())
+}
+
 /// Headers a submission lacks that the sorter adds (RFC 6409 8.2, 8.3): Date and
 /// Message-ID.
 pub fn missing_headers(message: &[u8], hostname: &str, id: &str, time: u64) -> String {

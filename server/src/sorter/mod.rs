@@ -64,6 +64,8 @@ pub struct Sorter {
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     /// How mail for other domains leaves.
     pub relay: Arc<relay::Relay>,
+    /// DKIM signatures for what the site sends.
+    pub dkim: Arc<crate::dkim::Signer>,
 }
 
 /// Accepts SMTP connections of one kind on a bound listener until `stop`.
@@ -124,6 +126,23 @@ pub async fn start(
     let relay = Arc::new(
         relay::Relay::new(&config.relay).context("cannot set up the outbound relay's resolver")?,
     );
+    // A site's first start makes its DKIM keys; mail goes out unsigned (and the
+    // error is logged) rather than not at all if that fails.
+    match crate::dkim::ensure_keys(&site.directory, config).await {
+        Ok(made) if !made.is_empty() => {
+            if let Err(error) = site.refresh().await {
+                tracing::warn!(%error, "cannot read the site after publishing DKIM keys");
+            }
+        }
+        Ok(_) => {}
+        Err(error) => {
+            tracing::error!(
+                error = format!("{error:#}"),
+                "cannot make DKIM keys: mail leaves unsigned"
+            );
+        }
+    }
+    let dkim = Arc::new(crate::dkim::Signer::new(config));
     for server in &config.sorters {
         let dir = queue::spool_dir(&config.data_dir, &server.name);
         let queue = queue::Queue::open(dir.clone(), site.metrics.queue_gauge())
@@ -136,6 +155,7 @@ pub async fn start(
             queue: Arc::new(queue),
             tls: Some(tls.clone()),
             relay: relay.clone(),
+            dkim: dkim.clone(),
         };
         let p = config.ports;
         for ip in &server.addresses {

@@ -624,6 +624,38 @@ impl Session {
         self.count_errors(next)
     }
 
+    /// The domain whose DKIM signature a message gets: its From: domain, when it is
+    /// one of the site's and the message is the site's own (a user's submission, or an
+    /// auto-reply or redirect of a mailbox server).
+    fn signing_domain(&self, header: &[u8]) -> Option<String> {
+        let config = self.sorter.site.view().map.config.clone();
+        let ours = self.user.is_some()
+            || (self.port == Port::Mx && config.is_mailbox_server(self.peer.ip()));
+        if !ours {
+            return None;
+        }
+        message::from_domain(header).filter(|domain| config.serves_domain(domain))
+    }
+
+    /// The DKIM-Signature header lines for the message in `incoming` with the headers
+    /// `added` before it (off the async threads: RSA signing takes a while).
+    async fn signatures(
+        &self,
+        domain: &str,
+        incoming: &mut Incoming,
+        added: &str,
+        now: u64,
+    ) -> std::io::Result<String> {
+        let message = incoming.message().await?;
+        let (signer, map) = (self.sorter.dkim.clone(), self.sorter.site.snapshot());
+        let (domain, added) = (domain.to_string(), added.to_string());
+        tokio::task::spawn_blocking(move || {
+            signer.sign(&map.map, &domain, &[added.as_bytes(), &message], now as i64)
+        })
+        .await
+        .map_err(std::io::Error::other)
+    }
+
     async fn queue_message(&mut self, transaction: Transaction, mut incoming: Incoming) -> Next {
         let head = match incoming.head().await {
             Ok(head) => head,
@@ -652,11 +684,21 @@ impl Session {
             }
         }
         let (id, now) = (transaction.id.clone(), transaction.time);
-        let added = match &self.user {
+        let mut added = match &self.user {
             Some(_) => message::missing_headers(header, &self.sorter.hostname, &id, now),
             None => String::new(),
         };
+        let signer = self.signing_domain(header);
         drop(head);
+        if let Some(domain) = signer {
+            match self.signatures(&domain, &mut incoming, &added, now).await {
+                Ok(signatures) => added.insert_str(0, &signatures),
+                Err(error) => {
+                    tracing::error!(sorter = %self.sorter.name, %error, "cannot read a message back from the spool to sign it");
+                    return reply("451 4.3.0 The message cannot be queued now; try again later");
+                }
+            }
+        }
         let helo = self
             .greeting
             .as_ref()
@@ -724,6 +766,9 @@ pub(crate) mod tests {
                 })
                 .unwrap(),
             ),
+            dkim: Arc::new(crate::dkim::Signer::new(
+                &mailsite_shared::SiteConfig::embedded(),
+            )),
         };
         (sorter, dir)
     }

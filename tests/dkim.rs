@@ -1,0 +1,362 @@
+//! DKIM as receivers judge it: what users submit, what the sorters bounce and what
+//! mailbox servers send on a user's behalf leaves signed twice (Ed25519 and RSA) with
+//! the From: domain, and Python's dkimpy verifies both signatures against the public
+//! keys our own zone publishes (looked up with dnspython). Mail from outside is not
+//! signed; a changed message fails; `mailsite dkim rotate` publishes new keys, signs
+//! with them after its delay and withdraws the old ones from the zone.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Site, python};
+
+/// Sends one message (`submission`: as alice over port 10587 with her password, else
+/// unauthenticated to the MX port) and prints what smtplib returned.
+const SEND: &str = r#"
+import smtplib, sys
+host, port, user, password, sender, rcpt, subject = sys.argv[1:8]
+msg = f"From: {sender}\r\nTo: {rcpt}\r\nSubject: {subject}\r\n\r\nHello from {sender}.\r\nA second line.\r\n"
+with smtplib.SMTP(host, int(port), timeout=10) as s:
+    s.ehlo("client.example.org")
+    if user:
+        s.login(user, password)
+    print(s.sendmail(sender, [rcpt], msg.encode()))
+"#;
+
+/// Waits (at most 20 s) for a message whose Subject contains the text, then verifies
+/// every DKIM-Signature of it with dkimpy, the keys read from our zone with dnspython;
+/// prints JSON: each signature's d=, s=, a= and verdict, and the verdicts again after
+/// the Subject was changed.
+const VERIFY: &str = r#"
+import imaplib, json, re, sys, time
+import dkim, dns.message, dns.query, dns.rdatatype
+imap, user, password, subject, dns_ip, dns_port = sys.argv[1:7]
+
+def txt(name, timeout=5):
+    name = name.decode() if isinstance(name, bytes) else name
+    # No EDNS: an RSA key's record does not fit in 512 octets, so this also takes the
+    # truncated answer and asks again over TCP.
+    reply, _ = dns.query.udp_with_fallback(dns.message.make_query(name, "TXT"), dns_ip, port=int(dns_port), timeout=timeout)
+    for rrset in reply.answer:
+        if rrset.rdtype == dns.rdatatype.TXT:
+            for rdata in rrset:
+                return b"".join(rdata.strings)
+    return None
+
+raw = None
+deadline = time.time() + 20
+while raw is None and time.time() < deadline:
+    m = imaplib.IMAP4(imap, 10143, timeout=10)
+    m.login(user, password)
+    m.select("INBOX")
+    typ, data = m.search(None, "SUBJECT", f'"{subject}"')
+    ids = data[0].split()
+    if ids:
+        typ, data = m.fetch(ids[-1], "(BODY.PEEK[])")
+        raw = data[0][1]
+    m.logout()
+    if raw is None:
+        time.sleep(0.3)
+if raw is None:
+    print(json.dumps({"found": False}))
+    sys.exit(0)
+
+def verdicts(message):
+    d = dkim.DKIM(message)
+    count = sum(1 for name, _ in d.headers if name.lower() == b"dkim-signature")
+    out = []
+    for i in range(count):
+        ok = d.verify(idx=i, dnsfunc=txt)
+        f = d.signature_fields
+        out.append({"d": f.get(b"d", b"").decode(), "s": f.get(b"s", b"").decode(),
+                    "a": f.get(b"a", b"").decode(), "ok": bool(ok)})
+    return out
+
+changed = re.sub(rb"(?m)^Subject: ", b"Subject: Re: ", raw, count=1)
+print(json.dumps({"found": True, "signatures": verdicts(raw), "changed": verdicts(changed)}))
+"#;
+
+fn send(site: &Site, submission: bool, sender: &str, rcpt: &str, subject: &str) {
+    let (port, user, password) = match submission {
+        true => ("10587", "alice", "alice-password"),
+        false => ("10025", "", ""),
+    };
+    let out = python(
+        SEND,
+        &[&site.addr(21), port, user, password, sender, rcpt, subject],
+    );
+    assert_eq!(out.trim(), "{}", "{subject}: {out}");
+}
+
+fn verify(site: &Site, user: &str, subject: &str) -> serde_json::Value {
+    let out = python(
+        VERIFY,
+        &[
+            &site.addr(11),
+            user,
+            &format!("{user}-password"),
+            subject,
+            &site.dns.ip().to_string(),
+            &site.dns.port().to_string(),
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).expect("the verifier prints JSON");
+    assert_eq!(v["found"], true, "{subject} never arrived for {user}");
+    v
+}
+
+/// (algorithm, selector, verified) of each signature, sorted.
+fn signatures(v: &serde_json::Value, part: &str) -> Vec<(String, String, bool)> {
+    let mut out: Vec<(String, String, bool)> = v[part]
+        .as_array()
+        .expect("a list of signatures")
+        .iter()
+        .map(|s| {
+            assert_eq!(s["d"], "example.test", "{s}");
+            (
+                s["a"].as_str().unwrap_or_default().to_string(),
+                s["s"].as_str().unwrap_or_default().to_string(),
+                s["ok"] == true,
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn keys(site: &Site) -> Vec<serde_json::Value> {
+    let listed: serde_json::Value =
+        serde_json::from_str(&site.ok(&["dkim", "list", "--json"], None))
+            .expect("dkim list --json prints JSON");
+    listed.as_array().expect("a list of keys").clone()
+}
+
+/// Selectors of `keys` in `state`, sorted.
+fn in_state(keys: &[serde_json::Value], state: &str) -> Vec<String> {
+    let mut out: Vec<String> = keys
+        .iter()
+        .filter(|k| k["state"] == state)
+        .map(|k| k["selector"].as_str().unwrap_or_default().to_string())
+        .collect();
+    out.sort();
+    out
+}
+
+fn txt(site: &Site, selector: &str) -> Vec<String> {
+    common::records(
+        site.dns,
+        &format!("{selector}._domainkey.example.test"),
+        "TXT",
+    )
+}
+
+#[test]
+fn what_the_site_sends_is_signed_twice_and_verifies_with_dkimpy() {
+    let site = Site::isolated();
+    site.add_user("alice", "alice-password", &[]);
+    site.add_user("bob", "bob-password", &[]);
+
+    // The first start made one Ed25519 and one RSA key, private to the data directory.
+    let listed = keys(&site);
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert_eq!(in_state(&listed, "signing").len(), 2, "{listed:?}");
+    for key in &listed {
+        assert_eq!(key["private_key_here"], true, "{key}");
+        let selector = key["selector"].as_str().expect("a selector");
+        let published = txt(&site, selector).concat().replace("\" \"", "");
+        let algorithm = key["algorithm"].as_str().expect("an algorithm");
+        assert!(
+            published.starts_with(&format!("\"v=DKIM1; k={algorithm}; p=")),
+            "{selector}: {published}"
+        );
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = site.dir.join("data/dkim");
+        let mode = |p: &std::path::Path| {
+            std::fs::metadata(p)
+                .expect("the key folder and files")
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(mode(&dir), 0o700);
+        let files: Vec<_> = std::fs::read_dir(&dir)
+            .expect("the key folder")
+            .map(|e| e.expect("a key file").path())
+            .collect();
+        assert_eq!(files.len(), 2, "{files:?}");
+        for file in files {
+            assert_eq!(mode(&file), 0o600, "{}", file.display());
+        }
+    }
+    let zone = site.ok(&["zone", "export"], None);
+    assert_eq!(
+        zone.matches("._domainkey.example.test.").count(),
+        2,
+        "{zone}"
+    );
+
+    // A submission: signed with both keys (over the Date and Message-ID the sorter
+    // added too), and both signatures verify; a changed Subject fails both.
+    send(
+        &site,
+        true,
+        "alice@example.test",
+        "bob@example.test",
+        "signed hello",
+    );
+    let v = verify(&site, "bob", "signed hello");
+    let sigs = signatures(&v, "signatures");
+    assert_eq!(
+        sigs.iter().map(|s| s.0.as_str()).collect::<Vec<_>>(),
+        ["ed25519-sha256", "rsa-sha256"],
+        "{v}"
+    );
+    assert!(sigs.iter().all(|s| s.2), "a signature failed: {v}");
+    assert!(
+        signatures(&v, "changed").iter().all(|s| !s.2),
+        "a changed message still verified: {v}"
+    );
+
+    // Mail from outside through the MX port is not ours to sign.
+    send(
+        &site,
+        false,
+        "someone@example.org",
+        "bob@example.test",
+        "from outside",
+    );
+    let v = verify(&site, "bob", "from outside");
+    assert_eq!(signatures(&v, "signatures"), [], "{v}");
+
+    // A bounce (bob's filter rejects it at delivery) comes back to alice signed.
+    site.ok(
+        &["sieve", "put", "bob", "refuse", "-", "--activate"],
+        Some("require \"reject\";\nif header :contains \"Subject\" \"refuse me\" { reject \"Not wanted.\"; }\n"),
+    );
+    send(
+        &site,
+        true,
+        "alice@example.test",
+        "bob@example.test",
+        "refuse me",
+    );
+    let v = verify(&site, "alice", "Undelivered Mail Returned to Sender");
+    let sigs = signatures(&v, "signatures");
+    assert_eq!(sigs.len(), 2, "{v}");
+    assert!(sigs.iter().all(|s| s.2), "a bounce signature failed: {v}");
+
+    // No private key reaches the log.
+    let log = site.log();
+    assert!(!log.contains("PRIVATE KEY"), "{log}");
+}
+
+#[test]
+fn rotation_publishes_signs_after_its_delay_and_withdraws_the_old_keys() {
+    let site = Site::isolated();
+    site.add_user("alice", "alice-password", &[]);
+    site.add_user("bob", "bob-password", &[]);
+    let first = in_state(&keys(&site), "signing");
+    assert_eq!(first.len(), 2);
+
+    // New keys waiting an hour: published now, the old keys still sign.
+    let out = site.ok(&["dkim", "rotate", "--sign-after", "1h"], None);
+    assert!(out.contains("example.test: published ms-"), "{out}");
+    let listed = keys(&site);
+    let waiting = in_state(&listed, "waiting");
+    assert_eq!(waiting.len(), 2, "{listed:?}");
+    assert_eq!(in_state(&listed, "signing"), first, "{listed:?}");
+    for selector in &waiting {
+        let found = site.within(Duration::from_secs(5), || !txt(&site, selector).is_empty());
+        assert!(found.is_some(), "{selector} was not published");
+    }
+    send(
+        &site,
+        true,
+        "alice@example.test",
+        "bob@example.test",
+        "before the switch",
+    );
+    let v = verify(&site, "bob", "before the switch");
+    let used: Vec<String> = signatures(&v, "signatures")
+        .into_iter()
+        .map(|s| s.1)
+        .collect();
+    let mut used_sorted = used.clone();
+    used_sorted.sort();
+    assert_eq!(used_sorted, first, "{v}");
+
+    // Another rotation that signs at once and withdraws the older keys 3 s later.
+    site.ok(
+        &[
+            "dkim",
+            "rotate",
+            "--sign-after",
+            "0s",
+            "--withdraw-after",
+            "3s",
+        ],
+        None,
+    );
+    let listed = keys(&site);
+    let signing = in_state(&listed, "signing");
+    assert_eq!(signing.len(), 2, "{listed:?}");
+    assert!(
+        signing
+            .iter()
+            .all(|s| !first.contains(s) && !waiting.contains(s))
+    );
+    assert_eq!(in_state(&listed, "retiring").len(), 4, "{listed:?}");
+    // The sorter follows within a poll.
+    let mut last = serde_json::Value::Null;
+    let switched = site.within(Duration::from_secs(10), || {
+        let subject = format!("after the switch {}", rand_suffix());
+        send(
+            &site,
+            true,
+            "alice@example.test",
+            "bob@example.test",
+            &subject,
+        );
+        last = verify(&site, "bob", &subject);
+        let sigs = signatures(&last, "signatures");
+        sigs.iter().all(|s| s.2) && sigs.iter().map(|s| s.1.clone()).collect::<Vec<_>>() == signing
+    });
+    assert!(switched.is_some(), "not signed with the new keys: {last}");
+
+    // The older keys leave the zone when their time comes, without any other change.
+    let gone = site.within(Duration::from_secs(15), || {
+        first
+            .iter()
+            .chain(&waiting)
+            .all(|selector| txt(&site, selector).is_empty())
+    });
+    assert!(gone.is_some(), "the old keys are still published");
+    assert_eq!(in_state(&keys(&site), "withdrawn").len(), 4);
+    for selector in &signing {
+        assert!(!txt(&site, selector).is_empty(), "{selector} went too");
+    }
+
+    // Bad input is refused with the fix.
+    let out = site.run(&["dkim", "rotate", "--sign-after", "2w"], None);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("use a number with s, m, h or d"),
+        "{out:?}"
+    );
+    let out = site.run(&["dkim", "rotate", "--domain", "example.org"], None);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not one of this site's domains"),
+        "{out:?}"
+    );
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
