@@ -801,7 +801,10 @@ async fn zone_export(
     out: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let map = admin.site_map().await?;
-    let zone = crate::dns::Zone::build(&map);
+    // TLSA records as this node's DNS role publishes them: from the certificate this
+    // node has (none is made here).
+    let certificate = crate::tls::public_key_digest(admin.config())?;
+    let zone = crate::dns::Zone::build_with(&map, certificate);
     let domain = domain
         .unwrap_or_else(|| admin.config().domain.clone())
         .to_ascii_lowercase();

@@ -35,6 +35,8 @@ pub enum Endpoint {
     Mobileconfig,
     /// The PACC document.
     Pacc,
+    /// The MTA-STS policy.
+    MtaSts,
     Health,
     Metrics,
     /// The helpdesk console.
@@ -50,6 +52,7 @@ impl Endpoint {
             Endpoint::AutodiscoverJson => "autodiscover_json",
             Endpoint::Mobileconfig => "mobileconfig",
             Endpoint::Pacc => "pacc",
+            Endpoint::MtaSts => "mta_sts",
             Endpoint::Health => "health",
             Endpoint::Metrics => "metrics",
             Endpoint::Console => "console",

@@ -39,7 +39,13 @@ pub fn certificate_names(config: &SiteConfig) -> Vec<String> {
         for bucket in 0..mailsite_shared::config::BUCKETS {
             names.push(alias_host(bucket, domain));
         }
-        for label in ["outbox", "autoconfig", "autodiscover", "ua-auto-config"] {
+        for label in [
+            "outbox",
+            "autoconfig",
+            "autodiscover",
+            "ua-auto-config",
+            "mta-sts",
+        ] {
             names.push(format!("{label}.{domain}"));
         }
         for server in config.mailboxes.iter().chain(&config.sorters) {
@@ -127,16 +133,54 @@ fn ensure_generated(config: &SiteConfig) -> anyhow::Result<(PathBuf, PathBuf)> {
     Ok((cert_file, key_file))
 }
 
-/// The TLS acceptor for this site: the configured files, or the generated ones.
-pub fn acceptor(config: &SiteConfig) -> anyhow::Result<TlsAcceptor> {
-    let (cert_file, key_file) = match &config.tls {
-        Some(files) => (files.cert.clone(), files.key.clone()),
-        None => ensure_generated(config)?,
-    };
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_file)
+/// The certificate and key files of this site: the configured ones, or the generated
+/// ones (made if missing).
+fn files(config: &SiteConfig) -> anyhow::Result<(PathBuf, PathBuf)> {
+    match &config.tls {
+        Some(files) => Ok((files.cert.clone(), files.key.clone())),
+        None => ensure_generated(config),
+    }
+}
+
+fn chain(cert_file: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    CertificateDer::pem_file_iter(cert_file)
         .with_context(|| format!("cannot read the certificate file {}", cert_file.display()))?
         .collect::<Result<_, _>>()
-        .with_context(|| format!("{} is not a PEM certificate chain", cert_file.display()))?;
+        .with_context(|| format!("{} is not a PEM certificate chain", cert_file.display()))
+}
+
+/// Makes the site CA and server certificate now if the site generates its own and
+/// they are missing (a node that publishes TLSA records before its servers start).
+pub fn ensure(config: &SiteConfig) -> anyhow::Result<()> {
+    files(config).map(|_| ())
+}
+
+/// The SHA-256 of the server certificate's public key (its SubjectPublicKeyInfo): what
+/// a DANE-EE TLSA record (3 1 1, RFC 7671) names, unchanged when the certificate is
+/// renewed with the same key. `None` when the site makes its own certificate and this
+/// data directory has none (nothing is made here).
+pub fn public_key_digest(config: &SiteConfig) -> anyhow::Result<Option<[u8; 32]>> {
+    use sha2::Digest;
+    let cert_file = match &config.tls {
+        Some(files) => files.cert.clone(),
+        None => tls_dir(config).join("server.pem"),
+    };
+    if config.tls.is_none() && !cert_file.exists() {
+        return Ok(None);
+    }
+    let chain = chain(&cert_file)?;
+    let leaf = chain
+        .first()
+        .with_context(|| format!("{} holds no certificate", cert_file.display()))?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(leaf.as_ref())
+        .map_err(|e| anyhow::anyhow!("{} is not a certificate: {e}", cert_file.display()))?;
+    Ok(Some(sha2::Sha256::digest(parsed.public_key().raw).into()))
+}
+
+/// The TLS acceptor for this site: the configured files, or the generated ones.
+pub fn acceptor(config: &SiteConfig) -> anyhow::Result<TlsAcceptor> {
+    let (cert_file, key_file) = files(config)?;
+    let certs = chain(&cert_file)?;
     let key = PrivateKeyDer::from_pem_file(&key_file)
         .with_context(|| format!("cannot read a private key from {}", key_file.display()))?;
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());

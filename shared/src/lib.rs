@@ -14,6 +14,7 @@ pub mod config;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod mta_sts;
 pub mod report;
 pub mod resolver;
 pub mod route;

@@ -10,6 +10,7 @@
 
 mod apple;
 mod autodiscover;
+mod mta_sts;
 mod pacc;
 mod preference;
 mod template;
@@ -96,6 +97,7 @@ pub fn router(app: App) -> Router {
             get(autodiscover::json_path),
         )
         .route(mailsite_shared::autoconfig::pacc::PATH, get(pacc::document))
+        .route(mailsite_shared::mta_sts::PATH, get(mta_sts::policy))
         .route("/helper/preference", post(preference::store))
         .route("/mobileconfig", get(apple::profile))
         .route("/email.mobileconfig", get(apple::profile))
@@ -221,6 +223,7 @@ pub(crate) fn host_domain(site: &Snapshot, headers: &HeaderMap) -> Option<String
         .strip_prefix("autoconfig.")
         .or_else(|| host.strip_prefix("autodiscover."))
         .or_else(|| host.strip_prefix("ua-auto-config."))
+        .or_else(|| host.strip_prefix("mta-sts."))
         .unwrap_or(&host);
     site.config()
         .serves_domain(domain)

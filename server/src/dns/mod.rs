@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use anyhow::Context;
 use arc_swap::ArcSwap;
 use hickory_proto::op::{Edns, Header, MessageType, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::HINFO;
@@ -34,6 +35,7 @@ use hickory_server::net::runtime::{Time, TokioTime};
 use hickory_server::net::xfer::Protocol as Transport;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder};
+use mailsite_shared::config::Role;
 use tokio::sync::watch;
 
 use crate::metrics::Metrics;
@@ -50,6 +52,9 @@ const UDP_BUFFER: usize = 4096;
 
 /// How long a TCP client may stay silent before it is dropped.
 const TCP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often the certificate file is read again for the TLSA records.
+const CERTIFICATE_CHECK: Duration = Duration::from_secs(60);
 
 /// Answers queries from the current zone; clones share the zone and the rotation.
 #[derive(Clone)]
@@ -538,7 +543,28 @@ pub struct Dns {
 pub async fn start(site: &Arc<Site>, stop: watch::Receiver<bool>) -> anyhow::Result<Dns> {
     let snapshot = site.snapshot();
     let addr = snapshot.config().dns_listen;
-    let zone = Arc::new(ArcSwap::from_pointee(Zone::build(&snapshot.map)));
+    // TLSA records name the certificate the sorters present: made here first when
+    // this node's sorters will make it (one data directory), read from `[tls]` or
+    // that directory, and read again every minute (a renewed certificate).
+    let node = snapshot.config().clone();
+    if node.tls.is_none() && node.runs(Role::Sorter) {
+        crate::tls::ensure(&node).context("cannot make the site certificate")?;
+    }
+    let certificate = move || match crate::tls::public_key_digest(&node) {
+        Ok(digest) => digest,
+        Err(error) => {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "cannot read the site certificate: no TLSA records"
+            );
+            None
+        }
+    };
+    let mut digest = certificate();
+    let zone = Arc::new(ArcSwap::from_pointee(Zone::build_with(
+        &snapshot.map,
+        digest,
+    )));
     let handler = Handler::new(zone.clone(), site.metrics.clone());
     // One receive loop per core: the kernel spreads clients across the sockets.
     let loops = std::thread::available_parallelism()
@@ -567,6 +593,9 @@ pub async fn start(site: &Arc<Site>, stop: watch::Receiver<bool>) -> anyhow::Res
     let site = site.clone();
     let live = zone.clone();
     tokio::spawn(async move {
+        let mut check = tokio::time::interval(CERTIFICATE_CHECK);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        check.tick().await;
         loop {
             // DKIM keys leave the zone at a time of their own, not at a change.
             let now = crate::dkim::now();
@@ -580,9 +609,17 @@ pub async fn start(site: &Arc<Site>, stop: watch::Receiver<bool>) -> anyhow::Res
             tokio::select! {
                 changed = changes.changed() => if changed.is_err() { break },
                 () = due => {}
+                _ = check.tick() => {
+                    let now_digest = certificate();
+                    if now_digest == digest {
+                        continue;
+                    }
+                    tracing::info!("the site certificate's key changed: TLSA records follow");
+                    digest = now_digest;
+                }
             }
             let snapshot = site.snapshot();
-            live.store(Arc::new(Zone::build(&snapshot.map)));
+            live.store(Arc::new(Zone::build_with(&snapshot.map, digest)));
         }
     });
     Ok(Dns { tcp, udp, zone })

@@ -6,10 +6,12 @@ use std::collections::HashMap;
 use std::fmt::Write;
 use std::net::IpAddr;
 
-use hickory_proto::rr::rdata::{A, AAAA, MX, NS, SOA, SRV, TXT};
+use hickory_proto::rr::rdata::tlsa::{CertUsage, Matching, Selector};
+use hickory_proto::rr::rdata::{A, AAAA, MX, NS, SOA, SRV, TLSA, TXT};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 use mailsite_shared::SiteMap;
 use mailsite_shared::autoconfig::pacc;
+use mailsite_shared::mta_sts;
 use mailsite_shared::route::alias_label;
 
 /// One record set of a name, with the records a resolver will want next (the
@@ -62,6 +64,17 @@ fn name(text: &str) -> Name {
     Name::from_ascii(text).unwrap_or_else(|_| Name::root())
 }
 
+/// A TXT record of one text, split into strings of at most 255 octets (an RSA key's
+/// DKIM record is longer than one string holds; receivers join them).
+fn txt(owner: &Name, ttl: u32, text: &str) -> Record {
+    let strings = text
+        .as_bytes()
+        .chunks(255)
+        .map(|chunk| String::from_utf8_lossy(chunk).into_owned())
+        .collect();
+    Record::from_rdata(owner.clone(), ttl, RData::TXT(TXT::new(strings)))
+}
+
 fn address(owner: &Name, ttl: u32, ip: IpAddr) -> Record {
     match ip {
         IpAddr::V4(v4) => Record::from_rdata(owner.clone(), ttl, RData::A(A(v4))),
@@ -70,7 +83,15 @@ fn address(owner: &Name, ttl: u32, ip: IpAddr) -> Record {
 }
 
 impl Zone {
+    /// The zone of the site, without TLSA records.
     pub fn build(site: &SiteMap) -> Zone {
+        Zone::build_with(site, None)
+    }
+
+    /// The zone of the site; `certificate` is the SHA-256 of the server certificate's
+    /// public key, published as DANE-EE TLSA records (3 1 1) for the sorters' SMTP and
+    /// submission ports.
+    pub fn build_with(site: &SiteMap, certificate: Option<[u8; 32]>) -> Zone {
         let config = &site.config;
         let mut zone = Zone::default();
         let serial = site.generation.clamp(1, i64::from(u32::MAX)) as u32;
@@ -141,20 +162,75 @@ impl Zone {
                     RData::TXT(TXT::new(vec![document.record()])),
                 ));
             }
+            // SPF (RFC 7208): the sorters are the only machines that send the site's
+            // mail (mailbox servers' replies leave through them too).
+            let mut spf = String::from("v=spf1");
+            for ip in config.sorters.iter().flat_map(|s| &s.addresses) {
+                match ip {
+                    IpAddr::V4(v4) => spf.push_str(&format!(" ip4:{v4}")),
+                    IpAddr::V6(v6) => spf.push_str(&format!(" ip6:{v6}")),
+                }
+            }
+            spf.push_str(" -all");
+            add(txt(&apex, config.ttl, &spf));
+            // DMARC (RFC 7489) and TLS-RPT (RFC 8460): reports to the domain's
+            // postmaster, a local mailbox.
+            add(txt(
+                &at("_dmarc"),
+                config.ttl,
+                &format!(
+                    "v=DMARC1; p={}; rua=mailto:postmaster@{domain}",
+                    config.mail_auth.dmarc_policy.as_str()
+                ),
+            ));
+            add(txt(
+                &at("_smtp._tls"),
+                config.ttl,
+                &format!("v=TLSRPTv1; rua=mailto:postmaster@{domain}"),
+            ));
+            // MTA-STS (RFC 8461): the policy's host and the id of the policy it serves.
+            let policy = mta_sts::policy(config, domain);
+            add(txt(
+                &at(mta_sts::RECORD_LABEL),
+                config.ttl,
+                &mta_sts::record(&policy),
+            ));
+            for ip in &config.http_addresses {
+                add(address(&at(mta_sts::HOST_LABEL), config.ttl, *ip));
+            }
+            // DANE (RFC 7672, RFC 7671): the certificate's key for every MX host and
+            // the submission host.
+            if let Some(digest) = certificate {
+                let tlsa = |owner: Name| {
+                    Record::from_rdata(
+                        owner,
+                        config.ttl,
+                        RData::TLSA(TLSA::new(
+                            CertUsage::DaneEe,
+                            Selector::Spki,
+                            Matching::Sha256,
+                            digest.to_vec(),
+                        )),
+                    )
+                };
+                for sorter in &config.sorters {
+                    add(tlsa(at(&format!(
+                        "_{}._tcp.{}",
+                        config.ports.smtp, sorter.name
+                    ))));
+                }
+                for port in [config.ports.submission, config.ports.submissions] {
+                    add(tlsa(at(&format!("_{port}._tcp.outbox"))));
+                }
+            }
             // DKIM public keys (RFC 6376 3.6.2.2): each selector of the domain until it
-            // is withdrawn; an RSA key is longer than one string (255 octets) holds.
+            // is withdrawn.
             for key in site.dkim.iter() {
                 if key.domain == domain && key.published(now) {
-                    let text = key.record();
-                    let strings = text
-                        .as_bytes()
-                        .chunks(255)
-                        .map(|chunk| String::from_utf8_lossy(chunk).into_owned())
-                        .collect();
-                    add(Record::from_rdata(
-                        name(&format!("{}.", key.record_name())),
+                    add(txt(
+                        &name(&format!("{}.", key.record_name())),
                         config.ttl,
-                        RData::TXT(TXT::new(strings)),
+                        &key.record(),
                     ));
                 }
             }
@@ -312,11 +388,48 @@ impl Zone {
         let _ = writeln!(out, "$ORIGIN {domain}.");
         for record in &self.ordered {
             if apex.zone_of(&LowerName::new(&record.name)) {
-                let _ = writeln!(out, "{record}");
+                match &record.data {
+                    RData::TXT(text) => {
+                        let _ = writeln!(
+                            out,
+                            "{} {} {} TXT {}",
+                            record.name,
+                            record.ttl,
+                            record.dns_class,
+                            quoted(text)
+                        );
+                    }
+                    _ => {
+                        let _ = writeln!(out, "{record}");
+                    }
+                }
             }
         }
         Some(out)
     }
+}
+
+/// A TXT record's strings as a master file writes them (RFC 1035 5.1): each quoted,
+/// with `"` and `\` escaped and other octets outside printable ASCII as `\DDD`.
+/// Unquoted, a record with spaces (SPF, DMARC) would be read back as several strings.
+fn quoted(text: &TXT) -> String {
+    let mut out = Vec::new();
+    for string in &text.txt_data {
+        let mut s = String::from("\"");
+        for &b in string.iter() {
+            match b {
+                b'"' | b'\\' => {
+                    s.push('\\');
+                    s.push(b as char);
+                }
+                0x20..=0x7e => s.push(b as char),
+                _ => s.push_str(&format!("\\{b:03}")),
+            }
+        }
+        s.push('"');
+        out.push(s);
+    }
+    out.join(" ")
 }
 
 #[cfg(test)]
@@ -411,6 +524,17 @@ mod tests {
             "{text}"
         );
         assert!(zone.export("example.org").is_none());
+        // TXT strings are quoted, so that spaces stay inside one string.
+        assert!(
+            text.contains(
+                "example.test. 300 IN TXT \"v=spf1 ip4:127.0.0.21 ip4:127.0.0.22 -all\"\n"
+            ),
+            "{text}"
+        );
+        let mut text = TXT::new(vec!["a \"b\" \\c".into(), "d\u{7f}".into()]);
+        assert_eq!(quoted(&text), "\"a \\\"b\\\" \\\\c\" \"d\\127\"");
+        text = TXT::new(Vec::new());
+        assert_eq!(quoted(&text), "");
     }
 
     #[test]

@@ -255,6 +255,8 @@ pub struct SiteConfig {
     pub relay: RelaySettings,
     pub health: HealthSettings,
     pub throttle: ThrottleSettings,
+    /// What the zone publishes about the site's mail (DMARC, MTA-STS).
+    pub mail_auth: MailAuthSettings,
     pub tls: Option<TlsFiles>,
     pub mailboxes: Vec<Server>,
     pub sorters: Vec<Server>,
@@ -305,10 +307,12 @@ mod limits;
 mod network;
 mod raw;
 pub use limits::ConnectionLimits;
+mod mail_auth;
 #[cfg(test)]
 mod tests;
 mod throttle;
 
+pub use mail_auth::{DmarcPolicy, MailAuthSettings, MtaStsMode};
 pub use throttle::ThrottleSettings;
 
 pub use network::Network;
@@ -859,6 +863,7 @@ impl SiteConfig {
             relay,
             health,
             throttle: ThrottleSettings::from_raw(&src, &raw.throttle)?,
+            mail_auth: MailAuthSettings::from_raw(&src, &raw.mail_auth)?,
             tls: raw.tls.map(|t| TlsFiles {
                 cert: t.cert,
                 key: t.key,
@@ -868,6 +873,15 @@ impl SiteConfig {
             lmtp_allow,
             postmaster,
             letters: letters.map(|l| l.unwrap_or(0)),
+        })
+    }
+
+    /// The MTA-STS mode in force: the configured one, or enforce with `[tls]` files
+    /// and testing with the site's own CA.
+    pub fn mta_sts_mode(&self) -> MtaStsMode {
+        self.mail_auth.mta_sts.unwrap_or(match self.tls {
+            Some(_) => MtaStsMode::Enforce,
+            None => MtaStsMode::Testing,
         })
     }
 

@@ -37,6 +37,8 @@ pub(super) struct RawFile {
     pub(super) lmtp: RawLmtp,
     #[serde(default)]
     pub(super) throttle: super::throttle::RawThrottle,
+    #[serde(default)]
+    pub(super) mail_auth: super::mail_auth::RawMailAuth,
     pub(super) tls: Option<RawTls>,
     #[serde(default)]
     pub(super) mailbox: Vec<RawServer>,

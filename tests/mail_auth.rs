@@ -1,9 +1,14 @@
-//! DKIM as receivers judge it: what users submit, what the sorters bounce and what
-//! mailbox servers send on a user's behalf leaves signed twice (Ed25519 and RSA) with
-//! the From: domain, and Python's dkimpy verifies both signatures against the public
-//! keys our own zone publishes (looked up with dnspython). Mail from outside is not
-//! signed; a changed message fails; `mailsite dkim rotate` publishes new keys, signs
-//! with them after its delay and withdraws the old ones from the zone.
+//! Mail that receivers accept, judged by tools nobody here wrote:
+//!
+//! - DKIM: what users submit, what the sorters bounce and what mailbox servers send on
+//!   a user's behalf leaves signed twice (Ed25519 and RSA) with the From: domain, and
+//!   Python's dkimpy verifies both signatures against the public keys our own zone
+//!   publishes (looked up with dnspython). Mail from outside is not signed; a changed
+//!   message fails; `mailsite dkim rotate` publishes new keys, signs with them after
+//!   its delay and withdraws the old ones from the zone.
+//! - The zone's other records: SPF evaluated by pyspf, DMARC and MTA-STS parsed by
+//!   checkdmarc, the MTA-STS policy fetched with curl, TLS-RPT, and TLSA records
+//!   compared with the certificate the sorters present (openssl).
 
 mod common;
 
@@ -359,4 +364,201 @@ fn rand_suffix() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos())
+}
+
+/// Evaluates SPF with pyspf and parses the DMARC and MTA-STS records with checkdmarc,
+/// every lookup going to our zone (dnspython's default resolver pointed at it); the
+/// MTA-STS policy text comes as the first argument. Prints JSON.
+const RECORDS: &str = r#"
+import json, sys, warnings
+warnings.simplefilter("ignore")
+import dns.resolver
+policy, dns_ip, dns_port, sorter_ip = sys.argv[1:5]
+resolver = dns.resolver.Resolver(configure=False)
+resolver.nameservers = [dns_ip]
+resolver.port = int(dns_port)
+dns.resolver.default_resolver = resolver
+import spf
+from checkdmarc import dmarc, mta_sts
+out = {}
+out["spf_sorter"] = spf.check2(i=sorter_ip, s="alice@example.test", h="sorter1.example.test")[0]
+out["spf_stranger"] = spf.check2(i="192.0.2.7", s="alice@example.test", h="mail.example.org")[0]
+record = b"".join(resolver.resolve("_dmarc.example.test", "TXT")[0].strings).decode()
+parsed = dmarc.parse_dmarc_record(record, "example.test", resolver=resolver)
+out["dmarc"] = {k: v["value"] for k, v in parsed["tags"].items()}
+# checkdmarc looks up the report address's MX records through our zone too.
+out["dmarc_warnings"] = parsed["warnings"]
+record = b"".join(resolver.resolve("_mta-sts.example.test", "TXT")[0].strings).decode()
+out["sts_record"] = mta_sts.parse_mta_sts_record(record)["tags"]["id"]
+parsed = mta_sts.parse_mta_sts_policy(policy)
+out["sts_policy"] = parsed["policy"]
+record = b"".join(resolver.resolve("_smtp._tls.example.test", "TXT")[0].strings).decode()
+out["tlsrpt"] = record
+print(json.dumps(out, default=str))
+"#;
+
+/// The SHA-256 of the public key in the certificate a server presents after STARTTLS
+/// (`smtp`), as openssl sees it.
+fn presented_key_digest(addr: &str, starttls: Option<&str>) -> String {
+    let mut script = format!("openssl s_client -connect {addr} -servername outbox.example.test");
+    if let Some(protocol) = starttls {
+        script.push_str(&format!(" -starttls {protocol}"));
+    }
+    script.push_str(
+        " </dev/null 2>/dev/null | openssl x509 -pubkey -noout | openssl pkey -pubin -outform der | sha256sum",
+    );
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .expect("bash runs openssl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let digest = text
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(digest.len(), 64, "openssl for {addr}: {text}");
+    digest
+}
+
+#[test]
+fn the_zone_publishes_spf_dmarc_mta_sts_tls_rpt_and_tlsa_from_the_live_site() {
+    let site = Site::isolated_with(|text| {
+        text.replace("dmarc_policy = \"quarantine\"", "dmarc_policy = \"reject\"")
+    });
+    let sorter1 = site.addr(21);
+
+    // The MTA-STS policy, fetched as senders do (by host name; HTTPS is the site's
+    // front's, as for autoconfig), names every sorter and the mode.
+    let fetched = common::curl(&[
+        "-s",
+        "--resolve",
+        &format!(
+            "mta-sts.example.test:{}:{}",
+            site.http.port(),
+            site.http.ip()
+        ),
+        &format!(
+            "http://mta-sts.example.test:{}/.well-known/mta-sts.txt",
+            site.http.port()
+        ),
+    ]);
+    assert_eq!(fetched.status, 200, "{}", fetched.body);
+    assert!(
+        fetched.content_type.starts_with("text/plain"),
+        "{}",
+        fetched.content_type
+    );
+    let policy = fetched.body;
+    let other = site.get("/.well-known/mta-sts.txt");
+    assert_eq!(
+        other.status, 404,
+        "no policy for a host that is no site domain"
+    );
+
+    let out = python(
+        RECORDS,
+        &[
+            &policy,
+            &site.dns.ip().to_string(),
+            &site.dns.port().to_string(),
+            &sorter1,
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).expect("the checker prints JSON");
+    // SPF: the sorters pass, anyone else fails (-all).
+    assert_eq!(v["spf_sorter"], "pass", "{v}");
+    assert_eq!(v["spf_stranger"], "fail", "{v}");
+    // DMARC: the configured policy, reports to the domain's postmaster.
+    assert_eq!(v["dmarc"]["p"], "reject", "{v}");
+    assert_eq!(v["dmarc"]["v"], "DMARC1", "{v}");
+    assert!(
+        v["dmarc"]["rua"]
+            .to_string()
+            .contains("postmaster@example.test"),
+        "{v}"
+    );
+    assert_eq!(v["dmarc_warnings"], serde_json::json!([]), "{v}");
+    // MTA-STS: testing with the site's own CA; MX hosts are the sorters; the id in the
+    // zone is the policy's.
+    assert_eq!(v["sts_policy"]["mode"], "testing", "{v}");
+    let mx = v["sts_policy"]["mx"].to_string();
+    assert!(
+        mx.contains("sorter1.example.test") && mx.contains("sorter2.example.test"),
+        "{v}"
+    );
+    assert_eq!(v["sts_policy"]["max_age"].to_string(), "604800", "{v}");
+    let id = v["sts_record"].as_str().expect("an id");
+    assert_eq!(id.len(), 20, "{v}");
+    assert_eq!(
+        v["tlsrpt"], "v=TLSRPTv1; rua=mailto:postmaster@example.test",
+        "{v}"
+    );
+    // The MX hosts and the policy host resolve.
+    assert_eq!(
+        common::resolve(site.dns, "mta-sts.example.test"),
+        [site.http.ip().to_string()]
+    );
+
+    // TLSA 3 1 1 for the sorters' SMTP port and the submission host, naming the key
+    // of the certificate they really present.
+    let presented = presented_key_digest(&format!("{sorter1}:10025"), Some("smtp"));
+    for name in [
+        "_10025._tcp.sorter1.example.test",
+        "_10025._tcp.sorter2.example.test",
+        "_10587._tcp.outbox.example.test",
+        "_10465._tcp.outbox.example.test",
+    ] {
+        let records = common::records(site.dns, name, "TLSA");
+        assert_eq!(records.len(), 1, "{name}: {records:?}");
+        let fields: Vec<&str> = records[0].split_whitespace().collect();
+        assert_eq!(&fields[..3], ["3", "1", "1"], "{name}: {records:?}");
+        assert_eq!(
+            fields[3..].concat().to_ascii_lowercase(),
+            presented,
+            "{name}"
+        );
+    }
+    let on_465 = presented_key_digest(&format!("{sorter1}:10465"), None);
+    assert_eq!(on_465, presented);
+
+    // zone export shows them all.
+    let zone = site.ok(&["zone", "export"], None);
+    for needle in [
+        "\"v=spf1 ip4:",
+        "_dmarc.example.test.",
+        "_mta-sts.example.test.",
+        "_smtp._tls.example.test.",
+        "TLSA",
+    ] {
+        assert!(zone.contains(needle), "{needle}: {zone}");
+    }
+
+    // A policy that does not exist is refused at its line, with the fix.
+    let config = site.config.as_ref().expect("an isolated site has a file");
+    let text = std::fs::read_to_string(config).expect("the site configuration");
+    let bad = site.dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        text.replace("dmarc_policy = \"reject\"", "dmarc_policy = \"strict\""),
+    )
+    .expect("write a bad configuration");
+    let out = std::process::Command::new(common::BIN)
+        .args(["--config"])
+        .arg(&bad)
+        .arg("check-config")
+        .output()
+        .expect("mailsite runs");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("mail_auth.dmarc_policy") && said.contains("\"quarantine\""),
+        "{said}"
+    );
+    // It names the file and line: `bad.toml:127: mail_auth.dmarc_policy: ...`.
+    let line = said
+        .split_once("bad.toml:")
+        .map(|(_, rest)| rest.chars().take_while(char::is_ascii_digit).count());
+    assert!(line.is_some_and(|digits| digits > 0), "{said}");
 }
