@@ -562,3 +562,370 @@ fn the_zone_publishes_spf_dmarc_mta_sts_tls_rpt_and_tlsa_from_the_live_site() {
         .map(|(_, rest)| rest.chars().take_while(char::is_ascii_digit).count());
     assert!(line.is_some_and(|digits| digits > 0), "{said}");
 }
+
+/// An authoritative DNS server for the other domains of the inbound tests (UDP and
+/// TCP, dnspython's wire format), with the RSA key their DKIM signatures use: it makes
+/// the key, writes it to the file named by the first argument, prints its port and
+/// answers until its standard input closes. `broken.example` answers SERVFAIL.
+const OTHER_DNS: &str = r#"
+import base64, json, socket, socketserver, struct, sys, threading
+import dns.flags, dns.message, dns.rcode, dns.rdatatype, dns.rrset
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+key_file, allowed_ip = sys.argv[1:3]
+key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+open(key_file, "wb").write(key.private_bytes(serialization.Encoding.PEM,
+    serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()))
+spki = key.public_key().public_bytes(serialization.Encoding.DER,
+    serialization.PublicFormat.SubjectPublicKeyInfo)
+def txt(text):
+    return " ".join('"%s"' % text[i:i + 250] for i in range(0, len(text), 250))
+records = {
+    ("example.org", "TXT"): [txt(f"v=spf1 ip4:{allowed_ip} -all")],
+    ("_dmarc.example.org", "TXT"): [txt("v=DMARC1; p=reject")],
+    ("sel._domainkey.example.org", "TXT"): [txt("v=DKIM1; k=rsa; p=" + base64.b64encode(spki).decode())],
+    ("example.org", "A"): ["192.0.2.10"],
+}
+names = {name for name, _ in records}
+def answer(wire):
+    query = dns.message.from_wire(wire)
+    response = dns.message.make_response(query)
+    response.flags |= dns.flags.AA
+    question = query.question[0]
+    name = question.name.to_text().rstrip(".").lower()
+    rtype = dns.rdatatype.to_text(question.rdtype)
+    if name.endswith("broken.example"):
+        response.set_rcode(dns.rcode.SERVFAIL)
+    elif (name, rtype) in records:
+        response.answer.append(dns.rrset.from_text(question.name, 60, "IN", rtype, *records[(name, rtype)]))
+    elif name not in names:
+        response.set_rcode(dns.rcode.NXDOMAIN)
+    return response.to_wire()
+class Udp(socketserver.BaseRequestHandler):
+    def handle(self):
+        data, sock = self.request
+        sock.sendto(answer(data), self.client_address)
+class Tcp(socketserver.BaseRequestHandler):
+    def handle(self):
+        length = struct.unpack("!H", self.request.recv(2))[0]
+        data = b""
+        while len(data) < length:
+            data += self.request.recv(length - len(data))
+        out = answer(data)
+        self.request.sendall(struct.pack("!H", len(out)) + out)
+udp = socketserver.ThreadingUDPServer(("127.0.0.1", 0), Udp)
+port = udp.server_address[1]
+tcp = socketserver.ThreadingTCPServer(("127.0.0.1", port), Tcp)
+for server in (udp, tcp):
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+print(port, flush=True)
+sys.stdin.read()
+"#;
+
+/// Sends one message to bob through the MX port from `source` and prints the SMTP
+/// outcome as JSON: DKIM-signed with the other domain's key when asked, changed after
+/// signing when asked, with extra header lines before it.
+const SEND_INBOUND: &str = r#"
+import json, smtplib, sys
+import dkim
+host, source, key_file, sender, from_, subject, sign, alter, extra = sys.argv[1:10]
+msg = (f"From: {from_}\r\nTo: bob@example.test\r\nSubject: {subject}\r\n"
+       f"Message-ID: <{abs(hash(subject))}@example.org>\r\n{extra}"
+       f"\r\nThe quarterly figures are attached.\r\n").encode()
+if sign == "yes":
+    msg = dkim.sign(msg, b"sel", b"example.org", open(key_file, "rb").read(),
+                    include_headers=[b"from", b"to", b"subject", b"message-id"]) + msg
+if alter == "header":
+    msg = msg.replace(b"To: bob@example.test", b"To: Bob <bob@example.test>")
+elif alter == "body":
+    msg = msg.replace(b"quarterly", b"monthly")
+try:
+    with smtplib.SMTP(host, 10025, timeout=30, source_address=(source, 0)) as s:
+        s.sendmail(sender, ["bob@example.test"], msg)
+    print(json.dumps({"code": 250}))
+except smtplib.SMTPDataError as e:
+    print(json.dumps({"code": e.smtp_code, "text": e.smtp_error.decode()}))
+"#;
+
+/// The Authentication-Results headers of bob's message with this subject in a
+/// mailbox (waiting up to 20 s), as JSON; `null` when it never came.
+const RESULTS_OF: &str = r#"
+import email, imaplib, json, sys, time
+host, mailbox, subject = sys.argv[1:4]
+deadline = time.time() + 20
+found = None
+while found is None and time.time() < deadline:
+    m = imaplib.IMAP4(host, 10143, timeout=10)
+    m.login("bob", "bob-password")
+    m.select(mailbox)
+    typ, data = m.search(None, "SUBJECT", f'"{subject}"')
+    ids = data[0].split()
+    if ids:
+        typ, data = m.fetch(ids[-1], "(BODY.PEEK[HEADER])")
+        headers = email.message_from_bytes(data[0][1])
+        found = [" ".join(v.split()) for v in headers.get_all("Authentication-Results", [])]
+    m.logout()
+    if found is None:
+        time.sleep(0.3)
+print(json.dumps(found))
+"#;
+
+/// The other domains' DNS server, stopped when dropped.
+struct OtherDns {
+    child: std::process::Child,
+    port: u16,
+    key: std::path::PathBuf,
+}
+
+impl OtherDns {
+    fn start(allowed: &str) -> OtherDns {
+        use std::io::BufRead;
+        let key = common::temp_dir("other-dns").join("dkim.pem");
+        let mut child = std::process::Command::new("python3")
+            .arg("-c")
+            .arg(OTHER_DNS)
+            .arg(&key)
+            .arg(allowed)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 runs the other domains' DNS server");
+        let stdout = child.stdout.take().expect("its standard output");
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("it prints its port");
+        let port = line.trim().parse().expect("a port number");
+        OtherDns { child, port, key }
+    }
+}
+
+impl Drop for OtherDns {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A site whose sorters look other domains up in `dns`.
+fn site_with_other_dns(dns: &OtherDns, reject: &str) -> Site {
+    let port = dns.port;
+    let reject = reject.to_string();
+    let site = Site::isolated_with(move |text| {
+        text.replace(
+            "resolver = \"system\"",
+            &format!("resolver = \"127.0.0.1:{port}\""),
+        )
+        .replace(
+            "dmarc_reject = \"reject\"",
+            &format!("dmarc_reject = \"{reject}\""),
+        )
+    });
+    site.add_user("bob", "bob-password", &[]);
+    site
+}
+
+struct Inbound<'a> {
+    source: &'a str,
+    sender: &'a str,
+    from: &'a str,
+    subject: &'a str,
+    sign: bool,
+    /// "header", "body" or "no": what is changed after signing.
+    alter: &'a str,
+    extra: &'a str,
+}
+
+fn send_inbound(site: &Site, dns: &OtherDns, m: &Inbound<'_>) -> serde_json::Value {
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    let out = python(
+        SEND_INBOUND,
+        &[
+            &site.addr(21),
+            m.source,
+            &dns.key.to_string_lossy(),
+            m.sender,
+            m.from,
+            m.subject,
+            yes(m.sign),
+            m.alter,
+            m.extra,
+        ],
+    );
+    serde_json::from_str(&out).expect("the sender prints JSON")
+}
+
+fn results_of(site: &Site, mailbox: &str, subject: &str) -> Vec<String> {
+    let out = python(RESULTS_OF, &[&site.addr(11), mailbox, subject]);
+    let v: Option<Vec<String>> = serde_json::from_str(&out).expect("the reader prints JSON");
+    v.unwrap_or_else(|| panic!("{subject} never arrived in {mailbox}"))
+}
+
+#[test]
+fn inbound_mail_gets_spf_dkim_and_dmarc_verdicts_and_a_spoofed_reject_domain_is_refused() {
+    let site_net_source = |host: u8| format!("127.0.0.{host}");
+    let allowed = site_net_source(77);
+    let dns = OtherDns::start(&allowed);
+    let site = site_with_other_dns(&dns, "reject");
+    let stranger = site_net_source(78);
+
+    // Signed by dkimpy, from the address the domain's SPF names: everything passes.
+    let sent = send_inbound(
+        &site,
+        &dns,
+        &Inbound {
+            source: &allowed,
+            sender: "news@example.org",
+            from: "News <news@example.org>",
+            subject: "signed and aligned",
+            sign: true,
+            alter: "no",
+            extra: "",
+        },
+    );
+    assert_eq!(sent["code"], 250, "{sent}");
+    let results = results_of(&site, "INBOX", "signed and aligned");
+    assert_eq!(results.len(), 1, "{results:?}");
+    let ours = &results[0];
+    assert!(ours.starts_with("example.test;"), "{ours}");
+    for verdict in [
+        "dkim=pass",
+        "header.i=@example.org",
+        "spf=pass",
+        "dmarc=pass",
+        "policy.dmarc=reject",
+    ] {
+        assert!(ours.contains(verdict), "{verdict}: {ours}");
+    }
+
+    // Changed after signing, from the SPF address: DKIM fails, DMARC passes by SPF;
+    // a forged verdict of ours that came with it is gone, another's is kept.
+    let sent = send_inbound(
+        &site,
+        &dns,
+        &Inbound {
+            source: &allowed,
+            sender: "news@example.org",
+            from: "news@example.org",
+            subject: "altered on the way",
+            sign: true,
+            alter: "header",
+            extra: "Authentication-Results: example.test; dkim=pass header.d=example.org\r\nAuthentication-Results: relay.example.net; spf=pass\r\n",
+        },
+    );
+    assert_eq!(sent["code"], 250, "{sent}");
+    let results = results_of(&site, "INBOX", "altered on the way");
+    let ours: Vec<&String> = results
+        .iter()
+        .filter(|r| r.starts_with("example.test"))
+        .collect();
+    assert_eq!(ours.len(), 1, "{results:?}");
+    assert!(ours[0].contains("dkim=fail"), "{results:?}");
+    assert!(ours[0].contains("spf=pass"), "{results:?}");
+    assert!(ours[0].contains("dmarc=pass"), "{results:?}");
+    assert!(
+        results.iter().any(|r| r.starts_with("relay.example.net")),
+        "{results:?}"
+    );
+    // A changed body: the signature is not counted (mail-auth says neutral, "body
+    // hash did not verify"), and DMARC still passes by SPF.
+    let sent = send_inbound(
+        &site,
+        &dns,
+        &Inbound {
+            source: &allowed,
+            sender: "news@example.org",
+            from: "news@example.org",
+            subject: "body changed on the way",
+            sign: true,
+            alter: "body",
+            extra: "",
+        },
+    );
+    assert_eq!(sent["code"], 250, "{sent}");
+    let results = results_of(&site, "INBOX", "body changed on the way");
+    assert!(
+        results[0].contains("body hash did not verify") && !results[0].contains("dkim=pass"),
+        "{results:?}"
+    );
+
+    // A spoofed From: of the p=reject domain, from elsewhere and unsigned: refused.
+    let sent = send_inbound(
+        &site,
+        &dns,
+        &Inbound {
+            source: &stranger,
+            sender: "billing@spoofer.example",
+            from: "CEO <ceo@example.org>",
+            subject: "urgent wire transfer",
+            sign: false,
+            alter: "no",
+            extra: "",
+        },
+    );
+    assert_eq!(sent["code"], 550, "{sent}");
+    assert!(
+        sent["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("5.7.1") && t.contains("DMARC")),
+        "{sent}"
+    );
+
+    // A domain whose DMARC record cannot be looked up (SERVFAIL): try again later,
+    // never refused for good.
+    let sent = send_inbound(
+        &site,
+        &dns,
+        &Inbound {
+            source: &stranger,
+            sender: "someone@broken.example",
+            from: "someone@broken.example",
+            subject: "dns is down",
+            sign: false,
+            alter: "no",
+            extra: "",
+        },
+    );
+    assert_eq!(sent["code"], 451, "{sent}");
+
+    let metrics = site.get("/metrics").body;
+    for line in [
+        "mailsite_inbound_verdicts_total{result=\"accepted\"} 3",
+        "mailsite_inbound_verdicts_total{result=\"refused\"} 1",
+        "mailsite_inbound_verdicts_total{result=\"deferred\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line}:\n{metrics}");
+    }
+    let inbox = site.inbox("bob").join("\n");
+    assert!(!inbox.contains("urgent wire transfer"), "{inbox}");
+    assert!(!inbox.contains("dns is down"), "{inbox}");
+}
+
+#[test]
+fn a_site_that_sends_dmarc_rejects_to_junk_delivers_them_there() {
+    let dns = OtherDns::start("127.0.0.77");
+    let site = site_with_other_dns(&dns, "junk");
+    let sent = send_inbound(
+        &site,
+        &dns,
+        &Inbound {
+            source: "127.0.0.78",
+            sender: "billing@spoofer.example",
+            from: "CEO <ceo@example.org>",
+            subject: "urgent wire transfer",
+            sign: false,
+            alter: "no",
+            extra: "",
+        },
+    );
+    assert_eq!(sent["code"], 250, "{sent}");
+    let results = results_of(&site, "Junk", "urgent wire transfer");
+    assert!(
+        results
+            .iter()
+            .any(|r| r.contains("dmarc=fail") && r.contains("policy.dmarc=reject")),
+        "{results:?}"
+    );
+    let inbox = site.inbox("bob").join("\n");
+    assert!(!inbox.contains("urgent wire transfer"), "{inbox}");
+}

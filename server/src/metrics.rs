@@ -178,6 +178,8 @@ pub struct Metrics {
     login_blocked_counters: [Counter; Protocol::ALL.len()],
     blocks_started: Counter,
     sieve: Family<DeliveryLabels, Counter>,
+    /// Inbound messages by what their SPF/DKIM/DMARC verdict made of them.
+    verdicts: Family<DeliveryLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -215,6 +217,7 @@ impl Metrics {
             login_blocked_counters,
             blocks_started: Counter::default(),
             sieve: Family::default(),
+            verdicts: Family::default(),
             http: Family::default(),
             http_counters: Default::default(),
             dns,
@@ -286,6 +289,14 @@ impl Metrics {
     }
 
     /// Counts a Sieve script's run at delivery, or a message one sent.
+    /// Counts an inbound message's verdict by its result (`accepted`, `junk`,
+    /// `refused` or `deferred`).
+    pub fn verdict(&self, result: &'static str) {
+        self.verdicts
+            .get_or_create(&DeliveryLabels { result })
+            .inc();
+    }
+
     pub fn sieve(&self, result: Sieve) {
         self.sieve
             .get_or_create(&DeliveryLabels {
@@ -401,6 +412,11 @@ impl Metrics {
             "mailsite_login_blocks_started",
             "Sources this node blocked after too many failed logins",
             self.blocks_started.clone(),
+        );
+        registry.register(
+            "mailsite_inbound_verdicts",
+            "Messages from other domains by what their SPF, DKIM and DMARC checks made of them: accepted, junk, refused (550) or deferred (451)",
+            self.verdicts.clone(),
         );
         registry.register(
             "mailsite_sieve",

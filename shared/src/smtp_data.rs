@@ -55,6 +55,18 @@ pub fn dot_stuffed(message: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The header section of a message: everything before the first empty line (with the
+/// last header line's CRLF).
+pub fn header_section(message: &[u8]) -> &[u8] {
+    if message.starts_with(b"\r\n") {
+        return &[];
+    }
+    match message.windows(4).position(|w| w == b"\r\n\r\n") {
+        Some(p) => &message[..p + 2],
+        None => message,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -284,6 +284,19 @@ impl Session {
                 ));
                 continue;
             }
+            // The sorter's DMARC verdict may ask for Junk: what would go to INBOX does.
+            let mut outcome = outcome;
+            if super::junk::wants_junk(
+                mailsite_shared::smtp_data::header_section(body),
+                &self.site.view().config().domain,
+            ) {
+                for filing in &mut outcome.filings {
+                    if filing.mailbox.eq_ignore_ascii_case("INBOX") {
+                        filing.mailbox = "Junk".into();
+                        filing.create = true;
+                    }
+                }
+            }
             match self.store_filed(&r.username, message, &outcome).await {
                 Ok(uid) => {
                     for (id, seconds) in &outcome.remember {

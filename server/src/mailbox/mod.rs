@@ -3,6 +3,7 @@
 
 pub mod accept;
 pub mod imap;
+pub mod junk;
 pub mod lmtp;
 pub mod login;
 pub mod managesieve;

@@ -138,6 +138,15 @@ impl Incoming {
         Ok(head)
     }
 
+    /// The whole file (the sorter's headers, then the message) and where the message
+    /// starts in it, to check the message and queue it rewritten.
+    pub async fn contents(&mut self) -> io::Result<(Vec<u8>, usize)> {
+        let file = self.file.as_mut().ok_or_else(closed)?;
+        file.flush().await?;
+        let bytes = tokio::fs::read(&self.path).await?;
+        Ok((bytes, self.prefix as usize))
+    }
+
     /// The whole message (after the sorter's headers), to sign it.
     pub async fn message(&mut self) -> io::Result<Vec<u8>> {
         let file = self.file.as_mut().ok_or_else(closed)?;

@@ -15,16 +15,7 @@ use mail_parser::{HeaderName, HeaderValue, MessageParser};
 /// (RFC 5321 6.3 suggests at least 100 as a loop; 50 is what Postfix uses).
 pub const MAX_HOPS: usize = 50;
 
-/// The header section: everything before the first empty line.
-pub fn header_section(message: &[u8]) -> &[u8] {
-    if message.starts_with(b"\r\n") {
-        return &[];
-    }
-    match message.windows(4).position(|w| w == b"\r\n\r\n") {
-        Some(p) => &message[..p + 2],
-        None => message,
-    }
-}
+pub use mailsite_shared::smtp_data::header_section;
 
 /// How many Received headers the message has.
 pub fn hops(message: &[u8]) -> usize {

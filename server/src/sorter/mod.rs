@@ -21,6 +21,7 @@ pub mod message;
 pub mod queue;
 pub mod relay;
 pub mod session;
+pub mod verdict;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -66,6 +67,8 @@ pub struct Sorter {
     pub relay: Arc<relay::Relay>,
     /// DKIM signatures for what the site sends.
     pub dkim: Arc<crate::dkim::Signer>,
+    /// SPF, DKIM and DMARC verdicts on mail from other domains (`None`: not checked).
+    pub verifier: Option<Arc<verdict::Verifier>>,
 }
 
 /// Accepts SMTP connections of one kind on a bound listener until `stop`.
@@ -143,6 +146,13 @@ pub async fn start(
         }
     }
     let dkim = Arc::new(crate::dkim::Signer::new(config));
+    let verifier = config.mail_auth.verify.then(|| {
+        Arc::new(verdict::Verifier::new(
+            config.relay.resolver,
+            &config.domain,
+            config.mail_auth.reject_to_junk,
+        ))
+    });
     for server in &config.sorters {
         let dir = queue::spool_dir(&config.data_dir, &server.name);
         let queue = queue::Queue::open(dir.clone(), site.metrics.queue_gauge())
@@ -156,6 +166,7 @@ pub async fn start(
             tls: Some(tls.clone()),
             relay: relay.clone(),
             dkim: dkim.clone(),
+            verifier: verifier.clone(),
         };
         let p = config.ports;
         for ip in &server.addresses {

@@ -16,7 +16,7 @@ use smtp_proto::Request;
 use super::incoming::Incoming;
 use super::message::{self, FromProblem};
 use super::queue::{self, Envelope, Recipient};
-use super::{Port, Sorter};
+use super::{Port, Sorter, verdict};
 use crate::mailbox::login::Login;
 use crate::sasl::{self, Exchange, Mechanism, Refusal};
 
@@ -689,7 +689,44 @@ impl Session {
             None => String::new(),
         };
         let signer = self.signing_domain(header);
+        let inbound = self.user.is_none() && signer.is_none() && self.port == Port::Mx;
         drop(head);
+        // Mail from other domains: checked, and queued with the verdict on top (and
+        // without forged verdicts), rewritten whole.
+        let mut rewritten = None;
+        if let (true, Some(verifier)) = (inbound, self.sorter.verifier.clone()) {
+            let (whole, prefix) = match incoming.contents().await {
+                Ok(read) => read,
+                Err(error) => {
+                    tracing::error!(sorter = %self.sorter.name, %error, "cannot read a message back from the spool to check it");
+                    return reply("451 4.3.0 The message cannot be queued now; try again later");
+                }
+            };
+            let (trace, message) = whole.split_at(prefix.min(whole.len()));
+            let helo = self
+                .greeting
+                .as_ref()
+                .map_or("", |g| g.host.as_str())
+                .to_string();
+            let envelope = verdict::Envelope {
+                ip: self.peer.ip(),
+                helo: &helo,
+                sender: &transaction.sender,
+            };
+            let found = verifier.check(&envelope, message).await;
+            self.sorter.site.metrics.verdict(found.action.label());
+            if let verdict::Action::Refuse(text) = found.action {
+                tracing::info!(sorter = %self.sorter.name, from = %transaction.sender, peer = %self.peer, verdict = %found.header.trim_end(), "refused after DMARC");
+                return Next::Reply(text);
+            }
+            let message = verdict::without_forged_results(message, verifier.authserv_id())
+                .map_or(Cow::Borrowed(message), Cow::Owned);
+            let mut bytes = Vec::with_capacity(whole.len() + found.header.len());
+            bytes.extend_from_slice(trace);
+            bytes.extend_from_slice(found.header.as_bytes());
+            bytes.extend_from_slice(&message);
+            rewritten = Some(bytes);
+        }
         if let Some(domain) = signer {
             match self.signatures(&domain, &mut incoming, &added, now).await {
                 Ok(signatures) => added.insert_str(0, &signatures),
@@ -713,12 +750,24 @@ impl Session {
             recipients: transaction.recipients,
         };
         let (sender, count) = (envelope.sender.clone(), envelope.recipients.len());
-        match self
-            .sorter
-            .queue
-            .accept_incoming(envelope, incoming, added.into_bytes())
-            .await
-        {
+        let queued = match rewritten {
+            Some(bytes) => {
+                // The spool file as it came is dropped with `incoming`.
+                drop(incoming);
+                let envelope = Envelope {
+                    size: bytes.len() as u64,
+                    ..envelope
+                };
+                self.sorter.queue.accept(envelope, bytes).await
+            }
+            None => {
+                self.sorter
+                    .queue
+                    .accept_incoming(envelope, incoming, added.into_bytes())
+                    .await
+            }
+        };
+        match queued {
             Ok(()) => {
                 self.commands = 0;
                 self.sorter.site.metrics.accepted();
@@ -769,6 +818,7 @@ pub(crate) mod tests {
             dkim: Arc::new(crate::dkim::Signer::new(
                 &mailsite_shared::SiteConfig::embedded(),
             )),
+            verifier: None,
         };
         (sorter, dir)
     }

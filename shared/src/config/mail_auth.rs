@@ -48,12 +48,28 @@ impl MtaStsMode {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MailAuthSettings {
     pub dmarc_policy: DmarcPolicy,
     /// `None`: derived from the certificate: enforce with `[tls]` files (a CA others
     /// trust), testing with the site's own CA (which no other MTA can verify).
     pub mta_sts: Option<MtaStsMode>,
+    /// Check SPF, DKIM and DMARC of mail from other domains (the MX port).
+    pub verify: bool,
+    /// Deliver mail that fails a `p=reject` domain's DMARC to Junk instead of
+    /// refusing it.
+    pub reject_to_junk: bool,
+}
+
+impl Default for MailAuthSettings {
+    fn default() -> Self {
+        MailAuthSettings {
+            dmarc_policy: DmarcPolicy::default(),
+            mta_sts: None,
+            verify: true,
+            reject_to_junk: false,
+        }
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -61,6 +77,8 @@ pub struct MailAuthSettings {
 pub(super) struct RawMailAuth {
     dmarc_policy: Option<Spanned<String>>,
     mta_sts: Option<Spanned<String>>,
+    verify: Option<bool>,
+    dmarc_reject: Option<Spanned<String>>,
 }
 
 impl MailAuthSettings {
@@ -97,9 +115,26 @@ impl MailAuthSettings {
                 }
             }),
         };
+        let reject_to_junk = match &raw.dmarc_reject {
+            None => false,
+            Some(r) => match r.get_ref().as_str() {
+                "reject" => false,
+                "junk" => true,
+                other => {
+                    return Err(src.error(
+                        Some(r.span()),
+                        "mail_auth.dmarc_reject",
+                        format!("{other:?} is not what to do with such mail"),
+                        "write dmarc_reject = \"reject\" (refuse it) or \"junk\" (deliver it to the Junk folder)",
+                    ));
+                }
+            },
+        };
         Ok(MailAuthSettings {
             dmarc_policy,
             mta_sts,
+            verify: raw.verify.unwrap_or(true),
+            reject_to_junk,
         })
     }
 }
