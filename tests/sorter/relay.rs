@@ -328,3 +328,168 @@ fn a_smarthost_takes_all_remote_mail() {
         messages[0]
     );
 }
+
+/// Submits one message as alice with DSN parameters (RFC 3461) given per recipient
+/// as `address|NOTIFY=...|ORCPT=...`; prints the EHLO keywords and what each step
+/// answered.
+const SEND_DSN: &str = r#"
+import json, smtplib, sys
+host, mail_options, subject = sys.argv[1], sys.argv[2].split(), sys.argv[3]
+recipients = [r.split("|") for r in sys.argv[4:]]
+msg = (f"From: alice@example.test\r\nTo: several\r\nSubject: {subject}\r\n\r\n"
+       "The order is confirmed.\r\n").encode()
+out = {}
+with smtplib.SMTP(host, 10587, timeout=10) as s:
+    s.ehlo("client.example.org")
+    out["dsn"] = s.has_extn("dsn")
+    s.login("alice", "alice-password")
+    out["mail"] = s.mail("alice@example.test", mail_options)[0]
+    out["rcpt"] = [s.rcpt(r[0], r[1:])[0] for r in recipients]
+    out["data"] = s.data(msg)[0]
+    out["never_and_more"] = s.rcpt("x@remote.example", ["NOTIFY=NEVER,SUCCESS"])[0]
+print(json.dumps(out))
+"#;
+
+#[test]
+fn dsn_parameters_choose_what_the_sender_is_told_and_what_comes_back() {
+    let site = Site::isolated_with(|t| {
+        let resolver = format!("resolver = \"{}53:10054\"", net_of(&t));
+        quick(t)
+            .replace("resolver = \"system\"", &resolver)
+            .replace("port = 25", "port = 10026")
+            .replace("lifetime = 432000", "lifetime = 8")
+            .replace("delay_warning = 14400", "delay_warning = 1")
+    });
+    site.add_user("alice", "alice-password", &[]);
+    site.add_user("nora", "nora-password", &[]);
+    let (mx, dead) = (site.addr(99), site.addr(98));
+    let _dns = helper(
+        DNS,
+        &[
+            &site.addr(53),
+            "10054",
+            "remote.example MX 10 mx.remote.example",
+            &format!("mx.remote.example A {mx}"),
+            "dead.example MX 10 mx.dead.example",
+            &format!("mx.dead.example A {dead}"),
+        ],
+    );
+    let (_sink, folder) = sink(&site);
+
+    // RET=FULL with an ENVID; each recipient asks for something else.
+    let out = python(
+        SEND_DSN,
+        &[
+            &site.addr(21),
+            "RET=FULL ENVID=order-42",
+            "with reports",
+            "bob@remote.example|NOTIFY=SUCCESS",
+            "nora@example.test|NOTIFY=SUCCESS,FAILURE|ORCPT=rfc822;Nora@Example.Test",
+            "nobody@remote.example|NOTIFY=NEVER",
+            "z@dead.example|NOTIFY=DELAY,FAILURE",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).expect("the sender prints JSON");
+    assert_eq!(v["dsn"], true, "EHLO offers DSN: {v}");
+    assert_eq!(v["mail"], 250, "{v}");
+    assert_eq!(v["rcpt"], serde_json::json!([250, 250, 250, 250]), "{v}");
+    assert_eq!(v["data"], 250, "{v}");
+    assert_eq!(v["never_and_more"], 501, "NEVER stands alone: {v}");
+    // Without RET, a refused recipient that asked for failures gets the headers only.
+    let out = python(
+        SEND_DSN,
+        &[
+            &site.addr(21),
+            "",
+            "headers only",
+            "nobody@remote.example|NOTIFY=FAILURE",
+        ],
+    );
+    assert!(out.contains("\"data\": 250"), "{out}");
+
+    // alice is told: relayed to bob, delivered to nora, delayed then failed for z;
+    // nothing about nobody (NEVER); the second message bounces with its headers.
+    // (Reports of one delivery attempt come together: bob's and nora's may share one.)
+    let reports = wait_for_mail(&site, "alice", Duration::from_secs(40), |m| {
+        let count = |needle: &str| m.iter().filter(|r| r.contains(needle)).count();
+        count("Action: relayed") == 1
+            && count("Action: delivered") == 1
+            && count("Action: delayed") == 1
+            && count("Action: failed") == 2
+    });
+    let with =
+        |needle: &str| -> Vec<&String> { reports.iter().filter(|r| r.contains(needle)).collect() };
+    let relayed = with("Action: relayed");
+    assert_eq!(relayed.len(), 1, "{reports:?}");
+    let relayed = relayed[0];
+    assert!(
+        relayed.contains("Final-Recipient: rfc822; bob@remote.example"),
+        "{relayed}"
+    );
+    assert!(
+        relayed.contains("Original-Envelope-Id: order-42"),
+        "{relayed}"
+    );
+    assert!(relayed.contains("Status: 2.0.0"), "{relayed}");
+    assert!(
+        relayed.contains("Subject: Successful Mail Delivery Report"),
+        "{relayed}"
+    );
+    assert!(relayed.contains("message/rfc822"), "RET=FULL: {relayed}");
+    assert!(
+        relayed.contains("The order is confirmed."),
+        "RET=FULL: {relayed}"
+    );
+    let delivered = with("Action: delivered");
+    assert_eq!(delivered.len(), 1, "{reports:?}");
+    assert!(
+        delivered[0].contains("Original-Recipient: rfc822;Nora@Example.Test"),
+        "{}",
+        delivered[0]
+    );
+    let delayed = with("Action: delayed");
+    assert_eq!(delayed.len(), 1, "one delay report: {reports:?}");
+    assert!(
+        delayed[0].contains("Final-Recipient: rfc822; z@dead.example"),
+        "{}",
+        delayed[0]
+    );
+    assert!(delayed[0].contains("Will-Retry-Until:"), "{}", delayed[0]);
+    assert!(delayed[0].contains("Status: 4."), "{}", delayed[0]);
+    let failed = with("Action: failed");
+    assert_eq!(failed.len(), 2, "{reports:?}");
+    assert!(
+        failed
+            .iter()
+            .all(|f| !f.contains("nobody@remote.example") || f.contains("Subject: headers only")),
+        "NOTIFY=NEVER got a bounce: {failed:?}"
+    );
+    let headers_only = failed
+        .iter()
+        .find(|f| f.contains("Final-Recipient: rfc822; nobody@remote.example"))
+        .expect("the bounce of the second message");
+    assert!(
+        headers_only.contains("text/rfc822-headers"),
+        "{headers_only}"
+    );
+    assert!(
+        !headers_only.contains("The order is confirmed."),
+        "{headers_only}"
+    );
+    let expired = failed
+        .iter()
+        .find(|f| f.contains("Final-Recipient: rfc822; z@dead.example"))
+        .expect("z's bounce");
+    assert!(
+        expired.contains("Original-Envelope-Id: order-42"),
+        "{expired}"
+    );
+    // bob's copy went to the remote server.
+    assert!(
+        sunk(&folder)
+            .iter()
+            .any(|m| m.contains("Subject: with reports")),
+        "{}",
+        site.log()
+    );
+}

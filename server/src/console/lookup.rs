@@ -360,6 +360,8 @@ mod tests {
             authenticated: by.map(str::to_string),
             client: String::new(),
             size: 1,
+            ret_full: false,
+            envid: None,
             recipients: vec![Recipient::new(rcpt.into(), false, 0)],
         };
         assert!(involves(

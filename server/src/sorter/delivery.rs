@@ -18,7 +18,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use super::Sorter;
 use super::body::Body;
 use super::client::{self, Dialect, Handoff, Outcome};
-use super::dsn::{self, Failure};
+use super::dsn::{self, Action, Entry, Returned};
 use super::queue::{self, Envelope, Recipient, State};
 use super::relay::NoRoute;
 use crate::metrics::Delivery;
@@ -49,7 +49,8 @@ fn in_words(seconds: u64) -> String {
     }
 }
 
-/// A recipient that failed in this attempt.
+/// A recipient that failed in this attempt (or, with [`Reported`], was delivered or
+/// delayed and its sender asked to be told).
 struct Failed {
     index: usize,
     /// The reply or reason, as the bounce quotes it.
@@ -81,6 +82,16 @@ impl Failed {
             server,
         }
     }
+}
+
+/// A recipient the sender is told about, besides failures: delivered, relayed or
+/// delayed (RFC 3461 NOTIFY=SUCCESS, DELAY).
+struct Reported {
+    index: usize,
+    action: Action,
+    diagnostic: String,
+    status: String,
+    server: Option<String>,
 }
 
 /// Runs until `stop`.
@@ -123,6 +134,9 @@ async fn attempt(sorter: Sorter, id: String, _permit: OwnedSemaphorePermit) {
         (view.config().queue, view.config().ports.lmtp)
     };
     let mut failed: Vec<Failed> = Vec::new();
+    let mut reported: Vec<Reported> = Vec::new();
+    // Recipients still waiting this long are reported to senders who asked.
+    let delay_due = now >= envelope.received.saturating_add(settings.delay_warning);
 
     if now >= envelope.received.saturating_add(settings.lifetime) {
         for (i, r) in envelope.recipients.iter_mut().enumerate() {
@@ -224,17 +238,45 @@ async fn attempt(sorter: Sorter, id: String, _permit: OwnedSemaphorePermit) {
             r.attempts += 1;
             let via = host.as_deref().unwrap_or(&label);
             match outcome {
-                Outcome::Delivered(_) => {
+                Outcome::Delivered(answer) => {
                     r.state = State::Delivered;
                     r.last_error = None;
                     sorter.site.metrics.delivery(Delivery::Delivered);
                     tracing::info!(sorter = %sorter.name, %id, to = %r.address, %via, "delivered");
+                    if r.wants_success() {
+                        // Another domain's server does not report back to us: what
+                        // we can say is that it took the message (RFC 3461 6.2.4).
+                        let (action, diagnostic) = match remote {
+                            true => (Action::Relayed, answer),
+                            false => (Action::Delivered, String::new()),
+                        };
+                        reported.push(Reported {
+                            index: i,
+                            action,
+                            diagnostic,
+                            status: "2.0.0".into(),
+                            server: host.clone(),
+                        });
+                    }
                 }
                 Outcome::Temporary(why) => {
                     let wait = backoff(&settings, r.attempts);
                     r.next_attempt = now + wait;
                     sorter.site.metrics.delivery(Delivery::Deferred);
                     tracing::info!(sorter = %sorter.name, %id, to = %r.address, %via, error = %why, retry_in = wait, "deferred");
+                    if delay_due && r.wants_delay() && !r.delay_reported {
+                        r.delay_reported = true;
+                        reported.push(Reported {
+                            index: i,
+                            action: Action::Delayed,
+                            status: match dsn::status_of(&why) {
+                                code if code.starts_with('4') => code,
+                                _ => "4.0.0".into(),
+                            },
+                            diagnostic: why.clone(),
+                            server: host.clone(),
+                        });
+                    }
                     r.last_error = Some(format!("{label}: {why}"));
                 }
                 Outcome::Permanent(why) => {
@@ -246,6 +288,14 @@ async fn attempt(sorter: Sorter, id: String, _permit: OwnedSemaphorePermit) {
         }
     }
 
+    if !reported.is_empty() {
+        // A report of success or delay is a courtesy: if it cannot be queued, the
+        // deliveries stand and it is logged.
+        let entries: Vec<Reported> = std::mem::take(&mut reported);
+        if !send_report(&sorter, &envelope, &message, &entries, now).await {
+            tracing::warn!(sorter = %sorter.name, %id, "a delivery report could not be queued");
+        }
+    }
     if !failed.is_empty() {
         if bounce(&sorter, &envelope, &message, &failed, now).await {
             for _ in &failed {
@@ -281,8 +331,9 @@ fn own_address(sorter: &Sorter, ipv4: Option<bool>) -> Option<std::net::IpAddr> 
         .copied()
 }
 
-/// Queues the bounce of `failed` recipients to the sender (none for the null sender:
-/// a bounce is never bounced). Returns false if it could not be queued.
+/// Queues the bounce of `failed` recipients to the sender: those whose sender did not
+/// turn failure reports off (NOTIFY=NEVER, or a NOTIFY without FAILURE); none for the
+/// null sender (a bounce is never bounced). Returns false if it could not be queued.
 async fn bounce(
     sorter: &Sorter,
     envelope: &Envelope,
@@ -296,59 +347,127 @@ async fn bounce(
         }
         return true;
     }
-    // The bounce quotes the header section only.
-    let head = match message.head().await {
-        Ok(head) => head,
+    let entries: Vec<Reported> = failed
+        .iter()
+        .filter(|f| {
+            let wanted = envelope.recipients[f.index].wants_failure();
+            if !wanted {
+                tracing::info!(sorter = %sorter.name, id = %envelope.id, to = %envelope.recipients[f.index].address, "failed; the sender asked for no report (NOTIFY)");
+            }
+            wanted
+        })
+        .map(|f| Reported {
+            index: f.index,
+            action: Action::Failed,
+            diagnostic: f.diagnostic.clone(),
+            status: f.status.clone(),
+            server: f.server.clone(),
+        })
+        .collect();
+    if entries.is_empty() {
+        return true;
+    }
+    send_report(sorter, envelope, message, &entries, now).await
+}
+
+/// Queues a delivery status notification about `entries` to the sender (signed like
+/// what users send). Returns false if it could not be queued.
+async fn send_report(
+    sorter: &Sorter,
+    envelope: &Envelope,
+    message: &Body,
+    entries: &[Reported],
+    now: u64,
+) -> bool {
+    if envelope.sender.is_empty() {
+        return true;
+    }
+    // RET=FULL returns the whole message (up to 1 MiB; beyond, the header section).
+    let full = envelope.ret_full && message.len() <= RETURN_FULL_MAX;
+    let read = match full {
+        true => read_all(message).await,
+        false => message.head().await,
+    };
+    let returned_bytes = match read {
+        Ok(bytes) => bytes,
         Err(error) => {
-            tracing::error!(sorter = %sorter.name, id = %envelope.id, %error, "cannot read a message to bounce it");
+            tracing::error!(sorter = %sorter.name, id = %envelope.id, %error, "cannot read a message to report on it");
             return false;
         }
     };
-    let domain = sorter.site.view().config().domain.clone();
-    let failures: Vec<Failure<'_>> = failed
+    let returned = match full {
+        true => Returned::Full(&returned_bytes),
+        false => Returned::Headers(&returned_bytes),
+    };
+    let (domain, lifetime) = {
+        let view = sorter.site.view();
+        (view.config().domain.clone(), view.config().queue.lifetime)
+    };
+    let items: Vec<Entry<'_>> = entries
         .iter()
-        .map(|f| Failure {
-            recipient: &envelope.recipients[f.index].address,
-            diagnostic: &f.diagnostic,
-            status: f.status.clone(),
-            remote_mta: f.server.as_deref(),
+        .map(|e| {
+            let r = &envelope.recipients[e.index];
+            Entry {
+                recipient: &r.address,
+                original: r.orcpt.as_deref(),
+                action: e.action,
+                diagnostic: &e.diagnostic,
+                status: e.status.clone(),
+                remote_mta: e.server.as_deref(),
+            }
         })
         .collect();
-    let mut report = dsn::bounce(
+    let mut report = dsn::report(
         envelope,
-        &head,
-        &failures,
+        returned,
+        &items,
         &sorter.hostname,
         &format!("MAILER-DAEMON@{domain}"),
         now,
+        envelope.received.saturating_add(lifetime),
     );
-    // Bounces are the site's own mail: signed like what users send.
+    // Reports are the site's own mail: signed like what users send.
     let signatures = sorter
         .dkim
         .sign(&sorter.site.snapshot().map, &domain, &[&report], now as i64);
     report.splice(0..0, signatures.into_bytes());
     let remote = sorter.site.view().map.route(&envelope.sender).is_err();
-    let bounce = Envelope {
+    let notice = Envelope {
         id: sorter.queue.new_id(),
         sender: String::new(),
         received: now,
         authenticated: None,
-        client: format!("bounce of {}", envelope.id),
+        client: format!("report on {}", envelope.id),
         size: report.len() as u64,
+        ret_full: false,
+        envid: None,
         recipients: vec![Recipient::new(envelope.sender.clone(), remote, now)],
     };
-    let bounce_id = bounce.id.clone();
-    match sorter.queue.accept(bounce, report).await {
+    let notice_id = notice.id.clone();
+    let failed = entries.iter().any(|e| e.action == Action::Failed);
+    match sorter.queue.accept(notice, report).await {
         Ok(()) => {
-            sorter.site.metrics.bounce();
-            tracing::info!(sorter = %sorter.name, id = %envelope.id, bounce = %bounce_id, to = %envelope.sender, "bounce queued");
+            if failed {
+                sorter.site.metrics.bounce();
+            }
+            tracing::info!(sorter = %sorter.name, id = %envelope.id, report = %notice_id, to = %envelope.sender, bounce = failed, "delivery status notification queued");
             true
         }
         Err(error) => {
-            tracing::error!(sorter = %sorter.name, id = %envelope.id, %error, "cannot queue a bounce");
+            tracing::error!(sorter = %sorter.name, id = %envelope.id, %error, "cannot queue a delivery status notification");
             false
         }
     }
+}
+
+/// The largest message a report returns whole (RET=FULL).
+const RETURN_FULL_MAX: u64 = 1 << 20;
+
+async fn read_all(message: &Body) -> std::io::Result<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut bytes = Vec::with_capacity(message.len() as usize);
+    message.reader().await?.read_to_end(&mut bytes).await?;
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -361,6 +480,7 @@ mod tests {
             retry_first: 5,
             retry_max: 60,
             lifetime: 100,
+            delay_warning: 50,
         };
         let waits: Vec<u64> = (1..=6).map(|a| backoff(&s, a)).collect();
         assert_eq!(waits, [5, 10, 20, 40, 60, 60]);

@@ -1,5 +1,9 @@
-//! Bounces: delivery status notifications (RFC 3464) in a multipart/report (RFC 6522)
-//! built with mail-builder, sent from the null sender so that they are never bounced.
+//! Delivery status notifications (RFC 3464) in a multipart/report (RFC 6522) built
+//! with mail-builder, sent from the null sender so that they are never bounced: the
+//! bounce of recipients that failed, and, where the sender asked for them with the DSN
+//! extension (RFC 3461: NOTIFY=SUCCESS,DELAY), reports of delivery and of delay. The
+//! sender's RET=FULL returns the whole message, RET=HDRS (and no RET) its header
+//! section; ENVID and each recipient's ORCPT are given back.
 
 use mail_builder::MessageBuilder;
 use mail_builder::headers::content_type::ContentType;
@@ -10,15 +14,49 @@ use mail_builder::mime::MimePart;
 use super::message::header_section;
 use super::queue::Envelope;
 
-/// A recipient that could not be delivered, and why.
-pub struct Failure<'a> {
+/// What became of a recipient (RFC 3464 2.3.3 Action).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Failed,
+    Delayed,
+    /// Delivered to the recipient's mailbox.
+    Delivered,
+    /// Handed to another domain's server, which does not report back.
+    Relayed,
+}
+
+impl Action {
+    fn as_str(self) -> &'static str {
+        match self {
+            Action::Failed => "failed",
+            Action::Delayed => "delayed",
+            Action::Delivered => "delivered",
+            Action::Relayed => "relayed",
+        }
+    }
+}
+
+/// One recipient in a report.
+pub struct Entry<'a> {
     pub recipient: &'a str,
-    /// The reply of the server that refused it, or why the queue gave up.
+    /// The address as the sender gave it (ORCPT, `rfc822;addr`), if it did.
+    pub original: Option<&'a str>,
+    pub action: Action,
+    /// The reply of the server that refused, deferred or took it, or why the queue
+    /// gave up; none for a local delivery.
     pub diagnostic: &'a str,
     /// The enhanced status code (RFC 3463), e.g. `5.1.1`.
     pub status: String,
-    /// The server that refused it (its name), if one did.
+    /// The server that answered (its name), if one did.
     pub remote_mta: Option<&'a str>,
+}
+
+/// What of the message a report returns.
+pub enum Returned<'a> {
+    /// The header section (RET=HDRS, or no RET).
+    Headers(&'a [u8]),
+    /// The whole message (RET=FULL).
+    Full(&'a [u8]),
 }
 
 /// The enhanced status code in a reply like `550 5.1.1 <x>: no such user`, or the
@@ -56,63 +94,120 @@ fn field(text: &str) -> String {
         .collect()
 }
 
-/// The bounce for `failures` of a queued message, addressed to its sender.
-pub fn bounce(
+/// The report on `entries` of a queued message, addressed to its sender; `retry_until`
+/// (Unix seconds) says until when delayed recipients are tried.
+pub fn report(
     envelope: &Envelope,
-    message: &[u8],
-    failures: &[Failure<'_>],
+    returned: Returned<'_>,
+    entries: &[Entry<'_>],
     reporting_mta: &str,
     postmaster: &str,
     now: u64,
+    retry_until: u64,
 ) -> Vec<u8> {
-    let mut text = format!(
-        "This is the mail system at {reporting_mta}.\r\n\r\n\
-         Your message could not be delivered to {} of its recipients.\r\n\
-         It has been returned to you with the reasons below.\r\n\r\n",
-        if failures.len() == 1 { "one" } else { "some" }
-    );
-    for f in failures {
-        text.push_str(&format!(
-            "<{}>: {}\r\n",
-            field(f.recipient),
-            field(f.diagnostic)
-        ));
+    let failed = entries.iter().any(|e| e.action == Action::Failed);
+    let delayed = entries.iter().any(|e| e.action == Action::Delayed);
+    let some = if entries.len() == 1 { "one" } else { "some" };
+    let (subject, intro) = if failed {
+        (
+            "Undelivered Mail Returned to Sender",
+            format!(
+                "Your message could not be delivered to {some} of its recipients.\r\n\
+                 It has been returned to you with the reasons below."
+            ),
+        )
+    } else if delayed {
+        (
+            "Delayed Mail (still being retried)",
+            format!(
+                "Your message has not been delivered to {some} of its recipients yet.\r\n\
+                 It is tried again until {}; you need not send it again.",
+                Date::new(retry_until as i64).to_rfc822()
+            ),
+        )
+    } else {
+        (
+            "Successful Mail Delivery Report",
+            format!(
+                "Your message was delivered to {some} of its recipients, as you asked to be told."
+            ),
+        )
+    };
+    let mut text = format!("This is the mail system at {reporting_mta}.\r\n\r\n{intro}\r\n\r\n");
+    for e in entries {
+        let what = match e.action {
+            Action::Failed | Action::Delayed => field(e.diagnostic),
+            Action::Delivered => "delivered to the mailbox".into(),
+            Action::Relayed => format!("handed over: {}", field(e.diagnostic)),
+        };
+        text.push_str(&format!("<{}>: {what}\r\n", field(e.recipient)));
     }
 
-    let mut status = format!(
-        "Reporting-MTA: dns; {reporting_mta}\r\nX-Mailsite-Queue-ID: {}\r\nArrival-Date: {}\r\n",
+    let mut status = format!("Reporting-MTA: dns; {reporting_mta}\r\n");
+    if let Some(envid) = &envelope.envid {
+        status.push_str(&format!("Original-Envelope-Id: {}\r\n", field(envid)));
+    }
+    status.push_str(&format!(
+        "X-Mailsite-Queue-ID: {}\r\nArrival-Date: {}\r\n",
         envelope.id,
         Date::new(envelope.received as i64).to_rfc822()
-    );
-    for f in failures {
-        status.push_str(&format!(
-            "\r\nFinal-Recipient: rfc822; {}\r\nAction: failed\r\nStatus: {}\r\n",
-            field(f.recipient),
-            f.status
-        ));
-        if let Some(mta) = f.remote_mta {
-            status.push_str(&format!("Remote-MTA: dns; {}\r\n", field(mta)));
+    ));
+    for e in entries {
+        status.push_str("\r\n");
+        if let Some(original) = e.original {
+            // smtp-proto gives the address without its type (`rfc822;`).
+            let typed = match original.contains(';') {
+                true => field(original),
+                false => format!("rfc822;{}", field(original)),
+            };
+            status.push_str(&format!("Original-Recipient: {typed}\r\n"));
         }
         status.push_str(&format!(
-            "Diagnostic-Code: smtp; {}\r\n",
-            field(f.diagnostic)
+            "Final-Recipient: rfc822; {}\r\nAction: {}\r\nStatus: {}\r\n",
+            field(e.recipient),
+            e.action.as_str(),
+            e.status
         ));
+        if let Some(mta) = e.remote_mta {
+            status.push_str(&format!("Remote-MTA: dns; {}\r\n", field(mta)));
+        }
+        if !e.diagnostic.is_empty() {
+            status.push_str(&format!(
+                "Diagnostic-Code: smtp; {}\r\n",
+                field(e.diagnostic)
+            ));
+        }
+        if e.action == Action::Delayed {
+            status.push_str(&format!(
+                "Will-Retry-Until: {}\r\n",
+                Date::new(retry_until as i64).to_rfc822()
+            ));
+        }
     }
 
-    let headers = header_section(message).to_vec();
-    let encoding = if headers.is_ascii() { "7bit" } else { "8bit" };
+    let returned = match returned {
+        Returned::Headers(message) => {
+            let headers = header_section(message).to_vec();
+            let encoding = if headers.is_ascii() { "7bit" } else { "8bit" };
+            MimePart::new("text/rfc822-headers", headers).transfer_encoding(encoding)
+        }
+        Returned::Full(message) => {
+            let encoding = if message.is_ascii() { "7bit" } else { "8bit" };
+            MimePart::new("message/rfc822", message.to_vec()).transfer_encoding(encoding)
+        }
+    };
     let report = MimePart::new(
         ContentType::new("multipart/report").attribute("report-type", "delivery-status"),
         vec![
             MimePart::new("text/plain", text),
             MimePart::new("message/delivery-status", status.into_bytes()).transfer_encoding("7bit"),
-            MimePart::new("text/rfc822-headers", headers).transfer_encoding(encoding),
+            returned,
         ],
     );
     MessageBuilder::new()
         .from(("Mail Delivery System", postmaster))
         .to(envelope.sender.as_str())
-        .subject("Undelivered Mail Returned to Sender")
+        .subject(subject)
         .date(Date::new(now as i64))
         .header("Auto-Submitted", Raw::new("auto-replied"))
         .body(report)
@@ -142,23 +237,28 @@ mod tests {
             authenticated: Some("alice".into()),
             client: String::new(),
             size: 10,
+            ret_full: false,
+            envid: None,
             recipients: vec![Recipient {
                 state: State::Failed,
                 ..Recipient::new("nora@example.test".into(), false, 0)
             }],
         };
         let message = b"From: alice@example.test\r\nSubject: hello\r\n\r\nsecret body\r\n";
-        let dsn = bounce(
+        let dsn = report(
             &envelope,
-            message,
-            &[Failure {
+            Returned::Headers(message),
+            &[Entry {
                 recipient: "nora@example.test",
+                original: None,
+                action: Action::Failed,
                 diagnostic: "550 5.1.1 <nora@example.test>: no such user here",
                 status: "5.1.1".into(),
                 remote_mta: Some("mailbox2.example.test"),
             }],
             "sorter1.example.test",
             "mailer-daemon@example.test",
+            0,
             0,
         );
         let text = String::from_utf8(dsn).unwrap();

@@ -75,6 +75,24 @@ pub struct Recipient {
     /// The last failure, as the mailbox server (or the connection) reported it.
     #[serde(default)]
     pub last_error: Option<String>,
+    /// What the sender asked to be told (RFC 3461 NOTIFY, [`notify`] bits); 0: not
+    /// said (failures only).
+    #[serde(default)]
+    pub notify: u8,
+    /// The address as the sender gave it (ORCPT: `rfc822;addr`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orcpt: Option<String>,
+    /// A delay report was sent for it.
+    #[serde(default)]
+    pub delay_reported: bool,
+}
+
+/// NOTIFY bits of a [`Recipient`].
+pub mod notify {
+    pub const SUCCESS: u8 = 1;
+    pub const FAILURE: u8 = 2;
+    pub const DELAY: u8 = 4;
+    pub const NEVER: u8 = 8;
 }
 
 impl Recipient {
@@ -86,7 +104,25 @@ impl Recipient {
             attempts: 0,
             next_attempt: now,
             last_error: None,
+            notify: 0,
+            orcpt: None,
+            delay_reported: false,
         }
+    }
+
+    /// Whether the sender wants a report when the recipient fails.
+    pub fn wants_failure(&self) -> bool {
+        self.notify == 0 || self.notify & notify::FAILURE != 0
+    }
+
+    /// Whether the sender asked to be told of its delivery.
+    pub fn wants_success(&self) -> bool {
+        self.notify & notify::SUCCESS != 0
+    }
+
+    /// Whether the sender asked to be told when it is delayed.
+    pub fn wants_delay(&self) -> bool {
+        self.notify & notify::DELAY != 0
     }
 
     /// Whether the delivery loop should try this recipient at `now`.
@@ -120,6 +156,12 @@ pub struct Envelope {
     #[serde(default)]
     pub client: String,
     pub size: u64,
+    /// RET=FULL: reports return the whole message (otherwise its headers).
+    #[serde(default)]
+    pub ret_full: bool,
+    /// ENVID (RFC 3461 4.4), given back in reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub envid: Option<String>,
     pub recipients: Vec<Recipient>,
 }
 
@@ -672,6 +714,8 @@ mod tests {
             authenticated: Some("alice".into()),
             client: "client [127.0.0.1]".into(),
             size: 5,
+            ret_full: false,
+            envid: None,
             recipients: recipients
                 .iter()
                 .map(|r| Recipient::new(r.to_string(), false, now()))

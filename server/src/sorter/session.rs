@@ -58,6 +58,9 @@ struct Transaction {
     /// in its Received header).
     id: String,
     time: u64,
+    /// DSN (RFC 3461): RET=FULL, and ENVID.
+    ret_full: bool,
+    envid: Option<String>,
 }
 
 struct Greeting {
@@ -86,6 +89,22 @@ pub struct Session {
     bdat_last: bool,
     /// The command line being answered names `<postmaster>`.
     postmaster_named: bool,
+}
+
+/// smtp-proto's NOTIFY flags as a recipient's [`queue::notify`] bits.
+fn dsn_notify(flags: u64) -> u8 {
+    let mut bits = 0;
+    for (flag, bit) in [
+        (smtp_proto::RCPT_NOTIFY_SUCCESS, queue::notify::SUCCESS),
+        (smtp_proto::RCPT_NOTIFY_FAILURE, queue::notify::FAILURE),
+        (smtp_proto::RCPT_NOTIFY_DELAY, queue::notify::DELAY),
+        (smtp_proto::RCPT_NOTIFY_NEVER, queue::notify::NEVER),
+    ] {
+        if flags & flag != 0 {
+            bits |= bit;
+        }
+    }
+    bits
 }
 
 fn reply(text: &str) -> Next {
@@ -227,7 +246,7 @@ impl Session {
                 initial_response,
             } => self.auth(mechanism, &initial_response).await,
             Request::Mail { from } => self.mail(&from),
-            Request::Rcpt { to } => self.rcpt(&to.address),
+            Request::Rcpt { to } => self.rcpt(&to),
             Request::Data => self.data().await,
             Request::Bdat {
                 chunk_size,
@@ -262,6 +281,7 @@ impl Session {
                 "ENHANCEDSTATUSCODES".into(),
                 "SMTPUTF8".into(),
                 "CHUNKING".into(),
+                "DSN".into(),
             ];
             if self.tls_offered && !self.tls_active {
                 lines.push("STARTTLS".into());
@@ -394,6 +414,15 @@ impl Session {
             return Next::Reply(format!("501 5.1.7 Bad sender address: {e}\r\n"));
         }
         let sender = sender.trim().to_string();
+        // RFC 3461 4.4: ENVID is at most 100 characters of printable ASCII (smtp-proto
+        // has decoded its xtext).
+        let envid = from.env_id.as_deref().map(str::to_string);
+        if envid
+            .as_deref()
+            .is_some_and(|e| e.len() > 100 || !e.bytes().all(|b| b.is_ascii_graphic() || b == b' '))
+        {
+            return reply("501 5.5.4 ENVID must be at most 100 printable characters");
+        }
         self.transaction = Some(Transaction {
             sender,
             recipients: Vec::new(),
@@ -401,12 +430,27 @@ impl Session {
             incoming: None,
             id: String::new(),
             time: 0,
+            ret_full: from.flags & smtp_proto::MAIL_RET_FULL != 0,
+            envid,
         });
         reply("250 2.1.0 Sender ok")
     }
 
-    fn rcpt(&mut self, address: &str) -> Next {
+    fn rcpt(&mut self, to: &smtp_proto::RcptTo<Cow<'_, str>>) -> Next {
+        let address = to.address.as_ref();
         let limit = self.limits().max_recipients;
+        // RFC 3461 4.1: NEVER stands alone.
+        let notify = dsn_notify(to.flags);
+        if notify & queue::notify::NEVER != 0 && notify != queue::notify::NEVER {
+            return reply("501 5.5.4 NOTIFY=NEVER cannot be combined with other values");
+        }
+        if to
+            .orcpt
+            .as_deref()
+            .is_some_and(|o| o.len() > 500 || !o.bytes().all(|b| b.is_ascii_graphic() || b == b' '))
+        {
+            return reply("501 5.5.4 ORCPT must be printable and at most 500 characters");
+        }
         let Some(transaction) = &mut self.transaction else {
             return reply("503 5.5.1 Send MAIL first");
         };
@@ -473,9 +517,10 @@ impl Session {
             if transaction.recipients.len() >= limit {
                 return reply("452 4.5.3 Too many recipients");
             }
-            transaction
-                .recipients
-                .push(Recipient::new(address, remote, queue::now()));
+            let mut recipient = Recipient::new(address, remote, queue::now());
+            recipient.notify = notify;
+            recipient.orcpt = to.orcpt.as_deref().map(str::to_string);
+            transaction.recipients.push(recipient);
         }
         reply("250 2.1.5 Recipient ok")
     }
@@ -629,12 +674,35 @@ impl Session {
     /// auto-reply or redirect of a mailbox server).
     fn signing_domain(&self, header: &[u8]) -> Option<String> {
         let config = self.sorter.site.view().map.config.clone();
-        let ours = self.user.is_some()
-            || (self.port == Port::Mx && config.is_mailbox_server(self.peer.ip()));
-        if !ours {
+        if !self.own_mail() {
             return None;
         }
-        message::from_domain(header).filter(|domain| config.serves_domain(domain))
+        let now = crate::dkim::now();
+        message::from_domain(header).filter(|domain| {
+            // A domain with no key signing now (none made yet, or only keys waiting
+            // for their time) costs no read of the message.
+            config.serves_domain(domain)
+                && !self
+                    .sorter
+                    .site
+                    .view()
+                    .map
+                    .dkim_signing(domain, now)
+                    .is_empty()
+        })
+    }
+
+    /// Whether the message is the site's own: a user's submission, or what a mailbox
+    /// server sends for a user (auto-replies, redirects).
+    fn own_mail(&self) -> bool {
+        self.user.is_some()
+            || (self.port == Port::Mx
+                && self
+                    .sorter
+                    .site
+                    .view()
+                    .config()
+                    .is_mailbox_server(self.peer.ip()))
     }
 
     /// The DKIM-Signature header lines for the message in `incoming` with the headers
@@ -689,7 +757,7 @@ impl Session {
             None => String::new(),
         };
         let signer = self.signing_domain(header);
-        let inbound = self.user.is_none() && signer.is_none() && self.port == Port::Mx;
+        let inbound = !self.own_mail() && self.port == Port::Mx;
         drop(head);
         // Mail from other domains: checked, and queued with the verdict on top (and
         // without forged verdicts), rewritten whole.
@@ -747,6 +815,8 @@ impl Session {
             authenticated: self.user.clone(),
             client: format!("{helo} [{}]", self.peer.ip()),
             size: incoming.size() + added.len() as u64,
+            ret_full: transaction.ret_full,
+            envid: transaction.envid,
             recipients: transaction.recipients,
         };
         let (sender, count) = (envelope.sender.clone(), envelope.recipients.len());

@@ -142,6 +142,9 @@ pub struct QueueSettings {
     pub retry_max: u64,
     /// How long a message may wait before it is returned to its sender (5 days).
     pub lifetime: u64,
+    /// How long a recipient must have waited before a sender who asked for it
+    /// (NOTIFY=DELAY) is told that it is delayed (4 hours).
+    pub delay_warning: u64,
 }
 
 impl Default for QueueSettings {
@@ -150,6 +153,7 @@ impl Default for QueueSettings {
             retry_first: 5,
             retry_max: 10 * 60,
             lifetime: 5 * 24 * 60 * 60,
+            delay_warning: 4 * 60 * 60,
         }
     }
 }
@@ -654,6 +658,11 @@ impl SiteConfig {
                 "seconds (retry_max is at least retry_first)",
             )?,
             lifetime: seconds("queue.lifetime", &raw.queue.lifetime, defaults.lifetime)?,
+            delay_warning: seconds(
+                "queue.delay_warning",
+                &raw.queue.delay_warning,
+                defaults.delay_warning,
+            )?,
         };
         let resolver = match raw.relay.resolver {
             None => None,

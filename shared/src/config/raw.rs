@@ -152,6 +152,7 @@ pub(super) struct RawQueue {
     pub(super) retry_first: Option<Spanned<u64>>,
     pub(super) retry_max: Option<Spanned<u64>>,
     pub(super) lifetime: Option<Spanned<u64>>,
+    pub(super) delay_warning: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize, Default)]
