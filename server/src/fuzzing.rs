@@ -11,6 +11,7 @@
 
 mod dns;
 mod harness;
+mod headers;
 mod html;
 mod relay;
 mod replies;
@@ -213,6 +214,13 @@ pub fn smtp_replies(data: &[u8]) {
     relay::smtp_replies(data);
 }
 
+/// Any bytes as a message from another domain, as the verdicts read its headers:
+/// forged Authentication-Results of the site removed and nothing else, the Junk
+/// decision and the From: domain found without a panic (`headers`).
+pub fn message_headers(data: &[u8]) {
+    headers::message_headers(data);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,6 +296,11 @@ mod tests {
     #[test]
     fn smtp_replies_hold_on_seeds() {
         hold_on_seeds("smtp_replies", smtp_replies);
+    }
+
+    #[test]
+    fn message_headers_hold_on_seeds() {
+        hold_on_seeds("message_headers", message_headers);
     }
 
     fn text(transcript: Transcript) -> String {
