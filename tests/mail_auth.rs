@@ -535,6 +535,35 @@ fn the_zone_publishes_spf_dmarc_mta_sts_tls_rpt_and_tlsa_from_the_live_site() {
         assert!(zone.contains(needle), "{needle}: {zone}");
     }
 
+    // `mailsite dns check` finds the zone and the servers agreeing, and says so.
+    let checked = site.ok(&["dns", "check"], None);
+    for needle in [
+        "ok       SPF example.test",
+        "ok       DKIM ms-",
+        "ok       MTA-STS example.test",
+        "ok       TLSA _10025._tcp.sorter1.example.test",
+        "ok       TLSA _10025._tcp.sorter2.example.test",
+        "ok       TLSA _10465._tcp.outbox.example.test",
+    ] {
+        assert!(checked.contains(needle), "{needle}:\n{checked}");
+    }
+    assert!(!checked.contains("MISMATCH"), "{checked}");
+    // Without a signing key's private half on this node, it says which and fails.
+    let keys = std::fs::read_dir(site.dir.join("data/dkim"))
+        .expect("the key folder")
+        .map(|e| e.expect("a key file").path())
+        .collect::<Vec<_>>();
+    let moved = site.dir.join("moved-key.pem");
+    std::fs::rename(&keys[0], &moved).expect("move a key away");
+    let out = site.run(&["dns", "check"], None);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("MISMATCH DKIM") && said.contains("not on this node"),
+        "{said}"
+    );
+    std::fs::rename(&moved, &keys[0]).expect("put the key back");
+
     // A policy that does not exist is refused at its line, with the fix.
     let config = site.config.as_ref().expect("an isolated site has a file");
     let text = std::fs::read_to_string(config).expect("the site configuration");

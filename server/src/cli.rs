@@ -15,6 +15,7 @@ use mailsite_shared::{ServerState, SiteConfig};
 mod app_password;
 mod block;
 mod dkim;
+mod dns;
 mod sieve;
 mod user_import;
 
@@ -118,6 +119,9 @@ pub enum Command {
     /// Users' Sieve filter scripts (users manage their own over ManageSieve).
     #[command(subcommand)]
     Sieve(sieve::SieveCommand),
+    /// Check that the zone agrees with the servers (SPF, DKIM, MTA-STS, TLSA).
+    #[command(subcommand)]
+    Dns(dns::DnsCommand),
     /// The site's DKIM signing keys: list them, and rotate them.
     #[command(subcommand)]
     Dkim(dkim::DkimCommand),
@@ -414,6 +418,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Block(cmd) => block::block(&admin, cmd).await,
                 Command::Sieve(cmd) => sieve::sieve(&admin, cmd).await,
                 Command::Dkim(cmd) => dkim::dkim(&admin, cmd).await,
+                Command::Dns(cmd) => dns::dns(&admin, cmd).await,
                 Command::Serve | Command::CheckConfig { .. } | Command::Helpdesk(_) => {
                     unreachable!("handled above")
                 }

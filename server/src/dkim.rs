@@ -276,6 +276,40 @@ impl Signer {
     }
 }
 
+/// Whether this node holds the private half of `key`, and it is the half of the
+/// public key the zone publishes.
+pub fn private_matches(config: &SiteConfig, key: &DkimKey) -> Result<(), String> {
+    use rsa::pkcs8::{DecodePrivateKey, EncodePublicKey};
+    let path = key_file(&key_dir(config), &key.domain, &key.selector);
+    let der = PrivateKeyDer::from_pem_file(&path).map_err(|e| {
+        format!(
+            "its private half is not on this node ({}: {e})",
+            path.display()
+        )
+    })?;
+    let PrivateKeyDer::Pkcs8(pkcs8) = &der else {
+        return Err(format!("{} is not a PKCS#8 key", path.display()));
+    };
+    let public = match key.algorithm.as_str() {
+        "ed25519" => Ed25519Key::from_pkcs8_maybe_unchecked_der(pkcs8.secret_pkcs8_der())
+            .map(|k| k.public_key())
+            .map_err(|e| format!("{} is not an Ed25519 key: {e}", path.display()))?,
+        "rsa" => rsa::RsaPrivateKey::from_pkcs8_der(pkcs8.secret_pkcs8_der())
+            .ok()
+            .and_then(|k| k.to_public_key().to_public_key_der().ok())
+            .map(|d| d.as_bytes().to_vec())
+            .ok_or_else(|| format!("{} is not an RSA key", path.display()))?,
+        other => return Err(format!("unknown algorithm {other:?}")),
+    };
+    match base64::engine::general_purpose::STANDARD.encode(public) == key.public_key {
+        true => Ok(()),
+        false => Err(format!(
+            "{} is not the private half of the published key",
+            path.display()
+        )),
+    }
+}
+
 /// Makes the first keys of every site domain that has none, publishing them at once
 /// (a site's first start). Another node that publishes first wins; this one's files
 /// are removed. Returns the domains given keys.

@@ -16,7 +16,8 @@
 //! - [`app_passwords`]: a user's app passwords (add, list, remove);
 //! - [`quotas`]: a user's quota (limits on what their mailboxes hold) and usage;
 //! - [`sieve`]: a user's Sieve filter scripts (list, show, put, activate, remove);
-//! - [`dkim`]: the site's DKIM signing keys (list, rotate).
+//! - [`dkim`]: the site's DKIM signing keys (list, rotate);
+//! - [`dns_check`]: what the zone says against what the servers present.
 //!
 //! Operations take an [`Admin`] (the site's configuration and its directory) and return
 //! plain values: what changed, so that each interface can say it in its own words.
@@ -25,6 +26,7 @@
 pub mod app_passwords;
 pub mod blocks;
 pub mod dkim;
+pub mod dns_check;
 pub mod letters;
 pub mod mailboxes;
 pub mod queue;
