@@ -664,6 +664,11 @@ msg = (f"From: {from_}\r\nTo: bob@example.test\r\nSubject: {subject}\r\n"
 if sign == "yes":
     msg = dkim.sign(msg, b"sel", b"example.org", open(key_file, "rb").read(),
                     include_headers=[b"from", b"to", b"subject", b"message-id"]) + msg
+elif sign == "arc":
+    # A forwarder at example.org vouches for what it saw (RFC 8617), with dkimpy.
+    msg = b"Authentication-Results: relay.example.org; spf=pass smtp.mailfrom=news@example.org\r\n" + msg
+    msg = b"".join(dkim.arc_sign(msg, b"sel", b"example.org", open(key_file, "rb").read(),
+                                 b"relay.example.org")) + msg
 if alter == "header":
     msg = msg.replace(b"To: bob@example.test", b"To: Bob <bob@example.test>")
 elif alter == "body":
@@ -759,14 +764,14 @@ struct Inbound<'a> {
     sender: &'a str,
     from: &'a str,
     subject: &'a str,
-    sign: bool,
+    /// "yes" (DKIM), "arc" (an ARC set) or "no".
+    sign: &'a str,
     /// "header", "body" or "no": what is changed after signing.
     alter: &'a str,
     extra: &'a str,
 }
 
 fn send_inbound(site: &Site, dns: &OtherDns, m: &Inbound<'_>) -> serde_json::Value {
-    let yes = |b: bool| if b { "yes" } else { "no" };
     let out = python(
         SEND_INBOUND,
         &[
@@ -776,7 +781,7 @@ fn send_inbound(site: &Site, dns: &OtherDns, m: &Inbound<'_>) -> serde_json::Val
             m.sender,
             m.from,
             m.subject,
-            yes(m.sign),
+            m.sign,
             m.alter,
             m.extra,
         ],
@@ -807,7 +812,7 @@ fn inbound_mail_gets_spf_dkim_and_dmarc_verdicts_and_a_spoofed_reject_domain_is_
             sender: "news@example.org",
             from: "News <news@example.org>",
             subject: "signed and aligned",
-            sign: true,
+            sign: "yes",
             alter: "no",
             extra: "",
         },
@@ -837,7 +842,7 @@ fn inbound_mail_gets_spf_dkim_and_dmarc_verdicts_and_a_spoofed_reject_domain_is_
             sender: "news@example.org",
             from: "news@example.org",
             subject: "altered on the way",
-            sign: true,
+            sign: "yes",
             alter: "header",
             extra: "Authentication-Results: example.test; dkim=pass header.d=example.org\r\nAuthentication-Results: relay.example.net; spf=pass\r\n",
         },
@@ -866,7 +871,7 @@ fn inbound_mail_gets_spf_dkim_and_dmarc_verdicts_and_a_spoofed_reject_domain_is_
             sender: "news@example.org",
             from: "news@example.org",
             subject: "body changed on the way",
-            sign: true,
+            sign: "yes",
             alter: "body",
             extra: "",
         },
@@ -875,6 +880,31 @@ fn inbound_mail_gets_spf_dkim_and_dmarc_verdicts_and_a_spoofed_reject_domain_is_
     let results = results_of(&site, "INBOX", "body changed on the way");
     assert!(
         results[0].contains("body hash did not verify") && !results[0].contains("dkim=pass"),
+        "{results:?}"
+    );
+
+    // An ARC set added on the way by a forwarder: its verdict is recorded.
+    let sent = send_inbound(
+        &site,
+        &dns,
+        &Inbound {
+            source: &allowed,
+            sender: "news@example.org",
+            from: "news@example.org",
+            subject: "forwarded with arc",
+            sign: "arc",
+            alter: "no",
+            extra: "",
+        },
+    );
+    assert_eq!(sent["code"], 250, "{sent}");
+    let results = results_of(&site, "INBOX", "forwarded with arc");
+    let ours: Vec<&String> = results
+        .iter()
+        .filter(|r| r.starts_with("example.test"))
+        .collect();
+    assert!(
+        ours.len() == 1 && ours[0].contains("arc=pass"),
         "{results:?}"
     );
 
@@ -887,7 +917,7 @@ fn inbound_mail_gets_spf_dkim_and_dmarc_verdicts_and_a_spoofed_reject_domain_is_
             sender: "billing@spoofer.example",
             from: "CEO <ceo@example.org>",
             subject: "urgent wire transfer",
-            sign: false,
+            sign: "no",
             alter: "no",
             extra: "",
         },
@@ -910,7 +940,7 @@ fn inbound_mail_gets_spf_dkim_and_dmarc_verdicts_and_a_spoofed_reject_domain_is_
             sender: "someone@broken.example",
             from: "someone@broken.example",
             subject: "dns is down",
-            sign: false,
+            sign: "no",
             alter: "no",
             extra: "",
         },
@@ -919,7 +949,7 @@ fn inbound_mail_gets_spf_dkim_and_dmarc_verdicts_and_a_spoofed_reject_domain_is_
 
     let metrics = site.get("/metrics").body;
     for line in [
-        "mailsite_inbound_verdicts_total{result=\"accepted\"} 3",
+        "mailsite_inbound_verdicts_total{result=\"accepted\"} 4",
         "mailsite_inbound_verdicts_total{result=\"refused\"} 1",
         "mailsite_inbound_verdicts_total{result=\"deferred\"} 1",
     ] {
@@ -942,7 +972,7 @@ fn a_site_that_sends_dmarc_rejects_to_junk_delivers_them_there() {
             sender: "billing@spoofer.example",
             from: "CEO <ceo@example.org>",
             subject: "urgent wire transfer",
-            sign: false,
+            sign: "no",
             alter: "no",
             extra: "",
         },

@@ -1,6 +1,7 @@
 //! Verdicts on mail from other domains (the MX port): SPF of the envelope sender
 //! (RFC 7208), every DKIM signature (RFC 6376), and DMARC (RFC 7489) of the From:
-//! domain, checked with Stalwart's mail-auth through hickory (timeouts and hickory's
+//! domain, and the ARC chain where there is one (RFC 8617), checked with Stalwart's
+//! mail-auth through hickory (timeouts and hickory's
 //! cache of answers for their TTL). The result goes in an `Authentication-Results:`
 //! header (RFC 8601) with the site's domain as its authserv-id; such headers that came
 //! with the message are removed first, so that the mailbox servers (and Sieve scripts,
@@ -124,6 +125,8 @@ impl Verifier {
             envelope.helo
         };
         let dkim = authenticator.verify_dkim(&parsed).await;
+        // ARC (RFC 8617): what the forwarders on the way vouched for, recorded.
+        let arc = authenticator.verify_arc(&parsed).await;
         let spf = if envelope.sender.is_empty() {
             authenticator
                 .verify_spf(SpfParameters::verify_ehlo(
@@ -157,6 +160,9 @@ impl Verifier {
         } else {
             results.with_spf_mailfrom_result(&spf, envelope.ip, envelope.sender, helo)
         };
+        if !parsed.as_headers.is_empty() || !parsed.ams_headers.is_empty() {
+            results = results.with_arc_result(&arc, envelope.ip);
+        }
         results = results.with_dmarc_result(&dmarc);
         let header = results.to_header();
         let action = match dmarc.result() {
