@@ -12,13 +12,12 @@ const HEADER: &str = "Authentication-Results";
 /// for a domain whose policy is quarantine, or reject when such mail goes to Junk.
 pub fn wants_junk(header_section: &[u8], authserv_id: &str) -> bool {
     let text = String::from_utf8_lossy(header_section);
-    let mut fields = Vec::new();
+    let mut fields: Vec<String> = Vec::new();
     for line in text.split_inclusive('\n') {
-        if (line.starts_with(' ') || line.starts_with('\t')) && !fields.is_empty() {
-            let last: &mut String = fields.last_mut().expect("a field to continue");
-            last.push_str(line);
-        } else {
-            fields.push(line.to_string());
+        let continues = line.starts_with(' ') || line.starts_with('\t');
+        match fields.last_mut() {
+            Some(last) if continues => last.push_str(line),
+            _ => fields.push(line.to_string()),
         }
     }
     let ours = fields.iter().find(|f| {
