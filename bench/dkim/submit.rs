@@ -192,7 +192,7 @@ fn main() {
             let mut c = match conn {
                 Ok(c) => c,
                 Err(e) => {
-                    errors.lock().unwrap().push(format!("connection {k}: {e}"));
+                    errors.lock().unwrap_or_else(|e| e.into_inner()).push(format!("connection {k}: {e}"));
                     return 0;
                 }
             };
@@ -218,7 +218,7 @@ fn main() {
                 match run() {
                     Ok(()) => sent += 1,
                     Err(e) => {
-                        errors.lock().unwrap().push(format!("connection {k}, message {i}: {e}"));
+                        errors.lock().unwrap_or_else(|e| e.into_inner()).push(format!("connection {k}, message {i}: {e}"));
                         return sent;
                     }
                 }
@@ -232,7 +232,7 @@ fn main() {
     let start = now();
     let sent: usize = threads.into_iter().map(|t| t.join().unwrap_or(0)).sum();
     let accepted = now();
-    let errors = errors.lock().unwrap();
+    let errors = errors.lock().unwrap_or_else(|e| e.into_inner());
     for e in errors.iter().take(5) {
         eprintln!("submit: {e}");
     }
