@@ -138,3 +138,14 @@ impl MailAuthSettings {
         })
     }
 }
+
+impl super::SiteConfig {
+    /// The MTA-STS mode in force: the configured one, or enforce with `[tls]` files
+    /// and testing with the site's own CA.
+    pub fn mta_sts_mode(&self) -> MtaStsMode {
+        self.mail_auth.mta_sts.unwrap_or(match self.tls {
+            Some(_) => MtaStsMode::Enforce,
+            None => MtaStsMode::Testing,
+        })
+    }
+}

@@ -133,31 +133,6 @@ impl Default for RelaySettings {
     }
 }
 
-/// How the sorters' queues retry, in seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QueueSettings {
-    /// The wait before the first retry of a temporary failure; each retry waits twice
-    /// as long as the one before, up to `retry_max`.
-    pub retry_first: u64,
-    pub retry_max: u64,
-    /// How long a message may wait before it is returned to its sender (5 days).
-    pub lifetime: u64,
-    /// How long a recipient must have waited before a sender who asked for it
-    /// (NOTIFY=DELAY) is told that it is delayed (4 hours).
-    pub delay_warning: u64,
-}
-
-impl Default for QueueSettings {
-    fn default() -> Self {
-        QueueSettings {
-            retry_first: 5,
-            retry_max: 10 * 60,
-            lifetime: 5 * 24 * 60 * 60,
-            delay_warning: 4 * 60 * 60,
-        }
-    }
-}
-
 /// How the health checker tests every mailbox server and sorter (see the server's
 /// `health` module). With the defaults a server that stops answering is out of the
 /// site's DNS answers within about 3 s (6 s if it hangs rather than refuses), and back
@@ -312,11 +287,13 @@ mod network;
 mod raw;
 pub use limits::ConnectionLimits;
 mod mail_auth;
+mod queue;
 #[cfg(test)]
 mod tests;
 mod throttle;
 
 pub use mail_auth::{DmarcPolicy, MailAuthSettings, MtaStsMode};
+pub use queue::QueueSettings;
 pub use throttle::ThrottleSettings;
 
 pub use network::Network;
@@ -882,15 +859,6 @@ impl SiteConfig {
             lmtp_allow,
             postmaster,
             letters: letters.map(|l| l.unwrap_or(0)),
-        })
-    }
-
-    /// The MTA-STS mode in force: the configured one, or enforce with `[tls]` files
-    /// and testing with the site's own CA.
-    pub fn mta_sts_mode(&self) -> MtaStsMode {
-        self.mail_auth.mta_sts.unwrap_or(match self.tls {
-            Some(_) => MtaStsMode::Enforce,
-            None => MtaStsMode::Testing,
         })
     }
 

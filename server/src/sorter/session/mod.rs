@@ -17,6 +17,8 @@ use super::incoming::Incoming;
 use super::message::{self, FromProblem};
 use super::queue::{self, Envelope, Recipient};
 use super::{Port, Sorter, verdict};
+
+mod own_mail;
 use crate::mailbox::login::Login;
 use crate::sasl::{self, Exchange, Mechanism, Refusal};
 
@@ -667,61 +669,6 @@ impl Session {
         }
         let next = self.queue_message(transaction, incoming).await;
         self.count_errors(next)
-    }
-
-    /// The domain whose DKIM signature a message gets: its From: domain, when it is
-    /// one of the site's and the message is the site's own (a user's submission, or an
-    /// auto-reply or redirect of a mailbox server).
-    fn signing_domain(&self, header: &[u8]) -> Option<String> {
-        let config = self.sorter.site.view().map.config.clone();
-        if !self.own_mail() {
-            return None;
-        }
-        let now = crate::dkim::now();
-        message::from_domain(header).filter(|domain| {
-            // A domain with no key signing now (none made yet, or only keys waiting
-            // for their time) costs no read of the message.
-            config.serves_domain(domain)
-                && !self
-                    .sorter
-                    .site
-                    .view()
-                    .map
-                    .dkim_signing(domain, now)
-                    .is_empty()
-        })
-    }
-
-    /// Whether the message is the site's own: a user's submission, or what a mailbox
-    /// server sends for a user (auto-replies, redirects).
-    fn own_mail(&self) -> bool {
-        self.user.is_some()
-            || (self.port == Port::Mx
-                && self
-                    .sorter
-                    .site
-                    .view()
-                    .config()
-                    .is_mailbox_server(self.peer.ip()))
-    }
-
-    /// The DKIM-Signature header lines for the message in `incoming` with the headers
-    /// `added` before it (off the async threads: RSA signing takes a while).
-    async fn signatures(
-        &self,
-        domain: &str,
-        incoming: &mut Incoming,
-        added: &str,
-        now: u64,
-    ) -> std::io::Result<String> {
-        let message = incoming.message().await?;
-        let (signer, map) = (self.sorter.dkim.clone(), self.sorter.site.snapshot());
-        let (domain, added) = (domain.to_string(), added.to_string());
-        tokio::task::spawn_blocking(move || {
-            signer.sign(&map.map, &domain, &[added.as_bytes(), &message], now as i64)
-        })
-        .await
-        .map_err(std::io::Error::other)
     }
 
     async fn queue_message(&mut self, transaction: Transaction, mut incoming: Incoming) -> Next {
