@@ -22,7 +22,7 @@ use std::sync::OnceLock;
 
 use harness::{Eof, Harness};
 
-use crate::mailbox::{imap, lmtp, managesieve, pop3};
+use crate::mailbox::{MailboxServer, imap, lmtp, managesieve, pop3};
 use crate::sorter::{self, Port, Sorter, queue::Queue, relay::Relay};
 
 pub use harness::{DISABLED, ELSEWHERE, PASSWORD, USER};
@@ -103,10 +103,15 @@ pub fn managesieve_session(data: &[u8]) -> Transcript {
 
 /// What an LMTP client (a sorter) that sent `data` saw.
 pub fn lmtp_session(data: &[u8]) -> Transcript {
-    lmtp_harness().converse(data, |stream, _peer, server| {
-        let session = lmtp::Session::new(server);
-        lmtp::serve_connection(stream, session)
-    })
+    lmtp_harness().converse(data, serve_lmtp)
+}
+
+fn serve_lmtp(
+    stream: tokio::net::TcpStream,
+    _peer: std::net::SocketAddr,
+    server: &MailboxServer,
+) -> impl Future<Output = std::io::Result<()>> + Send + use<> {
+    lmtp::serve_connection(stream, lmtp::Session::new(server))
 }
 
 /// What an SMTP client that sent `data` saw, and the queue ids of the messages the
@@ -404,12 +409,15 @@ mod tests {
     fn lmtp_messages_may_start_with_a_dot() {
         let mail = format!("MAIL FROM:<b@example.org>\r\nRCPT TO:<{USER}@example.test>\r\n");
         let input = format!("LHLO s\r\n{mail}DATA\r\n..dot\r\n.\r\n{mail}DATA\r\n.\r\nQUIT\r\n");
-        let out = text(lmtp_session(input.as_bytes()));
+        // Read in the same turn: another test's input would reset the store.
+        let (transcript, stored) =
+            lmtp_harness().converse_and_read(input.as_bytes(), serve_lmtp, &[4, 5]);
+        let out = text(transcript);
         assert!(out.contains("(UID 4)") && out.contains("(UID 5)"), "{out}");
         assert!(out.ends_with("closing\r\n"), "{out}");
-        let first = String::from_utf8_lossy(&lmtp_harness().stored(4)).into_owned();
+        let first = String::from_utf8_lossy(&stored[0]).into_owned();
         assert!(first.ends_with("\r\n.dot\r\n"), "{first:?}");
-        let empty = String::from_utf8_lossy(&lmtp_harness().stored(5)).into_owned();
+        let empty = String::from_utf8_lossy(&stored[1]).into_owned();
         assert!(
             empty.ends_with(" for <alice@example.test>\r\n"),
             "{empty:?}"

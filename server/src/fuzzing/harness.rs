@@ -141,7 +141,47 @@ impl Harness {
         F: FnOnce(TcpStream, SocketAddr, &MailboxServer) -> Fut,
         Fut: Future<Output = std::io::Result<()>> + Send + 'static,
     {
-        let _turn = self.turn.lock().unwrap_or_else(|e| e.into_inner());
+        let turn = self.turn.lock().unwrap_or_else(|e| e.into_inner());
+        self.converse_in_turn(&turn, input, serve)
+    }
+
+    /// [`Harness::converse`], then the user's INBOX messages `uids` as the store has
+    /// them afterwards, in the same turn: no other test's input resets the store
+    /// between the two.
+    #[cfg(test)]
+    pub fn converse_and_read<F, Fut>(
+        &self,
+        input: &[u8],
+        serve: F,
+        uids: &[u32],
+    ) -> (Transcript, Vec<Vec<u8>>)
+    where
+        F: FnOnce(TcpStream, SocketAddr, &MailboxServer) -> Fut,
+        Fut: Future<Output = std::io::Result<()>> + Send + 'static,
+    {
+        let turn = self.turn.lock().unwrap_or_else(|e| e.into_inner());
+        let transcript = self.converse_in_turn(&turn, input, serve);
+        let messages = uids
+            .iter()
+            .map(|&uid| {
+                self.runtime
+                    .block_on(self.server.store.read(USER, "INBOX", uid))
+                    .expect("a stored message")
+            })
+            .collect();
+        (transcript, messages)
+    }
+
+    fn converse_in_turn<F, Fut>(
+        &self,
+        _turn: &std::sync::MutexGuard<'_, ()>,
+        input: &[u8],
+        serve: F,
+    ) -> Transcript
+    where
+        F: FnOnce(TcpStream, SocketAddr, &MailboxServer) -> Fut,
+        Fut: Future<Output = std::io::Result<()>> + Send + 'static,
+    {
         let _named = ThreadName::set(&self.blocking.runtime_name);
         let transcript = self.runtime.block_on(async {
             let server = self.reset().await;
@@ -250,15 +290,6 @@ impl Harness {
     /// three levels down, and room for a sorter's `spool`).
     pub fn scratch(&self) -> &Path {
         &self.scratch
-    }
-
-    /// A message of the user's INBOX as the store has it now (left by the last input).
-    #[cfg(test)]
-    pub fn stored(&self, uid: u32) -> Vec<u8> {
-        let _turn = self.turn.lock().unwrap_or_else(|e| e.into_inner());
-        self.runtime
-            .block_on(self.server.store.read(USER, "INBOX", uid))
-            .expect("a stored message")
     }
 
     /// Puts the store back as it was before the first input: the user's default
