@@ -207,11 +207,7 @@ fn dane_match(
     let mut why = String::from("no TLSA record matches the certificate");
     for record in records {
         match record.cert_usage {
-            CertUsage::DaneEe => {
-                if matches(record, end_entity) {
-                    return Ok(());
-                }
-            }
+            CertUsage::DaneEe if matches(record, end_entity) => return Ok(()),
             CertUsage::DaneTa => {
                 for anchor in intermediates.iter().filter(|c| matches(record, c)) {
                     let mut roots = RootCertStore::empty();
