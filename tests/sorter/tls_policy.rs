@@ -306,7 +306,7 @@ fn dane_requires_a_matching_certificate_when_the_mx_zone_is_signed() {
     // The TLSA record names another key than the one the server presents.
     let other = certificate(&dir, "other", &["elsewhere"], Issuer::SelfSigned);
     let other_hash = spki_sha256(&other.0);
-    let w = world(
+    let mut w = world(
         &dir,
         |net| {
             serde_json::json!({"zones": [
@@ -315,6 +315,7 @@ fn dane_requires_a_matching_certificate_when_the_mx_zone_is_signed() {
                     "@ 300 MX 10 mx.dane-ok.example.",
                     format!("mx 300 A {net}91"),
                     format!("_10026._tcp.mx 300 TLSA 3 1 1 {good_hash}"),
+                    "_smtp._tls 300 TXT \"v=TLSRPTv1; rua=mailto:tlsrpt@dane-ok.example\"".to_string(),
                 ]},
                 {"origin": "dane-bad.example.", "signed": true, "records": [
                     "@ 300 MX 10 mx.dane-bad.example.",
@@ -394,6 +395,75 @@ fn dane_requires_a_matching_certificate_when_the_mx_zone_is_signed() {
         !reports.contains_key("plain.example"),
         "an unsigned zone has no DANE policy: {reports:?}"
     );
+
+    // Once the day is over (made yesterday's here, then a restart, which looks at
+    // once), the domain's report goes to the rua address of its _smtp._tls record.
+    let yesterday = yesterday();
+    site.sql(&format!(
+        "INSERT INTO tls_results SELECT '{yesterday}', policy_domain, policy_type, \
+         policy_string, mx_host, result_type, sending_ip, receiving_mx, receiving_ip, \
+         information, sessions FROM tls_results WHERE policy_domain = 'dane-ok.example'"
+    ));
+    w.site.kill_hard();
+    w.site.start_again();
+    let sunk = w.wait_sunk(0, 2);
+    let report = sunk
+        .iter()
+        .find(|m| m.contains("TLS-Report-Domain: dane-ok.example\r\n"))
+        .unwrap_or_else(|| panic!("no TLS report: {sunk:?}"));
+    assert!(
+        report.contains("X-Sink-Rcpt: <tlsrpt@dane-ok.example>"),
+        "{report}"
+    );
+    assert!(report.contains("X-Sink-Mail: MAIL FROM:<>"), "{report}");
+    assert!(report.contains("DKIM-Signature:"), "{report}");
+    let read: serde_json::Value = serde_json::from_str(&python(ATTACHED_REPORT, &[report]))
+        .expect("the attachment is gzipped JSON");
+    let subject = read["subject"].as_str().unwrap_or_default();
+    assert!(
+        subject.starts_with("Report Domain: dane-ok.example Submitter: sorter")
+            && subject.contains(" Report-ID: <"),
+        "{subject}"
+    );
+    let json = &read["report"];
+    assert_eq!(
+        json["policies"][0]["policy"]["policy-domain"],
+        "dane-ok.example"
+    );
+    assert_eq!(
+        json["policies"][0]["summary"]["total-successful-session-count"], 1,
+        "{json}"
+    );
+    assert!(
+        json["date-range"]["start-datetime"]
+            .as_str()
+            .is_some_and(|d| d.starts_with(&yesterday)),
+        "{json}"
+    );
+}
+
+/// Prints the subject (decoded) and the JSON of the `application/tlsrpt+gzip`
+/// attachment of the message given.
+const ATTACHED_REPORT: &str = r#"
+import email, email.header, gzip, json, sys
+message = email.message_from_string(sys.argv[1])
+subject = str(email.header.make_header(email.header.decode_header(message["Subject"])))
+for part in message.walk():
+    if part.get_content_type() == "application/tlsrpt+gzip":
+        report = json.loads(gzip.decompress(part.get_payload(decode=True)))
+        print(json.dumps({"subject": subject, "report": report}))
+"#;
+
+/// Yesterday's UTC day, `YYYY-MM-DD`.
+fn yesterday() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a clock after 1970")
+        .as_secs() as i64;
+    chrono::DateTime::from_timestamp(now - 86_400, 0)
+        .expect("a representable time")
+        .format("%Y-%m-%d")
+        .to_string()
 }
 
 #[test]

@@ -27,18 +27,10 @@ impl Admin {
             None => crate::sorter::tls_policy::today(),
         };
         let results = self.directory.tls_results(&day).await?;
-        let (organization, contact) = submitter(&self.config);
+        let (organization, contact) = tls_reports::submitter(&self.config);
         Ok((
             day.clone(),
             tls_reports::report(&results, &day, &organization, &contact),
         ))
     }
-}
-
-/// Who the reports say they are from: the site's domain, and its postmaster.
-pub fn submitter(config: &mailsite_shared::SiteConfig) -> (String, String) {
-    (
-        config.domain.clone(),
-        format!("mailto:{}@{}", config.postmaster, config.domain),
-    )
 }

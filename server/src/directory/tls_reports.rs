@@ -173,6 +173,14 @@ impl Directory {
     }
 }
 
+/// Who a site's reports say they are from: its domain, and its postmaster.
+pub fn submitter(config: &mailsite_shared::SiteConfig) -> (String, String) {
+    (
+        config.domain.clone(),
+        format!("mailto:{}@{}", config.postmaster, config.domain),
+    )
+}
+
 /// The RFC 8460 reports of one day's `results`, one per policy domain, by domain.
 pub fn report(
     results: &[SessionResult],

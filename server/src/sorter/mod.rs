@@ -195,6 +195,7 @@ pub async fn start(
             ));
         }
         report.push(format!("  queue {} ({waiting} waiting)", dir.display()));
+        tasks.spawn(tls_policy::report::run(sorter.clone(), stop.clone()));
         tasks.spawn(delivery::run(sorter, stop.clone()));
     }
     if !config.sorters.is_empty() && site.view().users.get(&config.postmaster).is_none() {

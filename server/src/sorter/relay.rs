@@ -131,6 +131,11 @@ impl Relay {
         self.tls.clone()
     }
 
+    /// The resolver other domains' names are looked up with, if there is one.
+    pub fn resolver(&self) -> Option<&TokioResolver> {
+        self.resolver.as_ref().ok()
+    }
+
     /// The crypto of TLS connections.
     pub fn provider(&self) -> &Arc<CryptoProvider> {
         &self.provider

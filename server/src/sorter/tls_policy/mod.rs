@@ -8,14 +8,14 @@
 //!   with a certificate valid for the host;
 //! - [`verify`]: the certificate check of one handshake;
 //! - [`Recorder`]: each session's result under a policy, per day, for `mailsite
-//!   tls-report` and the daily reports to the domain (RFC 8460).
+//!   tls-report`; [`report`]: the daily reports to each domain (RFC 8460).
 //!
 //! DANE takes precedence over MTA-STS (RFC 8461 2); without either, STARTTLS stays
 //! opportunistic (see [`super::relay`]).
 
 pub mod dane;
 pub mod mta_sts;
-
+pub mod report;
 pub mod verify;
 
 use std::net::IpAddr;
@@ -146,6 +146,20 @@ impl Recorder {
         if let Err(error) = directory.record_tls_result(&row).await {
             tracing::error!(%error, domain = %policy.domain, "cannot record a TLS session result");
         }
+    }
+}
+
+/// A TXT record's strings as one (how its tag=value text is read); `None` for
+/// another type.
+pub fn txt_bytes(record: &hickory_resolver::proto::rr::Record) -> Option<Vec<u8>> {
+    match &record.data {
+        hickory_resolver::proto::rr::RData::TXT(txt) => Some(
+            txt.txt_data
+                .iter()
+                .flat_map(|s| s.iter().copied())
+                .collect(),
+        ),
+        _ => None,
     }
 }
 

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_resolver::TokioResolver;
-use hickory_resolver::proto::rr::RData;
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::body::Bytes;
 use mail_auth::common::parse::TxtRecordParser;
@@ -20,7 +19,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::ServerName;
 
 use super::verify::{self, Check};
-use super::{Failure, now};
+use super::{Failure, now, txt_bytes};
 use crate::directory::Directory;
 use crate::directory::tls_reports::CachedPolicy;
 
@@ -307,17 +306,7 @@ async fn record_id(resolver: &TokioResolver, domain: &str) -> Option<String> {
     let ids: Vec<String> = lookup
         .answers()
         .iter()
-        .filter_map(|r| match &r.data {
-            RData::TXT(txt) => {
-                let bytes: Vec<u8> = txt
-                    .txt_data
-                    .iter()
-                    .flat_map(|s| s.iter().copied())
-                    .collect();
-                StsRecord::parse(&bytes).ok().map(|r| r.id)
-            }
-            _ => None,
-        })
+        .filter_map(|r| StsRecord::parse(&txt_bytes(r)?).ok().map(|r| r.id))
         .collect();
     match ids.as_slice() {
         [id] => Some(id.clone()),
