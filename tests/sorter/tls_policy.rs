@@ -322,6 +322,11 @@ fn dane_requires_a_matching_certificate_when_the_mx_zone_is_signed() {
                     format!("mx 300 A {net}92"),
                     format!("_10026._tcp.mx 300 TLSA 3 1 1 {other_hash}"),
                 ]},
+                // Signed, without TLSA records: STARTTLS as usual.
+                {"origin": "no-tlsa.example.", "signed": true, "records": [
+                    "@ 300 MX 10 mx.no-tlsa.example.",
+                    format!("mx 300 A {net}94"),
+                ]},
                 // Not signed: its (mismatching) TLSA record means nothing.
                 {"origin": "plain.example.", "signed": false, "records": [
                     "@ 300 MX 10 mx.plain.example.",
@@ -334,6 +339,7 @@ fn dane_requires_a_matching_certificate_when_the_mx_zone_is_signed() {
             (91, good.0, good.1),
             (92, bad.0, bad.1),
             (93, plain.0, plain.1),
+            (94, other.0, other.1),
         ],
         &[],
         None,
@@ -343,6 +349,7 @@ fn dane_requires_a_matching_certificate_when_the_mx_zone_is_signed() {
         ("bob@dane-ok.example", "dane ok"),
         ("carol@dane-bad.example", "dane bad"),
         ("dave@plain.example", "unsigned"),
+        ("nick@no-tlsa.example", "no TLSA"),
     ] {
         assert_eq!(send(site, "alice", rcpt, subject), "refused {}");
     }
@@ -352,6 +359,8 @@ fn dane_requires_a_matching_certificate_when_the_mx_zone_is_signed() {
     assert!(ok[0].contains("Subject: dane ok"), "{}", ok[0]);
     let unsigned = w.wait_sunk(2, 1);
     assert!(unsigned[0].contains("Subject: unsigned"), "{}", unsigned[0]);
+    let no_tlsa = w.wait_sunk(3, 1);
+    assert!(no_tlsa[0].contains("Subject: no TLSA"), "{}", no_tlsa[0]);
     // The mismatching server is tried again and again, and never given the message.
     let queue = w.tried("carol@dane-bad.example", 2);
     assert!(sunk(&w.sinks[1].folder).is_empty(), "{}", site.log());
@@ -392,8 +401,8 @@ fn dane_requires_a_matching_certificate_when_the_mx_zone_is_signed() {
     assert_eq!(failure["receiving-mx-hostname"], "mx.dane-bad.example");
     assert_eq!(failure["receiving-ip"], site.addr(92));
     assert!(
-        !reports.contains_key("plain.example"),
-        "an unsigned zone has no DANE policy: {reports:?}"
+        !reports.contains_key("plain.example") && !reports.contains_key("no-tlsa.example"),
+        "no TLSA records, no DANE policy: {reports:?}"
     );
 
     // Once the day is over (made yesterday's here, then a restart, which looks at

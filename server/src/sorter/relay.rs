@@ -118,7 +118,7 @@ impl Relay {
             resolver,
             settings: settings.clone(),
             tls: opportunistic_tls(&provider)?,
-            dane: Dane::new(settings),
+            dane: Dane::new(settings).map_err(anyhow::Error::msg)?,
             mta_sts: MtaSts::new(directory.clone(), provider.clone(), pkix.clone()),
             recorder: Recorder::new(directory, metrics),
             provider,

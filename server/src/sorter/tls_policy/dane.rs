@@ -63,24 +63,23 @@ pub struct Dane {
 }
 
 impl Dane {
-    pub fn new(settings: &RelaySettings) -> Dane {
+    /// A resolver trusting the root's keys and those of `[relay] trust_anchor`
+    /// (an error if that file cannot be read).
+    pub fn new(settings: &RelaySettings) -> Result<Dane, String> {
         let mut anchors = TrustAnchors::default();
         let mut names = vec![Name::root()];
         if let Some(path) = &settings.trust_anchor {
-            match read_anchors(path) {
-                Ok(entries) => {
-                    for (name, key) in entries {
-                        anchors.insert_with_name(&key, (&name).into());
-                        if !names.contains(&name) {
-                            names.push(name);
-                        }
-                    }
+            let entries = read_anchors(path).map_err(|e| {
+                format!(
+                    "[relay] trust_anchor: cannot read DNSKEY records from {}: {e}",
+                    path.display()
+                )
+            })?;
+            for (name, key) in entries {
+                anchors.insert_with_name(&key, (&name).into());
+                if !names.contains(&name) {
+                    names.push(name);
                 }
-                Err(e) => tracing::error!(
-                    file = %path.display(),
-                    error = %e,
-                    "[relay] trust_anchor cannot be read: only the root's keys are trusted"
-                ),
             }
         }
         let patience = Patience {
@@ -90,11 +89,11 @@ impl Dane {
         };
         let resolver = resolver::build_validating(settings.resolver, patience, anchors)
             .map_err(|e| e.to_string());
-        Dane {
+        Ok(Dane {
             resolver,
             anchors: names,
             capable: Mutex::new(None),
-        }
+        })
     }
 
     /// The DNSSEC status of `domain`'s MX records.
@@ -168,11 +167,13 @@ impl Dane {
                     Tlsa::Usable(usable)
                 }
             }
-            Err(e) if e.is_nx_domain() || e.is_no_records_found() => Tlsa::None,
+            // None, proven (or in an unsigned zone).
+            Err(e) if e.is_no_records_found() || none_proven(&e) => Tlsa::None,
             Err(e) if bogus(&e) => Tlsa::Bogus(Failure::new(
                 ResultType::DnssecInvalid,
                 format!("the TLSA records {name} fail DNSSEC validation: {e}"),
             )),
+            // Not answered in a secure zone: an attacker may be hiding them.
             Err(e) => Tlsa::Bogus(Failure::new(
                 ResultType::TlsaInvalid,
                 format!("the TLSA records {name} cannot be looked up: {e}"),
@@ -222,6 +223,17 @@ fn bogus(error: &NetError) -> bool {
         NetError::Dns(DnsError::Nsec { proof, .. }) => *proof == Proof::Bogus,
         _ => false,
     }
+}
+
+/// Whether a lookup found that no records exist, securely or in an unsigned zone.
+fn none_proven(error: &NetError) -> bool {
+    matches!(
+        error,
+        NetError::Dns(DnsError::Nsec {
+            proof: Proof::Secure | Proof::Insecure,
+            ..
+        })
+    )
 }
 
 /// The DNSKEY records of a trust anchor file, by owner name.
