@@ -17,6 +17,7 @@ mod block;
 mod dkim;
 mod dns;
 mod sieve;
+mod tls_report;
 mod user_import;
 
 use crate::admin::queue::Queued;
@@ -125,6 +126,9 @@ pub enum Command {
     /// The site's DKIM signing keys: list them, and rotate them.
     #[command(subcommand)]
     Dkim(dkim::DkimCommand),
+    /// TLS reports (RFC 8460): how the sorters' TLS sessions with other domains' mail
+    /// servers went under their DANE and MTA-STS policies, per day and domain.
+    TlsReport(tls_report::TlsReportArgs),
     /// Read what users' desktop helpers report.
     #[command(subcommand)]
     Helpdesk(HelpdeskCommand),
@@ -418,6 +422,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Block(cmd) => block::block(&admin, cmd).await,
                 Command::Sieve(cmd) => sieve::sieve(&admin, cmd).await,
                 Command::Dkim(cmd) => dkim::dkim(&admin, cmd).await,
+                Command::TlsReport(args) => tls_report::tls_report(&admin, args).await,
                 Command::Dns(cmd) => dns::dns(&admin, cmd).await,
                 Command::Serve | Command::CheckConfig { .. } | Command::Helpdesk(_) => {
                     unreachable!("handled above")

@@ -135,6 +135,14 @@ struct DeliveryLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct TlsPolicyLabels {
+    /// `sts` or `tlsa`.
+    policy: &'static str,
+    /// `success` or an RFC 8460 result type.
+    result: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct ProtocolLabels {
     protocol: &'static str,
 }
@@ -180,6 +188,8 @@ pub struct Metrics {
     sieve: Family<DeliveryLabels, Counter>,
     /// Inbound messages by what their SPF/DKIM/DMARC verdict made of them.
     verdicts: Family<DeliveryLabels, Counter>,
+    /// Outbound TLS sessions under a DANE or MTA-STS policy, by result.
+    tls_policy: Family<TlsPolicyLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -218,6 +228,7 @@ impl Metrics {
             blocks_started: Counter::default(),
             sieve: Family::default(),
             verdicts: Family::default(),
+            tls_policy: Family::default(),
             http: Family::default(),
             http_counters: Default::default(),
             dns,
@@ -294,6 +305,17 @@ impl Metrics {
     pub fn verdict(&self, result: &'static str) {
         self.verdicts
             .get_or_create(&DeliveryLabels { result })
+            .inc();
+    }
+
+    /// Counts an outbound TLS session under a policy (`sts`, `tlsa`) by its result
+    /// (`success` or an RFC 8460 result type).
+    pub fn tls_policy(&self, policy: &'static str, result: &str) {
+        self.tls_policy
+            .get_or_create(&TlsPolicyLabels {
+                policy,
+                result: result.to_string(),
+            })
             .inc();
     }
 
@@ -412,6 +434,11 @@ impl Metrics {
             "mailsite_login_blocks_started",
             "Sources this node blocked after too many failed logins",
             self.blocks_started.clone(),
+        );
+        registry.register(
+            "mailsite_outbound_tls_policy",
+            "TLS sessions to other domains' mail servers under a DANE (tlsa) or MTA-STS (sts) policy, by result: success or the TLS-RPT result type of the failure",
+            self.tls_policy.clone(),
         );
         registry.register(
             "mailsite_inbound_verdicts",

@@ -4,12 +4,14 @@
 //! (its own DNS on a high port) is looked up exactly as a real one is.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
 use hickory_resolver::net::NetError;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::proto::dnssec::TrustAnchors;
+use hickory_resolver::{ResolverBuilder, TokioResolver};
 
 /// How patient a resolver is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +31,25 @@ pub fn build(
     name_server: Option<SocketAddr>,
     patience: Patience,
 ) -> Result<TokioResolver, NetError> {
+    builder(name_server, patience)?.build()
+}
+
+/// A resolver like [`build`]'s that validates answers with DNSSEC from `anchors`
+/// (each record then carries its proof: secure, insecure or bogus), for DANE.
+pub fn build_validating(
+    name_server: Option<SocketAddr>,
+    patience: Patience,
+    anchors: TrustAnchors,
+) -> Result<TokioResolver, NetError> {
+    builder(name_server, patience)?
+        .with_trust_anchor(Arc::new(anchors))
+        .build()
+}
+
+fn builder(
+    name_server: Option<SocketAddr>,
+    patience: Patience,
+) -> Result<ResolverBuilder<TokioRuntimeProvider>, NetError> {
     let mut options = ResolverOpts::default();
     options.timeout = patience.timeout;
     options.attempts = patience.attempts;
@@ -49,7 +70,7 @@ pub fn build(
         }
         None => TokioResolver::builder_tokio()?,
     };
-    builder.with_options(options).build()
+    Ok(builder.with_options(options))
 }
 
 #[cfg(test)]

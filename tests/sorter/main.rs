@@ -1,6 +1,7 @@
 //! The mail sorters as clients and the world use them: submission with Python's
 //! smtplib and swaks, MX delivery, the relay and sender rules, the durable queue
-//! (a mailbox server down, a letter moved, a bounce, SIGKILL), `mailsite queue`, and
+//! (a mailbox server down, a letter moved, a bounce, SIGKILL), `mailsite queue`, TLS
+//! policies for other domains (DANE, MTA-STS, `mailsite tls-report`), and
 //! hostile input (long lines, oversized messages, bare LF, pipelining, crowds, slow
 //! clients), against a running `mailsite serve`. Mail is read back over IMAP from
 //! the mailbox server that owns the recipient's letter.
@@ -11,6 +12,7 @@ mod hostile;
 mod queue;
 mod relay;
 mod submission;
+mod tls_policy;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;

@@ -17,7 +17,8 @@
 //! - [`quotas`]: a user's quota (limits on what their mailboxes hold) and usage;
 //! - [`sieve`]: a user's Sieve filter scripts (list, show, put, activate, remove);
 //! - [`dkim`]: the site's DKIM signing keys (list, rotate);
-//! - [`dns_check`]: what the zone says against what the servers present.
+//! - [`dns_check`]: what the zone says against what the servers present;
+//! - [`tls_report`]: the TLS reports (RFC 8460) of the sorters' sessions with other domains.
 //!
 //! Operations take an [`Admin`] (the site's configuration and its directory) and return
 //! plain values: what changed, so that each interface can say it in its own words.
@@ -34,6 +35,7 @@ pub mod quotas;
 pub mod rebalance;
 pub mod servers;
 pub mod sieve;
+pub mod tls_report;
 pub mod users;
 
 use std::sync::Arc;

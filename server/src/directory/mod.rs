@@ -15,6 +15,7 @@ pub mod import;
 pub mod password;
 pub mod quota;
 pub mod sieve;
+pub mod tls_reports;
 
 use std::collections::HashMap;
 use std::sync::Arc;

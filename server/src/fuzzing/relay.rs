@@ -129,7 +129,7 @@ pub fn smtp_replies(data: &[u8]) {
         Some((b'L', rest)) => (Dialect::Lmtp, rest),
         Some((b'T', rest)) => (
             Dialect::Smtp {
-                tls: Some(relay().tls()),
+                tls: Some(relay().tls().into()),
             },
             rest,
         ),

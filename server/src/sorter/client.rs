@@ -1,10 +1,12 @@
 //! The client a sorter hands messages on with: LMTP (RFC 2033) to the mailbox servers,
 //! one reply per recipient after the data; and SMTP (RFC 5321) to other domains' mail
-//! servers, with opportunistic STARTTLS (RFC 3207) and one reply for the message. One
+//! servers, with STARTTLS (RFC 3207: opportunistic, or required by the domain's TLS
+//! policy, see [`super::tls_policy`]) and one reply for the message. One
 //! transaction per message and server; the envelope is pipelined when the server
 //! offers it (LMTP servers must). Every recipient gets its own [`Outcome`].
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mailsite_shared::smtp_reply::{self, Reply, ReplyLimits};
@@ -62,10 +64,54 @@ impl Outcome {
 #[derive(Clone)]
 pub enum Dialect {
     Lmtp,
-    /// SMTP; STARTTLS with this connector when the server offers it.
+    /// SMTP; STARTTLS when the server offers it (or, if it is required, nothing).
     Smtp {
-        tls: Option<TlsConnector>,
+        tls: Option<Starttls>,
     },
+}
+
+/// STARTTLS with one connector.
+#[derive(Clone)]
+pub struct Starttls {
+    pub connector: TlsConnector,
+    /// Whether the session must not go on without TLS (the domain's policy says so):
+    /// then a server that does not offer it, or whose handshake fails, takes nothing.
+    pub required: bool,
+    /// What the session saw of TLS, for the domain's TLS report.
+    pub seen: Arc<Mutex<TlsSeen>>,
+}
+
+impl From<TlsConnector> for Starttls {
+    fn from(connector: TlsConnector) -> Starttls {
+        Starttls {
+            connector,
+            required: false,
+            seen: Arc::default(),
+        }
+    }
+}
+
+/// What one SMTP session saw of TLS.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsSeen {
+    /// The server's EHLO reply was read (the session got that far).
+    pub greeted: bool,
+    /// Its EHLO offered STARTTLS.
+    pub offered: bool,
+    /// The handshake completed.
+    pub encrypted: bool,
+    /// Why the handshake failed, if it did.
+    pub failed: Option<String>,
+    /// This end's address of the connection.
+    pub local: Option<IpAddr>,
+}
+
+impl Starttls {
+    fn note(&self, change: impl FnOnce(&mut TlsSeen)) {
+        if let Ok(mut seen) = self.seen.lock() {
+            change(&mut seen);
+        }
+    }
 }
 
 /// One message to hand on.
@@ -129,6 +175,9 @@ pub async fn deliver(
         match tokio::time::timeout(CONNECT_TIMEOUT, connect(*addr, handoff.source)).await {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
+                if let Dialect::Smtp { tls: Some(tls) } = dialect {
+                    tls.note(|seen| seen.local = stream.local_addr().ok().map(|a| a.ip()));
+                }
                 let outcomes = transaction(Box::new(stream), host, dialect, handoff).await;
                 return (outcomes, Some(host.clone()));
             }
@@ -246,24 +295,49 @@ async fn converse(
         all(outcomes, &temporary(ehlo));
         return Ok(());
     }
-    if let Dialect::Smtp {
-        tls: Some(connector),
-    } = dialect
-        && ehlo.offers("STARTTLS")
-    {
-        write(&mut connection, b"STARTTLS\r\n").await?;
-        let ready = read_reply(&mut connection).await?;
-        if ready.code == 220 {
-            let name = ServerName::try_from(host.to_string())
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-            let plain = connection.into_inner();
-            let encrypted = connector.connect(name, plain).await?;
-            connection = BufReader::new(Box::new(encrypted));
-            ehlo = hello(&mut connection, dialect, handoff.hostname).await?;
-            if ehlo.code != 250 {
-                all(outcomes, &temporary(ehlo));
-                return Ok(());
+    if let Dialect::Smtp { tls: Some(tls) } = dialect {
+        let offered = ehlo.offers("STARTTLS");
+        tls.note(|seen| {
+            seen.greeted = true;
+            seen.offered = offered;
+        });
+        let mut encrypted = false;
+        if offered {
+            write(&mut connection, b"STARTTLS\r\n").await?;
+            let ready = read_reply(&mut connection).await?;
+            if ready.code == 220 {
+                let name = ServerName::try_from(host.to_string())
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+                let plain = connection.into_inner();
+                let stream = match tls.connector.connect(name, plain).await {
+                    Ok(stream) => stream,
+                    Err(e) => {
+                        tls.note(|seen| seen.failed = Some(e.to_string()));
+                        return Err(e);
+                    }
+                };
+                tls.note(|seen| seen.encrypted = true);
+                encrypted = true;
+                connection = BufReader::new(Box::new(stream));
+                ehlo = hello(&mut connection, dialect, handoff.hostname).await?;
+                if ehlo.code != 250 {
+                    all(outcomes, &temporary(ehlo));
+                    return Ok(());
+                }
             }
+        }
+        if tls.required && !encrypted {
+            let message =
+                format!("{host} does not offer STARTTLS, which its domain's TLS policy requires");
+            let refusal = Reply {
+                code: 451,
+                enhanced: Some([4, 7, 5]),
+                raw: format!("451 4.7.5 {message}\r\n").into_bytes(),
+                message,
+            };
+            all(outcomes, &refusal);
+            let _ = write(&mut connection, b"QUIT\r\n").await;
+            return Ok(());
         }
     }
     let lmtp = matches!(dialect, Dialect::Lmtp);

@@ -19,6 +19,7 @@ use super::Sorter;
 use super::body::Body;
 use super::client::{self, Dialect, Handoff, Outcome};
 use super::dsn::{self, Action, Entry, Returned};
+use super::outbound;
 use super::queue::{self, Envelope, Recipient, State};
 use super::relay::NoRoute;
 use crate::metrics::Delivery;
@@ -209,13 +210,8 @@ async fn attempt(sorter: Sorter, id: String, _permit: OwnedSemaphorePermit) {
             source: None,
         };
         let (outcomes, host) = if remote {
-            match sorter.relay.targets(&label).await {
-                Ok(found) => {
-                    let dialect = Dialect::Smtp {
-                        tls: Some(sorter.relay.tls()),
-                    };
-                    client::deliver(&found, &dialect, &handoff).await
-                }
+            match sorter.relay.route(&label).await {
+                Ok(found) => outbound::deliver(&sorter.relay, &found, &handoff).await,
                 Err(NoRoute::Temporary(why)) => {
                     (vec![Outcome::Temporary(why); indices.len()], None)
                 }

@@ -9,7 +9,8 @@
 //! - [`incoming`]: a message being received, streamed to the spool as it arrives;
 //! - [`message`]: what is checked in and added to a message; [`dsn`]: bounces;
 //! - [`queue`]: the spool; [`delivery`], [`client`] (LMTP and SMTP; [`body`]: the
-//!   message read in chunks) and [`relay`] (MX lookup, TLS to other domains): the way out.
+//!   message read in chunks), [`relay`] (MX lookup) and [`outbound`] with
+//!   [`tls_policy`] (DANE, MTA-STS and TLS reports for other domains): the way out.
 
 pub mod body;
 pub mod client;
@@ -18,9 +19,11 @@ pub mod delivery;
 pub mod dsn;
 pub mod incoming;
 pub mod message;
+pub mod outbound;
 pub mod queue;
 pub mod relay;
 pub mod session;
+pub mod tls_policy;
 pub mod verdict;
 
 use std::net::SocketAddr;
@@ -127,7 +130,12 @@ pub async fn start(
 ) -> anyhow::Result<Vec<String>> {
     let mut report = Vec::new();
     let relay = Arc::new(
-        relay::Relay::new(&config.relay).context("cannot set up the outbound relay's resolver")?,
+        relay::Relay::with_store(
+            &config.relay,
+            Some(site.directory.clone()),
+            Some(site.metrics.clone()),
+        )
+        .context("cannot set up the outbound relay")?,
     );
     // A site's first start makes its DKIM keys; mail goes out unsigned (and the
     // error is logged) rather than not at all if that fails.
@@ -187,6 +195,7 @@ pub async fn start(
             ));
         }
         report.push(format!("  queue {} ({waiting} waiting)", dir.display()));
+        tasks.spawn(tls_policy::report::run(sorter.clone(), stop.clone()));
         tasks.spawn(delivery::run(sorter, stop.clone()));
     }
     if !config.sorters.is_empty() && site.view().users.get(&config.postmaster).is_none() {

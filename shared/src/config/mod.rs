@@ -121,6 +121,13 @@ pub struct RelaySettings {
     pub port: u16,
     /// Send every remote message to this `host:port` instead of looking up MX records.
     pub smarthost: Option<String>,
+    /// CA certificates (PEM) trusted besides the web's roots when checking MTA-STS
+    /// policy servers and the mail servers of domains that enforce a policy: a private
+    /// site's own CA, or a test's.
+    pub tls_trust: Option<PathBuf>,
+    /// DNSSEC trust anchors (DNSKEY records in zone-file form) besides the root's, for
+    /// DANE: a private signed zone, or a test's.
+    pub trust_anchor: Option<PathBuf>,
 }
 
 impl Default for RelaySettings {
@@ -129,6 +136,8 @@ impl Default for RelaySettings {
             resolver: None,
             port: 25,
             smarthost: None,
+            tls_trust: None,
+            trust_anchor: None,
         }
     }
 }
@@ -674,6 +683,8 @@ impl SiteConfig {
             resolver,
             port: src.number("relay.port", &raw.relay.port, 25, 1, 65535, "(a TCP port)")? as u16,
             smarthost,
+            tls_trust: raw.relay.tls_trust,
+            trust_anchor: raw.relay.trust_anchor,
         };
 
         let defaults = HealthSettings::default();

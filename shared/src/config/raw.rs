@@ -144,6 +144,8 @@ pub(super) struct RawRelay {
     pub(super) resolver: Option<Spanned<String>>,
     pub(super) port: Option<Spanned<u64>>,
     pub(super) smarthost: Option<Spanned<String>>,
+    pub(super) tls_trust: Option<PathBuf>,
+    pub(super) trust_anchor: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]
