@@ -334,3 +334,110 @@ fn any_is_answered_minimally_and_floods_are_rate_limited() {
     ]);
     assert_eq!(fine.trim(), site.addr(11));
 }
+
+/// Runs delv (BIND's validating lookup tool) at the site's DNS server, anchored at the
+/// DS records in `anchors`; returns what it printed.
+fn delv(site: &Site, anchors: &std::path::Path, name: &str, rtype: &str) -> String {
+    let out = std::process::Command::new("delv")
+        .arg(format!("@{}", site.dns.ip()))
+        .args(["-p", &site.dns.port().to_string()])
+        .arg("-a")
+        .arg(anchors)
+        .args(["+root=example.test", "+nocomments", name, rtype])
+        .output()
+        .expect("delv runs (Debian's bind9-dnsutils)");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// DNSSEC: the zone is signed with the key whose DS `mailsite dns ds` prints, and delv,
+/// anchored at that DS alone, validates answers, a name that does not exist and a type
+/// a name lacks (NSEC), and the answers after a live change (the zone signed again).
+#[test]
+fn the_zone_is_signed_and_delv_validates_it_from_the_ds() {
+    let site = Site::isolated();
+    let printed = site.ok(&["dns", "ds", "--json"], None);
+    let rows: serde_json::Value = serde_json::from_str(&printed).expect("JSON");
+    let row = rows
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["domain"] == "example.test"))
+        .unwrap_or_else(|| panic!("no DS for example.test: {printed}"));
+    // example.test. 3600 IN DS <tag> 13 2 <digest>
+    let ds: Vec<&str> = row["ds"]
+        .as_str()
+        .expect("a DS")
+        .split_whitespace()
+        .collect();
+    assert_eq!(&ds[..4], ["example.test.", "3600", "IN", "DS"], "{ds:?}");
+    assert_eq!((ds[5], ds[6]), ("13", "2"), "ECDSA P-256, SHA-256: {ds:?}");
+    let anchors = site.dir.join("anchors.conf");
+    std::fs::write(
+        &anchors,
+        format!(
+            "trust-anchors {{ example.test. static-ds {} {} {} \"{}\"; }};\n",
+            ds[4], ds[5], ds[6], ds[7]
+        ),
+    )
+    .expect("the anchors file");
+
+    let answer = delv(&site, &anchors, "maila.example.test", "A");
+    assert!(answer.contains("; fully validated"), "{answer}");
+    assert!(answer.contains(&site.addr(11)), "{answer}");
+    let mx = delv(&site, &anchors, "example.test", "MX");
+    assert!(mx.contains("; fully validated"), "{mx}");
+    let nxdomain = delv(&site, &anchors, "nothing.example.test", "A");
+    assert!(
+        nxdomain.contains("; negative response, fully validated") && nxdomain.contains("NXDOMAIN"),
+        "{nxdomain}"
+    );
+    let nodata = delv(&site, &anchors, "maila.example.test", "MX");
+    assert!(
+        nodata.contains("; negative response, fully validated"),
+        "{nodata}"
+    );
+    // An empty non-terminal exists (NODATA, not NXDOMAIN), proven by its own NSEC.
+    let between = delv(&site, &anchors, "_tcp.example.test", "TXT");
+    assert!(
+        between.contains("; negative response, fully validated"),
+        "{between}"
+    );
+    assert!(!between.contains("NXDOMAIN"), "{between}");
+
+    // Signatures come only to clients that ask for them (DO).
+    let server = format!("@{}", site.dns.ip());
+    let port = site.dns.port().to_string();
+    let signed = dig(&[&server, "-p", &port, "+dnssec", "maila.example.test", "A"]);
+    assert!(signed.contains("RRSIG\tA 13 3 5"), "{signed}");
+    assert!(signed.contains("flags: do;"), "{signed}");
+    let plain = dig(&[&server, "-p", &port, "maila.example.test", "A"]);
+    assert!(!plain.contains("RRSIG"), "{plain}");
+    // A wrong anchor fails validation: the answers are checked, not just passed on.
+    let wrong = site.dir.join("wrong.conf");
+    let mut digest = ds[7].to_string();
+    let last = if digest.ends_with('0') { "1" } else { "0" };
+    digest.replace_range(digest.len() - 1.., last);
+    std::fs::write(
+        &wrong,
+        format!(
+            "trust-anchors {{ example.test. static-ds {} {} {} \"{digest}\"; }};\n",
+            ds[4], ds[5], ds[6]
+        ),
+    )
+    .expect("the anchors file");
+    let refused = delv(&site, &wrong, "maila.example.test", "A");
+    assert!(!refused.contains("fully validated"), "{refused}");
+
+    // A live change is signed too.
+    site.ok(&["letter", "move", "a", "mailbox2"], None);
+    let moved = site.within(Duration::from_secs(2), || {
+        let answer = delv(&site, &anchors, "maila.example.test", "A");
+        answer.contains("; fully validated") && answer.contains(&site.addr(12))
+    });
+    assert!(
+        moved.is_some(),
+        "the moved letter's answer did not validate"
+    );
+}

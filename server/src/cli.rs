@@ -814,7 +814,11 @@ async fn zone_export(
     // TLSA records as this node's DNS role publishes them: from the certificate this
     // node has (none is made here).
     let certificate = crate::tls::public_key_digest(admin.config())?;
-    let zone = crate::dns::Zone::build_with(&map, certificate);
+    // Signed as the dns role signs it (the keys are made if the site has none yet).
+    let domains: Vec<String> = admin.config().domains().map(str::to_string).collect();
+    let keys =
+        crate::dns::dnssec::Keys::load(admin.directory(), &domains, admin.config().dnssec).await?;
+    let zone = crate::dns::Zone::build_signed(&map, certificate, &keys);
     let domain = domain
         .unwrap_or_else(|| admin.config().domain.clone())
         .to_ascii_lowercase();

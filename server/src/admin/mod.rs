@@ -28,6 +28,7 @@ pub mod app_passwords;
 pub mod blocks;
 pub mod dkim;
 pub mod dns_check;
+pub mod dnssec;
 pub mod letters;
 pub mod mailboxes;
 pub mod queue;

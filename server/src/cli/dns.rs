@@ -1,5 +1,6 @@
 //! `mailsite dns check`: what the site's DNS server answers against what the servers
-//! present, through the admin core. Only parsing and printing here.
+//! present; `mailsite dns ds`: the DS records for the parent zone. Through the admin
+//! core. Only parsing and printing here.
 
 use clap::Subcommand;
 
@@ -16,10 +17,38 @@ pub enum DnsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Print the DS record of each domain's zone signing key (DNSSEC), for the parent
+    /// zone: give it to the registrar, and resolvers validate the site's answers from
+    /// then on. The key is made now if the site has none yet; it stays the same until
+    /// the site database is replaced.
+    Ds {
+        /// Print JSON (domain, key tag, DS and DNSKEY) instead of the DS lines.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub async fn dns(admin: &Admin, cmd: DnsCommand) -> anyhow::Result<()> {
     match cmd {
+        DnsCommand::Ds { json } => {
+            let delegations = admin.dnssec_delegations().await?;
+            if json {
+                let rows: Vec<serde_json::Value> = delegations
+                    .iter()
+                    .map(|d| serde_json::json!({"domain": d.domain, "key_tag": d.key_tag, "ds": d.ds, "dnskey": d.dnskey}))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                for d in &delegations {
+                    println!(
+                        "; {} (key tag {}): publish in the parent zone",
+                        d.domain, d.key_tag
+                    );
+                    println!("{}", d.ds);
+                }
+            }
+            Ok(())
+        }
         DnsCommand::Check { json } => {
             let findings = admin.dns_check().await?;
             if json {

@@ -10,6 +10,7 @@ pub mod app_passwords;
 pub mod blocks;
 pub mod changes;
 pub mod dkim;
+pub mod dnssec;
 mod history;
 pub mod import;
 pub mod password;

@@ -14,6 +14,7 @@
 
 #[cfg(target_os = "linux")]
 mod batch;
+pub mod dnssec;
 mod prepared;
 pub mod rate_limit;
 pub mod zone;
@@ -121,10 +122,13 @@ impl RequestHandler for Handler {
         request: &Request,
         mut response_handle: R,
     ) -> ResponseInfo {
+        // DO (RFC 3225): the client wants the signatures, and says so back.
+        let dnssec_ok = request.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
         let response_edns = request.edns.as_ref().map(|req| {
             let mut edns = Edns::new();
             edns.set_max_payload(req.max_payload().max(512));
             edns.set_version(0);
+            edns.set_dnssec_ok(dnssec_ok);
             edns
         });
         let edns = response_edns.as_ref();
@@ -152,45 +156,66 @@ impl RequestHandler for Handler {
         let mut metadata = Metadata::response_from_request(&request.metadata);
         metadata.authoritative = true;
         let builder = MessageResponseBuilder::new(&request.queries, edns);
-        let none: &[Record] = &[];
-        let minimal_any: [Record; 1];
-        let (answers, rest, soa, additionals): (&[Record], &[Record], &[Record], &[Record]) =
-            match zone.lookup(info.query.name(), info.query.query_type()) {
-                Lookup::Refused => {
-                    return self
-                        .error(request, edns, ResponseCode::Refused, response_handle)
-                        .await;
+        let signed = dnssec_ok && zone.signed();
+        let qname = info.query.name();
+        let minimal_any: Record;
+        let denial: Vec<Record>;
+        let mut answers: Vec<&Record> = Vec::new();
+        let mut authority: Vec<&Record> = Vec::new();
+        let mut additionals: &[Record] = &[];
+        let lookup = zone.lookup(qname, info.query.query_type());
+        let exists = matches!(lookup, Lookup::NoData(_));
+        match lookup {
+            Lookup::Refused => {
+                return self
+                    .error(request, edns, ResponseCode::Refused, response_handle)
+                    .await;
+            }
+            Lookup::Found(set) => {
+                let n = set.records.len();
+                let k = if n > 1 {
+                    self.turn.fetch_add(1, Ordering::Relaxed) % n
+                } else {
+                    0
+                };
+                answers.extend(set.records[k..].iter().chain(&set.records[..k]));
+                if signed {
+                    answers.extend(&set.signatures);
                 }
-                Lookup::Found(set) => {
-                    let n = set.records.len();
-                    let k = if n > 1 {
-                        self.turn.fetch_add(1, Ordering::Relaxed) % n
-                    } else {
-                        0
-                    };
-                    (&set.records[k..], &set.records[..k], none, &set.additionals)
-                }
-                // RFC 8482: one synthesised HINFO instead of every record of the name.
-                Lookup::Any(_) => {
-                    minimal_any = [Record::from_rdata(
-                        info.query.name().into(),
-                        ANY_TTL,
-                        RData::HINFO(HINFO::new("RFC8482".to_string(), String::new())),
-                    )];
-                    (&minimal_any[..], none, none, none)
-                }
-                Lookup::NoData(soa) => (none, none, std::slice::from_ref(soa), none),
-                Lookup::NxDomain(soa) => {
+                additionals = &set.additionals;
+            }
+            // RFC 8482: a signed zone gives one of the name's record sets with its
+            // signature (4.1); otherwise one synthesised HINFO instead of every record.
+            Lookup::Any(node) if signed && !node.sets.is_empty() => {
+                let set = &node.sets[0];
+                answers.extend(set.records.iter().chain(&set.signatures));
+            }
+            Lookup::Any(_) => {
+                minimal_any = Record::from_rdata(
+                    qname.into(),
+                    ANY_TTL,
+                    RData::HINFO(HINFO::new("RFC8482".to_string(), String::new())),
+                );
+                answers.push(&minimal_any);
+            }
+            Lookup::NoData(soa) | Lookup::NxDomain(soa) => {
+                if !exists {
                     metadata.response_code = ResponseCode::NXDomain;
-                    (none, none, std::slice::from_ref(soa), none)
                 }
-            };
+                authority.push(soa);
+                if signed {
+                    authority.extend(zone.soa_signatures(soa));
+                    denial = zone.denial(qname, exists);
+                    authority.extend(&denial);
+                }
+            }
+        }
         self.metrics.dns(rcode_index(metadata.response_code));
         let response = builder.build(
             metadata,
-            answers.iter().chain(rest.iter()),
-            none.iter(),
-            soa.iter(),
+            answers,
+            std::iter::empty(),
+            authority,
             additionals.iter(),
         );
         match response_handle.send_response(response).await {
@@ -561,9 +586,14 @@ pub async fn start(site: &Arc<Site>, stop: watch::Receiver<bool>) -> anyhow::Res
         }
     };
     let mut digest = certificate();
-    let zone = Arc::new(ArcSwap::from_pointee(Zone::build_with(
+    let domains: Vec<String> = snapshot.config().domains().map(str::to_string).collect();
+    let keys = dnssec::Keys::load(&site.directory, &domains, snapshot.config().dnssec)
+        .await
+        .context("cannot read or make the zone signing keys (DNSSEC)")?;
+    let zone = Arc::new(ArcSwap::from_pointee(Zone::build_signed(
         &snapshot.map,
         digest,
+        &keys,
     )));
     let handler = Handler::new(zone.clone(), site.metrics.clone());
     // One receive loop per core: the kernel spreads clients across the sockets.
@@ -596,6 +626,10 @@ pub async fn start(site: &Arc<Site>, stop: watch::Receiver<bool>) -> anyhow::Res
         let mut check = tokio::time::interval(CERTIFICATE_CHECK);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         check.tick().await;
+        // Signatures are made again well before they run out, changes or not.
+        let mut resign = tokio::time::interval(dnssec::RESIGN);
+        resign.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        resign.tick().await;
         loop {
             // DKIM keys leave the zone at a time of their own, not at a change.
             let now = crate::dkim::now();
@@ -609,6 +643,7 @@ pub async fn start(site: &Arc<Site>, stop: watch::Receiver<bool>) -> anyhow::Res
             tokio::select! {
                 changed = changes.changed() => if changed.is_err() { break },
                 () = due => {}
+                _ = resign.tick(), if !keys.is_empty() => {}
                 _ = check.tick() => {
                     let now_digest = certificate();
                     if now_digest == digest {
@@ -619,7 +654,7 @@ pub async fn start(site: &Arc<Site>, stop: watch::Receiver<bool>) -> anyhow::Res
                 }
             }
             let snapshot = site.snapshot();
-            live.store(Arc::new(Zone::build_with(&snapshot.map, digest)));
+            live.store(Arc::new(Zone::build_signed(&snapshot.map, digest, &keys)));
         }
     });
     Ok(Dns { tcp, udp, zone })

@@ -230,7 +230,8 @@ fn parse<'n>(query: &[u8], name: &'n mut [u8; 256]) -> Option<Plain<'n>> {
         if opt.len() != 11 || opt[0] != 0 || opt[1..3] != [0, 41] || opt[5..7] != [0, 0] {
             return None;
         }
-        if opt[9..11] != [0, 0] {
+        // No options, and DO clear: signatures are the hickory path's.
+        if opt[9..11] != [0, 0] || opt[7] & 0x80 != 0 {
             return None;
         }
         Some(u16::from_be_bytes([opt[3], opt[4]]))
@@ -283,7 +284,7 @@ mod tests {
         if let Some(payload) = q.payload {
             out.extend_from_slice(&[0, 0, 41]);
             out.extend_from_slice(&payload.to_be_bytes());
-            out.extend_from_slice(&[0, 0, 0x80, 0, 0, 0]);
+            out.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
         }
         out
     }

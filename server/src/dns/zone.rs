@@ -14,6 +14,8 @@ use mailsite_shared::autoconfig::pacc;
 use mailsite_shared::mta_sts;
 use mailsite_shared::route::alias_label;
 
+use super::dnssec::{self, Keys};
+
 /// One record set of a name, with the records a resolver will want next (the
 /// addresses of MX, SRV and NS targets).
 #[derive(Debug, Default)]
@@ -21,6 +23,8 @@ pub struct RecordSet {
     pub rtype: Option<RecordType>,
     pub records: Vec<Record>,
     pub additionals: Vec<Record>,
+    /// The RRSIG over the records, in a signed zone.
+    pub signatures: Vec<Record>,
 }
 
 /// Every record set of one name.
@@ -40,7 +44,7 @@ impl Node {
 /// The answer to a query, before it is put on the wire.
 pub enum Lookup<'z> {
     Found(&'z RecordSet),
-    Any(&'z [Record]),
+    Any(&'z Node),
     /// The name exists but has no records of that type.
     NoData(&'z Record),
     NxDomain(&'z Record),
@@ -57,6 +61,8 @@ pub struct Zone {
     ordered: Vec<Record>,
     /// The UDP answers to plain queries, encoded ahead.
     prepared: super::prepared::Prepared,
+    /// In a signed zone, every name in canonical order (RFC 4034 6.1), for NSEC.
+    names: Vec<Name>,
 }
 
 fn name(text: &str) -> Name {
@@ -88,10 +94,15 @@ impl Zone {
         Zone::build_with(site, None)
     }
 
-    /// The zone of the site; `certificate` is the SHA-256 of the server certificate's
-    /// public key, published as DANE-EE TLSA records (3 1 1) for the sorters' SMTP and
-    /// submission ports.
+    /// The zone of the site, unsigned; `certificate` is the SHA-256 of the server
+    /// certificate's public key, published as DANE-EE TLSA records (3 1 1) for the
+    /// sorters' SMTP and submission ports.
     pub fn build_with(site: &SiteMap, certificate: Option<[u8; 32]>) -> Zone {
+        Zone::build_signed(site, certificate, &Keys::default())
+    }
+
+    /// The zone of the site, each domain with a key of `keys` signed (DNSSEC).
+    pub fn build_signed(site: &SiteMap, certificate: Option<[u8; 32]>, keys: &Keys) -> Zone {
         let config = &site.config;
         let mut zone = Zone::default();
         let serial = site.generation.clamp(1, i64::from(u32::MAX)) as u32;
@@ -269,9 +280,15 @@ impl Zone {
                     RData::SRV(SRV::new(0, 1, port, at(target))),
                 ));
             }
+            if let Some(key) = keys.for_apex(&apex) {
+                add(key.dnskey_record(config.ttl));
+            }
             zone.origins.push((LowerName::new(&apex), soa));
         }
         zone.index();
+        if !keys.is_empty() {
+            zone.sign(keys, now.max(0) as u64);
+        }
         zone.prepared = super::prepared::Prepared::build(&zone);
         zone
     }
@@ -295,7 +312,7 @@ impl Zone {
                 None => node.sets.push(RecordSet {
                     rtype: Some(rtype),
                     records: vec![record.clone()],
-                    additionals: Vec::new(),
+                    ..RecordSet::default()
                 }),
             }
             node.all.push(record.clone());
@@ -332,6 +349,126 @@ impl Zone {
         }
     }
 
+    /// Signs every domain that has a key: NSEC records for every name (empty
+    /// non-terminals included), then an RRSIG for every record set.
+    fn sign(&mut self, keys: &Keys, now: u64) {
+        let mut signed = Vec::new();
+        for (apex, soa) in &self.origins {
+            if let Some(key) = keys.for_apex(&Name::from(apex)) {
+                // NSEC's TTL: the SOA's negative caching TTL (RFC 9077).
+                let ttl = match &soa.data {
+                    RData::SOA(fields) => fields.minimum.min(soa.ttl),
+                    _ => soa.ttl,
+                };
+                signed.push((apex.clone(), key, ttl));
+            }
+        }
+        let owners: Vec<LowerName> = self.nodes.keys().cloned().collect();
+        for owner in &owners {
+            if let Some((apex, ..)) = signed.iter().find(|(apex, ..)| apex.zone_of(owner)) {
+                for name in dnssec::with_ancestors(owner, apex).into_iter().skip(1) {
+                    self.nodes.entry(name).or_default();
+                }
+            }
+        }
+        for (apex, key, ttl) in &signed {
+            let mut names: Vec<Name> = self
+                .nodes
+                .keys()
+                .filter(|name| apex.zone_of(name))
+                .map(Name::from)
+                .collect();
+            names.sort();
+            for (i, owner) in names.iter().enumerate() {
+                let next = names.get(i + 1).unwrap_or(&names[0]);
+                let Some(node) = self.nodes.get_mut(&LowerName::new(owner)) else {
+                    continue;
+                };
+                let types: Vec<RecordType> = node.sets.iter().filter_map(|set| set.rtype).collect();
+                let record = dnssec::nsec(owner, next, &types, *ttl);
+                node.all.push(record.clone());
+                self.ordered.push(record.clone());
+                node.sets.push(RecordSet {
+                    rtype: Some(RecordType::NSEC),
+                    records: vec![record],
+                    ..RecordSet::default()
+                });
+                for set in &mut node.sets {
+                    match key.sign(&set.records, now) {
+                        Ok(signature) => {
+                            self.ordered.push(signature.clone());
+                            set.signatures = vec![signature];
+                        }
+                        Err(error) => {
+                            tracing::warn!(%owner, error = format!("{error:#}"), "cannot sign a record set")
+                        }
+                    }
+                }
+            }
+            self.names.extend(names);
+        }
+        self.names.sort();
+    }
+
+    /// Whether any domain of the zone is signed.
+    pub fn signed(&self) -> bool {
+        !self.names.is_empty()
+    }
+
+    /// The signatures over the SOA record `soa` (none in an unsigned zone).
+    pub fn soa_signatures(&self, soa: &Record) -> &[Record] {
+        self.nodes
+            .get(&LowerName::new(&soa.name))
+            .and_then(|node| node.set(RecordType::SOA))
+            .map_or(&[], |set| &set.signatures)
+    }
+
+    /// The NSEC records, with their signatures, that prove `qname` has no record of
+    /// the type asked (`exists`), or that neither it nor a wildcard that could stand
+    /// for it exists (RFC 4035 3.1.3). None in an unsigned zone.
+    pub fn denial(&self, qname: &LowerName, exists: bool) -> Vec<Record> {
+        let mut out: Vec<Record> = Vec::new();
+        let mut add = |owner: Option<&Name>| {
+            let Some(set) = owner
+                .and_then(|owner| self.nodes.get(&LowerName::new(owner)))
+                .and_then(|node| node.set(RecordType::NSEC))
+            else {
+                return;
+            };
+            if !out
+                .iter()
+                .any(|r| set.records.iter().any(|s| s.name == r.name))
+            {
+                out.extend(set.records.iter().cloned());
+                out.extend(set.signatures.iter().cloned());
+            }
+        };
+        if self.names.is_empty() {
+            return out;
+        }
+        let name = Name::from(qname);
+        if exists {
+            add(Some(&name));
+            return out;
+        }
+        add(self.covering(&name));
+        let mut encloser = qname.base_name();
+        while !encloser.is_root() && !self.nodes.contains_key(&encloser) {
+            encloser = encloser.base_name();
+        }
+        if let Ok(wildcard) = Name::from_ascii("*").and_then(|w| w.append_domain(&encloser)) {
+            add(self.covering(&wildcard));
+        }
+        out
+    }
+
+    /// The name of the zone just before `name` in canonical order: the owner of the
+    /// NSEC record whose span covers it.
+    fn covering(&self, name: &Name) -> Option<&Name> {
+        let at = self.names.partition_point(|n| n < name);
+        at.checked_sub(1).map(|at| &self.names[at])
+    }
+
     /// Answers a question.
     pub fn lookup(&self, qname: &LowerName, qtype: RecordType) -> Lookup<'_> {
         let Some((_, soa)) = self
@@ -345,7 +482,7 @@ impl Zone {
             return Lookup::NxDomain(soa);
         };
         if qtype == RecordType::ANY {
-            return Lookup::Any(&node.all);
+            return Lookup::Any(node);
         }
         match node.set(qtype) {
             Some(set) => Lookup::Found(set),

@@ -235,6 +235,9 @@ pub struct SiteConfig {
     /// Every this many responses over the limit one goes out truncated (TC=1), so that
     /// a real resolver behind a busy network retries over TCP; 0: none.
     pub dns_rate_limit_slip: u32,
+    /// Whether the zone is signed (DNSSEC, RFC 4033): a key per domain in the site
+    /// database, RRSIG and NSEC records in answers to queries with the DO bit.
+    pub dnssec: bool,
     pub ports: Ports,
     pub timeouts: Timeouts,
     pub limits: ConnectionLimits,
@@ -852,6 +855,7 @@ impl SiteConfig {
             outbox_ttl: raw.dns.outbox_ttl,
             dns_rate_limit: raw.dns.rate_limit,
             dns_rate_limit_slip: raw.dns.rate_limit_slip,
+            dnssec: raw.dns.dnssec,
             ports: raw.ports,
             timeouts,
             limits,

@@ -118,6 +118,12 @@ pub(super) struct RawDns {
     pub(super) rate_limit: u32,
     #[serde(default = "default_dns_rate_limit_slip")]
     pub(super) rate_limit_slip: u32,
+    #[serde(default = "default_dnssec")]
+    pub(super) dnssec: bool,
+}
+
+pub(super) fn default_dnssec() -> bool {
+    true
 }
 
 #[derive(Deserialize, Default)]
