@@ -18,7 +18,7 @@ import sys
 import tempfile
 
 from selenium import webdriver
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -79,10 +79,14 @@ def text(css):
 
 def wait_for_page(prefix):
     """Waits until the page's heading starts with `prefix`; returns the heading."""
-    WebDriverWait(
-        driver, 20, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)
-    ).until(lambda d: d.find_element(By.TAG_NAME, "h1").text.startswith(prefix))
-    return text("h1")
+    # The heading is read in one script call: an element handle taken while the
+    # page is being replaced can belong to the old document, which Chromium reports
+    # as an inspector error rather than a stale element.
+    read = "const h = document.querySelector('h1'); return h ? h.innerText : '';"
+    heading = WebDriverWait(driver, 20, ignored_exceptions=(WebDriverException,)).until(
+        lambda d: (lambda t: t if t.startswith(prefix) else None)(d.execute_script(read))
+    )
+    return heading
 
 
 def shot(name):
