@@ -2,6 +2,8 @@
 //! Autodiscover (POX and JSON v2), Apple profiles, health and metrics, and hostile input.
 
 mod common;
+#[path = "autoconfig/connections.rs"]
+mod connections;
 
 use std::time::Duration;
 

@@ -17,6 +17,7 @@ mod relay;
 mod replies;
 mod report;
 mod web;
+mod wire;
 
 use std::sync::OnceLock;
 
@@ -206,6 +207,12 @@ pub fn http_requests(data: &[u8]) {
     web::http_requests(data);
 }
 
+/// Any bytes as one HTTP connection to the front door: the prepared HTTP/1.1 path
+/// writes what hyper alone would, byte for byte, `date` headers aside (`wire`).
+pub fn http_wire(data: &[u8]) {
+    wire::http_wire(data);
+}
+
 /// Any bytes as a helper report uploaded to the console: a clear error or the
 /// explanation, in HTML that escapes everything from the report (`report`).
 pub fn console_reports(data: &[u8]) {
@@ -291,6 +298,11 @@ mod tests {
     #[test]
     fn http_holds_on_seeds() {
         hold_on_seeds("http_requests", http_requests);
+    }
+
+    #[test]
+    fn http_wire_holds_on_seeds() {
+        hold_on_seeds("http_wire", http_wire);
     }
 
     #[test]

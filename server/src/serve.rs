@@ -154,10 +154,10 @@ pub async fn serve(config: SiteConfig, embedded: bool) -> anyhow::Result<()> {
         let app = App::new(site.clone(), ready.clone());
         let console = crate::console::Console::new(config.clone(), app.clone());
         let router = crate::autoconfig::counted(
-            crate::autoconfig::router(app).merge(crate::console::router(console)),
+            crate::autoconfig::router(app.clone()).merge(crate::console::router(console)),
             site.metrics.clone(),
         );
-        let threads = crate::http::serve(listeners, router, stop_rx.clone())
+        let threads = crate::http::serve(listeners, app, router, stop_rx.clone())
             .context("cannot start the HTTP threads")?;
         for thread in threads {
             tasks.spawn(async move {

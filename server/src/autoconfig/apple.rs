@@ -1,18 +1,23 @@
 //! `GET /mobileconfig?emailaddress=`: an Apple configuration profile for one user.
 
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, Uri, header};
-use axum::response::Response;
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use mailsite_shared::autoconfig::apple;
 
-use super::{App, Kind, account, plain_error, query_param, respond};
+use super::{Answer, App, Kind, account, query_param};
 use crate::metrics::Endpoint;
 
 pub(super) async fn profile(State(app): State<App>, uri: Uri) -> Response {
+    answer(&app, uri.query()).into_response()
+}
+
+/// The profile for the query's `emailaddress` (or `email`).
+pub(super) fn answer(app: &App, query: Option<&str>) -> Answer {
     let site = app.site.view();
-    let email = match query_param(uri.query(), "emailaddress") {
+    let email = match query_param(query, "emailaddress") {
         Ok(Some(email)) => Ok(email),
-        Ok(None) => match query_param(uri.query(), "email") {
+        Ok(None) => match query_param(query, "email") {
             Ok(Some(email)) => Ok(email),
             Ok(None) => {
                 Err("a profile is made for one user: add ?emailaddress=you@your.domain".to_string())
@@ -25,20 +30,18 @@ pub(super) async fn profile(State(app): State<App>, uri: Uri) -> Response {
         .and_then(|email| account(&site, &email).map_err(|r| format!("emailaddress: {}", r.0)));
     match account {
         Ok(account) => {
-            let mut response = respond(
+            let mut answer = Answer::new(
                 Endpoint::Mobileconfig,
                 StatusCode::OK,
                 apple::CONTENT_TYPE,
                 app.document(&site, &account, Kind::Apple),
             );
-            let disposition = format!("attachment; filename=\"{}.mobileconfig\"", account.domain);
-            if let Ok(value) = HeaderValue::from_str(&disposition) {
-                response
-                    .headers_mut()
-                    .insert(header::CONTENT_DISPOSITION, value);
-            }
-            response
+            answer.disposition = Some(format!(
+                "attachment; filename=\"{}.mobileconfig\"",
+                account.domain
+            ));
+            answer
         }
-        Err(reason) => plain_error(Endpoint::Mobileconfig, StatusCode::BAD_REQUEST, &reason),
+        Err(reason) => Answer::error(Endpoint::Mobileconfig, StatusCode::BAD_REQUEST, &reason),
     }
 }

@@ -7,18 +7,18 @@
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use mailsite_shared::autoconfig::autodiscover;
 
-use super::{App, Kind, account, query_param, respond};
+use super::{Answer, App, Kind, account, query_param};
 use crate::metrics::Endpoint;
 use crate::state::Snapshot;
 
 const XML: &str = "application/xml; charset=utf-8";
 const JSON: &str = "application/json; charset=utf-8";
 
-fn error(code: u16, message: &str) -> Response {
-    respond(
+fn error(code: u16, message: &str) -> Answer {
+    Answer::new(
         Endpoint::AutodiscoverXml,
         StatusCode::BAD_REQUEST,
         XML,
@@ -27,7 +27,12 @@ fn error(code: u16, message: &str) -> Response {
 }
 
 pub(super) async fn pox(State(app): State<App>, _headers: HeaderMap, body: Bytes) -> Response {
-    let Ok(text) = std::str::from_utf8(&body) else {
+    pox_answer(&app, &body).into_response()
+}
+
+/// The answer to a POX request with this body.
+pub(super) fn pox_answer(app: &App, body: &[u8]) -> Answer {
+    let Ok(text) = std::str::from_utf8(body) else {
         return error(600, "Invalid Request: the body is not UTF-8 text");
     };
     if text.trim().is_empty() {
@@ -52,7 +57,7 @@ pub(super) async fn pox(State(app): State<App>, _headers: HeaderMap, body: Bytes
     }
     let site = app.site.view();
     match account(&site, &request.email) {
-        Ok(account) => respond(
+        Ok(account) => Answer::new(
             Endpoint::AutodiscoverXml,
             StatusCode::OK,
             XML,
@@ -66,14 +71,18 @@ pub(super) async fn pox(State(app): State<App>, _headers: HeaderMap, body: Bytes
 }
 
 pub(super) async fn pox_get() -> Response {
+    pox_get_answer().into_response()
+}
+
+pub(super) fn pox_get_answer() -> Answer {
     error(
         600,
         "Invalid Request: POST an Autodiscover request to this address",
     )
 }
 
-fn json_error(code: &str, message: &str) -> Response {
-    respond(
+fn json_error(code: &str, message: &str) -> Answer {
+    Answer::new(
         Endpoint::AutodiscoverJson,
         StatusCode::BAD_REQUEST,
         JSON,
@@ -81,7 +90,7 @@ fn json_error(code: &str, message: &str) -> Response {
     )
 }
 
-fn json_answer(site: &Snapshot, email: Option<String>, protocol: Option<String>) -> Response {
+fn json_answer(site: &Snapshot, email: Option<String>, protocol: Option<String>) -> Answer {
     let Some(email) = email.filter(|e| !e.is_empty()) else {
         return json_error(
             "InvalidUser",
@@ -114,7 +123,7 @@ fn json_answer(site: &Snapshot, email: Option<String>, protocol: Option<String>)
         &format!("autodiscover.{}", account.domain),
         "/autodiscover/autodiscover.xml",
     );
-    respond(
+    Answer::new(
         Endpoint::AutodiscoverJson,
         StatusCode::OK,
         JSON,
@@ -132,9 +141,14 @@ fn site_url(site: &Snapshot, host: &str, path: &str) -> String {
 }
 
 pub(super) async fn json(State(app): State<App>, uri: Uri) -> Response {
+    json_query(&app, uri.query()).into_response()
+}
+
+/// The JSON v2 answer for a query naming `Email` and `Protocol`.
+pub(super) fn json_query(app: &App, query: Option<&str>) -> Answer {
     let site = app.site.view();
-    let email = query_param(uri.query(), "Email");
-    let protocol = query_param(uri.query(), "Protocol");
+    let email = query_param(query, "Email");
+    let protocol = query_param(query, "Protocol");
     match (email, protocol) {
         (Ok(email), Ok(protocol)) => json_answer(&site, email, protocol),
         (Err(reason), _) | (_, Err(reason)) => json_error("InvalidRequest", &reason),
@@ -151,4 +165,5 @@ pub(super) async fn json_path(
         Ok(protocol) => json_answer(&site, Some(email), protocol),
         Err(reason) => json_error("InvalidRequest", &reason),
     }
+    .into_response()
 }

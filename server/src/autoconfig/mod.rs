@@ -10,6 +10,7 @@
 
 mod apple;
 mod autodiscover;
+mod fast;
 mod mta_sts;
 mod pacc;
 mod preference;
@@ -212,9 +213,14 @@ pub(crate) fn query_param(query: Option<&str>, name: &str) -> Result<Option<Stri
     Ok(None)
 }
 
+/// The `Host` of a request, when it is visible ASCII.
+pub(crate) fn host(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::HOST)?.to_str().ok()
+}
+
 /// The site domain a request's Host names (`autoconfig.<domain>`), if any.
-pub(crate) fn host_domain(site: &Snapshot, headers: &HeaderMap) -> Option<String> {
-    let host = headers.get(header::HOST)?.to_str().ok()?;
+pub(crate) fn host_domain(site: &Snapshot, host: Option<&str>) -> Option<String> {
+    let host = host?;
     let host = host
         .rsplit_once(':')
         .map_or(host, |(h, _)| h)
@@ -248,6 +254,60 @@ pub(crate) fn respond(
         HeaderValue::from_static("nosniff"),
     );
     response
+}
+
+/// An answer of the four setup documents' endpoints before it is a response: the router
+/// turns it into one ([`IntoResponse`]), the prepared HTTP/1.1 path ([`fast`]) writes it
+/// to the socket as hyper would.
+pub(crate) struct Answer {
+    pub endpoint: Endpoint,
+    pub status: StatusCode,
+    pub content_type: &'static str,
+    /// The `Content-Disposition` (the Apple profile's file name).
+    pub disposition: Option<String>,
+    pub body: String,
+}
+
+impl Answer {
+    pub(crate) fn new(
+        endpoint: Endpoint,
+        status: StatusCode,
+        content_type: &'static str,
+        body: String,
+    ) -> Answer {
+        Answer {
+            endpoint,
+            status,
+            content_type,
+            disposition: None,
+            body,
+        }
+    }
+
+    /// A plain-text error, as [`plain_error`].
+    pub(crate) fn error(endpoint: Endpoint, status: StatusCode, message: &str) -> Answer {
+        Answer::new(
+            endpoint,
+            status,
+            "text/plain; charset=utf-8",
+            format!("{message}\n"),
+        )
+    }
+}
+
+impl IntoResponse for Answer {
+    fn into_response(self) -> Response {
+        let mut response = respond(self.endpoint, self.status, self.content_type, self.body);
+        if let Some(value) = self
+            .disposition
+            .and_then(|d| HeaderValue::from_str(&d).ok())
+        {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_DISPOSITION, value);
+        }
+        response
+    }
 }
 
 pub(crate) fn plain_error(endpoint: Endpoint, status: StatusCode, message: &str) -> Response {

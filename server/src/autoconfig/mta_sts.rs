@@ -13,7 +13,7 @@ use crate::metrics::Endpoint;
 
 pub(super) async fn policy(State(app): State<App>, headers: HeaderMap) -> Response {
     let site = app.site.view();
-    match host_domain(&site, &headers) {
+    match host_domain(&site, super::host(&headers)) {
         // RFC 8461 3.3: text/plain.
         Some(domain) => respond(
             Endpoint::MtaSts,

@@ -12,7 +12,8 @@ use crate::metrics::Endpoint;
 
 pub(super) async fn document(State(app): State<App>, headers: HeaderMap) -> Response {
     let site = app.site.view();
-    let domain = host_domain(&site, &headers).unwrap_or_else(|| site.config().domain.clone());
+    let domain =
+        host_domain(&site, super::host(&headers)).unwrap_or_else(|| site.config().domain.clone());
     match Document::for_domain(site.config(), &domain) {
         Ok(document) => respond(Endpoint::Pacc, StatusCode::OK, CONTENT_TYPE, document.bytes),
         Err(why) => plain_error(Endpoint::Pacc, StatusCode::NOT_FOUND, &why),

@@ -4,34 +4,39 @@
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use mailsite_shared::autoconfig::ClientConfig;
 use mailsite_shared::autoconfig::thunderbird::{self, Version};
 
-use super::{App, Kind, account, client_config, host_domain, plain_error, query_param, respond};
+use super::{Answer, App, Kind, account, client_config, host, host_domain, query_param};
 use crate::metrics::Endpoint;
 
 const XML: &str = "text/xml; charset=utf-8";
 
 pub(super) async fn config(State(app): State<App>, uri: Uri, headers: HeaderMap) -> Response {
-    answer(&app, &uri, &headers, Version::V1_1)
+    answer(&app, uri.query(), host(&headers), Version::V1_1).into_response()
 }
 
 pub(super) async fn config_v1_2(State(app): State<App>, uri: Uri, headers: HeaderMap) -> Response {
-    answer(&app, &uri, &headers, Version::V1_2)
+    answer(&app, uri.query(), host(&headers), Version::V1_2).into_response()
 }
 
-fn answer(app: &App, uri: &Uri, headers: &HeaderMap, version: Version) -> Response {
+/// The document for the query's `emailaddress`; `host` is the request's `Host`.
+pub(super) fn answer(
+    app: &App,
+    query: Option<&str>,
+    host: Option<&str>,
+    version: Version,
+) -> Answer {
     let site = app.site.view();
-    match query_param(uri.query(), "emailaddress") {
-        Err(reason) => plain_error(Endpoint::Thunderbird, StatusCode::BAD_REQUEST, &reason),
+    match query_param(query, "emailaddress") {
+        Err(reason) => Answer::error(Endpoint::Thunderbird, StatusCode::BAD_REQUEST, &reason),
         // Thunderbird may ask before the user typed an address: a valid document
         // with placeholders, for the domain the request was sent to.
         Ok(None) => {
-            let domain =
-                host_domain(&site, headers).unwrap_or_else(|| site.config().domain.clone());
+            let domain = host_domain(&site, host).unwrap_or_else(|| site.config().domain.clone());
             let config = ClientConfig::placeholder(site.config(), &domain);
-            respond(
+            Answer::new(
                 Endpoint::Thunderbird,
                 StatusCode::OK,
                 XML,
@@ -48,9 +53,9 @@ fn answer(app: &App, uri: &Uri, headers: &HeaderMap, version: Version) -> Respon
                         thunderbird::render_version(&client_config(&site, &account), Version::V1_2)
                     }
                 };
-                respond(Endpoint::Thunderbird, StatusCode::OK, XML, body)
+                Answer::new(Endpoint::Thunderbird, StatusCode::OK, XML, body)
             }
-            Err(refusal) => plain_error(
+            Err(refusal) => Answer::error(
                 Endpoint::Thunderbird,
                 StatusCode::BAD_REQUEST,
                 &format!("emailaddress: {}", refusal.0),

@@ -132,6 +132,8 @@ const ENCODED: &AsciiSet = &NON_ALPHANUMERIC
 pub struct Web {
     runtime: Runtime,
     router: Router,
+    /// The autoconfig service itself, for the prepared HTTP/1.1 path (`wire`).
+    pub(super) app: App,
     pub site: Arc<Site>,
     /// The `Cookie` header of the operator's session.
     session: String,
@@ -192,7 +194,7 @@ impl Web {
             .build()
             .expect("a tokio runtime for fuzzing");
         let scratch = scratch_dir("web");
-        let (router, site) = runtime.block_on(async {
+        let (router, site, app) = runtime.block_on(async {
             let mut config = SiteConfig::embedded();
             config.data_dir = scratch.clone();
             let directory = Directory::open(&config)
@@ -219,13 +221,15 @@ impl Web {
             let app = App::new(site.clone(), Arc::new(AtomicBool::new(true)));
             let console = Console::new(config, app.clone());
             (
-                autoconfig::router(app).merge(console::router(console)),
+                autoconfig::router(app.clone()).merge(console::router(console)),
                 site,
+                app,
             )
         });
         let mut web = Web {
             runtime,
             router,
+            app,
             site,
             session: String::new(),
             csrf: String::new(),

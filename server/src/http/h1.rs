@@ -1,0 +1,460 @@
+//! The prepared HTTP/1.1 path: a connection's requests are parsed here (httparse, the
+//! parser hyper itself uses) and the few that clients send at setup, answered from
+//! documents rendered ahead, are written straight to the socket without building a
+//! request or a response object. The first request this path does not take (another
+//! method or page, HTTP/1.0, a chunked or oversized body, `Expect`, `Upgrade`, a
+//! `Connection` option, a head it cannot parse) hands the connection, with the bytes
+//! already read, to hyper and the router for the rest of its life. HTTP/1.1 requests are
+//! answered in order, so the client cannot tell which path answered: the
+//! `http_wire` fuzz target checks that a connection's answers are hyper's byte for byte
+//! (the `date` header aside).
+
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Request};
+use axum::response::Response;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tower::{Layer, Service};
+
+/// Largest request head the prepared path reads before handing the connection over
+/// (hyper's own limit is far larger; real setup requests are under 1 KiB).
+pub const MAX_HEAD: usize = 16 * 1024;
+
+/// How long a connection may take to send a request's head, or stay idle between
+/// requests, on either path (hyper's `header_read_timeout`).
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Largest body the prepared path reads (autoconfig's own limit: larger bodies go to
+/// the router, which refuses them with 413).
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Headers read per request; a request with more goes to hyper.
+const HEADERS: usize = 32;
+
+/// A request the prepared path parsed: all an answer may depend on.
+#[derive(Debug)]
+pub struct Head<'a> {
+    pub method: &'a str,
+    /// The origin-form request target: the path and, after `?`, the query.
+    pub target: &'a str,
+    /// The first `Host` header, when it is visible ASCII (as `HeaderValue::to_str`).
+    pub host: Option<&'a str>,
+    /// The body, `Content-Length` bytes.
+    pub body: &'a [u8],
+}
+
+/// The answers the prepared path gives.
+pub trait Prepared: Clone + Send + Sync + 'static {
+    /// Appends the whole response to `request` (status line, headers, body; see
+    /// [`write_response`]) to `out`, or returns false, leaving `out` alone, when the
+    /// router should answer it.
+    fn answer(&self, request: &Head<'_>, out: &mut Vec<u8>) -> bool;
+}
+
+/// Appends an HTTP/1.1 response as hyper encodes it: the status line, `headers` (names
+/// in lower case), `content-length`, `date`, the blank line and `body`.
+pub fn write_response(out: &mut Vec<u8>, status: u16, headers: &[(&str, &str)], body: &[u8]) {
+    let reason = axum::http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("");
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(itoa::Buffer::new().format(status).as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(reason.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"content-length: ");
+    out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
+    out.extend_from_slice(b"\r\ndate: ");
+    date(out);
+    out.extend_from_slice(b"\r\n\r\n");
+    out.extend_from_slice(body);
+}
+
+/// The current time as an HTTP date, formatted once a second per thread.
+fn date(out: &mut Vec<u8>) {
+    use std::cell::RefCell;
+    use std::time::{SystemTime, UNIX_EPOCH};
+    thread_local! {
+        static NOW: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    let now = SystemTime::now();
+    let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    NOW.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        if cached.0 != second {
+            *cached = (second, httpdate::fmt_http_date(now));
+        }
+        out.extend_from_slice(cached.1.as_bytes());
+    });
+}
+
+/// What the prepared path made of the bytes at the start of a connection's buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    /// A request answered into the output: this many bytes of it are consumed.
+    Answered(usize),
+    /// The request is not complete yet.
+    More,
+    /// The router answers this request, and every later one on the connection.
+    HandOff,
+}
+
+/// Parses the request at the start of `buf` and answers it if it is one for the
+/// prepared path.
+pub fn step<P: Prepared>(prepared: &P, buf: &[u8], out: &mut Vec<u8>) -> Step {
+    // Empty lines before a request: hyper's to judge.
+    if buf.first().is_some_and(|b| matches!(b, b'\r' | b'\n')) {
+        return Step::HandOff;
+    }
+    let mut headers = [httparse::EMPTY_HEADER; HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    let head_len = match request.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => return Step::More,
+        Ok(httparse::Status::Partial) | Err(_) => return Step::HandOff,
+    };
+    let (Some(method), Some(target), Some(1)) = (request.method, request.path, request.version)
+    else {
+        return Step::HandOff;
+    };
+    if !target.starts_with('/') || !target.bytes().all(is_uri_byte) {
+        return Step::HandOff;
+    }
+    let mut host = None;
+    let mut length = None;
+    for header in request.headers.iter() {
+        let name = header.name;
+        if name.eq_ignore_ascii_case("host") {
+            if host.is_none() {
+                host = Some(visible(header.value));
+            }
+        } else if name.eq_ignore_ascii_case("content-length") {
+            match (length, digits(header.value)) {
+                (None, Some(n)) => length = Some(n),
+                _ => return Step::HandOff,
+            }
+        } else if name.eq_ignore_ascii_case("transfer-encoding")
+            || name.eq_ignore_ascii_case("expect")
+            || name.eq_ignore_ascii_case("upgrade")
+            || (name.eq_ignore_ascii_case("connection")
+                && !header.value.eq_ignore_ascii_case(b"keep-alive"))
+        {
+            return Step::HandOff;
+        }
+    }
+    let length = length.unwrap_or(0);
+    if length > MAX_BODY {
+        return Step::HandOff;
+    }
+    let Some(body) = buf.get(head_len..head_len + length) else {
+        return Step::More;
+    };
+    let head = Head {
+        method,
+        target,
+        host: host.flatten(),
+        body,
+    };
+    if prepared.answer(&head, out) {
+        Step::Answered(head_len + length)
+    } else {
+        Step::HandOff
+    }
+}
+
+/// The bytes of an origin-form target that `http::Uri` takes as they are (RFC 3986
+/// path and query characters): anything else goes to hyper, which decides.
+fn is_uri_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=:@/?".contains(&b)
+}
+
+/// A header value as `HeaderValue::to_str` gives it: visible ASCII and tabs only.
+fn visible(value: &[u8]) -> Option<&str> {
+    value
+        .iter()
+        .all(|&b| b == b'\t' || (32..127).contains(&b))
+        .then(|| std::str::from_utf8(value).ok())
+        .flatten()
+}
+
+/// A `Content-Length` value: decimal digits only, and not absurdly long.
+fn digits(value: &[u8]) -> Option<usize> {
+    if value.is_empty() || value.len() > 12 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(value).ok()?.parse().ok()
+}
+
+/// Serves one connection: the prepared path while it can, then hyper with `service`.
+/// Returns when the peer closes, the connection has been idle for [`HEAD_TIMEOUT`],
+/// or `stop` turns true between requests.
+pub async fn connection<IO, P, S>(
+    mut io: IO,
+    peer: SocketAddr,
+    prepared: P,
+    service: S,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    P: Prepared,
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut out: Vec<u8> = Vec::with_capacity(8192);
+    loop {
+        let mut consumed = 0;
+        let handoff = loop {
+            match step(&prepared, &buf[consumed..], &mut out) {
+                Step::Answered(n) => consumed += n,
+                Step::More => break false,
+                Step::HandOff => break true,
+            }
+        };
+        buf.drain(..consumed);
+        if !out.is_empty() {
+            if io.write_all(&out).await.is_err() {
+                return;
+            }
+            out.clear();
+        }
+        if handoff {
+            return hand_off(io, buf, peer, service, stop).await;
+        }
+        if *stop.borrow() {
+            return;
+        }
+        if buf.capacity() - buf.len() < 1024 {
+            buf.reserve(4096);
+        }
+        tokio::select! {
+            read = tokio::time::timeout(HEAD_TIMEOUT, io.read_buf(&mut buf)) => match read {
+                Ok(Ok(n)) if n > 0 => {}
+                // The peer closed in the middle of a request: hyper answers that.
+                Ok(Ok(_)) if !buf.is_empty() => {
+                    return hand_off(io, buf, peer, service, stop).await;
+                }
+                // The peer closed, failed, or said nothing in time.
+                _ => return,
+            },
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Serves the rest of a connection with hyper: the bytes already read come first.
+pub async fn hand_off<IO, S>(
+    io: IO,
+    read: Vec<u8>,
+    peer: SocketAddr,
+    service: S,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    use tower::ServiceExt;
+
+    let service = axum::Extension(ConnectInfo(peer))
+        .layer(service)
+        .map_request(|request: hyper::Request<hyper::body::Incoming>| {
+            request.map(axum::body::Body::new)
+        });
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEAD_TIMEOUT);
+    let io = TokioIo::new(Rewind { read, at: 0, io });
+    let connection = builder.serve_connection_with_upgrades(io, TowerToHyperService::new(service));
+    tokio::pin!(connection);
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            _ = connection.as_mut() => return,
+            _ = stop.wait_for(|s| *s), if !stopping => {
+                stopping = true;
+                connection.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}
+
+/// A stream whose first bytes were already read: they are read again first.
+struct Rewind<IO> {
+    read: Vec<u8>,
+    at: usize,
+    io: IO,
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Rewind<IO> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if this.at < this.read.len() {
+            let n = buf.remaining().min(this.read.len() - this.at);
+            buf.put_slice(&this.read[this.at..this.at + n]);
+            this.at += n;
+            if this.at == this.read.len() {
+                this.read = Vec::new();
+                this.at = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.io).poll_read(cx, buf)
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Rewind<IO> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Answers `GET /hello` only.
+    #[derive(Clone)]
+    struct Hello;
+
+    impl Prepared for Hello {
+        fn answer(&self, request: &Head<'_>, out: &mut Vec<u8>) -> bool {
+            if request.method != "GET" || request.target != "/hello" {
+                return false;
+            }
+            let host = request.host.unwrap_or("-");
+            write_response(out, 200, &[("content-type", "text/plain")], host.as_bytes());
+            true
+        }
+    }
+
+    fn run(input: &[u8]) -> (Vec<Step>, String) {
+        let mut out = Vec::new();
+        let mut steps = Vec::new();
+        let mut at = 0;
+        loop {
+            let step = step(&Hello, &input[at..], &mut out);
+            let done = !matches!(step, Step::Answered(_));
+            if let Step::Answered(n) = step {
+                at += n;
+            }
+            steps.push(step);
+            if done {
+                return (steps, String::from_utf8_lossy(&out).into_owned());
+            }
+        }
+    }
+
+    #[test]
+    fn pipelined_requests_are_answered_in_order_until_one_is_not_prepared() {
+        let first = "GET /hello HTTP/1.1\r\nHost: a.example\r\n\r\n";
+        let second = "GET /hello HTTP/1.1\r\nhost: b.example\r\nConnection: keep-alive\r\n\r\n";
+        let input = format!("{first}{second}GET /other HTTP/1.1\r\n\r\n");
+        let (steps, out) = run(input.as_bytes());
+        assert_eq!(
+            steps,
+            [
+                Step::Answered(first.len()),
+                Step::Answered(second.len()),
+                Step::HandOff
+            ]
+        );
+        assert!(
+            out.starts_with(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 9\r\ndate: "
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains("GMT\r\n\r\na.exampleHTTP/1.1 200 OK\r\n"),
+            "{out}"
+        );
+        assert!(out.ends_with("\r\n\r\nb.example"), "{out}");
+    }
+
+    #[test]
+    fn what_the_prepared_path_does_not_take_goes_to_hyper() {
+        for request in [
+            "GET /hello HTTP/1.0\r\n\r\n",
+            "GET /hello HTTP/1.1\r\nConnection: close\r\n\r\n",
+            "GET /hello HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            "GET /hello HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nxx",
+            "GET /hello HTTP/1.1\r\nContent-Length: +1\r\n\r\nx",
+            "GET /hello HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
+            "GET /hello HTTP/1.1\r\nUpgrade: h2c\r\n\r\n",
+            "GET http://a.example/hello HTTP/1.1\r\n\r\n",
+            "GET /hello#x HTTP/1.1\r\n\r\n",
+            "GET /he\"llo HTTP/1.1\r\n\r\n",
+            "GET  /hello HTTP/1.1\r\n\r\n",
+            "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+            "\x16\x03\x01\x02\x00\x01\x00\x01\x7f\x03\x03",
+        ] {
+            assert_eq!(run(request.as_bytes()).0, [Step::HandOff], "{request:?}");
+        }
+        let many = format!(
+            "GET /hello HTTP/1.1\r\n{}\r\n",
+            "X-A: b\r\n".repeat(HEADERS + 1)
+        );
+        assert_eq!(run(many.as_bytes()).0, [Step::HandOff]);
+        let long = format!("GET /hello HTTP/1.1\r\nX-A: {}", "b".repeat(MAX_HEAD));
+        assert_eq!(run(long.as_bytes()).0, [Step::HandOff]);
+    }
+
+    #[test]
+    fn an_unfinished_request_waits_for_its_bytes() {
+        let request = "GET /hello HTTP/1.1\r\nContent-Length: 4\r\n\r\nbody";
+        for cut in 0..request.len() {
+            assert_eq!(run(&request.as_bytes()[..cut]).0, [Step::More], "{cut}");
+        }
+        let (steps, out) = run(request.as_bytes());
+        assert_eq!(steps, [Step::Answered(request.len()), Step::More]);
+        assert!(out.ends_with("\r\n\r\n-"), "{out}");
+        // A host that is not visible ASCII is no host, as for the router.
+        let (_, out) = run(b"GET /hello HTTP/1.1\r\nHost: \xc3\xa9\r\n\r\n");
+        assert!(out.ends_with("\r\n\r\n-"), "{out}");
+    }
+}
