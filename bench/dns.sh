@@ -36,6 +36,9 @@
 #   DNSPERF_OUTSTANDING=500 dnsperf -q (max in-flight queries; default 100 is too few at this rate)
 #   NSD_SERVERS=2          NSD server-count (with reuseport: yes)
 #   TRANSPORTS="udp tcp"   dnsperf -m for each table
+#   DNSSEC_OK=0            1: every query sets DO (dnsperf -D), as validating resolvers do;
+#                          both servers then answer from the signed zone with RRSIG records
+#                          (the gate checks that both do)
 #   MOVE_LETTER=q          the letter moved mid-run
 #   KEEP_TMP=1             keep the temp dir (configs, zone, logs, raw dnsperf output)
 #
@@ -59,6 +62,10 @@ DNSPERF_CLIENTS=${DNSPERF_CLIENTS:-8}
 DNSPERF_THREADS=${DNSPERF_THREADS:-2}
 DNSPERF_OUTSTANDING=${DNSPERF_OUTSTANDING:-500}
 NSD_SERVERS=${NSD_SERVERS:-2}
+DNSSEC_OK=${DNSSEC_OK:-0}
+DIG_DO=()
+PERF_DO=()
+if [ "$DNSSEC_OK" = 1 ]; then DIG_DO=(+dnssec); PERF_DO=(-D); fi
 NCPU=$(nproc)
 
 ZONE=example.test
@@ -201,13 +208,16 @@ for t in "${TARGETS[@]}"; do
         || die "$name: 'dig @$ip -p $PORT maila.$ZONE A' gave no A answer: $(cat "$TMP/dig.$name.maila")"
     warned_aa=0
     while read -r qname qtype; do
-        out=$(dig @"$ip" -p "$PORT" +time=2 +tries=2 +norec "$qname" "$qtype" 2>&1) || true
+        out=$(dig @"$ip" -p "$PORT" +time=2 +tries=2 +norec "${DIG_DO[@]}" "$qname" "$qtype" 2>&1) || true
         grep -q 'status: NOERROR' <<<"$out" || die "$name: $qname $qtype did not return NOERROR: $out"
         grep -qE 'ANSWER: [1-9]' <<<"$out" || die "$name: $qname $qtype returned an empty answer: $out"
+        if [ "$DNSSEC_OK" = 1 ]; then
+            grep -qE "[[:space:]]RRSIG[[:space:]]+$qtype[[:space:]]" <<<"$out" || die "$name: $qname $qtype with DO came without its RRSIG: $out"
+        fi
         if [ "$warned_aa" = 0 ] && ! grep -qE 'flags:[^;]* aa[ ;]' <<<"$out"; then
             log "WARNING: $name answers $qname $qtype without the AA (authoritative) flag"; warned_aa=1
         fi
-        dig @"$ip" -p "$PORT" +time=2 +tries=2 +short "$qname" "$qtype" 2>/dev/null | sort >>"$TMP/answers.$name"
+        dig @"$ip" -p "$PORT" +time=2 +tries=2 +short "${DIG_DO[@]}" "$qname" "$qtype" 2>/dev/null | sort >>"$TMP/answers.$name"
     done < <(sort -u "$QUERIES")
     log "$name OK: all $(sort -u "$QUERIES" | wc -l) distinct queries answered NOERROR with data"
 done
@@ -253,7 +263,7 @@ for transport in $TRANSPORTS; do
     for round in $(seq 1 "$ROUNDS"); do
         for t in "${TARGETS[@]}"; do
             read -r name ip <<<"$t"
-            args=(-m "$transport" -s "$ip" -p "$PORT" -d "$QUERIES" -c "$DNSPERF_CLIENTS" -T "$DNSPERF_THREADS" -q "$DNSPERF_OUTSTANDING" -Q 1000000)
+            args=(-m "$transport" -s "$ip" -p "$PORT" -d "$QUERIES" -c "$DNSPERF_CLIENTS" -T "$DNSPERF_THREADS" -q "$DNSPERF_OUTSTANDING" -Q 1000000 "${PERF_DO[@]}")
             if [ "$round" = 1 ] && [ "$WARMUP" != 0 ]; then
                 log "$name $transport: warm-up ${WARMUP}s"
                 run_client /dev/null dnsperf "${args[@]}" -l "$WARMUP" || true
@@ -289,7 +299,7 @@ for transport in $TRANSPORTS; do
         NOTE[$name]=$(awk '/Response codes:/ { sub(/^ *Response codes: */, ""); print }' "$out")
     done
     echo
-    echo "### Authoritative DNS benchmark ($(date -u +%Y-%m-%dT%H:%MZ), $NCPU cores shared with dnsperf, ${transport^^}, dnsperf -m $transport -c $DNSPERF_CLIENTS -T $DNSPERF_THREADS -q $DNSPERF_OUTSTANDING -l $DURATION, median of $ROUNDS round(s))"
+    echo "### Authoritative DNS benchmark ($(date -u +%Y-%m-%dT%H:%MZ), $NCPU cores shared with dnsperf, ${transport^^}, dnsperf -m $transport${PERF_DO:+ -D} -c $DNSPERF_CLIENTS -T $DNSPERF_THREADS -q $DNSPERF_OUTSTANDING -l $DURATION, median of $ROUNDS round(s))"
     echo
     echo "| server | queries/s | lost % | avg latency (ms) | ratio vs NSD |"
     echo "|---|---:|---:|---:|---:|"

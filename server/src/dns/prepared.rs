@@ -10,24 +10,37 @@
 //! which is the same for every query of a name. The tests compare both paths for every
 //! name, type, flag and EDNS combination.
 //!
+//! In a signed zone each answer is prepared a second time for queries with DO (RFC
+//! 3225), as the hickory path gives them: the set's RRSIG records after its members,
+//! and for NODATA the SOA's signatures and the name's NSEC record with its own; the
+//! OPT record says DO back. Resolvers that validate set DO on every query, so this is
+//! the answer most of the internet gets.
+//!
 //! What is not plain is left to the hickory path: unknown names (NXDOMAIN, REFUSED),
 //! ANY and zone transfer types, other classes and opcodes, several questions,
 //! compressed question names, EDNS options or versions, and answers too large for the
 //! client's buffer (which hickory truncates).
 
 use hickory_proto::op::{Header, Metadata};
-use hickory_proto::rr::{Name, Record, RecordType};
+use hickory_proto::rr::{LowerName, Name, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
 use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
 
-use super::zone::{Lookup, Zone};
+use super::zone::{Lookup, Node, Zone};
 
 /// The largest answer sent over UDP (as [`super::UDP_BUFFER`]).
 const MAX_UDP: usize = 4096;
 
-/// The prepared answers of one name.
+/// The prepared answers of one name, to queries with or without DO.
 #[derive(Debug, Default)]
 struct Answers {
+    plain: Variant,
+    /// With the signatures and denial records, in a signed zone.
+    signed: Option<Variant>,
+}
+
+#[derive(Debug, Default)]
+struct Variant {
     /// (type, the answer for each rotation of the set's members).
     sets: Vec<(u16, Vec<Box<[u8]>>)>,
     /// The answer for a type the name has no records of.
@@ -56,8 +69,8 @@ fn wire(name: &Name) -> Vec<u8> {
 fn encode(
     qname: &[u8],
     qtype: RecordType,
-    answers: impl Iterator<Item = Record>,
-    soa: Option<&Record>,
+    answers: &[&Record],
+    authority: &[&Record],
     additionals: &[Record],
 ) -> Option<Box<[u8]>> {
     let mut question = qname.to_vec();
@@ -67,13 +80,12 @@ fn encode(
     let header = Header::read(&mut BinDecoder::new(&[0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0])).ok()?;
     let mut metadata = Metadata::response_from_request(&header.metadata);
     metadata.authoritative = true;
-    let answers: Vec<Record> = answers.collect();
     let none: &[Record] = &[];
     let response = MessageResponseBuilder::new(&queries, None).build(
         metadata,
-        answers.iter(),
+        answers.iter().copied(),
         none.iter(),
-        soa,
+        authority.iter().copied(),
         additionals.iter(),
     );
     let mut bytes = Vec::new();
@@ -88,38 +100,71 @@ fn special(qtype: u16) -> bool {
     matches!(qtype, 0 | 41 | 251..=255)
 }
 
+impl Variant {
+    /// Encodes the answers of `owner` as the hickory path gives them to queries
+    /// without DO, or (`signed`) with it.
+    fn build(
+        zone: &Zone,
+        owner: &LowerName,
+        node: &Node,
+        qname: &[u8],
+        signed: bool,
+    ) -> Option<Variant> {
+        // NULL is a type the zone never has: its lookup is the name's NODATA.
+        let Lookup::NoData(soa) = zone.lookup(owner, RecordType::NULL) else {
+            return None;
+        };
+        let (soa_signatures, denial) = if signed {
+            (zone.soa_signatures(soa), zone.denial(owner, true))
+        } else {
+            (&[][..], Vec::new())
+        };
+        let authority: Vec<&Record> = std::iter::once(soa)
+            .chain(soa_signatures)
+            .chain(&denial)
+            .collect();
+        let nodata = encode(qname, RecordType::NULL, &[], &authority, &[])?;
+        let mut variant = Variant {
+            sets: Vec::new(),
+            nodata,
+        };
+        for set in &node.sets {
+            let Some(rtype) = set.rtype else { continue };
+            let n = set.records.len();
+            let signatures: &[Record] = if signed { &set.signatures } else { &[] };
+            let rotations: Option<Vec<Box<[u8]>>> = (0..n.max(1))
+                .map(|k| {
+                    let answers: Vec<&Record> = set.records[k..]
+                        .iter()
+                        .chain(&set.records[..k])
+                        .chain(signatures)
+                        .collect();
+                    encode(qname, rtype, &answers, &[], &set.additionals)
+                })
+                .collect();
+            if let Some(rotations) = rotations {
+                variant.sets.push((u16::from(rtype), rotations));
+            }
+        }
+        Some(variant)
+    }
+}
+
 impl Prepared {
     /// Encodes the answers of every name of `zone`.
     pub fn build(zone: &Zone) -> Prepared {
         let mut names = foldhash::HashMap::default();
         for (owner, node) in zone.nodes() {
             let qname = wire(&Name::from(owner));
-            // NULL is a type the zone never has: its lookup is the name's NODATA.
-            let Lookup::NoData(soa) = zone.lookup(owner, RecordType::NULL) else {
+            let Some(plain) = Variant::build(zone, owner, node, &qname, false) else {
                 continue;
             };
-            let Some(nodata) = encode(&qname, RecordType::NULL, std::iter::empty(), Some(soa), &[])
-            else {
-                continue;
+            let signed = if zone.signed() {
+                Variant::build(zone, owner, node, &qname, true)
+            } else {
+                None
             };
-            let mut answers = Answers {
-                sets: Vec::new(),
-                nodata,
-            };
-            for set in &node.sets {
-                let Some(rtype) = set.rtype else { continue };
-                let n = set.records.len();
-                let rotations: Option<Vec<Box<[u8]>>> = (0..n.max(1))
-                    .map(|k| {
-                        let rotated = set.records[k..].iter().chain(&set.records[..k]).cloned();
-                        encode(&qname, rtype, rotated, None, &set.additionals)
-                    })
-                    .collect();
-                if let Some(rotations) = rotations {
-                    answers.sets.push((u16::from(rtype), rotations));
-                }
-            }
-            names.insert(qname.into_boxed_slice(), answers);
+            names.insert(qname.into_boxed_slice(), Answers { plain, signed });
         }
         Prepared { names }
     }
@@ -135,14 +180,18 @@ impl Prepared {
         let Some(answers) = self.names.get(plain.qname) else {
             return false;
         };
-        let prepared = match answers.sets.iter().find(|(t, _)| *t == plain.qtype) {
+        let variant = match (&answers.signed, plain.dnssec_ok) {
+            (Some(signed), true) => signed,
+            _ => &answers.plain,
+        };
+        let prepared = match variant.sets.iter().find(|(t, _)| *t == plain.qtype) {
             Some((_, rotations)) if rotations.len() > 1 => {
                 let k = *turn % rotations.len();
                 *turn = turn.wrapping_add(1);
                 &rotations[k]
             }
             Some((_, rotations)) => &rotations[0],
-            None => &answers.nodata,
+            None => &variant.nodata,
         };
         let limit = match plain.payload {
             Some(payload) => usize::from(payload.max(512)).min(MAX_UDP),
@@ -165,10 +214,11 @@ impl Prepared {
             let additionals = u16::from_be_bytes([out[10], out[11]]) + 1;
             out[10..12].copy_from_slice(&additionals.to_be_bytes());
             // OPT: root owner, type 41, the payload size as class, extended RCODE 0,
-            // version 0, no flags, no options.
+            // version 0, DO as the query had it, no options.
             out.extend_from_slice(&[0, 0, 41]);
             out.extend_from_slice(&payload.max(512).to_be_bytes());
-            out.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+            let dnssec_ok = if plain.dnssec_ok { 0x80 } else { 0 };
+            out.extend_from_slice(&[0, 0, dnssec_ok, 0, 0, 0]);
         }
         true
     }
@@ -183,6 +233,8 @@ struct Plain<'q> {
     end: usize,
     /// The client's UDP payload size, when it sent EDNS.
     payload: Option<u16>,
+    /// DO: the client wants the signatures.
+    dnssec_ok: bool,
 }
 
 /// Reads a plain query, its name lower-cased into `name`; `None` for anything else.
@@ -230,8 +282,8 @@ fn parse<'n>(query: &[u8], name: &'n mut [u8; 256]) -> Option<Plain<'n>> {
         if opt.len() != 11 || opt[0] != 0 || opt[1..3] != [0, 41] || opt[5..7] != [0, 0] {
             return None;
         }
-        // No options, and DO clear: signatures are the hickory path's.
-        if opt[9..11] != [0, 0] || opt[7] & 0x80 != 0 {
+        // No options, and no flag but DO.
+        if opt[9..11] != [0, 0] || opt[7] & 0x7F != 0 || opt[8] != 0 {
             return None;
         }
         Some(u16::from_be_bytes([opt[3], opt[4]]))
@@ -241,11 +293,13 @@ fn parse<'n>(query: &[u8], name: &'n mut [u8; 256]) -> Option<Plain<'n>> {
         }
         None
     };
+    let dnssec_ok = payload.is_some() && query[end + 7] & 0x80 != 0;
     Some(Plain {
         qname: &name[..length],
         qtype,
         end,
         payload,
+        dnssec_ok,
     })
 }
 
@@ -292,6 +346,39 @@ mod tests {
     fn zone() -> Arc<ArcSwap<Zone>> {
         let site = SiteMap::initial(Arc::new(SiteConfig::embedded()));
         Arc::new(ArcSwap::from_pointee(Zone::build(&site)))
+    }
+
+    /// The embedded default's zone signed with a new key.
+    fn signed_zone() -> Arc<ArcSwap<Zone>> {
+        use crate::directory::dnssec::StoredZoneKey;
+        use crate::dns::dnssec::{Keys, ZoneKey};
+        let site = SiteMap::initial(Arc::new(SiteConfig::embedded()));
+        let keys = Keys::from_stored(&[StoredZoneKey {
+            domain: "example.test".to_string(),
+            algorithm: 13,
+            private_key: ZoneKey::generate().expect("a zone key"),
+        }]);
+        assert!(!keys.is_empty());
+        Arc::new(ArcSwap::from_pointee(Zone::build_signed(
+            &site, None, &keys,
+        )))
+    }
+
+    /// `query` (with EDNS) with DO set.
+    fn with_do(mut query: Vec<u8>) -> Vec<u8> {
+        let at = query.len() - 4;
+        query[at] |= 0x80;
+        query
+    }
+
+    /// Whether `answer` carries RRSIG records.
+    fn has_signatures(answer: &[u8]) -> bool {
+        let message = hickory_proto::op::Message::from_vec(answer).expect("an answer");
+        message
+            .answers
+            .iter()
+            .chain(&message.authorities)
+            .any(|r| r.record_type() == RecordType::RRSIG)
     }
 
     fn src() -> SocketAddr {
@@ -403,6 +490,55 @@ mod tests {
             }
         }
         assert!(compared > 1000);
+    }
+
+    /// In a signed zone, queries with DO get the signatures (and for NODATA the
+    /// NSEC proof) from the prepared answers too, as hickory gives them; without DO,
+    /// or in an unsigned zone, none.
+    #[tokio::test]
+    async fn do_queries_get_hickorys_signed_answers_byte_for_byte() {
+        for (zone, signed) in [(signed_zone(), true), (zone(), false)] {
+            let names: Vec<String> = zone.load().nodes().map(|(n, _)| n.to_string()).collect();
+            let (mut compared, mut with_signatures) = (0, 0);
+            for name in &names {
+                // A, NS, SOA, MX, TXT, AAAA, SRV, RRSIG, NSEC, DNSKEY
+                for qtype in [1, 2, 6, 15, 16, 28, 33, 46, 47, 48] {
+                    for flags in [[0, 0], [1, 0x10]] {
+                        for payload in [512, 1232, 4096] {
+                            for dnssec_ok in [false, true] {
+                                let query = Query {
+                                    id: 0x5EC,
+                                    name,
+                                    qtype,
+                                    flags,
+                                    payload: Some(payload),
+                                };
+                                let raw = match dnssec_ok {
+                                    true => with_do(bytes(&query)),
+                                    false => bytes(&query),
+                                };
+                                let slow = hickory(&zone, &raw, 0).await.expect("an answer");
+                                let mut fast = Vec::new();
+                                let what =
+                                    format!("{name} {qtype} {flags:?} {payload} DO {dnssec_ok}");
+                                if !zone.load().prepared().answer(&raw, &mut 0, &mut fast) {
+                                    // Only an answer too large for the client's buffer
+                                    // is left to hickory, which truncates it.
+                                    assert_eq!(slow[2] & 0x02, 0x02, "{what} not prepared");
+                                    continue;
+                                }
+                                assert_eq!(fast, slow, "{what}");
+                                assert_eq!(has_signatures(&fast), signed && dnssec_ok, "{what}");
+                                compared += 1;
+                                with_signatures += usize::from(has_signatures(&fast));
+                            }
+                        }
+                    }
+                }
+            }
+            assert!(compared > 1000, "{compared}");
+            assert_eq!(with_signatures > 500, signed, "{with_signatures}");
+        }
     }
 
     #[tokio::test]
