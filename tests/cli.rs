@@ -433,7 +433,35 @@ fn zone_export_writes_the_live_zone() {
         zone.contains("example.test. 300 IN DNSKEY 257 3 13 "),
         "{zone}"
     );
-    assert!(zone.contains("maila.example.test. 5 IN RRSIG A ECDSAP256SHA256 3 5 "));
+    assert!(
+        zone.contains("maila.example.test. 5 IN RRSIG A 13 3 5 "),
+        "{zone}"
+    );
+    // The signatures as exported verify (dnspython) against the exported key, their
+    // times written as YYYYMMDDHHmmSS (RFC 4034 3.2), the only form NSD reads.
+    let checked = python(
+        r#"
+import sys, re, dns.zone, dns.dnssec, dns.rdatatype, dns.name
+text = open(sys.argv[1]).read()
+times = [l.split()[8:10] for l in text.splitlines() if " IN RRSIG " in l]
+assert times and all(re.fullmatch(r"\d{14}", t) for pair in times for t in pair), times[:3]
+zone = dns.zone.from_text(text, origin="example.test.", relativize=False, check_origin=True)
+origin = dns.name.from_text("example.test.")
+keys = {origin: zone.find_rdataset(origin, dns.rdatatype.DNSKEY)}
+n = 0
+for name, node in zone.nodes.items():
+    for rdataset in node.rdatasets:
+        if rdataset.rdtype == dns.rdatatype.RRSIG:
+            continue
+        sigs = node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.RRSIG, rdataset.rdtype)
+        assert sigs is not None, (name, rdataset.rdtype)
+        dns.dnssec.validate((name, rdataset), (name, sigs), keys)
+        n += 1
+print(n)
+"#,
+        &[file.to_str().unwrap()],
+    );
+    assert!(checked.trim().parse::<u32>().unwrap() > 40, "{checked}");
     assert!(zone.contains("maila.example.test. 5 IN NSEC mailb.example.test. A RRSIG NSEC"));
     let out = site.run(&["zone", "export", "--domain", "example.org"], None);
     assert!(text(&out).1.contains("not a domain of this site"));

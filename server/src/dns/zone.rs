@@ -536,6 +536,28 @@ impl Zone {
                             quoted(text)
                         );
                     }
+                    RData::DNSSEC(hickory_proto::dnssec::rdata::DNSSECRData::RRSIG(rrsig)) => {
+                        let input = rrsig.input();
+                        let _ = writeln!(
+                            out,
+                            "{} {} {} RRSIG {} {} {} {} {} {} {} {} {}",
+                            record.name,
+                            record.ttl,
+                            record.dns_class,
+                            input.type_covered,
+                            u8::from(input.algorithm),
+                            input.num_labels,
+                            input.original_ttl,
+                            signature_time(input.sig_expiration.get()),
+                            signature_time(input.sig_inception.get()),
+                            input.key_tag,
+                            input.signer_name,
+                            base64::Engine::encode(
+                                &base64::engine::general_purpose::STANDARD,
+                                rrsig.sig()
+                            )
+                        );
+                    }
                     _ => {
                         let _ = writeln!(out, "{record}");
                     }
@@ -544,6 +566,14 @@ impl Zone {
         }
         Some(out)
     }
+}
+
+/// A signature's inception or expiration as a master file writes it: YYYYMMDDHHmmSS
+/// in UTC (RFC 4034 3.2; NSD reads no other form).
+fn signature_time(seconds: u32) -> String {
+    chrono::DateTime::from_timestamp(i64::from(seconds), 0)
+        .map(|t| t.format("%Y%m%d%H%M%S").to_string())
+        .unwrap_or_else(|| seconds.to_string())
 }
 
 /// A TXT record's strings as a master file writes them (RFC 1035 5.1): each quoted,
