@@ -157,16 +157,14 @@ pub async fn serve(config: SiteConfig, embedded: bool) -> anyhow::Result<()> {
             crate::autoconfig::router(app.clone()).merge(crate::console::router(console)),
             site.metrics.clone(),
         );
-        let threads = crate::http::serve(listeners, app, router, stop_rx.clone())
+        let thread = crate::http::serve(listeners, app, router, stop_rx.clone())
             .context("cannot start the HTTP threads")?;
-        for thread in threads {
-            tasks.spawn(async move {
-                match tokio::task::spawn_blocking(move || thread.join()).await {
-                    Ok(Ok(result)) => result.context("the HTTP service failed"),
-                    _ => Err(anyhow::anyhow!("an HTTP thread panicked")),
-                }
-            });
-        }
+        tasks.spawn(async move {
+            match tokio::task::spawn_blocking(move || thread.join()).await {
+                Ok(Ok(result)) => result.context("the HTTP service failed"),
+                _ => Err(anyhow::anyhow!("an HTTP thread panicked")),
+            }
+        });
         started.push(format!(
             "autoconfig  http://{addr}/  (Thunderbird, Autodiscover, Apple profiles, /metrics; helpdesk console /console)"
         ));

@@ -192,6 +192,71 @@ mod tests {
         );
     }
 
+    /// A client that sends its request a byte a second, or nothing after its last
+    /// answer, is cut off at the deadline, on the prepared path as on hyper's.
+    #[test]
+    fn slow_and_idle_clients_are_cut_off_after_the_deadline() {
+        for prepared in [true, false] {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .start_paused(true)
+                .build()
+                .unwrap();
+            let app = web().app.clone();
+            let (closed_after, idle_after) = runtime.block_on(async move {
+                let router = autoconfig::router(app.clone());
+                let connect = |(prepared, app, router): (bool, _, _)| {
+                    let (client, server) = tokio::io::duplex(1 << 16);
+                    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+                    tokio::spawn(async move {
+                        let _stop_tx = stop_tx;
+                        if prepared {
+                            h1::connection(server, PEER, app, router, stop).await;
+                        } else {
+                            h1::hand_off(server, Vec::new(), PEER, router, stop).await;
+                        }
+                    });
+                    client
+                };
+                // A byte a second: the connection ends before the head does.
+                let mut slow = connect((prepared, app.clone(), router.clone()));
+                let start = tokio::time::Instant::now();
+                let head = b"GET /mobileconfig?emailaddress=slow@example.test HTTP/1.1\r\nX-Pad: aaaaaaaaaaaa\r\n\r\n";
+                for byte in head.iter() {
+                    if slow.write_all(&[*byte]).await.is_err() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                let mut rest = Vec::new();
+                let bound = Duration::from_secs(300);
+                let _ = tokio::time::timeout(bound, slow.read_to_end(&mut rest)).await;
+                let closed_after = start.elapsed();
+                // One answer, then silence: closed at the deadline after the answer.
+                let mut idle = connect((prepared, app, router));
+                let start = tokio::time::Instant::now();
+                idle.write_all(b"GET /mobileconfig?emailaddress=idle@example.test HTTP/1.1\r\n\r\n")
+                    .await
+                    .unwrap();
+                let mut answer = Vec::new();
+                let _ = tokio::time::timeout(bound, idle.read_to_end(&mut answer)).await;
+                assert!(
+                    String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200 OK\r\n"),
+                    "prepared {prepared}"
+                );
+                (closed_after, start.elapsed())
+            });
+            assert!(
+                closed_after <= Duration::from_secs(35),
+                "prepared {prepared}: {closed_after:?}"
+            );
+            assert!(
+                idle_after >= Duration::from_secs(29) && idle_after <= Duration::from_secs(35),
+                "prepared {prepared}: {idle_after:?}"
+            );
+        }
+    }
+
     /// Cut anywhere, and with what hyper refuses, the two still agree.
     #[test]
     fn cut_and_malformed_requests_agree_with_hyper() {

@@ -25,8 +25,9 @@ use tower::{Layer, Service};
 /// (hyper's own limit is far larger; real setup requests are under 1 KiB).
 pub const MAX_HEAD: usize = 16 * 1024;
 
-/// How long a connection may take to send a request's head, or stay idle between
-/// requests, on either path (hyper's `header_read_timeout`).
+/// How long a connection may take to send a request, or stay idle between requests,
+/// on either path (hyper's `header_read_timeout`): a deadline, which bytes sent slowly
+/// do not move.
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Largest body the prepared path reads (autoconfig's own limit: larger bodies go to
@@ -198,8 +199,8 @@ fn digits(value: &[u8]) -> Option<usize> {
 }
 
 /// Serves one connection: the prepared path while it can, then hyper with `service`.
-/// Returns when the peer closes, the connection has been idle for [`HEAD_TIMEOUT`],
-/// or `stop` turns true between requests.
+/// Returns when the peer closes, has not sent its next request within [`HEAD_TIMEOUT`]
+/// of the last answer, or `stop` turns true between requests.
 pub async fn connection<IO, P, S>(
     mut io: IO,
     peer: SocketAddr,
@@ -214,6 +215,7 @@ pub async fn connection<IO, P, S>(
 {
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut out: Vec<u8> = Vec::with_capacity(8192);
+    let mut deadline = tokio::time::Instant::now() + HEAD_TIMEOUT;
     loop {
         let mut consumed = 0;
         let handoff = loop {
@@ -223,7 +225,10 @@ pub async fn connection<IO, P, S>(
                 Step::HandOff => break true,
             }
         };
-        buf.drain(..consumed);
+        if consumed > 0 {
+            buf.drain(..consumed);
+            deadline = tokio::time::Instant::now() + HEAD_TIMEOUT;
+        }
         if !out.is_empty() {
             if io.write_all(&out).await.is_err() {
                 return;
@@ -240,7 +245,7 @@ pub async fn connection<IO, P, S>(
             buf.reserve(4096);
         }
         tokio::select! {
-            read = tokio::time::timeout(HEAD_TIMEOUT, io.read_buf(&mut buf)) => match read {
+            read = tokio::time::timeout_at(deadline, io.read_buf(&mut buf)) => match read {
                 Ok(Ok(n)) if n > 0 => {}
                 // The peer closed in the middle of a request: hyper answers that.
                 Ok(Ok(_)) if !buf.is_empty() => {
