@@ -552,6 +552,41 @@ fn the_zone_publishes_spf_dmarc_mta_sts_tls_rpt_and_tlsa_from_the_live_site() {
     ] {
         assert!(checked.contains(needle), "{needle}:\n{checked}");
     }
+    // The zone serves the DNSKEY whose DS `dns ds` gives the parent.
+    let ds: serde_json::Value =
+        serde_json::from_str(&site.ok(&["dns", "ds", "--json"], None)).expect("JSON");
+    let tag = &ds[0]["key_tag"];
+    assert!(
+        checked.contains(&format!(
+            "ok       DNSKEY example.test: the zone serves the stored key (tag {tag})"
+        )),
+        "{ds}:\n{checked}"
+    );
+    // A stored key that is not the one the zone serves is a mismatch, with the fix.
+    let stored = site.sql("SELECT private_key FROM dnssec_keys WHERE domain = 'example.test'");
+    let other = python(
+        "import base64\n\
+         from cryptography.hazmat.primitives.asymmetric import ec\n\
+         from cryptography.hazmat.primitives import serialization as s\n\
+         k = ec.generate_private_key(ec.SECP256R1())\n\
+         print(base64.b64encode(k.private_bytes(s.Encoding.DER, s.PrivateFormat.PKCS8, s.NoEncryption())).decode())",
+        &[],
+    );
+    let set = |key: &str| {
+        site.sql(&format!(
+            "UPDATE dnssec_keys SET private_key = '{}' WHERE domain = 'example.test'",
+            key.trim()
+        ))
+    };
+    set(&other);
+    let out = site.run(&["dns", "check"], None);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("MISMATCH DNSKEY example.test: the zone does not serve the stored key"),
+        "{said}"
+    );
+    set(&stored);
     assert!(!checked.contains("MISMATCH"), "{checked}");
     // Without a signing key's private half on this node, it says which and fails.
     let keys = std::fs::read_dir(site.dir.join("data/dkim"))

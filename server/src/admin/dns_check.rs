@@ -3,7 +3,8 @@
 //! that signs has its record published and its private half on this node, the two
 //! halves matching; the MTA-STS id is that of the policy the HTTP service serves; and
 //! each TLSA record names the key of the certificate the sorter presents (SMTP after
-//! STARTTLS, submission over TLS).
+//! STARTTLS, submission over TLS); and with DNSSEC on, the DNSKEY the zone serves is
+//! the zone signing key the site database holds (the key the DS at the parent names).
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -68,7 +69,19 @@ impl Admin {
         let lookup = resolver::build(Some(dns), patience)
             .map_err(|e| refused(format!("cannot ask the site's DNS server at {dns}: {e}")))?;
         let mut out = Vec::new();
+        let domains: Vec<String> = config.domains().map(str::to_string).collect();
+        let keys = match config.dnssec {
+            true => Some(
+                crate::dns::dnssec::Keys::load(&self.directory, &domains, true)
+                    .await
+                    .map_err(|e| refused(format!("{e:#}")))?,
+            ),
+            false => None,
+        };
         for domain in config.domains() {
+            if let Some(keys) = &keys {
+                out.push(dnskey(&lookup, &config, keys, domain).await);
+            }
             out.push(spf(&lookup, &config, domain).await);
             for key in map
                 .dkim_signing(domain, crate::dkim::now())
@@ -104,6 +117,46 @@ async fn txt(lookup: &TokioResolver, name: &str) -> std::result::Result<Vec<Stri
             _ => None,
         })
         .collect())
+}
+
+async fn dnskey(
+    lookup: &TokioResolver,
+    config: &SiteConfig,
+    keys: &crate::dns::dnssec::Keys,
+    domain: &str,
+) -> Finding {
+    let what = format!("DNSKEY {domain}");
+    let apex = format!("{domain}.");
+    let Some(key) = keys.iter().find(|k| k.apex().to_ascii() == apex) else {
+        return finding(false, what, "no zone signing key in the site database");
+    };
+    let stored = key.dnskey_record(config.ttl).data;
+    let served = match lookup.lookup(apex, RecordType::DNSKEY).await {
+        Ok(found) => found
+            .answers()
+            .iter()
+            .map(|r| r.data.clone())
+            .collect::<Vec<_>>(),
+        Err(e) => return finding(false, what, format!("not served: {e}")),
+    };
+    match served.contains(&stored) {
+        true => finding(
+            true,
+            what,
+            format!(
+                "the zone serves the stored key (tag {}): the DS from `mailsite dns ds` matches",
+                key.tag()
+            ),
+        ),
+        false => finding(
+            false,
+            what,
+            format!(
+                "the zone does not serve the stored key (tag {}): restart the dns role, then check the DS at the parent",
+                key.tag()
+            ),
+        ),
+    }
 }
 
 async fn spf(lookup: &TokioResolver, config: &SiteConfig, domain: &str) -> Finding {

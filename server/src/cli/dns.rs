@@ -11,7 +11,9 @@ pub enum DnsCommand {
     /// Ask the site's DNS server and the servers themselves, and say where they
     /// disagree: SPF names every sorter; each signing DKIM key is published and its
     /// private half is on this node; the MTA-STS id is that of the served policy; each
-    /// TLSA record names the certificate the sorter presents. Exits 1 on a mismatch.
+    /// TLSA record names the certificate the sorter presents; with DNSSEC on, the
+    /// zone serves the stored signing key (the one the DS names). Exits 1 on a
+    /// mismatch.
     Check {
         /// Print JSON instead of text.
         #[arg(long)]
