@@ -6,7 +6,7 @@
 
 use mailsite_shared::autoconfig::thunderbird::Version;
 
-use super::{Answer, App, apple, autodiscover, thunderbird};
+use super::{Answer, App, FIXED_HEADERS, apple, autodiscover, thunderbird};
 use crate::http::h1::{Head, Prepared, write_response};
 
 impl App {
@@ -45,20 +45,16 @@ impl Prepared for App {
         let Some(answer) = self.prepared(request) else {
             return false;
         };
+        let [cache, sniff] = FIXED_HEADERS;
         let mut headers = [
             ("content-type", answer.content_type),
-            ("cache-control", "no-cache"),
-            ("x-content-type-options", "nosniff"),
-            ("content-disposition", ""),
+            cache,
+            sniff,
+            ("", ""),
         ];
-        // As `HeaderValue::from_str` takes it, or the router leaves it out.
-        let disposition = answer
-            .disposition
-            .as_deref()
-            .filter(|d| d.bytes().all(|b| b == b'\t' || (b >= 32 && b != 127)));
-        let count = match disposition {
+        let count = match answer.disposition() {
             Some(d) => {
-                headers[3].1 = d;
+                headers[3] = ("content-disposition", d);
                 4
             }
             None => 3,

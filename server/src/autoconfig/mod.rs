@@ -248,13 +248,21 @@ pub(crate) fn respond(
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
+    for (name, value) in FIXED_HEADERS {
+        headers.insert(
+            axum::http::HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
+    }
     response
 }
+
+/// What every answer says after its content type: not to be cached, not to be sniffed
+/// (names in lower case, as hyper writes them).
+pub(crate) const FIXED_HEADERS: [(&str, &str); 2] = [
+    ("cache-control", "no-cache"),
+    ("x-content-type-options", "nosniff"),
+];
 
 /// An answer of the four setup documents' endpoints before it is a response: the router
 /// turns it into one ([`IntoResponse`]), the prepared HTTP/1.1 path ([`fast`]) writes it
@@ -284,6 +292,14 @@ impl Answer {
         }
     }
 
+    /// The `Content-Disposition`, when it is a valid header value (as
+    /// `HeaderValue::from_str` takes it); otherwise the answer goes without one.
+    pub(crate) fn disposition(&self) -> Option<&str> {
+        self.disposition
+            .as_deref()
+            .filter(|d| d.bytes().all(|b| b == b'\t' || (b >= 32 && b != 127)))
+    }
+
     /// A plain-text error, as [`plain_error`].
     pub(crate) fn error(endpoint: Endpoint, status: StatusCode, message: &str) -> Answer {
         Answer::new(
@@ -297,11 +313,11 @@ impl Answer {
 
 impl IntoResponse for Answer {
     fn into_response(self) -> Response {
+        let disposition = self
+            .disposition()
+            .and_then(|d| HeaderValue::from_str(d).ok());
         let mut response = respond(self.endpoint, self.status, self.content_type, self.body);
-        if let Some(value) = self
-            .disposition
-            .and_then(|d| HeaderValue::from_str(&d).ok())
-        {
+        if let Some(value) = disposition {
             response
                 .headers_mut()
                 .insert(header::CONTENT_DISPOSITION, value);
