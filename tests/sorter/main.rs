@@ -13,6 +13,7 @@ mod queue;
 mod relay;
 mod submission;
 mod tls_policy;
+mod tls_policy_failures;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;

@@ -75,13 +75,16 @@ while True:
         pass
 "#;
 
-/// A remote domain's mail server: SMTP without PIPELINING, with STARTTLS; refuses
-/// nobody@..., saves each message in a folder with how it came.
+/// A remote domain's mail server: SMTP without PIPELINING, with STARTTLS (none when
+/// the certificate given is `none`); refuses nobody@..., saves each message in a
+/// folder with how it came.
 pub const SINK: &str = r#"
 import os, socket, ssl, sys, threading
 ip, port, out, cert, key = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain(cert, key)
+ctx = None
+if cert != "none":
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
 srv = socket.socket()
 srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 srv.bind((ip, port))
@@ -100,8 +103,8 @@ def serve(conn):
         command = line.decode("utf-8", "replace").strip()
         verb = command[:4].upper()
         if verb == "EHLO":
-            say("250-sink\r\n" + ("" if tls else "250-STARTTLS\r\n") + "250-8BITMIME\r\n250 SIZE 10000000\r\n")
-        elif command.upper() == "STARTTLS":
+            say("250-sink\r\n" + ("" if tls or ctx is None else "250-STARTTLS\r\n") + "250-8BITMIME\r\n250 SIZE 10000000\r\n")
+        elif command.upper() == "STARTTLS" and ctx is not None:
             say("220 go ahead\r\n")
             conn = ctx.wrap_socket(conn, server_side=True)
             f, tls = conn.makefile("rb"), True

@@ -6,7 +6,8 @@
 # SPEC_JSON: {"zones": [{"origin": "example.", "signed": true, "records": ["name TTL
 # TYPE data", ...]}, ...]}. A zone that is a child of another is delegated from it (NS,
 # and DS when the child is signed: an insecure delegation otherwise, proven by the
-# parent's NSEC). The first zone's key is written to ANCHOR_FILE as a DNSKEY line: the
+# parent's NSEC; with "bogus": true, a DS of another key, so the zone fails
+# validation). The first zone's key is written to ANCHOR_FILE as a DNSKEY line: the
 # trust anchor the relay is given. Answers carry RRSIGs and NSECs when the query sets
 # DO. Prints "ready" when it serves.
 import base64, json, socket, socketserver, sys, threading, warnings
@@ -39,7 +40,12 @@ for z in spec["zones"]:
     rel = origin.relativize(names[parent]).to_text()
     texts[parent].append(f"{rel} 300 NS ns.{z['origin']}")
     if z["signed"]:
-        ds = dns.dnssec.make_ds(origin, keys[z["origin"]][1], "SHA256")
+        # A "bogus" zone's DS names another key than the one it signs with.
+        signer = keys[z["origin"]][1]
+        if z.get("bogus"):
+            other = ed25519.Ed25519PrivateKey.generate().public_key()
+            signer = dns.dnssec.make_dnskey(other, dns.dnssec.Algorithm.ED25519, flags=257)
+        ds = dns.dnssec.make_ds(origin, signer, "SHA256")
         texts[parent].append(f"{rel} 300 DS {ds.to_text()}")
 zones = {}
 for o, origin in names.items():

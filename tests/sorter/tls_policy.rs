@@ -56,13 +56,18 @@ fn openssl(dir: &Path, args: &[&str]) {
 /// A key and certificate for `names` (P-256), in `dir` as `<file>.pem` and
 /// `<file>.key`: self-signed, a CA, or issued by the CA `ca.pem`.
 #[derive(Clone, Copy, PartialEq)]
-enum Issuer {
+pub(super) enum Issuer {
     SelfSigned,
     Authority,
     TestCa,
 }
 
-fn certificate(dir: &Path, file: &str, names: &[&str], issuer: Issuer) -> (PathBuf, PathBuf) {
+pub(super) fn certificate(
+    dir: &Path,
+    file: &str,
+    names: &[&str],
+    issuer: Issuer,
+) -> (PathBuf, PathBuf) {
     let (pem, key) = (format!("{file}.pem"), format!("{file}.key"));
     let subject = format!("/CN={}", names[0]);
     let san = format!(
@@ -120,7 +125,7 @@ fn certificate(dir: &Path, file: &str, names: &[&str], issuer: Issuer) -> (PathB
 }
 
 /// The SHA-256 of a certificate's public key, in hex: the data of a `3 1 1` TLSA record.
-fn spki_sha256(cert: &Path) -> String {
+pub(super) fn spki_sha256(cert: &Path) -> String {
     let script = format!(
         "openssl x509 -in '{}' -noout -pubkey | openssl pkey -pubin -outform DER | openssl dgst -sha256 -r",
         cert.display()
@@ -142,23 +147,25 @@ fn spki_sha256(cert: &Path) -> String {
 }
 
 /// One remote domain's mail server: a sink on `127.N.0.<host>:10026`.
-struct Mx {
-    folder: PathBuf,
+pub(super) struct Mx {
+    pub(super) folder: PathBuf,
     _sink: Helper,
 }
 
 /// A site whose relay resolves with the test's DNS server, anchored to its signed
 /// `example.` zone and trusting the test CA; the helpers run until it is dropped.
-struct World {
-    site: Site,
+pub(super) struct World {
+    pub(super) site: Site,
     _helpers: Vec<Helper>,
-    sinks: Vec<Mx>,
+    pub(super) sinks: Vec<Mx>,
+    /// The MTA-STS policy server, when there is one (dropped to take it away).
+    pub(super) policy_server: Option<Helper>,
 }
 
 /// Starts the DNS server (zones as JSON, built by `zones` from the site's address
 /// prefix `127.N.0.`), the sinks (`(host, certificate file, key file)`) and, if
 /// `policies` are given, the MTA-STS server on `127.N.0.97:443`, then the site.
-fn world(
+pub(super) fn world(
     dir: &Path,
     zones: impl FnOnce(&str) -> serde_json::Value,
     sinks: &[(u8, PathBuf, PathBuf)],
@@ -169,6 +176,7 @@ fn world(
     let ca = dir.join("ca.pem");
     let mut helpers = Vec::new();
     let mut mxs = Vec::new();
+    let mut policy_server = None;
     let site = Site::isolated_with(|t| {
         let net = net_of(&t);
         let spec = zones(&net).to_string();
@@ -207,7 +215,7 @@ fn world(
             ];
             args.extend(policies.iter().map(|(h, p)| format!("{h}={p}")));
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            helpers.push(helper(POLICY_SERVER, &args));
+            policy_server = Some(helper(POLICY_SERVER, &args));
         }
         quick(t)
             .replace(
@@ -229,12 +237,13 @@ fn world(
         site,
         _helpers: helpers,
         sinks: mxs,
+        policy_server,
     }
 }
 
 impl World {
     /// Waits until sink `i` has `count` messages; returns them.
-    fn wait_sunk(&self, i: usize, count: usize) -> Vec<String> {
+    pub(super) fn wait_sunk(&self, i: usize, count: usize) -> Vec<String> {
         let start = Instant::now();
         loop {
             let got = sunk(&self.sinks[i].folder);
@@ -253,7 +262,7 @@ impl World {
     }
 
     /// Today's TLS reports as `mailsite tls-report --json` prints them, by domain.
-    fn reports(&self) -> BTreeMap<String, serde_json::Value> {
+    pub(super) fn reports(&self) -> BTreeMap<String, serde_json::Value> {
         let out = self.site.ok(&["tls-report", "--json"], None);
         let list: Vec<serde_json::Value> =
             serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"));
@@ -269,7 +278,7 @@ impl World {
     }
 
     /// Waits (bounded) until the relay has tried `rcpt` at least `attempts` times.
-    fn tried(&self, rcpt: &str, attempts: u32) -> String {
+    pub(super) fn tried(&self, rcpt: &str, attempts: u32) -> String {
         let needle = format!("{attempts} attempts");
         let mut last = String::new();
         let found = self.site.within(Duration::from_secs(30), || {
