@@ -76,11 +76,13 @@ while True:
 "#;
 
 /// A remote domain's mail server: SMTP without PIPELINING, with STARTTLS (none when
-/// the certificate given is `none`); refuses nobody@..., saves each message in a
-/// folder with how it came.
+/// the certificate given is `none`) and DSN when a sixth argument says `dsn`; refuses
+/// nobody@..., saves each message in a folder with how it came (the MAIL command and
+/// the RCPT arguments as given).
 pub const SINK: &str = r#"
 import os, socket, ssl, sys, threading
 ip, port, out, cert, key = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+dsn = "250-DSN\r\n" if sys.argv[6:] == ["dsn"] else ""
 ctx = None
 if cert != "none":
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -103,7 +105,7 @@ def serve(conn):
         command = line.decode("utf-8", "replace").strip()
         verb = command[:4].upper()
         if verb == "EHLO":
-            say("250-sink\r\n" + ("" if tls or ctx is None else "250-STARTTLS\r\n") + "250-8BITMIME\r\n250 SIZE 10000000\r\n")
+            say("250-sink\r\n" + ("" if tls or ctx is None else "250-STARTTLS\r\n") + dsn + "250-8BITMIME\r\n250 SIZE 10000000\r\n")
         elif command.upper() == "STARTTLS" and ctx is not None:
             say("220 go ahead\r\n")
             conn = ctx.wrap_socket(conn, server_side=True)
@@ -499,5 +501,108 @@ fn dsn_parameters_choose_what_the_sender_is_told_and_what_comes_back() {
             .any(|m| m.contains("Subject: with reports")),
         "{}",
         site.log()
+    );
+}
+
+#[test]
+fn dsn_parameters_go_on_to_servers_that_offer_dsn() {
+    let site = Site::isolated_with(|t| {
+        let resolver = format!("resolver = \"{}53:10054\"", net_of(&t));
+        quick(t)
+            .replace("resolver = \"system\"", &resolver)
+            .replace("port = 25", "port = 10026")
+    });
+    site.add_user("alice", "alice-password", &[]);
+    let (plain, with_dsn) = (site.addr(99), site.addr(97));
+    let _dns = helper(
+        DNS,
+        &[
+            &site.addr(53),
+            "10054",
+            "remote.example MX 10 mx.remote.example",
+            &format!("mx.remote.example A {plain}"),
+            "dsn.example MX 10 mx.dsn.example",
+            &format!("mx.dsn.example A {with_dsn}"),
+        ],
+    );
+    let (_sink, folder) = sink(&site);
+    let dsn_folder = site.dir.join("dsn-sink");
+    std::fs::create_dir_all(&dsn_folder).unwrap();
+    let tls = site.dir.join("data/tls");
+    let _dsn_sink = helper(
+        SINK,
+        &[
+            &with_dsn,
+            "10026",
+            dsn_folder.to_str().unwrap(),
+            tls.join("server.pem").to_str().unwrap(),
+            tls.join("server-key.pem").to_str().unwrap(),
+            "dsn",
+        ],
+    );
+
+    let out = python(
+        SEND_DSN,
+        &[
+            &site.addr(21),
+            "RET=HDRS ENVID=ticket+2B7",
+            "passed on",
+            "bob@remote.example|NOTIFY=SUCCESS",
+            "dee@dsn.example|NOTIFY=SUCCESS,FAILURE|ORCPT=rfc822;Dee@DSN.Example",
+            "don@dsn.example",
+        ],
+    );
+    assert!(out.contains("\"data\": 250"), "{out}");
+
+    // The server with DSN gets the parameters (xtext again), the one without none.
+    let taken = |folder: &std::path::Path| {
+        site.within(Duration::from_secs(30), || !sunk(folder).is_empty())
+            .unwrap_or_else(|| panic!("nothing reached {}: {}", folder.display(), site.log()));
+        sunk(folder).remove(0)
+    };
+    let passed = taken(&dsn_folder);
+    let line = |m: &str, field: &str| {
+        m.lines()
+            .find_map(|l| l.strip_prefix(field).map(str::to_string))
+            .unwrap_or_default()
+    };
+    let mail = line(&passed, "X-Sink-Mail: ");
+    assert!(
+        mail.starts_with("MAIL FROM:<alice@example.test> ")
+            && mail.ends_with(" RET=HDRS ENVID=ticket+2B7"),
+        "{passed}"
+    );
+    assert_eq!(
+        line(&passed, "X-Sink-Rcpt: "),
+        "<dee@dsn.example> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;Dee@DSN.Example <don@dsn.example>",
+        "{passed}"
+    );
+    let plain = taken(&folder);
+    let mail = line(&plain, "X-Sink-Mail: ");
+    assert!(
+        !mail.contains("RET=") && !mail.contains("ENVID="),
+        "{plain}"
+    );
+    assert_eq!(line(&plain, "X-Sink-Rcpt: "), "<bob@remote.example>");
+
+    // alice hears from us that bob's copy was relayed; dee's is for the server
+    // with DSN to report.
+    let reports = wait_for_mail(&site, "alice", Duration::from_secs(30), |m| {
+        m.iter().any(|r| r.contains("Action: relayed"))
+    });
+    let relayed: Vec<&String> = reports
+        .iter()
+        .filter(|r| r.contains("Action: relayed"))
+        .collect();
+    assert_eq!(relayed.len(), 1, "{reports:?}");
+    assert!(
+        relayed[0].contains("Final-Recipient: rfc822; bob@remote.example")
+            && relayed[0].contains("Original-Envelope-Id: ticket+7"),
+        "{}",
+        relayed[0]
+    );
+    assert!(
+        !reports.iter().any(|r| r.contains("dee@dsn.example")),
+        "a report for a recipient whose server has DSN: {reports:?}"
     );
 }

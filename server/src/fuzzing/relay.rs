@@ -101,6 +101,7 @@ async fn hand_off(
         message: &message,
         timeout: TIMEOUT,
         source: None,
+        dsn: None,
     };
     let outcomes = transaction(Box::new(client), "mx.example.org", dialect, &handoff).await;
     let seen = serve.await.expect("the scripted server");

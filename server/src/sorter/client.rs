@@ -126,6 +126,85 @@ pub struct Handoff<'a> {
     /// The address to connect from: a sorter's own, so that a mailbox server knows the
     /// connection is from a sorter (LMTP is closed to anyone else).
     pub source: Option<IpAddr>,
+    /// What the sender asked of delivery reports, passed on to an SMTP server that
+    /// offers DSN (RFC 3461 6.2.1).
+    pub dsn: Option<&'a Dsn<'a>>,
+}
+
+/// The DSN parameters (RFC 3461) of a message and its recipients.
+#[derive(Debug, Default)]
+pub struct Dsn<'a> {
+    /// RET=FULL (otherwise RET=HDRS).
+    pub ret_full: bool,
+    pub envid: Option<&'a str>,
+    /// Per recipient of the handoff, in order: the NOTIFY bits
+    /// ([`super::queue::notify`]; 0: not given) and the ORCPT address.
+    pub recipients: Vec<(u8, Option<&'a str>)>,
+    /// Set when a server that offered DSN took the parameters: it reports on
+    /// delivery from then on, so no `relayed` report is due (RFC 3461 6.2.4).
+    pub passed: std::sync::atomic::AtomicBool,
+}
+
+impl Dsn<'_> {
+    /// The MAIL FROM parameters. RET=HDRS (what the sorters do without RET) only goes
+    /// with a message whose sender used DSN.
+    fn mail_params(&self) -> String {
+        let used =
+            self.envid.is_some() || self.recipients.iter().any(|(n, o)| *n != 0 || o.is_some());
+        let mut params = String::from(match (self.ret_full, used) {
+            (true, _) => " RET=FULL",
+            (false, true) => " RET=HDRS",
+            (false, false) => "",
+        });
+        if let Some(envid) = self.envid {
+            params.push_str(" ENVID=");
+            params.push_str(&xtext(envid));
+        }
+        params
+    }
+
+    /// The RCPT TO parameters of recipient `i`.
+    fn rcpt_params(&self, i: usize) -> String {
+        let Some((notify, orcpt)) = self.recipients.get(i) else {
+            return String::new();
+        };
+        let mut params = String::new();
+        if *notify != 0 {
+            use super::queue::notify::{DELAY, FAILURE, NEVER, SUCCESS};
+            let words: Vec<&str> = [
+                (NEVER, "NEVER"),
+                (SUCCESS, "SUCCESS"),
+                (FAILURE, "FAILURE"),
+                (DELAY, "DELAY"),
+            ]
+            .into_iter()
+            .filter(|(bit, _)| notify & bit != 0)
+            .map(|(_, word)| word)
+            .collect();
+            params.push_str(" NOTIFY=");
+            params.push_str(&words.join(","));
+        }
+        if let Some(orcpt) = orcpt {
+            // Stored as the sender gave it, with or without its address type.
+            let (kind, address) = orcpt.split_once(';').unwrap_or(("rfc822", orcpt));
+            params.push_str(&format!(" ORCPT={kind};{}", xtext(address)));
+        }
+        params
+    }
+}
+
+/// `text` as xtext (RFC 3461 4): `+` and `=`, controls, space and non-ASCII bytes
+/// as `+XX`.
+pub fn xtext(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if (b'!'..=b'~').contains(&byte) && byte != b'+' && byte != b'=' {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("+{byte:02X}"));
+        }
+    }
+    out
 }
 
 type Connection = BufReader<Box<dyn Stream>>;
@@ -364,11 +443,19 @@ async fn converse(
     if !lmtp && ehlo.offers("SIZE") {
         params.push_str(&format!(" SIZE={}", handoff.message.len()));
     }
+    let dsn = handoff.dsn.filter(|_| !lmtp && ehlo.offers("DSN"));
+    if let Some(dsn) = dsn {
+        params.push_str(&dsn.mail_params());
+    }
     let mail = format!("MAIL FROM:<{}>{params}\r\n", handoff.sender);
     let rcpts: Vec<String> = handoff
         .recipients
         .iter()
-        .map(|r| format!("RCPT TO:<{r}>\r\n"))
+        .enumerate()
+        .map(|(i, r)| {
+            let params = dsn.map(|d| d.rcpt_params(i)).unwrap_or_default();
+            format!("RCPT TO:<{r}>{params}\r\n")
+        })
         .collect();
 
     let mut accepted = Vec::new();
@@ -440,6 +527,11 @@ async fn converse(
         }
     } else {
         let reply = read_reply(&mut connection).await?;
+        if let Some(dsn) = dsn
+            && reply.code / 100 == 2
+        {
+            dsn.passed.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         for &i in &accepted {
             outcomes[i] = Some(Outcome::from_reply(&reply));
         }
@@ -452,7 +544,45 @@ async fn converse(
 mod tests {
     use tokio::io::AsyncReadExt;
 
+    use super::super::queue;
     use super::*;
+
+    #[test]
+    fn dsn_parameters_are_passed_on_as_xtext() {
+        assert_eq!(xtext("order 42+a=b"), "order+2042+2Ba+3Db");
+        assert_eq!(xtext("Ünï"), "+C3+9Cn+C3+AF");
+        let dsn = Dsn {
+            ret_full: false,
+            envid: Some("ticket+7"),
+            recipients: vec![
+                (
+                    queue::notify::SUCCESS | queue::notify::FAILURE,
+                    Some("Bob@Remote.Example"),
+                ),
+                (queue::notify::NEVER, Some("x-other;A B")),
+                (0, None),
+            ],
+            passed: Default::default(),
+        };
+        assert_eq!(dsn.mail_params(), " RET=HDRS ENVID=ticket+2B7");
+        assert_eq!(
+            dsn.rcpt_params(0),
+            " NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;Bob@Remote.Example"
+        );
+        assert_eq!(dsn.rcpt_params(1), " NOTIFY=NEVER ORCPT=x-other;A+20B");
+        assert_eq!(dsn.rcpt_params(2), "");
+        // A sender that used no DSN parameter: none are made up.
+        let plain = Dsn {
+            recipients: vec![(0, None)],
+            ..Dsn::default()
+        };
+        assert_eq!(plain.mail_params(), "");
+        let full = Dsn {
+            ret_full: true,
+            ..Dsn::default()
+        };
+        assert_eq!(full.mail_params(), " RET=FULL");
+    }
 
     #[test]
     fn data_is_dot_stuffed_and_terminated() {
@@ -485,6 +615,7 @@ mod tests {
             message: &Body::from(b"Subject: x\r\n\r\n.dot\r\n".to_vec()),
             timeout: Duration::from_secs(5),
             source: None,
+            dsn: None,
         };
         let outcomes = transaction(Box::new(client), "mx.example", &dialect, &handoff).await;
         (outcomes, serve.await.unwrap())
@@ -554,6 +685,7 @@ mod tests {
             message: &Body::from(b"x".to_vec()),
             timeout: Duration::from_secs(5),
             source: None,
+            dsn: None,
         };
         let target = [("nowhere".to_string(), "127.0.0.1:1".parse().unwrap())];
         let (refused, host) = deliver(&target, &Dialect::Lmtp, &handoff).await;

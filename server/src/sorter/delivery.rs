@@ -201,6 +201,22 @@ async fn attempt(sorter: Sorter, id: String, _permit: OwnedSemaphorePermit) {
             .iter()
             .map(|&i| envelope.recipients[i].address.clone())
             .collect();
+        // What the sender asked of reports, for another domain's server that offers
+        // DSN (copied: the recipients are updated below).
+        let envid = envelope.envid.clone();
+        let asked: Vec<(u8, Option<String>)> = indices
+            .iter()
+            .map(|&i| {
+                let r = &envelope.recipients[i];
+                (r.notify, r.orcpt.clone())
+            })
+            .collect();
+        let dsn = client::Dsn {
+            ret_full: envelope.ret_full,
+            envid: envid.as_deref(),
+            recipients: asked.iter().map(|(n, o)| (*n, o.as_deref())).collect(),
+            passed: Default::default(),
+        };
         let handoff = Handoff {
             hostname: &sorter.hostname,
             sender: &envelope.sender,
@@ -208,6 +224,7 @@ async fn attempt(sorter: Sorter, id: String, _permit: OwnedSemaphorePermit) {
             message: &message,
             timeout: TRANSACTION_TIMEOUT,
             source: None,
+            dsn: Some(&dsn),
         };
         let (outcomes, host) = if remote {
             match sorter.relay.route(&label).await {
@@ -225,10 +242,13 @@ async fn attempt(sorter: Sorter, id: String, _permit: OwnedSemaphorePermit) {
             // sorters only.
             let handoff = Handoff {
                 source: own_address(&sorter, found.first().map(|(_, a)| a.is_ipv4())),
+                dsn: None,
                 ..handoff
             };
             client::deliver(&found, &Dialect::Lmtp, &handoff).await
         };
+        // The remote server took the DSN parameters: it reports from now on.
+        let passed_on = dsn.passed.load(std::sync::atomic::Ordering::Relaxed);
         for (&i, outcome) in indices.iter().zip(outcomes) {
             let r: &mut Recipient = &mut envelope.recipients[i];
             r.attempts += 1;
@@ -239,9 +259,10 @@ async fn attempt(sorter: Sorter, id: String, _permit: OwnedSemaphorePermit) {
                     r.last_error = None;
                     sorter.site.metrics.delivery(Delivery::Delivered);
                     tracing::info!(sorter = %sorter.name, %id, to = %r.address, %via, "delivered");
-                    if r.wants_success() {
-                        // Another domain's server does not report back to us: what
-                        // we can say is that it took the message (RFC 3461 6.2.4).
+                    if r.wants_success() && !(remote && passed_on) {
+                        // Another domain's server without DSN does not report back:
+                        // what we can say is that it took the message (RFC 3461
+                        // 6.2.4). One with DSN got NOTIFY and reports itself.
                         let (action, diagnostic) = match remote {
                             true => (Action::Relayed, answer),
                             false => (Action::Delivered, String::new()),
