@@ -216,6 +216,7 @@ pub async fn connection<IO, P, S>(
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut out: Vec<u8> = Vec::with_capacity(8192);
     let mut deadline = tokio::time::Instant::now() + HEAD_TIMEOUT;
+    let mut answered = false;
     loop {
         let mut consumed = 0;
         let handoff = loop {
@@ -226,6 +227,7 @@ pub async fn connection<IO, P, S>(
             }
         };
         if consumed > 0 {
+            answered = true;
             buf.drain(..consumed);
             deadline = tokio::time::Instant::now() + HEAD_TIMEOUT;
         }
@@ -236,7 +238,7 @@ pub async fn connection<IO, P, S>(
             out.clear();
         }
         if handoff {
-            return hand_off(io, buf, peer, service, stop).await;
+            return hand_off(io, buf, answered, peer, service, stop).await;
         }
         if *stop.borrow() {
             return;
@@ -249,7 +251,7 @@ pub async fn connection<IO, P, S>(
                 Ok(Ok(n)) if n > 0 => {}
                 // The peer closed in the middle of a request: hyper answers that.
                 Ok(Ok(_)) if !buf.is_empty() => {
-                    return hand_off(io, buf, peer, service, stop).await;
+                    return hand_off(io, buf, answered, peer, service, stop).await;
                 }
                 // The peer closed, failed, or said nothing in time.
                 _ => return,
@@ -260,12 +262,17 @@ pub async fn connection<IO, P, S>(
 }
 
 /// Serves the rest of a connection with hyper: the bytes already read come first.
+/// `answered`: the prepared path answered requests on it, so it is an HTTP/1.1
+/// connection, which hyper alone would know by now: it goes to hyper's HTTP/1 server
+/// directly, without the version sniffing of a new connection (whose first 24-byte
+/// read changes when hyper parses the next head, and so what it answers to a bad one).
 pub async fn hand_off<IO, S>(
     io: IO,
     read: Vec<u8>,
+    answered: bool,
     peer: SocketAddr,
     service: S,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
@@ -280,13 +287,33 @@ pub async fn hand_off<IO, S>(
         .map_request(|request: hyper::Request<hyper::body::Incoming>| {
             request.map(axum::body::Body::new)
         });
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEAD_TIMEOUT);
+    let service = TowerToHyperService::new(service);
     let io = TokioIo::new(Rewind { read, at: 0, io });
-    let connection = builder.serve_connection_with_upgrades(io, TowerToHyperService::new(service));
+    if answered {
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEAD_TIMEOUT);
+        let connection = builder.serve_connection(io, service).with_upgrades();
+        until_stopped(connection, stop, |c| c.graceful_shutdown()).await;
+    } else {
+        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEAD_TIMEOUT);
+        let connection = builder.serve_connection_with_upgrades(io, service);
+        until_stopped(connection, stop, |c| c.graceful_shutdown()).await;
+    }
+}
+
+/// Drives a hyper connection to its end, shutting it down gracefully (with `shutdown`)
+/// once `stop` turns true.
+async fn until_stopped<C: Future>(
+    connection: C,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    shutdown: impl Fn(Pin<&mut C>),
+) {
     tokio::pin!(connection);
     let mut stopping = false;
     loop {
@@ -294,7 +321,7 @@ pub async fn hand_off<IO, S>(
             _ = connection.as_mut() => return,
             _ = stop.wait_for(|s| *s), if !stopping => {
                 stopping = true;
-                connection.as_mut().graceful_shutdown();
+                shutdown(connection.as_mut());
             }
         }
     }
