@@ -144,6 +144,10 @@ impl Directory {
         let sqlite = url.starts_with("sqlite:");
         let pool = AnyPoolOptions::new()
             .max_connections(if sqlite { 16 } else { 20 })
+            // A pooled SQLite connection cannot go away under us, and the check before
+            // each use is a round trip to its worker thread: one per query, as much as
+            // a LIST costs. A PostgreSQL connection can (a restarted server): checked.
+            .test_before_acquire(!sqlite)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if sqlite {

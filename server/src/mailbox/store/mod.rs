@@ -176,6 +176,9 @@ pub struct Store {
     /// Mailboxes whose `cur/` was scanned for files without rows since this process
     /// started (the only way such files arise is a crash, so once is enough).
     scanned: Arc<Mutex<HashSet<(String, String)>>>,
+    /// Per mailbox, the modification time of `new/` when it was last found empty of
+    /// anything to adopt (see `sync`).
+    new_seen: Arc<Mutex<HashMap<(String, String), std::time::SystemTime>>>,
     scan_lock: Arc<tokio::sync::Mutex<()>>,
     /// The index of recently used mailboxes, shared by every session of this store.
     cache: Arc<Mutex<HashMap<(String, String), Cached>>>,
@@ -205,6 +208,7 @@ impl Store {
             database: Arc::default(),
             pool,
             scanned: Arc::default(),
+            new_seen: Arc::default(),
             scan_lock: Arc::default(),
             cache: Arc::default(),
             updating: Arc::default(),

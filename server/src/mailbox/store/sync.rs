@@ -7,6 +7,10 @@ use std::time::UNIX_EPOCH;
 use super::maildir::{self, Maildir};
 use super::{MessageInfo, Result, Store, StoreError, blocking, names, now};
 
+/// How old the modification time of `new/` must be for an unchanged one to mean that
+/// nothing was added since it was last looked at (file systems with one-second times).
+const NEW_SETTLED: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl Store {
     /// Indexes what is on disk but not in the index: files another program dropped into
     /// `new/`, and files written before a crash whose row was never committed. Returns
@@ -27,6 +31,25 @@ impl Store {
             self.mailbox(username, &name).await?;
         }
         if !first {
+            // Only another program drops mail into `new/` (deliveries write to `cur/`),
+            // so its modification time says whether there is anything to look at: a
+            // stat, where listing it took a trip to the blocking pool on every STATUS
+            // and NOOP. A time under NEW_SETTLED old is looked at anyway, for file
+            // systems whose times are coarse.
+            let stamp = std::fs::metadata(dir.path.join("new"))
+                .and_then(|m| m.modified())
+                .ok()
+                .filter(|t| t.elapsed().is_ok_and(|age| age >= NEW_SETTLED));
+            let seen = |stamp: &std::time::SystemTime| {
+                self.new_seen
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&key)
+                    == Some(stamp)
+            };
+            if stamp.as_ref().is_some_and(seen) {
+                return Ok(0);
+            }
             let scan = dir.clone();
             let new = blocking(move || scan.list("new")).await?;
             let mut added = 0;
@@ -39,6 +62,12 @@ impl Store {
             }
             if added > 0 {
                 self.changed(username);
+            } else if let Some(stamp) = stamp {
+                // Nothing came since that time: until it changes, nothing has.
+                self.new_seen
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(key, stamp);
             }
             return Ok(added);
         }
@@ -182,6 +211,47 @@ mod tests {
         assert_eq!(list.iter().map(|m| m.uid).collect::<Vec<_>>(), [1, 2]);
         assert_eq!(s.read("nora", "INBOX", 2).await.unwrap(), msg(9));
         assert!(!dir.join("mail/nora/new/1700000000.external.host").exists());
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    /// Sets the modification time of a folder.
+    fn touch(folder: &std::path::Path, at: std::time::SystemTime) {
+        std::fs::File::open(folder)
+            .and_then(|f| f.set_modified(at))
+            .expect("a folder's time can be set");
+    }
+
+    #[tokio::test]
+    async fn an_unchanged_new_folder_is_not_listed_and_a_changed_one_is() {
+        let (s, dir) = store().await;
+        s.ensure_user("nora").await.unwrap();
+        s.append("nora", "INBOX", msg(1), &[], None).await.unwrap();
+        assert_eq!(s.sync("nora", "INBOX").await.unwrap(), 0);
+        let new = dir.join("mail/nora/new");
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        touch(&new, old);
+        // Listed once more, found empty: its time is kept.
+        assert_eq!(s.sync("nora", "INBOX").await.unwrap(), 0);
+        // A file whose arrival left the folder's time as it was is not looked for:
+        // the stat stands in for the listing.
+        std::fs::write(new.join("1700000000.hidden.host"), msg(8)).unwrap();
+        touch(&new, old);
+        assert_eq!(s.sync("nora", "INBOX").await.unwrap(), 0);
+        // A file dropped as other programs do changes the time: it is found (with the
+        // one before it).
+        std::fs::write(new.join("1700000001.external.host"), msg(9)).unwrap();
+        assert_eq!(s.sync("nora", "INBOX").await.unwrap(), 2);
+        // A time under NEW_SETTLED old (here: ahead of the clock, so that a slow
+        // machine cannot age it) is looked at every time: a file system with
+        // one-second times may show a file arriving within it as no change.
+        let recent = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
+        touch(&new, recent);
+        assert_eq!(s.sync("nora", "INBOX").await.unwrap(), 0);
+        std::fs::write(new.join("1700000002.external.host"), msg(10)).unwrap();
+        touch(&new, recent);
+        assert_eq!(s.sync("nora", "INBOX").await.unwrap(), 1);
+        let uids = s.uids("nora", "INBOX").await.unwrap();
+        assert_eq!(uids, [1, 2, 3, 4]);
         std::fs::remove_dir_all(dir).ok();
     }
 
