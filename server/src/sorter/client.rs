@@ -185,9 +185,9 @@ impl Dsn<'_> {
             params.push_str(&words.join(","));
         }
         if let Some(orcpt) = orcpt {
-            // Stored as the sender gave it, with or without its address type.
-            let (kind, address) = orcpt.split_once(';').unwrap_or(("rfc822", orcpt));
-            params.push_str(&format!(" ORCPT={kind};{}", xtext(address)));
+            // Stored without its type, which smtp-proto only takes as `rfc822` (the
+            // address itself may hold a `;`).
+            params.push_str(&format!(" ORCPT=rfc822;{}", xtext(orcpt)));
         }
         params
     }
@@ -559,7 +559,7 @@ mod tests {
                     queue::notify::SUCCESS | queue::notify::FAILURE,
                     Some("Bob@Remote.Example"),
                 ),
-                (queue::notify::NEVER, Some("x-other;A B")),
+                (queue::notify::NEVER, Some("\"a;b c\"@Remote.Example")),
                 (0, None),
             ],
             passed: Default::default(),
@@ -569,7 +569,10 @@ mod tests {
             dsn.rcpt_params(0),
             " NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;Bob@Remote.Example"
         );
-        assert_eq!(dsn.rcpt_params(1), " NOTIFY=NEVER ORCPT=x-other;A+20B");
+        assert_eq!(
+            dsn.rcpt_params(1),
+            " NOTIFY=NEVER ORCPT=rfc822;\"a;b+20c\"@Remote.Example"
+        );
         assert_eq!(dsn.rcpt_params(2), "");
         // A sender that used no DSN parameter: none are made up.
         let plain = Dsn {

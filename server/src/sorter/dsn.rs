@@ -155,12 +155,12 @@ pub fn report(
     for e in entries {
         status.push_str("\r\n");
         if let Some(original) = e.original {
-            // smtp-proto gives the address without its type (`rfc822;`).
-            let typed = match original.contains(';') {
-                true => field(original),
-                false => format!("rfc822;{}", field(original)),
-            };
-            status.push_str(&format!("Original-Recipient: {typed}\r\n"));
+            // smtp-proto gives the address without its type, which it only takes as
+            // `rfc822` (the address itself may hold a `;`).
+            status.push_str(&format!(
+                "Original-Recipient: rfc822;{}\r\n",
+                field(original)
+            ));
         }
         status.push_str(&format!(
             "Final-Recipient: rfc822; {}\r\nAction: {}\r\nStatus: {}\r\n",
@@ -250,7 +250,8 @@ mod tests {
             Returned::Headers(message),
             &[Entry {
                 recipient: "nora@example.test",
-                original: None,
+                // As smtp-proto gives ORCPT=rfc822;"n;o"@Example.Test: without its type.
+                original: Some("\"n;o\"@Example.Test"),
                 action: Action::Failed,
                 diagnostic: "550 5.1.1 <nora@example.test>: no such user here",
                 status: "5.1.1".into(),
@@ -283,6 +284,10 @@ mod tests {
             text.contains(
                 "Final-Recipient: rfc822; nora@example.test\r\nAction: failed\r\nStatus: 5.1.1\r\n"
             ),
+            "{text}"
+        );
+        assert!(
+            text.contains("Original-Recipient: rfc822;\"n;o\"@Example.Test\r\n"),
             "{text}"
         );
         assert!(text.contains("Subject: hello"), "{text}");
