@@ -153,20 +153,25 @@ while True:
 
 /// Starts the sink on `127.N.0.99:10026`; returns it and its folder.
 fn sink(site: &Site) -> (Helper, PathBuf) {
-    let folder = site.dir.join("sink");
+    sink_at(site, 99, "sink", &[])
+}
+
+/// Starts a sink on `127.N.0.<host>:10026` with the site's certificate, saving into
+/// `<folder>` of the site's directory (`extra`: `dsn`); returns it and its folder.
+fn sink_at(site: &Site, host: u8, folder: &str, extra: &[&str]) -> (Helper, PathBuf) {
+    let folder = site.dir.join(folder);
     std::fs::create_dir_all(&folder).unwrap();
     let tls = site.dir.join("data/tls");
-    let sink = helper(
-        SINK,
-        &[
-            &site.addr(99),
-            "10026",
-            folder.to_str().unwrap(),
-            tls.join("server.pem").to_str().unwrap(),
-            tls.join("server-key.pem").to_str().unwrap(),
-        ],
-    );
-    (sink, folder)
+    let mut args = vec![
+        site.addr(host),
+        "10026".to_string(),
+        folder.display().to_string(),
+        tls.join("server.pem").display().to_string(),
+        tls.join("server-key.pem").display().to_string(),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    (helper(SINK, &args), folder)
 }
 
 /// The messages the sink saved.
@@ -526,20 +531,7 @@ fn dsn_parameters_go_on_to_servers_that_offer_dsn() {
         ],
     );
     let (_sink, folder) = sink(&site);
-    let dsn_folder = site.dir.join("dsn-sink");
-    std::fs::create_dir_all(&dsn_folder).unwrap();
-    let tls = site.dir.join("data/tls");
-    let _dsn_sink = helper(
-        SINK,
-        &[
-            &with_dsn,
-            "10026",
-            dsn_folder.to_str().unwrap(),
-            tls.join("server.pem").to_str().unwrap(),
-            tls.join("server-key.pem").to_str().unwrap(),
-            "dsn",
-        ],
-    );
+    let (_dsn_sink, dsn_folder) = sink_at(&site, 97, "dsn-sink", &["dsn"]);
 
     let out = python(
         SEND_DSN,

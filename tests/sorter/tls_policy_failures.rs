@@ -162,6 +162,14 @@ fn bogus_dnssec_and_missing_starttls_hold_the_mail_under_a_policy() {
     );
 }
 
+/// Submits a message with `subject` from alice to kim@kept.example.
+fn send_kim(site: &Site, subject: &str) {
+    assert_eq!(
+        send(site, "alice", "kim@kept.example", subject),
+        "refused {}"
+    );
+}
+
 #[test]
 fn a_kept_mta_sts_policy_holds_while_fetches_fail_and_across_restarts() {
     let dir = common::temp_dir("tls-policy-kept");
@@ -205,10 +213,7 @@ fn a_kept_mta_sts_policy_holds_while_fetches_fail_and_across_restarts() {
     };
 
     // Fetched: only the policy's MX host gets the mail.
-    assert_eq!(
-        send(&w.site, "alice", "kim@kept.example", "one"),
-        "refused {}"
-    );
+    send_kim(&w.site, "one");
     w.wait_sunk(1, 1);
     let kept = w
         .site
@@ -219,20 +224,14 @@ fn a_kept_mta_sts_policy_holds_while_fetches_fail_and_across_restarts() {
     w.policy_server = None;
     w.site.kill_hard();
     w.site.start_again();
-    assert_eq!(
-        send(&w.site, "alice", "kim@kept.example", "two"),
-        "refused {}"
-    );
+    send_kim(&w.site, "two");
     w.wait_sunk(1, 2);
 
     // The record names a new id, which cannot be fetched: the kept policy still
     // applies (RFC 8461 5.1), and the failed fetch is reported.
     w.site
         .sql("UPDATE mta_sts_policies SET policy_id = 'older' WHERE domain = 'kept.example'");
-    assert_eq!(
-        send(&w.site, "alice", "kim@kept.example", "three"),
-        "refused {}"
-    );
+    send_kim(&w.site, "three");
     w.wait_sunk(1, 3);
     assert!(
         subjects(0).is_empty(),
@@ -261,10 +260,7 @@ fn a_kept_mta_sts_policy_holds_while_fetches_fail_and_across_restarts() {
     // policy: the preferred MX host gets the mail again.
     w.site
         .sql("UPDATE mta_sts_policies SET expires_at = 1 WHERE domain = 'kept.example'");
-    assert_eq!(
-        send(&w.site, "alice", "kim@kept.example", "four"),
-        "refused {}"
-    );
+    send_kim(&w.site, "four");
     w.wait_sunk(0, 1);
     assert_eq!(subjects(0), ["four"]);
 }
