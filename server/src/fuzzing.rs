@@ -9,6 +9,7 @@
 //! (`replies`). Fuzzing builds (`--cfg fuzzing`, set by cargo-fuzz) hash passwords
 //! cheaply and answer failed logins at once, so that an iteration takes milliseconds.
 
+mod codec;
 mod dns;
 mod harness;
 mod headers;
@@ -194,6 +195,12 @@ pub fn smtp(data: &[u8]) {
     replies::smtp(&transcript, &queued);
 }
 
+/// Any bytes as an IMAP command and as a response to imap-codec: what parses encodes
+/// to bytes that parse back the same (`codec`).
+pub fn imap_codec(data: &[u8]) {
+    codec::round_trips(data);
+}
+
 /// Any bytes as a query to the alias DNS server, over UDP and over TCP: no answer or
 /// a well-formed one of bounded size, to a query that was sent (`dns`).
 pub fn dns_requests(data: &[u8]) {
@@ -268,6 +275,11 @@ mod tests {
     #[test]
     fn imap_holds_on_seeds() {
         hold_on_seeds("imap_commands", imap);
+    }
+
+    #[test]
+    fn imap_codec_holds_on_seeds() {
+        hold_on_seeds("imap_codec", imap_codec);
     }
 
     #[test]

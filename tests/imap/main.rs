@@ -7,6 +7,7 @@ mod common;
 mod condstore;
 mod curl;
 mod durability;
+mod esearch;
 mod idle;
 mod imaptest;
 mod listing;

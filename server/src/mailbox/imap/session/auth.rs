@@ -45,6 +45,7 @@ impl Session {
             Capability::Move,
             Capability::from(wire::atom("SPECIAL-USE")),
             Capability::Sort(None),
+            Capability::from(wire::atom("ESEARCH")),
             Capability::CondStore,
             Capability::QResync,
             Capability::Quota,

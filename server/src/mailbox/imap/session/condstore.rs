@@ -10,12 +10,12 @@ use imap_codec::imap_types::command::{FetchModifier, SelectParameter, StoreModif
 use imap_codec::imap_types::core::Tag;
 use imap_codec::imap_types::extensions::enable::CapabilityEnable;
 use imap_codec::imap_types::fetch::MessageDataItem;
-use imap_codec::imap_types::response::{Data, Response};
+use imap_codec::imap_types::response::{Code, Data, Response};
 use imap_codec::imap_types::search::SearchKey;
 
 use super::Session;
 use super::qresync::Resync;
-use super::responses::{bad, data, ok};
+use super::responses::{bad, data, ok, status};
 
 impl Session {
     /// ENABLE (RFC 5161): CONDSTORE and QRESYNC (which turns CONDSTORE on too) are the
@@ -116,6 +116,32 @@ impl Session {
             since = Some(*n);
         }
         since
+    }
+
+    /// CONDSTORE was turned on with a mailbox open (not by SELECT or EXAMINE): the
+    /// client learns the mailbox's HIGHESTMODSEQ first (RFC 7162 3.1), as it is now,
+    /// the command's own changes included.
+    pub(super) async fn announce_highest_modseq(
+        &self,
+        user: &str,
+        responses: &mut Vec<Response<'static>>,
+    ) {
+        let Some(selected) = &self.selected else {
+            return;
+        };
+        let highest = match self.store.mailbox(user, &selected.name).await {
+            Ok(info) => info.highestmodseq,
+            Err(_) => selected.modseq,
+        };
+        if let Some(modseq) = NonZeroU64::new(highest) {
+            let said = status(
+                None,
+                "OK",
+                Some(Code::HighestModSeq(modseq)),
+                "Highest MODSEQ",
+            );
+            responses.insert(0, said);
+        }
     }
 
     /// Whether a search uses MODSEQ (then its answer says the highest MODSEQ found,

@@ -19,6 +19,7 @@
 
 mod auth;
 mod condstore;
+mod esearch;
 mod fetch;
 mod mailboxes;
 mod messages;
@@ -202,7 +203,14 @@ impl Session {
         let Some(user) = self.user.clone() else {
             return self.not_authenticated(tag, command.body).await;
         };
-        let responses = match command.body {
+        // CONDSTORE turned on by a command other than SELECT and EXAMINE (which say
+        // HIGHESTMODSEQ anyway) while a mailbox is open is told at once (RFC 7162 3.1).
+        let reselects = matches!(
+            command.body,
+            CommandBody::Select { .. } | CommandBody::Examine { .. }
+        );
+        let condstore_before = self.condstore || self.selected.is_none() || reselects;
+        let mut responses = match command.body {
             // Any state.
             CommandBody::Capability => self.capability(&tag),
             CommandBody::Noop | CommandBody::Check => self.noop(&tag, &user).await,
@@ -286,6 +294,21 @@ impl Session {
                 charset,
                 criteria,
                 uid,
+                ret: Some(options),
+            } => {
+                let request = esearch::Request {
+                    charset: charset.as_ref().map(|c| c.as_ref()),
+                    criteria: &criteria,
+                    by_uid: uid,
+                    options: &options,
+                };
+                self.esearch(&tag, &user, request).await
+            }
+            CommandBody::Search {
+                charset,
+                criteria,
+                uid,
+                ret: None,
             } => {
                 self.search(
                     &tag,
@@ -357,6 +380,9 @@ impl Session {
             CommandBody::Unselect => self.unselect(&tag),
             _ => vec![bad(&tag, "This command is not available in this version")],
         };
+        if !condstore_before && self.condstore {
+            self.announce_highest_modseq(&user, &mut responses).await;
+        }
         let mut outcome = Outcome::of(self.announce_keywords(responses));
         outcome.more = self.pending.is_some();
         outcome
