@@ -12,6 +12,7 @@ mod idle;
 mod imaptest;
 mod listing;
 mod login;
+mod multiappend;
 mod qresync;
 mod quota;
 mod recent;

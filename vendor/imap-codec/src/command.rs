@@ -11,6 +11,7 @@ use imap_types::{
     auth::AuthMechanism,
     command::{Command, CommandBody},
     core::AString,
+    datetime::DateTime,
     extensions::binary::LiteralOrLiteral8,
     fetch::{Macro, MacroOrMessageDataItemNames},
     flag::{Flag, StoreResponse, StoreType},
@@ -176,10 +177,52 @@ pub(crate) fn command_auth(input: &[u8]) -> IMAPResult<&[u8], CommandBody> {
 }
 
 /// `append = "APPEND" SP mailbox [SP flag-list] [SP date-time] SP literal`
+///
+/// With `ext_multiappend` (RFC 3502):
+///
+/// ```abnf
+/// append         = "APPEND" SP mailbox 1*append-message
+/// append-message = append-opts SP append-data
+/// append-opts    = [SP flag-list] [SP date-time]
+/// ```
 pub(crate) fn append(input: &[u8]) -> IMAPResult<&[u8], CommandBody> {
     let mut parser = tuple((
         tag_no_case(b"APPEND "),
         mailbox,
+        append_message,
+        #[cfg(feature = "ext_multiappend")]
+        nom::multi::many0(map(append_message, |(flags, date, message)| {
+            imap_types::extensions::multiappend::AppendMessage {
+                flags,
+                date,
+                message,
+            }
+        })),
+        #[cfg(not(feature = "ext_multiappend"))]
+        nom::combinator::success(()),
+    ));
+
+    let (remaining, (_, mailbox, (flags, date, message), _more)) = parser(input)?;
+
+    Ok((
+        remaining,
+        CommandBody::Append {
+            mailbox,
+            flags,
+            date,
+            message,
+            #[cfg(feature = "ext_multiappend")]
+            more: _more,
+        },
+    ))
+}
+
+/// `[SP flag-list] [SP date-time] SP literal`: one message of an APPEND.
+#[allow(clippy::type_complexity)]
+fn append_message(
+    input: &[u8],
+) -> IMAPResult<&[u8], (Vec<Flag>, Option<DateTime>, LiteralOrLiteral8)> {
+    let mut parser = tuple((
         opt(preceded(sp, flag_list)),
         opt(preceded(sp, date_time)),
         sp,
@@ -189,17 +232,9 @@ pub(crate) fn append(input: &[u8]) -> IMAPResult<&[u8], CommandBody> {
         )),
     ));
 
-    let (remaining, (_, mailbox, flags, date, _, message)) = parser(input)?;
+    let (remaining, (flags, date, _, message)) = parser(input)?;
 
-    Ok((
-        remaining,
-        CommandBody::Append {
-            mailbox,
-            flags: flags.unwrap_or_default(),
-            date,
-            message,
-        },
-    ))
+    Ok((remaining, (flags.unwrap_or_default(), date, message)))
 }
 
 /// `create = "CREATE" SP mailbox`

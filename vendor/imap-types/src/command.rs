@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "ext_esearch")]
 use crate::extensions::esearch::SearchReturnOption;
+#[cfg(feature = "ext_multiappend")]
+use crate::extensions::multiappend::AppendMessage;
 #[cfg(feature = "ext_id")]
 use crate::core::{IString, NString};
 #[cfg(feature = "ext_metadata")]
@@ -913,6 +915,9 @@ pub enum CommandBody<'a> {
         /// Use [`LiteralOrLiteral8::Literal8`] only when the server advertised [`Capability::Binary`](crate::response::Capability::Binary).
         /// </div>
         message: LiteralOrLiteral8<'a>,
+        /// The messages after the first (MULTIAPPEND, RFC 3502).
+        #[cfg(feature = "ext_multiappend")]
+        more: Vec<AppendMessage<'a>>,
     },
 
     // ----- Selected State (https://tools.ietf.org/html/rfc3501#section-6.4) -----
@@ -1737,6 +1742,8 @@ impl<'a> CommandBody<'a> {
             flags,
             date,
             message: LiteralOrLiteral8::Literal(message.try_into().map_err(AppendError::Data)?),
+            #[cfg(feature = "ext_multiappend")]
+            more: Vec::new(),
         })
     }
 
@@ -2239,6 +2246,8 @@ mod tests {
                     flags: vec![],
                     date: None,
                     message: LiteralOrLiteral8::Literal(Literal::try_from("").unwrap()),
+                    #[cfg(feature = "ext_multiappend")]
+                    more: vec![],
                 },
                 "APPEND",
             ),
@@ -2251,6 +2260,8 @@ mod tests {
                         data: b"Hello\x00World\x00".as_ref().into(),
                         mode: LiteralMode::NonSync,
                     }),
+                    #[cfg(feature = "ext_multiappend")]
+                    more: vec![],
                 },
                 "APPEND",
             ),

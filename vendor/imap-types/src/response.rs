@@ -922,6 +922,17 @@ pub enum Code<'a> {
         uid: NonZeroU32,
     },
 
+    /// Messages have been appended to destination mailbox with these UIDs, in the
+    /// order of the APPEND (MULTIAPPEND, RFC 3502; the `uid-set` of RFC 4315's
+    /// `append-uid`). One UID is [`Code::AppendUid`].
+    #[cfg(feature = "ext_multiappend")]
+    AppendUids {
+        /// UIDVALIDITY of destination mailbox
+        uid_validity: NonZeroU32,
+        /// UIDs assigned to the appended messages
+        uids: UidSet,
+    },
+
     /// Message(s) have been copied to destination mailbox with stated UID(s)
     CopyUid {
         /// UIDVALIDITY of destination mailbox

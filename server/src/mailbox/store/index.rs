@@ -169,30 +169,44 @@ impl Store {
     /// session that saw HIGHESTMODSEQ before the row existed finds it as a change
     /// (`m.modseq` is ignored).
     pub(super) async fn insert(&self, username: &str, name: &str, m: &MessageInfo) -> Result<()> {
+        self.insert_all(username, name, std::slice::from_ref(m))
+            .await
+    }
+
+    /// Adds messages' rows in one transaction (all or none), each with a MODSEQ of its
+    /// own taken there (see [`Store::insert`]).
+    pub(super) async fn insert_all(
+        &self,
+        username: &str,
+        name: &str,
+        messages: &[MessageInfo],
+    ) -> Result<()> {
         let mut tx = self.write_tx().await?;
-        let modseq: i64 = sqlx::query(
-            "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE username = $1 AND name = $2 RETURNING highestmodseq",
-        )
-        .bind(username)
-        .bind(name)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| StoreError::NoMailbox(name.to_string()))?
-        .try_get(0)?;
-        sqlx::query(
-            "INSERT INTO messages (username, mailbox, uid, modseq, flags, internal_date, size, file) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (username, mailbox, uid) DO NOTHING",
-        )
-        .bind(username)
-        .bind(name)
-        .bind(i64::from(m.uid))
-        .bind(modseq)
-        .bind(m.flags.join(" "))
-        .bind(m.internal_date)
-        .bind(m.size as i64)
-        .bind(&m.file)
-        .execute(&mut *tx)
-        .await?;
+        for m in messages {
+            let modseq: i64 = sqlx::query(
+                "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE username = $1 AND name = $2 RETURNING highestmodseq",
+            )
+            .bind(username)
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NoMailbox(name.to_string()))?
+            .try_get(0)?;
+            sqlx::query(
+                "INSERT INTO messages (username, mailbox, uid, modseq, flags, internal_date, size, file) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (username, mailbox, uid) DO NOTHING",
+            )
+            .bind(username)
+            .bind(name)
+            .bind(i64::from(m.uid))
+            .bind(modseq)
+            .bind(m.flags.join(" "))
+            .bind(m.internal_date)
+            .bind(m.size as i64)
+            .bind(&m.file)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
     }

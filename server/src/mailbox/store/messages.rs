@@ -11,6 +11,33 @@ use super::{FlagOp, MessageInfo, Result, Store, StoreError, blocking, maildir, n
 /// Messages up to this size are read on the calling thread (see [`Store::read_message`]).
 const INLINE_READ: u64 = 128 * 1024;
 
+/// A message to append: its bytes, flags and internal date (`None`: now).
+#[derive(Debug)]
+pub struct NewMessage {
+    pub bytes: Vec<u8>,
+    pub flags: Vec<String>,
+    pub internal_date: Option<i64>,
+}
+
+/// Removes the files of messages that were written but will not be indexed.
+async fn discard(dir: &maildir::Maildir, written: &[MessageInfo]) {
+    let dir = dir.clone();
+    let files: Vec<(String, Vec<String>)> = written
+        .iter()
+        .map(|m| (m.file.clone(), m.flags.clone()))
+        .collect();
+    let removed = blocking(move || {
+        for (file, flags) in &files {
+            dir.remove(file, flags)?;
+        }
+        Ok(())
+    })
+    .await;
+    if let Err(e) = removed {
+        tracing::warn!(error = %e, "could not remove the files of an append that failed");
+    }
+}
+
 /// What a conditional STORE did.
 #[derive(Debug, Default)]
 pub struct Stored {
@@ -30,24 +57,71 @@ impl Store {
         flags: &[String],
         internal_date: Option<i64>,
     ) -> Result<(u32, u32)> {
+        let message = NewMessage {
+            bytes,
+            flags: flags.to_vec(),
+            internal_date,
+        };
+        let (uidvalidity, uids) = self.append_all(username, name, vec![message]).await?;
+        Ok((uidvalidity, uids[0]))
+    }
+
+    /// Stores messages durably, all or none (MULTIAPPEND, RFC 3502): each file is
+    /// written and synced, then all are indexed in one transaction. If a step fails,
+    /// the files already written are removed and nothing is indexed. Returns
+    /// UIDVALIDITY and the UIDs, in the order given.
+    pub async fn append_all(
+        &self,
+        username: &str,
+        name: &str,
+        messages: Vec<NewMessage>,
+    ) -> Result<(u32, Vec<u32>)> {
         let name = names::canonical(name)?;
         let dir = self.maildir(username, &name)?;
-        let (uidvalidity, uid) = self.reserve(username, &name).await?;
-        let size = bytes.len() as u64;
+        let mut uidvalidity = 0;
+        let mut written: Vec<MessageInfo> = Vec::with_capacity(messages.len());
+        for message in messages {
+            match self.write_new(username, &name, &dir, message).await {
+                Ok((validity, info)) => {
+                    uidvalidity = validity;
+                    written.push(info);
+                }
+                Err(e) => {
+                    discard(&dir, &written).await;
+                    return Err(e);
+                }
+            }
+        }
+        if let Err(e) = self.insert_all(username, &name, &written).await {
+            discard(&dir, &written).await;
+            return Err(e);
+        }
+        self.changed(username);
+        Ok((uidvalidity, written.iter().map(|m| m.uid).collect()))
+    }
+
+    /// Takes a UID for a message and writes its file (not yet indexed).
+    async fn write_new(
+        &self,
+        username: &str,
+        name: &str,
+        dir: &maildir::Maildir,
+        message: NewMessage,
+    ) -> Result<(u32, MessageInfo)> {
+        let (uidvalidity, uid) = self.reserve(username, name).await?;
+        let size = message.bytes.len() as u64;
         let file = maildir::unique_name(size, uid);
-        let (base, file_flags) = (file.clone(), flags.to_vec());
-        blocking(move || dir.write(&base, &file_flags, &bytes)).await?;
-        let message = MessageInfo {
+        let (dir, base, flags) = (dir.clone(), file.clone(), message.flags.clone());
+        blocking(move || dir.write(&base, &flags, &message.bytes)).await?;
+        let info = MessageInfo {
             uid,
-            modseq: 0, // taken by insert
-            flags: flags.to_vec(),
-            internal_date: internal_date.unwrap_or_else(now),
+            modseq: 0, // taken by insert_all
+            flags: message.flags,
+            internal_date: message.internal_date.unwrap_or_else(now),
             size,
             file,
         };
-        self.insert(username, &name, &message).await?;
-        self.changed(username);
-        Ok((uidvalidity, uid))
+        Ok((uidvalidity, info))
     }
 
     /// The bytes of a message whose index row the caller has.
@@ -318,7 +392,7 @@ mod tests {
         let (s, dir) = store().await;
         s.ensure_user("amy").await.unwrap();
         for round in 0..20 {
-            let (uid, _) = s
+            let (_, uid) = s
                 .append("amy", "INBOX", msg(round), &[], None)
                 .await
                 .unwrap();
@@ -340,6 +414,45 @@ mod tests {
                 assert!(r.is_ok(), "round {round}: {r:?}");
             }
         }
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    /// MULTIAPPEND's store side: every message on disk and indexed, UIDs and MODSEQs
+    /// in the order given, each with its own flags and date; into a missing mailbox,
+    /// nothing at all (and no file left behind).
+    #[tokio::test]
+    async fn messages_appended_together_are_stored_in_order() {
+        let (s, dir) = store().await;
+        s.ensure_user("alice").await.unwrap();
+        let new = |n: u32, flag: &str, date: Option<i64>| super::NewMessage {
+            bytes: msg(n),
+            flags: vec![flag.to_string()],
+            internal_date: date,
+        };
+        let batch = vec![
+            new(1, "\\Seen", Some(1_700_000_000)),
+            new(2, "\\Flagged", None),
+            new(3, "$Work", Some(1_600_000_000)),
+        ];
+        let (validity, uids) = s.append_all("alice", "INBOX", batch).await.unwrap();
+        assert!(validity > 0);
+        assert_eq!(uids, [1, 2, 3]);
+        let list = s.messages("alice", "INBOX").await.unwrap();
+        assert_eq!(list.len(), 3);
+        assert_eq!(list[0].flags, ["\\Seen"]);
+        assert_eq!(list[2].flags, ["$Work"]);
+        assert_eq!(list[2].internal_date, 1_600_000_000);
+        assert!(list[0].modseq < list[1].modseq && list[1].modseq < list[2].modseq);
+        for (n, uid) in (1..=3).zip(uids) {
+            assert_eq!(s.read("alice", "INBOX", uid).await.unwrap(), msg(n));
+        }
+        let refused = s
+            .append_all("alice", "Nowhere", vec![new(4, "\\Seen", None)])
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::NoMailbox(_))),
+            "{refused:?}"
+        );
         std::fs::remove_dir_all(dir).ok();
     }
 

@@ -57,7 +57,7 @@ use database::Database;
 use header_cache::HeaderCache;
 use index_cache::{Cached, Turn};
 use maildir::Maildir;
-pub use messages::Stored;
+pub use messages::{NewMessage, Stored};
 pub use names::NameError;
 pub use reindex::ReindexReport;
 

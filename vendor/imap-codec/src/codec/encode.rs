@@ -423,23 +423,17 @@ impl EncodeIntoContext for CommandBody<'_> {
                 flags,
                 date,
                 message,
+                #[cfg(feature = "ext_multiappend")]
+                more,
             } => {
                 ctx.write_all(b"APPEND ")?;
                 mailbox.encode_ctx(ctx)?;
-
-                if !flags.is_empty() {
-                    ctx.write_all(b" (")?;
-                    join_serializable(flags, b" ", ctx)?;
-                    ctx.write_all(b")")?;
+                encode_append_message(flags, date.as_ref(), message, ctx)?;
+                #[cfg(feature = "ext_multiappend")]
+                for next in more {
+                    encode_append_message(&next.flags, next.date.as_ref(), &next.message, ctx)?;
                 }
-
-                if let Some(date) = date {
-                    ctx.write_all(b" ")?;
-                    date.encode_ctx(ctx)?;
-                }
-
-                ctx.write_all(b" ")?;
-                message.encode_ctx(ctx)
+                Ok(())
             }
             CommandBody::Check => ctx.write_all(b"CHECK"),
             CommandBody::Close => ctx.write_all(b"CLOSE"),
@@ -1417,6 +1411,13 @@ impl EncodeIntoContext for Code<'_> {
                 ctx.write_all(b" ")?;
                 uid.encode_ctx(ctx)
             }
+            #[cfg(feature = "ext_multiappend")]
+            Code::AppendUids { uid_validity, uids } => {
+                ctx.write_all(b"APPENDUID ")?;
+                uid_validity.encode_ctx(ctx)?;
+                ctx.write_all(b" ")?;
+                uids.encode_ctx(ctx)
+            }
             Code::CopyUid {
                 uid_validity,
                 source,
@@ -1445,6 +1446,28 @@ impl EncodeIntoContext for Text<'_> {
     fn encode_ctx(&self, ctx: &mut EncodeContext) -> fmt::Result {
         ctx.write_all(self.inner().as_bytes())
     }
+}
+
+/// `[SP flag-list] [SP date-time] SP literal`: one message of an APPEND.
+fn encode_append_message(
+    flags: &[Flag],
+    date: Option<&DateTime>,
+    message: &imap_types::extensions::binary::LiteralOrLiteral8,
+    ctx: &mut EncodeContext,
+) -> fmt::Result {
+    if !flags.is_empty() {
+        ctx.write_all(b" (")?;
+        join_serializable(flags, b" ", ctx)?;
+        ctx.write_all(b")")?;
+    }
+
+    if let Some(date) = date {
+        ctx.write_all(b" ")?;
+        date.encode_ctx(ctx)?;
+    }
+
+    ctx.write_all(b" ")?;
+    message.encode_ctx(ctx)
 }
 
 impl EncodeIntoContext for Data<'_> {

@@ -39,11 +39,35 @@ pub(crate) fn uid_expunge(input: &[u8]) -> IMAPResult<&[u8], CommandBody> {
 ///
 /// uniqueid = nz-number
 /// ```
+#[cfg(not(feature = "ext_multiappend"))]
 pub(crate) fn resp_code_apnd(input: &[u8]) -> IMAPResult<&[u8], Code> {
     let (rem, (_, uid_validity, _, uid)) =
         tuple((tag_no_case("APPENDUID "), nz_number, sp, nz_number))(input)?;
 
     Ok((rem, Code::AppendUid { uid_validity, uid }))
+}
+
+/// ```abnf
+/// resp-code-apnd = "APPENDUID" SP nz-number SP append-uid
+///
+/// append-uid =/ uid-set ; only permitted if client uses [MULTIAPPEND]
+/// ```
+///
+/// One UID is [`Code::AppendUid`], more are [`Code::AppendUids`].
+#[cfg(feature = "ext_multiappend")]
+pub(crate) fn resp_code_apnd(input: &[u8]) -> IMAPResult<&[u8], Code> {
+    let (rem, (_, uid_validity, _, uids)) =
+        tuple((tag_no_case("APPENDUID "), nz_number, sp, uid_set))(input)?;
+
+    let code = match uids.0.as_ref() {
+        [UidElement::Single(uid)] => Code::AppendUid {
+            uid_validity,
+            uid: *uid,
+        },
+        _ => Code::AppendUids { uid_validity, uids },
+    };
+
+    Ok((rem, code))
 }
 
 /// ```abnf

@@ -46,6 +46,7 @@ impl Session {
             Capability::from(wire::atom("SPECIAL-USE")),
             Capability::Sort(None),
             Capability::from(wire::atom("ESEARCH")),
+            Capability::from(wire::atom("MULTIAPPEND")),
             Capability::CondStore,
             Capability::QResync,
             Capability::Quota,

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::num::NonZeroU32;
 
 use imap_codec::imap_types::core::{Charset, Tag, Vec1};
-use imap_codec::imap_types::datetime::DateTime;
 use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
+use imap_codec::imap_types::extensions::multiappend::AppendMessage;
 use imap_codec::imap_types::fetch::MessageDataItem;
 use imap_codec::imap_types::flag::{Flag, StoreResponse, StoreType};
 use imap_codec::imap_types::mailbox::Mailbox;
@@ -18,7 +18,7 @@ use imap_codec::imap_types::sequence::SequenceSet;
 use super::super::{search, wire};
 use super::responses::{bad, data, no, ok, status, store_no};
 use super::{Selected, Session, condstore, expunged, find, has};
-use crate::mailbox::store::{FlagOp, MessageInfo, StoreError};
+use crate::mailbox::store::{FlagOp, MessageInfo, NewMessage, StoreError};
 
 /// How many message headers one blocking read takes at most (header searches).
 const HEADER_BATCH: usize = 2000;
@@ -41,37 +41,52 @@ pub(super) struct Matched {
 }
 
 impl Session {
+    /// APPEND of one message or, with MULTIAPPEND (RFC 3502), several: all are
+    /// stored or none, and APPENDUID names each new UID.
     pub(super) async fn append(
         &mut self,
         tag: &Tag<'static>,
         user: &str,
         mailbox: &Mailbox<'static>,
-        flags: &[Flag<'static>],
-        date: Option<DateTime>,
-        message: LiteralOrLiteral8<'static>,
+        first: AppendMessage<'static>,
+        more: Vec<AppendMessage<'static>>,
     ) -> Vec<Response<'static>> {
-        let bytes = match message {
-            LiteralOrLiteral8::Literal(l) => l.into_inner().into_owned(),
-            LiteralOrLiteral8::Literal8(l) => l.data.into_owned(),
-        };
-        let date = date.map(|d| d.as_ref().timestamp());
         let name = match wire::mailbox_name(mailbox) {
             Ok(name) => name,
             Err(e) => return vec![no(tag, &e)],
         };
-        let flags: Vec<String> = flags.iter().map(wire::flag_name).collect();
-        if let Some(refusal) = self.over_quota(tag, user, bytes.len() as u64, 1).await {
+        let messages: Vec<NewMessage> = std::iter::once(first)
+            .chain(more)
+            .map(|m| NewMessage {
+                bytes: match m.message {
+                    LiteralOrLiteral8::Literal(l) => l.into_inner().into_owned(),
+                    LiteralOrLiteral8::Literal8(l) => l.data.into_owned(),
+                },
+                flags: m.flags.iter().map(wire::flag_name).collect(),
+                internal_date: m.date.map(|d| d.as_ref().timestamp()),
+            })
+            .collect();
+        let size: u64 = messages.iter().map(|m| m.bytes.len() as u64).sum();
+        if let Some(refusal) = self
+            .over_quota(tag, user, size, messages.len() as u64)
+            .await
+        {
             return vec![refusal];
         }
-        match self.store.append(user, &name, bytes, &flags, date).await {
-            Ok((uidvalidity, uid)) => {
+        match self.store.append_all(user, &name, messages).await {
+            Ok((uidvalidity, uids)) => {
                 let mut out = if self.selected.as_ref().is_some_and(|s| s.name == name) {
                     self.refresh(user).await
                 } else {
                     Vec::new()
                 };
-                let code = match (NonZeroU32::new(uidvalidity), NonZeroU32::new(uid)) {
-                    (Some(uid_validity), Some(uid)) => Some(Code::AppendUid { uid_validity, uid }),
+                let code = match (NonZeroU32::new(uidvalidity), &uids[..]) {
+                    (Some(uid_validity), &[uid]) => {
+                        NonZeroU32::new(uid).map(|uid| Code::AppendUid { uid_validity, uid })
+                    }
+                    (Some(uid_validity), _) => {
+                        wire::uid_set(&uids).map(|uids| Code::AppendUids { uid_validity, uids })
+                    }
                     _ => None,
                 };
                 out.push(status(Some(tag), "OK", code, "APPEND completed"));

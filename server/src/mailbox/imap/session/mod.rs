@@ -37,6 +37,7 @@ use std::time::Duration;
 
 use imap_codec::imap_types::command::{Command, CommandBody};
 use imap_codec::imap_types::core::Tag;
+use imap_codec::imap_types::extensions::multiappend::AppendMessage;
 use imap_codec::imap_types::response::{Data, Response};
 
 use crate::mailbox::accept::{Admission, Encryption};
@@ -275,9 +276,14 @@ impl Session {
                 flags,
                 date,
                 message,
+                more,
             } => {
-                self.append(&tag, &user, &mailbox, &flags, date, message)
-                    .await
+                let first = AppendMessage {
+                    flags,
+                    date,
+                    message,
+                };
+                self.append(&tag, &user, &mailbox, first, more).await
             }
             // Selected: the messages of the open mailbox.
             _ if self.selected.is_none() => vec![bad(&tag, "Select a mailbox first")],
