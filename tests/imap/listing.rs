@@ -78,3 +78,53 @@ print(json.dumps(out))
         assert!(after[0].contains(" OK "), "{after:?}");
     }
 }
+
+/// CREATE-SPECIAL-USE (RFC 6154) from imaplib: a mailbox made for a use (or two) is
+/// listed with it; the virtual uses (\All, \Flagged) and unknown ones are refused with
+/// `NO [USEATTR]` and nothing is made; a plain CREATE has no use.
+#[test]
+fn create_special_use_marks_the_new_mailbox() {
+    let site = Site::isolated();
+    site.add_user("alice", "alice-password", &[]);
+    let program = format!(
+        "{RAW_SESSION}{}",
+        r#"
+m = connect()
+out = {}
+out["capability"] = raw(m, "CAPABILITY")
+out["archive"] = raw(m, "CREATE Old (USE (\\Archive))")
+out["two"] = raw(m, "CREATE Bin (USE (\\trash \\Junk))")
+out["all"] = raw(m, "CREATE Everything (USE (\\All))")
+out["unknown"] = raw(m, "CREATE Mine (USE (\\Important))")
+out["plain"] = raw(m, "CREATE Plain")
+out["list"] = raw(m, 'LIST "" "*"')
+m.logout()
+print(json.dumps(out))
+"#
+    );
+    let out = python(&program, &[&site.addr(11), "alice", "alice-password"]);
+    let out = crate::Answers::parse(&out);
+    assert!(
+        out.text("capability").contains(" CREATE-SPECIAL-USE"),
+        "{}",
+        out.text("capability")
+    );
+    for key in ["archive", "two", "plain"] {
+        assert!(out.text(key).contains(" OK "), "{key}: {}", out.text(key));
+    }
+    for key in ["all", "unknown"] {
+        assert!(
+            out.text(key).contains(" NO [USEATTR] "),
+            "{key}: {}",
+            out.text(key)
+        );
+    }
+    let list = out.text("list");
+    out.has("list", "* LIST (\\HasNoChildren \\Archive) \"/\" Old");
+    out.has("list", "* LIST (\\HasNoChildren \\Trash \\Junk) \"/\" Bin");
+    out.has("list", "* LIST (\\HasNoChildren) \"/\" Plain");
+    assert!(
+        !list.contains("Everything") && !list.contains("Mine"),
+        "{list}"
+    );
+}

@@ -240,12 +240,36 @@ fn append_message(
 /// `create = "CREATE" SP mailbox`
 ///
 /// Note: Use of INBOX gives a NO error
+///
+/// With `ext_create_special_use` (RFC 4466, RFC 6154):
+///
+/// ```abnf
+/// create        = "CREATE" SP mailbox [create-params]
+/// create-params = SP "(" create-param *(SP create-param) ")"
+/// create-param  =/ "USE" SP "(" [use-attr *(SP use-attr)] ")"
+/// ```
+///
+/// `USE` is the one create parameter known here; any other is not parsed.
 pub(crate) fn create(input: &[u8]) -> IMAPResult<&[u8], CommandBody> {
-    let mut parser = preceded(tag_no_case(b"CREATE "), mailbox);
+    let mut parser = tuple((
+        tag_no_case(b"CREATE "),
+        mailbox,
+        #[cfg(feature = "ext_create_special_use")]
+        opt(crate::extensions::special_use::create_params),
+        #[cfg(not(feature = "ext_create_special_use"))]
+        nom::combinator::success(()),
+    ));
 
-    let (remaining, mailbox) = parser(input)?;
+    let (remaining, (_, mailbox, _special_use)) = parser(input)?;
 
-    Ok((remaining, CommandBody::Create { mailbox }))
+    Ok((
+        remaining,
+        CommandBody::Create {
+            mailbox,
+            #[cfg(feature = "ext_create_special_use")]
+            special_use: _special_use.unwrap_or_default(),
+        },
+    ))
 }
 
 /// `delete = "DELETE" SP mailbox`

@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "ext_esearch")]
 use crate::extensions::esearch::SearchReturnOption;
+#[cfg(feature = "ext_create_special_use")]
+use crate::flag::FlagNameAttribute;
 #[cfg(feature = "ext_multiappend")]
 use crate::extensions::multiappend::AppendMessage;
 #[cfg(feature = "ext_id")]
@@ -487,6 +489,10 @@ pub enum CommandBody<'a> {
     Create {
         /// Mailbox.
         mailbox: Mailbox<'a>,
+        /// The special uses the mailbox is created for (CREATE-SPECIAL-USE, RFC 6154:
+        /// `CREATE name (USE (\Drafts))`); empty without a `USE` parameter.
+        #[cfg(feature = "ext_create_special_use")]
+        special_use: Vec<FlagNameAttribute<'a>>,
     },
 
     /// 6.3.4.  DELETE Command
@@ -1637,6 +1643,8 @@ impl<'a> CommandBody<'a> {
     {
         Ok(CommandBody::Create {
             mailbox: mailbox.try_into()?,
+            #[cfg(feature = "ext_create_special_use")]
+            special_use: Vec::new(),
         })
     }
 
@@ -2191,6 +2199,8 @@ mod tests {
             (
                 CommandBody::Create {
                     mailbox: Mailbox::Inbox,
+                    #[cfg(feature = "ext_create_special_use")]
+                    special_use: vec![],
                 },
                 "CREATE",
             ),

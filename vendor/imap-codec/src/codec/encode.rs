@@ -365,9 +365,20 @@ impl EncodeIntoContext for CommandBody<'_> {
 
                 Ok(())
             }
-            CommandBody::Create { mailbox } => {
+            CommandBody::Create {
+                mailbox,
+                #[cfg(feature = "ext_create_special_use")]
+                special_use,
+            } => {
                 ctx.write_all(b"CREATE ")?;
-                mailbox.encode_ctx(ctx)
+                mailbox.encode_ctx(ctx)?;
+                #[cfg(feature = "ext_create_special_use")]
+                if !special_use.is_empty() {
+                    ctx.write_all(b" (USE (")?;
+                    join_serializable(special_use, b" ", ctx)?;
+                    ctx.write_all(b"))")?;
+                }
+                Ok(())
             }
             CommandBody::Delete { mailbox } => {
                 ctx.write_all(b"DELETE ")?;

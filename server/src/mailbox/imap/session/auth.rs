@@ -44,6 +44,7 @@ impl Session {
             Capability::UidPlus,
             Capability::Move,
             Capability::from(wire::atom("SPECIAL-USE")),
+            Capability::from(wire::atom("CREATE-SPECIAL-USE")),
             Capability::Sort(None),
             Capability::from(wire::atom("ESEARCH")),
             Capability::from(wire::atom("MULTIAPPEND")),

@@ -12,7 +12,7 @@ use imap_codec::imap_types::response::{Code, Data, Response};
 use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
 
 use super::super::wire;
-use super::responses::{data, no, ok, status, store_no};
+use super::responses::{data, no, ok, other_code, status, store_no};
 use super::{Selected, Session, has, recent};
 
 /// The untagged FLAGS of a mailbox whose messages use `keywords`, and its
@@ -166,12 +166,24 @@ impl Session {
         out
     }
 
+    /// CREATE, with CREATE-SPECIAL-USE's `(USE (...))` (RFC 6154) marking what the
+    /// mailbox is for, as LIST then says.
     pub(super) async fn create(
         &mut self,
         tag: &Tag<'static>,
         user: &str,
         mailbox: &Mailbox<'static>,
+        special_use: &[FlagNameAttribute<'static>],
     ) -> Vec<Response<'static>> {
+        let special_use = match special_uses(special_use) {
+            Ok(uses) => uses,
+            Err(refused) => {
+                let text = format!(
+                    "{refused} is not a special use a mailbox here can have (\\Archive, \\Drafts, \\Junk, \\Sent, \\Trash)"
+                );
+                return vec![status(Some(tag), "NO", Some(other_code("USEATTR")), &text)];
+            }
+        };
         // "foo/" declares an intent to create children; the name is "foo".
         let name = match wire::raw_mailbox(mailbox) {
             Ok(raw) => match crate::mailbox::store::names::canonical(raw.trim_end_matches('/')) {
@@ -182,7 +194,7 @@ impl Session {
         };
         // CREATE does not subscribe (RFC 3501 6.3.3, as Dovecot): clients that want it
         // say SUBSCRIBE.
-        let created = self.store.create_mailbox(user, &name, "").await;
+        let created = self.store.create_mailbox(user, &name, &special_use).await;
         match created.and(Ok(self.store.subscribe(user, &name, false).await)) {
             Ok(Ok(())) => vec![ok(tag, "CREATE completed")],
             Ok(Err(e)) | Err(e) => vec![store_no(tag, e)],
@@ -346,10 +358,14 @@ impl Session {
             } else {
                 "HasNoChildren"
             })));
-            if let Some(special) = info.and_then(|i| i.special_use.strip_prefix('\\'))
-                && let Ok(atom) = imap_codec::imap_types::core::Atom::try_from(special.to_string())
-            {
-                items.push(FlagNameAttribute::from(atom));
+            let uses = info.map(|i| i.special_use.split_whitespace());
+            for special in uses.into_iter().flatten() {
+                if let Some(special) = special.strip_prefix('\\')
+                    && let Ok(atom) =
+                        imap_codec::imap_types::core::Atom::try_from(special.to_string())
+                {
+                    items.push(FlagNameAttribute::from(atom));
+                }
             }
             out.push(data(if lsub {
                 Data::Lsub {
@@ -462,4 +478,25 @@ impl Session {
             ok(tag, "NAMESPACE completed"),
         ]
     }
+}
+
+/// The special uses a new mailbox can be made for (RFC 6154), as the store keeps them
+/// (`\Drafts`, several separated by spaces); `Err` names one that cannot be: `\All`
+/// and `\Flagged` are virtual mailboxes, which mailsite does not have, and others are
+/// unknown.
+fn special_uses(asked: &[FlagNameAttribute<'_>]) -> Result<String, String> {
+    const KNOWN: [&str; 5] = ["Archive", "Drafts", "Junk", "Sent", "Trash"];
+    let mut uses: Vec<String> = Vec::new();
+    for attribute in asked {
+        let name = attribute.to_string();
+        let bare = name.trim_start_matches('\\');
+        let Some(known) = KNOWN.iter().find(|k| k.eq_ignore_ascii_case(bare)) else {
+            return Err(name);
+        };
+        let known = format!("\\{known}");
+        if !uses.contains(&known) {
+            uses.push(known);
+        }
+    }
+    Ok(uses.join(" "))
 }

@@ -237,7 +237,10 @@ impl Session {
                 Ok(resync) => self.select(&tag, &user, &mailbox, true, resync).await,
                 Err(refusal) => refusal,
             },
-            CommandBody::Create { mailbox } => self.create(&tag, &user, &mailbox).await,
+            CommandBody::Create {
+                mailbox,
+                special_use,
+            } => self.create(&tag, &user, &mailbox, &special_use).await,
             CommandBody::Delete { mailbox } => self.delete(&tag, &user, &mailbox).await,
             CommandBody::Rename { from, to } => self.rename(&tag, &user, &from, &to).await,
             CommandBody::Subscribe { mailbox } => self.subscribe(&tag, &user, &mailbox, true).await,
