@@ -2,6 +2,7 @@
 //! `mailsite serve`, after mail arrived over LMTP. One module per part of a client's
 //! life.
 
+mod binary;
 #[path = "../common/mod.rs"]
 mod common;
 mod condstore;

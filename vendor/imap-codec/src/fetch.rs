@@ -244,13 +244,22 @@ pub(crate) fn msg_att_static(input: &[u8]) -> IMAPResult<&[u8], MessageDataItem>
             tuple((
                 tag_no_case(b"BINARY"),
                 section_binary,
+                #[cfg(feature = "ext_binary_partial")]
+                opt(delimited(tag(b"<"), number, tag(b">"))),
+                #[cfg(not(feature = "ext_binary_partial"))]
+                nom::combinator::success(()),
                 sp,
                 alt((
                     map(nstring, NString8::NString),
                     map(literal8, NString8::Literal8),
                 )),
             )),
-            |(_, section, _, value)| MessageDataItem::Binary { section, value },
+            |(_, section, _origin, _, value)| MessageDataItem::Binary {
+                section,
+                #[cfg(feature = "ext_binary_partial")]
+                origin: _origin,
+                value,
+            },
         ),
         map(
             tuple((tag_no_case(b"BINARY.SIZE"), section_binary, sp, number)),

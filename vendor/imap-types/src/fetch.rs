@@ -374,6 +374,10 @@ pub enum MessageDataItem<'a> {
 
     Binary {
         section: Vec<NonZeroU32>,
+        /// Where a partial fetch (`BINARY[1]<0.100>`) began, answered as
+        /// `BINARY[1]<0>`, as BODY[]'s origin is.
+        #[cfg(feature = "ext_binary_partial")]
+        origin: Option<u32>,
         value: NString8<'a>,
     },
 

@@ -8,6 +8,7 @@
 //! events between them and owns timeouts and TLS. Passwords are refused on
 //! unencrypted connections except on loopback, as for POP3.
 
+pub mod binary;
 pub mod input;
 pub mod search;
 pub mod session;

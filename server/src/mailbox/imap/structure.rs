@@ -183,7 +183,7 @@ impl<'a> Structure<'a> {
     }
 
     /// The part a part number (1.2.3) names.
-    fn find(&self, path: &[std::num::NonZeroU32]) -> Option<&Part> {
+    pub fn find(&self, path: &[std::num::NonZeroU32]) -> Option<&Part> {
         let mut numbers = path.iter().map(|n| n.get() as usize);
         let mut cur = in_message(&self.root, numbers.next()?)?;
         for n in numbers {

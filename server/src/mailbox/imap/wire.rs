@@ -4,8 +4,11 @@
 
 use std::num::NonZeroU32;
 
-use imap_codec::imap_types::core::{Atom, IString, Literal, NString, Text, Vec1};
+use imap_codec::imap_types::core::{
+    Atom, IString, Literal, LiteralMode, NString, NString8, Text, Vec1,
+};
 use imap_codec::imap_types::datetime::DateTime;
+use imap_codec::imap_types::extensions::binary::Literal8;
 use imap_codec::imap_types::extensions::uidplus::{UidElement, UidSet};
 use imap_codec::imap_types::flag::{Flag, FlagFetch};
 use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
@@ -138,6 +141,18 @@ pub fn literal(bytes: &[u8]) -> NString<'static> {
         Ok(literal) => NString(Some(IString::Literal(literal))),
         Err(_) => NString(None),
     }
+}
+
+/// Decoded content for BINARY (RFC 3516): a literal8 (`~{n}`) when it holds NUL,
+/// which a literal cannot, otherwise a literal.
+pub fn literal8(bytes: &[u8]) -> NString8<'static> {
+    if bytes.contains(&0) {
+        return NString8::Literal8(Literal8 {
+            data: bytes.to_vec().into(),
+            mode: LiteralMode::Sync,
+        });
+    }
+    NString8::NString(literal(bytes))
 }
 
 /// The header of a message (with the blank line that ends it) and its body.

@@ -1827,10 +1827,20 @@ impl EncodeIntoContext for MessageDataItem<'_> {
                 nstring.encode_ctx(ctx)
             }
             Self::Uid(uid) => write!(ctx, "UID {uid}"),
-            Self::Binary { section, value } => {
+            Self::Binary {
+                section,
+                #[cfg(feature = "ext_binary_partial")]
+                origin,
+                value,
+            } => {
                 ctx.write_all(b"BINARY[")?;
                 join_serializable(section, b".", ctx)?;
-                ctx.write_all(b"] ")?;
+                ctx.write_all(b"]")?;
+                #[cfg(feature = "ext_binary_partial")]
+                if let Some(origin) = origin {
+                    write!(ctx, "<{origin}>")?;
+                }
+                ctx.write_all(b" ")?;
                 value.encode_ctx(ctx)
             }
             Self::BinarySize { section, size } => {

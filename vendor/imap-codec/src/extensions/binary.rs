@@ -121,3 +121,63 @@ pub(crate) fn partial(input: &[u8]) -> IMAPResult<&[u8], (u32, NonZeroU32)> {
         tag(b">"),
     )(input)
 }
+
+#[cfg(all(test, feature = "ext_binary_partial"))]
+mod tests {
+    use alloc::vec;
+    use core::num::NonZeroU32;
+
+    use imap_types::{
+        core::{IString, Literal, NString, NString8, Vec1},
+        fetch::MessageDataItem,
+        response::{Data, Response},
+    };
+
+    use crate::testing::kat_inverse_response;
+
+    fn fetch(item: MessageDataItem<'static>) -> Response<'static> {
+        Response::Data(Data::Fetch {
+            seq: NonZeroU32::new(1).unwrap(),
+            items: Vec1::from(item),
+        })
+    }
+
+    #[test]
+    fn test_kat_inverse_binary_origin() {
+        let section = vec![NonZeroU32::new(5).unwrap()];
+        kat_inverse_response(&[
+            (
+                b"* 1 FETCH (BINARY[5]<10> {3}\r\nabc)\r\n".as_ref(),
+                b"".as_ref(),
+                fetch(MessageDataItem::Binary {
+                    section: section.clone(),
+                    origin: Some(10),
+                    value: NString8::NString(NString(Some(IString::Literal(
+                        Literal::try_from("abc").unwrap(),
+                    )))),
+                }),
+            ),
+            (
+                b"* 1 FETCH (BINARY[5] \"abc\")\r\n",
+                b"",
+                fetch(MessageDataItem::Binary {
+                    section: section.clone(),
+                    origin: None,
+                    value: NString8::NString(NString::try_from("abc").unwrap()),
+                }),
+            ),
+            (
+                b"* 1 FETCH (BINARY[]<0> ~{2}\r\n\x00a)\r\n",
+                b"",
+                fetch(MessageDataItem::Binary {
+                    section: vec![],
+                    origin: Some(0),
+                    value: NString8::Literal8(imap_types::extensions::binary::Literal8 {
+                        data: b"\x00a".as_ref().into(),
+                        mode: imap_types::core::LiteralMode::Sync,
+                    }),
+                }),
+            ),
+        ]);
+    }
+}

@@ -13,11 +13,12 @@ use imap_codec::imap_types::core::{Tag, Vec1};
 use imap_codec::imap_types::fetch::{
     MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName, Section,
 };
-use imap_codec::imap_types::response::{Data, Response};
+use imap_codec::imap_types::response::{Code, Data, Response};
 use imap_codec::imap_types::sequence::SequenceSet;
 
+use super::super::binary::{self, UnknownCte};
 use super::super::{structure, wire};
-use super::responses::{bad, data, ok, store_no};
+use super::responses::{bad, data, ok, status, store_no};
 use super::{Session, condstore, find, has};
 use crate::mailbox::store::{FlagOp, MessageInfo, StoreError};
 
@@ -132,12 +133,12 @@ impl Session {
                     }
                 }
                 MessageDataItemName::Body | MessageDataItemName::BodyStructure => Needs::Whole,
-                _ => {
-                    return vec![bad(
-                        tag,
-                        "FETCH supports FLAGS UID INTERNALDATE RFC822.SIZE MODSEQ RFC822 RFC822.HEADER RFC822.TEXT ENVELOPE BODY BODYSTRUCTURE BODY[section] in this version",
-                    )];
+                // BINARY (RFC 3516).
+                MessageDataItemName::Binary { peek, .. } => {
+                    marks_seen |= !peek;
+                    Needs::Whole
                 }
+                MessageDataItemName::BinarySize { .. } => Needs::Whole,
             };
             needs = needs.max(this);
         }
@@ -272,8 +273,17 @@ impl Session {
             };
             count += 1;
             bytes += body.len();
-            if let Some(response) = fetch_response(seq, uid, info, body, &job) {
-                out.push(response);
+            match fetch_response(seq, uid, info, body, &job) {
+                Ok(Some(response)) => out.push(response),
+                Ok(None) => {}
+                // RFC 3516 4.2: a part this server cannot decode fails the FETCH.
+                Err(UnknownCte(encoding)) => {
+                    let text = format!(
+                        "Message {seq}: BINARY cannot undo the Content-Transfer-Encoding {encoding:?}; fetch it with BODY[] instead"
+                    );
+                    out.push(status(Some(&job.tag), "NO", Some(Code::UnknownCte), &text));
+                    return out;
+                }
             }
         }
         self.pending = Some(job);
@@ -281,14 +291,15 @@ impl Session {
     }
 }
 
-/// One message's FETCH response.
+/// One message's FETCH response (`None`: nothing to say of it); `Err` for a BINARY
+/// of a part whose transfer encoding is unknown.
 fn fetch_response(
     seq: u32,
     uid: u32,
     info: &MessageInfo,
     body: &[u8],
     job: &FetchJob,
-) -> Option<Response<'static>> {
+) -> Result<Option<Response<'static>>, UnknownCte> {
     let structure = structure::Structure::parse(body);
     let mut items = Vec::new();
     for name in &job.names {
@@ -327,29 +338,49 @@ fn fetch_response(
                 section, partial, ..
             } => {
                 let whole = structure.section(section.as_ref());
-                let part: &[u8] = &whole;
-                let (origin, part) = match partial {
-                    Some((start, count)) => {
-                        let start = (*start as usize).min(part.len());
-                        let end = start.saturating_add(count.get() as usize).min(part.len());
-                        (Some(start as u32), &part[start..end])
-                    }
-                    None => (None, part),
-                };
+                let (origin, part) = partial_range(&whole, *partial);
                 MessageDataItem::BodyExt {
                     section: section.clone(),
                     origin,
                     data: wire::literal(part),
                 }
             }
-            _ => continue,
+            MessageDataItemName::Binary {
+                section, partial, ..
+            } => {
+                let whole = binary::section(&structure, section)?;
+                let (origin, part) = partial_range(&whole, *partial);
+                MessageDataItem::Binary {
+                    section: section.clone(),
+                    origin,
+                    value: wire::literal8(part),
+                }
+            }
+            MessageDataItemName::BinarySize { section } => MessageDataItem::BinarySize {
+                section: section.clone(),
+                size: u32::try_from(binary::section(&structure, section)?.len())
+                    .unwrap_or(u32::MAX),
+            },
         });
     }
     if job.new_flags.contains_key(&uid) && !job.names.contains(&MessageDataItemName::Flags) {
         items.push(MessageDataItem::Flags(job.recent.flags(uid, &info.flags)));
     }
     let (Some(seq), Ok(items)) = (NonZeroU32::new(seq), Vec1::try_from(items)) else {
-        return None;
+        return Ok(None);
     };
-    Some(data(Data::Fetch { seq, items }))
+    Ok(Some(data(Data::Fetch { seq, items })))
+}
+
+/// The octets `<start.count>` of a section asks for (all of it without), and the
+/// origin to answer with.
+fn partial_range(whole: &[u8], partial: Option<(u32, NonZeroU32)>) -> (Option<u32>, &[u8]) {
+    match partial {
+        Some((start, count)) => {
+            let start = (start as usize).min(whole.len());
+            let end = start.saturating_add(count.get() as usize).min(whole.len());
+            (Some(start as u32), &whole[start..end])
+        }
+        None => (None, whole),
+    }
 }

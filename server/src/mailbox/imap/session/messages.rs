@@ -58,10 +58,10 @@ impl Session {
         let messages: Vec<NewMessage> = std::iter::once(first)
             .chain(more)
             .map(|m| NewMessage {
-                bytes: match m.message {
+                bytes: stored_form(match m.message {
                     LiteralOrLiteral8::Literal(l) => l.into_inner().into_owned(),
                     LiteralOrLiteral8::Literal8(l) => l.data.into_owned(),
-                },
+                }),
                 flags: m.flags.iter().map(wire::flag_name).collect(),
                 internal_date: m.date.map(|d| d.as_ref().timestamp()),
             })
@@ -508,4 +508,11 @@ impl Session {
         self.selected = None;
         vec![ok(tag, "UNSELECT completed")]
     }
+}
+
+/// An appended message as it is kept: parts sent with `Content-Transfer-Encoding:
+/// binary` (BINARY, RFC 3516) become base64, so that BODY[] never shows them raw;
+/// BINARY[] undoes it.
+fn stored_form(bytes: Vec<u8>) -> Vec<u8> {
+    super::super::binary::encode_binary_parts(&bytes).unwrap_or(bytes)
 }
