@@ -5,8 +5,7 @@
 //! that never shows the raw bytes, BINARY (without PEEK) setting \Seen, and `NO
 //! [UNKNOWN-CTE]` for an encoding the server does not know.
 
-use crate::common::{Site, python};
-use crate::{Answers, RAW_SESSION};
+use crate::{alice_site, as_alice};
 
 const PROGRAM: &str = r#"
 out = {}
@@ -50,13 +49,8 @@ print(json.dumps(out))
 
 #[test]
 fn binary_gives_each_part_decoded_and_keeps_raw_binary_out_of_body() {
-    let site = Site::isolated();
-    site.add_user("alice", "alice-password", &[]);
-    let program = format!("{RAW_SESSION}{PROGRAM}");
-    let out = Answers::parse(&python(
-        &program,
-        &[&site.addr(11), "alice", "alice-password"],
-    ));
+    let site = alice_site();
+    let out = as_alice(&site, PROGRAM);
     let text = |key: &str| out.0[key].as_str().unwrap_or_default().to_string();
     assert!(
         out.text("capability").contains(" BINARY"),

@@ -4,8 +4,8 @@
 //! 3.1.5), and the plain SEARCH answer is unchanged. A command that turns CONDSTORE on
 //! with a mailbox open tells its HIGHESTMODSEQ first (RFC 7162 3.1).
 
-use crate::common::{Site, python};
-use crate::{Answers, DELIVER, RAW_SESSION};
+use crate::common::python;
+use crate::{DELIVER, alice_site, as_alice};
 
 const PROGRAM: &str = r#"
 import re
@@ -43,12 +43,9 @@ print(json.dumps(out))
 
 #[test]
 fn esearch_returns_what_was_asked_with_its_modseq() {
-    let site = Site::isolated();
-    site.add_user("alice", "alice-password", &[]);
-    let host = site.addr(11);
-    python(DELIVER, &[&host, "alice@example.test", "6"]);
-    let program = format!("{RAW_SESSION}{PROGRAM}");
-    let out = Answers::parse(&python(&program, &[&host, "alice", "alice-password"]));
+    let site = alice_site();
+    python(DELIVER, &[&site.addr(11), "alice@example.test", "6"]);
+    let out = as_alice(&site, PROGRAM);
     // Each command's tag, as the ESEARCH correlator must name it.
     let tag = |key: &str| -> String {
         let lines = out.lines(key);

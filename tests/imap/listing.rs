@@ -84,10 +84,9 @@ print(json.dumps(out))
 /// `NO [USEATTR]` and nothing is made; a plain CREATE has no use.
 #[test]
 fn create_special_use_marks_the_new_mailbox() {
-    let site = Site::isolated();
-    site.add_user("alice", "alice-password", &[]);
-    let program = format!(
-        "{RAW_SESSION}{}",
+    let site = crate::alice_site();
+    let out = crate::as_alice(
+        &site,
         r#"
 m = connect()
 out = {}
@@ -100,10 +99,8 @@ out["plain"] = raw(m, "CREATE Plain")
 out["list"] = raw(m, 'LIST "" "*"')
 m.logout()
 print(json.dumps(out))
-"#
+"#,
     );
-    let out = python(&program, &[&site.addr(11), "alice", "alice-password"]);
-    let out = crate::Answers::parse(&out);
     assert!(
         out.text("capability").contains(" CREATE-SPECIAL-USE"),
         "{}",

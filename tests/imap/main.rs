@@ -50,6 +50,21 @@ def raw(m, command):
             return lines
 "#;
 
+/// A site with one user, alice (password `alice-password`), on mailbox1.
+pub fn alice_site() -> common::Site {
+    let site = common::Site::isolated();
+    site.add_user("alice", "alice-password", &[]);
+    site
+}
+
+/// Runs `program` after [`RAW_SESSION`] as alice against the site's mailbox1, and
+/// reads what it printed.
+pub fn as_alice(site: &common::Site, program: &str) -> Answers {
+    let program = format!("{RAW_SESSION}{program}");
+    let printed = common::python(&program, &[&site.addr(11), "alice", "alice-password"]);
+    Answers::parse(&printed)
+}
+
 /// What a [`RAW_SESSION`] program printed: a JSON object of the lines each command got.
 pub struct Answers(pub serde_json::Value);
 

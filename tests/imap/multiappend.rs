@@ -3,8 +3,7 @@
 //! literals (a `+` for each); APPENDUID names every new UID; and all or none: a
 //! MULTIAPPEND past the quota or into a missing mailbox stores nothing.
 
-use crate::common::{Site, python};
-use crate::{Answers, RAW_SESSION};
+use crate::{alice_site, as_alice};
 
 const PROGRAM: &str = r#"
 out = {}
@@ -44,11 +43,8 @@ print(json.dumps(out))
 
 #[test]
 fn multiappend_stores_every_message_with_its_flags_and_date() {
-    let site = Site::isolated();
-    site.add_user("alice", "alice-password", &[]);
-    let host = site.addr(11);
-    let program = format!("{RAW_SESSION}{PROGRAM}");
-    let out = Answers::parse(&python(&program, &[&host, "alice", "alice-password"]));
+    let site = alice_site();
+    let out = as_alice(&site, PROGRAM);
     assert!(
         out.text("capability").contains(" MULTIAPPEND"),
         "{}",
@@ -108,12 +104,9 @@ fn multiappend_stores_every_message_with_its_flags_and_date() {
 
 #[test]
 fn multiappend_past_the_quota_stores_nothing() {
-    let site = Site::isolated();
-    site.add_user("alice", "alice-password", &[]);
+    let site = alice_site();
     site.ok(&["user", "quota", "alice", "--messages", "2"], None);
-    let host = site.addr(11);
-    let program = format!("{RAW_SESSION}{OVER_QUOTA}");
-    let out = Answers::parse(&python(&program, &[&host, "alice", "alice-password"]));
+    let out = as_alice(&site, OVER_QUOTA);
     let over = out.text("over");
     assert!(over.contains(" NO [OVERQUOTA]"), "{over}");
     assert!(
