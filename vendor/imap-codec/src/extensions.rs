@@ -12,14 +12,14 @@ pub mod literal;
 #[cfg(feature = "ext_metadata")]
 pub mod metadata;
 pub mod r#move;
-#[cfg(feature = "ext_create_special_use")]
-pub mod special_use;
 #[cfg(feature = "ext_multiappend")]
 pub mod multiappend;
 #[cfg(feature = "ext_namespace")]
 pub mod namespace;
 pub mod quota;
 pub mod sort;
+#[cfg(feature = "ext_create_special_use")]
+pub mod special_use;
 pub mod thread;
 pub mod uidplus;
 pub mod unselect;

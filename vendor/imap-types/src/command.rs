@@ -14,16 +14,16 @@ use bounded_static_derive::ToStatic;
 #[cfg(feature = "serde")]
 use serde::{Deserialize, Serialize};
 
-#[cfg(feature = "ext_esearch")]
-use crate::extensions::esearch::SearchReturnOption;
-#[cfg(feature = "ext_create_special_use")]
-use crate::flag::FlagNameAttribute;
-#[cfg(feature = "ext_multiappend")]
-use crate::extensions::multiappend::AppendMessage;
 #[cfg(feature = "ext_id")]
 use crate::core::{IString, NString};
+#[cfg(feature = "ext_esearch")]
+use crate::extensions::esearch::SearchReturnOption;
 #[cfg(feature = "ext_metadata")]
 use crate::extensions::metadata::{Entry, EntryValue, GetMetadataOption};
+#[cfg(feature = "ext_multiappend")]
+use crate::extensions::multiappend::AppendMessage;
+#[cfg(feature = "ext_create_special_use")]
+use crate::flag::FlagNameAttribute;
 use crate::{
     auth::AuthMechanism,
     command::error::{AppendError, CopyError, ListError, LoginError, RenameError},

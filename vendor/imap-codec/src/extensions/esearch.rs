@@ -88,8 +88,14 @@ pub(crate) fn esearch_response(input: &[u8]) -> IMAPResult<&[u8], Data> {
 /// ```
 pub(crate) fn search_return_data(input: &[u8]) -> IMAPResult<&[u8], SearchReturnData> {
     alt((
-        map(preceded(tag_no_case(b"MIN "), nz_number), SearchReturnData::Min),
-        map(preceded(tag_no_case(b"MAX "), nz_number), SearchReturnData::Max),
+        map(
+            preceded(tag_no_case(b"MIN "), nz_number),
+            SearchReturnData::Min,
+        ),
+        map(
+            preceded(tag_no_case(b"MAX "), nz_number),
+            SearchReturnData::Max,
+        ),
         map(
             preceded(tag_no_case(b"ALL "), sequence_set),
             SearchReturnData::All,
@@ -237,8 +243,8 @@ mod tests {
 
     #[test]
     fn test_search_return_is_before_charset() {
-        let (rest, got) = crate::search::search(b"SEARCH RETURN (COUNT) CHARSET UTF-8 ALL\r\n")
-            .unwrap();
+        let (rest, got) =
+            crate::search::search(b"SEARCH RETURN (COUNT) CHARSET UTF-8 ALL\r\n").unwrap();
         assert_eq!(rest, b"\r\n");
         let CommandBody::Search { charset, ret, .. } = got else {
             panic!("not a search: {got:?}");

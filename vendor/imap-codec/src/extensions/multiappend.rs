@@ -21,9 +21,9 @@ mod tests {
     };
 
     use crate::{
+        CommandCodec,
         decode::Decoder,
         testing::{kat_inverse_command, known_answer_test_encode},
-        CommandCodec,
     };
 
     fn literal(text: &'static str) -> LiteralOrLiteral8<'static> {
@@ -141,9 +141,11 @@ mod tests {
         };
         assert!(more.is_empty());
         // A message without its literal is no APPEND.
-        assert!(CommandCodec::default()
-            .decode(b"A APPEND INBOX {1}\r\na (\\Seen)\r\n")
-            .is_err());
+        assert!(
+            CommandCodec::default()
+                .decode(b"A APPEND INBOX {1}\r\na (\\Seen)\r\n")
+                .is_err()
+        );
     }
 
     #[test]

@@ -48,7 +48,7 @@ mod tests {
         mailbox::Mailbox,
     };
 
-    use crate::{decode::Decoder, testing::kat_inverse_command, CommandCodec};
+    use crate::{CommandCodec, decode::Decoder, testing::kat_inverse_command};
 
     fn attr(name: &'static str) -> FlagNameAttribute<'static> {
         FlagNameAttribute::from(Atom::try_from(name).unwrap())
