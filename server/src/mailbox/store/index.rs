@@ -61,6 +61,16 @@ impl Store {
         })
     }
 
+    /// This process's turn to write on SQLite, for a write of one statement outside a
+    /// [`WriteTx`] (none on PostgreSQL, whose writers wait on row locks, not in a
+    /// sleeping busy handler). Never taken while the same task holds a `WriteTx`.
+    pub(super) async fn write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match self.sqlite {
+            true => Some(self.database.turn_to_write().await),
+            false => None,
+        }
+    }
+
     /// Takes a mailbox's row lock for the rest of a write transaction, before it reads
     /// anything. On PostgreSQL (READ COMMITTED) two STOREs would otherwise read the same
     /// flags and one would undo the other's change, and writers that lock messages and
@@ -150,6 +160,7 @@ impl Store {
     /// Reserves the next UID of a mailbox (never reused; the row's MODSEQ comes with
     /// its insert).
     pub(super) async fn reserve(&self, username: &str, name: &str) -> Result<(u32, u32)> {
+        let _turn = self.write_turn().await;
         let row = sqlx::query(
             "UPDATE mailboxes SET uidnext = uidnext + 1 \
              WHERE username = $1 AND name = $2 RETURNING uidvalidity, uidnext - 1 AS uid",

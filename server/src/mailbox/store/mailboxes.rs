@@ -45,6 +45,7 @@ impl Store {
             dir.uidvalidity(proposed)
         })
         .await?;
+        let turn = self.write_turn().await;
         let done = sqlx::query(
             "INSERT INTO mailboxes (username, name, uidvalidity, uidnext, highestmodseq, special_use, subscribed) \
              VALUES ($1, $2, $3, 1, 1, $4, 1) ON CONFLICT (username, name) DO NOTHING",
@@ -55,6 +56,7 @@ impl Store {
         .bind(special_use)
         .execute(&self.pool)
         .await?;
+        drop(turn);
         if done.rows_affected() == 0 {
             return Err(StoreError::Exists(name));
         }
@@ -268,6 +270,7 @@ impl Store {
     /// Subscribes to or unsubscribes from a mailbox (LSUB lists the subscribed ones).
     pub async fn subscribe(&self, username: &str, name: &str, subscribed: bool) -> Result<()> {
         let name = names::canonical(name)?;
+        let _turn = self.write_turn().await;
         let done =
             sqlx::query("UPDATE mailboxes SET subscribed = $1 WHERE username = $2 AND name = $3")
                 .bind(i64::from(subscribed))

@@ -43,6 +43,7 @@ impl Store {
             if from >= next {
                 return Ok(0..0);
             }
+            let _turn = self.write_turn().await;
             let moved = sqlx::query(
                 "UPDATE mailboxes SET recent_uid = $1 WHERE username = $2 AND name = $3 AND recent_uid = $4",
             )

@@ -23,6 +23,7 @@ impl Store {
             .into_iter()
             .map(|m| (m.name, m.special_use))
             .collect();
+        let turn = self.write_turn().await;
         sqlx::query("DELETE FROM messages WHERE username = $1")
             .bind(username)
             .execute(&self.pool)
@@ -31,6 +32,7 @@ impl Store {
             .bind(username)
             .execute(&self.pool)
             .await?;
+        drop(turn);
         let scan = user_dir.clone();
         let folders: Vec<String> = blocking(move || {
             let mut out = vec![String::new()];
@@ -74,12 +76,14 @@ impl Store {
                 .unwrap_or(0);
             let info = self.create_mailbox(username, &name, &special).await?;
             // Start UIDNEXT above every UID on disk so that the files keep theirs.
+            let turn = self.write_turn().await;
             sqlx::query("UPDATE mailboxes SET uidnext = $1 WHERE username = $2 AND name = $3")
                 .bind(i64::from(top_uid.max(info.uidnext - 1)) + 1)
                 .bind(username)
                 .bind(&name)
                 .execute(&self.pool)
                 .await?;
+            drop(turn);
             report.messages += self.sync(username, &name).await?;
             report.mailboxes += 1;
         }

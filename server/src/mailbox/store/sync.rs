@@ -156,6 +156,7 @@ impl Store {
         let claimed = maildir::uid_of(file)
             .filter(|&u| u > 0 && (u < info.uidnext || ours && u < u32::MAX - 1));
         if let Some(uid) = claimed.filter(|&u| u >= info.uidnext) {
+            let _turn = self.write_turn().await;
             sqlx::query(
                 "UPDATE mailboxes SET uidnext = $1 WHERE username = $2 AND name = $3 AND uidnext <= $4",
             )
