@@ -17,6 +17,7 @@ mod multiappend;
 mod qresync;
 mod quota;
 mod recent;
+mod searchres;
 mod session;
 mod sorting;
 

@@ -17,6 +17,8 @@ pub mod multiappend;
 #[cfg(feature = "ext_namespace")]
 pub mod namespace;
 pub mod quota;
+#[cfg(feature = "ext_searchres")]
+pub mod searchres;
 pub mod sort;
 #[cfg(feature = "ext_create_special_use")]
 pub mod special_use;

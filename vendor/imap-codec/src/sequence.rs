@@ -32,6 +32,13 @@ use crate::{core::nz_number, decode::IMAPResult};
 ///
 /// `sequence-set = (seq-number / seq-range) *("," (seq-number / seq-range))`
 pub(crate) fn sequence_set(input: &[u8]) -> IMAPResult<&[u8], SequenceSet> {
+    // `sequence-set =/ seq-last-command` and `seq-last-command = "$"` (RFC 5182): `$` is a
+    // whole set, never an element of a list.
+    #[cfg(feature = "ext_searchres")]
+    if let Some(remaining) = input.strip_prefix(b"$") {
+        return Ok((remaining, SequenceSet::last_command()));
+    }
+
     map(
         separated_list1(
             tag(b","),

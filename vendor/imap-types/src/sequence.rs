@@ -40,7 +40,24 @@ pub const MAX: NonZeroU32 = match NonZeroU32::new(u32::MAX) {
 pub struct SequenceSet(pub Vec1<Sequence>);
 
 impl SequenceSet {
+    /// `$`: the messages saved by the last `SEARCH RETURN (SAVE)` (SEARCHRES, RFC 5182).
+    #[cfg(feature = "ext_searchres")]
+    pub fn last_command() -> Self {
+        Self(Vec1::from(Sequence::LastCommand))
+    }
+
+    /// Whether this is `$` (SEARCHRES, RFC 5182), which the session resolves.
+    #[cfg(feature = "ext_searchres")]
+    pub fn is_last_command(&self) -> bool {
+        self.0.as_ref() == [Sequence::LastCommand]
+    }
+
     pub fn normalize(&mut self) -> &mut Self {
+        #[cfg(feature = "ext_searchres")]
+        if self.0.0.contains(&Sequence::LastCommand) {
+            return self;
+        }
+
         let mut singles = BTreeSet::new();
         let mut ranges = Vec::with_capacity(self.0.0.len());
 
@@ -56,6 +73,8 @@ impl SequenceSet {
                 Sequence::Range(a, b) => {
                     ranges.push(a.to_non_zero_u32()..b.to_non_zero_u32().saturating_add(1));
                 }
+                #[cfg(feature = "ext_searchres")]
+                Sequence::LastCommand => unreachable!("returned above"),
             }
         }
 
@@ -104,6 +123,8 @@ impl SequenceSet {
         self.0.0.sort_by_key(|seq| match seq {
             Sequence::Single(a) => a.to_non_zero_u32(),
             Sequence::Range(a, _) => a.to_non_zero_u32(),
+            #[cfg(feature = "ext_searchres")]
+            Sequence::LastCommand => NonZeroU32::MAX,
         });
 
         self
@@ -195,6 +216,11 @@ impl FromStr for SequenceSet {
     type Err = ValidationError;
 
     fn from_str(value: &str) -> Result<Self, Self::Err> {
+        #[cfg(feature = "ext_searchres")]
+        if value == "$" {
+            return Ok(SequenceSet::last_command());
+        }
+
         let mut results = vec![];
 
         for seq in value.split(',') {
@@ -214,6 +240,14 @@ impl FromStr for SequenceSet {
 pub enum Sequence {
     Single(SeqOrUid),
     Range(SeqOrUid, SeqOrUid),
+    /// `$`, the messages saved by the last `SEARCH RETURN (SAVE)` (SEARCHRES, RFC 5182).
+    ///
+    /// It stands for a whole sequence set (`seq-last-command`): the parser only makes it as
+    /// the only element of a [`SequenceSet`]. What it holds is known to the server's session
+    /// alone, so the helpers here that expand a set ([`SequenceSet::iter`] and friends)
+    /// expand it to nothing, and [`SequenceSet::normalize`] leaves a set holding it as it is.
+    #[cfg(feature = "ext_searchres")]
+    LastCommand,
 }
 
 impl Sequence {
@@ -272,6 +306,10 @@ impl PartialOrd for Sequence {
 
                 None
             }
+            #[cfg(feature = "ext_searchres")]
+            (Sequence::LastCommand, Sequence::LastCommand) => Some(Ordering::Equal),
+            #[cfg(feature = "ext_searchres")]
+            (Sequence::LastCommand, _) | (_, Sequence::LastCommand) => None,
         }
     }
 }
@@ -742,18 +780,23 @@ fn simplify(sequence_set: SequenceSet, largest: NonZeroU32, sort: bool) -> VecDe
         .0
         .0
         .into_iter()
-        .map(|seq| match seq {
-            Sequence::Single(a) => (u32::from(a.expand(largest)), u32::from(a.expand(largest))),
+        .filter_map(|seq| match seq {
+            Sequence::Single(a) => {
+                Some((u32::from(a.expand(largest)), u32::from(a.expand(largest))))
+            }
             Sequence::Range(a, b) => {
                 let a = u32::from(a.expand(largest));
                 let b = u32::from(b.expand(largest));
 
                 if sort {
-                    if a <= b { (a, b) } else { (b, a) }
+                    if a <= b { Some((a, b)) } else { Some((b, a)) }
                 } else {
-                    (a, b)
+                    Some((a, b))
                 }
             }
+            // Known to the server's session alone.
+            #[cfg(feature = "ext_searchres")]
+            Sequence::LastCommand => None,
         })
         .collect()
 }
@@ -766,7 +809,11 @@ fn cleanup(remaining: VecDeque<(u32, u32)>) -> VecDeque<(u32, u32)> {
     };
 
     let mut stack = VecDeque::new();
-    stack.push_back(remaining.pop_front().unwrap());
+    // Empty only when the set was `$` (SEARCHRES), which expands to nothing here.
+    let Some(first) = remaining.pop_front() else {
+        return stack;
+    };
+    stack.push_back(first);
 
     for (x, y) in remaining.into_iter() {
         let last = stack.back_mut().unwrap();

@@ -109,6 +109,8 @@ pub struct Candidate<'a> {
     pub last_uid: u32,
     /// Whether the message is \Recent in the searching session.
     pub recent: bool,
+    /// Whether the message is in the session's saved search result (`$`, SEARCHRES).
+    pub saved: bool,
     parsed: OnceCell<Option<Message<'a>>>,
 }
 
@@ -127,6 +129,7 @@ impl<'a> Candidate<'a> {
             last_seq,
             last_uid,
             recent: false,
+            saved: false,
             parsed: OnceCell::new(),
         }
     }
@@ -276,6 +279,7 @@ pub fn matches(key: &SearchKey<'_>, c: &Candidate<'_>) -> bool {
     let date = |d: &imap_codec::imap_types::datetime::NaiveDate| *d.as_ref();
     match key {
         SearchKey::And(keys) => matches_all(keys.as_ref(), c),
+        SearchKey::SequenceSet(set) | SearchKey::Uid(set) if set.is_last_command() => c.saved,
         SearchKey::SequenceSet(set) => super::wire::in_set(set, c.seq, c.last_seq),
         SearchKey::Uid(set) => super::wire::in_set(set, c.info.uid, c.last_uid),
         SearchKey::All => true,

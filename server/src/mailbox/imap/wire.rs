@@ -78,8 +78,23 @@ fn matches_from(p: &[char], n: &[char]) -> bool {
 
 /// Resolves a sequence set against the selected mailbox's UIDs (ascending), giving
 /// (sequence number, UID) pairs in ascending order. Sequence numbers past the end are an
-/// error; UIDs that do not exist are simply not there (RFC 3501 6.4.8).
-pub fn resolve(set: &SequenceSet, uids: &[u32], by_uid: bool) -> Result<Vec<(u32, u32)>, String> {
+/// error; UIDs that do not exist are simply not there (RFC 3501 6.4.8). `$` (SEARCHRES,
+/// RFC 5182) is the `saved` UIDs (ascending) still in the mailbox, for UID commands and
+/// others alike.
+pub fn resolve(
+    set: &SequenceSet,
+    uids: &[u32],
+    saved: &[u32],
+    by_uid: bool,
+) -> Result<Vec<(u32, u32)>, String> {
+    if set.is_last_command() {
+        return Ok(uids
+            .iter()
+            .enumerate()
+            .map(|(i, &uid)| (i as u32 + 1, uid))
+            .filter(|(_, uid)| saved.binary_search(uid).is_ok())
+            .collect());
+    }
     let largest = if by_uid {
         uids.last().copied().unwrap_or(0)
     } else {
@@ -94,6 +109,8 @@ pub fn resolve(set: &SequenceSet, uids: &[u32], by_uid: bool) -> Result<Vec<(u32
         let (a, b) = match sequence {
             Sequence::Single(v) => (value(v), value(v)),
             Sequence::Range(a, b) => (value(a), value(b)),
+            // Only ever a whole set, resolved above.
+            Sequence::LastCommand => continue,
         };
         let (lo, hi) = (a.min(b), a.max(b));
         if !by_uid && (hi > largest || lo == 0) {
@@ -221,6 +238,8 @@ pub fn in_set(set: &SequenceSet, value: u32, largest: u32) -> bool {
             let (a, b) = (v(a), v(b));
             a.min(b) <= value && value <= a.max(b)
         }
+        // `$` is known to the session, which looks at it first (see `resolve`).
+        Sequence::LastCommand => false,
     })
 }
 
@@ -257,22 +276,48 @@ mod tests {
     fn sequence_sets_resolve_against_the_snapshot() {
         let uids = [3, 5, 9];
         let set: SequenceSet = "2:*".parse().unwrap();
-        assert_eq!(resolve(&set, &uids, false).unwrap(), vec![(2, 5), (3, 9)]);
+        assert_eq!(
+            resolve(&set, &uids, &[], false).unwrap(),
+            vec![(2, 5), (3, 9)]
+        );
         let set: SequenceSet = "4:*".parse().unwrap();
-        assert_eq!(resolve(&set, &uids, true).unwrap(), vec![(2, 5), (3, 9)]);
+        assert_eq!(
+            resolve(&set, &uids, &[], true).unwrap(),
+            vec![(2, 5), (3, 9)]
+        );
         let set: SequenceSet = "4".parse().unwrap();
-        assert!(resolve(&set, &uids, false).is_err());
-        assert!(resolve(&set, &uids, true).unwrap().is_empty());
+        assert!(resolve(&set, &uids, &[], false).is_err());
+        assert!(resolve(&set, &uids, &[], true).unwrap().is_empty());
         let set: SequenceSet = "10:*".parse().unwrap();
-        assert_eq!(resolve(&set, &uids, true).unwrap(), vec![(3, 9)]);
+        assert_eq!(resolve(&set, &uids, &[], true).unwrap(), vec![(3, 9)]);
         // An empty mailbox, as Dovecot 2.3 answers it: `FETCH 1:*` and `FETCH *` name an
         // invalid message set (BAD; RFC 9051 9: `*` is the number of messages "in a
         // non-empty mailbox"), `UID FETCH 1:*` names nothing (OK).
         for starred in ["1:*", "*"] {
             let set: SequenceSet = starred.parse().unwrap();
-            assert!(resolve(&set, &[], false).is_err(), "{starred}");
-            assert!(resolve(&set, &[], true).unwrap().is_empty(), "{starred}");
+            assert!(resolve(&set, &[], &[], false).is_err(), "{starred}");
+            assert!(
+                resolve(&set, &[], &[], true).unwrap().is_empty(),
+                "{starred}"
+            );
         }
+    }
+
+    /// `$` (SEARCHRES) is the saved UIDs still in the mailbox, for UID commands and
+    /// sequence-number commands alike; with nothing saved it names nothing (no error).
+    #[test]
+    fn the_saved_result_resolves_to_the_saved_messages_still_there() {
+        let uids = [3, 5, 9];
+        let set: SequenceSet = "$".parse().unwrap();
+        for by_uid in [true, false] {
+            assert_eq!(
+                resolve(&set, &uids, &[3, 4, 9], by_uid).unwrap(),
+                vec![(1, 3), (3, 9)],
+                "4 was expunged"
+            );
+            assert!(resolve(&set, &uids, &[], by_uid).unwrap().is_empty());
+        }
+        assert!(!in_set(&set, 3, 9), "only the session knows what `$` holds");
     }
 
     #[test]

@@ -1078,6 +1078,8 @@ impl EncodeIntoContext for Sequence {
                 ctx.write_all(b":")?;
                 to.encode_ctx(ctx)
             }
+            #[cfg(feature = "ext_searchres")]
+            Sequence::LastCommand => ctx.write_all(b"$"),
         }
     }
 }

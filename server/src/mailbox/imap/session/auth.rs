@@ -47,6 +47,7 @@ impl Session {
             Capability::from(wire::atom("CREATE-SPECIAL-USE")),
             Capability::Sort(None),
             Capability::from(wire::atom("ESEARCH")),
+            Capability::from(wire::atom("SEARCHRES")),
             Capability::from(wire::atom("MULTIAPPEND")),
             Capability::Binary,
             Capability::CondStore,

@@ -11,7 +11,7 @@ use imap_codec::imap_types::search::SearchKey;
 
 use super::super::wire;
 use super::Session;
-use super::responses::{bad, data, ok};
+use super::responses::{data, ok};
 
 /// A SEARCH as the client sent it.
 pub(super) struct Request<'a> {
@@ -28,16 +28,23 @@ impl Session {
         user: &str,
         request: Request<'_>,
     ) -> Vec<Response<'static>> {
-        if request.options.contains(&SearchReturnOption::Save) {
-            return vec![bad(tag, "SEARCHRES (RETURN SAVE) is not available")];
-        }
+        let save = request.options.contains(&SearchReturnOption::Save);
         let found = match self
             .matching(tag, user, request.charset, request.criteria)
             .await
         {
             Ok(found) => found,
-            Err(refusal) => return refusal,
+            Err(refusal) => {
+                // A SEARCH with SAVE that fails leaves `$` empty (RFC 5182 2.1).
+                if save && let Some(selected) = self.selected.as_mut() {
+                    selected.saved.clear();
+                }
+                return refusal;
+            }
         };
+        if save && let Some(selected) = self.selected.as_mut() {
+            selected.saved = saved_uids(&found, request.options);
+        }
         let with_modseq = self.searches_modseq(request.criteria.as_ref());
         let found: Vec<(u32, u64)> = found
             .iter()
@@ -46,6 +53,18 @@ impl Session {
                 (number, m.info.modseq)
             })
             .collect();
+        let done = ok(
+            tag,
+            if request.by_uid {
+                "UID SEARCH completed"
+            } else {
+                "SEARCH completed"
+            },
+        );
+        // SAVE alone saves and answers nothing but OK (RFC 5182 2.4).
+        if request.options == [SearchReturnOption::Save] {
+            return vec![done];
+        }
         let items = return_data(&found, request.options, with_modseq);
         vec![
             data(Data::ESearch {
@@ -53,16 +72,29 @@ impl Session {
                 uid: request.by_uid,
                 data: items,
             }),
-            ok(
-                tag,
-                if request.by_uid {
-                    "UID SEARCH completed"
-                } else {
-                    "SEARCH completed"
-                },
-            ),
+            done,
         ]
     }
+}
+
+/// What `SEARCH RETURN (SAVE ...)` keeps for `$`, as ascending UIDs: every match, or
+/// only the MIN and MAX message when those are asked for without ALL or COUNT
+/// (RFC 5182 2.4).
+fn saved_uids(found: &[super::messages::Matched], options: &[SearchReturnOption]) -> Vec<u32> {
+    let wants = |option| options.contains(&option);
+    let ends_only = (wants(SearchReturnOption::Min) || wants(SearchReturnOption::Max))
+        && !wants(SearchReturnOption::All)
+        && !wants(SearchReturnOption::Count);
+    let mut uids: Vec<u32> = if ends_only {
+        let first = found.first().filter(|_| wants(SearchReturnOption::Min));
+        let last = found.last().filter(|_| wants(SearchReturnOption::Max));
+        first.into_iter().chain(last).map(|m| m.info.uid).collect()
+    } else {
+        found.iter().map(|m| m.info.uid).collect()
+    };
+    uids.sort_unstable();
+    uids.dedup();
+    uids
 }
 
 /// The items of an ESEARCH answer for `found` (numbers in ascending order, each with

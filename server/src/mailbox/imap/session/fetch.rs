@@ -145,7 +145,7 @@ impl Session {
         let Some(selected) = self.selected.as_ref() else {
             return vec![bad(tag, "Select a mailbox first")];
         };
-        let mut pairs = match wire::resolve(set, &selected.uids, by_uid) {
+        let mut pairs = match wire::resolve(set, &selected.uids, &selected.saved, by_uid) {
             Ok(pairs) => pairs,
             Err(e) => return vec![bad(tag, &e)],
         };

@@ -162,6 +162,7 @@ impl Session {
             own: HashSet::new(),
             keywords,
             recent,
+            saved: Vec::new(),
         });
         out
     }

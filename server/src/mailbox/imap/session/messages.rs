@@ -163,6 +163,7 @@ impl Session {
         let mailbox = selected.name.clone();
         let uids = selected.uids.clone();
         let recent = selected.recent.clone();
+        let saved = selected.saved.clone();
         let messages = match self.store.messages_shared(user, &mailbox).await {
             Ok(m) => m,
             Err(e) => return Err(vec![store_no(tag, e)]),
@@ -207,6 +208,7 @@ impl Session {
             };
             let mut candidate = search::Candidate::new(seq, info, bytes, last_seq, last_uid);
             candidate.recent = recent.contains(uid);
+            candidate.saved = saved.binary_search(&uid).is_ok();
             if search::matches_all(keys, &candidate) {
                 found.push(Matched {
                     seq,
@@ -262,7 +264,7 @@ impl Session {
             return vec![no(tag, "The mailbox is read-only (EXAMINE)")];
         }
         let by_uid = request.by_uid;
-        let pairs = match wire::resolve(request.set, &selected.uids, by_uid) {
+        let pairs = match wire::resolve(request.set, &selected.uids, &selected.saved, by_uid) {
             Ok(pairs) => pairs,
             Err(e) => return vec![bad(tag, &e)],
         };
@@ -363,7 +365,7 @@ impl Session {
         if moving && selected.read_only {
             return vec![no(tag, "The mailbox is read-only (EXAMINE)")];
         }
-        let pairs = match wire::resolve(set, &selected.uids, by_uid) {
+        let pairs = match wire::resolve(set, &selected.uids, &selected.saved, by_uid) {
             Ok(pairs) => pairs,
             Err(e) => return vec![bad(tag, &e)],
         };
@@ -452,7 +454,7 @@ impl Session {
         if selected.read_only {
             return vec![no(tag, "The mailbox is read-only (EXAMINE)")];
         }
-        let only = match set.map(|s| wire::resolve(s, &selected.uids, true)) {
+        let only = match set.map(|s| wire::resolve(s, &selected.uids, &selected.saved, true)) {
             Some(Ok(pairs)) => Some(pairs.into_iter().map(|(_, uid)| uid).collect::<Vec<_>>()),
             Some(Err(e)) => return vec![bad(tag, &e)],
             None => None,

@@ -90,6 +90,10 @@ struct Selected {
     keywords: std::collections::BTreeSet<String>,
     /// The messages that are \Recent in this session.
     recent: recent::Recent,
+    /// The UIDs (ascending) that the last `SEARCH RETURN (SAVE)` found, for `$`
+    /// (SEARCHRES, RFC 5182): empty at SELECT, and gone with the mailbox at CLOSE.
+    /// Expunged messages drop out as they go from `uids`.
+    saved: Vec<u32>,
 }
 
 /// One IMAP connection's session, from the greeting to LOGOUT.
