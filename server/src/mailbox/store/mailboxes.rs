@@ -57,6 +57,7 @@ impl Store {
         .execute(&self.pool)
         .await?;
         drop(turn);
+        self.names_changed(username);
         if done.rows_affected() == 0 {
             return Err(StoreError::Exists(name));
         }
@@ -142,6 +143,7 @@ impl Store {
             return Err(StoreError::NoMailbox(name));
         }
         tx.commit().await?;
+        self.names_changed(username);
         let dir = self.maildir(username, &name)?;
         blocking(move || {
             match std::fs::remove_dir_all(&dir.path) {
@@ -246,7 +248,9 @@ impl Store {
                 }
             }
         }
-        if let Err(e) = tx.commit().await {
+        let committed = tx.commit().await;
+        self.names_changed(username);
+        if let Err(e) = committed {
             self.unrename(moved).await;
             return Err(e.into());
         }
@@ -278,6 +282,7 @@ impl Store {
                 .bind(&name)
                 .execute(&self.pool)
                 .await?;
+        self.names_changed(username);
         if done.rows_affected() == 0 {
             return Err(StoreError::NoMailbox(name));
         }

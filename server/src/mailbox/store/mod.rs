@@ -32,6 +32,7 @@ mod header_cache;
 mod index;
 mod index_cache;
 mod journal;
+mod listing;
 mod mailboxes;
 pub mod maildir;
 mod messages;
@@ -56,6 +57,7 @@ use tokio::sync::watch;
 use database::Database;
 use header_cache::HeaderCache;
 use index_cache::{Cached, Turn};
+pub use listing::Listed;
 use maildir::Maildir;
 pub use messages::{NewMessage, Stored};
 pub use names::NameError;
@@ -188,6 +190,8 @@ pub struct Store {
     headers: Arc<Mutex<HeaderCache>>,
     /// Per user, the highest UIDVALIDITY of a mailbox deleted or renamed away.
     retired: Arc<Mutex<HashMap<String, u32>>>,
+    /// Per user, the mailbox names LIST shows (see `listing.rs`).
+    listings: Arc<listing::Listings>,
     /// Whether the index is SQLite (write transactions begin IMMEDIATE).
     sqlite: bool,
 }
@@ -214,6 +218,7 @@ impl Store {
             updating: Arc::default(),
             headers: Arc::default(),
             retired: Arc::default(),
+            listings: Arc::default(),
         }
     }
 

@@ -33,6 +33,7 @@ impl Store {
             .execute(&self.pool)
             .await?;
         drop(turn);
+        self.names_changed(username);
         let scan = user_dir.clone();
         let folders: Vec<String> = blocking(move || {
             let mut out = vec![String::new()];

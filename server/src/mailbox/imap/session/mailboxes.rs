@@ -308,13 +308,13 @@ impl Session {
             return out;
         }
         let full = format!("{reference}{pattern}");
-        let mailboxes = match self.store.mailboxes(user).await {
+        let mailboxes = match self.store.listing(user).await {
             Ok(m) => m,
             Err(e) => return vec![store_no(tag, e)],
         };
         // Parents that are not mailboxes themselves are listed as \Noselect, so that a
         // client walking the tree with % finds "Lists" above "Lists/rust".
-        let mut names: Vec<(String, Option<&crate::mailbox::store::MailboxInfo>)> = mailboxes
+        let mut names: Vec<(String, Option<&crate::mailbox::store::Listed>)> = mailboxes
             .iter()
             .filter(|m| !lsub || m.subscribed)
             .map(|m| (m.name.clone(), Some(m)))
@@ -329,7 +329,7 @@ impl Session {
                     && !wire::pattern_matches(&full, &m.name)
             })
         };
-        for info in &mailboxes {
+        for info in mailboxes.iter() {
             let mut parent = info.name.as_str();
             while let Some((up, _)) = parent.rsplit_once('/') {
                 let wanted = !lsub || (info.subscribed && subscribed_below(up));
