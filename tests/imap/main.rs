@@ -20,6 +20,7 @@ mod recent;
 mod searchres;
 mod session;
 mod sorting;
+mod utf8;
 
 /// Delivers `count` messages to `rcpt` over LMTP from the site's first sorter address.
 pub const DELIVER: &str = r#"

@@ -218,6 +218,12 @@ pub(crate) fn append(input: &[u8]) -> IMAPResult<&[u8], CommandBody> {
 }
 
 /// `[SP flag-list] [SP date-time] SP literal`: one message of an APPEND.
+///
+/// With `ext_binary`'s literal8 and `ext_utf8` (RFC 6855 4):
+///
+/// ```abnf
+/// append-data =/ "UTF8" SP "(" literal8 ")"
+/// ```
 #[allow(clippy::type_complexity)]
 fn append_message(
     input: &[u8],
@@ -229,6 +235,11 @@ fn append_message(
         alt((
             map(literal, LiteralOrLiteral8::Literal),
             map(literal8, LiteralOrLiteral8::Literal8),
+            #[cfg(feature = "ext_utf8")]
+            map(
+                delimited(tag_no_case(b"UTF8 ("), literal8, tag(b")")),
+                LiteralOrLiteral8::Utf8,
+            ),
         )),
     ));
 

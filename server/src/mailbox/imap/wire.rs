@@ -5,11 +5,12 @@
 use std::num::NonZeroU32;
 
 use imap_codec::imap_types::core::{
-    Atom, IString, Literal, LiteralMode, NString, NString8, Text, Vec1,
+    AString, Atom, IString, Literal, LiteralMode, NString, NString8, Text, Vec1,
 };
 use imap_codec::imap_types::datetime::DateTime;
 use imap_codec::imap_types::extensions::binary::Literal8;
 use imap_codec::imap_types::extensions::uidplus::{UidElement, UidSet};
+use imap_codec::imap_types::extensions::utf8::QuotedUtf8;
 use imap_codec::imap_types::flag::{Flag, FlagFetch};
 use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
@@ -17,38 +18,59 @@ use mailsite_shared::utf7;
 
 use crate::mailbox::store::names;
 
-/// A mailbox name from the wire, checked: modified UTF-7 decoded, then canonical.
-pub fn mailbox_name(mailbox: &Mailbox<'_>) -> Result<String, String> {
-    let raw = raw_mailbox(mailbox)?;
+/// How a session spells mailbox names on the wire: in modified UTF-7 (RFC 3501 5.1.3),
+/// or, once the client enabled UTF8=ACCEPT, in UTF-8 as they are (RFC 6855 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Names {
+    Utf7,
+    Utf8,
+}
+
+/// A mailbox name from the wire, checked: decoded, then canonical.
+pub fn mailbox_name(mailbox: &Mailbox<'_>, names: Names) -> Result<String, String> {
+    let raw = raw_mailbox(mailbox, names)?;
     names::canonical(&raw).map_err(|e| format!("Refused: {e}"))
 }
 
 /// A mailbox name from the wire, decoded but not checked (LIST references may be empty).
-pub fn raw_mailbox(mailbox: &Mailbox<'_>) -> Result<String, String> {
+pub fn raw_mailbox(mailbox: &Mailbox<'_>, names: Names) -> Result<String, String> {
     match mailbox {
         Mailbox::Inbox => Ok("INBOX".to_string()),
-        Mailbox::Other(other) => decode(other.as_ref()),
+        Mailbox::Other(other) => decode(other.as_ref(), names),
     }
 }
 
 /// A LIST pattern from the wire, decoded.
-pub fn list_pattern(pattern: &ListMailbox<'_>) -> Result<String, String> {
+pub fn list_pattern(pattern: &ListMailbox<'_>, names: Names) -> Result<String, String> {
     match pattern {
-        ListMailbox::Token(token) => decode(token.as_ref()),
-        ListMailbox::String(string) => decode(string.as_ref()),
+        ListMailbox::Token(token) => decode(token.as_ref(), names),
+        ListMailbox::String(string) => decode(string.as_ref(), names),
     }
 }
 
-fn decode(bytes: &[u8]) -> Result<String, String> {
-    std::str::from_utf8(bytes)
-        .ok()
-        .and_then(utf7::decode)
-        .ok_or_else(|| "The mailbox name is not valid modified UTF-7".to_string())
+fn decode(bytes: &[u8], names: Names) -> Result<String, String> {
+    let text = std::str::from_utf8(bytes).ok();
+    match names {
+        Names::Utf7 => text
+            .and_then(utf7::decode)
+            .ok_or_else(|| "The mailbox name is not valid modified UTF-7".to_string()),
+        Names::Utf8 => text
+            .map(str::to_string)
+            .ok_or_else(|| "The mailbox name is not valid UTF-8".to_string()),
+    }
 }
 
 /// A store name as the wire spells it.
-pub fn wire_mailbox(name: &str) -> Option<Mailbox<'static>> {
-    Mailbox::try_from(utf7::encode(name)).ok()
+pub fn wire_mailbox(name: &str, names: Names) -> Option<Mailbox<'static>> {
+    match names {
+        Names::Utf7 => Mailbox::try_from(utf7::encode(name)).ok(),
+        // A quoted UTF-8 string (RFC 6855 3) where an atom will not do, not a literal.
+        Names::Utf8 if !name.is_ascii() => {
+            let quoted = QuotedUtf8::try_from(name.to_string()).ok()?;
+            Some(Mailbox::from(AString::String(IString::QuotedUtf8(quoted))))
+        }
+        Names::Utf8 => Mailbox::try_from(name.to_string()).ok(),
+    }
 }
 
 /// Whether a LIST pattern (`*` anything, `%` anything but the delimiter) matches a name.

@@ -78,6 +78,12 @@ impl EncodeIntoContext for LiteralOrLiteral8<'_> {
         match self {
             LiteralOrLiteral8::Literal(lit) => lit.encode_ctx(ctx),
             LiteralOrLiteral8::Literal8(lit8) => lit8.encode_ctx(ctx),
+            #[cfg(feature = "ext_utf8")]
+            LiteralOrLiteral8::Utf8(lit8) => {
+                ctx.write_all(b"UTF8 (")?;
+                lit8.encode_ctx(ctx)?;
+                ctx.write_all(b")")
+            }
         }
     }
 }

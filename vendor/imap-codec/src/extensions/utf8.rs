@@ -161,4 +161,63 @@ mod test {
         known_answer_test_encode((expected.clone(), wire));
         kat_inverse_command(&[(wire, b"", expected)]);
     }
+
+    /// APPEND's `UTF8 (literal8)` (RFC 6855 4), synchronizing or not, and after it what
+    /// follows (MULTIAPPEND's next message).
+    #[test]
+    fn test_kat_inverse_append_utf8() {
+        use imap_types::{
+            command::Command,
+            core::LiteralMode,
+            extensions::binary::{Literal8, LiteralOrLiteral8},
+            mailbox::Mailbox,
+        };
+
+        let utf8 = |data: &'static str, mode| {
+            LiteralOrLiteral8::Utf8(Literal8 {
+                data: Cow::Borrowed(data.as_bytes()),
+                mode,
+            })
+        };
+        let append = |message| {
+            Command::new(
+                "A",
+                CommandBody::Append {
+                    mailbox: Mailbox::Inbox,
+                    flags: alloc::vec![],
+                    date: None,
+                    message,
+                    #[cfg(feature = "ext_multiappend")]
+                    more: alloc::vec![],
+                },
+            )
+            .unwrap()
+        };
+        kat_inverse_command(&[
+            (
+                "A APPEND INBOX UTF8 (~{13}\r\nSubject: é\r\n)\r\n".as_bytes(),
+                b"".as_ref(),
+                append(utf8("Subject: é\r\n", LiteralMode::Sync)),
+            ),
+            (
+                "A APPEND INBOX utf8 (~{2+}\r\né)\r\n?".as_bytes(),
+                b"?".as_ref(),
+                append(utf8("é", LiteralMode::NonSync)),
+            ),
+        ]);
+        // UTF8 takes a literal8, in parentheses.
+        for wrong in [
+            b"A APPEND INBOX UTF8 ({1}\r\na)\r\n".as_ref(),
+            b"A APPEND INBOX UTF8 ~{1}\r\na\r\n",
+            b"A APPEND INBOX UTF8 (~{1}\r\na\r\n",
+        ] {
+            assert!(
+                matches!(
+                    CommandCodec::default().decode(wrong),
+                    Err(CommandDecodeError::Failed { .. })
+                ),
+                "{wrong:?}"
+            );
+        }
+    }
 }

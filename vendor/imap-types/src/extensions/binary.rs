@@ -19,6 +19,13 @@ use crate::core::{Literal, LiteralMode};
 pub enum LiteralOrLiteral8<'a> {
     Literal(Literal<'a>),
     Literal8(Literal8<'a>),
+    /// APPEND's `UTF8 (~{n}...)`: a message whose header may hold UTF-8 (RFC 6855 4).
+    ///
+    /// <div class="warning">
+    /// Use only once the server enabled `UTF8=ACCEPT`.
+    /// </div>
+    #[cfg(feature = "ext_utf8")]
+    Utf8(Literal8<'a>),
 }
 
 /// String that might contain NULs.

@@ -48,6 +48,7 @@ impl Session {
             Capability::Sort(None),
             Capability::from(wire::atom("ESEARCH")),
             Capability::from(wire::atom("SEARCHRES")),
+            Capability::from(wire::atom("UTF8=ACCEPT")),
             Capability::from(wire::atom("MULTIAPPEND")),
             Capability::Binary,
             Capability::CondStore,

@@ -9,6 +9,7 @@ use std::num::NonZeroU64;
 use imap_codec::imap_types::command::{FetchModifier, SelectParameter, StoreModifier};
 use imap_codec::imap_types::core::Tag;
 use imap_codec::imap_types::extensions::enable::CapabilityEnable;
+use imap_codec::imap_types::extensions::utf8::Utf8Kind;
 use imap_codec::imap_types::fetch::MessageDataItem;
 use imap_codec::imap_types::response::{Code, Data, Response};
 use imap_codec::imap_types::search::SearchKey;
@@ -18,8 +19,8 @@ use super::qresync::Resync;
 use super::responses::{bad, data, ok, status};
 
 impl Session {
-    /// ENABLE (RFC 5161): CONDSTORE and QRESYNC (which turns CONDSTORE on too) are the
-    /// extensions here to enable; others are left out of the answer.
+    /// ENABLE (RFC 5161): CONDSTORE, QRESYNC (which turns CONDSTORE on too) and
+    /// UTF8=ACCEPT are the extensions here to enable; others are left out of the answer.
     pub(super) fn enable(
         &mut self,
         tag: &Tag<'static>,
@@ -29,6 +30,11 @@ impl Session {
         if asked.contains(&CapabilityEnable::CondStore) {
             self.condstore = true;
             enabled.push(CapabilityEnable::CondStore);
+        }
+        // UTF8=ONLY is not offered: a server with it refuses clients without UTF-8.
+        if asked.contains(&CapabilityEnable::Utf8(Utf8Kind::Accept)) && !self.utf8 {
+            self.utf8 = true;
+            enabled.push(CapabilityEnable::Utf8(Utf8Kind::Accept));
         }
         for capability in asked {
             if capability.to_string().eq_ignore_ascii_case("QRESYNC") && !self.qresync {

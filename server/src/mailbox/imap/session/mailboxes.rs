@@ -72,7 +72,7 @@ impl Session {
                 "Previous mailbox closed",
             ));
         }
-        let name = match wire::mailbox_name(mailbox) {
+        let name = match wire::mailbox_name(mailbox, self.names()) {
             Ok(name) => name,
             Err(e) => return vec![no(tag, &e)],
         };
@@ -186,7 +186,7 @@ impl Session {
             }
         };
         // "foo/" declares an intent to create children; the name is "foo".
-        let name = match wire::raw_mailbox(mailbox) {
+        let name = match wire::raw_mailbox(mailbox, self.names()) {
             Ok(raw) => match crate::mailbox::store::names::canonical(raw.trim_end_matches('/')) {
                 Ok(name) => name,
                 Err(e) => return vec![no(tag, &format!("Refused: {e}"))],
@@ -208,7 +208,7 @@ impl Session {
         user: &str,
         mailbox: &Mailbox<'static>,
     ) -> Vec<Response<'static>> {
-        let name = match wire::mailbox_name(mailbox) {
+        let name = match wire::mailbox_name(mailbox, self.names()) {
             Ok(name) => name,
             Err(e) => return vec![no(tag, &e)],
         };
@@ -230,7 +230,10 @@ impl Session {
         from: &Mailbox<'static>,
         to: &Mailbox<'static>,
     ) -> Vec<Response<'static>> {
-        let (from, to) = match (wire::mailbox_name(from), wire::mailbox_name(to)) {
+        let (from, to) = match (
+            wire::mailbox_name(from, self.names()),
+            wire::mailbox_name(to, self.names()),
+        ) {
             (Ok(from), Ok(to)) => (from, to),
             (Err(e), _) | (_, Err(e)) => return vec![no(tag, &e)],
         };
@@ -259,7 +262,7 @@ impl Session {
         mailbox: &Mailbox<'static>,
         on: bool,
     ) -> Vec<Response<'static>> {
-        match wire::mailbox_name(mailbox) {
+        match wire::mailbox_name(mailbox, self.names()) {
             Ok(name) => match self.store.subscribe(user, &name, on).await {
                 Ok(()) => vec![ok(
                     tag,
@@ -284,8 +287,10 @@ impl Session {
         lsub: bool,
     ) -> Vec<Response<'static>> {
         let verb = if lsub { "LSUB" } else { "LIST" };
-        let (reference, pattern) = match (wire::raw_mailbox(reference), wire::list_pattern(pattern))
-        {
+        let (reference, pattern) = match (
+            wire::raw_mailbox(reference, self.names()),
+            wire::list_pattern(pattern, self.names()),
+        ) {
             (Ok(r), Ok(p)) => (r, p),
             // A pattern that is no valid modified UTF-7 (`&'+,-` is a valid atom) names
             // no mailbox: every name this server has encodes validly.
@@ -345,7 +350,7 @@ impl Session {
             if !wire::pattern_matches(&full, name) {
                 continue;
             }
-            let Some(mailbox) = wire::wire_mailbox(name) else {
+            let Some(mailbox) = wire::wire_mailbox(name, self.names()) else {
                 continue;
             };
             let prefix = format!("{name}/");
@@ -393,7 +398,7 @@ impl Session {
         mailbox: &Mailbox<'static>,
         names: &[StatusDataItemName],
     ) -> Vec<Response<'static>> {
-        let name = match wire::mailbox_name(mailbox) {
+        let name = match wire::mailbox_name(mailbox, self.names()) {
             Ok(name) => name,
             Err(e) => return vec![no(tag, &e)],
         };
@@ -451,7 +456,7 @@ impl Session {
                 }
             });
         }
-        let Some(mailbox) = wire::wire_mailbox(&info.name) else {
+        let Some(mailbox) = wire::wire_mailbox(&info.name, self.names()) else {
             return vec![no(tag, "The mailbox name cannot be sent")];
         };
         vec![

@@ -51,16 +51,23 @@ impl Session {
         first: AppendMessage<'static>,
         more: Vec<AppendMessage<'static>>,
     ) -> Vec<Response<'static>> {
-        let name = match wire::mailbox_name(mailbox) {
+        let name = match wire::mailbox_name(mailbox, self.names()) {
             Ok(name) => name,
             Err(e) => return vec![no(tag, &e)],
         };
+        // UTF8 (~{n}...) is for clients that enabled UTF8=ACCEPT (RFC 6855 4).
+        let utf8 = |m: &AppendMessage<'_>| matches!(m.message, LiteralOrLiteral8::Utf8(_));
+        if !self.utf8 && (utf8(&first) || more.iter().any(utf8)) {
+            return vec![bad(tag, "APPEND UTF8 (...) needs ENABLE UTF8=ACCEPT first")];
+        }
         let messages: Vec<NewMessage> = std::iter::once(first)
             .chain(more)
             .map(|m| NewMessage {
                 bytes: stored_form(match m.message {
                     LiteralOrLiteral8::Literal(l) => l.into_inner().into_owned(),
-                    LiteralOrLiteral8::Literal8(l) => l.data.into_owned(),
+                    LiteralOrLiteral8::Literal8(l) | LiteralOrLiteral8::Utf8(l) => {
+                        l.data.into_owned()
+                    }
                 }),
                 flags: m.flags.iter().map(wire::flag_name).collect(),
                 internal_date: m.date.map(|d| d.as_ref().timestamp()),
@@ -369,7 +376,7 @@ impl Session {
             Ok(pairs) => pairs,
             Err(e) => return vec![bad(tag, &e)],
         };
-        let target = match wire::mailbox_name(mailbox) {
+        let target = match wire::mailbox_name(mailbox, self.names()) {
             Ok(name) => name,
             Err(e) => return vec![no(tag, &e)],
         };

@@ -116,9 +116,20 @@ pub struct Session {
     condstore: bool,
     /// QRESYNC is on (ENABLE QRESYNC): expunges are told as VANISHED with UIDs.
     qresync: bool,
+    /// UTF8=ACCEPT is on (ENABLE, RFC 6855): mailbox names are UTF-8 both ways, and
+    /// APPEND takes `UTF8 (~{n}...)`.
+    utf8: bool,
 }
 
 impl Session {
+    /// How this session spells mailbox names (UTF-8 once UTF8=ACCEPT is enabled).
+    fn names(&self) -> super::wire::Names {
+        match self.utf8 {
+            true => super::wire::Names::Utf8,
+            false => super::wire::Names::Utf7,
+        }
+    }
+
     pub fn new(
         server: &str,
         hostname: &str,
@@ -140,6 +151,7 @@ impl Session {
             admission: None,
             condstore: false,
             qresync: false,
+            utf8: false,
         }
     }
 

@@ -85,7 +85,7 @@ impl Session {
         user: &str,
         mailbox: &Mailbox<'static>,
     ) -> Vec<Response<'static>> {
-        let name = match super::super::wire::mailbox_name(mailbox) {
+        let name = match super::super::wire::mailbox_name(mailbox, self.names()) {
             Ok(name) => name,
             Err(e) => return vec![no(tag, &e)],
         };
