@@ -321,8 +321,20 @@ fn spawn_serve(dir: &Path, config: Option<&Path>, stdout: &Arc<Mutex<String>>) -
 impl Drop for Site {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            // A failed test shows what the server logged.
+            // A failed test shows what the server logged: its errors and warnings
+            // (the cause is often long before the end), then the last lines.
             let log = self.log();
+            let alarms: Vec<&str> = log
+                .lines()
+                .filter(|l| l.contains(" ERROR ") || l.contains(" WARN "))
+                .take(40)
+                .collect();
+            if !alarms.is_empty() {
+                eprintln!("--- serve.log (errors and warnings) ---");
+                for line in alarms {
+                    eprintln!("{line}");
+                }
+            }
             let tail: Vec<&str> = log.lines().rev().take(40).collect();
             eprintln!("--- serve.log (last lines) ---");
             for line in tail.iter().rev() {

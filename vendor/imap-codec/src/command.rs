@@ -320,6 +320,31 @@ pub(crate) fn examine(input: &[u8]) -> IMAPResult<&[u8], CommandBody> {
 }
 
 /// `list = "LIST" SP mailbox SP list-mailbox`
+///
+/// With `ext_list_extended` (RFC 5258, RFC 5819):
+///
+/// ```abnf
+/// list = "LIST" [SP list-select-opts] SP mailbox SP mbox-or-pat [SP list-return-opts]
+/// ```
+#[cfg(feature = "ext_list_extended")]
+pub(crate) fn list(input: &[u8]) -> IMAPResult<&[u8], CommandBody> {
+    let (remaining, (selection, reference, (mailbox_wildcard, more_wildcards), ret)) =
+        crate::extensions::list_extended::list_extended_parts(input)?;
+
+    Ok((
+        remaining,
+        CommandBody::List {
+            reference,
+            mailbox_wildcard,
+            selection,
+            more_wildcards,
+            ret,
+        },
+    ))
+}
+
+/// `list = "LIST" SP mailbox SP list-mailbox`
+#[cfg(not(feature = "ext_list_extended"))]
 pub(crate) fn list(input: &[u8]) -> IMAPResult<&[u8], CommandBody> {
     let mut parser = tuple((tag_no_case(b"LIST "), mailbox, sp, list_mailbox));
 

@@ -8,6 +8,8 @@ pub mod esearch;
 #[cfg(feature = "ext_id")]
 pub mod id;
 pub mod idle;
+#[cfg(feature = "ext_list_extended")]
+pub mod list_extended;
 pub mod literal;
 #[cfg(feature = "ext_metadata")]
 pub mod metadata;

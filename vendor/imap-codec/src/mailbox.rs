@@ -91,12 +91,32 @@ pub(crate) fn mailbox(input: &[u8]) -> IMAPResult<&[u8], Mailbox> {
 pub(crate) fn mailbox_data(input: &[u8]) -> IMAPResult<&[u8], Data> {
     alt((
         map(preceded(tag_no_case(b"FLAGS "), flag_list), Data::Flags),
+        #[cfg(not(feature = "ext_list_extended"))]
         map(
             preceded(tag_no_case(b"LIST "), mailbox_list),
             |(items, delimiter, mailbox)| Data::List {
                 items: items.unwrap_or_default(),
                 mailbox,
                 delimiter,
+            },
+        ),
+        #[cfg(feature = "ext_list_extended")]
+        map(
+            preceded(
+                tag_no_case(b"LIST "),
+                tuple((
+                    mailbox_list,
+                    opt(preceded(
+                        sp,
+                        crate::extensions::list_extended::mbox_list_extended,
+                    )),
+                )),
+            ),
+            |((items, delimiter, mailbox), extended)| Data::List {
+                items: items.unwrap_or_default(),
+                mailbox,
+                delimiter,
+                extended: extended.unwrap_or_default(),
             },
         ),
         map(

@@ -534,6 +534,8 @@ mod tests {
                     items: vec![FlagNameAttribute::Noselect],
                     delimiter: Some(QuotedChar::try_from('/').unwrap()),
                     mailbox: "bbb".try_into().unwrap(),
+                    #[cfg(feature = "ext_list_extended")]
+                    extended: vec![],
                 }),
             ),
             (

@@ -761,6 +761,15 @@ pub enum CommandBody<'a> {
         reference: Mailbox<'a>,
         /// Mailbox (wildcard).
         mailbox_wildcard: ListMailbox<'a>,
+        /// Selection options (LIST-EXTENDED, RFC 5258): `LIST (SUBSCRIBED) ...`.
+        #[cfg(feature = "ext_list_extended")]
+        selection: Vec<crate::extensions::list_extended::ListSelectOption>,
+        /// The patterns after the first (LIST-EXTENDED): `LIST "" ("a" "b")`.
+        #[cfg(feature = "ext_list_extended")]
+        more_wildcards: Vec<ListMailbox<'a>>,
+        /// Return options (LIST-EXTENDED, LIST-STATUS): `... RETURN (CHILDREN)`.
+        #[cfg(feature = "ext_list_extended")]
+        ret: Vec<crate::extensions::list_extended::ListReturnOption>,
     },
 
     /// ### 6.3.9.  LSUB Command
@@ -1702,6 +1711,12 @@ impl<'a> CommandBody<'a> {
         Ok(CommandBody::List {
             reference: reference.try_into().map_err(ListError::Reference)?,
             mailbox_wildcard: mailbox_wildcard.try_into().map_err(ListError::Mailbox)?,
+            #[cfg(feature = "ext_list_extended")]
+            selection: Vec::new(),
+            #[cfg(feature = "ext_list_extended")]
+            more_wildcards: Vec::new(),
+            #[cfg(feature = "ext_list_extended")]
+            ret: Vec::new(),
         })
     }
 
@@ -2233,6 +2248,12 @@ mod tests {
                 CommandBody::List {
                     reference: Mailbox::Inbox,
                     mailbox_wildcard: ListMailbox::try_from("").unwrap(),
+                    #[cfg(feature = "ext_list_extended")]
+                    selection: vec![],
+                    #[cfg(feature = "ext_list_extended")]
+                    more_wildcards: vec![],
+                    #[cfg(feature = "ext_list_extended")]
+                    ret: vec![],
                 },
                 "LIST",
             ),

@@ -400,6 +400,9 @@ pub enum Data<'a> {
         delimiter: Option<QuotedChar>,
         /// Name
         mailbox: Mailbox<'a>,
+        /// Extended data items (LIST-EXTENDED, RFC 5258 3.5): `CHILDINFO ("SUBSCRIBED")`.
+        #[cfg(feature = "ext_list_extended")]
+        extended: Vec<crate::extensions::list_extended::MboxListExtendedItem<'a>>,
     },
 
     /// ### 7.2.3. LSUB Response

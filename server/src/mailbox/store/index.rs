@@ -100,13 +100,12 @@ impl Store {
             highestmodseq: row.try_get::<i64, _>("highestmodseq")? as u64,
             expungedmodseq: row.try_get::<i64, _>("expungedmodseq")? as u64,
             special_use: row.try_get("special_use")?,
-            subscribed: row.try_get::<i64, _>("subscribed")? != 0,
         })
     }
 
     pub async fn mailboxes(&self, username: &str) -> Result<Vec<MailboxInfo>> {
         let rows = sqlx::query(
-            "SELECT name, uidvalidity, uidnext, highestmodseq, expungedmodseq, special_use, subscribed FROM mailboxes WHERE username = $1 ORDER BY name",
+            "SELECT name, uidvalidity, uidnext, highestmodseq, expungedmodseq, special_use FROM mailboxes WHERE username = $1 ORDER BY name",
         )
         .bind(username)
         .fetch_all(&self.pool)
@@ -147,7 +146,7 @@ impl Store {
     pub async fn mailbox(&self, username: &str, name: &str) -> Result<MailboxInfo> {
         let name = names::canonical(name)?;
         let row = sqlx::query(
-            "SELECT name, uidvalidity, uidnext, highestmodseq, expungedmodseq, special_use, subscribed FROM mailboxes WHERE username = $1 AND name = $2",
+            "SELECT name, uidvalidity, uidnext, highestmodseq, expungedmodseq, special_use FROM mailboxes WHERE username = $1 AND name = $2",
         )
         .bind(username)
         .bind(&name)

@@ -16,13 +16,15 @@ use super::{Result, Store};
 /// How long a user's names are answered from memory before they are read again.
 pub(super) const FRESH_FOR: Duration = Duration::from_secs(1);
 
-/// A mailbox as LIST and LSUB show it.
+/// A mailbox, or a subscription to a name that is no mailbox, as LIST and LSUB show it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listed {
     pub name: String,
     /// Its special uses, space-separated (`\Sent \Archive`), or empty.
     pub special_use: String,
     pub subscribed: bool,
+    /// Whether a mailbox has the name (a subscription outlives its mailbox).
+    pub exists: bool,
 }
 
 /// A user's names and when they were read.
@@ -51,17 +53,27 @@ impl Store {
         }
         let before = listings.changes.load(Ordering::Acquire);
         let read = Instant::now();
-        let names: Arc<Vec<Listed>> = Arc::new(
-            self.mailboxes(username)
-                .await?
-                .into_iter()
-                .map(|m| Listed {
-                    name: m.name,
-                    special_use: m.special_use,
-                    subscribed: m.subscribed,
-                })
-                .collect(),
-        );
+        let mut subscribed: std::collections::BTreeSet<String> =
+            self.subscriptions(username).await?.into_iter().collect();
+        let mut names: Vec<Listed> = self
+            .mailboxes(username)
+            .await?
+            .into_iter()
+            .map(|m| Listed {
+                subscribed: subscribed.remove(&m.name),
+                name: m.name,
+                special_use: m.special_use,
+                exists: true,
+            })
+            .collect();
+        names.extend(subscribed.into_iter().map(|name| Listed {
+            name,
+            special_use: String::new(),
+            subscribed: true,
+            exists: false,
+        }));
+        names.sort_by(|a, b| a.name.cmp(&b.name));
+        let names = Arc::new(names);
         let mut users = listings.users.lock().unwrap_or_else(|e| e.into_inner());
         if listings.changes.load(Ordering::Acquire) == before {
             users.insert(username.to_string(), (read, names.clone()));
@@ -116,7 +128,15 @@ mod tests {
         assert!(
             renamed.contains(&"Done".to_string()) && !renamed.contains(&"Projects".to_string())
         );
+        s.subscribe("amy", "Done", true).await.unwrap();
         s.delete_mailbox("amy", "Done").await.unwrap();
+        let done = s.listing("amy").await.unwrap();
+        let done = done
+            .iter()
+            .find(|m| m.name == "Done")
+            .expect("still subscribed");
+        assert!(done.subscribed && !done.exists, "{done:?}");
+        s.subscribe("amy", "Done", false).await.unwrap();
         assert!(!names(&s.listing("amy").await.unwrap()).contains(&"Done".to_string()));
 
         // Another process renames a mailbox: the same answer until the entry is stale.

@@ -25,12 +25,34 @@ impl Store {
         Ok(())
     }
 
-    /// Creates a mailbox (its Maildir folder, then its index row).
+    /// Creates a mailbox (its Maildir folder, then its index row) and subscribes to it
+    /// (the default mailboxes, Sieve's `fileinto :create`, a reindex).
     pub async fn create_mailbox(
         &self,
         username: &str,
         name: &str,
         special_use: &str,
+    ) -> Result<MailboxInfo> {
+        self.create(username, name, special_use, true).await
+    }
+
+    /// Creates a mailbox as IMAP's CREATE does: subscriptions stay as they are (RFC 3501
+    /// 6.3.3, as Dovecot; a subscription the name had before stays too).
+    pub async fn create_unsubscribed(
+        &self,
+        username: &str,
+        name: &str,
+        special_use: &str,
+    ) -> Result<MailboxInfo> {
+        self.create(username, name, special_use, false).await
+    }
+
+    async fn create(
+        &self,
+        username: &str,
+        name: &str,
+        special_use: &str,
+        subscribe: bool,
     ) -> Result<MailboxInfo> {
         let name = names::canonical(name)?;
         let dir = self.maildir(username, &name)?;
@@ -47,8 +69,8 @@ impl Store {
         .await?;
         let turn = self.write_turn().await;
         let done = sqlx::query(
-            "INSERT INTO mailboxes (username, name, uidvalidity, uidnext, highestmodseq, special_use, subscribed) \
-             VALUES ($1, $2, $3, 1, 1, $4, 1) ON CONFLICT (username, name) DO NOTHING",
+            "INSERT INTO mailboxes (username, name, uidvalidity, uidnext, highestmodseq, special_use) \
+             VALUES ($1, $2, $3, 1, 1, $4) ON CONFLICT (username, name) DO NOTHING",
         )
         .bind(username)
         .bind(&name)
@@ -56,6 +78,16 @@ impl Store {
         .bind(special_use)
         .execute(&self.pool)
         .await?;
+        if subscribe && done.rows_affected() == 1 {
+            sqlx::query(
+                "INSERT INTO subscriptions (username, name) VALUES ($1, $2) \
+                 ON CONFLICT (username, name) DO NOTHING",
+            )
+            .bind(username)
+            .bind(&name)
+            .execute(&self.pool)
+            .await?;
+        }
         drop(turn);
         self.names_changed(username);
         if done.rows_affected() == 0 {
@@ -234,6 +266,10 @@ impl Store {
                 "UPDATE expunges SET mailbox = $1 WHERE username = $2 AND mailbox = $3",
                 "UPDATE expunge_batches SET mailbox = $1 WHERE username = $2 AND mailbox = $3",
                 "UPDATE vanished SET mailbox = $1 WHERE username = $2 AND mailbox = $3",
+                // A subscription moves with its mailbox, over one the new name had.
+                "DELETE FROM subscriptions WHERE name = $1 AND username = $2 \
+                 AND EXISTS (SELECT 1 FROM subscriptions WHERE username = $2 AND name = $3)",
+                "UPDATE subscriptions SET name = $1 WHERE username = $2 AND name = $3",
             ] {
                 if let Err(e) = sqlx::query(sql)
                     .bind(new)
@@ -271,22 +307,45 @@ impl Store {
         .await;
     }
 
-    /// Subscribes to or unsubscribes from a mailbox (LSUB lists the subscribed ones).
+    /// Subscribes to a mailbox that exists, or unsubscribes from a name (LSUB lists the
+    /// subscribed ones). A subscription outlives its mailbox (RFC 3501 6.3.6) until it
+    /// is unsubscribed.
     pub async fn subscribe(&self, username: &str, name: &str, subscribed: bool) -> Result<()> {
         let name = names::canonical(name)?;
-        let _turn = self.write_turn().await;
-        let done =
-            sqlx::query("UPDATE mailboxes SET subscribed = $1 WHERE username = $2 AND name = $3")
-                .bind(i64::from(subscribed))
-                .bind(username)
-                .bind(&name)
-                .execute(&self.pool)
-                .await?;
+        if subscribed {
+            self.mailbox(username, &name).await?;
+        }
+        let turn = self.write_turn().await;
+        let sql = match subscribed {
+            true => {
+                "INSERT INTO subscriptions (username, name) VALUES ($1, $2) \
+                 ON CONFLICT (username, name) DO NOTHING"
+            }
+            false => "DELETE FROM subscriptions WHERE username = $1 AND name = $2",
+        };
+        let done = sqlx::query(sql)
+            .bind(username)
+            .bind(&name)
+            .execute(&self.pool)
+            .await?;
+        drop(turn);
         self.names_changed(username);
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NoMailbox(name));
+        if !subscribed && done.rows_affected() == 0 {
+            // Neither subscribed nor a mailbox: say which.
+            self.mailbox(username, &name).await?;
         }
         Ok(())
+    }
+
+    /// The names the user is subscribed to, mailboxes or not, in name order.
+    pub async fn subscriptions(&self, username: &str) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT name FROM subscriptions WHERE username = $1 ORDER BY name")
+            .bind(username)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| Ok(row.try_get::<String, _>("name")?))
+            .collect()
     }
 }
 

@@ -590,7 +590,12 @@ mod tests {
         s.delete_mailbox("erin", "Projects").await.unwrap();
         assert!(!dir.join("mail/erin/.Projects").exists());
         s.subscribe("erin", "Junk", false).await.unwrap();
-        assert!(!s.mailbox("erin", "Junk").await.unwrap().subscribed);
+        assert!(
+            !s.subscriptions("erin")
+                .await
+                .unwrap()
+                .contains(&"Junk".to_string())
+        );
         assert!(matches!(
             s.subscribe("erin", "Nope", true).await,
             Err(StoreError::NoMailbox(_))

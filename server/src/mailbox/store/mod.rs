@@ -121,7 +121,6 @@ pub struct MailboxInfo {
     /// a session that saw HIGHESTMODSEQ n has missed an expunge when this exceeds n.
     pub expungedmodseq: u64,
     pub special_use: String,
-    pub subscribed: bool,
 }
 
 /// A message's metadata.

@@ -404,11 +404,41 @@ impl EncodeIntoContext for CommandBody<'_> {
             CommandBody::List {
                 reference,
                 mailbox_wildcard,
+                #[cfg(feature = "ext_list_extended")]
+                selection,
+                #[cfg(feature = "ext_list_extended")]
+                more_wildcards,
+                #[cfg(feature = "ext_list_extended")]
+                ret,
             } => {
                 ctx.write_all(b"LIST ")?;
+                #[cfg(feature = "ext_list_extended")]
+                if !selection.is_empty() {
+                    ctx.write_all(b"(")?;
+                    join_serializable(selection, b" ", ctx)?;
+                    ctx.write_all(b") ")?;
+                }
                 reference.encode_ctx(ctx)?;
                 ctx.write_all(b" ")?;
-                mailbox_wildcard.encode_ctx(ctx)
+                #[cfg(feature = "ext_list_extended")]
+                if !more_wildcards.is_empty() {
+                    ctx.write_all(b"(")?;
+                    mailbox_wildcard.encode_ctx(ctx)?;
+                    ctx.write_all(b" ")?;
+                    join_serializable(more_wildcards, b" ", ctx)?;
+                    ctx.write_all(b")")?;
+                } else {
+                    mailbox_wildcard.encode_ctx(ctx)?;
+                }
+                #[cfg(not(feature = "ext_list_extended"))]
+                mailbox_wildcard.encode_ctx(ctx)?;
+                #[cfg(feature = "ext_list_extended")]
+                if !ret.is_empty() {
+                    ctx.write_all(b" RETURN (")?;
+                    join_serializable(ret, b" ", ctx)?;
+                    ctx.write_all(b")")?;
+                }
+                Ok(())
             }
             CommandBody::Lsub {
                 reference,
@@ -1494,6 +1524,8 @@ impl EncodeIntoContext for Data<'_> {
                 items,
                 delimiter,
                 mailbox,
+                #[cfg(feature = "ext_list_extended")]
+                extended,
             } => {
                 ctx.write_all(b"* LIST (")?;
                 join_serializable(items, b" ", ctx)?;
@@ -1508,6 +1540,12 @@ impl EncodeIntoContext for Data<'_> {
                 }
                 ctx.write_all(b" ")?;
                 mailbox.encode_ctx(ctx)?;
+                #[cfg(feature = "ext_list_extended")]
+                if !extended.is_empty() {
+                    ctx.write_all(b" (")?;
+                    join_serializable(extended, b" ", ctx)?;
+                    ctx.write_all(b")")?;
+                }
             }
             Data::Lsub {
                 items,

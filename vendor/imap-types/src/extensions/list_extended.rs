@@ -21,6 +21,7 @@ use crate::{
     core::{AString, Atom, Vec1, Vec2},
     extensions::list_extended::error::{MboxListExtendedItemTagError, OptionExtensionTagError},
     sequence::SequenceSet,
+    status::StatusDataItemName,
 };
 
 /// A generic extended data item value component.
@@ -316,6 +317,64 @@ impl<'a> TryFrom<AString<'a>> for MboxListExtendedItemTag<'a> {
 impl_arbitrary_try_from! { ListSelectBaseOptExtensionTag<'a>, Atom<'a> }
 #[cfg(feature = "arbitrary")]
 impl_arbitrary_try_from! { MboxListExtendedItemTag<'a>, AString<'a> }
+
+/// A selection option of an extended LIST command.
+///
+/// ```abnf
+/// list-select-opts     = "(" [(*(list-select-opt SP) list-select-base-opt
+///                        *(SP list-select-opt)) / (list-select-independent-opt
+///                        *(SP list-select-independent-opt))] ")"
+/// list-select-base-opt = "SUBSCRIBED" / option-extension
+/// list-select-mod-opt  = "RECURSIVEMATCH" / option-extension
+/// list-select-independent-opt = "REMOTE" / option-extension
+/// ```
+///
+/// `SPECIAL-USE` is RFC 6154's base option. Other option extensions are not represented
+/// (a command with one is refused). The grammar's rule that `RECURSIVEMATCH` needs a base
+/// option is not checked by the parser: it is a server's to answer.
+///
+/// See [RFC 5258, section 3.1](https://www.rfc-editor.org/rfc/rfc5258#section-3.1) and
+/// [RFC 6154, section 5.1](https://www.rfc-editor.org/rfc/rfc6154#section-5.1).
+#[cfg_attr(feature = "arbitrary", derive(Arbitrary))]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ToStatic)]
+pub enum ListSelectOption {
+    /// `SUBSCRIBED`: the subscribed names, whether the mailboxes exist or not.
+    Subscribed,
+    /// `REMOTE`: remote mailboxes too (mailbox referrals).
+    Remote,
+    /// `RECURSIVEMATCH`: also names that do not match the other options themselves
+    /// but have a child that does (told with `CHILDINFO`).
+    RecursiveMatch,
+    /// `SPECIAL-USE`: only mailboxes with a special use (RFC 6154).
+    SpecialUse,
+}
+
+/// A return option of an extended LIST command.
+///
+/// ```abnf
+/// list-return-opts = "RETURN" SP "(" [return-option *(SP return-option)] ")"
+/// return-option    = "SUBSCRIBED" / "CHILDREN" / "SPECIAL-USE" / status-option /
+///                    option-extension
+/// status-option    = "STATUS" SP "(" status-att *(SP status-att) ")"
+/// ```
+///
+/// `SPECIAL-USE` is RFC 6154's, `STATUS` is LIST-STATUS (RFC 5819). Other option
+/// extensions are not represented (a command with one is refused).
+#[cfg_attr(feature = "arbitrary", derive(Arbitrary))]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+#[cfg_attr(feature = "serde", serde(tag = "type", content = "content"))]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, ToStatic)]
+pub enum ListReturnOption {
+    /// `SUBSCRIBED`: the `\Subscribed` attribute.
+    Subscribed,
+    /// `CHILDREN`: the `\HasChildren` and `\HasNoChildren` attributes.
+    Children,
+    /// `SPECIAL-USE`: the special-use attributes (RFC 6154).
+    SpecialUse,
+    /// `STATUS (...)`: a STATUS response for each selectable mailbox listed (RFC 5819).
+    Status(Vec1<StatusDataItemName>),
+}
 
 /// Error-related types.
 pub mod error {

@@ -21,7 +21,11 @@ impl Session {
     /// What the server offers in the session's state (greeting, CAPABILITY, and the
     /// OK of a login): STARTTLS and the ways to log in only before login.
     pub fn capabilities(&self) -> Vec1<Capability<'static>> {
-        let mut caps = vec![Capability::Imap4Rev1];
+        // IMAP4rev2 (RFC 9051) beside IMAP4rev1: a client turns it on with ENABLE.
+        let mut caps = vec![
+            Capability::Imap4Rev1,
+            Capability::from(wire::atom("IMAP4rev2")),
+        ];
         if self.user.is_none() {
             if self.encryption.can_start() {
                 caps.push(Capability::StartTls);
@@ -49,6 +53,8 @@ impl Session {
             Capability::from(wire::atom("ESEARCH")),
             Capability::from(wire::atom("SEARCHRES")),
             Capability::from(wire::atom("UTF8=ACCEPT")),
+            Capability::from(wire::atom("LIST-EXTENDED")),
+            Capability::from(wire::atom("LIST-STATUS")),
             Capability::from(wire::atom("MULTIAPPEND")),
             Capability::Binary,
             Capability::CondStore,

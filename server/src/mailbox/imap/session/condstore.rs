@@ -19,8 +19,9 @@ use super::qresync::Resync;
 use super::responses::{bad, data, ok, status};
 
 impl Session {
-    /// ENABLE (RFC 5161): CONDSTORE, QRESYNC (which turns CONDSTORE on too) and
-    /// UTF8=ACCEPT are the extensions here to enable; others are left out of the answer.
+    /// ENABLE (RFC 5161): CONDSTORE, QRESYNC (which turns CONDSTORE on too),
+    /// UTF8=ACCEPT and IMAP4rev2 (RFC 9051) are the extensions here to enable; others
+    /// are left out of the answer.
     pub(super) fn enable(
         &mut self,
         tag: &Tag<'static>,
@@ -37,6 +38,10 @@ impl Session {
             enabled.push(CapabilityEnable::Utf8(Utf8Kind::Accept));
         }
         for capability in asked {
+            if capability.to_string().eq_ignore_ascii_case("IMAP4rev2") && !self.rev2 {
+                self.rev2 = true;
+                enabled.push(capability.clone());
+            }
             if capability.to_string().eq_ignore_ascii_case("QRESYNC") && !self.qresync {
                 self.qresync = true;
                 self.condstore = true;

@@ -1,13 +1,13 @@
 //! The commands on mailboxes as a whole: SELECT and EXAMINE, CREATE, DELETE, RENAME,
-//! SUBSCRIBE and UNSUBSCRIBE, LIST and LSUB, STATUS, NAMESPACE. One personal
-//! namespace, delimited by `/`.
+//! SUBSCRIBE and UNSUBSCRIBE, STATUS, NAMESPACE (LIST and LSUB: `list.rs`). One
+//! personal namespace, delimited by `/`.
 
 use std::collections::HashSet;
 use std::num::NonZeroU32;
 
 use imap_codec::imap_types::core::{IString, Tag};
 use imap_codec::imap_types::flag::{Flag, FlagNameAttribute, FlagPerm};
-use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
+use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::response::{Code, Data, Response};
 use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
 
@@ -64,7 +64,8 @@ impl Session {
         // A failed SELECT leaves no mailbox selected (RFC 3501 6.3.1); with QRESYNC
         // on, the client is told that the one it had is closed (RFC 7162 3.2.11).
         let mut closed = Vec::new();
-        if self.selected.take().is_some() && self.qresync {
+        // [CLOSED] for the mailbox this SELECT closes (RFC 7162 3.2.11, RFC 9051 6.3.2).
+        if self.selected.take().is_some() && (self.qresync || self.rev2) {
             closed.push(status(
                 None,
                 "OK",
@@ -93,8 +94,11 @@ impl Session {
         let [flags, permanent] = <[_; 2]>::try_from(flags_in_use(&keywords, read_only))
             .unwrap_or_else(|_| unreachable!("flags_in_use gives FLAGS and PERMANENTFLAGS"));
         // \Recent: a read-write SELECT claims what no session had; EXAMINE only looks.
+        // IMAP4rev2 has no \Recent (RFC 9051 E.7).
         let uids: Vec<u32> = messages.iter().map(|m| m.uid).collect();
-        let recent = if read_only {
+        let recent = if self.rev2 {
+            recent::Recent::default()
+        } else if read_only {
             match self.store.recent_from(user, &name).await {
                 Ok(from) => recent::Recent::from(from),
                 Err(e) => return vec![store_no(tag, e)],
@@ -108,12 +112,14 @@ impl Session {
             recent
         };
         let mut out = closed;
-        out.extend([
-            flags,
-            data(Data::Exists(messages.len() as u32)),
-            data(Data::Recent(recent.count(&uids))),
-            permanent,
-        ]);
+        out.extend([flags, data(Data::Exists(messages.len() as u32))]);
+        if self.rev2 {
+            // IMAP4rev2's SELECT tells the mailbox's LIST (RFC 9051 6.3.2).
+            out.extend(self.list_one(user, &info.name).await);
+        } else {
+            out.push(data(Data::Recent(recent.count(&uids))));
+        }
+        out.push(permanent);
         if let Some(first) = messages.iter().position(|m| !has(&m.flags, "\\Seen"))
             && let Ok(code) = Code::unseen(first as u32 + 1)
         {
@@ -195,10 +201,13 @@ impl Session {
         };
         // CREATE does not subscribe (RFC 3501 6.3.3, as Dovecot): clients that want it
         // say SUBSCRIBE.
-        let created = self.store.create_mailbox(user, &name, &special_use).await;
-        match created.and(Ok(self.store.subscribe(user, &name, false).await)) {
-            Ok(Ok(())) => vec![ok(tag, "CREATE completed")],
-            Ok(Err(e)) | Err(e) => vec![store_no(tag, e)],
+        match self
+            .store
+            .create_unsubscribed(user, &name, &special_use)
+            .await
+        {
+            Ok(_) => vec![ok(tag, "CREATE completed")],
+            Err(e) => vec![store_no(tag, e)],
         }
     }
 
@@ -276,119 +285,6 @@ impl Session {
             },
             Err(e) => vec![no(tag, &e)],
         }
-    }
-
-    pub(super) async fn list(
-        &mut self,
-        tag: &Tag<'static>,
-        user: &str,
-        reference: &Mailbox<'static>,
-        pattern: &ListMailbox<'static>,
-        lsub: bool,
-    ) -> Vec<Response<'static>> {
-        let verb = if lsub { "LSUB" } else { "LIST" };
-        let (reference, pattern) = match (
-            wire::raw_mailbox(reference, self.names()),
-            wire::list_pattern(pattern, self.names()),
-        ) {
-            (Ok(r), Ok(p)) => (r, p),
-            // A pattern that is no valid modified UTF-7 (`&'+,-` is a valid atom) names
-            // no mailbox: every name this server has encodes validly.
-            (Ok(_), Err(_)) => return vec![ok(tag, &format!("{verb} completed"))],
-            (Err(e), _) => return vec![no(tag, &e)],
-        };
-        let delimiter = imap_codec::imap_types::core::QuotedChar::try_from('/').ok();
-        if pattern.is_empty() && !lsub {
-            // The hierarchy delimiter and root (RFC 3501 6.3.8).
-            let root = Mailbox::try_from("").ok();
-            let mut out = Vec::new();
-            if let Some(root) = root {
-                out.push(data(Data::List {
-                    items: vec![FlagNameAttribute::Noselect],
-                    delimiter,
-                    mailbox: root,
-                }));
-            }
-            out.push(ok(tag, "LIST completed"));
-            return out;
-        }
-        let full = format!("{reference}{pattern}");
-        let mailboxes = match self.store.listing(user).await {
-            Ok(m) => m,
-            Err(e) => return vec![store_no(tag, e)],
-        };
-        // Parents that are not mailboxes themselves are listed as \Noselect, so that a
-        // client walking the tree with % finds "Lists" above "Lists/rust".
-        let mut names: Vec<(String, Option<&crate::mailbox::store::Listed>)> = mailboxes
-            .iter()
-            .filter(|m| !lsub || m.subscribed)
-            .map(|m| (m.name.clone(), Some(m)))
-            .collect();
-        // For LSUB only the parents of subscribed mailboxes that the pattern stops at
-        // (RFC 3501 6.3.9: `%` with "foo/bar" subscribed lists "foo" as \Noselect).
-        let subscribed_below = |up: &str| {
-            let prefix = format!("{up}/");
-            mailboxes.iter().any(|m| {
-                m.subscribed
-                    && m.name.starts_with(&prefix)
-                    && !wire::pattern_matches(&full, &m.name)
-            })
-        };
-        for info in mailboxes.iter() {
-            let mut parent = info.name.as_str();
-            while let Some((up, _)) = parent.rsplit_once('/') {
-                let wanted = !lsub || (info.subscribed && subscribed_below(up));
-                if wanted && !names.iter().any(|(n, _)| n == up) {
-                    names.push((up.to_string(), None));
-                }
-                parent = up;
-            }
-        }
-        names.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut out = Vec::new();
-        for (name, info) in &names {
-            if !wire::pattern_matches(&full, name) {
-                continue;
-            }
-            let Some(mailbox) = wire::wire_mailbox(name, self.names()) else {
-                continue;
-            };
-            let prefix = format!("{name}/");
-            let children = mailboxes.iter().any(|m| m.name.starts_with(&prefix));
-            let mut items = Vec::new();
-            if info.is_none() {
-                items.push(FlagNameAttribute::Noselect);
-            }
-            items.push(FlagNameAttribute::from(wire::atom(if children {
-                "HasChildren"
-            } else {
-                "HasNoChildren"
-            })));
-            let uses = info.map(|i| i.special_use.split_whitespace());
-            for special in uses.into_iter().flatten() {
-                if let Some(special) = special.strip_prefix('\\')
-                    && let Ok(atom) =
-                        imap_codec::imap_types::core::Atom::try_from(special.to_string())
-                {
-                    items.push(FlagNameAttribute::from(atom));
-                }
-            }
-            out.push(data(if lsub {
-                Data::Lsub {
-                    items,
-                    delimiter,
-                    mailbox,
-                }
-            } else {
-                Data::List {
-                    items,
-                    delimiter,
-                    mailbox,
-                }
-            }));
-        }
-        out.push(ok(tag, &format!("{verb} completed")));
-        out
     }
 
     pub(super) async fn status(

@@ -21,6 +21,7 @@ mod auth;
 mod condstore;
 mod esearch;
 mod fetch;
+mod list;
 mod mailboxes;
 mod messages;
 mod qresync;
@@ -119,12 +120,15 @@ pub struct Session {
     /// UTF8=ACCEPT is on (ENABLE, RFC 6855): mailbox names are UTF-8 both ways, and
     /// APPEND takes `UTF8 (~{n}...)`.
     utf8: bool,
+    /// IMAP4rev2 is on (ENABLE IMAP4rev2, RFC 9051): UTF-8 mailbox names, no \Recent,
+    /// SEARCH answered with ESEARCH, SELECT with the mailbox's LIST and `[CLOSED]`.
+    rev2: bool,
 }
 
 impl Session {
     /// How this session spells mailbox names (UTF-8 once UTF8=ACCEPT is enabled).
     fn names(&self) -> super::wire::Names {
-        match self.utf8 {
+        match self.utf8 || self.rev2 {
             true => super::wire::Names::Utf8,
             false => super::wire::Names::Utf7,
         }
@@ -152,6 +156,7 @@ impl Session {
             condstore: false,
             qresync: false,
             utf8: false,
+            rev2: false,
         }
     }
 
@@ -266,16 +271,33 @@ impl Session {
             CommandBody::List {
                 reference,
                 mailbox_wildcard,
+                selection,
+                more_wildcards,
+                ret,
             } => {
-                self.list(&tag, &user, &reference, &mailbox_wildcard, false)
-                    .await
+                let request = list::ListRequest {
+                    reference: &reference,
+                    patterns: std::iter::once(&mailbox_wildcard)
+                        .chain(&more_wildcards)
+                        .collect(),
+                    selection: &selection,
+                    ret: &ret,
+                    lsub: false,
+                };
+                self.list(&tag, &user, request).await
             }
             CommandBody::Lsub {
                 reference,
                 mailbox_wildcard,
             } => {
-                self.list(&tag, &user, &reference, &mailbox_wildcard, true)
-                    .await
+                let request = list::ListRequest {
+                    reference: &reference,
+                    patterns: vec![&mailbox_wildcard],
+                    selection: &[],
+                    ret: &[],
+                    lsub: true,
+                };
+                self.list(&tag, &user, request).await
             }
             CommandBody::Status {
                 mailbox,
@@ -326,6 +348,22 @@ impl Session {
                     criteria: &criteria,
                     by_uid: uid,
                     options: &options,
+                };
+                self.esearch(&tag, &user, request).await
+            }
+            // IMAP4rev2 answers every SEARCH with ESEARCH, ALL by default (RFC 9051
+            // 6.4.4).
+            CommandBody::Search {
+                charset,
+                criteria,
+                uid,
+                ret: None,
+            } if self.rev2 => {
+                let request = esearch::Request {
+                    charset: charset.as_ref().map(|c| c.as_ref()),
+                    criteria: &criteria,
+                    by_uid: uid,
+                    options: &[],
                 };
                 self.esearch(&tag, &user, request).await
             }

@@ -81,6 +81,7 @@ impl Session {
     pub(super) async fn refresh(&mut self, user: &str) -> Vec<Response<'static>> {
         let condstore = self.condstore;
         let vanished = self.qresync;
+        let rev2 = self.rev2;
         let Some(selected) = self.selected.as_mut() else {
             return Vec::new();
         };
@@ -121,8 +122,9 @@ impl Session {
         if selected.uids.len() != before || !out.is_empty() {
             out.push(data(Data::Exists(selected.uids.len() as u32)));
         }
-        // New mail is \Recent in the read-write session that notices it first.
-        if !new.is_empty() {
+        // New mail is \Recent in the read-write session that notices it first (not in
+        // IMAP4rev2, which has no \Recent).
+        if !new.is_empty() && !rev2 {
             if !selected.read_only
                 && let Ok(claimed) = self.store.claim_recent(user, &selected.name).await
             {
