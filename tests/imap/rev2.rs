@@ -59,6 +59,7 @@ fn imap4rev2_once_enabled_and_imap4rev1_beside_it() {
     );
     assert!(!out.text("select").contains("RECENT"), "{select:?}");
     assert!(!out.text("select_sent").contains("RECENT"));
+    out.has("select_sent", "* LIST (\\HasNoChildren \\Sent) \"/\" Sent");
     assert!(
         !out.text("flags").contains("\\Recent"),
         "{}",

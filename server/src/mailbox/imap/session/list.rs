@@ -19,7 +19,7 @@ use imap_codec::imap_types::response::{Data, Response};
 use super::super::wire;
 use super::Session;
 use super::responses::{bad, data, no, ok, store_no};
-use crate::mailbox::store::Listed;
+use crate::mailbox::store::{Listed, MailboxInfo};
 
 /// A LIST or LSUB as the client sent it.
 pub(super) struct ListRequest<'a> {
@@ -198,23 +198,27 @@ impl Session {
         Some((response, mailbox))
     }
 
-    /// The LIST response of one mailbox, as `LIST "" name` gives it (IMAP4rev2's
-    /// SELECT tells it); nothing if it is gone.
-    pub(super) async fn list_one(&mut self, user: &str, name: &str) -> Vec<Response<'static>> {
-        let Ok(listing) = self.store.listing(user).await else {
-            return Vec::new();
-        };
-        let Some(listed) = listing.iter().find(|m| m.name == name && m.exists) else {
-            return Vec::new();
+    /// The LIST response of the mailbox `info` (IMAP4rev2's SELECT tells it), as
+    /// `LIST "" name` gives it.
+    pub(super) async fn list_one(
+        &mut self,
+        user: &str,
+        info: &MailboxInfo,
+    ) -> Option<Response<'static>> {
+        let listing = self.store.listing(user).await.unwrap_or_default();
+        // The names kept in memory may be up to a second behind another process.
+        let here = Listed {
+            name: info.name.clone(),
+            special_use: info.special_use.clone(),
+            subscribed: false,
+            exists: true,
         };
         let entry = Entry {
-            listed: Some(listed),
+            listed: Some(&here),
             child_info: Vec::new(),
         };
-        self.entry_response(&listing, name, &entry, false, false)
+        self.entry_response(&listing, &info.name, &entry, false, false)
             .map(|(response, _)| response)
-            .into_iter()
-            .collect()
     }
 }
 

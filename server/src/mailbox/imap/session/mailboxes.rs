@@ -115,7 +115,7 @@ impl Session {
         out.extend([flags, data(Data::Exists(messages.len() as u32))]);
         if self.rev2 {
             // IMAP4rev2's SELECT tells the mailbox's LIST (RFC 9051 6.3.2).
-            out.extend(self.list_one(user, &info.name).await);
+            out.extend(self.list_one(user, &info).await);
         } else {
             out.push(data(Data::Recent(recent.count(&uids))));
         }
