@@ -19,6 +19,7 @@ use tokio::sync::OwnedMutexGuard;
 #[cfg(doc)]
 use super::Store;
 use super::changes::Changes;
+use super::rows::Rows;
 
 /// The state the stores on one site database share.
 #[derive(Default)]
@@ -40,6 +41,8 @@ pub(super) struct Database {
     /// mailbox server on this database: after a letter move, a session on the old
     /// server still holds its user's maildrop.
     pub(super) maildrops: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// The mailbox rows read in the last moment (see `rows.rs`).
+    pub(super) rows: Rows,
 }
 
 impl Database {

@@ -156,6 +156,22 @@ impl Store {
         Store::info(&row)
     }
 
+    /// A mailbox's state as [`Store::mailbox`] read it in the last moment, or read now:
+    /// what IMAP's commands and their refreshes ask for many times a second. Every
+    /// change of this process shows in it at once; another process's within
+    /// `rows::FRESH_FOR` (a tenth of a second).
+    pub async fn mailbox_kept(&self, username: &str, name: &str) -> Result<MailboxInfo> {
+        let name = names::canonical(name)?;
+        let rows = &self.database.rows;
+        if let Some(info) = rows.get(username, &name) {
+            return Ok(info);
+        }
+        let (before, at) = (rows.before_read(), std::time::Instant::now());
+        let info = self.mailbox(username, &name).await?;
+        rows.keep(username, &info, before, at);
+        Ok(info)
+    }
+
     /// Reserves the next UID of a mailbox (never reused; the row's MODSEQ comes with
     /// its insert).
     pub(super) async fn reserve(&self, username: &str, name: &str) -> Result<(u32, u32)> {

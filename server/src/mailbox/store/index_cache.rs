@@ -46,7 +46,7 @@ impl Store {
         name: &str,
     ) -> Result<(MailboxInfo, Arc<Vec<MessageInfo>>)> {
         let name = names::canonical(name)?;
-        let info = self.mailbox(username, &name).await?;
+        let info = self.mailbox_kept(username, &name).await?;
         let stamp = (info.uidvalidity, info.uidnext, info.highestmodseq);
         let key = (username.to_string(), name.clone());
         let fresh = |cache: &HashMap<(String, String), Cached>| {

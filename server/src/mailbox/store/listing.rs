@@ -84,6 +84,7 @@ impl Store {
     /// Drops what is kept of the user's names: call once a change to their mailboxes
     /// (a name, a special use, a subscription) has committed.
     pub(super) fn names_changed(&self, username: &str) {
+        self.database.rows.changed(username);
         let listings = &self.listings;
         let mut users = listings.users.lock().unwrap_or_else(|e| e.into_inner());
         listings.changes.fetch_add(1, Ordering::AcqRel);

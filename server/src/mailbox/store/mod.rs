@@ -40,6 +40,7 @@ pub mod migrate;
 pub mod names;
 mod recent;
 pub mod reindex;
+mod rows;
 mod sync;
 
 #[cfg(test)]
@@ -259,6 +260,7 @@ impl Store {
 
     /// Wakes the sessions that watch this user's mail.
     fn changed(&self, username: &str) {
+        self.database.rows.changed(username);
         self.database.changes.notify(username);
     }
 

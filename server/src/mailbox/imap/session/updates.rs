@@ -86,7 +86,7 @@ impl Session {
             return Vec::new();
         };
         let _ = self.store.sync(user, &selected.name).await;
-        let Ok(info) = self.store.mailbox(user, &selected.name).await else {
+        let Ok(info) = self.store.mailbox_kept(user, &selected.name).await else {
             return Vec::new();
         };
         if info.highestmodseq == selected.modseq {
