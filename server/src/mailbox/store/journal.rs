@@ -237,11 +237,11 @@ struct Journal {
     files: Vec<(String, Vec<String>)>,
 }
 
-/// How many messages one statement of an expunge names.
-const EXPUNGE_CHUNK: usize = 400;
+/// How many messages one statement names (the DELETE of an expunge, the SELECT of a STORE).
+pub(super) const EXPUNGE_CHUNK: usize = 400;
 
 /// `$first, $first+1, ...`: `count` numbered placeholders (SQLite and PostgreSQL).
-fn placeholders(first: usize, count: usize) -> String {
+pub(super) fn placeholders(first: usize, count: usize) -> String {
     (first..first + count)
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()

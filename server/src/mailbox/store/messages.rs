@@ -1,15 +1,19 @@
 //! Messages: APPEND, reading a message or its file, STORE (flags), COPY and MOVE.
 //! The index decides what a mailbox holds; the files follow it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use sqlx::Row;
 
 use super::index::split_flags;
+use super::journal::{EXPUNGE_CHUNK, placeholders};
 use super::{FlagOp, MessageInfo, Result, Store, StoreError, blocking, maildir, names, now};
 
 /// Messages up to this size are read on the calling thread (see [`Store::read_message`]).
 const INLINE_READ: u64 = 128 * 1024;
+
+/// How often [`Store::read`] asks the index again for a file renamed meanwhile.
+const READ_TRIES: usize = 4;
 
 /// A message to append: its bytes, flags and internal date (`None`: now).
 #[derive(Debug)]
@@ -151,27 +155,38 @@ impl Store {
     /// A message's bytes.
     pub async fn read(&self, username: &str, name: &str, uid: u32) -> Result<Vec<u8>> {
         let name = names::canonical(name)?;
-        let row = sqlx::query(
-            "SELECT file, flags FROM messages WHERE username = $1 AND mailbox = $2 AND uid = $3",
-        )
-        .bind(username)
-        .bind(&name)
-        .bind(i64::from(uid))
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or(StoreError::NoMessage(uid))?;
-        let file: String = row.try_get(0)?;
-        let flags = split_flags(&row.try_get::<String, _>(1)?);
         let dir = self.maildir(username, &name)?;
-        blocking(move || {
-            dir.read(&file, &flags)?.ok_or_else(|| {
-                std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    format!("message file {file} is missing"),
-                )
-            })
-        })
-        .await
+        // Another session's STORE renames the file (its flags) after its commit, so the
+        // name the index gives can be gone for a moment: the index is asked again. A
+        // file missing under the same name and flags twice is missing.
+        let mut last: Option<(String, Vec<String>)> = None;
+        for _ in 0..READ_TRIES {
+            let row = sqlx::query(
+                "SELECT file, flags FROM messages WHERE username = $1 AND mailbox = $2 AND uid = $3",
+            )
+            .bind(username)
+            .bind(&name)
+            .bind(i64::from(uid))
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NoMessage(uid))?;
+            let file: String = row.try_get(0)?;
+            let flags = split_flags(&row.try_get::<String, _>(1)?);
+            let seen = (file.clone(), flags.clone());
+            if last.as_ref() == Some(&seen) {
+                break;
+            }
+            let dir = dir.clone();
+            if let Some(bytes) = blocking(move || dir.read(&file, &flags)).await? {
+                return Ok(bytes);
+            }
+            last = Some(seen);
+        }
+        let file = last.map(|(file, _)| file).unwrap_or_default();
+        Err(StoreError::Io(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("message file {file} is missing"),
+        )))
     }
 
     /// Changes flags (STORE): replaces, adds or removes them on each UID that exists.
@@ -206,47 +221,64 @@ impl Store {
         let name = names::canonical(name)?;
         let mut tx = self.write_tx().await?;
         self.lock_mailbox(&mut tx, username, &name).await?;
+        // The rows in a few statements, however many messages: a STORE of n messages
+        // was 3n statements inside the write lock.
+        let mut rows: HashMap<u32, (String, String, u64)> = HashMap::with_capacity(uids.len());
+        for chunk in uids.chunks(EXPUNGE_CHUNK) {
+            let sql = format!(
+                "SELECT uid, flags, file, modseq FROM messages WHERE username = $1 AND mailbox = $2 AND uid IN ({})",
+                placeholders(3, chunk.len())
+            );
+            let mut query = sqlx::query(&sql).bind(username).bind(&name);
+            for &uid in chunk {
+                query = query.bind(i64::from(uid));
+            }
+            for row in query.fetch_all(&mut *tx).await? {
+                let uid = u32::try_from(row.try_get::<i64, _>("uid")?).unwrap_or(0);
+                let modseq = row.try_get::<i64, _>("modseq")?.max(0) as u64;
+                rows.insert(uid, (row.try_get("flags")?, row.try_get("file")?, modseq));
+            }
+        }
         let mut changed = Vec::new();
         let mut modified = Vec::new();
+        // In the caller's order; a UID named twice is changed once.
         for &uid in uids {
-            let Some(row) = sqlx::query("SELECT flags, file, modseq FROM messages WHERE username = $1 AND mailbox = $2 AND uid = $3")
-                .bind(username)
-                .bind(&name)
-                .bind(i64::from(uid))
-                .fetch_optional(&mut *tx)
-                .await?
-            else {
+            let Some((stored, file, modseq)) = rows.remove(&uid) else {
                 continue;
             };
-            if let Some(since) = unchanged_since
-                && row.try_get::<i64, _>("modseq")? as u64 > since
-            {
+            if unchanged_since.is_some_and(|since| modseq > since) {
                 modified.push(uid);
                 continue;
             }
-            let old = split_flags(&row.try_get::<String, _>("flags")?);
-            let file: String = row.try_get("file")?;
+            let old = split_flags(&stored);
             let new = op.apply(&old, flags);
-            if new == old {
-                continue;
+            if new != old {
+                changed.push((uid, new, 0u64, file, old));
             }
-            let modseq: i64 = sqlx::query(
-                "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE username = $1 AND name = $2 RETURNING highestmodseq",
+        }
+        if !changed.is_empty() {
+            // One MODSEQ each, in the order changed, taken together.
+            let highest: i64 = sqlx::query(
+                "UPDATE mailboxes SET highestmodseq = highestmodseq + $1 WHERE username = $2 AND name = $3 RETURNING highestmodseq",
             )
+            .bind(changed.len() as i64)
             .bind(username)
             .bind(&name)
             .fetch_one(&mut *tx)
             .await?
             .try_get(0)?;
-            sqlx::query("UPDATE messages SET flags = $1, modseq = $2 WHERE username = $3 AND mailbox = $4 AND uid = $5")
-                .bind(new.join(" "))
-                .bind(modseq)
-                .bind(username)
-                .bind(&name)
-                .bind(i64::from(uid))
-                .execute(&mut *tx)
-                .await?;
-            changed.push((uid, new, modseq as u64, file, old));
+            let first = highest.max(0) as u64 + 1 - changed.len() as u64;
+            for (i, (uid, new, modseq, _, _)) in changed.iter_mut().enumerate() {
+                *modseq = first + i as u64;
+                sqlx::query("UPDATE messages SET flags = $1, modseq = $2 WHERE username = $3 AND mailbox = $4 AND uid = $5")
+                    .bind(new.join(" "))
+                    .bind(*modseq as i64)
+                    .bind(username)
+                    .bind(&name)
+                    .bind(i64::from(*uid))
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         tx.commit().await?;
         if changed.is_empty() {
@@ -490,6 +522,78 @@ mod tests {
             s.append("alice", "../x", msg(3), &[], None).await,
             Err(StoreError::Name(_))
         ));
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    /// A STORE of many messages reads and writes them in a few statements: each UID
+    /// the caller names (once, in its order) gets the next MODSEQ, messages already so
+    /// and UIDs not there get none, and UNCHANGEDSINCE leaves those changed since.
+    #[tokio::test]
+    async fn a_store_of_many_messages_gives_each_change_the_next_modseq() {
+        let (s, dir) = store().await;
+        s.ensure_user("erin").await.unwrap();
+        for n in 1..=5 {
+            s.append("erin", "INBOX", msg(n), &[], None).await.unwrap();
+        }
+        let seen = vec!["\\Seen".to_string()];
+        s.store_flags("erin", "INBOX", &[4], FlagOp::Add, &seen)
+            .await
+            .unwrap();
+        let before = s.mailbox("erin", "INBOX").await.unwrap().highestmodseq;
+        let changed = s
+            .store_flags("erin", "INBOX", &[3, 1, 4, 3, 9, 2], FlagOp::Add, &seen)
+            .await
+            .unwrap();
+        let uids: Vec<u32> = changed.iter().map(|c| c.0).collect();
+        assert_eq!(
+            uids,
+            [3, 1, 2],
+            "in the caller's order, once, none for 4 or 9"
+        );
+        let modseqs: Vec<u64> = changed.iter().map(|c| c.2).collect();
+        assert_eq!(modseqs, [before + 1, before + 2, before + 3]);
+        assert_eq!(
+            s.mailbox("erin", "INBOX").await.unwrap().highestmodseq,
+            before + 3
+        );
+        for m in s.messages("erin", "INBOX").await.unwrap() {
+            let want: &[String] = if m.uid == 5 { &[] } else { &seen };
+            assert_eq!(m.flags, want, "UID {}", m.uid);
+            if let Some(c) = changed.iter().find(|c| c.0 == m.uid) {
+                assert_eq!(m.modseq, c.2);
+            }
+        }
+        // UNCHANGEDSINCE: UID 5 is older than the client's MODSEQ, UID 1 is not.
+        let flagged = vec!["\\Flagged".to_string()];
+        let stored = s
+            .store_flags_unless_changed(
+                "erin",
+                "INBOX",
+                &[1, 5],
+                FlagOp::Add,
+                &flagged,
+                Some(before),
+            )
+            .await
+            .unwrap();
+        assert_eq!(stored.modified, [1]);
+        assert_eq!(stored.changed.len(), 1);
+        assert_eq!(stored.changed[0].0, 5);
+        assert_eq!(stored.changed[0].2, before + 4);
+        let names: Vec<String> = std::fs::read_dir(dir.join("mail/erin/cur"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names.iter().filter(|n| n.ends_with(":2,S")).count(),
+            4,
+            "{names:?}"
+        );
+        assert_eq!(
+            names.iter().filter(|n| n.ends_with(":2,F")).count(),
+            1,
+            "{names:?}"
+        );
         std::fs::remove_dir_all(dir).ok();
     }
 
