@@ -70,6 +70,9 @@
 #   MBOX=path                         messages imaptest APPENDs (default: its src/tests/default.mbox)
 #   MAILSITE_IP=127.0.0.61 DOVECOT_IP=127.0.0.62
 #   KEEP_TMP=1                        keep the temp dir (configs, logs, imaptest's output)
+#   MAILSITE_LOG=filter               mailsite's RUST_LOG instead of the default below; with
+#                                     KEEP_TMP=1 and MAILSITE_LOG=info,sqlx::query=debug its log
+#                                     in the temp dir has a line per SQL statement
 #
 # Caveat: imaptest and the latency client share this machine's cores with the server under
 # test; compare figures from the same run only.
@@ -461,7 +464,7 @@ if [ "$PEERS_ONLY" = 0 ]; then
     LABEL[mailsite]="mailsite${v:+ $v}"
     log "starting ${LABEL[mailsite]} ($MAILSITE_BIN) on $MAILSITE_IP:$IMAP_PORT"
     # mailsite's default log filter, plus the debug line of every connection that ends with an error
-    RUST_LOG="info,sqlx=warn,hickory_server=warn,hickory_net=warn,hickory_proto=warn,imap_next=warn,mailsite::mailbox::accept=debug" \
+    RUST_LOG="${MAILSITE_LOG:-info,sqlx=warn,hickory_server=warn,hickory_net=warn,hickory_proto=warn,imap_next=warn,mailsite::mailbox::accept=debug}" \
         "$MAILSITE_BIN" --config "$MS/site.toml" serve >>"$TMP/mailsite.log" 2>&1 &   # the binary itself, so $! is its PID
     PID_OF[mailsite]=$!
     PIDS+=("${PID_OF[mailsite]}")
