@@ -306,6 +306,31 @@ impl Store {
     }
 }
 
+/// How many UIDs one statement names (the DELETE of an expunge, the SELECT of a STORE):
+/// a POP3 QUIT of thousands stays a few statements.
+pub(super) const UIDS_PER_STATEMENT: usize = 400;
+
+/// `$3, $4, ...`: a placeholder for each of `uids`, after the user's and the mailbox's
+/// (SQLite and PostgreSQL).
+pub(super) fn uid_placeholders(uids: &[u32]) -> String {
+    (3..3 + uids.len())
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `sql` (written with [`uid_placeholders`]) bound to the user, the mailbox and `uids`.
+pub(super) fn with_uids<'q>(
+    sql: &'q str,
+    username: &'q str,
+    name: &'q str,
+    uids: &[u32],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    let query = sqlx::query(sql).bind(username).bind(name);
+    uids.iter()
+        .fold(query, |query, &uid| query.bind(i64::from(uid)))
+}
+
 /// The flags of an index row, which keeps them separated by spaces.
 pub(super) fn split_flags(flags: &str) -> Vec<String> {
     flags.split_whitespace().map(str::to_string).collect()

@@ -5,7 +5,7 @@
 
 use sqlx::Row;
 
-use super::index::split_flags;
+use super::index::{UIDS_PER_STATEMENT, split_flags, uid_placeholders, with_uids};
 use super::{Result, Store, StoreError, blocking, maildir, names};
 
 impl Store {
@@ -24,16 +24,15 @@ impl Store {
         // at once.
         let mut files: Vec<(String, Vec<String>)> = Vec::new();
         let mut gone: Vec<String> = Vec::new();
-        for chunk in uids.chunks(EXPUNGE_CHUNK) {
+        for chunk in uids.chunks(UIDS_PER_STATEMENT) {
             let sql = format!(
                 "DELETE FROM messages WHERE username = $1 AND mailbox = $2 AND uid IN ({}) RETURNING file, flags, uid",
-                placeholders(3, chunk.len())
+                uid_placeholders(chunk)
             );
-            let mut query = sqlx::query(&sql).bind(username).bind(&name);
-            for &uid in chunk {
-                query = query.bind(i64::from(uid));
-            }
-            for row in query.fetch_all(&mut *tx).await? {
+            for row in with_uids(&sql, username, &name, chunk)
+                .fetch_all(&mut *tx)
+                .await?
+            {
                 files.push((row.try_get(0)?, split_flags(&row.try_get::<String, _>(1)?)));
                 gone.push(row.try_get::<i64, _>(2)?.to_string());
             }
@@ -235,17 +234,6 @@ struct Journal {
     batches: Vec<i64>,
     legacy: bool,
     files: Vec<(String, Vec<String>)>,
-}
-
-/// How many messages one statement names (the DELETE of an expunge, the SELECT of a STORE).
-pub(super) const EXPUNGE_CHUNK: usize = 400;
-
-/// `$first, $first+1, ...`: `count` numbered placeholders (SQLite and PostgreSQL).
-pub(super) fn placeholders(first: usize, count: usize) -> String {
-    (first..first + count)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 #[cfg(test)]

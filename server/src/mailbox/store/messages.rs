@@ -5,8 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use sqlx::Row;
 
-use super::index::split_flags;
-use super::journal::{EXPUNGE_CHUNK, placeholders};
+use super::index::{UIDS_PER_STATEMENT, split_flags, uid_placeholders, with_uids};
 use super::{FlagOp, MessageInfo, Result, Store, StoreError, blocking, maildir, names, now};
 
 /// Messages up to this size are read on the calling thread (see [`Store::read_message`]).
@@ -224,16 +223,15 @@ impl Store {
         // The rows in a few statements, however many messages: a STORE of n messages
         // was 3n statements inside the write lock.
         let mut rows: HashMap<u32, (String, String, u64)> = HashMap::with_capacity(uids.len());
-        for chunk in uids.chunks(EXPUNGE_CHUNK) {
+        for chunk in uids.chunks(UIDS_PER_STATEMENT) {
             let sql = format!(
                 "SELECT uid, flags, file, modseq FROM messages WHERE username = $1 AND mailbox = $2 AND uid IN ({})",
-                placeholders(3, chunk.len())
+                uid_placeholders(chunk)
             );
-            let mut query = sqlx::query(&sql).bind(username).bind(&name);
-            for &uid in chunk {
-                query = query.bind(i64::from(uid));
-            }
-            for row in query.fetch_all(&mut *tx).await? {
+            for row in with_uids(&sql, username, &name, chunk)
+                .fetch_all(&mut *tx)
+                .await?
+            {
                 let uid = u32::try_from(row.try_get::<i64, _>("uid")?).unwrap_or(0);
                 let modseq = row.try_get::<i64, _>("modseq")?.max(0) as u64;
                 rows.insert(uid, (row.try_get("flags")?, row.try_get("file")?, modseq));

@@ -1,6 +1,7 @@
 //! The mailbox rows read in the last moment, kept so that one IMAP command reads its
 //! mailbox's row once: a FETCH read it for the index and again for the refresh that
-//! ends every command, one SQL statement in four under imaptest's logged-in mix.
+//! ends every command (with the batched STORE, imaptest's mix went from 3.77 to 3.03
+//! statements per command).
 //!
 //! A change this process commits drops the user's rows before the session that made
 //! it answers (see [`Store::changed`]), so every session of this process sees it in its
