@@ -41,6 +41,9 @@
 #      run it. Figure: the sum of imaptest's "Totals:" line (commands completed, every type)
 #      divided by the run's wall-clock seconds (DURATION plus the clients' final LOGOUTs);
 #      per command: the count and imaptest's mean ms (from its output=FILE per-second timers);
+#      the CPU time (user + system) the server's processes used during the run, from /proc
+#      (mailsite's one process; Dovecot's master and every process under it, ended ones
+#      through the master's cutime/cstime), per command completed;
 #      the table shows each server's median round;
 #   5. errors, over every imaptest run (warm-up included): imaptest's "Error:" lines, those of
 #      them that are BAD answers ("BAD reply for command", untagged "BAD received"),
@@ -263,7 +266,7 @@ def latency(host, port, user, n, mailboxes):
     print(json.dumps(out))
 
 
-def summary(out_path, results_path, clients, logout, seconds):
+def summary(out_path, results_path, clients, logout, seconds, cpu_s):
     lines = open(out_path, errors="replace").read().splitlines()
     starts = [i for i, l in enumerate(lines) if l.strip() == "Totals:"]
     if not starts:
@@ -299,12 +302,35 @@ def summary(out_path, results_path, clients, logout, seconds):
     print(json.dumps({
         "commands": commands, "total": sum(counts), "seconds": seconds,
         "per_s": round(sum(counts) / seconds, 1), "avg_ms": avg_ms,
+        "cpu_s": cpu_s, "cpu_ms_per_command": round(1000 * cpu_s / max(1, sum(counts)), 3),
         "errors": len(errors),
         "bad": sum(1 for l in errors if "BAD reply for command" in l or "BAD received" in l),
         "disconnect_errors": sum(1 for l in errors if "Client disconnected" in l or "Unexpected BYE" in l),
         "no_logout": max(0, logins - ended),
         "error_lines": errors[:20],
     }))
+
+
+def cpu(pid):
+    """CPU seconds (user + system) a process and all its descendants used so far: each live
+    process's own time plus what it collected from its ended children (cutime, cstime)."""
+    parent, ticks = {}, {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = open(f"/proc/{entry}/stat").read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()   # after "pid (comm) ": state, ppid, ...
+        parent[int(entry)] = int(fields[1])
+        ticks[int(entry)] = sum(int(v) for v in fields[11:15])   # utime stime cutime cstime
+    tree, grew = {pid}, True
+    while grew:
+        more = {p for p, pp in parent.items() if pp in tree} - tree
+        tree |= more
+        grew = bool(more)
+    print(round(sum(ticks.get(p, 0) for p in tree) / os.sysconf("SC_CLK_TCK"), 2))
 
 
 def main():
@@ -314,7 +340,9 @@ def main():
     elif cmd == "latency":
         latency(args[0], int(args[1]), args[2], int(args[3]), int(args[4]))
     elif cmd == "summary":
-        summary(args[0], args[1], int(args[2]), args[3] == "1", float(args[4]))
+        summary(args[0], args[1], int(args[2]), args[3] == "1", float(args[4]), float(args[5]))
+    elif cmd == "cpu":
+        cpu(int(args[0]))
     else:
         sys.exit(f"unknown command {cmd}")
 
@@ -499,7 +527,7 @@ NBOXES=${#ALL_BOXES[@]}
 # imaptest NAME OUT [ARGS...]: one imaptest run of DURATION s (or the secs= in ARGS) against NAME;
 # OUT.json is its summary
 imaptest() {
-    local name=$1 out=$2 t0 t1 logout=1 secs=$DURATION a args=()
+    local name=$1 out=$2 t0 t1 c0 c1 logout=1 secs=$DURATION a args=()
     shift 2
     for a in "$@"; do
         case $a in
@@ -508,13 +536,17 @@ imaptest() {
             *) args+=("$a") ;;
         esac
     done
+    c0=$(python3 "$CLIENT" cpu "${PID_OF[$name]}")
     t0=$(date +%s.%N)
     run_client "$out" env LD_LIBRARY_PATH=/usr/lib/dovecot "$IMAPTEST" host="${IP_OF[$name]}" port="$IMAP_PORT" \
         user="$USER_NAME" pass="$PASSWORD" mbox="$MBOX" clients="$CLIENTS" secs="$secs" output="$out.results" "${args[@]}" \
         || die "imaptest against $name failed: $(tail -20 "$out")"
     t1=$(date +%s.%N)
     alive "$name"
+    sleep 0.2   # Dovecot's master collects its ended imap processes (their time moves to its cutime)
+    c1=$(python3 "$CLIENT" cpu "${PID_OF[$name]}")
     python3 "$CLIENT" summary "$out" "$out.results" "$CLIENTS" "$logout" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" \
+        "$(awk -v a="$c0" -v b="$c1" 'BEGIN { print b - a }')" \
         >"$out.json" 2>"$out.err" || die "reading imaptest's output against $name failed: $(cat "$out.err")"
 }
 MIXES=(default logout0)
@@ -538,7 +570,7 @@ for r in $(seq 1 "$ROUNDS"); do
                 # shellcheck disable=SC2046
                 imaptest "$name" "$out" seed="$r" $(mix_args "$mix")
                 echo "$(json "$out.json" per_s) $out.json" >>"$TMP/runs.$name.$mix"
-                log "$name: $(json "$out.json" per_s) commands/s ($(json "$out.json" total) in $(printf '%.1f' "$(json "$out.json" seconds)") s), $(json "$out.json" errors) errors"
+                log "$name: $(json "$out.json" per_s) commands/s ($(json "$out.json" total) in $(printf '%.1f' "$(json "$out.json" seconds)") s), $(json "$out.json" errors) errors, server CPU $(json "$out.json" cpu_s) s ($(json "$out.json" cpu_ms_per_command) ms per command)"
             done
         done
     fi
@@ -558,6 +590,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { r = (b > 0 ? a / b : 0); printf (r >=
 verdict() {  # verdict VALUE OP TARGET -> met/missed
     awk -v v="$1" -v t="$3" -v op="$2" 'BEGIN { ok = (op == ">=" ? v >= t : v <= t); print (ok ? "**met**" : "**missed**") }'
 }
+# round_cpu RUNS: the server CPU ms per command of each run listed in RUNS, in round order
+round_cpu() { local f; while read -r _ f; do json "$f" cpu_ms_per_command; done <"$1" | paste -sd, | sed 's/,/, /g'; }
 # med_lat NAME KEY STAT: the median over the rounds of one latency figure
 med_lat() {
     local r
@@ -589,8 +623,12 @@ if want mix; then
             m=$(json "${MED[mailsite.$mix]}" per_s)
             r=$(awk -v a="$m" -v b="$d" 'BEGIN { print (b > 0 ? a / b : 0) }')
             row "imaptest $(mix_label "$mix"), commands/s" "$d" "$m" "$(ratio "$m" "$d")" ">= ${target}x: $(verdict "$r" ">=" "$target")"
+            dc=$(json "${MED[dovecot.$mix]}" cpu_ms_per_command)
+            mc=$(json "${MED[mailsite.$mix]}" cpu_ms_per_command)
+            row "imaptest $(mix_label "$mix"), server CPU ms per command (same round)" "$dc" "$mc" "$(ratio "$mc" "$dc")"
         else
             row "imaptest $(mix_label "$mix"), commands/s" "$d"
+            row "imaptest $(mix_label "$mix"), server CPU ms per command" "$(json "${MED[dovecot.$mix]}" cpu_ms_per_command)"
         fi
     done
 fi
@@ -666,6 +704,7 @@ echo
 if want mix; then
     for mix in "${MIXES[@]}"; do
         echo "- imaptest $(mix_label "$mix"), commands/s of each round: Dovecot $(round_values "$TMP/runs.dovecot.$mix")$( [ "$PEERS_ONLY" = 1 ] || echo "; mailsite $(round_values "$TMP/runs.mailsite.$mix")")"
+        echo "- imaptest $(mix_label "$mix"), server CPU ms per command of each round: Dovecot $(round_cpu "$TMP/runs.dovecot.$mix")$( [ "$PEERS_ONLY" = 1 ] || echo "; mailsite $(round_cpu "$TMP/runs.mailsite.$mix")")"
     done
     for name in "${TARGETS[@]}"; do
         lines=$(for f in "$TMP"/imaptest."$name".*.txt.json; do python3 -c 'import json, sys; [print(l) for l in json.load(open(sys.argv[1]))["error_lines"]]' "$f"; done | sed 's/^ *//' | sort | uniq -c | sort -rn | head -5)
