@@ -19,6 +19,7 @@ use tokio::sync::OwnedMutexGuard;
 #[cfg(doc)]
 use super::Store;
 use super::changes::Changes;
+use super::local::Reader;
 use super::rows::Rows;
 
 /// The state the stores on one site database share.
@@ -43,9 +44,20 @@ pub(super) struct Database {
     pub(super) maildrops: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     /// The mailbox rows read in the last moment (see `rows.rs`).
     pub(super) rows: Rows,
+    /// Reads of a SQLite file on the calling thread (see `local.rs`); none on
+    /// PostgreSQL.
+    pub(super) reader: Option<Reader>,
 }
 
 impl Database {
+    /// The state of a database whose reads outside transactions go to `reader`, if any.
+    pub(super) fn new(reader: Option<Reader>) -> Database {
+        Database {
+            reader,
+            ..Database::default()
+        }
+    }
+
     /// Waits for this process's turn to write on SQLite; the turn lasts as long as
     /// the guard.
     pub(super) async fn turn_to_write(&self) -> OwnedMutexGuard<()> {

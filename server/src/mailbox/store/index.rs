@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use sqlx::Row;
 use tokio::sync::OwnedMutexGuard;
 
+use super::local::{Cells, Param};
 use super::{MailboxInfo, MessageInfo, Result, Store, StoreError, names};
 use crate::directory::quota::Usage;
 
@@ -92,14 +93,14 @@ impl Store {
         Ok(())
     }
 
-    fn info(row: &sqlx::any::AnyRow) -> Result<MailboxInfo> {
+    fn info(row: &dyn Cells) -> Result<MailboxInfo> {
         Ok(MailboxInfo {
-            name: row.try_get("name")?,
-            uidvalidity: row.try_get::<i64, _>("uidvalidity")? as u32,
-            uidnext: row.try_get::<i64, _>("uidnext")? as u32,
-            highestmodseq: row.try_get::<i64, _>("highestmodseq")? as u64,
-            expungedmodseq: row.try_get::<i64, _>("expungedmodseq")? as u64,
-            special_use: row.try_get("special_use")?,
+            name: row.text("name")?,
+            uidvalidity: row.int("uidvalidity")? as u32,
+            uidnext: row.int("uidnext")? as u32,
+            highestmodseq: row.int("highestmodseq")? as u64,
+            expungedmodseq: row.int("expungedmodseq")? as u64,
+            special_use: row.text("special_use")?,
         })
     }
 
@@ -110,7 +111,7 @@ impl Store {
         .bind(username)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(Store::info).collect()
+        rows.iter().map(|row| Store::info(row)).collect()
     }
 
     /// The bytes of mail each user keeps, from the index (users with no mail are left
@@ -145,15 +146,14 @@ impl Store {
 
     pub async fn mailbox(&self, username: &str, name: &str) -> Result<MailboxInfo> {
         let name = names::canonical(name)?;
-        let row = sqlx::query(
+        self.select(
             "SELECT name, uidvalidity, uidnext, highestmodseq, expungedmodseq, special_use FROM mailboxes WHERE username = $1 AND name = $2",
+            &[Param::Text(username), Param::Text(&name)],
+            Store::info,
         )
-        .bind(username)
-        .bind(&name)
-        .fetch_optional(&self.pool)
         .await?
-        .ok_or(StoreError::NoMailbox(name))?;
-        Store::info(&row)
+        .pop()
+        .ok_or(StoreError::NoMailbox(name))
     }
 
     /// A mailbox's state as [`Store::mailbox`] read it in the last moment, or read now:
@@ -251,27 +251,25 @@ impl Store {
     /// How many messages a mailbox holds.
     pub async fn count(&self, username: &str, name: &str) -> Result<usize> {
         let name = names::canonical(name)?;
-        let row = sqlx::query("SELECT COUNT(*) FROM messages WHERE username = $1 AND mailbox = $2")
-            .bind(username)
-            .bind(&name)
-            .fetch_one(&self.pool)
+        let counts = self
+            .select(
+                "SELECT COUNT(*) AS n FROM messages WHERE username = $1 AND mailbox = $2",
+                &[Param::Text(username), Param::Text(&name)],
+                |row| row.int("n"),
+            )
             .await?;
-        Ok(row.try_get::<i64, _>(0)?.max(0) as usize)
+        Ok(counts.first().copied().unwrap_or(0).max(0) as usize)
     }
 
     /// The UIDs of a mailbox, in order.
     pub async fn uids(&self, username: &str, name: &str) -> Result<Vec<u32>> {
         let name = names::canonical(name)?;
-        let rows = sqlx::query(
+        self.select(
             "SELECT uid FROM messages WHERE username = $1 AND mailbox = $2 ORDER BY uid",
+            &[Param::Text(username), Param::Text(&name)],
+            |row| Ok(row.int("uid")? as u32),
         )
-        .bind(username)
-        .bind(&name)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| Ok(row.try_get::<i64, _>(0)? as u32))
-            .collect()
+        .await
     }
 
     pub(super) async fn messages_where(
@@ -286,23 +284,19 @@ impl Store {
             "SELECT uid, modseq, flags, internal_date, size, file FROM messages \
              WHERE username = $1 AND mailbox = $2 {condition} ORDER BY uid"
         );
-        let mut query = sqlx::query(&sql).bind(username).bind(&name);
-        for &param in params {
-            query = query.bind(param);
-        }
-        let rows = query.fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|row| {
-                Ok(MessageInfo {
-                    uid: row.try_get::<i64, _>("uid")? as u32,
-                    modseq: row.try_get::<i64, _>("modseq")? as u64,
-                    flags: split_flags(&row.try_get::<String, _>("flags")?),
-                    internal_date: row.try_get("internal_date")?,
-                    size: row.try_get::<i64, _>("size")? as u64,
-                    file: row.try_get("file")?,
-                })
+        let mut bound = vec![Param::Text(username), Param::Text(&name)];
+        bound.extend(params.iter().map(|&param| Param::Int(param)));
+        self.select(&sql, &bound, |row| {
+            Ok(MessageInfo {
+                uid: row.int("uid")? as u32,
+                modseq: row.int("modseq")? as u64,
+                flags: split_flags(&row.text("flags")?),
+                internal_date: row.int("internal_date")?,
+                size: row.int("size")? as u64,
+                file: row.text("file")?,
             })
-            .collect()
+        })
+        .await
     }
 }
 

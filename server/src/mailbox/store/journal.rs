@@ -6,6 +6,7 @@
 use sqlx::Row;
 
 use super::index::{UIDS_PER_STATEMENT, split_flags, uid_placeholders, with_uids};
+use super::local::Param;
 use super::{Result, Store, StoreError, blocking, maildir, names};
 
 impl Store {
@@ -97,18 +98,20 @@ impl Store {
     /// never had, and misses none it had.
     pub async fn vanished_since(&self, username: &str, name: &str, since: u64) -> Result<Vec<u32>> {
         let name = names::canonical(name)?;
-        let row = sqlx::query(
-            "SELECT vanished_from, uidnext FROM mailboxes WHERE username = $1 AND name = $2",
-        )
-        .bind(username)
-        .bind(&name)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or_else(|| StoreError::NoMailbox(name.clone()))?;
-        let (from, uidnext) = (
-            row.try_get::<i64, _>(0)?.max(0) as u64,
-            row.try_get::<i64, _>(1)?.max(1) as u32,
-        );
+        let (from, uidnext) = self
+            .select(
+                "SELECT vanished_from, uidnext FROM mailboxes WHERE username = $1 AND name = $2",
+                &[Param::Text(username), Param::Text(&name)],
+                |row| {
+                    Ok((
+                        row.int("vanished_from")?.max(0) as u64,
+                        row.int("uidnext")?.max(1) as u32,
+                    ))
+                },
+            )
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::NoMailbox(name.clone()))?;
         if since < from {
             let present = self.uids(username, &name).await?;
             let mut present = present.into_iter().peekable();
@@ -122,17 +125,19 @@ impl Store {
             }
             return Ok(gone);
         }
-        let rows = sqlx::query(
-            "SELECT uids FROM vanished WHERE username = $1 AND mailbox = $2 AND modseq > $3",
-        )
-        .bind(username)
-        .bind(&name)
-        .bind(since.min(i64::MAX as u64) as i64)
-        .fetch_all(&self.pool)
-        .await?;
+        let lists = self
+            .select(
+                "SELECT uids FROM vanished WHERE username = $1 AND mailbox = $2 AND modseq > $3",
+                &[
+                    Param::Text(username),
+                    Param::Text(&name),
+                    Param::Int(since.min(i64::MAX as u64) as i64),
+                ],
+                |row| row.text("uids"),
+            )
+            .await?;
         let mut uids = Vec::new();
-        for row in rows {
-            let list: String = row.try_get(0)?;
+        for list in lists {
             uids.extend(list.split(',').filter_map(|u| u.parse::<u32>().ok()));
         }
         uids.sort_unstable();

@@ -33,6 +33,7 @@ mod index;
 mod index_cache;
 mod journal;
 mod listing;
+mod local;
 mod mailboxes;
 pub mod maildir;
 mod messages;
@@ -107,6 +108,8 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
     #[error("index error: {0}")]
     Sql(#[from] sqlx::Error),
+    #[error("index error: {0}")]
+    Read(#[from] rusqlite::Error),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -201,15 +204,13 @@ impl Store {
     /// Stores made on the same database share its writer queue and change wake-ups
     /// (see `database.rs`); what it keeps in memory of mailboxes and headers is its own.
     pub fn new(root: PathBuf, pool: AnyPool) -> Store {
-        let sqlite = pool
-            .connect_options()
-            .database_url
-            .scheme()
-            .starts_with("sqlite");
+        let url = pool.connect_options().database_url.clone();
+        let sqlite = url.scheme().starts_with("sqlite");
+        let database = database::Database::new(local::Reader::for_url(url.as_str()));
         Store {
             sqlite,
             root,
-            database: Arc::default(),
+            database: Arc::new(database),
             pool,
             scanned: Arc::default(),
             new_seen: Arc::default(),

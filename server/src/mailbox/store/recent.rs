@@ -6,8 +6,7 @@
 
 use std::ops::Range;
 
-use sqlx::Row;
-
+use super::local::Param;
 use super::{Result, Store, StoreError, names};
 
 /// How often a claim is tried again when another session's claim came between.
@@ -17,13 +16,16 @@ impl Store {
     /// The first UID of `name` not yet claimed as \Recent by any session.
     pub async fn recent_from(&self, username: &str, name: &str) -> Result<u32> {
         let name = names::canonical(name)?;
-        let row = sqlx::query("SELECT recent_uid FROM mailboxes WHERE username = $1 AND name = $2")
-            .bind(username)
-            .bind(&name)
-            .fetch_optional(&self.pool)
+        let from = self
+            .select(
+                "SELECT recent_uid FROM mailboxes WHERE username = $1 AND name = $2",
+                &[Param::Text(username), Param::Text(&name)],
+                |row| row.int("recent_uid"),
+            )
             .await?
+            .pop()
             .ok_or(StoreError::NoMailbox(name))?;
-        Ok(u32::try_from(row.try_get::<i64, _>(0)?).unwrap_or(u32::MAX))
+        Ok(u32::try_from(from).unwrap_or(u32::MAX))
     }
 
     /// Claims the UIDs of `name` that no session had as \Recent: they are recent for
@@ -31,15 +33,15 @@ impl Store {
     pub async fn claim_recent(&self, username: &str, name: &str) -> Result<Range<u32>> {
         let name = names::canonical(name)?;
         for _ in 0..CLAIM_TRIES {
-            let row = sqlx::query(
-                "SELECT recent_uid, uidnext FROM mailboxes WHERE username = $1 AND name = $2",
-            )
-            .bind(username)
-            .bind(&name)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| StoreError::NoMailbox(name.clone()))?;
-            let (from, next): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+            let (from, next) = self
+                .select(
+                    "SELECT recent_uid, uidnext FROM mailboxes WHERE username = $1 AND name = $2",
+                    &[Param::Text(username), Param::Text(&name)],
+                    |row| Ok((row.int("recent_uid")?, row.int("uidnext")?)),
+                )
+                .await?
+                .pop()
+                .ok_or_else(|| StoreError::NoMailbox(name.clone()))?;
             if from >= next {
                 return Ok(0..0);
             }

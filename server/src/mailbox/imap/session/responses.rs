@@ -57,7 +57,10 @@ pub(super) fn store_no(tag: &Tag<'static>, error: StoreError) -> Response<'stati
         StoreError::Name(e) => no(tag, &format!("Refused: {e}")),
         StoreError::Refused(e) => no(tag, &e),
         StoreError::NoMessage(uid) => no(tag, &format!("No message with UID {uid}")),
-        error @ (StoreError::BadUser(_) | StoreError::Io(_) | StoreError::Sql(_)) => {
+        error @ (StoreError::BadUser(_)
+        | StoreError::Io(_)
+        | StoreError::Sql(_)
+        | StoreError::Read(_)) => {
             tracing::warn!(%error, "IMAP store operation failed");
             status(
                 Some(tag),
