@@ -205,12 +205,26 @@ impl Store {
     /// (see `database.rs`); what it keeps in memory of mailboxes and headers is its own.
     pub fn new(root: PathBuf, pool: AnyPool) -> Store {
         let url = pool.connect_options().database_url.clone();
-        let sqlite = url.scheme().starts_with("sqlite");
-        let database = database::Database::new(local::Reader::for_url(url.as_str()));
+        let reader = local::Reader::for_url(url.as_str());
+        Store::on(root, pool, Arc::new(database::Database::new(reader)))
+    }
+
+    /// The store of another storage root on the same database (another mailbox
+    /// server's own storage): writers queue together, and a change through one wakes
+    /// the sessions watching through the other.
+    pub fn beside(&self, root: PathBuf) -> Store {
+        Store::on(root, self.pool.clone(), self.database.clone())
+    }
+
+    fn on(root: PathBuf, pool: AnyPool, database: Arc<database::Database>) -> Store {
         Store {
-            sqlite,
+            sqlite: pool
+                .connect_options()
+                .database_url
+                .scheme()
+                .starts_with("sqlite"),
             root,
-            database: Arc::new(database),
+            database,
             pool,
             scanned: Arc::default(),
             new_seen: Arc::default(),
@@ -221,15 +235,6 @@ impl Store {
             retired: Arc::default(),
             listings: Arc::default(),
         }
-    }
-
-    /// The store of another storage root on the same database (another mailbox
-    /// server's own storage): writers queue together, and a change through one wakes
-    /// the sessions watching through the other.
-    pub fn beside(&self, root: PathBuf) -> Store {
-        let mut store = Store::new(root, self.pool.clone());
-        store.database = self.database.clone();
-        store
     }
 
     /// The store of a site: mail under `<data_dir>/mail`, index in the site database.
