@@ -6,37 +6,65 @@ use std::collections::HashMap;
 use sqlx::Row;
 use tokio::sync::OwnedMutexGuard;
 
-use super::local::{Cells, Param};
+use super::local::{Cells, Param, Writing, bound};
 use super::{MailboxInfo, MessageInfo, Result, Store, StoreError, names};
 use crate::directory::quota::Usage;
 
 /// A write transaction, holding this process's turn to write on SQLite until it
-/// commits, rolls back or is dropped.
+/// commits, rolls back or is dropped (which rolls back). On a SQLite file its
+/// statements run on the calling thread (see `local.rs`); elsewhere on the pool.
 pub(super) struct WriteTx {
-    tx: sqlx::Transaction<'static, sqlx::Any>,
+    inner: Inner,
     _turn: Option<OwnedMutexGuard<()>>,
 }
 
+enum Inner {
+    Pool(sqlx::Transaction<'static, sqlx::Any>),
+    Local(Writing),
+}
+
 impl WriteTx {
-    pub(super) async fn commit(self) -> std::result::Result<(), sqlx::Error> {
-        self.tx.commit().await
+    /// Runs `sql` with `params` and maps the rows it returns (`RETURNING`, or a
+    /// read inside the transaction).
+    pub(super) async fn fetch<T>(
+        &mut self,
+        sql: &str,
+        params: &[Param<'_>],
+        map: impl Fn(&dyn Cells) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        match &mut self.inner {
+            Inner::Local(writing) => writing.fetch(sql, params, map),
+            Inner::Pool(tx) => {
+                let rows = bound(sql, params).fetch_all(&mut **tx).await?;
+                rows.iter().map(|row| map(row)).collect()
+            }
+        }
     }
 
-    pub(super) async fn rollback(self) -> std::result::Result<(), sqlx::Error> {
-        self.tx.rollback().await
+    /// Runs `sql` with `params`; how many rows it changed.
+    pub(super) async fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64> {
+        match &mut self.inner {
+            Inner::Local(writing) => writing.execute(sql, params),
+            Inner::Pool(tx) => Ok(bound(sql, params).execute(&mut **tx).await?.rows_affected()),
+        }
     }
-}
 
-impl std::ops::Deref for WriteTx {
-    type Target = sqlx::AnyConnection;
-    fn deref(&self) -> &sqlx::AnyConnection {
-        &self.tx
+    pub(super) async fn commit(self) -> Result<()> {
+        match self.inner {
+            Inner::Local(writing) => writing.commit(),
+            Inner::Pool(tx) => Ok(tx.commit().await?),
+        }
     }
-}
 
-impl std::ops::DerefMut for WriteTx {
-    fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
-        &mut self.tx
+    pub(super) async fn rollback(self) -> Result<()> {
+        match self.inner {
+            // Dropped, it rolls back.
+            Inner::Local(writing) => {
+                drop(writing);
+                Ok(())
+            }
+            Inner::Pool(tx) => Ok(tx.rollback().await?),
+        }
     }
 }
 
@@ -47,18 +75,20 @@ impl Store {
     /// writers of this process queue for it first, in the queue of the store's
     /// [`Database`](super::database::Database).
     pub(super) async fn write_tx(&self) -> Result<WriteTx> {
-        Ok(match self.sqlite {
-            true => {
-                let turn = self.database.turn_to_write().await;
-                WriteTx {
-                    tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
-                    _turn: Some(turn),
-                }
-            }
-            false => WriteTx {
-                tx: self.pool.begin().await?,
+        if !self.sqlite {
+            return Ok(WriteTx {
+                inner: Inner::Pool(self.pool.begin().await?),
                 _turn: None,
-            },
+            });
+        }
+        let turn = self.database.turn_to_write().await;
+        let inner = match Writing::begin(&self.database) {
+            Some(writing) => Inner::Local(writing?),
+            None => Inner::Pool(self.pool.begin_with("BEGIN IMMEDIATE").await?),
+        };
+        Ok(WriteTx {
+            inner,
+            _turn: Some(turn),
         })
     }
 
@@ -84,11 +114,12 @@ impl Store {
         name: &str,
     ) -> Result<()> {
         if !self.sqlite {
-            sqlx::query("SELECT 1 FROM mailboxes WHERE username = $1 AND name = $2 FOR UPDATE")
-                .bind(username)
-                .bind(name)
-                .fetch_optional(&mut **tx)
-                .await?;
+            tx.fetch(
+                "SELECT 1 FROM mailboxes WHERE username = $1 AND name = $2 FOR UPDATE",
+                &[Param::Text(username), Param::Text(name)],
+                |_| Ok(()),
+            )
+            .await?;
         }
         Ok(())
     }
@@ -175,20 +206,15 @@ impl Store {
     /// Reserves the next UID of a mailbox (never reused; the row's MODSEQ comes with
     /// its insert).
     pub(super) async fn reserve(&self, username: &str, name: &str) -> Result<(u32, u32)> {
-        let _turn = self.write_turn().await;
-        let row = sqlx::query(
+        self.write(
             "UPDATE mailboxes SET uidnext = uidnext + 1 \
              WHERE username = $1 AND name = $2 RETURNING uidvalidity, uidnext - 1 AS uid",
+            &[Param::Text(username), Param::Text(name)],
+            |row| Ok((row.int("uidvalidity")? as u32, row.int("uid")? as u32)),
         )
-        .bind(username)
-        .bind(name)
-        .fetch_optional(&self.pool)
         .await?
-        .ok_or_else(|| StoreError::NoMailbox(name.to_string()))?;
-        Ok((
-            row.try_get::<i64, _>("uidvalidity")? as u32,
-            row.try_get::<i64, _>("uid")? as u32,
-        ))
+        .pop()
+        .ok_or_else(|| StoreError::NoMailbox(name.to_string()))
     }
 
     /// Adds a message's row. Its MODSEQ is taken in the same transaction, so that a
@@ -209,28 +235,30 @@ impl Store {
     ) -> Result<()> {
         let mut tx = self.write_tx().await?;
         for m in messages {
-            let modseq: i64 = sqlx::query(
-                "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE username = $1 AND name = $2 RETURNING highestmodseq",
-            )
-            .bind(username)
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| StoreError::NoMailbox(name.to_string()))?
-            .try_get(0)?;
-            sqlx::query(
+            let modseq = tx
+                .fetch(
+                    "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE username = $1 AND name = $2 RETURNING highestmodseq",
+                    &[Param::Text(username), Param::Text(name)],
+                    |row| row.int("highestmodseq"),
+                )
+                .await?
+                .pop()
+                .ok_or_else(|| StoreError::NoMailbox(name.to_string()))?;
+            let flags = m.flags.join(" ");
+            tx.execute(
                 "INSERT INTO messages (username, mailbox, uid, modseq, flags, internal_date, size, file) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (username, mailbox, uid) DO NOTHING",
+                &[
+                    Param::Text(username),
+                    Param::Text(name),
+                    Param::Int(i64::from(m.uid)),
+                    Param::Int(modseq),
+                    Param::Text(&flags),
+                    Param::Int(m.internal_date),
+                    Param::Int(m.size as i64),
+                    Param::Text(&m.file),
+                ],
             )
-            .bind(username)
-            .bind(name)
-            .bind(i64::from(m.uid))
-            .bind(modseq)
-            .bind(m.flags.join(" "))
-            .bind(m.internal_date)
-            .bind(m.size as i64)
-            .bind(&m.file)
-            .execute(&mut *tx)
             .await?;
         }
         tx.commit().await?;
@@ -313,16 +341,13 @@ pub(super) fn uid_placeholders(uids: &[u32]) -> String {
         .join(", ")
 }
 
-/// `sql` (written with [`uid_placeholders`]) bound to the user, the mailbox and `uids`.
-pub(super) fn with_uids<'q>(
-    sql: &'q str,
-    username: &'q str,
-    name: &'q str,
-    uids: &[u32],
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-    let query = sqlx::query(sql).bind(username).bind(name);
-    uids.iter()
-        .fold(query, |query, &uid| query.bind(i64::from(uid)))
+/// The parameters of a statement written with [`uid_placeholders`]: the user, the
+/// mailbox and `uids`.
+pub(super) fn uid_params<'a>(username: &'a str, name: &'a str, uids: &[u32]) -> Vec<Param<'a>> {
+    [Param::Text(username), Param::Text(name)]
+        .into_iter()
+        .chain(uids.iter().map(|&uid| Param::Int(i64::from(uid))))
+        .collect()
 }
 
 /// The flags of an index row, which keeps them separated by spaces.

@@ -5,7 +5,7 @@
 
 use sqlx::Row;
 
-use super::index::{UIDS_PER_STATEMENT, split_flags, uid_placeholders, with_uids};
+use super::index::{UIDS_PER_STATEMENT, split_flags, uid_params, uid_placeholders};
 use super::local::Param;
 use super::{Result, Store, StoreError, blocking, maildir, names};
 
@@ -30,47 +30,53 @@ impl Store {
                 "DELETE FROM messages WHERE username = $1 AND mailbox = $2 AND uid IN ({}) RETURNING file, flags, uid",
                 uid_placeholders(chunk)
             );
-            for row in with_uids(&sql, username, &name, chunk)
-                .fetch_all(&mut *tx)
-                .await?
-            {
-                files.push((row.try_get(0)?, split_flags(&row.try_get::<String, _>(1)?)));
-                gone.push(row.try_get::<i64, _>(2)?.to_string());
+            let rows = tx
+                .fetch(&sql, &uid_params(username, &name, chunk), |row| {
+                    Ok((row.text("file")?, row.text("flags")?, row.int("uid")?))
+                })
+                .await?;
+            for (file, flags, uid) in rows {
+                files.push((file, split_flags(&flags)));
+                gone.push(uid.to_string());
             }
         }
         if files.is_empty() {
             tx.rollback().await?;
             return Ok(0);
         }
-        let modseq: i64 = sqlx::query(
-            "UPDATE mailboxes SET highestmodseq = highestmodseq + 1, expungedmodseq = highestmodseq + 1 \
-             WHERE username = $1 AND name = $2 RETURNING highestmodseq",
-        )
-        .bind(username)
-        .bind(&name)
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get(0)?;
+        let modseq = tx
+            .fetch(
+                "UPDATE mailboxes SET highestmodseq = highestmodseq + 1, expungedmodseq = highestmodseq + 1 \
+                 WHERE username = $1 AND name = $2 RETURNING highestmodseq",
+                &[Param::Text(username), Param::Text(&name)],
+                |row| row.int("highestmodseq"),
+            )
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::NoMailbox(name.clone()))?;
         // The journal: one row, the file names joined by '/' (which no file name holds).
         let journal: Vec<&str> = files.iter().map(|(file, _)| file.as_str()).collect();
-        sqlx::query(
+        let (journal, gone) = (journal.join("/"), gone.join(","));
+        tx.execute(
             "INSERT INTO expunge_batches (username, mailbox, modseq, files) VALUES ($1, $2, $3, $4)",
+            &[
+                Param::Text(username),
+                Param::Text(&name),
+                Param::Int(modseq),
+                Param::Text(&journal),
+            ],
         )
-        .bind(username)
-        .bind(&name)
-        .bind(modseq)
-        .bind(journal.join("/"))
-        .execute(&mut *tx)
         .await?;
         // What vanished, for QRESYNC clients that come back later.
-        sqlx::query(
+        tx.execute(
             "INSERT INTO vanished (username, mailbox, modseq, uids) VALUES ($1, $2, $3, $4)",
+            &[
+                Param::Text(username),
+                Param::Text(&name),
+                Param::Int(modseq),
+                Param::Text(&gone),
+            ],
         )
-        .bind(username)
-        .bind(&name)
-        .bind(modseq)
-        .bind(gone.join(","))
-        .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         self.changed(username);
@@ -211,21 +217,18 @@ impl Store {
     async fn forget_expunged(&self, username: &str, name: &str, journal: &Journal) -> Result<()> {
         let mut tx = self.write_tx().await?;
         for &modseq in &journal.batches {
-            sqlx::query(
+            tx.execute(
                 "DELETE FROM expunge_batches WHERE username = $1 AND mailbox = $2 AND modseq = $3",
+                &[Param::Text(username), Param::Text(name), Param::Int(modseq)],
             )
-            .bind(username)
-            .bind(name)
-            .bind(modseq)
-            .execute(&mut *tx)
             .await?;
         }
         if journal.legacy {
-            sqlx::query("DELETE FROM expunges WHERE username = $1 AND mailbox = $2")
-                .bind(username)
-                .bind(name)
-                .execute(&mut *tx)
-                .await?;
+            tx.execute(
+                "DELETE FROM expunges WHERE username = $1 AND mailbox = $2",
+                &[Param::Text(username), Param::Text(name)],
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(())

@@ -15,13 +15,25 @@
 //! and reads inside a write transaction, stay on the pool. PostgreSQL, and a SQLite
 //! database this module cannot open by path (in memory, or a URL it does not read),
 //! keep every read on the pool.
+//!
+//! The store's writes on such a file take one connection of this module too, while
+//! they hold the turn to write (see `database.rs`): a write transaction of five
+//! statements was a dozen hand-offs to sqlx's thread and back, each a wake-up that
+//! waits for a core while every other writer of the process waits for the turn.
+//! Stepped here, a transaction holds the turn for the time SQLite needs. It begins
+//! IMMEDIATE, and commits as the pool's connections do (`synchronous = NORMAL`: see
+//! `directory/mod.rs`). Another process that holds SQLite's write lock (the CLI)
+//! makes it wait on this thread, in SQLite's busy handler, as long as the pool's
+//! connections would (5 s at most); writes of this process never meet it, they queue
+//! for the turn first.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OpenFlags};
 use sqlx::Row;
 
+use super::database::Database;
 use super::{Result, Store};
 
 /// A value bound to a statement's `$1`, `$2`, ...
@@ -63,6 +75,8 @@ const KEEP: usize = 8;
 pub(super) struct Reader {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    /// The connection the store's writes take, one writer at a time.
+    writer: Mutex<Option<Connection>>,
 }
 
 impl Reader {
@@ -87,6 +101,7 @@ impl Reader {
         let reader = Reader {
             path,
             idle: Mutex::new(Vec::new()),
+            writer: Mutex::new(None),
         };
         // Opened once now, so that a file the pool reads but this cannot is found out
         // here and left to the pool.
@@ -123,6 +138,113 @@ impl Reader {
         self.put_back(connection);
         result
     }
+
+    /// The writing connection, for the holder of the turn to write.
+    fn take_writer(&self) -> Result<Connection> {
+        let kept = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match kept {
+            Some(connection) => Ok(connection),
+            None => Ok(open_writer(&self.path)?),
+        }
+    }
+
+    /// Gives the writing connection back, unless a transaction is still open on it
+    /// (one that neither committed nor rolled back: closing it rolls it back).
+    fn keep_writer(&self, connection: Connection) {
+        if connection.is_autocommit() {
+            *self.writer.lock().unwrap_or_else(|e| e.into_inner()) = Some(connection);
+        }
+    }
+
+    /// Runs one statement that writes, in a transaction of its own, and maps the rows
+    /// it returns. The caller holds the turn to write.
+    pub(super) fn write<T>(
+        &self,
+        sql: &str,
+        params: &[Param<'_>],
+        map: impl Fn(&dyn Cells) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let connection = self.take_writer()?;
+        let result = select_on(&connection, sql, params, map);
+        self.keep_writer(connection);
+        result
+    }
+}
+
+/// A write transaction on the writing connection of a [`Reader`], for the holder of
+/// the turn to write. Dropped before [`Writing::commit`], it rolls back.
+pub(super) struct Writing {
+    connection: Option<Connection>,
+    database: Arc<Database>,
+}
+
+impl Writing {
+    /// Begins a transaction on the writing connection of `database`'s reader, or `None`
+    /// when the database has none (PostgreSQL, SQLite in memory).
+    pub(super) fn begin(database: &Arc<Database>) -> Option<Result<Writing>> {
+        let reader = database.reader.as_ref()?;
+        Some(reader.take_writer().and_then(|connection| {
+            match connection.execute_batch("BEGIN IMMEDIATE") {
+                Ok(()) => Ok(Writing {
+                    connection: Some(connection),
+                    database: database.clone(),
+                }),
+                Err(error) => {
+                    reader.keep_writer(connection);
+                    Err(error.into())
+                }
+            }
+        }))
+    }
+
+    fn connection(&self) -> &Connection {
+        self.connection
+            .as_ref()
+            .expect("a transaction's connection is there until it ends")
+    }
+
+    fn reader(&self) -> &Reader {
+        self.database
+            .reader
+            .as_ref()
+            .expect("a Writing is made only where there is a reader")
+    }
+
+    /// Runs `sql` and maps the rows it returns (none for most writes).
+    pub(super) fn fetch<T>(
+        &mut self,
+        sql: &str,
+        params: &[Param<'_>],
+        map: impl Fn(&dyn Cells) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        select_on(self.connection(), sql, params, map)
+    }
+
+    /// Runs `sql`; how many rows it changed.
+    pub(super) fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64> {
+        let mut statement = self.connection().prepare_cached(sql)?;
+        bind(&mut statement, params)?;
+        Ok(statement.raw_execute()? as u64)
+    }
+
+    pub(super) fn commit(mut self) -> Result<()> {
+        let connection = self.connection.take().expect("not ended yet");
+        let committed = connection.execute_batch("COMMIT");
+        if committed.is_err() {
+            connection.execute_batch("ROLLBACK").ok();
+        }
+        self.reader().keep_writer(connection);
+        Ok(committed?)
+    }
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        if let Some(connection) = self.connection.take() {
+            connection.execute_batch("ROLLBACK").ok();
+            self.reader().keep_writer(connection);
+        }
+    }
 }
 
 fn open(path: &Path) -> rusqlite::Result<Connection> {
@@ -137,15 +259,22 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     Ok(connection)
 }
 
-fn select_on<T>(
-    connection: &Connection,
-    sql: &str,
-    params: &[Param<'_>],
-    map: impl Fn(&dyn Cells) -> Result<T>,
-) -> Result<Vec<T>> {
-    let mut statement = connection.prepare_cached(sql)?;
+/// The writing connection: as the pool's (`synchronous = NORMAL`, 5 s on a lock).
+fn open_writer(path: &Path) -> rusqlite::Result<Connection> {
+    let connection = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    connection.pragma_update(None, "synchronous", "NORMAL")?;
+    connection.busy_timeout(std::time::Duration::from_secs(5))?;
+    connection.set_prepared_statement_cache_capacity(64);
+    Ok(connection)
+}
+
+/// Binds `params` to `$1`, `$2`, ... by name, as sqlx binds them: `$3` may come
+/// before `$2` in the text, and a parameter the text does not use is skipped.
+fn bind(statement: &mut rusqlite::Statement<'_>, params: &[Param<'_>]) -> Result<()> {
     for (i, param) in params.iter().enumerate() {
-        // By name, as sqlx binds them: `$3` may come before `$2` in the text.
         let Some(index) = statement.parameter_index(&format!("${}", i + 1))? else {
             continue;
         };
@@ -154,6 +283,17 @@ fn select_on<T>(
             Param::Int(int) => statement.raw_bind_parameter(index, int)?,
         }
     }
+    Ok(())
+}
+
+fn select_on<T>(
+    connection: &Connection,
+    sql: &str,
+    params: &[Param<'_>],
+    map: impl Fn(&dyn Cells) -> Result<T>,
+) -> Result<Vec<T>> {
+    let mut statement = connection.prepare_cached(sql)?;
+    bind(&mut statement, params)?;
     let mut rows = statement.raw_query();
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
@@ -174,16 +314,39 @@ impl Store {
         if let Some(reader) = &self.database.reader {
             return reader.select(sql, params, map);
         }
-        let mut query = sqlx::query(sql);
-        for param in params {
-            query = match *param {
-                Param::Text(text) => query.bind(text),
-                Param::Int(int) => query.bind(int),
-            };
-        }
-        let rows = query.fetch_all(&self.pool).await?;
+        let rows = bound(sql, params).fetch_all(&self.pool).await?;
         rows.iter().map(|row| map(row)).collect()
     }
+
+    /// Runs one statement that writes, outside any transaction, in this process's
+    /// turn to write on SQLite, and maps the rows it returns (`RETURNING`): on this
+    /// thread where the database is a SQLite file, on the pool otherwise.
+    pub(super) async fn write<T>(
+        &self,
+        sql: &str,
+        params: &[Param<'_>],
+        map: impl Fn(&dyn Cells) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let _turn = self.write_turn().await;
+        if let Some(reader) = &self.database.reader {
+            return reader.write(sql, params, map);
+        }
+        let rows = bound(sql, params).fetch_all(&self.pool).await?;
+        rows.iter().map(|row| map(row)).collect()
+    }
+}
+
+/// `sql` with `params` bound in order, for sqlx.
+pub(super) fn bound<'q>(
+    sql: &'q str,
+    params: &[Param<'q>],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    params
+        .iter()
+        .fold(sqlx::query(sql), |query, param| match *param {
+            Param::Text(text) => query.bind(text),
+            Param::Int(int) => query.bind(int),
+        })
 }
 
 #[cfg(test)]
@@ -251,6 +414,74 @@ mod tests {
             );
         }
         assert_eq!(s.count("amy", "INBOX").await.unwrap(), 3);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    /// A write transaction commits whole or not at all, on this thread on a SQLite
+    /// file (on the pool on PostgreSQL), and a failed statement or a dropped
+    /// transaction leaves the writing connection ready for the next writer.
+    #[tokio::test]
+    async fn writes_commit_whole_or_roll_back_and_the_next_writer_goes_on() {
+        let (s, dir) = store().await;
+        s.ensure_user("amy").await.unwrap();
+        s.append("amy", "INBOX", msg(1), &[], None).await.unwrap();
+        let before = s.mailbox("amy", "INBOX").await.unwrap().highestmodseq;
+        // What the pool's connections see, not the reader's.
+        let pooled = || async {
+            let modseq: i64 = sqlx::Row::get(
+                &sqlx::query(
+                    "SELECT highestmodseq FROM mailboxes WHERE username = 'amy' AND name = 'INBOX'",
+                )
+                .fetch_one(&s.pool)
+                .await
+                .unwrap(),
+                0,
+            );
+            modseq as u64
+        };
+        let bump = "UPDATE mailboxes SET highestmodseq = highestmodseq + 100 WHERE username = $1 AND name = $2";
+        let amy = [Param::Text("amy"), Param::Text("INBOX")];
+        // Dropped: nothing of it stays.
+        let mut tx = s.write_tx().await.unwrap();
+        assert_eq!(tx.execute(bump, &amy).await.unwrap(), 1);
+        drop(tx);
+        assert_eq!(pooled().await, before);
+        // Rolled back after a statement that failed.
+        let mut tx = s.write_tx().await.unwrap();
+        tx.execute(bump, &amy).await.unwrap();
+        assert!(tx.execute("UPDATE nowhere SET x = 1", &[]).await.is_err());
+        tx.rollback().await.unwrap();
+        assert_eq!(pooled().await, before);
+        // Committed: the pool and the reader see it, and RETURNING comes back.
+        let mut tx = s.write_tx().await.unwrap();
+        let after = tx
+            .fetch(
+                "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE username = $1 AND name = $2 RETURNING highestmodseq",
+                &amy,
+                |row| row.int("highestmodseq"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(after, [before as i64 + 1]);
+        tx.commit().await.unwrap();
+        assert_eq!(pooled().await, before + 1);
+        assert_eq!(
+            s.mailbox("amy", "INBOX").await.unwrap().highestmodseq,
+            before + 1
+        );
+        // One statement on its own, then the store's own writes go on as before.
+        let uid = s
+            .write(
+                "UPDATE mailboxes SET uidnext = uidnext + 1 WHERE username = $1 AND name = $2 RETURNING uidnext",
+                &amy,
+                |row| row.int("uidnext"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(uid.len(), 1);
+        s.append("amy", "INBOX", msg(2), &[], None).await.unwrap();
+        s.expunge("amy", "INBOX", &[1]).await.unwrap();
+        assert_eq!(s.count("amy", "INBOX").await.unwrap(), 1);
         std::fs::remove_dir_all(dir).ok();
     }
 }

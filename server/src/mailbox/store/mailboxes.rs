@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use sqlx::Row;
 
+use super::local::Param;
 use super::{
     DEFAULT_MAILBOXES, MailboxInfo, Result, Store, StoreError, blocking, maildir, names, now,
 };
@@ -163,12 +164,9 @@ impl Store {
             "DELETE FROM vanished WHERE username = $1 AND mailbox = $2",
             "DELETE FROM mailboxes WHERE username = $1 AND name = $2",
         ] {
-            removed = sqlx::query(table)
-                .bind(username)
-                .bind(&name)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            removed = tx
+                .execute(table, &[Param::Text(username), Param::Text(&name)])
+                .await?;
         }
         // Another session deleted it between the check and the lock: it is gone.
         if removed == 0 {
@@ -271,16 +269,11 @@ impl Store {
                  AND EXISTS (SELECT 1 FROM subscriptions WHERE username = $2 AND name = $3)",
                 "UPDATE subscriptions SET name = $1 WHERE username = $2 AND name = $3",
             ] {
-                if let Err(e) = sqlx::query(sql)
-                    .bind(new)
-                    .bind(username)
-                    .bind(old)
-                    .execute(&mut *tx)
-                    .await
-                {
+                let params = [Param::Text(new), Param::Text(username), Param::Text(old)];
+                if let Err(e) = tx.execute(sql, &params).await {
                     drop(tx);
                     self.unrename(moved).await;
-                    return Err(e.into());
+                    return Err(e);
                 }
             }
         }
@@ -288,7 +281,7 @@ impl Store {
         self.names_changed(username);
         if let Err(e) = committed {
             self.unrename(moved).await;
-            return Err(e.into());
+            return Err(e);
         }
         let user_dir = self.user_dir(username)?;
         blocking(move || maildir::sync_dir(&user_dir)).await?;

@@ -5,7 +5,8 @@ use std::collections::{HashMap, HashSet};
 
 use sqlx::Row;
 
-use super::index::{UIDS_PER_STATEMENT, split_flags, uid_placeholders, with_uids};
+use super::index::{UIDS_PER_STATEMENT, split_flags, uid_params, uid_placeholders};
+use super::local::Param;
 use super::{FlagOp, MessageInfo, Result, Store, StoreError, blocking, maildir, names, now};
 
 /// Messages up to this size are read on the calling thread (see [`Store::read_message`]).
@@ -228,14 +229,14 @@ impl Store {
                 "SELECT uid, flags, file, modseq FROM messages WHERE username = $1 AND mailbox = $2 AND uid IN ({})",
                 uid_placeholders(chunk)
             );
-            for row in with_uids(&sql, username, &name, chunk)
-                .fetch_all(&mut *tx)
-                .await?
-            {
-                let uid = u32::try_from(row.try_get::<i64, _>("uid")?).unwrap_or(0);
-                let modseq = row.try_get::<i64, _>("modseq")?.max(0) as u64;
-                rows.insert(uid, (row.try_get("flags")?, row.try_get("file")?, modseq));
-            }
+            let found = tx
+                .fetch(&sql, &uid_params(username, &name, chunk), |row| {
+                    let uid = u32::try_from(row.int("uid")?).unwrap_or(0);
+                    let modseq = row.int("modseq")?.max(0) as u64;
+                    Ok((uid, (row.text("flags")?, row.text("file")?, modseq)))
+                })
+                .await?;
+            rows.extend(found);
         }
         let mut changed = Vec::new();
         let mut modified = Vec::new();
@@ -256,26 +257,34 @@ impl Store {
         }
         if !changed.is_empty() {
             // One MODSEQ each, in the order changed, taken together.
-            let highest: i64 = sqlx::query(
-                "UPDATE mailboxes SET highestmodseq = highestmodseq + $1 WHERE username = $2 AND name = $3 RETURNING highestmodseq",
-            )
-            .bind(changed.len() as i64)
-            .bind(username)
-            .bind(&name)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
+            let highest = tx
+                .fetch(
+                    "UPDATE mailboxes SET highestmodseq = highestmodseq + $1 WHERE username = $2 AND name = $3 RETURNING highestmodseq",
+                    &[
+                        Param::Int(changed.len() as i64),
+                        Param::Text(username),
+                        Param::Text(&name),
+                    ],
+                    |row| row.int("highestmodseq"),
+                )
+                .await?
+                .pop()
+                .ok_or_else(|| StoreError::NoMailbox(name.clone()))?;
             let first = highest.max(0) as u64 + 1 - changed.len() as u64;
             for (i, (uid, new, modseq, _, _)) in changed.iter_mut().enumerate() {
                 *modseq = first + i as u64;
-                sqlx::query("UPDATE messages SET flags = $1, modseq = $2 WHERE username = $3 AND mailbox = $4 AND uid = $5")
-                    .bind(new.join(" "))
-                    .bind(*modseq as i64)
-                    .bind(username)
-                    .bind(&name)
-                    .bind(i64::from(*uid))
-                    .execute(&mut *tx)
-                    .await?;
+                let flags = new.join(" ");
+                tx.execute(
+                    "UPDATE messages SET flags = $1, modseq = $2 WHERE username = $3 AND mailbox = $4 AND uid = $5",
+                    &[
+                        Param::Text(&flags),
+                        Param::Int(*modseq as i64),
+                        Param::Text(username),
+                        Param::Text(&name),
+                        Param::Int(i64::from(*uid)),
+                    ],
+                )
+                .await?;
             }
         }
         tx.commit().await?;

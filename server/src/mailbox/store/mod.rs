@@ -15,6 +15,8 @@
 //! - `mailboxes`: creating, deleting, renaming and subscribing to mailboxes;
 //! - `messages`: APPEND, reads, STORE, COPY and MOVE;
 //! - `index`: the SQL rows of mailboxes and messages, and the turn to write them;
+//! - `local`: on a SQLite file, the index's reads and the store's writes stepped on
+//!   the calling thread instead of sqlx's connection threads;
 //! - `index_cache`: each recently used mailbox's message list kept in memory;
 //! - `header_cache`: message headers kept in memory for searches and ENVELOPE;
 //! - `journal`: expunges, journaled so that a crash never brings a message back;

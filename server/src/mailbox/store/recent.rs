@@ -45,17 +45,19 @@ impl Store {
             if from >= next {
                 return Ok(0..0);
             }
-            let _turn = self.write_turn().await;
-            let moved = sqlx::query(
-                "UPDATE mailboxes SET recent_uid = $1 WHERE username = $2 AND name = $3 AND recent_uid = $4",
-            )
-            .bind(next)
-            .bind(username)
-            .bind(&name)
-            .bind(from)
-            .execute(&self.pool)
-            .await?;
-            if moved.rows_affected() == 1 {
+            let moved = self
+                .write(
+                    "UPDATE mailboxes SET recent_uid = $1 WHERE username = $2 AND name = $3 AND recent_uid = $4 RETURNING recent_uid",
+                    &[
+                        Param::Int(next),
+                        Param::Text(username),
+                        Param::Text(&name),
+                        Param::Int(from),
+                    ],
+                    |_| Ok(()),
+                )
+                .await?;
+            if moved.len() == 1 {
                 let uid = |v: i64| u32::try_from(v).unwrap_or(u32::MAX);
                 return Ok(uid(from)..uid(next));
             }
