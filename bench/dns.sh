@@ -20,7 +20,8 @@
 #      and SRV _imaps._tcp.example.test (each 4x, so ~1/5 of the mix is MX/SRV);
 #   6. runs `dnsperf -m udp|tcp -s ADDR -p 10053 -d queries -l DURATION -c CLIENTS -T THREADS
 #      -Q 1000000` against each in turn, over UDP and then TCP, and prints a markdown table a
-#      transport (server, queries/s, lost %, avg latency, ratio vs NSD);
+#      transport (server, queries/s, lost %, avg latency, ratio vs NSD, and the server's CPU time
+#      per answered query: user + system over its process tree from /proc, during the run);
 #   7. during mailsite's last UDP round, moves letter MOVE_LETTER to the other mailbox server
 #      with `mailsite letter move` and asks its alias until the new address shows (the answers
 #      stay live under load; target within 1 s).
@@ -275,11 +276,16 @@ for transport in $TRANSPORTS; do
             fi
             log "$name (round $round/$ROUNDS): dnsperf ${args[*]} -l $DURATION"
             out="$TMP/dnsperf.$name.$transport.$round.txt"
+            c0=$(tree_cpu "${PID_OF[$name]}")
             run_client "$out" dnsperf "${args[@]}" -l "$DURATION" || die "dnsperf against $name failed: $(cat "$out")"
+            c1=$(tree_cpu "${PID_OF[$name]}")
             [ -n "$MOVER" ] && wait "$MOVER"
             qps=$(awk '/Queries per second:/ { printf "%.0f", $4 }' "$out")
             [ -n "$qps" ] || die "could not parse dnsperf output for $name: $(cat "$out")"
-            echo "$qps $out" >>"$TMP/runs.$name.$transport"
+            # The server's CPU per answered query: what it leaves of the two cores to dnsperf.
+            cpu_us=$(awk -v a="$c0" -v b="$c1" '/Queries completed:/ { printf "%.2f", ($3 > 0 ? (b - a) * 1e6 / $3 : 0) }' "$out")
+            log "$name: $qps queries/s, server CPU $(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.2f", b - a }') s, ${cpu_us} us per query"
+            echo "$qps $out $cpu_us" >>"$TMP/runs.$name.$transport"
             kill -0 "${PID_OF[$name]}" 2>/dev/null || die "$name (PID ${PID_OF[$name]}) died during the benchmark; see its log in $TMP"
         done
     done
@@ -287,11 +293,13 @@ done
 
 # ---------------------------------------------------------------- 6. report
 for transport in $TRANSPORTS; do
-    declare -A QPS=() LOST=() LAT=() NOTE=() ALL=()
+    declare -A QPS=() LOST=() LAT=() NOTE=() ALL=() CPU=() ALLCPU=()
     for t in "${TARGETS[@]}"; do
         read -r name _ <<<"$t"
         out=$(median_file "$TMP/runs.$name.$transport")   # median run
         ALL[$name]=$(round_values "$TMP/runs.$name.$transport")
+        CPU[$name]=$(awk -v f="$out" '$2 == f { print $3 }' "$TMP/runs.$name.$transport")
+        ALLCPU[$name]=$(awk '{ printf "%s%s", sep, $3; sep = ", " }' "$TMP/runs.$name.$transport")
         QPS[$name]=$(awk '/Queries per second:/ { printf "%.0f", $4 }' "$out")
         LOST[$name]=$(awk '/Queries lost:/ { gsub(/[()%]/, "", $4); print $4 }' "$out")
         LAT[$name]=$(awk '/Average Latency \(s\):/ { printf "%.3f", $4 * 1000; exit }' "$out")   # the first: TCP runs add the connections' own
@@ -301,8 +309,8 @@ for transport in $TRANSPORTS; do
     echo
     echo "### Authoritative DNS benchmark ($(date -u +%Y-%m-%dT%H:%MZ), $NCPU cores shared with dnsperf, ${transport^^}, dnsperf -m $transport${PERF_DO:+ -D} -c $DNSPERF_CLIENTS -T $DNSPERF_THREADS -q $DNSPERF_OUTSTANDING -l $DURATION, median of $ROUNDS round(s))"
     echo
-    echo "| server | queries/s | lost % | avg latency (ms) | ratio vs NSD |"
-    echo "|---|---:|---:|---:|---:|"
+    echo "| server | queries/s | lost % | avg latency (ms) | ratio vs NSD | server CPU us per query (same run) |"
+    echo "|---|---:|---:|---:|---:|---:|"
     base=${QPS[NSD]}
     for t in "${TARGETS[@]}"; do
         read -r name _ <<<"$t"
@@ -311,12 +319,12 @@ for transport in $TRANSPORTS; do
             *)   v=$("$MAILSITE_BIN" --version 2>/dev/null | head -1 | awk '{ print $NF }' || true); label="mailsite${v:+ $v}" ;;
         esac
         ratio=$(awk -v a="${QPS[$name]}" -v b="$base" 'BEGIN { r = (b > 0 ? a / b : 0); printf (r >= 0.1 ? "%.2fx" : "%.4fx"), r }')
-        echo "| $label | ${QPS[$name]} | ${LOST[$name]} | ${LAT[$name]} | $ratio |"
+        echo "| $label | ${QPS[$name]} | ${LOST[$name]} | ${LAT[$name]} | $ratio | ${CPU[$name]} |"
     done
     echo
     for t in "${TARGETS[@]}"; do
         read -r name _ <<<"$t"
-        printf -- '- %s: response codes %s; queries/s of each round: %s\n' "$name" "${NOTE[$name]:-?}" "${ALL[$name]}"
+        printf -- '- %s: response codes %s; queries/s of each round: %s; server CPU us per query: %s\n' "$name" "${NOTE[$name]:-?}" "${ALL[$name]}" "${ALLCPU[$name]}"
     done
     if [ "$transport" = udp ] && [ "$PEERS_ONLY" = 0 ] && [ -f "$TMP/move.result" ]; then
         read -r letter from to old new ms <"$TMP/move.result"

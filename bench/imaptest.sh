@@ -311,28 +311,6 @@ def summary(out_path, results_path, clients, logout, seconds, cpu_s):
     }))
 
 
-def cpu(pid):
-    """CPU seconds (user + system) a process and all its descendants used so far: each live
-    process's own time plus what it collected from its ended children (cutime, cstime)."""
-    parent, ticks = {}, {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = open(f"/proc/{entry}/stat").read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()   # after "pid (comm) ": state, ppid, ...
-        parent[int(entry)] = int(fields[1])
-        ticks[int(entry)] = sum(int(v) for v in fields[11:15])   # utime stime cutime cstime
-    tree, grew = {pid}, True
-    while grew:
-        more = {p for p, pp in parent.items() if pp in tree} - tree
-        tree |= more
-        grew = bool(more)
-    print(round(sum(ticks.get(p, 0) for p in tree) / os.sysconf("SC_CLK_TCK"), 2))
-
-
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "tree":
@@ -341,8 +319,6 @@ def main():
         latency(args[0], int(args[1]), args[2], int(args[3]), int(args[4]))
     elif cmd == "summary":
         summary(args[0], args[1], int(args[2]), args[3] == "1", float(args[4]), float(args[5]))
-    elif cmd == "cpu":
-        cpu(int(args[0]))
     else:
         sys.exit(f"unknown command {cmd}")
 
@@ -536,7 +512,7 @@ imaptest() {
             *) args+=("$a") ;;
         esac
     done
-    c0=$(python3 "$CLIENT" cpu "${PID_OF[$name]}")
+    c0=$(tree_cpu "${PID_OF[$name]}")
     t0=$(date +%s.%N)
     run_client "$out" env LD_LIBRARY_PATH=/usr/lib/dovecot "$IMAPTEST" host="${IP_OF[$name]}" port="$IMAP_PORT" \
         user="$USER_NAME" pass="$PASSWORD" mbox="$MBOX" clients="$CLIENTS" secs="$secs" output="$out.results" "${args[@]}" \
@@ -544,7 +520,7 @@ imaptest() {
     t1=$(date +%s.%N)
     alive "$name"
     sleep 0.2   # Dovecot's master collects its ended imap processes (their time moves to its cutime)
-    c1=$(python3 "$CLIENT" cpu "${PID_OF[$name]}")
+    c1=$(tree_cpu "${PID_OF[$name]}")
     python3 "$CLIENT" summary "$out" "$out.results" "$CLIENTS" "$logout" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" \
         "$(awk -v a="$c0" -v b="$c1" 'BEGIN { print b - a }')" \
         >"$out.json" 2>"$out.err" || die "reading imaptest's output against $name failed: $(cat "$out.err")"

@@ -76,6 +76,28 @@ median_line() { sort -n "$1" | awk '{ l[NR] = $0 } END { print l[int((NR + 1) / 
 median_file() { median_line "$1" | awk '{ print $2 }'; }                                    # the median round's FILE
 round_values() { awk '{ printf "%s%s", sep, $1; sep = ", " }' "$1"; }                      # "v1, v2, ..." in run order
 
+tree_cpu() {  # tree_cpu PID: CPU seconds (user + system) PID and every process under it used so far
+    # (each live process's own time, plus what it collected from ended children)
+    python3 - "$1" <<'PY'
+import os, sys
+root, parent, ticks = int(sys.argv[1]), {}, {}
+for entry in os.listdir("/proc"):
+    if entry.isdigit():
+        try:
+            stat = open(f"/proc/{entry}/stat").read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        parent[int(entry)], ticks[int(entry)] = int(fields[1]), sum(int(v) for v in fields[11:15])
+tree, grew = {root}, True
+while grew:
+    more = {p for p, pp in parent.items() if pp in tree} - tree
+    tree |= more
+    grew = bool(more)
+print(round(sum(ticks.get(p, 0) for p in tree) / os.sysconf("SC_CLK_TCK"), 2))
+PY
+}
+
 stat_of() {  # stat_of FILE OP KEY: a value from a load generator's 'stat op=OP ...' line
     awk -v op="$2" -v key="$3" '$1 == "stat" && $2 == "op=" op { for (i = 3; i <= NF; i++) { split($i, kv, "="); if (kv[1] == key) print kv[2] } }' "$1"
 }

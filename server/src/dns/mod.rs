@@ -409,6 +409,8 @@ async fn udp_loop(
             handler
                 .metrics
                 .dns_by(rcode_index(ResponseCode::NoError), answered);
+            // Runs of answers to one sender, of one length, go out with one header.
+            batch.order(&mut replies, &answers);
             let mut sent = 0;
             while sent < replies.len() {
                 match socket.try_io(Interest::WRITABLE, || {
