@@ -294,11 +294,15 @@ for format in $FORMATS; do
             fi
             log "$name $format (round $round/$ROUNDS): wrk -d${DURATION}s ${args[*]}"
             out="$TMP/wrk.$name.$format.$round.txt"
+            c0=$(tree_cpu "${PID_OF[$name]}")
             FORMAT=$format run_client "$out" wrk -d"${DURATION}s" "${args[@]}" || die "wrk against $name failed: $(cat "$out")"
+            c1=$(tree_cpu "${PID_OF[$name]}")
             rps=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")
             [ -n "$rps" ] || die "could not parse wrk output for $name: $(cat "$out")"
             ! grep -q "Non-2xx" "$out" || die "$name answered $format requests with errors: $(cat "$out")"
-            echo "$rps $out" >>"$TMP/runs.$name.$format"
+            # The server's CPU per request: what it leaves of the shared cores to wrk.
+            cpu_us=$(awk -v a="$c0" -v b="$c1" '/requests in/ { printf "%.2f", ($1 > 0 ? (b - a) * 1e6 / $1 : 0) }' "$out")
+            echo "$rps $out $cpu_us" >>"$TMP/runs.$name.$format"
             echo "$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")" >>"$TMP/p99.$name.$format"
             kill -0 "${PID_OF[$name]}" 2>/dev/null || die "$name died during the benchmark; see its log in $TMP"
         done
@@ -309,23 +313,25 @@ done
 echo
 echo "### Autoconfig with $USERS users, the load rotating over all of them ($(date -u +%Y-%m-%dT%H:%MZ), $NCPU cores shared with wrk, wrk -t$WRK_THREADS -c$WRK_CONNS -d${DURATION}s, median of $ROUNDS round(s))"
 echo
-echo "| format | nginx req/s | nginx p50 / p99 (ms) | mailsite req/s | mailsite p50 / p99 (ms) | mailsite / nginx | mailsite p99 <= nginx's, rounds |"
-echo "|---|---:|---:|---:|---:|---:|---|"
+echo "| format | nginx req/s | nginx p50 / p99 (ms) | mailsite req/s | mailsite p50 / p99 (ms) | mailsite / nginx | mailsite p99 <= nginx's, rounds | server CPU us per request, nginx / mailsite (same run) |"
+echo "|---|---:|---:|---:|---:|---:|---|---|"
 for format in $FORMATS; do
-    declare -A RPS=() P50=() P99=()
+    declare -A RPS=() P50=() P99=() CPU=()
     for name in nginx mailsite; do
         out=$(median_file "$TMP/runs.$name.$format")
+        CPU[$name]=$(awk -v f="$out" '$2 == f { print $3 }' "$TMP/runs.$name.$format")
         RPS[$name]=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")
         P50[$name]=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")")
         P99[$name]=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")
     done
     ratio=$(awk -v a="${RPS[mailsite]}" -v b="${RPS[nginx]}" 'BEGIN { printf "%.2fx", (b > 0 ? a / b : 0) }')
     tail_ok=$(paste "$TMP/p99.mailsite.$format" "$TMP/p99.nginx.$format" | awk '$1 <= $2 { n++ } END { printf "%d of %d", n, NR }')
-    echo "| $format | ${RPS[nginx]} | ${P50[nginx]} / ${P99[nginx]} | ${RPS[mailsite]} | ${P50[mailsite]} / ${P99[mailsite]} | $ratio | $tail_ok |"
+    echo "| $format | ${RPS[nginx]} | ${P50[nginx]} / ${P99[nginx]} | ${RPS[mailsite]} | ${P50[mailsite]} / ${P99[mailsite]} | $ratio | $tail_ok | ${CPU[nginx]} / ${CPU[mailsite]} |"
 done
 echo
 for format in $FORMATS; do
-    printf -- '- %s: requests/s of each round: nginx %s; mailsite %s; p99 ms of each round: nginx %s; mailsite %s\n' "$format" \
+    printf -- '- %s: requests/s of each round: nginx %s; mailsite %s; p99 ms of each round: nginx %s; mailsite %s; server CPU us per request of each round: nginx %s; mailsite %s\n' "$format" \
         "$(round_values "$TMP/runs.nginx.$format")" "$(round_values "$TMP/runs.mailsite.$format")" \
-        "$(paste -sd, "$TMP/p99.nginx.$format" | sed 's/,/, /g')" "$(paste -sd, "$TMP/p99.mailsite.$format" | sed 's/,/, /g')"
+        "$(paste -sd, "$TMP/p99.nginx.$format" | sed 's/,/, /g')" "$(paste -sd, "$TMP/p99.mailsite.$format" | sed 's/,/, /g')" \
+        "$(awk '{ printf "%s%s", sep, $3; sep = ", " }' "$TMP/runs.nginx.$format")" "$(awk '{ printf "%s%s", sep, $3; sep = ", " }' "$TMP/runs.mailsite.$format")"
 done
