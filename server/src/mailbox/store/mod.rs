@@ -110,8 +110,9 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
     #[error("index error: {0}")]
     Sql(#[from] sqlx::Error),
+    /// From the connections that read and write a SQLite file on the calling thread.
     #[error("index error: {0}")]
-    Read(#[from] rusqlite::Error),
+    Local(#[from] rusqlite::Error),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;

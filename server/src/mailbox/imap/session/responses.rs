@@ -60,7 +60,7 @@ pub(super) fn store_no(tag: &Tag<'static>, error: StoreError) -> Response<'stati
         error @ (StoreError::BadUser(_)
         | StoreError::Io(_)
         | StoreError::Sql(_)
-        | StoreError::Read(_)) => {
+        | StoreError::Local(_)) => {
             tracing::warn!(%error, "IMAP store operation failed");
             status(
                 Some(tag),
