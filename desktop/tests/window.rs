@@ -126,6 +126,7 @@ fn tab_moves_from_the_address_to_the_password_and_enter_checks() {
     );
     let window = window.lines().next().unwrap_or_default().to_string();
     xdotool(&display, &["windowfocus", "--sync", &window]);
+    std::thread::sleep(Duration::from_millis(500));
     // Nothing has the focus yet: Tab gives it to the first field, the address. The
     // address is typed with its last letter missing, which Shift-Tab goes back for
     // after the password (the check is alice's only if it landed in the address).
@@ -140,7 +141,14 @@ fn tab_moves_from_the_address_to_the_password_and_enter_checks() {
         vec!["key", "Return"],
     ] {
         xdotool(&display, &keys);
-        std::thread::sleep(Duration::from_millis(300));
+        // A focus change is applied after the events that came with it: a key typed
+        // while the window is still catching up (a busy machine) lands in the field
+        // that had the focus before, so each step waits before the next.
+        std::thread::sleep(Duration::from_millis(if keys[0] == "key" {
+            1000
+        } else {
+            300
+        }));
     }
     let passed = within(Duration::from_secs(60), || {
         read(&log).contains("check finished")
