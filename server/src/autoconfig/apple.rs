@@ -30,16 +30,14 @@ pub(super) fn answer(app: &App, query: Option<&str>) -> Answer {
         .and_then(|email| account(&site, &email).map_err(|r| format!("emailaddress: {}", r.0)));
     match account {
         Ok(account) => {
+            let disposition = format!("attachment; filename=\"{}.mobileconfig\"", account.domain);
             let mut answer = Answer::new(
                 Endpoint::Mobileconfig,
                 StatusCode::OK,
                 apple::CONTENT_TYPE,
-                app.document(&site, &account, Kind::Apple),
+                app.document(&site, account, Kind::Apple),
             );
-            answer.disposition = Some(format!(
-                "attachment; filename=\"{}.mobileconfig\"",
-                account.domain
-            ));
+            answer.disposition = Some(disposition);
             answer
         }
         Err(reason) => Answer::error(Endpoint::Mobileconfig, StatusCode::BAD_REQUEST, &reason),

@@ -61,7 +61,7 @@ pub(super) fn pox_answer(app: &App, body: &[u8]) -> Answer {
             Endpoint::AutodiscoverXml,
             StatusCode::OK,
             XML,
-            app.document(&site, &account, Kind::Autodiscover),
+            app.document(&site, account, Kind::Autodiscover),
         ),
         Err(refusal) => error(
             600,

@@ -7,7 +7,7 @@
 use mailsite_shared::autoconfig::thunderbird::Version;
 
 use super::{Answer, App, FIXED_HEADERS, apple, autodiscover, thunderbird};
-use crate::http::h1::{Head, Prepared, write_response};
+use crate::http::h1::{Head, Prepared, write_head};
 
 impl App {
     /// The answer the router would give `request`, if it is one of the setup documents'.
@@ -60,7 +60,9 @@ impl Prepared for App {
             None => 3,
         };
         let status = answer.status.as_u16();
-        write_response(out, status, &headers[..count], answer.body.as_bytes());
+        answer.body.write(out, |out, length| {
+            write_head(out, status, &headers[..count], length);
+        });
         self.site.metrics.http(answer.endpoint, status);
         true
     }

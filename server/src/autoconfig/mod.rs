@@ -179,20 +179,78 @@ pub(crate) fn client_config(site: &Snapshot, account: &Account) -> ClientConfig 
 impl App {
     /// A rendered document for an account: from the templates of the site generation
     /// being served, or rendered directly in the moment a new generation arrives.
-    pub(crate) fn document(&self, site: &Snapshot, account: &Account, kind: Kind) -> String {
+    pub(crate) fn document(&self, site: &Snapshot, account: Account, kind: Kind) -> Document {
         let templates = self.templates.load();
         if templates.generation == site.map.generation {
             let bucket = bucket_of(&account.username);
-            if let Some(t) = templates.get(&account.domain, bucket, account.preference, kind) {
-                return t.fill(&account.username, &account.domain);
+            if let Some(at) = templates.find(&account.domain, bucket, account.preference, kind) {
+                return Document::Template {
+                    templates,
+                    at,
+                    username: account.username,
+                    domain: account.domain,
+                };
             }
         }
-        let doc = client_config(site, account);
-        match kind {
+        let doc = client_config(site, &account);
+        Document::Text(match kind {
             Kind::Thunderbird => tb::render(&doc),
             Kind::Autodiscover => ad::render_response(&doc),
             Kind::Apple => mailsite_shared::autoconfig::apple::render(&doc),
+        })
+    }
+}
+
+/// The body of an [`Answer`]: text, or a template of the generation being served with
+/// the user's values, which the prepared path writes without making the text first.
+pub(crate) enum Document {
+    Text(String),
+    Template {
+        templates: arc_swap::Guard<Arc<Templates>>,
+        at: template::At,
+        username: String,
+        domain: String,
+    },
+}
+
+impl Document {
+    /// Writes the body, after a head that says its length, to the end of `out`.
+    pub(crate) fn write(&self, out: &mut Vec<u8>, head: impl FnOnce(&mut Vec<u8>, usize)) {
+        match self {
+            Document::Text(text) => {
+                head(out, text.len());
+                out.extend_from_slice(text.as_bytes());
+            }
+            Document::Template {
+                templates,
+                at,
+                username,
+                domain,
+            } => {
+                let filled = templates.at(*at).with(username, domain);
+                head(out, filled.len());
+                filled.write(|part| out.extend_from_slice(part.as_bytes()));
+            }
         }
+    }
+
+    /// The body as text.
+    pub(crate) fn into_text(self) -> String {
+        match self {
+            Document::Text(text) => text,
+            Document::Template {
+                templates,
+                at,
+                username,
+                domain,
+            } => templates.at(at).fill(&username, &domain),
+        }
+    }
+}
+
+impl From<String> for Document {
+    fn from(text: String) -> Document {
+        Document::Text(text)
     }
 }
 
@@ -273,7 +331,7 @@ pub(crate) struct Answer {
     pub content_type: &'static str,
     /// The `Content-Disposition` (the Apple profile's file name).
     pub disposition: Option<String>,
-    pub body: String,
+    pub body: Document,
 }
 
 impl Answer {
@@ -281,14 +339,14 @@ impl Answer {
         endpoint: Endpoint,
         status: StatusCode,
         content_type: &'static str,
-        body: String,
+        body: impl Into<Document>,
     ) -> Answer {
         Answer {
             endpoint,
             status,
             content_type,
             disposition: None,
-            body,
+            body: body.into(),
         }
     }
 
@@ -316,7 +374,8 @@ impl IntoResponse for Answer {
         let disposition = self
             .disposition()
             .and_then(|d| HeaderValue::from_str(d).ok());
-        let mut response = respond(self.endpoint, self.status, self.content_type, self.body);
+        let body = self.body.into_text();
+        let mut response = respond(self.endpoint, self.status, self.content_type, body);
         if let Some(value) = disposition {
             response
                 .headers_mut()

@@ -66,27 +66,62 @@ impl Template {
     /// The document for `username` at `domain` (escaped here, as the renderers escape
     /// it; a profile's UUIDs derived from the address, as [`apple::render`] does).
     pub fn fill(&self, username: &str, domain: &str) -> String {
-        let name = escape(username);
+        let filled = self.with(username, domain);
+        let mut out = String::with_capacity(filled.len());
+        filled.write(|part| out.push_str(part));
+        out
+    }
+
+    /// The values of `username` at `domain` for this template: its length is known
+    /// before it is written, so that it can go straight after a response head.
+    pub fn with<'a>(&'a self, username: &'a str, domain: &str) -> Filled<'a> {
         let uuids = self
             .slots
             .iter()
             .any(|s| *s != Slot::User)
             .then(|| apple::uuids(&format!("{username}@{domain}")));
-        let mut out = String::with_capacity(self.len + self.slots.len() * 40.max(name.len()));
-        let mut parts = self.parts.iter();
-        if let Some(first) = parts.next() {
-            out.push_str(first);
+        Filled {
+            template: self,
+            name: escape(username),
+            uuids,
         }
-        for (slot, part) in self.slots.iter().zip(parts) {
-            match (slot, &uuids) {
-                (Slot::User, _) => out.push_str(&name),
-                (Slot::AccountUuid, Some((account, _))) => out.push_str(account),
-                (Slot::ProfileUuid, Some((_, profile))) => out.push_str(profile),
+    }
+}
+
+/// A template and the values for its slots.
+pub struct Filled<'a> {
+    template: &'a Template,
+    name: std::borrow::Cow<'a, str>,
+    uuids: Option<(String, String)>,
+}
+
+impl Filled<'_> {
+    /// The document's length in bytes.
+    pub fn len(&self) -> usize {
+        let slot = |slot: &Slot| match (slot, &self.uuids) {
+            (Slot::User, _) => self.name.len(),
+            (Slot::AccountUuid, Some((account, _))) => account.len(),
+            (Slot::ProfileUuid, Some((_, profile))) => profile.len(),
+            _ => 0,
+        };
+        self.template.len + self.template.slots.iter().map(slot).sum::<usize>()
+    }
+
+    /// Gives the document's pieces, in order, to `put`.
+    pub fn write(&self, mut put: impl FnMut(&str)) {
+        let mut parts = self.template.parts.iter();
+        if let Some(first) = parts.next() {
+            put(first);
+        }
+        for (slot, part) in self.template.slots.iter().zip(parts) {
+            match (slot, &self.uuids) {
+                (Slot::User, _) => put(&self.name),
+                (Slot::AccountUuid, Some((account, _))) => put(account),
+                (Slot::ProfileUuid, Some((_, profile))) => put(profile),
                 _ => {}
             }
-            out.push_str(part);
+            put(part);
         }
-        out
     }
 }
 
@@ -147,16 +182,32 @@ impl Templates {
         }
     }
 
-    pub fn get(
-        &self,
-        domain: &str,
-        bucket: usize,
-        pref: Preference,
-        kind: Kind,
-    ) -> Option<&Template> {
-        let d = self.domains.iter().position(|x| x == domain)?;
-        Some(&self.templates[d].get(bucket)?[pref_index(pref)][kind as usize])
+    /// Where the template for a domain, bucket, preference and kind is, if the domain
+    /// is one of the site's.
+    pub fn find(&self, domain: &str, bucket: usize, pref: Preference, kind: Kind) -> Option<At> {
+        let domain = self.domains.iter().position(|x| x == domain)?;
+        self.templates[domain].get(bucket)?;
+        Some(At {
+            domain,
+            bucket,
+            pref: pref_index(pref),
+            kind: kind as usize,
+        })
     }
+
+    /// The template [`Templates::find`] found.
+    pub fn at(&self, at: At) -> &Template {
+        &self.templates[at.domain][at.bucket][at.pref][at.kind]
+    }
+}
+
+/// Where a template is in [`Templates`].
+#[derive(Debug, Clone, Copy)]
+pub struct At {
+    domain: usize,
+    bucket: usize,
+    pref: usize,
+    kind: usize,
 }
 
 #[cfg(test)]
@@ -181,11 +232,16 @@ mod tests {
             for pref in [Preference::Imap, Preference::Pop3] {
                 let doc = ClientConfig::for_route(&map.config, &route, pref);
                 let t = |kind| {
-                    templates
-                        .get(&route.domain, route.bucket, pref, kind)
-                        .unwrap()
+                    let at = templates.find(&route.domain, route.bucket, pref, kind);
+                    templates.at(at.unwrap())
                 };
-                let fill = |kind| t(kind).fill(&route.username, &route.domain);
+                let fill = |kind| {
+                    let text = t(kind).fill(&route.username, &route.domain);
+                    // The length a response head says is the length written.
+                    let filled = t(kind).with(&route.username, &route.domain);
+                    assert_eq!(filled.len(), text.len());
+                    text
+                };
                 assert_eq!(fill(Kind::Thunderbird), thunderbird::render(&doc));
                 assert_eq!(
                     fill(Kind::Autodiscover),

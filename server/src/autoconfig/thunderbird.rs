@@ -48,9 +48,10 @@ pub(super) fn answer(
         Ok(Some(email)) => match account(&site, &email) {
             Ok(account) => {
                 let body = match version {
-                    Version::V1_1 => app.document(&site, &account, Kind::Thunderbird),
+                    Version::V1_1 => app.document(&site, account, Kind::Thunderbird),
                     Version::V1_2 => {
                         thunderbird::render_version(&client_config(&site, &account), Version::V1_2)
+                            .into()
                     }
                 };
                 Answer::new(Endpoint::Thunderbird, StatusCode::OK, XML, body)

@@ -309,7 +309,10 @@ pub async fn show(
     let autoconfig = match account(&site, &route.address) {
         Ok(acct) => {
             let settings = client_config(&site, &acct);
-            let document = app.autoconfig.document(&site, &acct, Kind::Thunderbird);
+            let document = app
+                .autoconfig
+                .document(&site, acct, Kind::Thunderbird)
+                .into_text();
             html! {
                 (settings_table("settings", &settings))
                 details {

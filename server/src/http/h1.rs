@@ -60,6 +60,13 @@ pub trait Prepared: Clone + Send + Sync + 'static {
 /// Appends an HTTP/1.1 response as hyper encodes it: the status line, `headers` (names
 /// in lower case), `content-length`, `date`, the blank line and `body`.
 pub fn write_response(out: &mut Vec<u8>, status: u16, headers: &[(&str, &str)], body: &[u8]) {
+    write_head(out, status, headers, body.len());
+    out.extend_from_slice(body);
+}
+
+/// Appends the head of a response with a body of `length` bytes, as
+/// [`write_response`] writes it; the body goes after it.
+pub fn write_head(out: &mut Vec<u8>, status: u16, headers: &[(&str, &str)], length: usize) {
     let reason = axum::http::StatusCode::from_u16(status)
         .ok()
         .and_then(|s| s.canonical_reason())
@@ -76,11 +83,10 @@ pub fn write_response(out: &mut Vec<u8>, status: u16, headers: &[(&str, &str)], 
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"content-length: ");
-    out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
+    out.extend_from_slice(itoa::Buffer::new().format(length).as_bytes());
     out.extend_from_slice(b"\r\ndate: ");
     date(out);
     out.extend_from_slice(b"\r\n\r\n");
-    out.extend_from_slice(body);
 }
 
 /// The current time as an HTTP date, formatted once a second per thread.
@@ -200,7 +206,7 @@ fn digits(value: &[u8]) -> Option<usize> {
 
 /// Serves one connection: the prepared path while it can, then hyper with `service`.
 /// Returns when the peer closes, has not sent its next request within [`HEAD_TIMEOUT`]
-/// of the last answer, or `stop` turns true between requests.
+/// of the last answer, or `stop` turns true (seen before it waits for the next request).
 pub async fn connection<IO, P, S>(
     mut io: IO,
     peer: SocketAddr,
@@ -217,47 +223,67 @@ pub async fn connection<IO, P, S>(
     let mut out: Vec<u8> = Vec::with_capacity(8192);
     let mut deadline = tokio::time::Instant::now() + HEAD_TIMEOUT;
     let mut answered = false;
-    loop {
-        let mut consumed = 0;
-        let handoff = loop {
-            match step(&prepared, &buf[consumed..], &mut out) {
-                Step::Answered(n) => consumed += n,
-                Step::More => break false,
-                Step::HandOff => break true,
-            }
-        };
-        if consumed > 0 {
-            answered = true;
-            buf.drain(..consumed);
-            deadline = tokio::time::Instant::now() + HEAD_TIMEOUT;
-        }
-        if !out.is_empty() {
-            if io.write_all(&out).await.is_err() {
-                return;
-            }
-            out.clear();
-        }
-        if handoff {
-            return hand_off(io, buf, answered, peer, service, stop).await;
-        }
-        if *stop.borrow() {
-            return;
-        }
-        if buf.capacity() - buf.len() < 1024 {
-            buf.reserve(4096);
-        }
-        tokio::select! {
-            read = tokio::time::timeout_at(deadline, io.read_buf(&mut buf)) => match read {
-                Ok(Ok(n)) if n > 0 => {}
-                // The peer closed in the middle of a request: hyper answers that.
-                Ok(Ok(_)) if !buf.is_empty() => {
-                    return hand_off(io, buf, answered, peer, service, stop).await;
+    if *stop.borrow() {
+        return;
+    }
+    // One wait for `stop` and one timer serve every request of the prepared path: the
+    // timer is moved to the deadline only when it fires early, and the wait stays
+    // registered, so that a request costs no timer or waiter registration.
+    let handoff = {
+        let stopped = stop.changed();
+        tokio::pin!(stopped);
+        let timer = tokio::time::sleep_until(deadline);
+        tokio::pin!(timer);
+        loop {
+            let mut consumed = 0;
+            let handoff = loop {
+                match step(&prepared, &buf[consumed..], &mut out) {
+                    Step::Answered(n) => consumed += n,
+                    Step::More => break false,
+                    Step::HandOff => break true,
                 }
-                // The peer closed, failed, or said nothing in time.
-                _ => return,
-            },
-            _ = stop.changed() => return,
+            };
+            if consumed > 0 {
+                answered = true;
+                buf.drain(..consumed);
+                deadline = tokio::time::Instant::now() + HEAD_TIMEOUT;
+            }
+            if !out.is_empty() {
+                if io.write_all(&out).await.is_err() {
+                    return;
+                }
+                out.clear();
+            }
+            if handoff {
+                break true;
+            }
+            if buf.capacity() - buf.len() < 1024 {
+                buf.reserve(4096);
+            }
+            // In this order: a request that has arrived is read without looking at
+            // the others; `stop` is seen before the connection waits again.
+            tokio::select! {
+                biased;
+                read = io.read_buf(&mut buf) => match read {
+                    Ok(n) if n > 0 => {}
+                    // The peer closed in the middle of a request: hyper answers that.
+                    Ok(_) if !buf.is_empty() => break true,
+                    // The peer closed or failed.
+                    _ => break false,
+                },
+                _ = &mut stopped => break false,
+                () = &mut timer => {
+                    if tokio::time::Instant::now() >= deadline {
+                        // Nothing, or not a whole request, within the time.
+                        break false;
+                    }
+                    timer.as_mut().reset(deadline);
+                }
+            }
         }
+    };
+    if handoff {
+        hand_off(io, buf, answered, peer, service, stop).await;
     }
 }
 
@@ -488,5 +514,73 @@ mod tests {
         // A host that is not visible ASCII is no host, as for the router.
         let (_, out) = run(b"GET /hello HTTP/1.1\r\nHost: \xc3\xa9\r\n\r\n");
         assert!(out.ends_with("\r\n\r\n-"), "{out}");
+    }
+
+    /// A router that answers nothing: these tests stay on the prepared path.
+    fn nobody() -> tower::util::BoxCloneService<Request, Response, Infallible> {
+        tower::util::BoxCloneService::new(tower::service_fn(|_: Request| async {
+            Ok::<_, Infallible>(Response::new(axum::body::Body::empty()))
+        }))
+    }
+
+    /// Reads one answer to `GET /hello` from `client`.
+    async fn answer(client: &mut tokio::io::DuplexStream) -> String {
+        let mut got = Vec::new();
+        let mut chunk = [0u8; 512];
+        while !got.ends_with(b"\r\n\r\n-") {
+            let read = tokio::time::timeout(Duration::from_secs(5), client.read(&mut chunk));
+            let n = read.await.expect("an answer within 5 s").unwrap();
+            assert!(n > 0, "closed after {:?}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&chunk[..n]);
+        }
+        String::from_utf8(got).unwrap()
+    }
+
+    /// An idle connection is closed `HEAD_TIMEOUT` after its last answer (not after the
+    /// first), one that went quiet in the middle of a request likewise, and one that
+    /// waits is closed as soon as `stop` turns true.
+    #[tokio::test(start_paused = true)]
+    async fn idle_connections_end_at_the_deadline_after_the_last_answer_or_at_stop() {
+        let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        let (mut client, server) = tokio::io::duplex(4096);
+        let served = tokio::spawn(connection(server, peer, Hello, nobody(), stop.clone()));
+        let request = b"GET /hello HTTP/1.1\r\n\r\n";
+        client.write_all(request).await.unwrap();
+        assert!(answer(&mut client).await.starts_with("HTTP/1.1 200 OK"));
+        tokio::time::sleep(HEAD_TIMEOUT - Duration::from_secs(10)).await;
+        client.write_all(request).await.unwrap();
+        answer(&mut client).await;
+        // Past the first answer's deadline, within the second's.
+        tokio::time::sleep(HEAD_TIMEOUT - Duration::from_secs(1)).await;
+        assert!(!served.is_finished());
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut rest));
+        closed.await.expect("closed at the deadline").unwrap();
+        assert!(rest.is_empty());
+        served.await.unwrap();
+
+        // Half a request, then nothing.
+        let (mut client, server) = tokio::io::duplex(4096);
+        let served = tokio::spawn(connection(server, peer, Hello, nobody(), stop.clone()));
+        client
+            .write_all(b"GET /hello HTTP/1.1\r\nHo")
+            .await
+            .unwrap();
+        tokio::time::sleep(HEAD_TIMEOUT + Duration::from_secs(1)).await;
+        assert!(served.is_finished());
+        served.await.unwrap();
+
+        // Waiting for its next request when the node stops.
+        let (mut client, server) = tokio::io::duplex(4096);
+        let served = tokio::spawn(connection(server, peer, Hello, nobody(), stop));
+        client.write_all(request).await.unwrap();
+        answer(&mut client).await;
+        stop_tx.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(1), served)
+            .await
+            .expect("the connection ended at stop")
+            .unwrap();
     }
 }
