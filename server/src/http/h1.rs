@@ -253,6 +253,7 @@ pub async fn connection<IO, P, S>(
                     return;
                 }
                 out.clear();
+                answered_one();
             }
             if handoff {
                 break true;
@@ -285,6 +286,34 @@ pub async fn connection<IO, P, S>(
     if handoff {
         hand_off(io, buf, answered, peer, service, stop).await;
     }
+}
+
+/// Writes of answers a thread of the front door makes before it offers its core to the
+/// other threads that wait for one (`sched_yield`).
+///
+/// Under load the runtime's two workers always find a connection to serve (a worker
+/// with ready connections wakes the other to take some), so they seldom wait in the
+/// kernel as nginx's workers do between batches, and on a kernel without preemption of
+/// running threads (`PREEMPT_NONE`, 250 Hz) whatever else wants the core waits up to a
+/// scheduler tick: 4 ms. Those are the node's other roles (DNS answers, IMAP) and, in
+/// `bench/autoconfig-users.sh`, the client sharing the cores, whose p99 stayed at 4.3 to
+/// 4.9 ms while nginx's was 2.3 to 3.5 in its good rounds. Offering the core every 16
+/// writes (about 0.3 ms of work) brought mailsite's p99 to 1.7 to 2.1 ms (BENCHMARKS.md).
+const YIELD_EVERY: u32 = 16;
+
+/// Counts a write of answers on this thread, offering the core after [`YIELD_EVERY`].
+fn answered_one() {
+    use std::cell::Cell;
+    thread_local! { static ANSWERS: Cell<u32> = const { Cell::new(0) }; }
+    ANSWERS.with(|answers| {
+        let n = answers.get() + 1;
+        if n >= YIELD_EVERY {
+            answers.set(0);
+            std::thread::yield_now();
+        } else {
+            answers.set(n);
+        }
+    });
 }
 
 /// Serves the rest of a connection with hyper: the bytes already read come first.
