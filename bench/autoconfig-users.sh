@@ -33,8 +33,11 @@
 #   5. prints a table per format: requests/s, p50 and p99 of the median round, the ratio,
 #      and whether mailsite's p99 was at most nginx's in every round.
 #
-# Environment knobs: USERS=10000 ROUNDS=3 DURATION=5 WARMUP=1 WRK_THREADS=2 WRK_CONNS=50
+# Environment knobs: USERS=10000 ROUNDS=3 DURATION=5 WARMUP=3 WRK_THREADS=2 WRK_CONNS=50
 #   FORMATS="thunderbird pox json mobileconfig" KEEP_TMP=1
+#   WARMUP: seconds of unrecorded load on each server before a format's first round;
+#   with 1 s, mailsite's first round was the widest-tailed of its run in 5 of the 8 runs
+#   of 2026-12-07 (BENCHMARKS.md).
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -47,7 +50,7 @@ bench_args "$@"
 USERS=${USERS:-10000}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5}
-WARMUP=${WARMUP:-1}
+WARMUP=${WARMUP:-3}
 WRK_THREADS=${WRK_THREADS:-2}
 WRK_CONNS=${WRK_CONNS:-50}
 FORMATS=${FORMATS:-thunderbird pox json mobileconfig}
