@@ -79,7 +79,7 @@ impl Template {
             .slots
             .iter()
             .any(|s| *s != Slot::User)
-            .then(|| apple::uuids(&format!("{username}@{domain}")));
+            .then(|| apple::address_uuids(&[username, "@", domain]));
         Filled {
             template: self,
             name: escape(username),
@@ -92,7 +92,7 @@ impl Template {
 pub struct Filled<'a> {
     template: &'a Template,
     name: std::borrow::Cow<'a, str>,
-    uuids: Option<(String, String)>,
+    uuids: Option<(apple::UuidText, apple::UuidText)>,
 }
 
 impl Filled<'_> {
@@ -100,8 +100,8 @@ impl Filled<'_> {
     pub fn len(&self) -> usize {
         let slot = |slot: &Slot| match (slot, &self.uuids) {
             (Slot::User, _) => self.name.len(),
-            (Slot::AccountUuid, Some((account, _))) => account.len(),
-            (Slot::ProfileUuid, Some((_, profile))) => profile.len(),
+            (Slot::AccountUuid, Some((account, _))) => account.as_str().len(),
+            (Slot::ProfileUuid, Some((_, profile))) => profile.as_str().len(),
             _ => 0,
         };
         self.template.len + self.template.slots.iter().map(slot).sum::<usize>()
@@ -116,8 +116,8 @@ impl Filled<'_> {
         for (slot, part) in self.template.slots.iter().zip(parts) {
             match (slot, &self.uuids) {
                 (Slot::User, _) => put(&self.name),
-                (Slot::AccountUuid, Some((account, _))) => put(account),
-                (Slot::ProfileUuid, Some((_, profile))) => put(profile),
+                (Slot::AccountUuid, Some((account, _))) => put(account.as_str()),
+                (Slot::ProfileUuid, Some((_, profile))) => put(profile.as_str()),
                 _ => {}
             }
             put(part);

@@ -1,6 +1,8 @@
 //! Apple configuration profiles (`.mobileconfig`): a `Configuration` plist holding one
 //! `com.apple.mail.managed` payload for the user's preferred protocol.
 
+use std::sync::LazyLock;
+
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -10,18 +12,39 @@ pub const CONTENT_TYPE: &str = "application/x-apple-aspen-config";
 
 /// The namespace of mailsite's profile UUIDs (RFC 9562 version 5: names hashed into a
 /// namespace), itself the version 5 UUID of the DNS name `mobileconfig.mailsite.invalid`.
-fn namespace() -> Uuid {
-    Uuid::new_v5(&Uuid::NAMESPACE_DNS, b"mobileconfig.mailsite.invalid")
-}
+static NAMESPACE: LazyLock<Uuid> =
+    LazyLock::new(|| Uuid::new_v5(&Uuid::NAMESPACE_DNS, b"mobileconfig.mailsite.invalid"));
 
 /// A UUID derived from `seed` (which names the site's domain and the user), so that
 /// installing the profile again replaces it rather than adding a second account.
 pub fn stable_uuid(seed: &str) -> String {
-    // Upper case, as Apple's own tools write them.
-    format!(
-        "{:X}",
-        Uuid::new_v5(&namespace(), seed.as_bytes()).hyphenated()
-    )
+    UuidText::of(seed.as_bytes()).as_str().to_string()
+}
+
+/// A profile UUID as text (upper case, hyphenated), held inline: the prepared path
+/// derives two per request.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct UuidText([u8; uuid::fmt::Hyphenated::LENGTH]);
+
+impl UuidText {
+    fn of(seed: &[u8]) -> UuidText {
+        let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
+        // Upper case, as Apple's own tools write them.
+        Uuid::new_v5(&NAMESPACE, seed)
+            .hyphenated()
+            .encode_upper(&mut text);
+        UuidText(text)
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("a formatted UUID is ASCII")
+    }
+}
+
+impl std::fmt::Debug for UuidText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The top level of a profile: a `Configuration` holding the account payload.
@@ -76,10 +99,25 @@ struct Account<'a> {
 
 /// The profile's two UUIDs for an address: the account payload's and the profile's.
 pub fn uuids(email: &str) -> (String, String) {
-    (
-        stable_uuid(&format!("account:{email}")),
-        stable_uuid(&format!("profile:{email}")),
-    )
+    let (account, profile) = address_uuids(&[email]);
+    (account.as_str().to_string(), profile.as_str().to_string())
+}
+
+/// [`uuids`] for the address made of `parts` (`[username, "@", domain]`), as text held
+/// inline: seeded `account:<address>` and `profile:<address>`, the two prefixes of one
+/// length, so one buffer serves both.
+pub fn address_uuids(parts: &[&str]) -> (UuidText, UuidText) {
+    const ACCOUNT: &[u8] = b"account:";
+    const PROFILE: &[u8] = b"profile:";
+    const _: () = assert!(ACCOUNT.len() == PROFILE.len());
+    let mut seed = Vec::with_capacity(ACCOUNT.len() + parts.iter().map(|p| p.len()).sum::<usize>());
+    seed.extend_from_slice(ACCOUNT);
+    for part in parts {
+        seed.extend_from_slice(part.as_bytes());
+    }
+    let account = UuidText::of(&seed);
+    seed[..PROFILE.len()].copy_from_slice(PROFILE);
+    (account, UuidText::of(&seed))
 }
 
 /// Renders the profile. `config.email` must be set (profiles are per user).
@@ -155,6 +193,21 @@ mod tests {
         assert_eq!(a.len(), 36);
         assert_eq!(&a[14..15], "5");
         assert_eq!(a, a.to_uppercase());
+    }
+
+    #[test]
+    fn an_address_keeps_the_uuids_it_had_so_a_profile_installed_again_replaces_itself() {
+        // Python's uuid.uuid5(uuid.uuid5(NAMESPACE_DNS, "mobileconfig.mailsite.invalid"),
+        // "account:alice@example.test"), and "profile:..." alike, upper case.
+        let account = "74685973-848C-5DA4-B261-6CADEACFD69D";
+        let profile = "DB23D2FE-7098-5BAC-8156-8247CD629B99";
+        let (a, p) = address_uuids(&["alice", "@", "example.test"]);
+        assert_eq!((a.as_str(), p.as_str()), (account, profile));
+        assert_eq!(
+            uuids("alice@example.test"),
+            (account.to_string(), profile.to_string())
+        );
+        assert_eq!(stable_uuid("profile:alice@example.test"), profile);
     }
 
     #[test]
