@@ -68,6 +68,11 @@ impl WriteTx {
     }
 }
 
+/// A message's row: username, mailbox, UID, MODSEQ, flags (space-separated), internal
+/// date, size, file (the Maildir base name).
+pub(super) const INSERT_MESSAGE: &str = "INSERT INTO messages (username, mailbox, uid, modseq, flags, internal_date, size, file) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (username, mailbox, uid) DO NOTHING";
+
 impl Store {
     /// A transaction that will write. On SQLite it takes the write lock at once
     /// (`BEGIN IMMEDIATE`), so that concurrent writers wait their turn instead of failing
@@ -246,8 +251,7 @@ impl Store {
                 .ok_or_else(|| StoreError::NoMailbox(name.to_string()))?;
             let flags = m.flags.join(" ");
             tx.execute(
-                "INSERT INTO messages (username, mailbox, uid, modseq, flags, internal_date, size, file) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (username, mailbox, uid) DO NOTHING",
+                INSERT_MESSAGE,
                 &[
                     Param::Text(username),
                     Param::Text(name),

@@ -204,19 +204,38 @@ impl Maildir {
         Ok(out)
     }
 
-    /// Moves a file another program dropped into `new/` to `cur/` (keeping its name).
-    pub fn adopt(&self, name: &str) -> io::Result<String> {
-        let target = if name.contains(":2,") {
-            name.to_string()
-        } else {
-            format!("{name}:2,")
-        };
-        fs::rename(
-            self.path.join("new").join(name),
-            self.path.join("cur").join(&target),
-        )?;
-        sync_dir(&self.path.join("cur"))?;
-        Ok(target)
+    /// Moves files another program dropped into `new/` to `cur/` (keeping their names),
+    /// then syncs `cur/` once; returns their names in `cur/`. A file another session
+    /// moved first is left out.
+    pub fn adopt_all(&self, names: Vec<String>) -> io::Result<Vec<String>> {
+        if names.is_empty() {
+            return Ok(names);
+        }
+        let (new, cur) = (self.path.join("new"), self.path.join("cur"));
+        let mut adopted = Vec::with_capacity(names.len());
+        let mut failed = None;
+        for name in names {
+            let target = if name.contains(":2,") {
+                name.clone()
+            } else {
+                format!("{name}:2,")
+            };
+            match fs::rename(new.join(&name), cur.join(&target)) {
+                Ok(()) => adopted.push(target),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        // The moves made are made durable even when one failed: the next scan of
+        // `cur/` indexes them.
+        sync_dir(&cur)?;
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(adopted),
+        }
     }
 
     /// Reads, or writes once, the folder's UIDVALIDITY (kept beside the messages so

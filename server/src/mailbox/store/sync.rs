@@ -4,12 +4,19 @@
 use std::collections::HashSet;
 use std::time::UNIX_EPOCH;
 
+use super::index::INSERT_MESSAGE;
+use super::local::Param;
 use super::maildir::{self, Maildir};
-use super::{MessageInfo, Result, Store, StoreError, blocking, names, now};
+use super::{Result, Store, StoreError, blocking, names, now};
 
 /// How old the modification time of `new/` must be for an unchanged one to mean that
 /// nothing was added since it was last looked at (file systems with one-second times).
 const NEW_SETTLED: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How many files one transaction of [`Store::index_files`] indexes: on SQLite its
+/// statements run on the calling thread, a few milliseconds for this many, and each
+/// commit is a sync of the database.
+const INDEX_BATCH: usize = 1000;
 
 impl Store {
     /// Indexes what is on disk but not in the index: files another program dropped into
@@ -51,15 +58,9 @@ impl Store {
                 return Ok(0);
             }
             let scan = dir.clone();
-            let new = blocking(move || scan.list("new")).await?;
-            let mut added = 0;
-            for file in new {
-                let Some(file) = self.adopt(&dir, file).await? else {
-                    continue;
-                };
-                self.index_file(username, &name, &dir, &file, false).await?;
-                added += 1;
-            }
+            let new = blocking(move || scan.adopt_all(scan.list("new")?)).await?;
+            let found = new.into_iter().map(|file| (file, false)).collect();
+            let added = self.index_files(username, &name, &dir, found).await?;
             if added > 0 {
                 self.changed(username);
             } else if let Some(stamp) = stamp {
@@ -90,29 +91,20 @@ impl Store {
             .map(|m| m.file)
             .collect();
         let scan = dir.clone();
-        let (cur, new) = blocking(move || Ok((scan.list("cur")?, scan.list("new")?))).await?;
-        let mut added = 0;
+        // What another program dropped into `new/` moves to `cur/` first (the files
+        // another session took meanwhile left out); in `cur/`, what the index lacks is
+        // this store's own writing (a row never committed) and keeps the UID it names.
+        let (cur, new) =
+            blocking(move || Ok((scan.list("cur")?, scan.adopt_all(scan.list("new")?)?))).await?;
         let mut found: Vec<(String, bool)> = cur
             .into_iter()
             .filter(|f| !known.contains(maildir::base(f)))
-            .map(|f| (f, false))
+            .map(|f| (f, true))
             .collect();
-        found.extend(new.into_iter().map(|f| (f, true)));
+        found.extend(new.into_iter().map(|f| (f, false)));
         // Oldest first, so UIDs follow arrival order.
         found.sort_by(|a, b| maildir::base(&a.0).cmp(maildir::base(&b.0)));
-        for (file, in_new) in found {
-            let file = if in_new {
-                match self.adopt(&dir, file).await? {
-                    Some(file) => file,
-                    None => continue,
-                }
-            } else {
-                file
-            };
-            self.index_file(username, &name, &dir, &file, !in_new)
-                .await?;
-            added += 1;
-        }
+        let added = self.index_files(username, &name, &dir, found).await?;
         self.scanned
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -123,82 +115,144 @@ impl Store {
         Ok(added)
     }
 
-    /// Moves a file from `new/` to `cur/`; `None` if another session took it first.
-    async fn adopt(&self, dir: &Maildir, file: String) -> Result<Option<String>> {
-        let d = dir.clone();
-        match blocking(move || d.adopt(&file)).await {
-            Ok(file) => Ok(Some(file)),
-            Err(StoreError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Adds an index row for a file in `cur/`, under the UID its name carries if that
-    /// UID is free and below UIDNEXT, else under a new UID. A file this store wrote
-    /// itself (`ours`: found in `cur/`) keeps its UID even at or above UIDNEXT, which
-    /// then moves past it: after a power loss the index may be older than the files.
-    async fn index_file(
+    /// Adds index rows for files in `cur/`, in the order given, [`INDEX_BATCH`] to a
+    /// transaction; returns how many. A file keeps the UID its name carries if that UID
+    /// is free and below UIDNEXT; a file this store wrote itself (`ours`) keeps it even
+    /// at or above UIDNEXT, which then moves past it (after a power loss the index may
+    /// be older than the files); any other gets a new UID. A file gone before it was
+    /// looked at (another session's expunge) is left out.
+    async fn index_files(
         &self,
         username: &str,
         name: &str,
         dir: &Maildir,
-        file: &str,
-        ours: bool,
-    ) -> Result<()> {
-        let path = dir.path.join("cur").join(file);
-        let meta = blocking(move || std::fs::metadata(path)).await?;
-        let internal_date = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or_else(now, |d| d.as_secs() as i64);
-        let info = self.mailbox(username, name).await?;
-        let claimed = maildir::uid_of(file)
-            .filter(|&u| u > 0 && (u < info.uidnext || ours && u < u32::MAX - 1));
-        if let Some(uid) = claimed.filter(|&u| u >= info.uidnext) {
-            let _turn = self.write_turn().await;
-            sqlx::query(
-                "UPDATE mailboxes SET uidnext = $1 WHERE username = $2 AND name = $3 AND uidnext <= $4",
+        files: Vec<(String, bool)>,
+    ) -> Result<usize> {
+        if files.is_empty() {
+            return Ok(0);
+        }
+        let cur = dir.path.join("cur");
+        let found = blocking(move || {
+            let mut found = Vec::with_capacity(files.len());
+            for (file, ours) in files {
+                let meta = match std::fs::metadata(cur.join(&file)) {
+                    Ok(meta) => meta,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                };
+                let internal_date = meta
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                    .map_or_else(now, |d| d.as_secs() as i64);
+                found.push(Found {
+                    file,
+                    ours,
+                    size: meta.len(),
+                    internal_date,
+                });
+            }
+            Ok(found)
+        })
+        .await?;
+        let mut added = 0;
+        for batch in found.chunks(INDEX_BATCH) {
+            added += self.index_batch(username, name, batch).await?;
+        }
+        Ok(added)
+    }
+
+    /// One transaction of [`Store::index_files`]: the mailbox row read and locked once,
+    /// the UIDs and MODSEQs given in order as [`Store::reserve`] and
+    /// [`Store::insert`] would give them one at a time, and the row written once.
+    async fn index_batch(&self, username: &str, name: &str, files: &[Found]) -> Result<usize> {
+        let mut tx = self.write_tx().await?;
+        self.lock_mailbox(&mut tx, username, name).await?;
+        let (mut uidnext, mut modseq) = tx
+            .fetch(
+                "SELECT uidnext, highestmodseq FROM mailboxes WHERE username = $1 AND name = $2",
+                &[Param::Text(username), Param::Text(name)],
+                |row| Ok((row.int("uidnext")?, row.int("highestmodseq")?)),
             )
-            .bind(i64::from(uid) + 1)
-            .bind(username)
-            .bind(name)
-            .bind(i64::from(uid))
-            .execute(&self.pool)
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::NoMailbox(name.to_string()))?;
+        for f in files {
+            let claimed = maildir::uid_of(&f.file)
+                .filter(|&u| u > 0 && (i64::from(u) < uidnext || f.ours && u < u32::MAX - 1));
+            if let Some(uid) = claimed.filter(|&u| i64::from(u) >= uidnext) {
+                uidnext = i64::from(uid) + 1;
+            }
+            let free = match claimed {
+                // Read in the transaction: a row it added counts as taken.
+                Some(uid) => tx
+                    .fetch(
+                        "SELECT 1 AS taken FROM messages WHERE username = $1 AND mailbox = $2 AND uid = $3",
+                        &[
+                            Param::Text(username),
+                            Param::Text(name),
+                            Param::Int(i64::from(uid)),
+                        ],
+                        |_| Ok(()),
+                    )
+                    .await?
+                    .is_empty(),
+                None => false,
+            };
+            let uid = match claimed {
+                Some(uid) if free => uid,
+                _ => {
+                    uidnext += 1;
+                    (uidnext - 1) as u32
+                }
+            };
+            modseq += 1;
+            let flags = maildir::flags_of(&f.file).join(" ");
+            tx.execute(
+                INSERT_MESSAGE,
+                &[
+                    Param::Text(username),
+                    Param::Text(name),
+                    Param::Int(i64::from(uid)),
+                    Param::Int(modseq),
+                    Param::Text(&flags),
+                    Param::Int(f.internal_date),
+                    Param::Int(f.size as i64),
+                    Param::Text(maildir::base(&f.file)),
+                ],
+            )
             .await?;
         }
-        let taken = match claimed {
-            Some(uid) => sqlx::query(
-                "SELECT 1 FROM messages WHERE username = $1 AND mailbox = $2 AND uid = $3",
-            )
-            .bind(username)
-            .bind(name)
-            .bind(i64::from(uid))
-            .fetch_optional(&self.pool)
-            .await?
-            .is_some(),
-            None => true,
-        };
-        let uid = match claimed {
-            Some(uid) if !taken => uid,
-            _ => self.reserve(username, name).await?.1,
-        };
-        let message = MessageInfo {
-            uid,
-            modseq: 0, // taken by insert
-            flags: maildir::flags_of(file),
-            internal_date,
-            size: meta.len(),
-            file: maildir::base(file).to_string(),
-        };
-        self.insert(username, name, &message).await
+        tx.execute(
+            "UPDATE mailboxes SET uidnext = $1, highestmodseq = $2 WHERE username = $3 AND name = $4",
+            &[
+                Param::Int(uidnext),
+                Param::Int(modseq),
+                Param::Text(username),
+                Param::Text(name),
+            ],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(files.len())
     }
+}
+
+/// A file in `cur/` to index, as [`Store::index_files`] found it.
+struct Found {
+    file: String,
+    /// Written by this store (found in `cur/`), not dropped into `new/` by another
+    /// program.
+    ours: bool,
+    size: u64,
+    internal_date: i64,
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::fixture::{msg, store};
     use super::super::maildir;
+    use super::INDEX_BATCH;
 
     #[tokio::test]
     async fn files_dropped_into_new_are_picked_up() {
@@ -271,6 +325,71 @@ mod tests {
         assert_eq!(s.mailbox("dora", "INBOX").await.unwrap().uidnext, 8);
         let (_, next) = s.append("dora", "INBOX", msg(3), &[], None).await.unwrap();
         assert_eq!(next, 8);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[tokio::test]
+    async fn many_dropped_files_are_indexed_in_order_across_transactions() {
+        let (s, dir) = store().await;
+        s.ensure_user("nora").await.unwrap();
+        s.append("nora", "INBOX", msg(1), &[], None).await.unwrap();
+        let before = s.mailbox("nora", "INBOX").await.unwrap();
+        // More than two transactions' worth, some with flags in their names.
+        let drop = |from: usize, count: usize| {
+            for n in from..from + count {
+                let flags = if n % 3 == 0 { ":2,S" } else { "" };
+                let file = format!("mail/nora/new/1700000000.M{n:06}.external.host{flags}");
+                std::fs::write(dir.join(file), msg(n as u32 + 2)).unwrap();
+            }
+        };
+        let first = 2 * INDEX_BATCH + 7;
+        drop(0, first);
+        assert_eq!(s.sync("nora", "INBOX").await.unwrap(), first);
+        // Then the later kind of sync, which looks at `new/` only.
+        drop(first, INDEX_BATCH + 1);
+        assert_eq!(s.sync("nora", "INBOX").await.unwrap(), INDEX_BATCH + 1);
+        let total = first + INDEX_BATCH + 1;
+        let list = s.messages("nora", "INBOX").await.unwrap();
+        let uids: Vec<u32> = list.iter().map(|m| m.uid).collect();
+        assert_eq!(uids, (1..=total as u32 + 1).collect::<Vec<_>>());
+        // Each row its own MODSEQ, rising with the UID, the mailbox's the last of them.
+        assert!(list.windows(2).all(|w| w[0].modseq < w[1].modseq));
+        let after = s.mailbox("nora", "INBOX").await.unwrap();
+        assert_eq!(after.highestmodseq, before.highestmodseq + total as u64);
+        assert_eq!(list.last().unwrap().modseq, after.highestmodseq);
+        assert_eq!(after.uidnext, total as u32 + 2);
+        // Files in arrival order: UID n + 2 holds message n + 2, with its flags.
+        for uid in [2, 3, INDEX_BATCH as u32 + 2, total as u32 + 1] {
+            assert_eq!(s.read("nora", "INBOX", uid).await.unwrap(), msg(uid));
+            let seen = list[uid as usize - 1].flags == ["\\Seen"];
+            assert_eq!(seen, (uid - 2) % 3 == 0, "UID {uid}");
+        }
+        assert_eq!(
+            std::fs::read_dir(dir.join("mail/nora/new"))
+                .unwrap()
+                .count(),
+            0
+        );
+        let (_, next) = s.append("nora", "INBOX", msg(0), &[], None).await.unwrap();
+        assert_eq!(next, total as u32 + 2);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[tokio::test]
+    async fn two_files_that_name_one_uid_get_two() {
+        let (s, dir) = store().await;
+        s.ensure_user("dora").await.unwrap();
+        s.append("dora", "INBOX", msg(1), &[], None).await.unwrap();
+        let md = s.maildir("dora", "INBOX").unwrap();
+        md.write(&maildir::unique_name(10, 5), &[], &msg(2))
+            .unwrap();
+        md.write(&maildir::unique_name(10, 5), &[], &msg(3))
+            .unwrap();
+        assert_eq!(s.sync("dora", "INBOX").await.unwrap(), 2);
+        assert_eq!(s.uids("dora", "INBOX").await.unwrap(), [1, 5, 6]);
+        assert_eq!(s.read("dora", "INBOX", 5).await.unwrap(), msg(2));
+        assert_eq!(s.read("dora", "INBOX", 6).await.unwrap(), msg(3));
+        assert_eq!(s.mailbox("dora", "INBOX").await.unwrap().uidnext, 7);
         std::fs::remove_dir_all(dir).ok();
     }
 
