@@ -180,11 +180,15 @@ impl Store {
         for f in files {
             let claimed = maildir::uid_of(&f.file)
                 .filter(|&u| u > 0 && (i64::from(u) < uidnext || f.ours && u < u32::MAX - 1));
-            if let Some(uid) = claimed.filter(|&u| i64::from(u) >= uidnext) {
+            // Every row's UID is below UIDNEXT (UIDs are reserved by moving it), so a
+            // UID at or above it is free; one below it is looked up, in the transaction,
+            // where a row it added counts too.
+            let above = claimed.filter(|&u| i64::from(u) >= uidnext);
+            if let Some(uid) = above {
                 uidnext = i64::from(uid) + 1;
             }
             let free = match claimed {
-                // Read in the transaction: a row it added counts as taken.
+                Some(_) if above.is_some() => true,
                 Some(uid) => tx
                     .fetch(
                         "SELECT 1 AS taken FROM messages WHERE username = $1 AND mailbox = $2 AND uid = $3",
