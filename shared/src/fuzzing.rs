@@ -20,8 +20,38 @@ pub fn documents(data: &[u8]) {
     };
     let _ = crate::xml::parse(text);
     let _ = thunderbird::parse(text);
-    let _ = autodiscover::parse_request(text);
+    // The request read without a tree reads what the tree holds.
+    assert_eq!(
+        autodiscover::parse_request(text),
+        request_from_tree(text),
+        "{text:?}"
+    );
     let _ = autodiscover::parse_response(text);
+}
+
+/// A POX request read from the element tree (what `parse_request` reads as it walks).
+fn request_from_tree(
+    text: &str,
+) -> Result<autodiscover::Request, crate::autoconfig::DocumentError> {
+    use crate::autoconfig::DocumentError;
+    let root = crate::xml::parse(text)?;
+    if root.name != "Autodiscover" {
+        return Err(DocumentError::Missing("the Autodiscover root element"));
+    }
+    let request = root
+        .child("Request")
+        .ok_or(DocumentError::Missing("Request"))?;
+    let email = request
+        .child_text("EMailAddress")
+        .filter(|e| !e.is_empty())
+        .ok_or(DocumentError::Missing("EMailAddress"))?
+        .to_string();
+    Ok(autodiscover::Request {
+        email,
+        schema: request
+            .child_text("AcceptableResponseSchema")
+            .map(str::to_string),
+    })
 }
 
 /// Any address: either refused, or routed and rendered into documents that parse back
@@ -124,5 +154,46 @@ mod tests {
             addresses(seed);
             configs(seed);
         }
+    }
+
+    #[test]
+    fn a_request_read_as_it_is_walked_is_what_its_tree_holds() {
+        let requests = [
+            "<Autodiscover><Request><EMailAddress> x@example.test </EMailAddress></Request></Autodiscover>",
+            "<a:Autodiscover xmlns:a=\"urn:x\"><a:Request><a:EMailAddress>x@example.test</a:EMailAddress><a:AcceptableResponseSchema>s</a:AcceptableResponseSchema></a:Request></a:Autodiscover>",
+            // The first of each counts; text of the element itself, not of its children.
+            "<Autodiscover><Request><EMailAddress>a<b>no</b>&amp;<![CDATA[c]]>&#x41;</EMailAddress><EMailAddress>second</EMailAddress></Request><Request><EMailAddress>r2</EMailAddress></Request></Autodiscover>",
+            "<Autodiscover><Other><EMailAddress>deep</EMailAddress></Other><Request><Inner><EMailAddress>deeper</EMailAddress></Inner><EMailAddress/></Request></Autodiscover>",
+            "<Autodiscover><Request/><Request><EMailAddress>later</EMailAddress></Request></Autodiscover>",
+            "<Autodiscover><Request><AcceptableResponseSchema/><AcceptableResponseSchema>two</AcceptableResponseSchema><EMailAddress><!-- c -->x@example.test</EMailAddress></Request></Autodiscover>",
+            "<Other><Request><EMailAddress>x@example.test</EMailAddress></Request></Other>",
+            "<Autodiscover><Request><EMailAddress>x</EMailAddress></Request></Autodiscover><Autodiscover/>",
+            "<?xml version=\"1.0\"?><!DOCTYPE x><Autodiscover/>",
+            "<Autodiscover a=\"&bogus;\"><Request><EMailAddress>x</EMailAddress></Request></Autodiscover>",
+            "<Autodiscover><Request><EMailAddress>x</Request></EMailAddress></Autodiscover>",
+            "<Autodiscover/>",
+            "text",
+            "",
+        ];
+        for request in requests {
+            // Each, and each of its beginnings (unfinished documents and their errors).
+            for end in 0..=request.len() {
+                documents(&request.as_bytes()[..end]);
+            }
+        }
+        let deep = format!(
+            "<Autodiscover><Request><EMailAddress>x</EMailAddress>{}{}</Request></Autodiscover>",
+            "<a>".repeat(40),
+            "</a>".repeat(40)
+        );
+        documents(deep.as_bytes());
+        let read = autodiscover::parse_request(requests[2]).unwrap();
+        assert_eq!(read.email, "a&cA");
+        assert_eq!(
+            autodiscover::parse_request(requests[4])
+                .unwrap_err()
+                .to_string(),
+            "the document is missing EMailAddress"
+        );
     }
 }

@@ -66,70 +66,74 @@ impl Element {
     }
 }
 
-fn local(name: &[u8]) -> String {
+fn local(name: &[u8]) -> Cow<'_, str> {
     let local = match name.iter().rposition(|&b| b == b':') {
         Some(i) => &name[i + 1..],
         None => name,
     };
-    String::from_utf8_lossy(local).into_owned()
+    String::from_utf8_lossy(local)
 }
 
-fn start(e: &BytesStart<'_>) -> Result<Element, XmlError> {
-    let mut attributes = Vec::new();
-    for a in e.attributes() {
-        let a = a.map_err(|err| XmlError(format!("bad attribute: {err}")))?;
-        let value = a
-            .unescape_value()
-            .map_err(|err| XmlError(format!("bad attribute value: {err}")))?;
-        attributes.push((local(a.key.as_ref()), value.into_owned()));
+/// What [`walk`] meets in a document, in document order.
+pub enum Step<'a> {
+    /// An element opens (its attributes already checked); an empty element's
+    /// [`Step::End`] follows at once.
+    Start(Start<'a>),
+    /// Text, CDATA or a resolved reference directly inside the innermost open element.
+    Text(&'a str),
+    /// The innermost open element closes.
+    End,
+}
+
+/// An element's start tag.
+pub struct Start<'a> {
+    /// Its local name.
+    pub name: &'a str,
+    tag: &'a BytesStart<'a>,
+}
+
+impl Start<'_> {
+    /// Its attributes, by local name, values unescaped.
+    pub fn attributes(&self) -> Result<Vec<(String, String)>, XmlError> {
+        let mut attributes = Vec::new();
+        for a in self.tag.attributes() {
+            let a = a.map_err(|err| XmlError(format!("bad attribute: {err}")))?;
+            let value = a
+                .unescape_value()
+                .map_err(|err| XmlError(format!("bad attribute value: {err}")))?;
+            attributes.push((local(a.key.as_ref()).into_owned(), value.into_owned()));
+        }
+        Ok(attributes)
     }
-    Ok(Element {
-        name: local(e.name().as_ref()),
-        attributes,
-        ..Element::default()
-    })
+}
+
+/// Checks an element's attributes as [`Start::attributes`] reads them, keeping none.
+fn check_attributes(tag: &BytesStart<'_>) -> Result<(), XmlError> {
+    for a in tag.attributes() {
+        let a = a.map_err(|err| XmlError(format!("bad attribute: {err}")))?;
+        a.unescape_value()
+            .map_err(|err| XmlError(format!("bad attribute value: {err}")))?;
+    }
+    Ok(())
 }
 
 /// Parses a document into its root element.
 pub fn parse(text: &str) -> Result<Element, XmlError> {
-    let mut reader = Reader::from_str(text);
-    reader.config_mut().check_end_names = true;
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
-    let mut count = 0usize;
-    loop {
-        let event = reader.read_event().map_err(|e| {
-            XmlError(format!(
-                "not well-formed XML at byte {}: {e}",
-                reader.error_position()
-            ))
-        })?;
-        match event {
-            Event::Start(e) | Event::Empty(e) if root.is_some() => {
-                let _ = e;
-                return Err(XmlError("content after the root element".into()));
-            }
-            Event::Start(e) => {
-                count += 1;
-                if stack.len() >= MAX_DEPTH || count > MAX_ELEMENTS {
-                    return Err(XmlError(
-                        "the document is nested too deeply or too large".into(),
-                    ));
-                }
-                stack.push(start(&e)?);
-            }
-            Event::Empty(e) => {
-                count += 1;
-                if count > MAX_ELEMENTS {
-                    return Err(XmlError("the document is too large".into()));
-                }
-                let el = start(&e)?;
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(el),
-                    None => root = Some(el),
+    walk(text, |step| {
+        match step {
+            Step::Start(start) => stack.push(Element {
+                name: start.name.to_string(),
+                attributes: start.attributes()?,
+                ..Element::default()
+            }),
+            Step::Text(text) => {
+                if let Some(el) = stack.last_mut() {
+                    el.text.push_str(text);
                 }
             }
-            Event::End(_) => {
+            Step::End => {
                 let el = stack
                     .pop()
                     .ok_or_else(|| XmlError("unbalanced end tag".into()))?;
@@ -138,37 +142,96 @@ pub fn parse(text: &str) -> Result<Element, XmlError> {
                     None => root = Some(el),
                 }
             }
+        }
+        Ok(())
+    })?;
+    root.ok_or_else(|| XmlError("the document has no root element".into()))
+}
+
+/// Reads a whole document, giving `visit` each element's start and end and the text
+/// inside, without building a tree: for reading a few values out of a request on a
+/// hot path. The document is checked as [`parse`] checks it (well-formed, one root,
+/// bounded depth and size, no DTD) and the same errors come back; an error from
+/// `visit` ends the walk.
+pub fn walk(
+    text: &str,
+    mut visit: impl FnMut(Step<'_>) -> Result<(), XmlError>,
+) -> Result<(), XmlError> {
+    let mut reader = Reader::from_str(text);
+    reader.config_mut().check_end_names = true;
+    let (mut depth, mut count, mut rooted) = (0usize, 0usize, false);
+    loop {
+        let event = reader.read_event().map_err(|e| {
+            XmlError(format!(
+                "not well-formed XML at byte {}: {e}",
+                reader.error_position()
+            ))
+        })?;
+        match event {
+            Event::Start(_) | Event::Empty(_) if rooted => {
+                return Err(XmlError("content after the root element".into()));
+            }
+            Event::Start(ref e) | Event::Empty(ref e) => {
+                let empty = matches!(event, Event::Empty(_));
+                count += 1;
+                if count > MAX_ELEMENTS || !empty && depth >= MAX_DEPTH {
+                    return Err(XmlError(match empty {
+                        true => "the document is too large".into(),
+                        false => "the document is nested too deeply or too large".into(),
+                    }));
+                }
+                check_attributes(e)?;
+                let name = local(e.name().into_inner());
+                visit(Step::Start(Start {
+                    name: &name,
+                    tag: e,
+                }))?;
+                if empty {
+                    visit(Step::End)?;
+                    rooted |= depth == 0;
+                } else {
+                    depth += 1;
+                }
+            }
+            Event::End(_) => {
+                if depth == 0 {
+                    return Err(XmlError("unbalanced end tag".into()));
+                }
+                visit(Step::End)?;
+                depth -= 1;
+                rooted |= depth == 0;
+            }
             Event::Text(t) => {
                 let s = t.decode().map_err(|e| XmlError(format!("bad text: {e}")))?;
-                match stack.last_mut() {
-                    Some(el) => el.text.push_str(&s),
-                    None if s.trim().is_empty() => {}
-                    None => return Err(XmlError("text outside the root element".into())),
+                if depth > 0 {
+                    visit(Step::Text(&s))?;
+                } else if !s.trim().is_empty() {
+                    return Err(XmlError("text outside the root element".into()));
                 }
             }
             Event::CData(t) => {
                 let s = t
                     .decode()
                     .map_err(|e| XmlError(format!("bad CDATA: {e}")))?;
-                if let Some(el) = stack.last_mut() {
-                    el.text.push_str(&s);
+                if depth > 0 {
+                    visit(Step::Text(&s))?;
                 }
             }
             Event::GeneralRef(r) => {
-                let resolved = match r.resolve_char_ref() {
-                    Ok(Some(c)) => c.to_string(),
+                let mut buffer = [0; 4];
+                let resolved: &str = match r.resolve_char_ref() {
+                    Ok(Some(c)) => c.encode_utf8(&mut buffer),
                     Ok(None) => {
                         let name = r
                             .decode()
                             .map_err(|e| XmlError(format!("bad entity: {e}")))?;
                         quick_xml::escape::resolve_predefined_entity(&name)
                             .ok_or_else(|| XmlError(format!("unknown entity &{name};")))?
-                            .to_string()
                     }
                     Err(e) => return Err(XmlError(format!("bad character reference: {e}"))),
                 };
-                if let Some(el) = stack.last_mut() {
-                    el.text.push_str(&resolved);
+                if depth > 0 {
+                    visit(Step::Text(resolved))?;
                 }
             }
             Event::DocType(_) => {
@@ -180,10 +243,13 @@ pub fn parse(text: &str) -> Result<Element, XmlError> {
             Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
         }
     }
-    if !stack.is_empty() {
+    if depth > 0 {
         return Err(XmlError("the document ends inside an element".into()));
     }
-    root.ok_or_else(|| XmlError("the document has no root element".into()))
+    if !rooted {
+        return Err(XmlError("the document has no root element".into()));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -21,25 +21,82 @@ pub struct Request {
     pub schema: Option<String>,
 }
 
-/// Reads a POX request body: `<Autodiscover><Request><EMailAddress>`.
+/// Reads a POX request body: `<Autodiscover><Request><EMailAddress>`. What it reads is
+/// what [`xml::parse`] and the tree's `child` and `child_text` would find (the first
+/// `Request` in the root, its first `EMailAddress` and `AcceptableResponseSchema`, their
+/// own text trimmed), walked without building the tree: every Outlook that sets itself
+/// up sends one, and the answer is prepared.
 pub fn parse_request(text: &str) -> Result<Request, DocumentError> {
-    let root = xml::parse(text)?;
-    if root.name != "Autodiscover" {
+    #[derive(PartialEq)]
+    enum Seen {
+        No,
+        Inside,
+        Done,
+    }
+    let (mut depth, mut root, mut request) = (0usize, false, Seen::No);
+    let (mut email, mut schema): (Option<String>, Option<String>) = (None, None);
+    // Which of the two the element open at depth 3 is, if it is the first of its name.
+    let mut field: Option<bool> = None;
+    xml::walk(text, |step| {
+        match step {
+            xml::Step::Start(start) => {
+                depth += 1;
+                match depth {
+                    1 => root = start.name == "Autodiscover",
+                    2 if request == Seen::No && start.name == "Request" => {
+                        request = Seen::Inside;
+                    }
+                    3 if request == Seen::Inside => {
+                        field = match start.name {
+                            "EMailAddress" if email.is_none() => Some(true),
+                            "AcceptableResponseSchema" if schema.is_none() => Some(false),
+                            _ => None,
+                        };
+                        match field {
+                            Some(true) => email = Some(String::new()),
+                            Some(false) => schema = Some(String::new()),
+                            None => {}
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            xml::Step::Text(text) => {
+                let into = match field {
+                    Some(true) if depth == 3 => email.as_mut(),
+                    Some(false) if depth == 3 => schema.as_mut(),
+                    _ => None,
+                };
+                if let Some(into) = into {
+                    into.push_str(text);
+                }
+            }
+            xml::Step::End => {
+                match depth {
+                    3 => field = None,
+                    2 if request == Seen::Inside => request = Seen::Done,
+                    _ => {}
+                }
+                depth -= 1;
+            }
+        }
+        Ok(())
+    })?;
+    if !root {
         return Err(DocumentError::Missing("the Autodiscover root element"));
     }
-    let request = root
-        .child("Request")
-        .ok_or(DocumentError::Missing("Request"))?;
-    let email = request
-        .child_text("EMailAddress")
+    if request == Seen::No {
+        return Err(DocumentError::Missing("Request"));
+    }
+    let email = email
+        .as_deref()
+        .map(str::trim)
         .filter(|e| !e.is_empty())
         .ok_or(DocumentError::Missing("EMailAddress"))?
         .to_string();
     Ok(Request {
         email,
-        schema: request
-            .child_text("AcceptableResponseSchema")
-            .map(str::to_string),
+        schema: schema.as_deref().map(|s| s.trim().to_string()),
     })
 }
 
