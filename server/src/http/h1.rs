@@ -253,7 +253,7 @@ pub async fn connection<IO, P, S>(
                     return;
                 }
                 out.clear();
-                answered_one();
+                wrote_answers();
             }
             if handoff {
                 break true;
@@ -302,7 +302,7 @@ pub async fn connection<IO, P, S>(
 const YIELD_EVERY: u32 = 16;
 
 /// Counts a write of answers on this thread, offering the core after [`YIELD_EVERY`].
-fn answered_one() {
+fn wrote_answers() {
     use std::cell::Cell;
     thread_local! { static ANSWERS: Cell<u32> = const { Cell::new(0) }; }
     ANSWERS.with(|answers| {
