@@ -60,7 +60,18 @@ impl Store {
             let scan = dir.clone();
             let new = blocking(move || scan.adopt_all(scan.list("new")?)).await?;
             let found = new.into_iter().map(|file| (file, false)).collect();
-            let added = self.index_files(username, &name, &dir, found).await?;
+            let added = match self.index_files(username, &name, &dir, found).await {
+                Ok(added) => added,
+                Err(e) => {
+                    // The files moved to `cur/` may lack their rows: the next sync
+                    // scans `cur/` as a first one does, and indexes them.
+                    self.scanned
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&key);
+                    return Err(e);
+                }
+            };
             if added > 0 {
                 self.changed(username);
             } else if let Some(stamp) = stamp {
@@ -376,6 +387,35 @@ mod tests {
         );
         let (_, next) = s.append("nora", "INBOX", msg(0), &[], None).await.unwrap();
         assert_eq!(next, total as u32 + 2);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[tokio::test]
+    async fn files_moved_to_cur_before_a_failed_index_are_indexed_by_the_next_sync() {
+        let (s, dir) = store().await;
+        s.ensure_user("nora").await.unwrap();
+        s.append("nora", "INBOX", msg(1), &[], None).await.unwrap();
+        assert_eq!(s.sync("nora", "INBOX").await.unwrap(), 0);
+        std::fs::write(dir.join("mail/nora/new/1700000000.external.host"), msg(9)).unwrap();
+        // The index cannot take rows for a moment.
+        let rename = |from: &str, to: &str| {
+            let sql = format!("ALTER TABLE {from} RENAME TO {to}");
+            let pool = s.pool.clone();
+            async move { sqlx::query(&sql).execute(&pool).await.unwrap() }
+        };
+        rename("messages", "messages_away").await;
+        assert!(s.sync("nora", "INBOX").await.is_err());
+        rename("messages_away", "messages").await;
+        // The file left `new/` for `cur/` without a row; the next sync finds it there.
+        assert_eq!(
+            std::fs::read_dir(dir.join("mail/nora/new"))
+                .unwrap()
+                .count(),
+            0
+        );
+        assert_eq!(s.sync("nora", "INBOX").await.unwrap(), 1);
+        assert_eq!(s.uids("nora", "INBOX").await.unwrap(), [1, 2]);
+        assert_eq!(s.read("nora", "INBOX", 2).await.unwrap(), msg(9));
         std::fs::remove_dir_all(dir).ok();
     }
 
